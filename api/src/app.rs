@@ -1,0 +1,82 @@
+//! Start-up: connect, migrate, seed the demo on an empty database, bind the listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::db::Db;
+use crate::db::entities::tenant;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// A built application: state ready, listener bound, not yet serving.
+pub struct Application {
+    pub state: AppState,
+    listener: TcpListener,
+    port: u16,
+}
+
+/// Connects to the configured database and applies migrations (with the owner connection, if one
+/// is configured), then grants the app role its table access.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    let url = config.effective_database_url();
+    if let Some(owner_url) = &config.migration_database_url {
+        let owner = Db::connect(owner_url).await.context("connecting with QM_MIGRATION_DATABASE_URL")?;
+        owner.migrate().await.context("running migrations")?;
+        if let Some(role) = &config.database_app_role {
+            owner.grant_app_role(role).await.context("granting the app role")?;
+        }
+        owner.conn().clone().close().await.ok();
+        return Db::connect(&url).await.context("connecting to the database");
+    }
+    let db = Db::connect(&url).await.context("connecting to the database")?;
+    db.migrate().await.context("running migrations")?;
+    if let Some(role) = &config.database_app_role {
+        db.grant_app_role(role).await.context("granting the app role")?;
+    }
+    Ok(db)
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = connect_and_migrate(&config).await?;
+        let jwt = JwtKeys::from_config(&config.jwt, &config.data_dir).context("loading JWT keys")?;
+        if config.demo && tenant::Entity::find().count(db.conn()).await? == 0 {
+            let params = crate::demo::default_params(config.demo_seed, chrono::Utc::now().date_naive());
+            tracing::info!("empty database: seeding the demo tenant");
+            let seeded = crate::demo::seed(&db, &params).await.context("seeding the demo tenant")?;
+            tracing::info!(variants = seeded.variants, demand_rows = seeded.demand_rows, "demo tenant seeded");
+        }
+        let listener = TcpListener::bind(&config.listen).with_context(|| format!("binding {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let state =
+            AppState { db, jwt: Arc::new(jwt), config: Arc::new(config), metrics: Arc::new(Metrics::default()) };
+        Ok(Self { state, listener, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests (up to 30 s).
+    pub async fn run_until_stopped(self, workers: usize) -> anyhow::Result<()> {
+        crate::http::serve(self.listener, self.state, workers)?.await?;
+        Ok(())
+    }
+
+    /// Starts serving in the background and returns the server handle (tests, benchmarks).
+    pub fn spawn(self, workers: usize) -> anyhow::Result<actix_web::dev::ServerHandle> {
+        let server = crate::http::serve(self.listener, self.state, workers)?;
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(handle)
+    }
+}

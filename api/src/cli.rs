@@ -1,0 +1,99 @@
+//! The `quartermaster` command line: serve (default), migrate, demo, token.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use qm_domain::Role;
+
+use crate::app::{Application, connect_and_migrate};
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::services::tenants;
+
+#[derive(Parser)]
+#[command(name = "quartermaster", version, about = "Multi-tenant supply-chain backend with a GraphQL API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Seed the demo tenant (slug "demo") if it does not exist.
+    Demo,
+    /// Mint a JWT for local use.
+    Token {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Role to grant; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Subject (user) the token speaks for.
+        #[arg(long, default_value = "cli")]
+        subject: String,
+    },
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load()?;
+    crate::telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Migrate => {
+                connect_and_migrate(&config).await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Demo => {
+                let db = connect_and_migrate(&config).await?;
+                let params = crate::demo::default_params(config.demo_seed, chrono::Utc::now().date_naive());
+                let seeded = crate::demo::seed(&db, &params).await?;
+                if seeded.created {
+                    println!(
+                        "demo tenant seeded: {} variants, {} days of demand rows ({} rows)",
+                        seeded.variants, params.days, seeded.demand_rows
+                    );
+                } else {
+                    println!("demo tenant already exists; nothing changed");
+                }
+                Ok(())
+            }
+            Command::Token { tenant, roles, subject } => {
+                let roles = roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>()?;
+                let db = connect_and_migrate(&config).await?;
+                let t = tenants::find_by_slug(&db, &tenant)
+                    .await?
+                    .with_context(|| format!("no tenant with slug {tenant:?}"))?;
+                let keys = JwtKeys::from_config(&config.jwt, &config.data_dir)?;
+                println!("{}", keys.mint(t.id, &subject, &roles, None, chrono::Utc::now())?);
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    let state = app.state.clone();
+    let host = state.config.listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default();
+    let host = if host == "0.0.0.0" || host.is_empty() { "127.0.0.1".to_owned() } else { host };
+    println!("Quartermaster is serving GraphiQL at http://{host}:{}/graphql", app.port());
+    if let Some(demo) = tenants::find_by_slug(&state.db, crate::demo::DEMO_SLUG).await?
+        && state.jwt.can_mint()
+    {
+        let token = state.jwt.mint(demo.id, "demo-admin", &[Role::Owner], None, chrono::Utc::now())?;
+        println!(
+            "Demo tenant owner token (valid {} s); send it as `Authorization: Bearer <token>`:",
+            state.config.jwt.ttl_seconds
+        );
+        println!("{token}");
+    }
+    app.run_until_stopped(0).await
+}

@@ -1,0 +1,264 @@
+//! Configuration: the only module that reads the environment.
+//!
+//! Layers, later wins: the embedded `config.default.toml` (which documents every key), an optional
+//! TOML file named by `QM_CONFIG`, then `QM_<KEY>` environment variables. The result is validated
+//! once; an invalid value fails start-up with the key's name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+
+const DEFAULTS: &str = include_str!("../config.default.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    Hs256,
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub algorithm: JwtAlgorithm,
+    pub secret: Option<SecretString>,
+    pub public_key_pem: Option<String>,
+    pub private_key_pem: Option<SecretString>,
+    pub issuer: String,
+    pub audience: String,
+    pub ttl_seconds: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub migration_database_url: Option<String>,
+    pub database_app_role: Option<String>,
+    pub platform_token: Option<SecretString>,
+    pub jwt: JwtConfig,
+    pub log_format: LogFormat,
+    pub demo: bool,
+    pub demo_seed: u64,
+    pub limits: Limits,
+}
+
+type Raw = BTreeMap<String, String>;
+
+fn flatten(text: &str, origin: &str, into: &mut Raw, known: Option<&Raw>) -> anyhow::Result<()> {
+    let table: toml::Table = toml::from_str(text).with_context(|| format!("parsing {origin}"))?;
+    for (k, v) in table {
+        if let Some(known) = known
+            && !known.contains_key(&k)
+        {
+            bail!("{origin}: unknown key {k:?}");
+        }
+        let s = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            _ => bail!("{origin}: {k} must be a string, number or boolean"),
+        };
+        into.insert(k, s);
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Loads the configuration from the defaults, `QM_CONFIG` and `QM_*` variables.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::from_sources(std::env::vars())
+    }
+
+    /// Builds the configuration from the given environment (name, value) pairs.
+    pub fn from_sources(env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        let mut raw = Raw::new();
+        flatten(DEFAULTS, "config.default.toml", &mut raw, None)?;
+        let defaults = raw.clone();
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        if let Some(path) = env.get("QM_CONFIG").filter(|p| !p.is_empty()) {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading QM_CONFIG file {path}"))?;
+            flatten(&text, path, &mut raw, Some(&defaults))?;
+        }
+        for key in defaults.keys() {
+            if let Some(v) = env.get(&format!("QM_{}", key.to_uppercase())) {
+                raw.insert(key.clone(), v.clone());
+            }
+        }
+        Self::validate(&raw)
+    }
+
+    /// The configuration tests start from: defaults only, data in `data_dir`.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        let mut c = Self::from_sources(Vec::new()).expect("the embedded defaults are valid");
+        c.data_dir = data_dir.to_owned();
+        c.demo = false;
+        c.listen = "127.0.0.1:0".into();
+        c
+    }
+
+    fn validate(raw: &Raw) -> anyhow::Result<Self> {
+        let get = |k: &str| raw.get(k).map(|s| s.trim().to_owned()).unwrap_or_default();
+        let opt = |k: &str| Some(get(k)).filter(|s| !s.is_empty());
+        let num = |k: &str| -> anyhow::Result<i64> {
+            get(k).parse::<i64>().with_context(|| format!("{k} (QM_{}) must be an integer", k.to_uppercase()))
+        };
+        let positive = |k: &str| -> anyhow::Result<usize> {
+            let n = num(k)?;
+            usize::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("{k} (QM_{}) must be positive", k.to_uppercase()))
+        };
+        let boolean = |k: &str| -> anyhow::Result<bool> {
+            match get(k).to_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                other => bail!("{k} (QM_{}) must be true or false, not {other:?}", k.to_uppercase()),
+            }
+        };
+        let pem = |k: &str| -> anyhow::Result<Option<String>> {
+            match opt(k) {
+                None => Ok(None),
+                Some(v) if v.contains("-----BEGIN") => Ok(Some(v)),
+                Some(path) => std::fs::read_to_string(&path)
+                    .map(Some)
+                    .with_context(|| format!("{k} (QM_{}): reading {path}", k.to_uppercase())),
+            }
+        };
+
+        let algorithm = match get("jwt_algorithm").as_str() {
+            "HS256" => JwtAlgorithm::Hs256,
+            "RS256" => JwtAlgorithm::Rs256,
+            "ES256" => JwtAlgorithm::Es256,
+            "EdDSA" => JwtAlgorithm::EdDsa,
+            other => bail!("jwt_algorithm (QM_JWT_ALGORITHM) must be HS256, RS256, ES256 or EdDSA, not {other:?}"),
+        };
+        let public_key_pem = pem("jwt_public_key")?;
+        if algorithm != JwtAlgorithm::Hs256 && public_key_pem.is_none() {
+            bail!("jwt_public_key (QM_JWT_PUBLIC_KEY) is required with jwt_algorithm {:?}", get("jwt_algorithm"));
+        }
+        let secret = opt("jwt_secret");
+        if let Some(s) = &secret
+            && s.len() < 32
+        {
+            bail!("jwt_secret (QM_JWT_SECRET) must be at least 32 characters");
+        }
+        let ttl_seconds = num("jwt_ttl_seconds")?;
+        if ttl_seconds <= 0 {
+            bail!("jwt_ttl_seconds (QM_JWT_TTL_SECONDS) must be positive");
+        }
+        let log_format = match get("log_format").as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => bail!("log_format (QM_LOG_FORMAT) must be pretty or json, not {other:?}"),
+        };
+        let database_url = opt("database_url");
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
+        {
+            bail!("database_url (QM_DATABASE_URL) must start with postgres://, postgresql:// or sqlite:");
+        }
+        let role = opt("database_app_role");
+        if let Some(r) = &role
+            && !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            bail!("database_app_role (QM_DATABASE_APP_ROLE) must be a plain identifier");
+        }
+        Ok(Self {
+            listen: get("listen"),
+            data_dir: PathBuf::from(get("data_dir")),
+            database_url,
+            migration_database_url: opt("migration_database_url"),
+            database_app_role: role,
+            platform_token: opt("platform_token").map(SecretString::from),
+            jwt: JwtConfig {
+                algorithm,
+                secret: secret.map(SecretString::from),
+                public_key_pem,
+                private_key_pem: pem("jwt_private_key")?.map(SecretString::from),
+                issuer: get("jwt_issuer"),
+                audience: get("jwt_audience"),
+                ttl_seconds,
+            },
+            log_format,
+            demo: boolean("demo")?,
+            demo_seed: u64::try_from(num("demo_seed")?).context("demo_seed (QM_DEMO_SEED) must not be negative")?,
+            limits: Limits {
+                max_body_bytes: positive("max_body_bytes")?,
+                max_depth: positive("max_depth")?,
+                max_complexity: positive("max_complexity")?,
+                max_aliases: positive("max_aliases")?,
+            },
+        })
+    }
+
+    /// The database the server uses: the configured URL or SQLite in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("quartermaster.db").display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_single_binary() {
+        let c = Config::from_sources(env(&[])).expect("defaults load");
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.jwt.algorithm, JwtAlgorithm::Hs256);
+        assert!(c.effective_database_url().starts_with("sqlite://"));
+        assert!(c.platform_token.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_and_errors_name_the_key() {
+        let c = Config::from_sources(env(&[("QM_LISTEN", "0.0.0.0:9000"), ("QM_LOG_FORMAT", "json")]))
+            .expect("valid overrides");
+        assert_eq!((c.listen.as_str(), c.log_format), ("0.0.0.0:9000", LogFormat::Json));
+        let err = Config::from_sources(env(&[("QM_JWT_ALGORITHM", "none")])).expect_err("refused");
+        assert!(err.to_string().contains("QM_JWT_ALGORITHM"), "{err}");
+        let err = Config::from_sources(env(&[("QM_JWT_ALGORITHM", "RS256")])).expect_err("needs a key");
+        assert!(err.to_string().contains("QM_JWT_PUBLIC_KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_config_file_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("qm-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("qm.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:7000\"\ndemo = false\n").expect("write");
+        let path = file.display().to_string();
+        let c = Config::from_sources(env(&[("QM_CONFIG", &path)])).expect("file loads");
+        assert_eq!((c.listen.as_str(), c.demo), ("127.0.0.1:7000", false));
+        let c = Config::from_sources(env(&[("QM_CONFIG", &path), ("QM_LISTEN", "127.0.0.1:7001")])).expect("env");
+        assert_eq!(c.listen, "127.0.0.1:7001");
+        std::fs::write(&file, "lisen = 1\n").expect("write");
+        assert!(Config::from_sources(env(&[("QM_CONFIG", &path)])).is_err(), "unknown keys are refused");
+    }
+}

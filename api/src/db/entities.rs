@@ -1,0 +1,317 @@
+//! sea-orm entities, one module per table. They are persistence types only: GraphQL has its own.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use sea_orm::DeriveValueType;
+
+/// A decimal stored as canonical text, exact on SQLite and PostgreSQL alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, DeriveValueType)]
+#[sea_orm(value_type = "String")]
+pub struct Dec(pub Decimal);
+
+impl fmt::Display for Dec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.normalize())
+    }
+}
+
+impl FromStr for Dec {
+    type Err = rust_decimal::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Decimal::from_str_exact(s).map(Dec)
+    }
+}
+
+/// An entity whose rows belong to one tenant.
+pub trait TenantOwned: sea_orm::EntityTrait {
+    fn tenant_column() -> Self::Column;
+}
+
+/// A tenant-owned table: `tenant_id` leads the primary key.
+macro_rules! tenant_entity {
+    ($module:ident, $table:literal, { $($body:tt)* }) => {
+        pub mod $module {
+            #[allow(unused_imports)]
+            use super::Dec;
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub tenant_id: Uuid,
+                $($body)*
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+
+            impl super::TenantOwned for Entity {
+                fn tenant_column() -> Column {
+                    Column::TenantId
+                }
+            }
+        }
+    };
+}
+
+pub mod tenant {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub slug: String,
+        pub name: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+tenant_entity!(user, "users", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub roles: String,
+    pub created_at: DateTimeUtc,
+});
+
+tenant_entity!(api_key, "api_keys", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: String,
+    pub roles: String,
+    pub supplier_id: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+    pub expires_at: Option<DateTimeUtc>,
+    pub last_used_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<DateTimeUtc>,
+});
+
+tenant_entity!(location, "locations", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(product, "products", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub title: String,
+    pub handle: String,
+    pub category: String,
+    pub status: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(variant, "variants", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub sku: String,
+    pub title: String,
+    pub price: Dec,
+    pub currency: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(supplier, "suppliers", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub lead_time_mean_days: Dec,
+    pub lead_time_std_days: Dec,
+    pub currency: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(supplier_item, "supplier_items", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub supplier_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub variant_id: Uuid,
+    pub lead_time_mean_days: Dec,
+    pub lead_time_std_days: Dec,
+    pub moq: i32,
+    pub pack_size: i32,
+    pub unit_cost: Dec,
+    pub currency: String,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(stock_level, "stock_levels", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub variant_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub location_id: Uuid,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub inbound: i64,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(ledger_head, "ledger_heads", {
+    pub seq: i64,
+    pub hash: String,
+});
+
+tenant_entity!(stock_movement, "stock_movements", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub seq: i64,
+    pub id: Uuid,
+    pub variant_id: Uuid,
+    pub location_id: Uuid,
+    pub kind: String,
+    pub delta_on_hand: i64,
+    pub delta_reserved: i64,
+    pub reason: String,
+    pub reference: String,
+    pub idempotency_key: Option<String>,
+    pub occurred_at: DateTimeUtc,
+    pub prev_hash: String,
+    pub hash: String,
+});
+
+tenant_entity!(order, "orders", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub external_id: String,
+    pub location_id: Uuid,
+    pub status: String,
+    pub ship_to: Option<Json>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(order_line, "order_lines", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub variant_id: Uuid,
+    pub quantity: i32,
+    pub line_no: i32,
+});
+
+tenant_entity!(reservation, "reservations", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub order_line_id: Uuid,
+    pub variant_id: Uuid,
+    pub location_id: Uuid,
+    pub quantity: i32,
+    pub status: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(shipment, "shipments", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub location_id: Uuid,
+    pub status: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(shipment_event, "shipment_events", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub shipment_id: Uuid,
+    pub status: String,
+    pub description: String,
+    pub occurred_at: DateTimeUtc,
+});
+
+tenant_entity!(return_, "returns", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub status: String,
+    pub reason: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(return_line, "return_lines", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub return_id: Uuid,
+    pub variant_id: Uuid,
+    pub quantity: i32,
+    pub condition: String,
+});
+
+tenant_entity!(purchase_order, "purchase_orders", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub number: String,
+    pub supplier_id: Uuid,
+    pub location_id: Uuid,
+    pub status: String,
+    pub currency: String,
+    pub expected_on: Option<Date>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(purchase_order_line, "purchase_order_lines", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub purchase_order_id: Uuid,
+    pub variant_id: Uuid,
+    pub quantity: i32,
+    pub received_quantity: i32,
+    pub unit_cost: Dec,
+});
+
+tenant_entity!(transfer, "transfers", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub variant_id: Uuid,
+    pub from_location_id: Uuid,
+    pub to_location_id: Uuid,
+    pub quantity: i32,
+    pub status: String,
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTimeUtc,
+});
+
+tenant_entity!(daily_demand, "daily_demand", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub variant_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub location_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub day: Date,
+    pub units: i32,
+    pub price: Dec,
+    pub promo: bool,
+    pub stockout: bool,
+});

@@ -1,0 +1,157 @@
+//! Persistence: the connection, migrations and tenant-scoped transactions.
+//!
+//! Every repository function takes a [`Scoped`] transaction, which knows its tenant. On PostgreSQL
+//! the transaction starts with `set_config('app.tenant_id', …, true)` so row-level security applies
+//! as a second wall; on SQLite the repositories' `tenant_id` filters are the wall.
+
+pub mod entities;
+pub mod repo;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, SqlxSqliteConnector, Statement, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+
+pub use qm_migrations::{API_KEY_HASH_SETTING, Migrator, TENANT_SETTING, TENANT_TABLES};
+
+/// Whether a transaction will write. On SQLite a writer takes the write lock at `BEGIN`
+/// (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout instead of failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    Read,
+    Write,
+}
+
+/// A pooled connection to SQLite or PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects to `url`: `sqlite://…` (created if missing, WAL, busy timeout) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let conn = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| DbErr::Custom(format!("invalid sqlite url: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await
+                .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+            SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+        } else {
+            let mut options = ConnectOptions::new(url.to_owned());
+            options.max_connections(32).min_connections(1).acquire_timeout(Duration::from_secs(10)).sqlx_logging(false);
+            Database::connect(options).await?
+        };
+        Ok(Self { conn })
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DbBackend::Postgres
+    }
+
+    /// The raw connection, for work that spans tenants (migrations, bootstrap, readiness).
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.conn, None).await
+    }
+
+    /// True when every migration has been applied.
+    pub async fn is_migrated(&self) -> Result<bool, DbErr> {
+        Ok(Migrator::get_pending_migrations(&self.conn).await?.is_empty())
+    }
+
+    /// Gives `role` the table access the server needs (PostgreSQL; a no-op on SQLite).
+    /// The role must exist already and should be neither superuser nor table owner.
+    pub async fn grant_app_role(&self, role: &str) -> Result<(), DbErr> {
+        if !self.is_postgres() {
+            return Ok(());
+        }
+        if !role.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(DbErr::Custom("role must be a plain identifier".into()));
+        }
+        self.conn
+            .execute_unprepared(&format!(
+                "GRANT USAGE ON SCHEMA current_schema() TO {role};
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA current_schema() TO {role};
+                 REVOKE UPDATE, DELETE ON stock_movements FROM {role};"
+            ))
+            .await
+            .map(|_| ())
+    }
+
+    async fn begin(&self, mode: TxMode) -> Result<DatabaseTransaction, DbErr> {
+        let sqlite_transaction_mode = match (self.backend(), mode) {
+            (DbBackend::Sqlite, TxMode::Write) => Some(SqliteTransactionMode::Immediate),
+            _ => None,
+        };
+        self.conn.begin_with_options(TransactionOptions { sqlite_transaction_mode, ..Default::default() }).await
+    }
+
+    async fn set_local(&self, tx: &DatabaseTransaction, setting: &str, value: String) -> Result<(), DbErr> {
+        if self.is_postgres() {
+            tx.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT set_config($1, $2, true)",
+                [setting.into(), value.into()],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Begins a transaction that sees only `tenant`'s rows.
+    pub async fn scoped(&self, tenant: Uuid, mode: TxMode) -> Result<Scoped, DbErr> {
+        let tx = self.begin(mode).await?;
+        self.set_local(&tx, TENANT_SETTING, tenant.to_string()).await?;
+        Ok(Scoped { tx, tenant })
+    }
+
+    /// Begins the one transaction allowed to read an API key row by its hash, before the tenant is known.
+    pub async fn api_key_lookup(&self, key_hash: &str) -> Result<DatabaseTransaction, DbErr> {
+        let tx = self.begin(TxMode::Read).await?;
+        self.set_local(&tx, API_KEY_HASH_SETTING, key_hash.to_owned()).await?;
+        Ok(tx)
+    }
+}
+
+/// A transaction bound to one tenant. Repositories take this, never a bare tenant id.
+pub struct Scoped {
+    pub tx: DatabaseTransaction,
+    tenant: Uuid,
+}
+
+impl Scoped {
+    pub fn tenant(&self) -> Uuid {
+        self.tenant
+    }
+
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.tx.commit().await
+    }
+}
+
+/// True when `err` is a unique-constraint violation.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}

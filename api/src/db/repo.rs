@@ -1,0 +1,233 @@
+//! Repository helpers. Every query starts from [`find`], which is already filtered to the tenant of
+//! the [`Scoped`] transaction it runs on (svix's `secure_find`).
+
+use chrono::{DateTime, SubsecRound, Utc};
+use qm_domain::ledger;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Value};
+use uuid::Uuid;
+
+use super::Scoped;
+use super::entities::{TenantOwned, ledger_head, stock_level, stock_movement};
+
+/// A select over `E` limited to the transaction's tenant.
+pub fn find<E: TenantOwned>(s: &Scoped) -> Select<E> {
+    E::find().filter(E::tenant_column().eq(s.tenant()))
+}
+
+/// Keyset pagination arguments, already validated.
+#[derive(Debug, Clone)]
+pub struct PageArgs<K> {
+    pub after: Option<K>,
+    pub before: Option<K>,
+    pub limit: u64,
+    /// `last:` was given: take the page from the end.
+    pub backward: bool,
+}
+
+/// One page of rows and whether more lie on either side.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub has_next: bool,
+    pub has_previous: bool,
+}
+
+/// Loads one page of `select` ordered by the single key column `key`.
+pub async fn page<E, K>(
+    s: &Scoped,
+    select: Select<E>,
+    key: E::Column,
+    args: &PageArgs<K>,
+) -> Result<Page<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    K: Into<Value> + Clone,
+{
+    let mut q = select;
+    if let Some(a) = &args.after {
+        q = q.filter(key.gt(a.clone()));
+    }
+    if let Some(b) = &args.before {
+        q = q.filter(key.lt(b.clone()));
+    }
+    q = if args.backward { q.order_by_desc(key) } else { q.order_by_asc(key) };
+    let mut rows = q.limit(args.limit + 1).all(&s.tx).await?;
+    let more = rows.len() as u64 > args.limit;
+    rows.truncate(args.limit as usize);
+    Ok(if args.backward {
+        rows.reverse();
+        Page { rows, has_next: args.before.is_some(), has_previous: more }
+    } else {
+        Page { rows, has_next: more, has_previous: args.after.is_some() }
+    })
+}
+
+/// Timestamps are stored with microsecond precision, as PostgreSQL keeps them.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Makes sure a stock level row exists for a variant at a location.
+pub async fn ensure_stock_level(s: &Scoped, variant_id: Uuid, location_id: Uuid) -> Result<(), DbErr> {
+    let row = stock_level::ActiveModel {
+        tenant_id: Set(s.tenant()),
+        variant_id: Set(variant_id),
+        location_id: Set(location_id),
+        on_hand: Set(0),
+        reserved: Set(0),
+        inbound: Set(0),
+        updated_at: Set(now()),
+    };
+    stock_level::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                stock_level::Column::TenantId,
+                stock_level::Column::VariantId,
+                stock_level::Column::LocationId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&s.tx)
+        .await?;
+    Ok(())
+}
+
+/// Applies a change to a stock level only if afterwards `on_hand - reserved >= 0` and
+/// `reserved >= 0`. Returns false (and changes nothing) otherwise. One statement, so concurrent
+/// callers cannot both pass the check.
+pub async fn change_stock(
+    s: &Scoped,
+    variant_id: Uuid,
+    location_id: Uuid,
+    delta_on_hand: i64,
+    delta_reserved: i64,
+) -> Result<bool, DbErr> {
+    use stock_level::Column as C;
+    let res = stock_level::Entity::update_many()
+        .col_expr(C::OnHand, Expr::col(C::OnHand).add(delta_on_hand))
+        .col_expr(C::Reserved, Expr::col(C::Reserved).add(delta_reserved))
+        .col_expr(C::UpdatedAt, Expr::value(now()))
+        .filter(C::TenantId.eq(s.tenant()))
+        .filter(C::VariantId.eq(variant_id))
+        .filter(C::LocationId.eq(location_id))
+        .filter(Expr::col(C::OnHand).sub(Expr::col(C::Reserved)).add(delta_on_hand - delta_reserved).gte(0))
+        .filter(Expr::col(C::Reserved).add(delta_reserved).gte(0))
+        .exec(&s.tx)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// A stock change to record in the ledger.
+#[derive(Debug, Clone)]
+pub struct NewMovement<'a> {
+    pub variant_id: Uuid,
+    pub location_id: Uuid,
+    pub kind: &'a str,
+    pub delta_on_hand: i64,
+    pub delta_reserved: i64,
+    pub reason: &'a str,
+    pub reference: &'a str,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Creates a tenant's ledger head (genesis). Called once, when the tenant is created.
+pub async fn init_ledger(s: &Scoped) -> Result<(), DbErr> {
+    ledger_head::Entity::insert(ledger_head::ActiveModel {
+        tenant_id: Set(s.tenant()),
+        seq: Set(0),
+        hash: Set(ledger::GENESIS_HASH.to_owned()),
+    })
+    .exec_without_returning(&s.tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends a movement to the tenant's hash chain. The head row is locked (`FOR UPDATE` on
+/// PostgreSQL; SQLite writers are serialised), so sequence numbers never collide.
+pub async fn append_movement(s: &Scoped, m: NewMovement<'_>) -> Result<stock_movement::Model, DbErr> {
+    let head = find::<ledger_head::Entity>(s)
+        .lock_exclusive()
+        .one(&s.tx)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("ledger head of tenant".into()))?;
+    let occurred_at = now();
+    let id = Uuid::now_v7();
+    let seq = head.seq + 1;
+    let fields = ledger::MovementFields {
+        tenant_id: s.tenant(),
+        seq,
+        id,
+        variant_id: m.variant_id,
+        location_id: m.location_id,
+        kind: m.kind,
+        delta_on_hand: m.delta_on_hand,
+        delta_reserved: m.delta_reserved,
+        reason: m.reason,
+        reference: m.reference,
+        occurred_at_micros: occurred_at.timestamp_micros(),
+    };
+    let hash = ledger::hash_movement(&fields, &head.hash);
+    let model = stock_movement::Model {
+        tenant_id: s.tenant(),
+        seq,
+        id,
+        variant_id: m.variant_id,
+        location_id: m.location_id,
+        kind: m.kind.to_owned(),
+        delta_on_hand: m.delta_on_hand,
+        delta_reserved: m.delta_reserved,
+        reason: m.reason.to_owned(),
+        reference: m.reference.to_owned(),
+        idempotency_key: m.idempotency_key.map(str::to_owned),
+        occurred_at,
+        prev_hash: head.hash.clone(),
+        hash: hash.clone(),
+    };
+    stock_movement::Entity::insert(stock_movement::ActiveModel::from(model.clone()))
+        .exec_without_returning(&s.tx)
+        .await?;
+    ledger_head::Entity::update_many()
+        .col_expr(ledger_head::Column::Seq, Expr::value(seq))
+        .col_expr(ledger_head::Column::Hash, Expr::value(hash))
+        .filter(ledger_head::Column::TenantId.eq(s.tenant()))
+        .exec(&s.tx)
+        .await?;
+    Ok(model)
+}
+
+/// Recomputes the tenant's whole chain, in batches, and reports the first broken link.
+pub async fn verify_ledger(s: &Scoped) -> Result<ledger::Verification, DbErr> {
+    let mut rows = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let batch = find::<stock_movement::Entity>(s)
+            .filter(stock_movement::Column::Seq.gt(after))
+            .order_by_asc(stock_movement::Column::Seq)
+            .limit(5000)
+            .all(&s.tx)
+            .await?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        rows.extend(batch);
+    }
+    let verification = ledger::verify(rows.iter().map(|m| ledger::ChainedMovement {
+        fields: ledger::MovementFields {
+            tenant_id: m.tenant_id,
+            seq: m.seq,
+            id: m.id,
+            variant_id: m.variant_id,
+            location_id: m.location_id,
+            kind: &m.kind,
+            delta_on_hand: m.delta_on_hand,
+            delta_reserved: m.delta_reserved,
+            reason: &m.reason,
+            reference: &m.reference,
+            occurred_at_micros: m.occurred_at.timestamp_micros(),
+        },
+        prev_hash: &m.prev_hash,
+        hash: &m.hash,
+    }));
+    Ok(verification)
+}

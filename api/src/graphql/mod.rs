@@ -1,0 +1,115 @@
+//! The GraphQL API: schema, request context, errors, global IDs, pagination and limits.
+//!
+//! Conventions (API_CONVENTIONS.md): mutations are `<noun><Verb>(input:)` returning a payload with
+//! `userErrors`; IDs are opaque `gid://quartermaster/<Type>/<uuid>`; lists are Relay connections
+//! of at most 250 a page; every top-level error carries `extensions.code`.
+
+pub mod admin;
+pub mod catalog;
+pub mod errors;
+pub mod limits;
+pub mod loaders;
+pub mod orders;
+pub mod pagination;
+pub mod stock;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use qm_domain::Role;
+
+use crate::auth::{Caller, Principal};
+use crate::config::Limits;
+use crate::db::{Db, Scoped, TxMode};
+use crate::state::AppState;
+pub use errors::{ApiError, UserError, UserErrorCode};
+
+#[derive(MergedObject, Default)]
+pub struct Query(admin::AdminQuery, catalog::CatalogQuery, stock::StockQuery, orders::OrdersQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(admin::AdminMutation, catalog::CatalogMutation, stock::StockMutation, orders::OrdersMutation);
+
+pub type QmSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(20)
+        .disable_suggestions()
+        .extension(limits::AliasLimit(limits.max_aliases))
+        .extension(limits::ErrorCodes)
+        .register_output_type::<types::Node>()
+}
+
+/// Builds the schema with the application state as schema data.
+pub fn schema(state: AppState) -> QmSchema {
+    let limits = state.config.limits.clone();
+    builder(&limits).data(state).finish()
+}
+
+/// The schema's SDL, as committed in `api/schema.graphql`.
+pub fn sdl() -> String {
+    let limits = crate::config::Config::for_tests(std::path::Path::new(".")).limits;
+    builder(&limits).finish().sdl()
+}
+
+/// Per-request data put on every GraphQL request by the HTTP layer.
+#[derive(Clone)]
+pub struct RequestData {
+    pub caller: Caller,
+    pub request_id: String,
+}
+
+/// What resolvers need from the context.
+pub trait CtxExt {
+    fn state(&self) -> &AppState;
+    fn db(&self) -> &Db {
+        &self.state().db
+    }
+    fn caller(&self) -> Result<&Caller, ApiError>;
+    /// Any authenticated tenant principal.
+    fn principal(&self) -> Result<&Principal, ApiError> {
+        match self.caller()? {
+            Caller::Tenant(p) => Ok(p),
+            Caller::Platform => Err(ApiError::Forbidden),
+        }
+    }
+    /// A principal allowed to read the tenant's data.
+    fn reader(&self) -> Result<&Principal, ApiError> {
+        self.principal().and_then(|p| if p.has(Role::can_read) { Ok(p) } else { Err(ApiError::Forbidden) })
+    }
+    /// A principal allowed to change stock, orders and the catalog.
+    fn operator(&self) -> Result<&Principal, ApiError> {
+        self.principal().and_then(|p| if p.has(Role::can_operate) { Ok(p) } else { Err(ApiError::Forbidden) })
+    }
+    /// A principal allowed to manage users and keys.
+    fn admin(&self) -> Result<&Principal, ApiError> {
+        self.principal().and_then(|p| if p.has(Role::can_administer) { Ok(p) } else { Err(ApiError::Forbidden) })
+    }
+}
+
+impl CtxExt for Context<'_> {
+    fn state(&self) -> &AppState {
+        self.data_unchecked::<AppState>()
+    }
+    fn caller(&self) -> Result<&Caller, ApiError> {
+        self.data_opt::<RequestData>().map(|r| &r.caller).ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// Opens a read transaction for `p`'s tenant.
+pub async fn read_tx(ctx: &Context<'_>, p: &Principal) -> Result<Scoped, ApiError> {
+    Ok(ctx.db().scoped(p.tenant_id, TxMode::Read).await?)
+}
+
+/// Opens a write transaction for `p`'s tenant.
+pub async fn write_tx(ctx: &Context<'_>, p: &Principal) -> Result<Scoped, ApiError> {
+    Ok(ctx.db().scoped(p.tenant_id, TxMode::Write).await?)
+}
+
+/// Shared handle type for schema data.
+pub type Shared<T> = Arc<T>;

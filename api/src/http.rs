@@ -1,0 +1,219 @@
+//! The HTTP shell: POST /graphql, GraphiQL on GET /graphql, /healthz, /readyz and /metrics.
+//!
+//! Credentials are checked before any GraphQL work (401 `UNAUTHENTICATED`); malformed bodies,
+//! wrong content types and oversized bodies get 4xx answers with a typed error, never a 500.
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix_web::dev::Server;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use async_graphql::http::GraphiQLSource;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::auth::{self, Caller};
+use crate::graphql::loaders::Loaders;
+use crate::graphql::{QmSchema, RequestData};
+use crate::state::AppState;
+
+/// The request body of a GraphQL POST. Unknown keys are refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphqlBody {
+    query: String,
+    #[serde(rename = "operationName", default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<serde_json::Value>,
+    #[serde(default)]
+    extensions: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))
+}
+
+fn request_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn graphql(
+    req: HttpRequest,
+    body: web::Bytes,
+    schema: web::Data<QmSchema>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let rid = request_id(&req);
+    let span = tracing::info_span!("graphql", request_id = %rid, tenant = tracing::field::Empty, operation = tracing::field::Empty);
+    let (mut resp, op, outcome) = handle(&req, body, &schema, &state, &rid).instrument(span).await;
+    state.metrics.observe(&op, outcome, started.elapsed());
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    resp
+}
+
+async fn handle(
+    req: &HttpRequest,
+    body: web::Bytes,
+    schema: &QmSchema,
+    state: &AppState,
+    rid: &str,
+) -> (HttpResponse, String, &'static str) {
+    let unnamed = String::new();
+    if !is_json(req) {
+        return (
+            error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST", "content type must be application/json"),
+            unnamed,
+            "rejected",
+        );
+    }
+    if std::str::from_utf8(&body).is_err() {
+        return (
+            error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "body is not valid UTF-8"),
+            unnamed,
+            "rejected",
+        );
+    }
+    let parsed: GraphqlBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            let msg = format!("body is not a GraphQL request: {e}");
+            return (error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &msg), unnamed, "rejected");
+        }
+    };
+    let variables = match parsed.variables {
+        None | Some(serde_json::Value::Null) => async_graphql::Variables::default(),
+        Some(v @ serde_json::Value::Object(_)) => async_graphql::Variables::from_json(v),
+        Some(_) => {
+            return (
+                error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", "variables must be an object"),
+                unnamed,
+                "rejected",
+            );
+        }
+    };
+    let op = parsed.operation_name.clone().unwrap_or_default();
+    tracing::Span::current().record("operation", op.as_str());
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let caller = match auth::authenticate(state, header).await {
+        Ok(c) => c,
+        Err(auth::AuthError::Db(e)) => {
+            tracing::error!(error = %e, "authentication lookup failed");
+            return (
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "INTERNAL_SERVER_ERROR", "internal error"),
+                op,
+                "error",
+            );
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "unauthenticated request");
+            return (
+                error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "missing or invalid credentials"),
+                op,
+                "unauthenticated",
+            );
+        }
+    };
+    let mut request = async_graphql::Request::new(parsed.query).variables(variables);
+    if let Some(name) = parsed.operation_name {
+        request = request.operation_name(name);
+    }
+    // Request extensions (persisted queries and the like) are accepted but not used yet.
+    let _ = parsed.extensions;
+    if let Caller::Tenant(p) = &caller {
+        tracing::Span::current().record("tenant", tracing::field::display(p.tenant_id));
+        request = request.data(Loaders::new(&state.db, p.tenant_id));
+    }
+    request = request.data(RequestData { caller, request_id: rid.to_owned() });
+    let mut response = schema.execute(request).await;
+    for err in &mut response.errors {
+        let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+        if !has_code {
+            let code = if err.path.is_empty() { "GRAPHQL_VALIDATION_FAILED" } else { "INTERNAL_SERVER_ERROR" };
+            if code == "INTERNAL_SERVER_ERROR" {
+                tracing::error!(error = %err.message, "resolver error without a code");
+                err.message = "internal error".into();
+            }
+            err.extensions.get_or_insert_with(Default::default).set("code", code);
+        }
+    }
+    let outcome = if response.errors.is_empty() { "ok" } else { "error" };
+    (HttpResponse::Ok().content_type("application/json").json(&response), op, outcome)
+}
+
+async fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(GraphiQLSource::build().endpoint("/graphql").title("Quartermaster").finish())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.db.is_migrated().await {
+        Ok(true) => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        Ok(false) => HttpResponse::ServiceUnavailable().json(json!({ "status": "migrations pending" })),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(json!({ "status": "database unreachable" }))
+        }
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+async fn not_found() -> HttpResponse {
+    error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+}
+
+/// Binds the routes to `listener`. `workers` of 0 means one per core.
+pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
+    let schema = web::Data::new(crate::graphql::schema(state.clone()));
+    let limit = state.config.limits.max_body_bytes;
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(schema.clone())
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(limit))
+            .route("/graphql", web::post().to(graphql))
+            .route("/graphql", web::get().to(graphiql))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
+            .default_service(web::to(not_found))
+    })
+    .shutdown_timeout(30)
+    .listen(listener)?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}

@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    qm_api::cli::run()
+}

@@ -1,0 +1,76 @@
+//! Finding single objects for `node(id:)` and for inputs that name other objects.
+
+use qm_domain::Role;
+use sea_orm::{ColumnTrait, DbErr, QueryFilter};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::db::entities::{
+    TenantOwned, api_key, location, order, product, purchase_order, return_, shipment, stock_movement, supplier, user,
+    variant,
+};
+use crate::db::{Scoped, repo};
+use crate::graphql::types::{self, Node};
+
+async fn by_id<E: TenantOwned>(s: &Scoped, column: E::Column, id: Uuid) -> Result<Option<E::Model>, DbErr> {
+    repo::find::<E>(s).filter(column.eq(id)).one(&s.tx).await
+}
+
+pub async fn location(s: &Scoped, id: Uuid) -> Result<Option<location::Model>, DbErr> {
+    by_id::<location::Entity>(s, location::Column::Id, id).await
+}
+
+pub async fn supplier(s: &Scoped, id: Uuid) -> Result<Option<supplier::Model>, DbErr> {
+    by_id::<supplier::Entity>(s, supplier::Column::Id, id).await
+}
+
+pub async fn order(s: &Scoped, id: Uuid) -> Result<Option<order::Model>, DbErr> {
+    by_id::<order::Entity>(s, order::Column::Id, id).await
+}
+
+pub async fn variant(s: &Scoped, id: Uuid) -> Result<Option<variant::Model>, DbErr> {
+    by_id::<variant::Entity>(s, variant::Column::Id, id).await
+}
+
+pub async fn variant_by_sku(s: &Scoped, sku: &str) -> Result<Option<variant::Model>, DbErr> {
+    repo::find::<variant::Entity>(s).filter(variant::Column::Sku.eq(sku)).one(&s.tx).await
+}
+
+/// Resolves a global ID's parts to an object the principal may see, or `None`.
+pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Option<Node>, DbErr> {
+    if !p.has(Role::can_read) {
+        // A supplier sees only its own purchase orders.
+        if kind != "PurchaseOrder" {
+            return Ok(None);
+        }
+        let po = by_id::<purchase_order::Entity>(s, purchase_order::Column::Id, id).await?;
+        return Ok(po
+            .filter(|po| Some(po.supplier_id) == p.supplier_id)
+            .map(|m| Node::PurchaseOrder(types::PurchaseOrder(m))));
+    }
+    let admin = p.has(Role::can_administer);
+    Ok(match kind {
+        "Location" => location(s, id).await?.map(|m| Node::Location(types::Location(m))),
+        "Product" => {
+            by_id::<product::Entity>(s, product::Column::Id, id).await?.map(|m| Node::Product(types::Product(m)))
+        }
+        "Variant" => variant(s, id).await?.map(|m| Node::Variant(types::Variant(m))),
+        "Supplier" => supplier(s, id).await?.map(|m| Node::Supplier(types::Supplier(m))),
+        "StockMovement" => by_id::<stock_movement::Entity>(s, stock_movement::Column::Id, id)
+            .await?
+            .map(|m| Node::StockMovement(types::StockMovement(m))),
+        "Order" => order(s, id).await?.map(|m| Node::Order(types::Order(m))),
+        "Shipment" => {
+            by_id::<shipment::Entity>(s, shipment::Column::Id, id).await?.map(|m| Node::Shipment(types::Shipment(m)))
+        }
+        "Return" => by_id::<return_::Entity>(s, return_::Column::Id, id).await?.map(|m| Node::Return(types::Return(m))),
+        "PurchaseOrder" => by_id::<purchase_order::Entity>(s, purchase_order::Column::Id, id)
+            .await?
+            .map(|m| Node::PurchaseOrder(types::PurchaseOrder(m))),
+        "User" if admin => by_id::<user::Entity>(s, user::Column::Id, id).await?.map(|m| Node::User(types::User(m))),
+        "ApiKey" if admin => {
+            by_id::<api_key::Entity>(s, api_key::Column::Id, id).await?.map(|m| Node::ApiKey(types::ApiKey(m)))
+        }
+        _ => None,
+    })
+}

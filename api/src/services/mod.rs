@@ -1,0 +1,8 @@
+//! Application services: load through repositories, decide, write, all inside one tenant transaction.
+//! Resolvers stay thin and call these; connectors and jobs will call them too.
+
+pub mod catalog;
+pub mod lookup;
+pub mod orders;
+pub mod stock;
+pub mod tenants;

@@ -1,0 +1,345 @@
+//! Orders: reserve on create, release on cancel, consume on fulfil. Each is one transaction; the
+//! guarded stock update makes concurrent orders unable to reserve more than is available, and the
+//! external id (create) or the order's state (cancel, fulfil) makes a retry return the first result.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use super::stock::{MAX_UNITS, retrying};
+use crate::auth::Principal;
+use crate::db::entities::{location, order, order_line, reservation, shipment, shipment_event, stock_level};
+use crate::db::{Db, Scoped, repo};
+use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
+use crate::services::lookup;
+
+pub struct LineRequest {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+pub struct CreateRequest {
+    pub external_id: String,
+    /// `Some(None)`: an ID was given but did not parse (not found).
+    pub location_id: Option<Option<Uuid>>,
+    pub lines: Vec<LineRequest>,
+    pub ship_to: Option<serde_json::Value>,
+}
+
+pub async fn create(db: &Db, p: &Principal, req: &CreateRequest) -> Result<Outcome<order::Model>, DbErr> {
+    let ext = req.external_id.trim();
+    if ext.is_empty() || ext.len() > 255 {
+        return Ok(Err(vec![UserError::invalid(&["input", "externalId"], "externalId must be 1 to 255 characters")]));
+    }
+    if req.lines.is_empty() || req.lines.len() > 250 {
+        return Ok(Err(vec![UserError::invalid(&["input", "lines"], "an order has 1 to 250 lines")]));
+    }
+    let mut errors = Vec::new();
+    for (i, l) in req.lines.iter().enumerate() {
+        if l.quantity <= 0 || l.quantity > MAX_UNITS {
+            errors
+                .push(UserError::invalid(&["input", "lines", &i.to_string(), "quantity"], "quantity must be positive"));
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    retrying!(db, p, |s| create_in(s, req, ext).await)
+}
+
+async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome<order::Model>, DbErr> {
+    if let Some(existing) = repo::find::<order::Entity>(s).filter(order::Column::ExternalId.eq(ext)).one(&s.tx).await? {
+        return Ok(Ok(existing));
+    }
+    // Resolve SKUs and add up quantities per variant.
+    let mut wanted: BTreeMap<Uuid, i64> = BTreeMap::new();
+    let mut line_variants = Vec::with_capacity(req.lines.len());
+    let mut errors = Vec::new();
+    for (i, l) in req.lines.iter().enumerate() {
+        match lookup::variant_by_sku(s, &l.sku).await? {
+            Some(v) => {
+                *wanted.entry(v.id).or_default() += l.quantity;
+                line_variants.push(v.id);
+            }
+            None => errors.push(UserError::not_found(&["input", "lines", &i.to_string(), "sku"], "sku")),
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let location_id = match req.location_id {
+        Some(given) => {
+            let found = match given {
+                Some(id) => lookup::location(s, id).await?,
+                None => None,
+            };
+            match found {
+                Some(l) => l.id,
+                None => return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")])),
+            }
+        }
+        None => match fillable_location(s, &wanted).await? {
+            Some(id) => id,
+            None => {
+                return Ok(Err(vec![UserError::new(
+                    &["input", "lines"],
+                    UserErrorCode::InsufficientStock,
+                    "no location has enough available stock for the whole order",
+                )]));
+            }
+        },
+    };
+    // Reserve in variant order (BTreeMap) so concurrent orders lock rows in the same order.
+    for (variant_id, qty) in &wanted {
+        if !repo::change_stock(s, *variant_id, location_id, 0, *qty).await? {
+            let line = line_variants.iter().position(|v| v == variant_id).unwrap_or(0);
+            return Ok(Err(vec![UserError::new(
+                &["input", "lines", &line.to_string(), "quantity"],
+                UserErrorCode::InsufficientStock,
+                "not enough available stock",
+            )]));
+        }
+    }
+    let now = repo::now();
+    let o = order::Model {
+        tenant_id: s.tenant(),
+        id: Uuid::now_v7(),
+        external_id: ext.to_owned(),
+        location_id,
+        status: "reserved".into(),
+        ship_to: req.ship_to.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    order::Entity::insert(order::ActiveModel::from(o.clone())).exec_without_returning(&s.tx).await?;
+    let reference = o.id.to_string();
+    for (i, (l, variant_id)) in req.lines.iter().zip(&line_variants).enumerate() {
+        let line_id = Uuid::now_v7();
+        let quantity = i32::try_from(l.quantity).unwrap_or(i32::MAX);
+        order_line::Entity::insert(order_line::ActiveModel {
+            tenant_id: Set(s.tenant()),
+            id: Set(line_id),
+            order_id: Set(o.id),
+            variant_id: Set(*variant_id),
+            quantity: Set(quantity),
+            line_no: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+        })
+        .exec_without_returning(&s.tx)
+        .await?;
+        reservation::Entity::insert(reservation::ActiveModel {
+            tenant_id: Set(s.tenant()),
+            id: Set(Uuid::now_v7()),
+            order_id: Set(o.id),
+            order_line_id: Set(line_id),
+            variant_id: Set(*variant_id),
+            location_id: Set(location_id),
+            quantity: Set(quantity),
+            status: Set("active".into()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&s.tx)
+        .await?;
+        repo::append_movement(
+            s,
+            repo::NewMovement {
+                variant_id: *variant_id,
+                location_id,
+                kind: "reserve",
+                delta_on_hand: 0,
+                delta_reserved: l.quantity,
+                reason: "order",
+                reference: &reference,
+                idempotency_key: None,
+            },
+        )
+        .await?;
+    }
+    Ok(Ok(o))
+}
+
+/// The first location (warehouses before stores, then by code) that can fill every line.
+async fn fillable_location(s: &Scoped, wanted: &BTreeMap<Uuid, i64>) -> Result<Option<Uuid>, DbErr> {
+    let levels = repo::find::<stock_level::Entity>(s)
+        .filter(stock_level::Column::VariantId.is_in(wanted.keys().copied()))
+        .all(&s.tx)
+        .await?;
+    let mut locations = repo::find::<location::Entity>(s).all(&s.tx).await?;
+    locations.sort_by(|a, b| (a.kind != "warehouse", &a.code).cmp(&(b.kind != "warehouse", &b.code)));
+    Ok(locations
+        .into_iter()
+        .find(|loc| {
+            wanted.iter().all(|(v, q)| {
+                levels.iter().any(|l| l.variant_id == *v && l.location_id == loc.id && l.on_hand - l.reserved >= *q)
+            })
+        })
+        .map(|l| l.id))
+}
+
+async fn locked_order(s: &Scoped, id: Option<Uuid>) -> Result<Option<order::Model>, DbErr> {
+    match id {
+        Some(id) => repo::find::<order::Entity>(s).filter(order::Column::Id.eq(id)).lock_exclusive().one(&s.tx).await,
+        None => Ok(None),
+    }
+}
+
+async fn active_reservations(s: &Scoped, order_id: Uuid) -> Result<Vec<reservation::Model>, DbErr> {
+    repo::find::<reservation::Entity>(s)
+        .filter(reservation::Column::OrderId.eq(order_id))
+        .filter(reservation::Column::Status.eq("active"))
+        .all(&s.tx)
+        .await
+}
+
+async fn set_reservation_status(s: &Scoped, r: &reservation::Model, status: &str) -> Result<(), DbErr> {
+    reservation::Entity::update_many()
+        .col_expr(reservation::Column::Status, sea_orm::sea_query::Expr::value(status))
+        .col_expr(reservation::Column::UpdatedAt, sea_orm::sea_query::Expr::value(repo::now()))
+        .filter(reservation::Column::TenantId.eq(s.tenant()))
+        .filter(reservation::Column::Id.eq(r.id))
+        .exec(&s.tx)
+        .await?;
+    Ok(())
+}
+
+async fn set_order_status(s: &Scoped, o: order::Model, status: &str) -> Result<order::Model, DbErr> {
+    let now = repo::now();
+    order::Entity::update_many()
+        .col_expr(order::Column::Status, sea_orm::sea_query::Expr::value(status))
+        .col_expr(order::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(order::Column::TenantId.eq(s.tenant()))
+        .filter(order::Column::Id.eq(o.id))
+        .exec(&s.tx)
+        .await?;
+    Ok(order::Model { status: status.to_owned(), updated_at: now, ..o })
+}
+
+/// Cancels an order and releases its reservations. Cancelling a cancelled order changes nothing.
+pub async fn cancel(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<order::Model>, DbErr> {
+    retrying!(db, p, |s| {
+        let Some(o) = locked_order(s, id).await? else {
+            return Ok(Err(vec![UserError::not_found(&["input", "id"], "order")]));
+        };
+        match o.status.as_str() {
+            "cancelled" => return Ok(Ok(o)),
+            "fulfilled" => {
+                return Ok(Err(vec![UserError::new(
+                    &["input", "id"],
+                    UserErrorCode::InvalidState,
+                    "a fulfilled order cannot be cancelled",
+                )]));
+            }
+            _ => {}
+        }
+        let reference = o.id.to_string();
+        for r in active_reservations(s, o.id).await? {
+            let q = i64::from(r.quantity);
+            if !repo::change_stock(s, r.variant_id, r.location_id, 0, -q).await? {
+                return Err(DbErr::Custom(format!("reservation {} exceeds reserved stock", r.id)));
+            }
+            set_reservation_status(s, &r, "released").await?;
+            repo::append_movement(
+                s,
+                repo::NewMovement {
+                    variant_id: r.variant_id,
+                    location_id: r.location_id,
+                    kind: "release",
+                    delta_on_hand: 0,
+                    delta_reserved: -q,
+                    reason: "order cancelled",
+                    reference: &reference,
+                    idempotency_key: None,
+                },
+            )
+            .await?;
+        }
+        Ok(Ok(set_order_status(s, o, "cancelled").await?))
+    })
+}
+
+pub struct Fulfilled {
+    pub order: order::Model,
+    pub shipment: shipment::Model,
+}
+
+/// Ships an order: consumes its reservations and creates a shipment. Fulfilling again returns the
+/// same shipment.
+pub async fn fulfill(
+    db: &Db,
+    p: &Principal,
+    id: Option<Uuid>,
+    carrier: Option<String>,
+    tracking_number: Option<String>,
+) -> Result<Outcome<Fulfilled>, DbErr> {
+    retrying!(db, p, |s| {
+        let Some(o) = locked_order(s, id).await? else {
+            return Ok(Err(vec![UserError::not_found(&["input", "id"], "order")]));
+        };
+        match o.status.as_str() {
+            "fulfilled" => {
+                let existing = repo::find::<shipment::Entity>(s)
+                    .filter(shipment::Column::OrderId.eq(o.id))
+                    .one(&s.tx)
+                    .await?
+                    .ok_or_else(|| DbErr::RecordNotFound("shipment of fulfilled order".into()))?;
+                return Ok(Ok(Fulfilled { order: o, shipment: existing }));
+            }
+            "cancelled" => {
+                return Ok(Err(vec![UserError::new(
+                    &["input", "id"],
+                    UserErrorCode::InvalidState,
+                    "a cancelled order cannot be fulfilled",
+                )]));
+            }
+            _ => {}
+        }
+        let reference = o.id.to_string();
+        for r in active_reservations(s, o.id).await? {
+            let q = i64::from(r.quantity);
+            if !repo::change_stock(s, r.variant_id, r.location_id, -q, -q).await? {
+                return Err(DbErr::Custom(format!("reservation {} exceeds stock", r.id)));
+            }
+            set_reservation_status(s, &r, "consumed").await?;
+            repo::append_movement(
+                s,
+                repo::NewMovement {
+                    variant_id: r.variant_id,
+                    location_id: r.location_id,
+                    kind: "ship",
+                    delta_on_hand: -q,
+                    delta_reserved: -q,
+                    reason: "order fulfilled",
+                    reference: &reference,
+                    idempotency_key: None,
+                },
+            )
+            .await?;
+        }
+        let now = repo::now();
+        let sh = shipment::Model {
+            tenant_id: s.tenant(),
+            id: Uuid::now_v7(),
+            order_id: o.id,
+            location_id: o.location_id,
+            status: "shipped".into(),
+            carrier: carrier.clone(),
+            tracking_number: tracking_number.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        shipment::Entity::insert(shipment::ActiveModel::from(sh.clone())).exec_without_returning(&s.tx).await?;
+        shipment_event::Entity::insert(shipment_event::ActiveModel {
+            tenant_id: Set(s.tenant()),
+            id: Set(Uuid::now_v7()),
+            shipment_id: Set(sh.id),
+            status: Set("shipped".into()),
+            description: Set("shipped from location".into()),
+            occurred_at: Set(now),
+        })
+        .exec_without_returning(&s.tx)
+        .await?;
+        let order = set_order_status(s, o, "fulfilled").await?;
+        Ok(Ok(Fulfilled { order, shipment: sh }))
+    })
+}

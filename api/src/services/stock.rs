@@ -1,0 +1,270 @@
+//! Stock changes: adjustments and transfers. Each is one transaction that changes stock levels with
+//! guarded single-statement updates and appends hash-chained movements; an idempotency key makes a
+//! retried request return the first result instead of applying twice.
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::db::entities::{stock_level, stock_movement, transfer};
+use crate::db::{Db, Scoped, repo};
+use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
+use crate::services::lookup;
+
+pub const MAX_UNITS: i64 = 1_000_000_000;
+
+pub struct AdjustRequest {
+    pub sku: String,
+    /// `None` when the given ID did not parse: it is then simply not found.
+    pub location_id: Option<Uuid>,
+    pub delta: i64,
+    pub reason: String,
+    pub idempotency_key: Option<String>,
+}
+
+pub struct Adjusted {
+    pub movement: stock_movement::Model,
+    pub level: stock_level::Model,
+}
+
+pub fn check_key(key: Option<&str>, field: &[&str]) -> Result<(), UserError> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > 200 => {
+            Err(UserError::invalid(field, "idempotency key must be 1 to 200 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub async fn level(s: &Scoped, variant_id: Uuid, location_id: Uuid) -> Result<stock_level::Model, DbErr> {
+    repo::find::<stock_level::Entity>(s)
+        .filter(stock_level::Column::VariantId.eq(variant_id))
+        .filter(stock_level::Column::LocationId.eq(location_id))
+        .one(&s.tx)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("stock level".into()))
+}
+
+/// Runs `$body` (an expression using `$s: &Scoped`) in a write transaction and commits it when it
+/// succeeds. User errors roll the whole transaction back, so nothing partial is written. On a
+/// unique-key race (a concurrent request with the same idempotency key or external id) it runs
+/// once more, and then finds the winner's result.
+macro_rules! retrying {
+    ($db:expr, $p:expr, |$s:ident| $body:expr) => {{
+        let mut round = 0;
+        loop {
+            let scoped = $db.scoped($p.tenant_id, $crate::db::TxMode::Write).await?;
+            let outcome: Result<_, sea_orm::DbErr> = async {
+                let $s = &scoped;
+                $body
+            }
+            .await;
+            let done = match outcome {
+                Ok(Ok(v)) => scoped.commit().await.map(|()| Ok(v)),
+                other => other,
+            };
+            match done {
+                Err(e) if round == 0 && $crate::db::is_unique_violation(&e) => round += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+pub(crate) use retrying;
+
+pub async fn adjust(db: &Db, p: &Principal, req: &AdjustRequest) -> Result<Outcome<Adjusted>, DbErr> {
+    if req.delta == 0 {
+        return Ok(Err(vec![UserError::invalid(&["input", "delta"], "delta must not be zero")]));
+    }
+    if req.delta.abs() > MAX_UNITS {
+        return Ok(Err(vec![UserError::invalid(&["input", "delta"], "delta is too large")]));
+    }
+    if req.reason.chars().count() > 200 {
+        return Ok(Err(vec![UserError::invalid(&["input", "reason"], "reason is at most 200 characters")]));
+    }
+    if let Err(e) = check_key(req.idempotency_key.as_deref(), &["input", "idempotencyKey"]) {
+        return Ok(Err(vec![e]));
+    }
+    retrying!(db, p, |s| adjust_in(s, req).await)
+}
+
+async fn adjust_in(s: &Scoped, req: &AdjustRequest) -> Result<Outcome<Adjusted>, DbErr> {
+    let variant = lookup::variant_by_sku(s, &req.sku).await?;
+    if let Some(key) = &req.idempotency_key {
+        let previous = repo::find::<stock_movement::Entity>(s)
+            .filter(stock_movement::Column::IdempotencyKey.eq(key.as_str()))
+            .one(&s.tx)
+            .await?;
+        if let Some(m) = previous {
+            let same = m.kind == "adjust"
+                && Some(m.variant_id) == variant.as_ref().map(|v| v.id)
+                && Some(m.location_id) == req.location_id
+                && m.delta_on_hand == req.delta;
+            if !same {
+                return Ok(Err(vec![UserError::new(
+                    &["input", "idempotencyKey"],
+                    UserErrorCode::IdempotencyKeyReused,
+                    "this idempotency key was used for a different change",
+                )]));
+            }
+            let level = level(s, m.variant_id, m.location_id).await?;
+            return Ok(Ok(Adjusted { movement: m, level }));
+        }
+    }
+    let Some(variant) = variant else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "sku")]));
+    };
+    let location = match req.location_id {
+        Some(id) => lookup::location(s, id).await?,
+        None => None,
+    };
+    let Some(location) = location else {
+        return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    };
+    repo::ensure_stock_level(s, variant.id, location.id).await?;
+    if !repo::change_stock(s, variant.id, location.id, req.delta, 0).await? {
+        return Ok(Err(vec![UserError::new(
+            &["input", "delta"],
+            UserErrorCode::InsufficientStock,
+            "not enough available stock for this reduction",
+        )]));
+    }
+    let reason = if req.reason.is_empty() { "adjustment" } else { req.reason.as_str() };
+    let movement = repo::append_movement(
+        s,
+        repo::NewMovement {
+            variant_id: variant.id,
+            location_id: location.id,
+            kind: "adjust",
+            delta_on_hand: req.delta,
+            delta_reserved: 0,
+            reason,
+            reference: "",
+            idempotency_key: req.idempotency_key.as_deref(),
+        },
+    )
+    .await?;
+    let level = level(s, variant.id, location.id).await?;
+    Ok(Ok(Adjusted { movement, level }))
+}
+
+pub struct TransferRequest {
+    pub sku: String,
+    pub from_location_id: Option<Uuid>,
+    pub to_location_id: Option<Uuid>,
+    pub quantity: i64,
+    pub idempotency_key: Option<String>,
+}
+
+pub struct Transferred {
+    pub transfer: transfer::Model,
+    pub from: stock_level::Model,
+    pub to: stock_level::Model,
+}
+
+pub async fn transfer(db: &Db, p: &Principal, req: &TransferRequest) -> Result<Outcome<Transferred>, DbErr> {
+    if req.quantity <= 0 || req.quantity > MAX_UNITS {
+        return Ok(Err(vec![UserError::invalid(&["input", "quantity"], "quantity must be positive")]));
+    }
+    if let Err(e) = check_key(req.idempotency_key.as_deref(), &["input", "idempotencyKey"]) {
+        return Ok(Err(vec![e]));
+    }
+    retrying!(db, p, |s| transfer_in(s, req).await)
+}
+
+async fn transfer_in(s: &Scoped, req: &TransferRequest) -> Result<Outcome<Transferred>, DbErr> {
+    if let Some(key) = &req.idempotency_key {
+        let previous = repo::find::<transfer::Entity>(s)
+            .filter(transfer::Column::IdempotencyKey.eq(key.as_str()))
+            .one(&s.tx)
+            .await?;
+        if let Some(t) = previous {
+            let variant = lookup::variant_by_sku(s, &req.sku).await?;
+            let same = Some(t.variant_id) == variant.map(|v| v.id)
+                && Some(t.from_location_id) == req.from_location_id
+                && Some(t.to_location_id) == req.to_location_id
+                && i64::from(t.quantity) == req.quantity;
+            if !same {
+                return Ok(Err(vec![UserError::new(
+                    &["input", "idempotencyKey"],
+                    UserErrorCode::IdempotencyKeyReused,
+                    "this idempotency key was used for a different transfer",
+                )]));
+            }
+            let from = level(s, t.variant_id, t.from_location_id).await?;
+            let to = level(s, t.variant_id, t.to_location_id).await?;
+            return Ok(Ok(Transferred { transfer: t, from, to }));
+        }
+    }
+    let Some(variant) = lookup::variant_by_sku(s, &req.sku).await? else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "sku")]));
+    };
+    let from = match req.from_location_id {
+        Some(id) => lookup::location(s, id).await?,
+        None => None,
+    };
+    let Some(from) = from else {
+        return Ok(Err(vec![UserError::not_found(&["input", "fromLocationId"], "location")]));
+    };
+    let to = match req.to_location_id {
+        Some(id) => lookup::location(s, id).await?,
+        None => None,
+    };
+    let Some(to) = to else {
+        return Ok(Err(vec![UserError::not_found(&["input", "toLocationId"], "location")]));
+    };
+    if from.id == to.id {
+        return Ok(Err(vec![UserError::invalid(&["input", "toLocationId"], "source and destination are the same")]));
+    }
+    repo::ensure_stock_level(s, variant.id, from.id).await?;
+    repo::ensure_stock_level(s, variant.id, to.id).await?;
+    // Lock rows in a fixed order so concurrent opposite transfers cannot deadlock.
+    let mut steps = [(from.id, -req.quantity), (to.id, req.quantity)];
+    steps.sort_by_key(|(loc, _)| *loc);
+    for (loc, delta) in steps {
+        if !repo::change_stock(s, variant.id, loc, delta, 0).await? {
+            return Ok(Err(vec![UserError::new(
+                &["input", "quantity"],
+                UserErrorCode::InsufficientStock,
+                "not enough available stock at the source",
+            )]));
+        }
+    }
+    let t = transfer::Model {
+        tenant_id: s.tenant(),
+        id: uuid::Uuid::now_v7(),
+        variant_id: variant.id,
+        from_location_id: from.id,
+        to_location_id: to.id,
+        quantity: i32::try_from(req.quantity).unwrap_or(i32::MAX),
+        status: "completed".into(),
+        idempotency_key: req.idempotency_key.clone(),
+        created_at: repo::now(),
+    };
+    transfer::Entity::insert(transfer::ActiveModel {
+        tenant_id: Set(s.tenant()),
+        ..transfer::ActiveModel::from(t.clone())
+    })
+    .exec_without_returning(&s.tx)
+    .await?;
+    let reference = t.id.to_string();
+    for (loc, kind, delta) in [(from.id, "transfer_out", -req.quantity), (to.id, "transfer_in", req.quantity)] {
+        repo::append_movement(
+            s,
+            repo::NewMovement {
+                variant_id: variant.id,
+                location_id: loc,
+                kind,
+                delta_on_hand: delta,
+                delta_reserved: 0,
+                reason: "transfer",
+                reference: &reference,
+                idempotency_key: None,
+            },
+        )
+        .await?;
+    }
+    let from = level(s, variant.id, from.id).await?;
+    let to = level(s, variant.id, to.id).await?;
+    Ok(Ok(Transferred { transfer: t, from, to }))
+}

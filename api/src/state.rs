@@ -1,0 +1,16 @@
+//! Application state shared by every request.
+
+use std::sync::Arc;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub jwt: Arc<JwtKeys>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,35 @@
+//! The database schema: one sea-orm-migration set for SQLite and PostgreSQL.
+//!
+//! Invariants: migrations are explicit `Table::create()` statements and never import entity code;
+//! a merged migration is never edited; every tenant-owned table leads its primary key and its
+//! indexes with `tenant_id`; PostgreSQL-only statements (row-level security) check the backend.
+//! Decimals are stored as canonical decimal text so both backends round-trip them exactly.
+
+#![expect(
+    elided_lifetimes_in_paths,
+    reason = "async_trait rejects the explicit lifetime MigrationTrait is declared without"
+)]
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_core;
+mod m20261122_000002_enable_row_level_security;
+
+pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
+
+/// The setting that carries the current tenant inside a PostgreSQL transaction.
+pub const TENANT_SETTING: &str = "app.tenant_id";
+/// The setting that lets an authentication transaction see the one API key whose hash it presents.
+pub const API_KEY_HASH_SETTING: &str = "app.api_key_hash";
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_core::Migration),
+            Box::new(m20261122_000002_enable_row_level_security::Migration),
+        ]
+    }
+}
