@@ -152,7 +152,16 @@ async fn handle(
     for err in &mut response.errors {
         let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
         if !has_code {
-            let code = if err.path.is_empty() { "GRAPHQL_VALIDATION_FAILED" } else { "INTERNAL_SERVER_ERROR" };
+            // Our resolvers always set a code; a bare error with a path is async-graphql refusing an
+            // argument value ("Failed to parse …", "Invalid value for argument …").
+            let input = err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value");
+            let code = if err.path.is_empty() {
+                "GRAPHQL_VALIDATION_FAILED"
+            } else if input {
+                "BAD_USER_INPUT"
+            } else {
+                "INTERNAL_SERVER_ERROR"
+            };
             if code == "INTERNAL_SERVER_ERROR" {
                 tracing::error!(error = %err.message, "resolver error without a code");
                 err.message = "internal error".into();

@@ -146,7 +146,7 @@ mod tests {
             .collect()
     }
 
-    fn view(c: &[(MovementFields<'static>, String, String)]) -> Vec<ChainedMovement<'_>> {
+    fn view<'a>(c: &'a [(MovementFields<'static>, String, String)]) -> Vec<ChainedMovement<'a>> {
         c.iter().map(|(f, p, h)| ChainedMovement { fields: f.clone(), prev_hash: p, hash: h }).collect()
     }
 

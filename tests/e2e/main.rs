@@ -1,1 +1,11 @@
+//! End-to-end tests: the real application on a random port, over HTTP.
+//! Runs on SQLite, and on PostgreSQL too when `QM_TEST_DATABASE_URL` is set.
 
+mod auth;
+mod bad_input;
+mod ops;
+mod orders;
+mod schema;
+mod stock;
+mod tenancy;
+mod tidy;

@@ -1,1 +1,242 @@
-//! tests
+//! End-to-end test harness: `TestApp::spawn()` starts the real application on `127.0.0.1:0`
+//! against a fresh SQLite file, or a fresh PostgreSQL database when `QM_TEST_DATABASE_URL` is set.
+//!
+//! On PostgreSQL the tables are owned by the connecting (admin) role and the server runs as
+//! `qm_app`, which is neither owner nor superuser, so row-level security really applies.
+//! Logs appear only with `TEST_LOG=1`.
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+use anyhow::Context;
+use qm_api::app::Application;
+use qm_api::config::Config;
+use qm_api::db::Db;
+use qm_api::services::tenants;
+use qm_api::state::AppState;
+use qm_domain::Role;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The role the server connects as on PostgreSQL.
+pub const APP_ROLE: &str = "qm_app";
+
+static LOGS: Once = Once::new();
+
+fn init_logs() {
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            qm_api::telemetry::init(qm_api::config::LogFormat::Pretty);
+        }
+    });
+}
+
+/// The PostgreSQL server to test against, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("QM_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// `url` with its database name replaced (and its user, if `user` is given).
+pub fn with_database(url: &str, db: &str, user: Option<&str>) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').unwrap_or((base, ""));
+    let server = match user {
+        Some(u) => {
+            let (scheme, rest) = server.split_once("://").unwrap_or(("postgres", server));
+            let hostpart = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{u}@{hostpart}")
+        }
+        None => server.to_owned(),
+    };
+    match query {
+        Some(q) => format!("{server}/{db}?{q}"),
+        None => format!("{server}/{db}"),
+    }
+}
+
+/// A tenant made for a test, with an owner API key and a helper to mint JWTs.
+#[derive(Clone, Debug)]
+pub struct TestTenant {
+    pub id: Uuid,
+    pub slug: String,
+    /// The owner's API key (`sk_…`).
+    pub owner_key: String,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    /// A connection with the table owner's rights (raw SQL in tests; bypasses nothing on SQLite).
+    pub owner_db: Db,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    _dir: tempfile::TempDir,
+    pg_database: Option<(String, String)>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with a configuration changed by `adjust` (JWT algorithm, platform token, limits…).
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        Self::try_spawn(adjust).await.expect("test app starts")
+    }
+
+    async fn try_spawn(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestApp> {
+        init_logs();
+        let dir = tempfile::tempdir()?;
+        let mut config = Config::for_tests(dir.path());
+        let mut pg_database = None;
+        let owner_url;
+        if let Some(admin_url) = postgres_url() {
+            let name = format!("qm_t_{}", Uuid::new_v4().simple());
+            let admin = Db::connect(&admin_url).await.context("connecting to QM_TEST_DATABASE_URL")?;
+            use sea_orm::ConnectionTrait;
+            admin
+                .conn()
+                .execute_unprepared(&format!(
+                    "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS;
+                     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;"
+                ))
+                .await?;
+            admin.conn().execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+            admin.conn().clone().close().await.ok();
+            owner_url = with_database(&admin_url, &name, None);
+            config.migration_database_url = Some(owner_url.clone());
+            config.database_url = Some(with_database(&admin_url, &name, Some(APP_ROLE)));
+            config.database_app_role = Some(APP_ROLE.into());
+            pg_database = Some((admin_url, name));
+        } else {
+            owner_url = config.effective_database_url();
+        }
+        adjust(&mut config);
+        let app = Application::build(config).await?;
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state.clone();
+        let handle = app.spawn(1)?;
+        let owner_db = Db::connect(&owner_url).await?;
+        Ok(TestApp { address, state, owner_db, client: reqwest::Client::new(), handle, _dir: dir, pg_database })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg_database.is_some()
+    }
+
+    /// Creates a tenant directly through the service layer.
+    pub async fn tenant(&self, slug: &str) -> TestTenant {
+        let created = tenants::create(&self.state.db, slug, &format!("Tenant {slug}"), &format!("owner@{slug}.example"), "Owner")
+            .await
+            .expect("tenant insert")
+            .expect("slug is free");
+        TestTenant { id: created.tenant.id, slug: slug.into(), owner_key: created.owner_key }
+    }
+
+    /// Mints a JWT for `tenant` with `roles` using the server's own keys.
+    pub fn jwt(&self, tenant: &TestTenant, roles: &[Role]) -> String {
+        self.state.jwt.mint(tenant.id, "test-user", roles, None, chrono::Utc::now()).expect("server can mint")
+    }
+
+    /// POSTs a GraphQL request; returns the status and the JSON body.
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Like [`gql`](Self::gql) but expects HTTP 200 and no top-level errors, and returns `data`.
+    pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.gql(token, query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Sends raw bytes with the given content type.
+    pub async fn raw(&self, token: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a location and returns its global ID.
+    pub async fn location(&self, token: &str, code: &str) -> String {
+        let d = self
+            .data(
+                token,
+                "mutation($i: LocationUpsertInput!) { locationUpsert(input: $i) { location { id } userErrors { message } } }",
+                json!({ "i": { "code": code, "name": code, "kind": "WAREHOUSE", "latitude": 40.7, "longitude": -74.0 } }),
+            )
+            .await;
+        d["locationUpsert"]["location"]["id"].as_str().expect("location created").to_owned()
+    }
+
+    /// Creates a product with one variant per SKU and returns the product's global ID.
+    pub async fn product(&self, token: &str, handle: &str, skus: &[&str]) -> String {
+        let variants: Vec<Value> =
+            skus.iter().map(|s| json!({ "sku": s, "title": s, "price": "19.99", "currencyCode": "USD" })).collect();
+        let d = self
+            .data(
+                token,
+                "mutation($i: ProductUpsertInput!) { productUpsert(input: $i) { product { id } userErrors { message } } }",
+                json!({ "i": { "handle": handle, "title": handle, "variants": variants } }),
+            )
+            .await;
+        d["productUpsert"]["product"]["id"].as_str().expect("product created").to_owned()
+    }
+
+    /// Adjusts stock and asserts it worked.
+    pub async fn stock(&self, token: &str, sku: &str, location: &str, delta: i32) {
+        let d = self
+            .data(
+                token,
+                "mutation($i: StockAdjustInput!) { stockAdjust(input: $i) { userErrors { message code } } }",
+                json!({ "i": { "sku": sku, "locationId": location, "delta": delta, "reason": "test" } }),
+            )
+            .await;
+        assert_eq!(d["stockAdjust"]["userErrors"], json!([]), "{d}");
+    }
+
+    /// The repository root (for committed files such as `api/schema.graphql`).
+    pub fn repo_root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+        if let Some((admin_url, name)) = self.pg_database.take() {
+            // Drop the per-test database from a plain thread: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async move {
+                    use sea_orm::ConnectionTrait;
+                    if let Ok(admin) = Db::connect(&admin_url).await {
+                        let _ = admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                        admin.conn().clone().close().await.ok();
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}

@@ -204,6 +204,7 @@ impl Product {
         self.0.updated_at
     }
     /// The product's variants, ordered by SKU.
+    #[graphql(complexity = "5 * child_complexity")]
     async fn variants(&self, ctx: &Context<'_>) -> Result<Vec<Variant>, ApiError> {
         let mut rows = loaders(ctx)?.variants_of_product.load_one(self.0.id).await?.unwrap_or_default();
         rows.sort_by(|a, b| a.sku.cmp(&b.sku));
@@ -232,6 +233,7 @@ impl Variant {
         Ok(loaders(ctx)?.product.load_one(self.0.product_id).await?.map(Product))
     }
     /// Stock of this variant at every location that has a stock record.
+    #[graphql(complexity = "5 * child_complexity")]
     async fn stock_levels(&self, ctx: &Context<'_>) -> Result<Vec<StockLevel>, ApiError> {
         let rows = loaders(ctx)?.stock_of_variant.load_one(self.0.id).await?.unwrap_or_default();
         Ok(rows.into_iter().map(StockLevel).collect())
@@ -389,11 +391,13 @@ impl Order {
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
         Ok(loaders(ctx)?.location.load_one(self.0.location_id).await?.map(Location))
     }
+    #[graphql(complexity = "5 * child_complexity")]
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>, ApiError> {
         let mut rows = loaders(ctx)?.lines_of_order.load_one(self.0.id).await?.unwrap_or_default();
         rows.sort_by_key(|l| l.line_no);
         Ok(rows.into_iter().map(OrderLine).collect())
     }
+    #[graphql(complexity = "5 * child_complexity")]
     async fn shipments(&self, ctx: &Context<'_>) -> Result<Vec<Shipment>, ApiError> {
         let rows = loaders(ctx)?.shipments_of_order.load_one(self.0.id).await?.unwrap_or_default();
         Ok(rows.into_iter().map(Shipment).collect())
@@ -438,6 +442,7 @@ impl Shipment {
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
         Ok(loaders(ctx)?.location.load_one(self.0.location_id).await?.map(Location))
     }
+    #[graphql(complexity = "5 * child_complexity")]
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<ShipmentEvent>, ApiError> {
         let mut rows = loaders(ctx)?.events_of_shipment.load_one(self.0.id).await?.unwrap_or_default();
         rows.sort_by_key(|e| e.occurred_at);
@@ -480,6 +485,7 @@ impl Return {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    #[graphql(complexity = "5 * child_complexity")]
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<ReturnLine>, ApiError> {
         let rows = loaders(ctx)?.lines_of_return.load_one(self.0.id).await?.unwrap_or_default();
         Ok(rows.into_iter().map(ReturnLine).collect())
@@ -530,6 +536,7 @@ impl PurchaseOrder {
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
         Ok(loaders(ctx)?.location.load_one(self.0.location_id).await?.map(Location))
     }
+    #[graphql(complexity = "5 * child_complexity")]
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<PurchaseOrderLine>, ApiError> {
         let rows = loaders(ctx)?.lines_of_purchase_order.load_one(self.0.id).await?.unwrap_or_default();
         Ok(rows.into_iter().map(PurchaseOrderLine).collect())

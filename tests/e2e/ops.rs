@@ -1,0 +1,97 @@
+//! Operations: health, readiness, metrics, GraphiQL, the demo seed, pagination and refetching.
+
+use qm_domain::demo::DemoParams;
+use qm_tests::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let get = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
+    let r = get("/healthz").await.expect("healthz");
+    assert_eq!(r.status().as_u16(), 200);
+    let r = get("/readyz").await.expect("readyz");
+    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!({ "status": "ready" }));
+    let q = json!({ "query": "query Me { me { subject } }", "operationName": "Me" });
+    let r = app.client.post(format!("{}/graphql", app.address)).bearer_auth(&t.owner_key).json(&q).send().await.expect("me");
+    assert!(r.headers().get("x-request-id").is_some());
+    let text = get("/metrics").await.expect("metrics").text().await.expect("text");
+    assert!(text.contains("qm_graphql_requests_total{operation=\"Me\",outcome=\"ok\"} 1"), "{text}");
+    assert!(text.contains("qm_graphql_request_duration_seconds_bucket{operation=\"Me\",outcome=\"ok\",le=\"+Inf\"} 1"), "{text}");
+    let html = get("/graphql").await.expect("graphiql").text().await.expect("html");
+    assert!(html.contains("graphiql"));
+    assert_eq!(get("/nope").await.expect("404").status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn graphiql_can_introspect_the_schema() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    // The shape GraphiQL sends on load: deep `ofType` nesting must pass the limits.
+    let q = r#"query IntrospectionQuery { __schema { queryType { name } mutationType { name } types { ...FullType } directives { name locations args { ...InputValue } } } }
+      fragment FullType on __Type { kind name description fields(includeDeprecated: true) { name args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason } inputFields { ...InputValue } interfaces { ...TypeRef } enumValues(includeDeprecated: true) { name } possibleTypes { ...TypeRef } }
+      fragment InputValue on __InputValue { name type { ...TypeRef } defaultValue }
+      fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }"#;
+    let d = app.data(&t.owner_key, q, json!({})).await;
+    assert_eq!(d["__schema"]["queryType"]["name"], "Query");
+}
+
+#[tokio::test]
+async fn the_demo_seed_is_deterministic_idempotent_and_queryable() {
+    let app = TestApp::spawn().await;
+    let params = DemoParams { seed: 7, end: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"), days: 30, products: 8 };
+    let first = qm_api::demo::seed(&app.state.db, &params).await.expect("seed");
+    assert!(first.created);
+    assert_eq!(first.demand_rows, first.variants * 3 * 30);
+    let again = qm_api::demo::seed(&app.state.db, &params).await.expect("seed again");
+    assert!(!again.created, "seeding twice changes nothing");
+    let demo = qm_tests::TestTenant { id: first.tenant_id, slug: "demo".into(), owner_key: String::new() };
+    let token = app.jwt(&demo, &[qm_domain::Role::Owner]);
+    let d = app
+        .data(&token, "{ products(first: 5) { edges { node { title variants { sku } } } } locations(first: 5) { nodes { kind } } suppliers(first: 5) { nodes { leadTimeMeanDays } } ledgerVerify { ok } }", json!({}))
+        .await;
+    assert_eq!(d["products"]["edges"].as_array().map(Vec::len), Some(5));
+    assert_eq!(d["locations"]["nodes"], json!([{ "kind": "WAREHOUSE" }, { "kind": "WAREHOUSE" }, { "kind": "STORE" }]));
+    assert_eq!(d["suppliers"]["nodes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(d["ledgerVerify"]["ok"], true);
+    let expected = qm_domain::demo::generate(&params);
+    assert_eq!(d["products"]["edges"][0]["node"]["title"], expected.products[0].title.as_str());
+}
+
+#[tokio::test]
+async fn connections_page_forwards_and_backwards_and_nodes_refetch() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let k = &t.owner_key;
+    for i in 0..5 {
+        app.product(k, &format!("p{i}"), &[&format!("SKU-{i}")]).await;
+    }
+    let page = "query($after: String) { products(first: 2, after: $after) { nodes { handle } pageInfo { hasNextPage hasPreviousPage endCursor } } }";
+    let mut handles = Vec::new();
+    let mut after = serde_json::Value::Null;
+    loop {
+        let d = app.data(k, page, json!({ "after": after })).await;
+        for n in d["products"]["nodes"].as_array().expect("nodes") {
+            handles.push(n["handle"].as_str().expect("handle").to_owned());
+        }
+        if d["products"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = d["products"]["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(handles, ["p0", "p1", "p2", "p3", "p4"]);
+    let d = app.data(k, "{ products(last: 2) { nodes { handle id } pageInfo { hasPreviousPage startCursor } } }", json!({})).await;
+    assert_eq!(d["products"]["nodes"][0]["handle"], "p3");
+    assert_eq!(d["products"]["pageInfo"]["hasPreviousPage"], true);
+    let before = d["products"]["pageInfo"]["startCursor"].clone();
+    let d2 = app.data(k, "query($b: String) { products(last: 10, before: $b) { nodes { handle } } }", json!({ "b": before })).await;
+    assert_eq!(d2["products"]["nodes"].as_array().map(Vec::len), Some(3));
+    let id = d["products"]["nodes"][1]["id"].clone();
+    let n = app.data(k, "query($id: ID!) { node(id: $id) { id ... on Product { handle } } }", json!({ "id": id })).await;
+    assert_eq!(n["node"]["handle"], "p4");
+    let n = app.data(k, "query($id: ID!) { nodes(ids: [$id, \"nope\"]) { id } }", json!({ "id": id })).await;
+    assert_eq!(n["nodes"][1], serde_json::Value::Null);
+    let v = app.data(k, "{ variantBySku(sku: \"SKU-4\") { sku price { amount currencyCode } product { handle } } }", json!({})).await;
+    assert_eq!(v["variantBySku"], json!({ "sku": "SKU-4", "price": { "amount": "19.99", "currencyCode": "USD" }, "product": { "handle": "p4" } }));
+}

@@ -1,0 +1,378 @@
+//! Tenant isolation: another tenant's IDs answer exactly like missing ones, for every query and
+//! mutation that takes an ID (enumerated from the schema, so a new one fails this test until it is
+//! covered), and lists never include another tenant's rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use qm_api::db::TxMode;
+use qm_api::db::entities::{purchase_order, return_};
+use qm_tests::{TestApp, TestTenant};
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Fields of `type <name>` and `input <name>` blocks in the SDL: field -> raw signature.
+fn blocks(sdl: &str) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut in_doc = false;
+    for line in sdl.lines() {
+        let l = line.trim();
+        if l.starts_with("\"\"\"") {
+            if !(l.len() > 3 && l.ends_with("\"\"\"")) {
+                in_doc = !in_doc;
+            }
+            continue;
+        }
+        if in_doc || l.starts_with('"') {
+            continue;
+        }
+        if let Some(rest) = l.strip_prefix("type ").or_else(|| l.strip_prefix("input ")) {
+            current = rest.split_whitespace().next().map(str::to_owned);
+            out.insert(current.clone().unwrap_or_default(), Vec::new());
+        } else if l == "}" {
+            current = None;
+        } else if let Some(c) = &current {
+            let name: String = l.chars().take_while(|ch| ch.is_alphanumeric() || *ch == '_').collect();
+            if !name.is_empty() {
+                out.get_mut(c).expect("block exists").push((name, l.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+fn type_names(sig: &str) -> BTreeSet<String> {
+    sig.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+fn takes_id(sig: &str, blocks: &BTreeMap<String, Vec<(String, String)>>, seen: &mut BTreeSet<String>) -> bool {
+    // Only the argument list of a field counts (not its return type).
+    let args = sig.split_once('(').map(|(_, a)| a.rsplit_once(')').map_or(a, |(a, _)| a)).unwrap_or("");
+    let args = if sig.contains('(') { args.to_owned() } else { sig.split_once(':').map(|(_, t)| t.to_owned()).unwrap_or_default() };
+    type_names(&args).into_iter().any(|t| {
+        t == "ID"
+            || (t.ends_with("Input")
+                && seen.insert(t.clone())
+                && blocks.get(&t).is_some_and(|fields| fields.iter().any(|(_, s)| takes_id(&format!("x: {}", s.split_once(':').map_or("", |x| x.1)), blocks, seen))))
+    })
+}
+
+/// Every Query and Mutation field that takes an ID somewhere in its arguments.
+fn id_taking_fields() -> BTreeSet<String> {
+    let sdl = qm_api::graphql::sdl();
+    let b = blocks(&sdl);
+    let mut out = BTreeSet::new();
+    for root in ["Query", "Mutation"] {
+        for (name, sig) in b.get(root).cloned().unwrap_or_default() {
+            if takes_id(&sig, &b, &mut BTreeSet::new()) {
+                out.insert(format!("{root}.{name}"));
+            }
+        }
+    }
+    out
+}
+
+struct World {
+    a: TestTenant,
+    b_owner: String,
+    a_loc: String,
+    /// B's IDs by GraphQL type.
+    b: BTreeMap<&'static str, String>,
+}
+
+fn gid(kind: &str, id: Uuid) -> String {
+    format!("gid://quartermaster/{kind}/{id}")
+}
+
+async fn world(app: &TestApp) -> World {
+    let a = app.tenant("tenant-a").await;
+    let b = app.tenant("tenant-b").await;
+    let (ta, tb) = (a.owner_key.clone(), b.owner_key.clone());
+    let a_loc = app.location(&ta, "A-WH").await;
+    app.product(&ta, "a-shirt", &["A-SKU"]).await;
+    app.stock(&ta, "A-SKU", &a_loc, 20).await;
+
+    let mut ids = BTreeMap::new();
+    let b_loc = app.location(&tb, "B-WH").await;
+    let b_prod = app.product(&tb, "b-shirt", &["B-SKU"]).await;
+    app.stock(&tb, "B-SKU", &b_loc, 30).await;
+    let d = app.data(&tb, "{ variantBySku(sku: \"B-SKU\") { id } stockMovements(first: 1) { nodes { id } } }", json!({})).await;
+    ids.insert("Variant", d["variantBySku"]["id"].as_str().expect("variant").to_owned());
+    ids.insert("StockMovement", d["stockMovements"]["nodes"][0]["id"].as_str().expect("movement").to_owned());
+    let d = app
+        .data(&tb, "mutation { supplierUpsert(input: { name: \"B Supply\", leadTimeMeanDays: \"7\", leadTimeStdDevDays: \"2\", currencyCode: \"USD\" }) { supplier { id } } }", json!({}))
+        .await;
+    let b_sup = d["supplierUpsert"]["supplier"]["id"].as_str().expect("supplier").to_owned();
+    let mk_order = |ext: &str| json!({ "i": { "externalId": ext, "lines": [{ "sku": "B-SKU", "quantity": 1 }] } });
+    let create = "mutation($i: OrderCreateInput!) { orderCreate(input: $i) { order { id } userErrors { message } } }";
+    let d = app.data(&tb, create, mk_order("B-1")).await;
+    let b_order = d["orderCreate"]["order"]["id"].as_str().expect("order").to_owned();
+    let d = app.data(&tb, create, mk_order("B-2")).await;
+    let shipped = d["orderCreate"]["order"]["id"].as_str().expect("order").to_owned();
+    let d = app
+        .data(&tb, "mutation($id: ID!) { orderFulfill(input: { id: $id }) { shipment { id } } }", json!({ "id": shipped }))
+        .await;
+    ids.insert("Shipment", d["orderFulfill"]["shipment"]["id"].as_str().expect("shipment").to_owned());
+    let d = app.data(&tb, "mutation { userInvite(input: { email: \"ann@b.example\", roles: [VIEWER] }) { user { id } } }", json!({})).await;
+    ids.insert("User", d["userInvite"]["user"]["id"].as_str().expect("user").to_owned());
+    let d = app.data(&tb, "mutation { apiKeyCreate(input: { name: \"k\", roles: [VIEWER] }) { apiKey { id } } }", json!({})).await;
+    ids.insert("ApiKey", d["apiKeyCreate"]["apiKey"]["id"].as_str().expect("key").to_owned());
+    // Purchase orders and returns have no mutation yet: write them through the service layer.
+    let s = app.state.db.scoped(b.id, TxMode::Write).await.expect("tx");
+    let now = chrono::Utc::now();
+    let (po, ret) = (Uuid::now_v7(), Uuid::now_v7());
+    let parse = |g: &str| Uuid::parse_str(g.rsplit('/').next().expect("uuid")).expect("uuid");
+    purchase_order::Entity::insert(purchase_order::ActiveModel {
+        tenant_id: Set(b.id),
+        id: Set(po),
+        number: Set("PO-1".into()),
+        supplier_id: Set(parse(&b_sup)),
+        location_id: Set(parse(&b_loc)),
+        status: Set("issued".into()),
+        currency: Set("USD".into()),
+        expected_on: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("po");
+    return_::Entity::insert(return_::ActiveModel {
+        tenant_id: Set(b.id),
+        id: Set(ret),
+        order_id: Set(parse(&shipped)),
+        status: Set("requested".into()),
+        reason: Set("too small".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("return");
+    s.commit().await.expect("commit");
+    ids.insert("PurchaseOrder", gid("PurchaseOrder", po));
+    ids.insert("Return", gid("Return", ret));
+    ids.insert("Location", b_loc);
+    ids.insert("Product", b_prod);
+    ids.insert("Supplier", b_sup);
+    ids.insert("Order", b_order);
+    World { a, b_owner: b.owner_key.clone(), a_loc, b: ids }
+}
+
+/// A request for one ID-taking field, given the ID to put where the ID goes.
+struct Probe {
+    query: &'static str,
+    vars: fn(&World, &str) -> Value,
+    kind: &'static str,
+}
+
+fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
+    let mut m: BTreeMap<&'static str, Vec<Probe>> = BTreeMap::new();
+    let node = "query($id: ID!) { node(id: $id) { id } }";
+    for kind in ["Location", "Product", "Variant", "Supplier", "StockMovement", "Order", "Shipment", "Return", "PurchaseOrder", "User", "ApiKey"] {
+        m.entry("Query.node").or_default().push(Probe { query: node, vars: |_, id| json!({ "id": id }), kind });
+    }
+    m.entry("Query.nodes").or_default().push(Probe {
+        query: "query($id: ID!) { nodes(ids: [$id, $id]) { id } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Order",
+    });
+    m.entry("Query.variant").or_default().push(Probe {
+        query: "query($id: ID!) { variant(id: $id) { id sku } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Variant",
+    });
+    m.entry("Query.stockLevels").or_default().push(Probe {
+        query: "query($id: ID!) { stockLevels(locationId: $id, first: 10) { nodes { onHand } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Query.stockMovements").or_default().push(Probe {
+        query: "query($id: ID!) { stockMovements(variantId: $id, first: 10) { nodes { seq } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Variant",
+    });
+    m.entry("Query.stockMovements").or_default().push(Probe {
+        query: "query($id: ID!) { stockMovements(locationId: $id, first: 10) { nodes { seq } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.locationUpsert").or_default().push(Probe {
+        query: "mutation($id: ID!) { locationUpsert(input: { id: $id, code: \"HIJACK\", name: \"x\", kind: STORE }) { location { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.productUpsert").or_default().push(Probe {
+        query: "mutation($id: ID!) { productUpsert(input: { id: $id, handle: \"hijack\", title: \"x\", variants: [] }) { product { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Product",
+    });
+    m.entry("Mutation.supplierUpsert").or_default().push(Probe {
+        query: "mutation($id: ID!) { supplierUpsert(input: { id: $id, name: \"hijack\", leadTimeMeanDays: \"1\", leadTimeStdDevDays: \"1\", currencyCode: \"USD\" }) { supplier { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Supplier",
+    });
+    m.entry("Mutation.stockAdjust").or_default().push(Probe {
+        query: "mutation($id: ID!) { stockAdjust(input: { sku: \"A-SKU\", locationId: $id, delta: 5 }) { stockLevel { onHand } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.stockTransfer").or_default().push(Probe {
+        query: "mutation($from: ID!, $to: ID!) { stockTransfer(input: { sku: \"A-SKU\", fromLocationId: $from, toLocationId: $to, quantity: 1 }) { transferId userErrors { field code } } }",
+        vars: |w, id| json!({ "from": w.a_loc, "to": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.stockTransfer").or_default().push(Probe {
+        query: "mutation($from: ID!, $to: ID!) { stockTransfer(input: { sku: \"A-SKU\", fromLocationId: $from, toLocationId: $to, quantity: 1 }) { transferId userErrors { field code } } }",
+        vars: |w, id| json!({ "from": id, "to": w.a_loc }),
+        kind: "Location",
+    });
+    m.entry("Mutation.orderCreate").or_default().push(Probe {
+        query: "mutation($id: ID!) { orderCreate(input: { externalId: \"X-1\", locationId: $id, lines: [{ sku: \"A-SKU\", quantity: 1 }] }) { order { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.orderCancel").or_default().push(Probe {
+        query: "mutation($id: ID!) { orderCancel(input: { id: $id }) { order { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Order",
+    });
+    m.entry("Mutation.orderFulfill").or_default().push(Probe {
+        query: "mutation($id: ID!) { orderFulfill(input: { id: $id }) { order { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Order",
+    });
+    m.entry("Mutation.apiKeyRevoke").or_default().push(Probe {
+        query: "mutation($id: ID!) { apiKeyRevoke(input: { id: $id }) { apiKey { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "ApiKey",
+    });
+    m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
+        query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Supplier",
+    });
+    m
+}
+
+#[tokio::test]
+async fn every_id_taking_field_is_covered_by_an_isolation_probe() {
+    let fields = id_taking_fields();
+    assert!(fields.contains("Query.node") && fields.contains("Mutation.stockAdjust"), "{fields:?}");
+    let covered: BTreeSet<String> = probes().keys().map(|k| (*k).to_owned()).collect();
+    let missing: Vec<_> = fields.difference(&covered).collect();
+    assert!(missing.is_empty(), "add isolation probes for: {missing:?}");
+}
+
+#[tokio::test]
+async fn another_tenants_ids_answer_exactly_like_missing_ones() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let a = w.a.owner_key.clone();
+    for (field, list) in probes() {
+        for p in list {
+            let foreign = w.b.get(p.kind).expect("B has one of each kind");
+            let missing = gid(p.kind, Uuid::now_v7());
+            let (s1, with_foreign) = app.gql(&a, p.query, (p.vars)(&w, foreign)).await;
+            let (s2, with_missing) = app.gql(&a, p.query, (p.vars)(&w, &missing)).await;
+            assert_eq!((s1, s2), (200, 200), "{field}: {with_foreign} / {with_missing}");
+            assert!(with_foreign.get("errors").is_none(), "{field} ({}): {with_foreign}", p.kind);
+            assert_eq!(with_foreign, with_missing, "{field} ({}) tells a foreign id from a missing one", p.kind);
+            let text = with_foreign.to_string();
+            let looks_missing = text.contains("NOT_FOUND") || text.contains("null") || text.contains("\"nodes\":[]");
+            assert!(looks_missing, "{field} ({}): {text}", p.kind);
+            let foreign_uuid = foreign.rsplit('/').next().expect("uuid");
+            assert!(!text.contains(foreign_uuid), "{field} leaked the foreign id: {text}");
+        }
+    }
+    // B's data is untouched by all of that.
+    let b_key = app.data(&w.a.owner_key, "{ me { tenant { slug } } }", json!({})).await;
+    assert_eq!(b_key["me"]["tenant"]["slug"], "tenant-a");
+    let d = app.data(&w.b_owner, "{ locations(first: 5) { nodes { code } } orders(first: 5) { nodes { status } } }", json!({})).await;
+    assert_eq!(d["locations"]["nodes"], json!([{ "code": "B-WH" }]));
+    assert_eq!(d["orders"]["nodes"], json!([{ "status": "RESERVED" }, { "status": "FULFILLED" }]));
+}
+
+#[tokio::test]
+async fn lists_never_include_another_tenants_rows() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let a = w.a.owner_key.clone();
+    let lists = [
+        "{ locations(first: 250) { nodes { id } } }",
+        "{ products(first: 50) { nodes { id variants { id stockLevels { location { id } } } } } }",
+        "{ products(first: 250, query: \"shirt\") { nodes { id } } }",
+        "{ suppliers(first: 250) { nodes { id } } }",
+        "{ stockLevels(first: 250) { nodes { variant { id } location { id } } } }",
+        "{ stockMovements(first: 250) { nodes { id } } }",
+        "{ orders(first: 250) { nodes { id } } }",
+        "{ shipments(first: 250) { nodes { id } } }",
+        "{ returns(first: 250) { nodes { id } } }",
+        "{ purchaseOrders(first: 250) { nodes { id } } }",
+        "{ users(first: 250) { nodes { id email } } }",
+        "{ apiKeys(first: 250) { nodes { id } } }",
+        "{ variantBySku(sku: \"B-SKU\") { id } }",
+        "{ ledgerVerify { ok checked } }",
+    ];
+    for q in lists {
+        let d = app.data(&a, q, json!({})).await;
+        let text = d.to_string();
+        for (kind, id) in &w.b {
+            let uuid = id.rsplit('/').next().expect("uuid");
+            assert!(!text.contains(uuid), "{q} shows tenant B's {kind}: {text}");
+        }
+        assert!(!text.contains("B-SKU") && !text.contains("b-shirt"), "{q}: {text}");
+    }
+    // And A does see its own rows, so the lists above are not trivially empty.
+    let d = app.data(&a, "{ products(first: 10) { nodes { handle } } ledgerVerify { checked } }", json!({})).await;
+    assert_eq!(d["products"]["nodes"], json!([{ "handle": "a-shirt" }]));
+    assert_eq!(d["ledgerVerify"]["checked"], 1);
+}
+
+#[tokio::test]
+async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
+    let app = TestApp::spawn().await;
+    if !app.is_postgres() {
+        return; // SQLite has no RLS; the repository filter is the wall there (tested above).
+    }
+    let w = world(&app).await;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    // The server's own pool connects as the non-owner app role.
+    let s = app.state.db.scoped(w.a.id, TxMode::Read).await.expect("tx");
+    let mut seen_own = 0;
+    for table in qm_api::db::TENANT_TABLES {
+        let rows = s
+            .tx
+            .query_all_raw(Statement::from_string(DbBackend::Postgres, format!("SELECT tenant_id::text AS t FROM {table}")))
+            .await
+            .expect("select");
+        for r in rows {
+            let t: String = r.try_get("", "t").expect("tenant id");
+            assert_eq!(t, w.a.id.to_string(), "{table} shows another tenant's row");
+            seen_own += 1;
+        }
+    }
+    assert!(seen_own > 5, "tenant A sees its own rows");
+    s.commit().await.expect("commit");
+    // With no tenant set, nothing at all is visible: RLS fails closed.
+    let rows = app
+        .state
+        .db
+        .conn()
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, "SELECT * FROM variants".to_owned()))
+        .await
+        .expect("select");
+    assert!(rows.is_empty());
+    // And a write into another tenant is refused by WITH CHECK.
+    let s = app.state.db.scoped(w.a.id, TxMode::Write).await.expect("tx");
+    let b_tenant = app.tenant("tenant-d").await;
+    let err = s
+        .tx
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("INSERT INTO ledger_heads (tenant_id, seq, hash) VALUES ('{}', 0, 'x')", b_tenant.id),
+        ))
+        .await;
+    assert!(err.is_err(), "cross-tenant insert was accepted");
+}
