@@ -87,9 +87,8 @@ pub struct Verification {
 /// Checks a tenant's movements, given in sequence order starting at 1.
 pub fn verify<'a>(movements: impl IntoIterator<Item = ChainedMovement<'a>>) -> Verification {
     let mut expected_prev = GENESIS_HASH.to_owned();
-    let mut expected_seq = 1;
     let mut checked = 0;
-    for m in movements {
+    for (expected_seq, m) in (1..).zip(movements) {
         checked += 1;
         let problem = if m.fields.seq != expected_seq {
             Some(LinkProblem::SequenceGap)
@@ -108,7 +107,6 @@ pub fn verify<'a>(movements: impl IntoIterator<Item = ChainedMovement<'a>>) -> V
             };
         }
         expected_prev = m.hash.to_owned();
-        expected_seq += 1;
     }
     Verification { checked, head_hash: expected_prev, first_broken: None }
 }

@@ -30,7 +30,11 @@ fn hs256(secret: &[u8], claims: &Value) -> String {
 }
 
 fn server_secret(app: &TestApp) -> Vec<u8> {
-    std::fs::read_to_string(app.state.config.data_dir.join("jwt-secret")).expect("secret file").trim().as_bytes().to_vec()
+    std::fs::read_to_string(app.state.config.data_dir.join("jwt-secret"))
+        .expect("secret file")
+        .trim()
+        .as_bytes()
+        .to_vec()
 }
 
 #[tokio::test]
@@ -55,43 +59,86 @@ async fn each_bad_credential_is_unauthenticated() {
     let now = chrono::Utc::now().timestamp();
 
     // No token at all.
-    let resp = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({ "query": ME }))
-        .send()
-        .await
-        .expect("sent");
+    let resp =
+        app.client.post(format!("{}/graphql", app.address)).json(&json!({ "query": ME })).send().await.expect("sent");
     let status = resp.status().as_u16();
     assert_unauthenticated(status, &resp.json().await.expect("json"));
 
     let mut bad: Vec<(&str, String)> = vec![
         ("garbage", "not-a-token".into()),
         ("bad signature", hs256(b"another secret that is long enough!!", &claims(&t, |_| {}))),
-        ("expired", hs256(&secret, &claims(&t, |c| {
-            c.insert("exp".into(), json!(now - 3600));
-        }))),
-        ("future nbf", hs256(&secret, &claims(&t, |c| {
-            c.insert("nbf".into(), json!(now + 3600));
-        }))),
-        ("missing aud", hs256(&secret, &claims(&t, |c| {
-            c.remove("aud");
-        }))),
-        ("wrong aud", hs256(&secret, &claims(&t, |c| {
-            c.insert("aud".into(), json!("someone-else"));
-        }))),
-        ("missing iss", hs256(&secret, &claims(&t, |c| {
-            c.remove("iss");
-        }))),
-        ("wrong iss", hs256(&secret, &claims(&t, |c| {
-            c.insert("iss".into(), json!("evil"));
-        }))),
-        ("unknown tenant", hs256(&secret, &claims(&t, |c| {
-            c.insert("tid".into(), json!(uuid::Uuid::new_v4()));
-        }))),
-        ("unknown role", hs256(&secret, &claims(&t, |c| {
-            c.insert("roles".into(), json!(["root"]));
-        }))),
+        (
+            "expired",
+            hs256(
+                &secret,
+                &claims(&t, |c| {
+                    c.insert("exp".into(), json!(now - 3600));
+                }),
+            ),
+        ),
+        (
+            "future nbf",
+            hs256(
+                &secret,
+                &claims(&t, |c| {
+                    c.insert("nbf".into(), json!(now + 3600));
+                }),
+            ),
+        ),
+        (
+            "missing aud",
+            hs256(
+                &secret,
+                &claims(&t, |c| {
+                    c.remove("aud");
+                }),
+            ),
+        ),
+        (
+            "wrong aud",
+            hs256(
+                &secret,
+                &claims(&t, |c| {
+                    c.insert("aud".into(), json!("someone-else"));
+                }),
+            ),
+        ),
+        (
+            "missing iss",
+            hs256(
+                &secret,
+                &claims(&t, |c| {
+                    c.remove("iss");
+                }),
+            ),
+        ),
+        (
+            "wrong iss",
+            hs256(
+                &secret,
+                &claims(&t, |c| {
+                    c.insert("iss".into(), json!("evil"));
+                }),
+            ),
+        ),
+        (
+            "unknown tenant",
+            hs256(
+                &secret,
+                &claims(&t, |c| {
+                    c.insert("tid".into(), json!(uuid::Uuid::new_v4()));
+                }),
+            ),
+        ),
+        (
+            "unknown role",
+            hs256(
+                &secret,
+                &claims(&t, |c| {
+                    c.insert("roles".into(), json!(["root"]));
+                }),
+            ),
+        ),
         ("unknown api key", "sk_live_0000000000000000000000000000000000000000000".into()),
     ];
     // alg: none, with the signature stripped.
@@ -131,7 +178,11 @@ async fn a_revoked_api_key_is_unauthenticated_at_once() {
     assert!(key.starts_with(d["apiKeyCreate"]["apiKey"]["prefix"].as_str().expect("prefix")));
     assert_eq!(app.gql(&key, ME, json!({})).await.0, 200);
     let d = app
-        .data(&t.owner_key, "mutation($id: ID!) { apiKeyRevoke(input: { id: $id }) { apiKey { revokedAt } } }", json!({ "id": id }))
+        .data(
+            &t.owner_key,
+            "mutation($id: ID!) { apiKeyRevoke(input: { id: $id }) { apiKey { revokedAt } } }",
+            json!({ "id": id }),
+        )
         .await;
     assert!(d["apiKeyRevoke"]["apiKey"]["revokedAt"].is_string());
     let (status, body) = app.gql(&key, ME, json!({})).await;
@@ -174,7 +225,8 @@ async fn an_eddsa_server_accepts_its_own_tokens() {
     .await;
     let t = app.tenant("acme").await;
     assert_eq!(app.gql(&app.jwt(&t, &[Role::Viewer]), ME, json!({})).await.0, 200);
-    let (status, body) = app.gql(&hs256(b"whatever-secret-of-enough-length!!", &claims(&t, |_| {})), ME, json!({})).await;
+    let (status, body) =
+        app.gql(&hs256(b"whatever-secret-of-enough-length!!", &claims(&t, |_| {})), ME, json!({})).await;
     assert_unauthenticated(status, &body);
 }
 
@@ -191,7 +243,9 @@ async fn roles_limit_what_a_principal_may_do() {
     // Viewers read; planners write stock but cannot manage keys.
     assert!(app.gql(&viewer, "{ locations(first: 5) { nodes { id } } }", json!({})).await.1.get("errors").is_none());
     let planner = app.jwt(&t, &[Role::Planner]);
-    let (_, body) = app.gql(&planner, "mutation { apiKeyCreate(input: { name: \"k\", roles: [VIEWER] }) { secret } }", json!({})).await;
+    let (_, body) = app
+        .gql(&planner, "mutation { apiKeyCreate(input: { name: \"k\", roles: [VIEWER] }) { secret } }", json!({}))
+        .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
     // A supplier sees purchase orders only.
     let supplier = app.jwt(&t, &[Role::Supplier]);
@@ -203,7 +257,8 @@ async fn roles_limit_what_a_principal_may_do() {
 
 #[tokio::test]
 async fn the_platform_token_creates_tenants_and_nothing_else() {
-    let app = TestApp::spawn_with(|c| c.platform_token = Some("platform-secret-token-for-tests".to_owned().into())).await;
+    let app =
+        TestApp::spawn_with(|c| c.platform_token = Some("platform-secret-token-for-tests".to_owned().into())).await;
     let create = "mutation($i: TenantCreateInput!) { tenantCreate(input: $i) { tenant { slug } ownerToken userErrors { code field } } }";
     let input = json!({ "i": { "slug": "newco", "name": "New Co", "ownerEmail": "boss@newco.example" } });
     let d = app.data("platform-secret-token-for-tests", create, input.clone()).await;
@@ -215,8 +270,10 @@ async fn the_platform_token_creates_tenants_and_nothing_else() {
     let d = app.data("platform-secret-token-for-tests", create, input).await;
     assert_eq!(d["tenantCreate"]["userErrors"][0]["code"], "TAKEN");
     // A tenant owner cannot create tenants; the platform token reads no tenant data.
-    let (_, body) = app.gql(&owner, create, json!({ "i": { "slug": "x2", "name": "X", "ownerEmail": "a@b.example" } })).await;
+    let (_, body) =
+        app.gql(&owner, create, json!({ "i": { "slug": "x2", "name": "X", "ownerEmail": "a@b.example" } })).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
-    let (_, body) = app.gql("platform-secret-token-for-tests", "{ locations(first: 1) { nodes { id } } }", json!({})).await;
+    let (_, body) =
+        app.gql("platform-secret-token-for-tests", "{ locations(first: 1) { nodes { id } } }", json!({})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
 }

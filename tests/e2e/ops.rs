@@ -14,11 +14,21 @@ async fn health_readiness_and_metrics_answer() {
     let r = get("/readyz").await.expect("readyz");
     assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!({ "status": "ready" }));
     let q = json!({ "query": "query Me { me { subject } }", "operationName": "Me" });
-    let r = app.client.post(format!("{}/graphql", app.address)).bearer_auth(&t.owner_key).json(&q).send().await.expect("me");
+    let r = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&t.owner_key)
+        .json(&q)
+        .send()
+        .await
+        .expect("me");
     assert!(r.headers().get("x-request-id").is_some());
     let text = get("/metrics").await.expect("metrics").text().await.expect("text");
     assert!(text.contains("qm_graphql_requests_total{operation=\"Me\",outcome=\"ok\"} 1"), "{text}");
-    assert!(text.contains("qm_graphql_request_duration_seconds_bucket{operation=\"Me\",outcome=\"ok\",le=\"+Inf\"} 1"), "{text}");
+    assert!(
+        text.contains("qm_graphql_request_duration_seconds_bucket{operation=\"Me\",outcome=\"ok\",le=\"+Inf\"} 1"),
+        "{text}"
+    );
     let html = get("/graphql").await.expect("graphiql").text().await.expect("html");
     assert!(html.contains("graphiql"));
     assert_eq!(get("/nope").await.expect("404").status().as_u16(), 404);
@@ -40,7 +50,12 @@ async fn graphiql_can_introspect_the_schema() {
 #[tokio::test]
 async fn the_demo_seed_is_deterministic_idempotent_and_queryable() {
     let app = TestApp::spawn().await;
-    let params = DemoParams { seed: 7, end: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"), days: 30, products: 8 };
+    let params = DemoParams {
+        seed: 7,
+        end: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"),
+        days: 30,
+        products: 8,
+    };
     let first = qm_api::demo::seed(&app.state.db, &params).await.expect("seed");
     assert!(first.created);
     assert_eq!(first.demand_rows, first.variants * 3 * 30);
@@ -81,17 +96,27 @@ async fn connections_page_forwards_and_backwards_and_nodes_refetch() {
         after = d["products"]["pageInfo"]["endCursor"].clone();
     }
     assert_eq!(handles, ["p0", "p1", "p2", "p3", "p4"]);
-    let d = app.data(k, "{ products(last: 2) { nodes { handle id } pageInfo { hasPreviousPage startCursor } } }", json!({})).await;
+    let d = app
+        .data(k, "{ products(last: 2) { nodes { handle id } pageInfo { hasPreviousPage startCursor } } }", json!({}))
+        .await;
     assert_eq!(d["products"]["nodes"][0]["handle"], "p3");
     assert_eq!(d["products"]["pageInfo"]["hasPreviousPage"], true);
     let before = d["products"]["pageInfo"]["startCursor"].clone();
-    let d2 = app.data(k, "query($b: String) { products(last: 10, before: $b) { nodes { handle } } }", json!({ "b": before })).await;
+    let d2 = app
+        .data(k, "query($b: String) { products(last: 10, before: $b) { nodes { handle } } }", json!({ "b": before }))
+        .await;
     assert_eq!(d2["products"]["nodes"].as_array().map(Vec::len), Some(3));
     let id = d["products"]["nodes"][1]["id"].clone();
-    let n = app.data(k, "query($id: ID!) { node(id: $id) { id ... on Product { handle } } }", json!({ "id": id })).await;
+    let n =
+        app.data(k, "query($id: ID!) { node(id: $id) { id ... on Product { handle } } }", json!({ "id": id })).await;
     assert_eq!(n["node"]["handle"], "p4");
     let n = app.data(k, "query($id: ID!) { nodes(ids: [$id, \"nope\"]) { id } }", json!({ "id": id })).await;
     assert_eq!(n["nodes"][1], serde_json::Value::Null);
-    let v = app.data(k, "{ variantBySku(sku: \"SKU-4\") { sku price { amount currencyCode } product { handle } } }", json!({})).await;
-    assert_eq!(v["variantBySku"], json!({ "sku": "SKU-4", "price": { "amount": "19.99", "currencyCode": "USD" }, "product": { "handle": "p4" } }));
+    let v = app
+        .data(k, "{ variantBySku(sku: \"SKU-4\") { sku price { amount currencyCode } product { handle } } }", json!({}))
+        .await;
+    assert_eq!(
+        v["variantBySku"],
+        json!({ "sku": "SKU-4", "price": { "amount": "19.99", "currencyCode": "USD" }, "product": { "handle": "p4" } })
+    );
 }

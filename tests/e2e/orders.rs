@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 const CREATE: &str = "mutation($i: OrderCreateInput!) { orderCreate(input: $i) { order { id status location { code } lines { quantity variant { sku } } } userErrors { field code message } } }";
 
 fn order(ext: &str, sku: &str, qty: i32, location: Option<&str>) -> Value {
-    let mut i = json!({ "externalId": ext, "lines": [{ "sku": sku, "quantity": qty }], "shipTo": { "city": "Newark" } });
+    let mut i =
+        json!({ "externalId": ext, "lines": [{ "sku": sku, "quantity": qty }], "shipTo": { "city": "Newark" } });
     if let Some(l) = location {
         i["locationId"] = json!(l);
     }
@@ -16,7 +17,11 @@ fn order(ext: &str, sku: &str, qty: i32, location: Option<&str>) -> Value {
 
 async fn level(app: &TestApp, token: &str, location: &str) -> Value {
     let d = app
-        .data(token, "query($l: ID!) { stockLevels(locationId: $l, first: 5) { nodes { onHand reserved available } } }", json!({ "l": location }))
+        .data(
+            token,
+            "query($l: ID!) { stockLevels(locationId: $l, first: 5) { nodes { onHand reserved available } } }",
+            json!({ "l": location }),
+        )
         .await;
     d["stockLevels"]["nodes"][0].clone()
 }
@@ -28,7 +33,9 @@ async fn fifty_concurrent_orders_for_ten_units_reserve_exactly_ten() {
     let loc = app.location(&t.owner_key, "WH1").await;
     app.product(&t.owner_key, "tee", &["TEE-1"]).await;
     app.stock(&t.owner_key, "TEE-1", &loc, 10).await;
-    let results = join_all((0..50).map(|i| app.gql(&t.owner_key, CREATE, order(&format!("o-{i}"), "TEE-1", 1, Some(&loc))))).await;
+    let results =
+        join_all((0..50).map(|i| app.gql(&t.owner_key, CREATE, order(&format!("o-{i}"), "TEE-1", 1, Some(&loc)))))
+            .await;
     let mut ok = 0;
     for (status, body) in &results {
         assert_eq!(*status, 200, "{body}");
@@ -42,7 +49,8 @@ async fn fifty_concurrent_orders_for_ten_units_reserve_exactly_ten() {
     }
     assert_eq!(ok, 10);
     assert_eq!(level(&app, &t.owner_key, &loc).await, json!({ "onHand": 10, "reserved": 10, "available": 0 }));
-    let d = app.data(&t.owner_key, "{ orders(first: 100) { nodes { id } } ledgerVerify { ok checked } }", json!({})).await;
+    let d =
+        app.data(&t.owner_key, "{ orders(first: 100) { nodes { id } } ledgerVerify { ok checked } }", json!({})).await;
     assert_eq!(d["orders"]["nodes"].as_array().map(Vec::len), Some(10));
     assert_eq!(d["ledgerVerify"], json!({ "ok": true, "checked": 11 }));
 }
@@ -59,7 +67,13 @@ async fn an_order_that_cannot_be_filled_writes_nothing() {
     let d = app.data(&t.owner_key, CREATE, input).await;
     assert_eq!(d["orderCreate"]["userErrors"][0]["code"], "INSUFFICIENT_STOCK");
     assert_eq!(d["orderCreate"]["userErrors"][0]["field"], json!(["input", "lines", "1", "quantity"]));
-    let d = app.data(&t.owner_key, "{ orders(first: 5) { nodes { id } } stockLevels(first: 5) { nodes { reserved } } }", json!({})).await;
+    let d = app
+        .data(
+            &t.owner_key,
+            "{ orders(first: 5) { nodes { id } } stockLevels(first: 5) { nodes { reserved } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(d["orders"]["nodes"], json!([]));
     assert_eq!(d["stockLevels"]["nodes"], json!([{ "reserved": 0 }, { "reserved": 0 }]));
 }
@@ -88,7 +102,10 @@ async fn cancel_releases_and_fulfil_consumes_and_both_are_safe_to_retry() {
     app.stock(&t.owner_key, "TEE-1", &loc, 10).await;
     let first = app.data(&t.owner_key, CREATE, order("o-1", "TEE-1", 3, Some(&loc))).await;
     let replay = app.data(&t.owner_key, CREATE, order("o-1", "TEE-1", 3, Some(&loc))).await;
-    assert_eq!(first["orderCreate"]["order"]["id"], replay["orderCreate"]["order"]["id"], "same externalId, same order");
+    assert_eq!(
+        first["orderCreate"]["order"]["id"], replay["orderCreate"]["order"]["id"],
+        "same externalId, same order"
+    );
     let o1 = first["orderCreate"]["order"]["id"].as_str().expect("id").to_owned();
     assert_eq!(level(&app, &t.owner_key, &loc).await, json!({ "onHand": 10, "reserved": 3, "available": 7 }));
 
@@ -105,7 +122,10 @@ async fn cancel_releases_and_fulfil_consumes_and_both_are_safe_to_retry() {
     let f1 = app.data(&t.owner_key, fulfil, json!({ "id": o2 })).await;
     let f2 = app.data(&t.owner_key, fulfil, json!({ "id": o2 })).await;
     assert_eq!(f1["orderFulfill"]["order"]["status"], "FULFILLED");
-    assert_eq!(f1["orderFulfill"]["shipment"]["id"], f2["orderFulfill"]["shipment"]["id"], "fulfilling twice ships once");
+    assert_eq!(
+        f1["orderFulfill"]["shipment"]["id"], f2["orderFulfill"]["shipment"]["id"],
+        "fulfilling twice ships once"
+    );
     assert_eq!(f1["orderFulfill"]["shipment"]["events"], json!([{ "status": "shipped" }]));
     assert_eq!(level(&app, &t.owner_key, &loc).await, json!({ "onHand": 6, "reserved": 0, "available": 6 }));
     // A fulfilled order cannot be cancelled, a cancelled one cannot be fulfilled.
@@ -114,7 +134,11 @@ async fn cancel_releases_and_fulfil_consumes_and_both_are_safe_to_retry() {
     let d = app.data(&t.owner_key, fulfil, json!({ "id": o1 })).await;
     assert_eq!(d["orderFulfill"]["userErrors"][0]["code"], "INVALID_STATE");
     let d = app
-        .data(&t.owner_key, "{ shipments(first: 5) { nodes { trackingNumber } } ledgerVerify { ok checked } }", json!({}))
+        .data(
+            &t.owner_key,
+            "{ shipments(first: 5) { nodes { trackingNumber } } ledgerVerify { ok checked } }",
+            json!({}),
+        )
         .await;
     assert_eq!(d["shipments"]["nodes"], json!([{ "trackingNumber": "1Z" }]));
     // adjust, reserve, release, reserve, ship.

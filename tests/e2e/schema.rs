@@ -11,5 +11,8 @@ fn the_committed_schema_matches_the_code() {
         std::fs::write(&path, &current).expect("write schema");
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == current, "api/schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p qm-tests schema`");
+    assert!(
+        committed == current,
+        "api/schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p qm-tests schema`"
+    );
 }

@@ -13,7 +13,8 @@ async fn the_same_idempotency_key_applies_once() {
     let t = app.tenant("acme").await;
     let loc = app.location(&t.owner_key, "WH1").await;
     app.product(&t.owner_key, "tee", &["TEE-1"]).await;
-    let input = json!({ "i": { "sku": "TEE-1", "locationId": loc, "delta": 7, "reason": "count", "idempotencyKey": "k-1" } });
+    let input =
+        json!({ "i": { "sku": "TEE-1", "locationId": loc, "delta": 7, "reason": "count", "idempotencyKey": "k-1" } });
     let first = app.data(&t.owner_key, ADJUST, input.clone()).await;
     let second = app.data(&t.owner_key, ADJUST, input).await;
     assert_eq!(first["stockAdjust"]["movement"], second["stockAdjust"]["movement"]);
@@ -40,7 +41,13 @@ async fn concurrent_retries_with_one_key_still_apply_once() {
         assert_eq!(*status, 200, "{body}");
         assert_eq!(body["data"]["stockAdjust"]["userErrors"], json!([]), "{body}");
     }
-    let d = app.data(&t.owner_key, "{ stockLevels(first: 5) { nodes { onHand } } stockMovements(first: 50) { nodes { seq } } }", json!({})).await;
+    let d = app
+        .data(
+            &t.owner_key,
+            "{ stockLevels(first: 5) { nodes { onHand } } stockMovements(first: 50) { nodes { seq } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(d["stockLevels"]["nodes"], json!([{ "onHand": 3 }]));
     assert_eq!(d["stockMovements"]["nodes"].as_array().map(Vec::len), Some(1));
 }
@@ -73,7 +80,11 @@ async fn transfers_move_stock_between_locations_atomically() {
     let again = app.data(&t.owner_key, q, input).await;
     assert_eq!(again["stockTransfer"]["from"]["onHand"], 6, "a retried transfer applies once");
     let d = app
-        .data(&t.owner_key, q, json!({ "i": { "sku": "TEE-1", "fromLocationId": a, "toLocationId": b, "quantity": 7 } }))
+        .data(
+            &t.owner_key,
+            q,
+            json!({ "i": { "sku": "TEE-1", "fromLocationId": a, "toLocationId": b, "quantity": 7 } }),
+        )
         .await;
     assert_eq!(d["stockTransfer"]["userErrors"][0]["code"], "INSUFFICIENT_STOCK");
     let d = app.data(&t.owner_key, "{ ledgerVerify { ok checked } }", json!({})).await;
@@ -94,7 +105,8 @@ async fn ledger_verify_finds_a_movement_altered_by_raw_sql() {
     // Someone with database access edits the third movement.
     let backend = if app.is_postgres() { DbBackend::Postgres } else { DbBackend::Sqlite };
     let sql = format!("UPDATE stock_movements SET delta_on_hand = 50 WHERE seq = 3 AND tenant_id = '{}'", t.id);
-    let sql = if app.is_postgres() { sql } else { sql.replace(&format!("'{}'", t.id), &format!("X'{}'", t.id.simple())) };
+    let sql =
+        if app.is_postgres() { sql } else { sql.replace(&format!("'{}'", t.id), &format!("X'{}'", t.id.simple())) };
     let changed = app.owner_db.conn().execute_raw(Statement::from_string(backend, sql)).await.expect("raw update");
     assert_eq!(changed.rows_affected(), 1);
     let d = app.data(&t.owner_key, "{ ledgerVerify { ok firstBrokenSeq problem } }", json!({})).await;

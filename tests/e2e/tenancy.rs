@@ -49,12 +49,20 @@ fn type_names(sig: &str) -> BTreeSet<String> {
 fn takes_id(sig: &str, blocks: &BTreeMap<String, Vec<(String, String)>>, seen: &mut BTreeSet<String>) -> bool {
     // Only the argument list of a field counts (not its return type).
     let args = sig.split_once('(').map(|(_, a)| a.rsplit_once(')').map_or(a, |(a, _)| a)).unwrap_or("");
-    let args = if sig.contains('(') { args.to_owned() } else { sig.split_once(':').map(|(_, t)| t.to_owned()).unwrap_or_default() };
+    let args = if sig.contains('(') {
+        args.to_owned()
+    } else {
+        sig.split_once(':').map(|(_, t)| t.to_owned()).unwrap_or_default()
+    };
     type_names(&args).into_iter().any(|t| {
         t == "ID"
             || (t.ends_with("Input")
                 && seen.insert(t.clone())
-                && blocks.get(&t).is_some_and(|fields| fields.iter().any(|(_, s)| takes_id(&format!("x: {}", s.split_once(':').map_or("", |x| x.1)), blocks, seen))))
+                && blocks.get(&t).is_some_and(|fields| {
+                    fields
+                        .iter()
+                        .any(|(_, s)| takes_id(&format!("x: {}", s.split_once(':').map_or("", |x| x.1)), blocks, seen))
+                }))
     })
 }
 
@@ -97,7 +105,9 @@ async fn world(app: &TestApp) -> World {
     let b_loc = app.location(&tb, "B-WH").await;
     let b_prod = app.product(&tb, "b-shirt", &["B-SKU"]).await;
     app.stock(&tb, "B-SKU", &b_loc, 30).await;
-    let d = app.data(&tb, "{ variantBySku(sku: \"B-SKU\") { id } stockMovements(first: 1) { nodes { id } } }", json!({})).await;
+    let d = app
+        .data(&tb, "{ variantBySku(sku: \"B-SKU\") { id } stockMovements(first: 1) { nodes { id } } }", json!({}))
+        .await;
     ids.insert("Variant", d["variantBySku"]["id"].as_str().expect("variant").to_owned());
     ids.insert("StockMovement", d["stockMovements"]["nodes"][0]["id"].as_str().expect("movement").to_owned());
     let d = app
@@ -111,12 +121,24 @@ async fn world(app: &TestApp) -> World {
     let d = app.data(&tb, create, mk_order("B-2")).await;
     let shipped = d["orderCreate"]["order"]["id"].as_str().expect("order").to_owned();
     let d = app
-        .data(&tb, "mutation($id: ID!) { orderFulfill(input: { id: $id }) { shipment { id } } }", json!({ "id": shipped }))
+        .data(
+            &tb,
+            "mutation($id: ID!) { orderFulfill(input: { id: $id }) { shipment { id } } }",
+            json!({ "id": shipped }),
+        )
         .await;
     ids.insert("Shipment", d["orderFulfill"]["shipment"]["id"].as_str().expect("shipment").to_owned());
-    let d = app.data(&tb, "mutation { userInvite(input: { email: \"ann@b.example\", roles: [VIEWER] }) { user { id } } }", json!({})).await;
+    let d = app
+        .data(
+            &tb,
+            "mutation { userInvite(input: { email: \"ann@b.example\", roles: [VIEWER] }) { user { id } } }",
+            json!({}),
+        )
+        .await;
     ids.insert("User", d["userInvite"]["user"]["id"].as_str().expect("user").to_owned());
-    let d = app.data(&tb, "mutation { apiKeyCreate(input: { name: \"k\", roles: [VIEWER] }) { apiKey { id } } }", json!({})).await;
+    let d = app
+        .data(&tb, "mutation { apiKeyCreate(input: { name: \"k\", roles: [VIEWER] }) { apiKey { id } } }", json!({}))
+        .await;
     ids.insert("ApiKey", d["apiKeyCreate"]["apiKey"]["id"].as_str().expect("key").to_owned());
     // Purchase orders and returns have no mutation yet: write them through the service layer.
     let s = app.state.db.scoped(b.id, TxMode::Write).await.expect("tx");
@@ -170,7 +192,19 @@ struct Probe {
 fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
     let mut m: BTreeMap<&'static str, Vec<Probe>> = BTreeMap::new();
     let node = "query($id: ID!) { node(id: $id) { id } }";
-    for kind in ["Location", "Product", "Variant", "Supplier", "StockMovement", "Order", "Shipment", "Return", "PurchaseOrder", "User", "ApiKey"] {
+    for kind in [
+        "Location",
+        "Product",
+        "Variant",
+        "Supplier",
+        "StockMovement",
+        "Order",
+        "Shipment",
+        "Return",
+        "PurchaseOrder",
+        "User",
+        "ApiKey",
+    ] {
         m.entry("Query.node").or_default().push(Probe { query: node, vars: |_, id| json!({ "id": id }), kind });
     }
     m.entry("Query.nodes").or_default().push(Probe {
@@ -289,7 +323,9 @@ async fn another_tenants_ids_answer_exactly_like_missing_ones() {
     // B's data is untouched by all of that.
     let b_key = app.data(&w.a.owner_key, "{ me { tenant { slug } } }", json!({})).await;
     assert_eq!(b_key["me"]["tenant"]["slug"], "tenant-a");
-    let d = app.data(&w.b_owner, "{ locations(first: 5) { nodes { code } } orders(first: 5) { nodes { status } } }", json!({})).await;
+    let d = app
+        .data(&w.b_owner, "{ locations(first: 5) { nodes { code } } orders(first: 5) { nodes { status } } }", json!({}))
+        .await;
     assert_eq!(d["locations"]["nodes"], json!([{ "code": "B-WH" }]));
     assert_eq!(d["orders"]["nodes"], json!([{ "status": "RESERVED" }, { "status": "FULFILLED" }]));
 }
@@ -342,9 +378,11 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
     let s = app.state.db.scoped(w.a.id, TxMode::Read).await.expect("tx");
     let mut seen_own = 0;
     for table in qm_api::db::TENANT_TABLES {
-        let rows = s
-            .tx
-            .query_all_raw(Statement::from_string(DbBackend::Postgres, format!("SELECT tenant_id::text AS t FROM {table}")))
+        let rows =
+            s.tx.query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT tenant_id::text AS t FROM {table}"),
+            ))
             .await
             .expect("select");
         for r in rows {
@@ -367,9 +405,8 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
     // And a write into another tenant is refused by WITH CHECK.
     let s = app.state.db.scoped(w.a.id, TxMode::Write).await.expect("tx");
     let b_tenant = app.tenant("tenant-d").await;
-    let err = s
-        .tx
-        .execute_raw(Statement::from_string(
+    let err =
+        s.tx.execute_raw(Statement::from_string(
             DbBackend::Postgres,
             format!("INSERT INTO ledger_heads (tenant_id, seq, hash) VALUES ('{}', 0, 'x')", b_tenant.id),
         ))

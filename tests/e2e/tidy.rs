@@ -14,7 +14,18 @@ fn dependencies(krate: &str) -> Vec<String> {
 
 #[test]
 fn crates_depend_only_in_the_allowed_direction() {
-    let io = ["tokio", "sea-orm", "sea-orm-migration", "sqlx", "actix-web", "reqwest", "lettre", "osrm_client", "async-graphql", "hyper"];
+    let io = [
+        "tokio",
+        "sea-orm",
+        "sea-orm-migration",
+        "sqlx",
+        "actix-web",
+        "reqwest",
+        "lettre",
+        "osrm_client",
+        "async-graphql",
+        "hyper",
+    ];
     let domain = dependencies("domain");
     for d in &domain {
         assert!(!d.starts_with("qm-"), "domain depends on workspace crate {d}");

@@ -31,8 +31,20 @@ fn init_logs() {
     });
 }
 
+static PG_OVERRIDE: std::sync::Mutex<Option<Option<String>>> = std::sync::Mutex::new(None);
+
+/// Overrides `QM_TEST_DATABASE_URL` for this process (benchmarks run both backends in one process).
+pub fn set_postgres_url(url: Option<String>) {
+    if let Ok(mut o) = PG_OVERRIDE.lock() {
+        *o = Some(url);
+    }
+}
+
 /// The PostgreSQL server to test against, if any.
 pub fn postgres_url() -> Option<String> {
+    if let Some(o) = PG_OVERRIDE.lock().ok().and_then(|o| o.clone()) {
+        return o;
+    }
     std::env::var("QM_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
 }
 
@@ -81,10 +93,15 @@ impl TestApp {
 
     /// Spawns with a configuration changed by `adjust` (JWT algorithm, platform token, limits…).
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        Self::try_spawn(adjust).await.expect("test app starts")
+        Self::try_spawn(adjust, 1).await.expect("test app starts")
     }
 
-    async fn try_spawn(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestApp> {
+    /// Spawns with `workers` HTTP workers, for benchmarks.
+    pub async fn spawn_for_bench(workers: usize) -> TestApp {
+        Self::try_spawn(|_| {}, workers).await.expect("bench app starts")
+    }
+
+    async fn try_spawn(adjust: impl FnOnce(&mut Config), workers: usize) -> anyhow::Result<TestApp> {
         init_logs();
         let dir = tempfile::tempdir()?;
         let mut config = Config::for_tests(dir.path());
@@ -115,7 +132,7 @@ impl TestApp {
         let app = Application::build(config).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state.clone();
-        let handle = app.spawn(1)?;
+        let handle = app.spawn(workers)?;
         let owner_db = Db::connect(&owner_url).await?;
         Ok(TestApp { address, state, owner_db, client: reqwest::Client::new(), handle, _dir: dir, pg_database })
     }
@@ -126,10 +143,11 @@ impl TestApp {
 
     /// Creates a tenant directly through the service layer.
     pub async fn tenant(&self, slug: &str) -> TestTenant {
-        let created = tenants::create(&self.state.db, slug, &format!("Tenant {slug}"), &format!("owner@{slug}.example"), "Owner")
-            .await
-            .expect("tenant insert")
-            .expect("slug is free");
+        let created =
+            tenants::create(&self.state.db, slug, &format!("Tenant {slug}"), &format!("owner@{slug}.example"), "Owner")
+                .await
+                .expect("tenant insert")
+                .expect("slug is free");
         TestTenant { id: created.tenant.id, slug: slug.into(), owner_key: created.owner_key }
     }
 
@@ -231,7 +249,10 @@ impl Drop for TestApp {
                 rt.block_on(async move {
                     use sea_orm::ConnectionTrait;
                     if let Ok(admin) = Db::connect(&admin_url).await {
-                        let _ = admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                        let _ = admin
+                            .conn()
+                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
                         admin.conn().clone().close().await.ok();
                     }
                 });

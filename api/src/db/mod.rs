@@ -77,8 +77,15 @@ impl Db {
     }
 
     /// True when every migration has been applied.
+    /// Reads the migration table only (the app role may not create it, so no `install`).
     pub async fn is_migrated(&self) -> Result<bool, DbErr> {
-        Ok(Migrator::get_pending_migrations(&self.conn).await?.is_empty())
+        let rows = self
+            .conn
+            .query_all_raw(Statement::from_string(self.backend(), "SELECT version FROM seaql_migrations".to_owned()))
+            .await?;
+        let applied: std::collections::HashSet<String> =
+            rows.iter().filter_map(|r| r.try_get::<String>("", "version").ok()).collect();
+        Ok(Migrator::migrations().iter().all(|m| applied.contains(m.name())))
     }
 
     /// Gives `role` the table access the server needs (PostgreSQL; a no-op on SQLite).
@@ -92,9 +99,12 @@ impl Db {
         }
         self.conn
             .execute_unprepared(&format!(
-                "GRANT USAGE ON SCHEMA current_schema() TO {role};
-                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA current_schema() TO {role};
-                 REVOKE UPDATE, DELETE ON stock_movements FROM {role};"
+                "DO $$ BEGIN
+                   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), '{role}');
+                   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I',
+                                  current_schema(), '{role}');
+                   EXECUTE format('REVOKE UPDATE, DELETE ON stock_movements FROM %I', '{role}');
+                 END $$;"
             ))
             .await
             .map(|_| ())

@@ -60,7 +60,7 @@ pub async fn create_in(
         return Ok(None);
     }
     tenant::Entity::insert(tenant::ActiveModel::from(t.clone())).exec_without_returning(&s.tx).await?;
-    repo::init_ledger(&s).await?;
+    repo::init_ledger(s).await?;
     let owner = user::Model {
         tenant_id: id,
         id: Uuid::now_v7(),
