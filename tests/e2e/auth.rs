@@ -277,3 +277,75 @@ async fn the_platform_token_creates_tenants_and_nothing_else() {
         app.gql("platform-secret-token-for-tests", "{ locations(first: 1) { nodes { id } } }", json!({})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
 }
+
+#[tokio::test]
+async fn a_supplier_key_sees_only_its_own_suppliers_purchase_orders() {
+    use qm_api::db::TxMode;
+    use qm_api::db::entities::purchase_order;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let k = &t.owner_key;
+    let loc = app.location(k, "WH").await;
+    let sup = |name: &str| {
+        format!(
+            "mutation {{ supplierUpsert(input: {{ name: \"{name}\", leadTimeMeanDays: \"5\", leadTimeStdDevDays: \"1\", currencyCode: \"USD\" }}) {{ supplier {{ id }} }} }}"
+        )
+    };
+    let mine =
+        app.data(k, &sup("Mine"), json!({})).await["supplierUpsert"]["supplier"]["id"].as_str().expect("id").to_owned();
+    let other = app.data(k, &sup("Other"), json!({})).await["supplierUpsert"]["supplier"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let uuid = |g: &str| uuid::Uuid::parse_str(g.rsplit('/').next().expect("uuid")).expect("uuid");
+    let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
+    for (n, supplier) in [("PO-MINE", &mine), ("PO-OTHER", &other)] {
+        let now = chrono::Utc::now();
+        purchase_order::Entity::insert(purchase_order::ActiveModel {
+            tenant_id: Set(t.id),
+            id: Set(uuid::Uuid::now_v7()),
+            number: Set(n.into()),
+            supplier_id: Set(uuid(supplier)),
+            location_id: Set(uuid(&loc)),
+            status: Set("issued".into()),
+            currency: Set("USD".into()),
+            expected_on: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&s.tx)
+        .await
+        .expect("po");
+    }
+    s.commit().await.expect("commit");
+    let d = app
+        .data(k, "mutation($s: ID!) { apiKeyCreate(input: { name: \"supplier\", roles: [SUPPLIER], supplierId: $s }) { secret } }", json!({ "s": mine }))
+        .await;
+    let key = d["apiKeyCreate"]["secret"].as_str().expect("secret").to_owned();
+    let d = app.data(&key, "{ purchaseOrders(first: 10) { nodes { number supplier { name } } } }", json!({})).await;
+    assert_eq!(d["purchaseOrders"]["nodes"], json!([{ "number": "PO-MINE", "supplier": { "name": "Mine" } }]));
+    let d = app.data(k, "{ purchaseOrders(first: 10) { nodes { number } } }", json!({})).await;
+    assert_eq!(d["purchaseOrders"]["nodes"].as_array().map(Vec::len), Some(2), "the owner sees both");
+    // A supplier key needs a supplier.
+    let d = app
+        .data(
+            k,
+            "mutation { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER] }) { secret userErrors { field code } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["apiKeyCreate"]["userErrors"][0]["field"], json!(["input", "supplierId"]));
+    // Its use is recorded (off the request path, so give it a moment).
+    let mut used = false;
+    for _ in 0..50 {
+        let d = app.data(k, "{ apiKeys(first: 10) { nodes { name lastUsedAt } } }", json!({})).await;
+        let nodes = d["apiKeys"]["nodes"].as_array().cloned().unwrap_or_default();
+        if nodes.iter().any(|n| n["name"] == "supplier" && n["lastUsedAt"].is_string()) {
+            used = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(used, "last use of the supplier key is recorded");
+}

@@ -120,3 +120,28 @@ async fn connections_page_forwards_and_backwards_and_nodes_refetch() {
         json!({ "sku": "SKU-4", "price": { "amount": "19.99", "currencyCode": "USD" }, "product": { "handle": "p4" } })
     );
 }
+
+#[tokio::test]
+async fn the_generated_jwt_secret_is_private_to_its_owner() {
+    let app = TestApp::spawn().await;
+    let path = app.state.config.data_dir.join("jwt-secret");
+    let secret = std::fs::read_to_string(&path).expect("secret written on first start");
+    assert!(secret.trim().len() >= 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn migrations_roll_back_and_forward_again() {
+    use sea_orm_migration::MigratorTrait;
+    let app = TestApp::spawn().await;
+    let conn = app.owner_db.conn();
+    qm_api::db::Migrator::down(conn, None).await.expect("down");
+    assert!(!app.owner_db.is_migrated().await.unwrap_or(false));
+    qm_api::db::Migrator::up(conn, None).await.expect("up again");
+    assert!(app.owner_db.is_migrated().await.expect("readable"));
+}
