@@ -122,7 +122,7 @@ pub async fn seed(db: &Db, params: &DemoParams) -> anyhow::Result<Seeded> {
                 moq: v.moq,
                 pack_size: v.pack_size,
                 unit_cost: Dec(v.unit_cost),
-                currency: "USD".into(),
+                currency: sup.currency.into(),
                 updated_at: now,
             }))
             .exec_without_returning(&s.tx)

@@ -112,6 +112,11 @@ async fn connections_page_forwards_and_backwards_and_nodes_refetch() {
     assert_eq!(n["node"]["handle"], "p4");
     let n = app.data(k, "query($id: ID!) { nodes(ids: [$id, \"nope\"]) { id } }", json!({ "id": id })).await;
     assert_eq!(n["nodes"][1], serde_json::Value::Null);
+    let found = app
+        .data(k, "{ a: products(first: 10, query: \"P3\") { nodes { handle } } b: products(first: 10, query: \"%\") { nodes { handle } } }", json!({}))
+        .await;
+    assert_eq!(found["a"]["nodes"], json!([{ "handle": "p3" }]), "case-insensitive");
+    assert_eq!(found["b"]["nodes"], json!([]), "% matches literally");
     let v = app
         .data(k, "{ variantBySku(sku: \"SKU-4\") { sku price { amount currencyCode } product { handle } } }", json!({}))
         .await;

@@ -3,7 +3,8 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use rust_decimal::Decimal;
-use sea_orm::{ColumnTrait, Condition, QueryFilter};
+use sea_orm::sea_query::{Expr, Func, LikeExpr};
+use sea_orm::{Condition, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
@@ -41,7 +42,7 @@ impl CatalogQuery {
         Ok(connection(page, |m| m.id, Location))
     }
 
-    /// Products, ordered by creation. `query` matches title, handle or category (case-insensitive substring).
+    /// Products, ordered by creation. `query` matches a case-insensitive substring of title, handle or category.
     #[graphql(complexity = "first.or(last).unwrap_or(0).max(0) as usize * child_complexity")]
     async fn products(
         &self,
@@ -60,11 +61,25 @@ impl CatalogQuery {
         let s = read_tx(ctx, p).await?;
         let mut select = repo::find::<product::Entity>(&s);
         if let Some(q) = query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            // Case-insensitive substring on both backends; the user's % and _ match literally.
+            use sea_orm::sea_query::ExprTrait as _;
+            let escaped: String = q
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            let pattern = format!("%{escaped}%");
+            let like = |col: product::Column| {
+                Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(pattern.clone()).escape('\\'))
+            };
             select = select.filter(
                 Condition::any()
-                    .add(product::Column::Title.contains(q))
-                    .add(product::Column::Handle.contains(q))
-                    .add(product::Column::Category.contains(q)),
+                    .add(like(product::Column::Title))
+                    .add(like(product::Column::Handle))
+                    .add(like(product::Column::Category)),
             );
         }
         let page = repo::page(&s, select, product::Column::Id, &args).await?;

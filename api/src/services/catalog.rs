@@ -26,6 +26,7 @@ pub struct LocationUpsert {
     pub longitude: Option<f64>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn upsert_location(db: &Db, p: &Principal, req: &LocationUpsert) -> Result<Outcome<location::Model>, DbErr> {
     if !text_ok(&req.code, 64) {
         return Ok(Err(vec![UserError::invalid(&["input", "code"], "code must be 1 to 64 characters")]));
@@ -109,6 +110,7 @@ pub struct ProductUpsert {
     pub variants: Vec<VariantUpsert>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn upsert_product(db: &Db, p: &Principal, req: &ProductUpsert) -> Result<Outcome<product::Model>, DbErr> {
     let mut errors = Vec::new();
     if !text_ok(&req.handle, 255) || req.handle.chars().any(char::is_whitespace) {
@@ -253,6 +255,7 @@ pub struct SupplierUpsert {
     pub items: Vec<SupplierItemUpsert>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn upsert_supplier(db: &Db, p: &Principal, req: &SupplierUpsert) -> Result<Outcome<supplier::Model>, DbErr> {
     let mut errors = Vec::new();
     if !text_ok(&req.name, 200) {

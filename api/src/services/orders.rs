@@ -27,6 +27,7 @@ pub struct CreateRequest {
     pub ship_to: Option<serde_json::Value>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn create(db: &Db, p: &Principal, req: &CreateRequest) -> Result<Outcome<order::Model>, DbErr> {
     let ext = req.external_id.trim();
     if ext.is_empty() || ext.len() > 255 {
@@ -216,6 +217,7 @@ async fn set_order_status(s: &Scoped, o: order::Model, status: &str) -> Result<o
 }
 
 /// Cancels an order and releases its reservations. Cancelling a cancelled order changes nothing.
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn cancel(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<order::Model>, DbErr> {
     retrying!(db, p, |s| {
         let Some(o) = locked_order(s, id).await? else {
@@ -265,6 +267,7 @@ pub struct Fulfilled {
 
 /// Ships an order: consumes its reservations and creates a shipment. Fulfilling again returns the
 /// same shipment.
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn fulfill(
     db: &Db,
     p: &Principal,

@@ -72,6 +72,7 @@ macro_rules! retrying {
 }
 pub(crate) use retrying;
 
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn adjust(db: &Db, p: &Principal, req: &AdjustRequest) -> Result<Outcome<Adjusted>, DbErr> {
     if req.delta == 0 {
         return Ok(Err(vec![UserError::invalid(&["input", "delta"], "delta must not be zero")]));
@@ -162,6 +163,7 @@ pub struct Transferred {
     pub to: stock_level::Model,
 }
 
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn transfer(db: &Db, p: &Principal, req: &TransferRequest) -> Result<Outcome<Transferred>, DbErr> {
     if req.quantity <= 0 || req.quantity > MAX_UNITS {
         return Ok(Err(vec![UserError::invalid(&["input", "quantity"], "quantity must be positive")]));
