@@ -96,6 +96,9 @@ async fn connections_page_forwards_and_backwards_and_nodes_refetch() {
         after = d["products"]["pageInfo"]["endCursor"].clone();
     }
     assert_eq!(handles, ["p0", "p1", "p2", "p3", "p4"]);
+    // A dashboard page of 50 products with their stock stays within the complexity limit.
+    app.data(k, "{ products(first: 50) { nodes { title variants { sku stockLevels { onHand available location { code } } } } } }", json!({}))
+        .await;
     let d = app
         .data(k, "{ products(last: 2) { nodes { handle id } pageInfo { hasPreviousPage startCursor } } }", json!({}))
         .await;

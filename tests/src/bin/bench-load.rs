@@ -20,6 +20,12 @@ use uuid::Uuid;
 const VARIANTS: usize = 10_000;
 const PER_PRODUCT: usize = 4;
 const CONNECTIONS: u32 = 64;
+const PRODUCTS_QUERY: &str =
+    "{ products(first: 50) { nodes { title variants { sku stockLevels { onHand available location { code } } } } } }";
+const BY_SKU_QUERY: &str =
+    "query($s: String!) { variantBySku(sku: $s) { sku price { amount } stockLevels { onHand } } }";
+const ADJUST_QUERY: &str =
+    "mutation($i: StockAdjustInput!) { stockAdjust(input: $i) { stockLevel { onHand } userErrors { code } } }";
 
 struct Row {
     backend: String,
@@ -166,7 +172,7 @@ async fn run_backend(backend: &str, rows: &mut Vec<Row>, seconds: u32, workers: 
         dir.path(),
         "products",
         &token,
-        r#"wrk.body = '{"query":"{ products(first: 50) { nodes { title variants { sku stockLevels { onHand available location { code } } } } } }"}'"#,
+        &format!("wrk.body = '{}'", serde_json::json!({ "query": PRODUCTS_QUERY })),
     )?;
     let by_sku = lua_post(
         dir.path(),
@@ -175,7 +181,7 @@ async fn run_backend(backend: &str, rows: &mut Vec<Row>, seconds: u32, workers: 
         &format!(
             r#"local skus = {{{sku_table}}}
 request = function()
-  local body = '{{"query":"query($s: String!) {{ variantBySku(sku: $s) {{ sku price {{ amount }} stockLevels {{ onHand }} }} }}","variables":{{"s":"' .. skus[math.random(#skus)] .. '"}}}}'
+  local body = '{{"query":"{BY_SKU_QUERY}","variables":{{"s":"' .. skus[math.random(#skus)] .. '"}}}}'
   return wrk.format(nil, nil, nil, body)
 end"#
         ),
@@ -187,14 +193,29 @@ end"#
         &format!(
             r#"local skus = {{{sku_table}}}
 request = function()
-  local body = '{{"query":"mutation($i: StockAdjustInput!) {{ stockAdjust(input: $i) {{ stockLevel {{ onHand }} userErrors {{ code }} }} }}","variables":{{"i":{{"sku":"' .. skus[math.random(#skus)] .. '","locationId":"{loc}","delta":1,"reason":"bench"}}}}}}'
+  local body = '{{"query":"{ADJUST_QUERY}","variables":{{"i":{{"sku":"' .. skus[math.random(#skus)] .. '","locationId":"{loc}","delta":1,"reason":"bench"}}}}}}'
   return wrk.format(nil, nil, nil, body)
 end"#
         ),
     )?;
-    for (scenario, script) in
-        [("products(first: 50) + stock", &products), ("variantBySku", &by_sku), ("stockAdjust", &adjust)]
-    {
+    // Each scenario's request must succeed, or the numbers would measure error responses.
+    let samples = [
+        ("products(first: 50) + stock", &products, PRODUCTS_QUERY.to_owned(), serde_json::json!({})),
+        ("variantBySku", &by_sku, BY_SKU_QUERY.to_owned(), serde_json::json!({ "s": skus[0] })),
+        (
+            "stockAdjust",
+            &adjust,
+            ADJUST_QUERY.to_owned(),
+            serde_json::json!({ "i": { "sku": skus[0], "locationId": loc, "delta": 1, "reason": "bench" } }),
+        ),
+    ];
+    for (scenario, script, query, vars) in samples {
+        let (status, body) = app.gql(&token, &query, vars).await;
+        let user_errors =
+            body.pointer("/data/stockAdjust/userErrors").and_then(|e| e.as_array()).is_some_and(|e| !e.is_empty());
+        if status != 200 || body.get("errors").is_some() || user_errors {
+            bail!("{scenario}: the benchmark request fails: {body}");
+        }
         eprintln!("[{backend}] {scenario}...");
         let (rps, p50, p99, errors) = wrk(&url, Some(script), seconds)?;
         rows.push(Row { backend: backend.into(), scenario, rps, p50, p99, errors });
