@@ -57,9 +57,28 @@ impl Application {
         }
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state =
-            AppState { db, jwt: Arc::new(jwt), config: Arc::new(config), metrics: Arc::new(Metrics::default()) };
+        let webhooks = qm_integrations::webhooks::Deliverer::new(qm_integrations::webhooks::DeliveryConfig {
+            timeout: std::time::Duration::from_secs(config.webhook_timeout_seconds),
+            allow_private: config.webhook_allow_private,
+            ..Default::default()
+        })
+        .context("building the webhook client")?;
+        let state = AppState {
+            db,
+            jwt: Arc::new(jwt),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            webhooks: Arc::new(webhooks),
+        };
         Ok(Self { state, listener, port })
+    }
+
+    /// The state alone, for processes that serve no HTTP (`quartermaster worker`).
+    pub async fn build_without_listener(config: Config) -> anyhow::Result<AppState> {
+        let mut config = config;
+        config.demo = false;
+        config.listen = "127.0.0.1:0".into();
+        Ok(Self::build(config).await?.state)
     }
 
     pub fn port(&self) -> u16 {

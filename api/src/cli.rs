@@ -7,6 +7,7 @@ use qm_domain::Role;
 use crate::app::{Application, connect_and_migrate};
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::jobs::worker::{self, Registry, WorkerConfig};
 use crate::services::tenants;
 
 #[derive(Parser)]
@@ -18,8 +19,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the GraphQL API (the default).
-    Serve,
+    /// Serve the GraphQL API (the default), with background workers in the same process.
+    Serve {
+        /// Do not run background workers in this process (run `quartermaster worker` instead).
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run background workers only (any number may run beside `serve`).
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Seed the demo tenant (slug "demo") if it does not exist.
@@ -44,8 +51,9 @@ pub fn run() -> anyhow::Result<()> {
     crate::telemetry::init(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config).await,
+        match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
+            Command::Serve { no_workers } => serve(config, !no_workers).await,
+            Command::Worker => worker(config).await,
             Command::Migrate => {
                 connect_and_migrate(&config).await?;
                 println!("migrations applied");
@@ -79,8 +87,37 @@ pub fn run() -> anyhow::Result<()> {
     })
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn worker(config: Config) -> anyhow::Result<()> {
+    let app = Application::build_without_listener(config).await?;
+    let cfg = WorkerConfig { concurrency: app.config.worker_concurrency, ..WorkerConfig::default() };
+    let (stop, handle) = worker::spawn(app, Registry::standard(), cfg);
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing running jobs");
+    let _ = stop.send(true);
+    handle.await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn serve(config: Config, with_workers: bool) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
+    let workers = with_workers.then(|| {
+        let cfg = WorkerConfig { concurrency: app.state.config.worker_concurrency, ..WorkerConfig::default() };
+        worker::spawn(app.state.clone(), Registry::standard(), cfg)
+    });
     let state = app.state.clone();
     let host = state.config.listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default();
     let host = if host == "0.0.0.0" || host.is_empty() { "127.0.0.1".to_owned() } else { host };
@@ -95,5 +132,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         println!("{token}");
     }
-    app.run_until_stopped(0).await
+    app.run_until_stopped(0).await?;
+    if let Some((stop, handle)) = workers {
+        let _ = stop.send(true);
+        handle.await?;
+    }
+    Ok(())
 }

@@ -58,6 +58,9 @@ pub struct Config {
     pub demo: bool,
     pub demo_seed: u64,
     pub limits: Limits,
+    pub worker_concurrency: usize,
+    pub webhook_timeout_seconds: u64,
+    pub webhook_allow_private: bool,
 }
 
 type Raw = BTreeMap<String, String>;
@@ -112,6 +115,8 @@ impl Config {
         c.data_dir = data_dir.to_owned();
         c.demo = false;
         c.listen = "127.0.0.1:0".into();
+        // Test receivers listen on loopback.
+        c.webhook_allow_private = true;
         c
     }
 
@@ -208,6 +213,9 @@ impl Config {
                 max_complexity: positive("max_complexity")?,
                 max_aliases: positive("max_aliases")?,
             },
+            worker_concurrency: positive("worker_concurrency")?,
+            webhook_timeout_seconds: positive("webhook_timeout_seconds")? as u64,
+            webhook_allow_private: boolean("webhook_allow_private")?,
         })
     }
 

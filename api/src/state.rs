@@ -6,6 +6,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use qm_integrations::webhooks::Deliverer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,4 +14,5 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    pub webhooks: Arc<Deliverer>,
 }

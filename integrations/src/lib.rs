@@ -1,6 +1,9 @@
-//! Outbound channels and infrastructure clients: webhook delivery (Standard Webhooks signing),
-//! e-mail (lettre), the OSRM client and the job/outbox plumbing.
+//! Outbound channels and infrastructure clients: job retry policy, webhook signing and delivery
+//! (Standard Webhooks), and later e-mail (lettre) and the OSRM client.
 //!
-//! Boundary: this crate depends on `qm-domain` only, never on `qm-connectors` or `qm-api`, and
-//! reads no environment or global state (constructors take a config struct). Its first modules
-//! arrive with issue #3; until then the crate is intentionally empty.
+//! Boundary: this crate depends on `qm-domain` only among workspace crates, never on
+//! `qm-connectors` or `qm-api`, and reads no environment or global state (constructors take a
+//! config struct).
+
+pub mod retry;
+pub mod webhooks;

@@ -14,11 +14,16 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_core;
 mod m20261122_000002_enable_row_level_security;
+mod m20261122_000003_create_jobs_and_events;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
+/// Tenant tables added with the job system; row-level security covers them too.
+pub use m20261122_000003_create_jobs_and_events::TABLES as JOB_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";
+/// The setting a worker's claim transaction sets to see every tenant's jobs.
+pub const WORKER_SETTING: &str = "app.worker";
 /// The setting that lets an authentication transaction see the one API key whose hash it presents.
 pub const API_KEY_HASH_SETTING: &str = "app.api_key_hash";
 
@@ -30,6 +35,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_core::Migration),
             Box::new(m20261122_000002_enable_row_level_security::Migration),
+            Box::new(m20261122_000003_create_jobs_and_events::Migration),
         ]
     }
 }

@@ -3,9 +3,11 @@
 
 mod auth;
 mod bad_input;
+mod jobs;
 mod ops;
 mod orders;
 mod schema;
 mod stock;
 mod tenancy;
 mod tidy;
+mod webhooks;

@@ -140,6 +140,23 @@ async fn world(app: &TestApp) -> World {
         .data(&tb, "mutation { apiKeyCreate(input: { name: \"k\", roles: [VIEWER] }) { apiKey { id } } }", json!({}))
         .await;
     ids.insert("ApiKey", d["apiKeyCreate"]["apiKey"]["id"].as_str().expect("key").to_owned());
+    let d = app
+        .data(
+            &tb,
+            "mutation { webhookEndpointCreate(input: { url: \"http://127.0.0.1:9/hook\" }) { endpoint { id } } }",
+            json!({}),
+        )
+        .await;
+    let b_ep = d["webhookEndpointCreate"]["endpoint"]["id"].as_str().expect("endpoint").to_owned();
+    let d = app
+        .data(
+            &tb,
+            "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { id } } }",
+            json!({ "e": b_ep }),
+        )
+        .await;
+    ids.insert("WebhookMessage", d["webhookTestSend"]["message"]["id"].as_str().expect("message").to_owned());
+    ids.insert("WebhookEndpoint", b_ep);
     // Purchase orders and returns have no mutation yet: write them through the service layer.
     let s = app.state.db.scoped(b.id, TxMode::Write).await.expect("tx");
     let now = chrono::Utc::now();
@@ -282,6 +299,44 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "ApiKey",
     });
+    m.entry("Query.webhookDeliveries").or_default().push(Probe {
+        query: "query($id: ID!) { webhookDeliveries(endpointId: $id, first: 10) { nodes { id } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "WebhookEndpoint",
+    });
+    for (field, query) in [
+        (
+            "Mutation.webhookEndpointUpdate",
+            "mutation($id: ID!) { webhookEndpointUpdate(input: { id: $id, description: \"x\" }) { endpoint { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.webhookSecretRotate",
+            "mutation($id: ID!) { webhookSecretRotate(input: { id: $id }) { secret userErrors { field code } } }",
+        ),
+        (
+            "Mutation.webhookEndpointDisable",
+            "mutation($id: ID!) { webhookEndpointDisable(input: { id: $id }) { endpoint { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.webhookEndpointDelete",
+            "mutation($id: ID!) { webhookEndpointDelete(input: { id: $id }) { deletedId userErrors { field code } } }",
+        ),
+        (
+            "Mutation.webhookTestSend",
+            "mutation($id: ID!) { webhookTestSend(input: { endpointId: $id }) { message { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.webhookEndpointRecover",
+            "mutation($id: ID!) { webhookEndpointRecover(input: { endpointId: $id, since: \"2020-01-01T00:00:00Z\" }) { resent userErrors { field code } } }",
+        ),
+    ] {
+        m.entry(field).or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind: "WebhookEndpoint" });
+    }
+    m.entry("Mutation.webhookMessageResend").or_default().push(Probe {
+        query: "mutation($id: ID!) { webhookMessageResend(input: { id: $id }) { message { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "WebhookMessage",
+    });
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -377,7 +432,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
     // The server's own pool connects as the non-owner app role.
     let s = app.state.db.scoped(w.a.id, TxMode::Read).await.expect("tx");
     let mut seen_own = 0;
-    for table in qm_api::db::TENANT_TABLES {
+    for table in qm_api::db::TENANT_TABLES.iter().chain(qm_api::db::JOB_TABLES) {
         let rows =
             s.tx.query_all_raw(Statement::from_string(
                 DbBackend::Postgres,

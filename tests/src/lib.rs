@@ -232,6 +232,31 @@ impl TestApp {
         assert_eq!(d["stockAdjust"]["userErrors"], json!([]), "{d}");
     }
 
+    /// Runs every due background job now, in this task; returns how many ran.
+    pub async fn drain_jobs(&self) -> usize {
+        let cfg = qm_api::jobs::worker::WorkerConfig::default();
+        qm_api::jobs::worker::drain(&self.state, &qm_api::jobs::worker::Registry::standard(), &cfg)
+            .await
+            .expect("jobs drain")
+    }
+
+    /// Makes every waiting job due now (fast-forwards retry delays).
+    pub async fn make_jobs_due(&self) {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.owner_db.backend();
+        let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+        let sql = if self.is_postgres() {
+            "UPDATE jobs SET run_at = $1 WHERE status = 'ready'"
+        } else {
+            "UPDATE jobs SET run_at = ? WHERE status = 'ready'"
+        };
+        self.owner_db
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, [past.into()]))
+            .await
+            .expect("fast-forward jobs");
+    }
+
     /// The repository root (for committed files such as `api/schema.graphql`).
     pub fn repo_root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
@@ -258,6 +283,84 @@ impl Drop for TestApp {
                 });
             })
             .join();
+        }
+    }
+}
+
+/// A webhook receiver on loopback that records every request and answers from a script.
+pub mod receiver {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+    /// One request as received.
+    #[derive(Debug, Clone)]
+    pub struct Received {
+        pub id: String,
+        pub timestamp: String,
+        pub signature: String,
+        pub body: Vec<u8>,
+    }
+
+    #[derive(Default)]
+    struct Inner {
+        received: Vec<Received>,
+        /// Status codes to answer with, in order; 200 once exhausted.
+        script: VecDeque<u16>,
+    }
+
+    #[derive(Clone)]
+    pub struct Receiver {
+        pub url: String,
+        inner: Arc<Mutex<Inner>>,
+        handle: actix_web::dev::ServerHandle,
+    }
+
+    async fn hook(req: HttpRequest, body: web::Bytes, inner: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
+        let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let mut i = inner.lock().expect("receiver lock");
+        i.received.push(Received {
+            id: h("webhook-id"),
+            timestamp: h("webhook-timestamp"),
+            signature: h("webhook-signature"),
+            body: body.to_vec(),
+        });
+        let status = i.script.pop_front().unwrap_or(200);
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
+            .body(format!("answered {status}"))
+    }
+
+    impl Receiver {
+        pub async fn start() -> Receiver {
+            let inner = Arc::new(Mutex::new(Inner::default()));
+            let data = web::Data::new(inner.clone());
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+            let port = listener.local_addr().expect("addr").port();
+            let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(hook)))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .expect("listen")
+                .run();
+            let handle = server.handle();
+            tokio::spawn(server);
+            Receiver { url: format!("http://127.0.0.1:{port}/hook"), inner, handle }
+        }
+
+        /// Answers the next requests with these status codes (then 200).
+        pub fn script(&self, codes: &[u16]) {
+            self.inner.lock().expect("lock").script.extend(codes.iter().copied());
+        }
+
+        pub fn received(&self) -> Vec<Received> {
+            self.inner.lock().expect("lock").received.clone()
+        }
+    }
+
+    impl Drop for Receiver {
+        fn drop(&mut self) {
+            drop(self.handle.stop(false));
         }
     }
 }

@@ -315,3 +315,81 @@ tenant_entity!(daily_demand, "daily_demand", {
     pub promo: bool,
     pub stockout: bool,
 });
+
+tenant_entity!(event, "events", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub event_type: String,
+    pub version: i32,
+    pub payload: Json,
+    pub occurred_at: DateTimeUtc,
+});
+
+tenant_entity!(job, "jobs", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub queue: String,
+    pub kind: String,
+    pub payload: Json,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTimeUtc,
+    pub locked_until: Option<DateTimeUtc>,
+    pub locked_by: Option<String>,
+    pub last_error: Option<String>,
+    pub dedup_key: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(job_schedule, "job_schedules", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub name: String,
+    pub kind: String,
+    pub payload: Json,
+    pub interval_seconds: i32,
+    pub next_run_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(webhook_endpoint, "webhook_endpoints", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub url: String,
+    pub description: String,
+    pub event_types: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
+    pub status: String,
+    pub failing_since: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(webhook_message, "webhook_messages", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_id: Option<Uuid>,
+    pub event_type: String,
+    pub body: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(webhook_attempt, "webhook_attempts", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub message_id: Uuid,
+    pub endpoint_id: Uuid,
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    pub response_excerpt: String,
+    pub error: Option<String>,
+    pub attempted_at: DateTimeUtc,
+});

@@ -18,7 +18,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-pub use qm_migrations::{API_KEY_HASH_SETTING, Migrator, TENANT_SETTING, TENANT_TABLES};
+pub use qm_migrations::{API_KEY_HASH_SETTING, JOB_TABLES, Migrator, TENANT_SETTING, TENANT_TABLES, WORKER_SETTING};
 
 /// Whether a transaction will write. On SQLite a writer takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout instead of failing.
@@ -108,6 +108,11 @@ impl Db {
             ))
             .await
             .map(|_| ())
+    }
+
+    /// A write transaction with no tenant set (cross-tenant infrastructure such as job claiming).
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.begin(TxMode::Write).await
     }
 
     async fn begin(&self, mode: TxMode) -> Result<DatabaseTransaction, DbErr> {

@@ -13,6 +13,7 @@ pub mod orders;
 pub mod pagination;
 pub mod stock;
 pub mod types;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -26,10 +27,22 @@ use crate::state::AppState;
 pub use errors::{ApiError, UserError, UserErrorCode};
 
 #[derive(MergedObject, Default)]
-pub struct Query(admin::AdminQuery, catalog::CatalogQuery, stock::StockQuery, orders::OrdersQuery);
+pub struct Query(
+    admin::AdminQuery,
+    catalog::CatalogQuery,
+    stock::StockQuery,
+    orders::OrdersQuery,
+    webhooks::WebhooksQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(admin::AdminMutation, catalog::CatalogMutation, stock::StockMutation, orders::OrdersMutation);
+pub struct Mutation(
+    admin::AdminMutation,
+    catalog::CatalogMutation,
+    stock::StockMutation,
+    orders::OrdersMutation,
+    webhooks::WebhooksMutation,
+);
 
 pub type QmSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -52,6 +52,8 @@ pub enum Node {
     PurchaseOrder(PurchaseOrder),
     User(User),
     ApiKey(ApiKey),
+    WebhookEndpoint(super::webhooks::WebhookEndpoint),
+    WebhookMessage(super::webhooks::WebhookMessage),
 }
 
 /// An amount in one currency; the amount is a decimal string, never a float.

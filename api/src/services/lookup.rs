@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::db::entities::{
     TenantOwned, api_key, location, order, product, purchase_order, return_, shipment, stock_movement, supplier, user,
-    variant,
+    variant, webhook_endpoint, webhook_message,
 };
 use crate::db::{Scoped, repo};
 use crate::graphql::types::{self, Node};
@@ -68,6 +68,12 @@ pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Opt
             .await?
             .map(|m| Node::PurchaseOrder(types::PurchaseOrder(m))),
         "User" if admin => by_id::<user::Entity>(s, user::Column::Id, id).await?.map(|m| Node::User(types::User(m))),
+        "WebhookEndpoint" if admin => by_id::<webhook_endpoint::Entity>(s, webhook_endpoint::Column::Id, id)
+            .await?
+            .map(|m| Node::WebhookEndpoint(crate::graphql::webhooks::WebhookEndpoint(m))),
+        "WebhookMessage" if admin => by_id::<webhook_message::Entity>(s, webhook_message::Column::Id, id)
+            .await?
+            .map(|m| Node::WebhookMessage(crate::graphql::webhooks::WebhookMessage(m))),
         "ApiKey" if admin => {
             by_id::<api_key::Entity>(s, api_key::Column::Id, id).await?.map(|m| Node::ApiKey(types::ApiKey(m)))
         }

@@ -157,7 +157,25 @@ async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome
         )
         .await?;
     }
+    for (variant_id, qty) in &wanted {
+        let level = super::stock::level(s, *variant_id, location_id).await?;
+        let sku =
+            req.lines.iter().zip(&line_variants).find(|(_, v)| *v == variant_id).map_or("", |(l, _)| l.sku.as_str());
+        super::stock::announce_change(s, sku, &level, -qty, "reserve", "order").await?;
+    }
+    crate::events::emit(s, "order.created", order_payload(&o, &req.lines)).await?;
     Ok(Ok(o))
+}
+
+fn order_payload(o: &order::Model, lines: &[LineRequest]) -> serde_json::Value {
+    use crate::graphql::types::gid;
+    serde_json::json!({
+        "orderId": gid("Order", o.id).0,
+        "externalId": o.external_id,
+        "locationId": gid("Location", o.location_id).0,
+        "status": o.status,
+        "lines": lines.iter().map(|l| serde_json::json!({ "sku": l.sku, "quantity": l.quantity })).collect::<Vec<_>>(),
+    })
 }
 
 /// The first location (warehouses before stores, then by code) that can fill every line.
@@ -256,7 +274,9 @@ pub async fn cancel(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<
             )
             .await?;
         }
-        Ok(Ok(set_order_status(s, o, "cancelled").await?))
+        let o = set_order_status(s, o, "cancelled").await?;
+        crate::events::emit(s, "order.cancelled", order_payload(&o, &[])).await?;
+        Ok(Ok(o))
     })
 }
 
@@ -343,6 +363,11 @@ pub async fn fulfill(
         .exec_without_returning(&s.tx)
         .await?;
         let order = set_order_status(s, o, "fulfilled").await?;
+        let mut data = order_payload(&order, &[]);
+        data["shipmentId"] = crate::graphql::types::gid("Shipment", sh.id).0.into();
+        data["carrier"] = sh.carrier.clone().into();
+        data["trackingNumber"] = sh.tracking_number.clone().into();
+        crate::events::emit(s, "order.fulfilled", data).await?;
         Ok(Ok(Fulfilled { order, shipment: sh }))
     })
 }

@@ -146,7 +146,39 @@ async fn adjust_in(s: &Scoped, req: &AdjustRequest) -> Result<Outcome<Adjusted>,
     )
     .await?;
     let level = level(s, variant.id, location.id).await?;
+    announce_change(s, &variant.sku, &level, req.delta, &movement.kind, &movement.reason).await?;
     Ok(Ok(Adjusted { movement, level }))
+}
+
+/// Emits `stock.adjusted` for a changed level, and `stock.out` when the change used up the last
+/// available unit. Runs in the change's own transaction (the outbox).
+pub async fn announce_change(
+    s: &Scoped,
+    sku: &str,
+    level: &stock_level::Model,
+    delta_available: i64,
+    kind: &str,
+    reason: &str,
+) -> Result<(), DbErr> {
+    use crate::graphql::types::gid;
+    let data = serde_json::json!({
+        "sku": sku,
+        "variantId": gid("Variant", level.variant_id).0,
+        "locationId": gid("Location", level.location_id).0,
+        "onHand": level.on_hand,
+        "reserved": level.reserved,
+        "available": level.on_hand - level.reserved,
+        "delta": delta_available,
+        "kind": kind,
+        "reason": reason,
+    });
+    if kind == "adjust" || kind.starts_with("transfer") {
+        crate::events::emit(s, "stock.adjusted", data.clone()).await?;
+    }
+    if level.on_hand - level.reserved == 0 && delta_available < 0 {
+        crate::events::emit(s, "stock.out", data).await?;
+    }
+    Ok(())
 }
 
 pub struct TransferRequest {
@@ -268,5 +300,7 @@ async fn transfer_in(s: &Scoped, req: &TransferRequest) -> Result<Outcome<Transf
     }
     let from = level(s, variant.id, from.id).await?;
     let to = level(s, variant.id, to.id).await?;
+    announce_change(s, &variant.sku, &from, -req.quantity, "transfer_out", "transfer").await?;
+    announce_change(s, &variant.sku, &to, req.quantity, "transfer_in", "transfer").await?;
     Ok(Ok(Transferred { transfer: t, from, to }))
 }

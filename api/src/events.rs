@@ -1,0 +1,46 @@
+//! The event outbox: an event is written in the transaction that makes the change, with a job
+//! that fans it out to the tenant's webhook endpoints. Rolled-back changes emit nothing.
+
+use sea_orm::{DbErr, EntityTrait};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::entities::event;
+use crate::db::{Scoped, repo};
+use crate::jobs::{self, NewJob};
+
+/// Every event type with its current version. Payloads change only by adding fields; a breaking
+/// change gets a new version.
+pub const CATALOGUE: &[(&str, i32, &str)] = &[
+    ("stock.adjusted", 1, "a stock level changed through stockAdjust or stockTransfer"),
+    ("stock.out", 1, "available stock of a variant at a location reached zero"),
+    ("order.created", 1, "an order was created and its stock reserved"),
+    ("order.cancelled", 1, "an order was cancelled and its reservations released"),
+    ("order.fulfilled", 1, "an order was shipped"),
+    ("endpoint.disabled", 1, "a webhook endpoint was disabled after failing for 5 days or answering 410"),
+    ("webhook.test", 1, "sent by webhookTestSend"),
+];
+
+pub fn version_of(event_type: &str) -> Option<i32> {
+    CATALOGUE.iter().find(|(t, _, _)| *t == event_type).map(|(_, v, _)| *v)
+}
+
+/// Records an event and enqueues its fan-out, inside the caller's transaction.
+pub async fn emit(s: &Scoped, event_type: &str, data: Value) -> Result<Uuid, DbErr> {
+    let version = version_of(event_type).ok_or_else(|| DbErr::Custom(format!("unknown event type {event_type}")))?;
+    let id = Uuid::now_v7();
+    event::Entity::insert(event::ActiveModel::from(event::Model {
+        tenant_id: s.tenant(),
+        id,
+        event_type: event_type.to_owned(),
+        version,
+        payload: data,
+        occurred_at: repo::now(),
+    }))
+    .exec_without_returning(&s.tx)
+    .await?;
+    let mut job = NewJob::new(crate::webhooks::FANOUT, serde_json::json!({ "event_id": id }));
+    job.dedup_key = Some(format!("fanout:{id}"));
+    jobs::enqueue(s, job).await?;
+    Ok(id)
+}

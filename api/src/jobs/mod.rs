@@ -1,0 +1,284 @@
+//! Durable jobs in the application's own database.
+//!
+//! A job is enqueued in the same transaction as the change that causes it (an outbox), so a
+//! rollback takes the job with it and a commit makes it durable. Workers claim due jobs across
+//! tenants (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers), oldest first but
+//! round-robin over tenants so one tenant's flood cannot starve another. A claimed job holds a
+//! lease; if its worker dies the reaper returns it to the queue when the lease expires. Failures
+//! retry with exponential backoff and jitter until `max_attempts`, then the job is `dead`.
+//! Execution is at least once: handlers must be idempotent.
+
+pub mod worker;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement, Value};
+use uuid::Uuid;
+
+use crate::db::entities::job;
+use crate::db::{Db, Scoped, TxMode, WORKER_SETTING, repo};
+
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub queue: String,
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_attempts: i32,
+    /// At most one job per tenant with this key is ever enqueued.
+    pub dedup_key: Option<String>,
+}
+
+impl NewJob {
+    pub fn new(kind: &str, payload: serde_json::Value) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            payload,
+            queue: DEFAULT_QUEUE.to_owned(),
+            run_at: None,
+            max_attempts: 10,
+            dedup_key: None,
+        }
+    }
+}
+
+/// Enqueues `job` inside the caller's transaction. Returns `None` when a job with the same dedup
+/// key already exists.
+pub async fn enqueue(s: &Scoped, job: NewJob) -> Result<Option<Uuid>, DbErr> {
+    let now = repo::now();
+    let id = Uuid::now_v7();
+    let model = job::Model {
+        tenant_id: s.tenant(),
+        id,
+        queue: job.queue,
+        kind: job.kind,
+        payload: job.payload,
+        status: "ready".into(),
+        attempts: 0,
+        max_attempts: job.max_attempts.max(1),
+        run_at: job.run_at.unwrap_or(now),
+        locked_until: None,
+        locked_by: None,
+        last_error: None,
+        dedup_key: job.dedup_key,
+        created_at: now,
+        updated_at: now,
+    };
+    let inserted = job::Entity::insert(job::ActiveModel::from(model))
+        .on_conflict(OnConflict::columns([job::Column::TenantId, job::Column::DedupKey]).do_nothing().to_owned())
+        .exec_without_returning(&s.tx)
+        .await?;
+    Ok((inserted == 1).then_some(id))
+}
+
+/// A transaction that may see every tenant's jobs (PostgreSQL: `app.worker = 'on'`).
+async fn worker_tx(db: &Db) -> Result<DatabaseTransaction, DbErr> {
+    let tx = db.begin_write().await?;
+    if db.is_postgres() {
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config($1, 'on', true)",
+            [WORKER_SETTING.into()],
+        ))
+        .await?;
+    }
+    Ok(tx)
+}
+
+fn stmt(db: &Db, pg_sql: &str, values: Vec<Value>) -> Statement {
+    match db.backend() {
+        DbBackend::Postgres => Statement::from_sql_and_values(DbBackend::Postgres, pg_sql, values),
+        // SQLite numbers its parameters the same way with `?N`.
+        other => Statement::from_sql_and_values(other, pg_sql.replace('$', "?"), values),
+    }
+}
+
+/// Claims up to `limit` due jobs from `queue` for `worker`, leasing them for `lease`.
+pub async fn claim(db: &Db, worker: &str, queue: &str, limit: u64, lease: Duration) -> Result<Vec<job::Model>, DbErr> {
+    let now = repo::now();
+    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(300));
+    let lock = if db.is_postgres() { "FOR UPDATE OF j SKIP LOCKED" } else { "" };
+    // Round-robin over tenants: each tenant's oldest due job first, then each one's second, …
+    let sql = format!(
+        "WITH ranked AS (
+           SELECT tenant_id, id, run_at,
+                  row_number() OVER (PARTITION BY tenant_id ORDER BY run_at, id) AS rn
+           FROM jobs WHERE status = 'ready' AND queue = $1 AND run_at <= $2
+         ), picked AS (
+           SELECT j.tenant_id, j.id FROM jobs j
+           JOIN ranked r ON r.tenant_id = j.tenant_id AND r.id = j.id
+           WHERE j.status = 'ready'
+           ORDER BY r.rn, r.run_at, r.id
+           LIMIT $3
+           {lock}
+         )
+         UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $4, locked_until = $5, updated_at = $2
+         WHERE EXISTS (SELECT 1 FROM picked WHERE picked.tenant_id = jobs.tenant_id AND picked.id = jobs.id)
+         RETURNING *"
+    );
+    let tx = worker_tx(db).await?;
+    let rows = tx
+        .query_all_raw(stmt(
+            db,
+            &sql,
+            vec![queue.into(), now.into(), (limit as i64).into(), worker.into(), until.into()],
+        ))
+        .await?;
+    let jobs = rows.iter().map(|r| job::Model::from_query_result(r, "")).collect::<Result<Vec<_>, _>>()?;
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+/// Marks a claimed job done. Does nothing if the lease was lost to another worker meanwhile.
+pub async fn complete(db: &Db, j: &job::Model, worker: &str) -> Result<bool, DbErr> {
+    let tx = worker_tx(db).await?;
+    let res = tx
+        .execute_raw(stmt(
+            db,
+            "UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1
+             WHERE tenant_id = $2 AND id = $3 AND status = 'running' AND locked_by = $4",
+            vec![repo::now().into(), j.tenant_id.into(), j.id.into(), worker.into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Records a failure: retry at `retry_at`, or dead-letter when attempts are used up or `retry_at` is `None`.
+pub async fn fail(
+    db: &Db,
+    j: &job::Model,
+    worker: &str,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<&'static str, DbErr> {
+    let status = match retry_at {
+        Some(_) if j.attempts < j.max_attempts => "ready",
+        _ => "dead",
+    };
+    let error: String = error.chars().take(2000).collect();
+    let tx = worker_tx(db).await?;
+    tx.execute_raw(stmt(
+        db,
+        "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, locked_by = NULL, last_error = $3, updated_at = $4
+         WHERE tenant_id = $5 AND id = $6 AND status = 'running' AND locked_by = $7",
+        vec![
+            status.into(),
+            retry_at.unwrap_or(j.run_at).into(),
+            error.into(),
+            repo::now().into(),
+            j.tenant_id.into(),
+            j.id.into(),
+            worker.into(),
+        ],
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(status)
+}
+
+/// Returns jobs whose lease expired (their worker died) to the queue, or dead-letters them when
+/// they have used up their attempts. Returns how many were recovered.
+pub async fn reap_expired(db: &Db) -> Result<u64, DbErr> {
+    let now = repo::now();
+    let tx = worker_tx(db).await?;
+    let res = tx
+        .execute_raw(stmt(
+            db,
+            "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
+                    locked_by = NULL, locked_until = NULL, last_error = 'lease expired', updated_at = $1
+             WHERE status = 'running' AND locked_until < $1",
+            vec![now.into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(res.rows_affected())
+}
+
+/// Enqueues the due occurrences of recurring schedules (one job per occurrence, deduplicated, so
+/// several workers ticking at once enqueue it once) and moves each schedule to its next time.
+pub async fn tick_schedules(db: &Db) -> Result<u64, DbErr> {
+    use crate::db::entities::job_schedule;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let now = repo::now();
+    let tx = worker_tx(db).await?;
+    let due = job_schedule::Entity::find().filter(job_schedule::Column::NextRunAt.lte(now)).all(&tx).await?;
+    tx.commit().await?;
+    let mut enqueued = 0;
+    for sch in due {
+        let s = db.scoped(sch.tenant_id, TxMode::Write).await?;
+        let key = format!("schedule:{}:{}", sch.name, sch.next_run_at.timestamp());
+        let mut job = NewJob::new(&sch.kind, sch.payload.clone());
+        job.dedup_key = Some(key);
+        if enqueue(&s, job).await?.is_some() {
+            enqueued += 1;
+        }
+        let step = chrono::Duration::seconds(i64::from(sch.interval_seconds.max(1)));
+        let mut next = sch.next_run_at + step;
+        while next <= now {
+            next += step;
+        }
+        job_schedule::Entity::update_many()
+            .col_expr(job_schedule::Column::NextRunAt, sea_orm::sea_query::Expr::value(next))
+            .col_expr(job_schedule::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+            .filter(job_schedule::Column::TenantId.eq(s.tenant()))
+            .filter(job_schedule::Column::Name.eq(sch.name.as_str()))
+            .filter(job_schedule::Column::NextRunAt.eq(sch.next_run_at))
+            .exec(&s.tx)
+            .await?;
+        s.commit().await?;
+    }
+    Ok(enqueued)
+}
+
+/// Creates or replaces a recurring schedule for the tenant of `s`.
+pub async fn schedule(
+    s: &Scoped,
+    name: &str,
+    kind: &str,
+    payload: serde_json::Value,
+    every: Duration,
+    first_run: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use crate::db::entities::job_schedule;
+    let row = job_schedule::ActiveModel {
+        tenant_id: sea_orm::ActiveValue::Set(s.tenant()),
+        name: sea_orm::ActiveValue::Set(name.to_owned()),
+        kind: sea_orm::ActiveValue::Set(kind.to_owned()),
+        payload: sea_orm::ActiveValue::Set(payload),
+        interval_seconds: sea_orm::ActiveValue::Set(i32::try_from(every.as_secs()).unwrap_or(i32::MAX).max(1)),
+        next_run_at: sea_orm::ActiveValue::Set(first_run),
+        updated_at: sea_orm::ActiveValue::Set(repo::now()),
+    };
+    job_schedule::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([job_schedule::Column::TenantId, job_schedule::Column::Name])
+                .update_columns([
+                    job_schedule::Column::Kind,
+                    job_schedule::Column::Payload,
+                    job_schedule::Column::IntervalSeconds,
+                    job_schedule::Column::NextRunAt,
+                    job_schedule::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&s.tx)
+        .await?;
+    Ok(())
+}
+
+/// Counts a tenant's jobs by status (for tests and the API).
+pub async fn counts(s: &Scoped) -> Result<std::collections::BTreeMap<String, i64>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let rows = job::Entity::find().filter(job::Column::TenantId.eq(s.tenant())).all(&s.tx).await?;
+    let mut out = std::collections::BTreeMap::new();
+    for r in rows {
+        *out.entry(r.status).or_insert(0) += 1;
+    }
+    Ok(out)
+}

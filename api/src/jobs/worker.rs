@@ -1,0 +1,200 @@
+//! The worker loop: reap expired leases, enqueue due schedules, claim, run handlers, record results.
+//! Runs inside `quartermaster serve` (unless `--no-workers`) and as `quartermaster worker`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
+
+use crate::db::entities::job;
+use crate::state::AppState;
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Try again later, after the default backoff.
+    #[error("{0}")]
+    Retry(String),
+    /// Try again at this time (a receiver's Retry-After, a schedule).
+    #[error("{0}")]
+    RetryAt(String, DateTime<Utc>),
+    /// Do not try again: dead-letter the job.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<sea_orm::DbErr> for JobError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        JobError::Retry(format!("database: {e}"))
+    }
+}
+
+/// Runs one kind of job. Must be idempotent: a job can run more than once.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn run(&self, state: &AppState, job: &job::Model) -> Result<(), JobError>;
+}
+
+/// The handlers a worker knows, by job kind.
+#[derive(Default, Clone)]
+pub struct Registry {
+    handlers: HashMap<String, Arc<dyn Handler>>,
+}
+
+impl Registry {
+    pub fn with(mut self, kind: &str, handler: impl Handler) -> Self {
+        self.handlers.insert(kind.to_owned(), Arc::new(handler));
+        self
+    }
+
+    /// Every handler the application ships.
+    pub fn standard() -> Self {
+        crate::webhooks::register(Self::default())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: String,
+    pub queue: String,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            queue: super::DEFAULT_QUEUE.into(),
+            concurrency: 8,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Runs until `shutdown` turns true, then waits for running jobs to finish.
+pub async fn run(state: AppState, registry: Registry, cfg: WorkerConfig, mut shutdown: watch::Receiver<bool>) {
+    let registry = Arc::new(registry);
+    let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let mut last_reap = Instant::now() - Duration::from_secs(3600);
+    tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, "worker started");
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if last_reap.elapsed() > Duration::from_secs(2) {
+            last_reap = Instant::now();
+            match super::reap_expired(&state.db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(recovered = n, "returned jobs with expired leases to the queue"),
+                Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
+            }
+            if let Err(e) = super::tick_schedules(&state.db).await {
+                tracing::warn!(error = %e, "enqueuing scheduled jobs failed");
+            }
+        }
+        let free = slots.available_permits();
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            match super::claim(&state.db, &cfg.id, &cfg.queue, free as u64, cfg.lease).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming jobs failed");
+                    Vec::new()
+                }
+            }
+        };
+        let idle = claimed.is_empty();
+        for j in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let (state, registry, cfg) = (state.clone(), registry.clone(), cfg.clone());
+            let span =
+                tracing::info_span!("job", kind = %j.kind, job = %j.id, tenant = %j.tenant_id, attempt = j.attempts);
+            tokio::spawn(
+                async move {
+                    execute(&state, &registry, &cfg, &j).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        if idle {
+            tokio::select! {
+                _ = tokio::time::sleep(cfg.poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+    // Let running jobs finish (their leases cover them if we are killed instead).
+    let _ = slots.acquire_many(cfg.concurrency.max(1) as u32).await;
+    tracing::info!(worker = %cfg.id, "worker stopped");
+}
+
+async fn execute(state: &AppState, registry: &Registry, cfg: &WorkerConfig, j: &job::Model) {
+    let started = Instant::now();
+    let result = match registry.handlers.get(&j.kind) {
+        None => Err(JobError::Permanent(format!("no handler for job kind {:?}", j.kind))),
+        Some(h) => match tokio::time::timeout(cfg.lease.mul_f64(0.9), h.run(state, j)).await {
+            Ok(r) => r,
+            Err(_) => Err(JobError::Retry("timed out".into())),
+        },
+    };
+    let outcome = match &result {
+        Ok(()) => super::complete(&state.db, j, &cfg.id).await.map(|_| "done"),
+        Err(e) => {
+            let retry_at = match e {
+                JobError::Permanent(_) => None,
+                JobError::RetryAt(_, at) => Some(*at),
+                JobError::Retry(_) => {
+                    let jitter = rand::rng().random::<f64>();
+                    let delay = qm_integrations::retry::job_backoff(u32::try_from(j.attempts).unwrap_or(1), jitter);
+                    Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1)))
+                }
+            };
+            super::fail(&state.db, j, &cfg.id, &e.to_string(), retry_at).await
+        }
+    };
+    match (outcome, result) {
+        (Ok(status), Ok(())) => {
+            tracing::debug!(status, elapsed_ms = started.elapsed().as_millis() as u64, "job finished")
+        }
+        (Ok(status), Err(e)) => tracing::warn!(status, error = %e, "job failed"),
+        (Err(db), _) => tracing::warn!(error = %db, "recording the job's outcome failed; its lease will expire"),
+    }
+}
+
+/// Starts a worker in the background; send `true` on the returned sender to stop it.
+pub fn spawn(
+    state: AppState,
+    registry: Registry,
+    cfg: WorkerConfig,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(run(state, registry, cfg, rx));
+    (tx, handle)
+}
+
+/// Runs every due job to completion in the calling task, then returns how many ran.
+/// For tests and one-off maintenance; the long-running loop is [`run`].
+pub async fn drain(state: &AppState, registry: &Registry, cfg: &WorkerConfig) -> Result<usize, sea_orm::DbErr> {
+    let mut ran = 0;
+    loop {
+        super::reap_expired(&state.db).await?;
+        super::tick_schedules(&state.db).await?;
+        let jobs = super::claim(&state.db, &cfg.id, &cfg.queue, 50, cfg.lease).await?;
+        if jobs.is_empty() {
+            return Ok(ran);
+        }
+        for j in &jobs {
+            execute(state, registry, cfg, j).await;
+            ran += 1;
+        }
+    }
+}
