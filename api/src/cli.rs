@@ -89,7 +89,11 @@ pub fn run() -> anyhow::Result<()> {
 
 async fn worker(config: Config) -> anyhow::Result<()> {
     let app = Application::build_without_listener(config).await?;
-    let cfg = WorkerConfig { concurrency: app.config.worker_concurrency, ..WorkerConfig::default() };
+    let cfg = WorkerConfig {
+        concurrency: app.config.worker_concurrency,
+        lease: std::time::Duration::from_secs(app.config.worker_lease_seconds),
+        ..WorkerConfig::default()
+    };
     let (stop, handle) = worker::spawn(app, Registry::standard(), cfg);
     shutdown_signal().await;
     tracing::info!("stopping: finishing running jobs");
@@ -115,7 +119,11 @@ async fn shutdown_signal() {
 async fn serve(config: Config, with_workers: bool) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     let workers = with_workers.then(|| {
-        let cfg = WorkerConfig { concurrency: app.state.config.worker_concurrency, ..WorkerConfig::default() };
+        let cfg = WorkerConfig {
+            concurrency: app.state.config.worker_concurrency,
+            lease: std::time::Duration::from_secs(app.state.config.worker_lease_seconds),
+            ..WorkerConfig::default()
+        };
         worker::spawn(app.state.clone(), Registry::standard(), cfg)
     });
     let state = app.state.clone();

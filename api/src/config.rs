@@ -59,8 +59,10 @@ pub struct Config {
     pub demo_seed: u64,
     pub limits: Limits,
     pub worker_concurrency: usize,
+    pub worker_lease_seconds: u64,
     pub webhook_timeout_seconds: u64,
     pub webhook_allow_private: bool,
+    pub webhook_retry_scale: f64,
 }
 
 type Raw = BTreeMap<String, String>;
@@ -214,8 +216,14 @@ impl Config {
                 max_aliases: positive("max_aliases")?,
             },
             worker_concurrency: positive("worker_concurrency")?,
+            worker_lease_seconds: positive("worker_lease_seconds")? as u64,
             webhook_timeout_seconds: positive("webhook_timeout_seconds")? as u64,
             webhook_allow_private: boolean("webhook_allow_private")?,
+            webhook_retry_scale: get("webhook_retry_scale")
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f > 0.0 && *f <= 1.0)
+                .context("webhook_retry_scale (QM_WEBHOOK_RETRY_SCALE) must be a number in (0, 1]")?,
         })
     }
 

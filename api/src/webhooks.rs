@@ -113,16 +113,25 @@ struct Fanout;
 impl Handler for Fanout {
     async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
         let event_id = payload_id(job, "event_id")?;
-        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        // Read first: most events of most tenants have no subscriber, and then nothing is written.
+        let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
         let Some(ev) = repo::find::<event::Entity>(&s).filter(event::Column::Id.eq(event_id)).one(&s.tx).await? else {
             return Err(JobError::Permanent("event not found".into()));
         };
-        let endpoints = repo::find::<webhook_endpoint::Entity>(&s)
+        let endpoints: Vec<_> = repo::find::<webhook_endpoint::Entity>(&s)
             .filter(webhook_endpoint::Column::Status.eq("active"))
             .all(&s.tx)
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|e| subscribes(e, &ev.event_type))
+            .collect();
+        s.commit().await?;
+        if endpoints.is_empty() {
+            return Ok(());
+        }
         let text = body(&ev.event_type, ev.occurred_at, &ev.payload);
-        for ep in endpoints.iter().filter(|e| subscribes(e, &ev.event_type)) {
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        for ep in &endpoints {
             create_message(&s, ep.id, Some(ev.id), &ev.event_type, text.clone()).await?;
         }
         s.commit().await?;
@@ -202,6 +211,7 @@ impl Handler for Deliver {
                 let jitter = rand::rng().random::<f64>();
                 match webhook_delay(attempts, jitter, report.retry_after) {
                     Some(delay) => {
+                        let delay = delay.mul_f64(state.config.webhook_retry_scale);
                         let at = now + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::seconds(5));
                         mark_message(state, &msg, "pending", Some(at)).await?;
                         Err(JobError::RetryAt(reason, at))

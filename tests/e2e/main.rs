@@ -6,6 +6,7 @@ mod bad_input;
 mod jobs;
 mod ops;
 mod orders;
+mod processes;
 mod schema;
 mod stock;
 mod tenancy;

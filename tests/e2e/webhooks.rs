@@ -207,3 +207,74 @@ async fn events_never_reach_another_tenants_endpoints() {
     let d = app.data(&a.owner_key, "{ webhookEndpoints(first: 5) { nodes { url } } }", json!({})).await;
     assert_eq!(d["webhookEndpoints"]["nodes"].as_array().map(Vec::len), Some(1));
 }
+
+/// The Python `standardwebhooks` package (the specification's reference library) must accept
+/// our deliveries and reject tampered ones. `.ci/run` installs it and sets `QM_TEST_PYTHON`.
+#[tokio::test]
+async fn deliveries_verify_with_the_standardwebhooks_reference_library() {
+    let Some(python) = std::env::var("QM_TEST_PYTHON").ok().filter(|p| !p.is_empty()) else {
+        eprintln!("skipping: set QM_TEST_PYTHON to a python with the standardwebhooks package");
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = Receiver::start().await;
+    let (ep, secret) = endpoint(&app, &t.owner_key, &rx.url, json!([])).await;
+    let loc = app.location(&t.owner_key, "WH").await;
+    app.product(&t.owner_key, "tee", &["TEE-1"]).await;
+    app.stock(&t.owner_key, "TEE-1", &loc, 5).await;
+    // Rotate so one delivery carries two signatures.
+    app.data(
+        &t.owner_key,
+        "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret } }",
+        json!({ "e": ep }),
+    )
+    .await;
+    app.data(
+        &t.owner_key,
+        "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { id } } }",
+        json!({ "e": ep }),
+    )
+    .await;
+    app.drain_jobs().await;
+    let got = rx.received();
+    assert_eq!(got.len(), 2);
+    let cases: Vec<Value> = got
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "timestamp": r.timestamp, "signature": r.signature,
+                "body": String::from_utf8_lossy(&r.body),
+            })
+        })
+        .collect();
+    let script = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+data = json.load(sys.stdin)
+wh = Webhook(data["secret"])
+for c in data["cases"]:
+    headers = {"webhook-id": c["id"], "webhook-timestamp": c["timestamp"], "webhook-signature": c["signature"]}
+    wh.verify(c["body"].encode(), headers)
+    try:
+        wh.verify((c["body"] + " ").encode(), headers)
+        sys.exit("a tampered body verified")
+    except WebhookVerificationError:
+        pass
+print("verified", len(data["cases"]))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    let input = json!({ "secret": secret, "cases": cases }).to_string();
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("python finishes");
+    assert!(out.status.success(), "standardwebhooks rejected a delivery: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "verified 2");
+}

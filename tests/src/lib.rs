@@ -82,6 +82,7 @@ pub struct TestApp {
     pub owner_db: Db,
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
+    process_env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
     pg_database: Option<(String, String)>,
 }
@@ -129,12 +130,40 @@ impl TestApp {
             owner_url = config.effective_database_url();
         }
         adjust(&mut config);
+        let mut process_env = vec![
+            ("QM_DATABASE_URL".to_owned(), config.effective_database_url()),
+            ("QM_DATA_DIR".to_owned(), config.data_dir.display().to_string()),
+            ("QM_DEMO".to_owned(), "false".to_owned()),
+            ("QM_LOG_FORMAT".to_owned(), "json".to_owned()),
+            ("QM_WEBHOOK_ALLOW_PRIVATE".to_owned(), config.webhook_allow_private.to_string()),
+            ("QM_WEBHOOK_RETRY_SCALE".to_owned(), config.webhook_retry_scale.to_string()),
+        ];
+        if let Some(u) = &config.migration_database_url {
+            process_env.push(("QM_MIGRATION_DATABASE_URL".to_owned(), u.clone()));
+        }
+        if let Some(r) = &config.database_app_role {
+            process_env.push(("QM_DATABASE_APP_ROLE".to_owned(), r.clone()));
+        }
         let app = Application::build(config).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state.clone();
         let handle = app.spawn(workers)?;
         let owner_db = Db::connect(&owner_url).await?;
-        Ok(TestApp { address, state, owner_db, client: reqwest::Client::new(), handle, _dir: dir, pg_database })
+        Ok(TestApp {
+            address,
+            state,
+            owner_db,
+            client: reqwest::Client::new(),
+            handle,
+            process_env,
+            _dir: dir,
+            pg_database,
+        })
+    }
+
+    /// Environment for a `quartermaster` process that shares this app's database and data dir.
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        self.process_env.clone()
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -308,6 +337,9 @@ pub mod receiver {
         received: Vec<Received>,
         /// Status codes to answer with, in order; 200 once exhausted.
         script: VecDeque<u16>,
+        /// Fail this share of requests at random, but no message more than `max` times.
+        random: Option<(f64, u32, rand::rngs::StdRng)>,
+        failures: std::collections::HashMap<String, u32>,
     }
 
     #[derive(Clone)]
@@ -326,7 +358,18 @@ pub mod receiver {
             signature: h("webhook-signature"),
             body: body.to_vec(),
         });
-        let status = i.script.pop_front().unwrap_or(200);
+        let mut status = i.script.pop_front().unwrap_or(200);
+        let id = h("webhook-id");
+        let so_far = i.failures.get(&id).copied().unwrap_or(0);
+        if let Some((rate, max, rng)) = i.random.as_mut() {
+            use rand::Rng;
+            if so_far < *max && rng.random::<f64>() < *rate {
+                status = 500;
+            }
+        }
+        if status >= 300 {
+            *i.failures.entry(id).or_insert(0) += 1;
+        }
         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
             .body(format!("answered {status}"))
     }
@@ -351,6 +394,18 @@ pub mod receiver {
         /// Answers the next requests with these status codes (then 200).
         pub fn script(&self, codes: &[u16]) {
             self.inner.lock().expect("lock").script.extend(codes.iter().copied());
+        }
+
+        /// Fails `rate` of requests at random (seeded), at most `max_per_message` times per webhook-id.
+        pub fn fail_randomly(&self, rate: f64, max_per_message: u32, seed: u64) {
+            use rand::SeedableRng;
+            self.inner.lock().expect("lock").random =
+                Some((rate, max_per_message, rand::rngs::StdRng::seed_from_u64(seed)));
+        }
+
+        /// How many requests arrived so far.
+        pub fn count(&self) -> usize {
+            self.inner.lock().expect("lock").received.len()
         }
 
         pub fn received(&self) -> Vec<Received> {

@@ -111,7 +111,9 @@ pub async fn run(state: AppState, registry: Registry, cfg: WorkerConfig, mut shu
                 }
             }
         };
-        let idle = claimed.is_empty();
+        // Sleep only when the queue had less than we could take; otherwise go straight on.
+        let idle = free > 0 && claimed.len() < free;
+        let busy = free == 0;
         for j in claimed {
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
             let (state, registry, cfg) = (state.clone(), registry.clone(), cfg.clone());
@@ -128,6 +130,12 @@ pub async fn run(state: AppState, registry: Registry, cfg: WorkerConfig, mut shu
         if idle {
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        } else if busy {
+            // Every slot is taken: wait for one to free up.
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => drop(permit),
                 _ = shutdown.changed() => {}
             }
         }
