@@ -330,6 +330,7 @@ pub mod receiver {
         pub timestamp: String,
         pub signature: String,
         pub body: Vec<u8>,
+        pub received_at: chrono::DateTime<chrono::Utc>,
     }
 
     #[derive(Default)]
@@ -357,6 +358,7 @@ pub mod receiver {
             timestamp: h("webhook-timestamp"),
             signature: h("webhook-signature"),
             body: body.to_vec(),
+            received_at: chrono::Utc::now(),
         });
         let mut status = i.script.pop_front().unwrap_or(200);
         let id = h("webhook-id");
