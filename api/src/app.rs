@@ -63,12 +63,23 @@ impl Application {
             ..Default::default()
         })
         .context("building the webhook client")?;
+        let mailer = match &config.smtp_url {
+            Some(url) => Some(Arc::new(
+                qm_integrations::email::Mailer::new(&qm_integrations::email::EmailConfig {
+                    smtp_url: secrecy::ExposeSecret::expose_secret(url).to_owned(),
+                    from: config.email_from.clone(),
+                })
+                .context("smtp_url (QM_SMTP_URL) or email_from (QM_EMAIL_FROM)")?,
+            )),
+            None => None,
+        };
         let state = AppState {
             db,
             jwt: Arc::new(jwt),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             webhooks: Arc::new(webhooks),
+            mailer,
         };
         Ok(Self { state, listener, port })
     }

@@ -63,6 +63,8 @@ pub struct Config {
     pub webhook_timeout_seconds: u64,
     pub webhook_allow_private: bool,
     pub webhook_retry_scale: f64,
+    pub smtp_url: Option<SecretString>,
+    pub email_from: String,
 }
 
 type Raw = BTreeMap<String, String>;
@@ -224,6 +226,8 @@ impl Config {
                 .ok()
                 .filter(|f| f.is_finite() && *f > 0.0 && *f <= 1.0)
                 .context("webhook_retry_scale (QM_WEBHOOK_RETRY_SCALE) must be a number in (0, 1]")?,
+            smtp_url: opt("smtp_url").map(SecretString::from),
+            email_from: get("email_from"),
         })
     }
 

@@ -5,6 +5,7 @@
 //! filters by that tenant. No resolver accepts a tenant id. On PostgreSQL row-level security is the
 //! second wall. Engines in `qm_domain` are called from services, never with IO inside them.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -6,6 +6,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use qm_integrations::email::Mailer;
 use qm_integrations::webhooks::Deliverer;
 
 #[derive(Clone)]
@@ -15,4 +16,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub webhooks: Arc<Deliverer>,
+    /// `None` when no SMTP server is configured.
+    pub mailer: Option<Arc<Mailer>>,
 }

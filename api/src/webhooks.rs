@@ -316,6 +316,16 @@ pub async fn disable_endpoint(state: &AppState, ep: &webhook_endpoint::Model, re
         let id = crate::graphql::types::gid("WebhookEndpoint", ep.id);
         crate::events::emit(&s, "endpoint.disabled", json!({ "endpointId": id.0, "url": ep.url, "reason": reason }))
             .await?;
+        let alert = crate::alerts::Alert {
+            subject: "A webhook endpoint was disabled".into(),
+            lines: vec![
+                format!("Endpoint: {}", ep.url),
+                format!("Reason: {reason}"),
+                "Deliveries to it are paused. Fix the receiver, then run webhookEndpointRecover to resend what failed."
+                    .into(),
+            ],
+        };
+        crate::alerts::notify_admins(&s, &alert).await?;
         tracing::warn!(endpoint = %ep.id, reason, "webhook endpoint disabled");
     }
     s.commit().await

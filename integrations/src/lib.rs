@@ -1,9 +1,10 @@
 //! Outbound channels and infrastructure clients: job retry policy, webhook signing and delivery
-//! (Standard Webhooks), and later e-mail (lettre) and the OSRM client.
+//! (Standard Webhooks), e-mail over SMTP (lettre), and later the OSRM client.
 //!
 //! Boundary: this crate depends on `qm-domain` only among workspace crates, never on
 //! `qm-connectors` or `qm-api`, and reads no environment or global state (constructors take a
 //! config struct).
 
+pub mod email;
 pub mod retry;
 pub mod webhooks;

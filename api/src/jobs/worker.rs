@@ -53,7 +53,7 @@ impl Registry {
 
     /// Every handler the application ships.
     pub fn standard() -> Self {
-        crate::webhooks::register(Self::default())
+        crate::alerts::register(crate::webhooks::register(Self::default()))
     }
 }
 
