@@ -346,3 +346,45 @@ async fn admins_are_emailed_when_an_endpoint_is_disabled() {
     assert!(text.contains(&format!("Endpoint: {}", rx.url)) && text.contains("410 Gone"), "{text}");
     assert!(html.contains(&format!("<li>Endpoint: {}</li>", rx.url)), "{html}");
 }
+
+/// A receiver that never finishes its body, or redirects, fails the attempt within the timeout,
+/// is retried, and does not slow the API down.
+#[tokio::test]
+async fn hanging_and_redirecting_receivers_fail_cleanly() {
+    let app = TestApp::spawn_with(|c| c.webhook_timeout_seconds = 1).await;
+    let t = app.tenant("acme").await;
+    let rx = Receiver::start().await;
+    rx.script(&[999, 307]);
+    let (ep, _) = endpoint(&app, &t.owner_key, &rx.url, json!([])).await;
+    app.data(
+        &t.owner_key,
+        "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { id } } }",
+        json!({ "e": ep }),
+    )
+    .await;
+    let state = app.state.clone();
+    let worker = tokio::spawn(async move {
+        let cfg = qm_api::jobs::worker::WorkerConfig::default();
+        qm_api::jobs::worker::drain(&state, &qm_api::jobs::worker::Registry::standard(), &cfg).await
+    });
+    // While the receiver hangs, the API answers at once.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    app.data(&t.owner_key, "{ me { subject } }", json!({})).await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    worker.await.expect("join").expect("drain");
+    for _ in 0..2 {
+        app.make_jobs_due().await;
+        app.drain_jobs().await;
+    }
+    let q = "query($e: ID!) { webhookDeliveries(endpointId: $e, first: 5) { nodes { status attempts { statusCode error } } } }";
+    let d = app.data(&t.owner_key, q, json!({ "e": ep })).await;
+    let m = &d["webhookDeliveries"]["nodes"][0];
+    assert_eq!(m["status"], "DELIVERED", "{d}");
+    let attempts = m["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 3, "{d}");
+    assert!(attempts[0]["error"].as_str().is_some_and(|e| e.contains("timed out")), "{d}");
+    assert_eq!(attempts[1]["statusCode"], 307, "a redirect is a failure, not followed");
+    assert_eq!(attempts[2]["statusCode"], 200);
+    assert_eq!(rx.received().len(), 3);
+}

@@ -372,6 +372,20 @@ pub mod receiver {
         if status >= 300 {
             *i.failures.entry(id).or_insert(0) += 1;
         }
+        drop(i);
+        // 999: answer 200 but never finish the body. 307: redirect elsewhere (must not be followed).
+        if status == 999 {
+            let forever = futures_util::stream::unfold((), |()| async {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                Some((Ok::<_, actix_web::Error>(web::Bytes::from_static(b".")), ()))
+            });
+            return HttpResponse::Ok().streaming(forever);
+        }
+        if status == 307 {
+            return HttpResponse::TemporaryRedirect()
+                .insert_header(("location", "http://127.0.0.1:9/elsewhere"))
+                .finish();
+        }
         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
             .body(format!("answered {status}"))
     }
