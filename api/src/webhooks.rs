@@ -253,13 +253,9 @@ async fn record_attempt(
         .filter(webhook_message::Column::Id.eq(msg.id))
         .exec(&s.tx)
         .await?;
-    let attempts = repo::find::<webhook_message::Entity>(&s)
-        .filter(webhook_message::Column::Id.eq(msg.id))
-        .one(&s.tx)
-        .await?
-        .map_or(1, |m| m.attempts);
     s.commit().await?;
-    Ok(u32::try_from(attempts).unwrap_or(1))
+    // Only this message's delivery job counts its attempts, so the new count is known.
+    Ok(u32::try_from(msg.attempts + 1).unwrap_or(1))
 }
 
 async fn mark_message(

@@ -281,8 +281,6 @@ async fn the_platform_token_creates_tenants_and_nothing_else() {
 #[tokio::test]
 async fn a_supplier_key_sees_only_its_own_suppliers_purchase_orders() {
     use qm_api::db::TxMode;
-    use qm_api::db::entities::purchase_order;
-    use sea_orm::{ActiveValue::Set, EntityTrait};
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let k = &t.owner_key;
@@ -298,25 +296,9 @@ async fn a_supplier_key_sees_only_its_own_suppliers_purchase_orders() {
         .as_str()
         .expect("id")
         .to_owned();
-    let uuid = |g: &str| uuid::Uuid::parse_str(g.rsplit('/').next().expect("uuid")).expect("uuid");
     let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
     for (n, supplier) in [("PO-MINE", &mine), ("PO-OTHER", &other)] {
-        let now = chrono::Utc::now();
-        purchase_order::Entity::insert(purchase_order::ActiveModel {
-            tenant_id: Set(t.id),
-            id: Set(uuid::Uuid::now_v7()),
-            number: Set(n.into()),
-            supplier_id: Set(uuid(supplier)),
-            location_id: Set(uuid(&loc)),
-            status: Set("issued".into()),
-            currency: Set("USD".into()),
-            expected_on: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .exec_without_returning(&s.tx)
-        .await
-        .expect("po");
+        app.purchase_order(&s, n, supplier, &loc).await;
     }
     s.commit().await.expect("commit");
     let d = app

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use qm_api::db::TxMode;
-use qm_api::db::entities::{purchase_order, return_};
+use qm_api::db::entities::return_;
 use qm_tests::{TestApp, TestTenant};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
@@ -160,23 +160,9 @@ async fn world(app: &TestApp) -> World {
     // Purchase orders and returns have no mutation yet: write them through the service layer.
     let s = app.state.db.scoped(b.id, TxMode::Write).await.expect("tx");
     let now = chrono::Utc::now();
-    let (po, ret) = (Uuid::now_v7(), Uuid::now_v7());
+    let ret = Uuid::now_v7();
     let parse = |g: &str| Uuid::parse_str(g.rsplit('/').next().expect("uuid")).expect("uuid");
-    purchase_order::Entity::insert(purchase_order::ActiveModel {
-        tenant_id: Set(b.id),
-        id: Set(po),
-        number: Set("PO-1".into()),
-        supplier_id: Set(parse(&b_sup)),
-        location_id: Set(parse(&b_loc)),
-        status: Set("issued".into()),
-        currency: Set("USD".into()),
-        expected_on: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(&s.tx)
-    .await
-    .expect("po");
+    let po_gid = app.purchase_order(&s, "PO-1", &b_sup, &b_loc).await;
     return_::Entity::insert(return_::ActiveModel {
         tenant_id: Set(b.id),
         id: Set(ret),
@@ -190,7 +176,7 @@ async fn world(app: &TestApp) -> World {
     .await
     .expect("return");
     s.commit().await.expect("commit");
-    ids.insert("PurchaseOrder", gid("PurchaseOrder", po));
+    ids.insert("PurchaseOrder", po_gid);
     ids.insert("Return", gid("Return", ret));
     ids.insert("Location", b_loc);
     ids.insert("Product", b_prod);

@@ -286,6 +286,31 @@ impl TestApp {
             .expect("fast-forward jobs");
     }
 
+    /// Inserts an issued purchase order (there is no mutation for them yet) and returns its global ID.
+    /// `supplier` and `location` are global IDs.
+    pub async fn purchase_order(&self, s: &qm_api::db::Scoped, number: &str, supplier: &str, location: &str) -> String {
+        use qm_api::db::entities::purchase_order;
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        let uuid = |g: &str| Uuid::parse_str(g.rsplit('/').next().unwrap_or_default()).expect("a global id");
+        let (id, now) = (Uuid::now_v7(), chrono::Utc::now());
+        purchase_order::Entity::insert(purchase_order::ActiveModel {
+            tenant_id: Set(s.tenant()),
+            id: Set(id),
+            number: Set(number.into()),
+            supplier_id: Set(uuid(supplier)),
+            location_id: Set(uuid(location)),
+            status: Set("issued".into()),
+            currency: Set("USD".into()),
+            expected_on: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&s.tx)
+        .await
+        .expect("purchase order");
+        format!("gid://quartermaster/PurchaseOrder/{id}")
+    }
+
     /// The repository root (for committed files such as `api/schema.graphql`).
     pub fn repo_root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()

@@ -15,8 +15,6 @@ pub mod stock;
 pub mod types;
 pub mod webhooks;
 
-use std::sync::Arc;
-
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use qm_domain::Role;
 
@@ -123,6 +121,3 @@ pub async fn read_tx(ctx: &Context<'_>, p: &Principal) -> Result<Scoped, ApiErro
 pub async fn write_tx(ctx: &Context<'_>, p: &Principal) -> Result<Scoped, ApiError> {
     Ok(ctx.db().scoped(p.tenant_id, TxMode::Write).await?)
 }
-
-/// Shared handle type for schema data.
-pub type Shared<T> = Arc<T>;

@@ -147,8 +147,10 @@ pub struct WebhookEventType {
 }
 
 async fn endpoint(s: &Scoped, id: Option<Uuid>) -> Result<Option<webhook_endpoint::Model>, ApiError> {
-    let Some(id) = id else { return Ok(None) };
-    Ok(repo::find::<webhook_endpoint::Entity>(s).filter(webhook_endpoint::Column::Id.eq(id)).one(&s.tx).await?)
+    match id {
+        Some(id) => Ok(crate::services::lookup::webhook_endpoint(s, id).await?),
+        None => Ok(None),
+    }
 }
 
 #[derive(Default)]

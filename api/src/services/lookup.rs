@@ -32,6 +32,10 @@ pub async fn variant(s: &Scoped, id: Uuid) -> Result<Option<variant::Model>, DbE
     by_id::<variant::Entity>(s, variant::Column::Id, id).await
 }
 
+pub async fn webhook_endpoint(s: &Scoped, id: Uuid) -> Result<Option<webhook_endpoint::Model>, DbErr> {
+    by_id::<webhook_endpoint::Entity>(s, webhook_endpoint::Column::Id, id).await
+}
+
 pub async fn variant_by_sku(s: &Scoped, sku: &str) -> Result<Option<variant::Model>, DbErr> {
     repo::find::<variant::Entity>(s).filter(variant::Column::Sku.eq(sku)).one(&s.tx).await
 }
@@ -68,9 +72,9 @@ pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Opt
             .await?
             .map(|m| Node::PurchaseOrder(types::PurchaseOrder(m))),
         "User" if admin => by_id::<user::Entity>(s, user::Column::Id, id).await?.map(|m| Node::User(types::User(m))),
-        "WebhookEndpoint" if admin => by_id::<webhook_endpoint::Entity>(s, webhook_endpoint::Column::Id, id)
-            .await?
-            .map(|m| Node::WebhookEndpoint(crate::graphql::webhooks::WebhookEndpoint(m))),
+        "WebhookEndpoint" if admin => {
+            webhook_endpoint(s, id).await?.map(|m| Node::WebhookEndpoint(crate::graphql::webhooks::WebhookEndpoint(m)))
+        }
         "WebhookMessage" if admin => by_id::<webhook_message::Entity>(s, webhook_message::Column::Id, id)
             .await?
             .map(|m| Node::WebhookMessage(crate::graphql::webhooks::WebhookMessage(m))),
