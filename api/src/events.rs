@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::db::entities::event;
 use crate::db::{Scoped, repo};
 use crate::jobs::{self, NewJob};
+use crate::live::{LiveEvent, Update};
 
 /// Every event type with its current version. Payloads change only by adding fields; a breaking
 /// change gets a new version.
@@ -25,22 +26,68 @@ pub fn version_of(event_type: &str) -> Option<i32> {
     CATALOGUE.iter().find(|(t, _, _)| *t == event_type).map(|(_, v, _)| *v)
 }
 
+/// True when `pattern` names a catalogue type (`stock.out`) or a family of them (`stock.*`).
+pub fn is_known_pattern(pattern: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with('.') => CATALOGUE.iter().any(|(t, _, _)| t.starts_with(prefix)),
+        Some(_) => false,
+        None => version_of(pattern).is_some(),
+    }
+}
+
+/// True when `event_type` matches one of `patterns`; no patterns means every type.
+pub fn matches<'a>(patterns: impl IntoIterator<Item = &'a str>, event_type: &str) -> bool {
+    let mut any = false;
+    for p in patterns {
+        any = true;
+        let hit = match p.strip_suffix('*') {
+            Some(prefix) => prefix.ends_with('.') && event_type.starts_with(prefix),
+            None => p == event_type,
+        };
+        if hit {
+            return true;
+        }
+    }
+    !any
+}
+
 /// Records an event and enqueues its fan-out, inside the caller's transaction.
 pub async fn emit(s: &Scoped, event_type: &str, data: Value) -> Result<Uuid, DbErr> {
     let version = version_of(event_type).ok_or_else(|| DbErr::Custom(format!("unknown event type {event_type}")))?;
     let id = Uuid::now_v7();
+    let occurred_at = repo::now();
     event::Entity::insert(event::ActiveModel::from(event::Model {
         tenant_id: s.tenant(),
         id,
         event_type: event_type.to_owned(),
         version,
-        payload: data,
-        occurred_at: repo::now(),
+        payload: data.clone(),
+        occurred_at,
     }))
     .exec_without_returning(&s.tx)
     .await?;
+    s.publish(Update::Event(LiveEvent { id, event_type: event_type.to_owned(), version, occurred_at, data }));
     let mut job = NewJob::new(crate::webhooks::FANOUT, serde_json::json!({ "event_id": id }));
     job.dedup_key = Some(format!("fanout:{id}"));
     jobs::enqueue(s, job).await?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_exact_types_and_families() {
+        assert!(matches([], "stock.out"));
+        assert!(matches(["stock.out"], "stock.out"));
+        assert!(matches(["order.created", "stock.*"], "stock.adjusted"));
+        assert!(!matches(["stock.*"], "stockpile.x"));
+        assert!(!matches(["stock.out"], "stock.adjusted"));
+        assert!(is_known_pattern("stock.*"));
+        assert!(is_known_pattern("webhook.test"));
+        assert!(!is_known_pattern("stock*"));
+        assert!(!is_known_pattern("nope.*"));
+        assert!(!is_known_pattern("stock.nope"));
+    }
 }

@@ -1,4 +1,5 @@
-//! The HTTP shell: POST /graphql, GraphiQL on GET /graphql, /healthz, /readyz and /metrics.
+//! The HTTP shell: POST /graphql, subscriptions over WebSocket on GET /graphql, GraphiQL on a
+//! plain GET /graphql, /healthz, /readyz and /metrics.
 //!
 //! Credentials are checked before any GraphQL work (401 `UNAUTHENTICATED`); malformed bodies,
 //! wrong content types and oversized bodies get 4xx answers with a typed error, never a 500.
@@ -9,7 +10,8 @@ use std::time::Instant;
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, guard, web};
+use async_graphql::ErrorExtensions;
 use async_graphql::http::GraphiQLSource;
 use serde::Deserialize;
 use serde_json::json;
@@ -174,9 +176,64 @@ async fn handle(
 }
 
 async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(GraphiQLSource::build().endpoint("/graphql").title("Quartermaster").finish())
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+        GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").title("Quartermaster").finish(),
+    )
+}
+
+fn is_websocket_upgrade(ctx: &guard::GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The credential of a subscription: `connection_init`'s payload carries it as
+/// `{"authorization": "Bearer …"}` (any capitalisation, or a bare token) or `{"token": "…"}`;
+/// otherwise the upgrade request's own `Authorization` header counts.
+fn init_authorization(payload: &serde_json::Value) -> Option<String> {
+    let obj = payload.as_object()?;
+    obj.iter().find_map(|(k, v)| {
+        let v = v.as_str()?.trim();
+        if k.eq_ignore_ascii_case("authorization") {
+            Some(if v.contains(' ') { v.to_owned() } else { format!("Bearer {v}") })
+        } else if k == "token" {
+            Some(format!("Bearer {v}"))
+        } else {
+            None
+        }
+    })
+}
+
+/// GraphQL subscriptions over WebSocket (graphql-transport-ws and the legacy graphql-ws protocol).
+/// A bad credential in `connection_init` closes the socket with 4403.
+async fn graphql_ws(
+    req: HttpRequest,
+    payload: web::Payload,
+    schema: web::Data<QmSchema>,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let state = state.get_ref().clone();
+    let rid = request_id(&req);
+    let upgrade_header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    async_graphql_actix_web::GraphQLSubscription::new(schema.get_ref().clone())
+        .on_connection_init(move |init: serde_json::Value| async move {
+            let header = init_authorization(&init).or(upgrade_header);
+            match auth::authenticate(&state, header.as_deref()).await {
+                Ok(caller) => {
+                    let mut data = async_graphql::Data::default();
+                    data.insert(RequestData { caller, request_id: rid });
+                    Ok(data)
+                }
+                Err(e) => {
+                    tracing::info!(reason = %e, "unauthenticated subscription");
+                    Err(async_graphql::Error::new("missing or invalid credentials")
+                        .extend_with(|_, x| x.set("code", "UNAUTHENTICATED")))
+                }
+            }
+        })
+        .start(&req, payload)
 }
 
 async fn healthz() -> HttpResponse {
@@ -213,6 +270,7 @@ pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io:
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(limit))
             .route("/graphql", web::post().to(graphql))
+            .route("/graphql", web::get().guard(guard::fn_guard(is_websocket_upgrade)).to(graphql_ws))
             .route("/graphql", web::get().to(graphiql))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))

@@ -38,9 +38,7 @@ pub fn message_header_id(id: Uuid) -> String {
 
 /// True when the endpoint subscribes to `event_type` (an empty list means every type).
 pub fn subscribes(endpoint: &webhook_endpoint::Model, event_type: &str) -> bool {
-    let types: Vec<&str> = endpoint.event_types.split(',').filter(|t| !t.is_empty()).collect();
-    types.is_empty()
-        || types.iter().any(|t| *t == event_type || (t.ends_with(".*") && event_type.starts_with(&t[..t.len() - 1])))
+    crate::events::matches(endpoint.event_types.split(',').filter(|t| !t.is_empty()), event_type)
 }
 
 /// The exact bytes sent for an event.

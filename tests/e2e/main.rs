@@ -9,6 +9,7 @@ mod orders;
 mod processes;
 mod schema;
 mod stock;
+mod subscriptions;
 mod tenancy;
 mod tidy;
 mod webhooks;

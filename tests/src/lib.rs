@@ -83,6 +83,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     process_env: Vec<(String, String)>,
+    config: Config,
     _dir: tempfile::TempDir,
     pg_database: Option<(String, String)>,
 }
@@ -144,7 +145,7 @@ impl TestApp {
         if let Some(r) = &config.database_app_role {
             process_env.push(("QM_DATABASE_APP_ROLE".to_owned(), r.clone()));
         }
-        let app = Application::build(config).await?;
+        let app = Application::build(config.clone()).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state.clone();
         let handle = app.spawn(workers)?;
@@ -156,9 +157,22 @@ impl TestApp {
             client: reqwest::Client::new(),
             handle,
             process_env,
+            config,
             _dir: dir,
             pg_database,
         })
+    }
+
+    /// A second server on the same database (another replica): its address and handle.
+    /// It stops when the handle is dropped... or with the test.
+    pub async fn replica(&self) -> (String, actix_web::dev::ServerHandle) {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".into();
+        config.demo = false;
+        let app = Application::build(config).await.expect("replica starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.spawn(1).expect("replica serves");
+        (address, handle)
     }
 
     /// Environment for a `quartermaster` process that shares this app's database and data dir.
@@ -337,6 +351,111 @@ impl Drop for TestApp {
                 });
             })
             .join();
+        }
+    }
+}
+
+/// A minimal graphql-transport-ws client (the protocol of the `graphql-ws` library), speaking
+/// the wire messages directly so tests see exactly what a client sees.
+pub mod ws {
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    pub struct Client {
+        stream: Stream,
+    }
+
+    /// How a connection ended before it was acknowledged.
+    #[derive(Debug, PartialEq)]
+    pub struct Closed {
+        pub code: u16,
+        pub reason: String,
+    }
+
+    impl Client {
+        /// Opens `/graphql` on `address` (http://…) and sends `connection_init` with `payload`.
+        pub async fn connect(address: &str, payload: Value) -> Result<Client, Closed> {
+            let url = format!("{}/graphql", address.replacen("http://", "ws://", 1));
+            let mut request = url.into_client_request().expect("ws url");
+            request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+            let (stream, response) = tokio_tungstenite::connect_async(request).await.expect("websocket handshake");
+            assert_eq!(
+                response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+                Some("graphql-transport-ws")
+            );
+            let mut client = Client { stream };
+            client.send(json!({ "type": "connection_init", "payload": payload })).await;
+            match client.recv(Duration::from_secs(10)).await {
+                Ok(Some(m)) if m["type"] == "connection_ack" => Ok(client),
+                Ok(other) => panic!("expected connection_ack, got {other:?}"),
+                Err(closed) => Err(closed),
+            }
+        }
+
+        pub async fn send(&mut self, message: Value) {
+            self.stream.send(Message::text(message.to_string())).await.expect("ws send");
+        }
+
+        /// Starts subscription `id`.
+        pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+            self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+                .await;
+        }
+
+        /// The next protocol message (pings are answered), `Ok(None)` after `timeout` of silence,
+        /// or how the server closed the socket.
+        pub async fn recv(&mut self, timeout: Duration) -> Result<Option<Value>, Closed> {
+            loop {
+                let frame = match tokio::time::timeout(timeout, self.stream.next()).await {
+                    Err(_) => return Ok(None),
+                    Ok(None) => return Err(Closed { code: 1006, reason: "connection dropped".into() }),
+                    Ok(Some(Err(e))) => return Err(Closed { code: 1006, reason: e.to_string() }),
+                    Ok(Some(Ok(f))) => f,
+                };
+                match frame {
+                    Message::Text(t) => {
+                        let v: Value = serde_json::from_str(t.as_str()).expect("server sends JSON");
+                        if v["type"] == "ping" {
+                            self.send(json!({ "type": "pong" })).await;
+                            continue;
+                        }
+                        return Ok(Some(v));
+                    }
+                    Message::Close(c) => {
+                        return Err(c.map_or(Closed { code: 1005, reason: String::new() }, |c| Closed {
+                            code: u16::from(c.code),
+                            reason: c.reason.to_string(),
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// Every message that arrives until `quiet` passes without one.
+        pub async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+            let mut out = Vec::new();
+            while let Ok(Some(m)) = self.recv(quiet).await {
+                out.push(m);
+            }
+            out
+        }
+
+        pub async fn close(mut self) {
+            let _ = self
+                .stream
+                .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                }))
+                .await;
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod entities;
 pub mod repo;
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -18,6 +19,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
+use crate::live::{self, Bus, Update};
 pub use qm_migrations::{API_KEY_HASH_SETTING, JOB_TABLES, Migrator, TENANT_SETTING, TENANT_TABLES, WORKER_SETTING};
 
 /// Whether a transaction will write. On SQLite a writer takes the write lock at `BEGIN`
@@ -32,6 +34,7 @@ pub enum TxMode {
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    live: Arc<Bus>,
 }
 
 impl Db {
@@ -56,7 +59,17 @@ impl Db {
             options.max_connections(32).min_connections(1).acquire_timeout(Duration::from_secs(10)).sqlx_logging(false);
             Database::connect(options).await?
         };
-        Ok(Self { conn })
+        Ok(Self::from_conn(conn))
+    }
+
+    /// Wraps an open connection, with its own live-update bus.
+    pub fn from_conn(conn: DatabaseConnection) -> Self {
+        Self { conn, live: Arc::default() }
+    }
+
+    /// A receiver of every committed live update from now on (filter by tenant!).
+    pub async fn subscribe_live(&self) -> tokio::sync::broadcast::Receiver<Arc<live::Message>> {
+        self.live.subscribe(&self.conn).await
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -139,7 +152,7 @@ impl Db {
     pub async fn scoped(&self, tenant: Uuid, mode: TxMode) -> Result<Scoped, DbErr> {
         let tx = self.begin(mode).await?;
         self.set_local(&tx, TENANT_SETTING, tenant.to_string()).await?;
-        Ok(Scoped { tx, tenant })
+        Ok(Scoped { tx, tenant, live: self.live.clone(), postgres: self.is_postgres(), pending: Mutex::default() })
     }
 
     /// Begins the one transaction allowed to read an API key row by its hash, before the tenant is known.
@@ -154,6 +167,10 @@ impl Db {
 pub struct Scoped {
     pub tx: DatabaseTransaction,
     tenant: Uuid,
+    live: Arc<Bus>,
+    postgres: bool,
+    /// Live updates that go out when (and only if) the transaction commits.
+    pending: Mutex<Vec<Update>>,
 }
 
 impl Scoped {
@@ -161,8 +178,30 @@ impl Scoped {
         self.tenant
     }
 
+    /// Queues a live update for subscribers; it is sent on commit and dropped on rollback.
+    pub fn publish(&self, update: Update) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).push(update);
+    }
+
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.tx.commit().await
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if self.postgres {
+            // NOTIFY is transactional: PostgreSQL delivers it at commit, to every listening process.
+            for update in pending {
+                let payload = live::Message { tenant_id: self.tenant, update }.to_notify_payload();
+                self.tx
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT pg_notify($1, $2)",
+                        [live::CHANNEL.into(), payload.into()],
+                    ))
+                    .await?;
+            }
+            return self.tx.commit().await;
+        }
+        self.tx.commit().await?;
+        self.live.broadcast(self.tenant, pending);
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod catalog;
 pub mod errors;
 pub mod limits;
+pub mod live;
 pub mod loaders;
 pub mod orders;
 pub mod pagination;
@@ -15,7 +16,7 @@ pub mod stock;
 pub mod types;
 pub mod webhooks;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
 use qm_domain::Role;
 
 use crate::auth::{Caller, Principal};
@@ -42,10 +43,10 @@ pub struct Mutation(
     webhooks::WebhooksMutation,
 );
 
-pub type QmSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type QmSchema = Schema<Query, Mutation, live::Subscription>;
 
-fn builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, live::Subscription> {
+    Schema::build(Query::default(), Mutation::default(), live::Subscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)

@@ -298,9 +298,7 @@ pub struct WebhookTestSendInput {
 
 fn check_types(types: &[String]) -> Result<String, UserError> {
     for t in types {
-        let known = crate::events::version_of(t).is_some()
-            || (t.ends_with(".*") && crate::events::CATALOGUE.iter().any(|(n, _, _)| n.starts_with(&t[..t.len() - 1])));
-        if !known {
+        if !crate::events::is_known_pattern(t) {
             return Err(UserError::invalid(&["input", "eventTypes"], format!("unknown event type {t:?}")));
         }
     }

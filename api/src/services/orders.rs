@@ -167,6 +167,19 @@ async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome
     Ok(Ok(o))
 }
 
+/// Announces the level a reservation's release or consumption left behind.
+async fn announce_reservation_change(
+    s: &Scoped,
+    r: &reservation::Model,
+    delta_available: i64,
+    kind: &str,
+    reason: &str,
+) -> Result<(), DbErr> {
+    let level = super::stock::level(s, r.variant_id, r.location_id).await?;
+    let sku = super::lookup::variant(s, r.variant_id).await?.map(|v| v.sku).unwrap_or_default();
+    super::stock::announce_change(s, &sku, &level, delta_available, kind, reason).await
+}
+
 fn order_payload(o: &order::Model, lines: &[LineRequest]) -> serde_json::Value {
     use crate::graphql::types::gid;
     serde_json::json!({
@@ -273,6 +286,7 @@ pub async fn cancel(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<
                 },
             )
             .await?;
+            announce_reservation_change(s, &r, q, "release", "order cancelled").await?;
         }
         let o = set_order_status(s, o, "cancelled").await?;
         crate::events::emit(s, "order.cancelled", order_payload(&o, &[])).await?;
@@ -338,6 +352,7 @@ pub async fn fulfill(
                 },
             )
             .await?;
+            announce_reservation_change(s, &r, 0, "ship", "order fulfilled").await?;
         }
         let now = repo::now();
         let sh = shipment::Model {

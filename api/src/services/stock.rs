@@ -150,8 +150,9 @@ async fn adjust_in(s: &Scoped, req: &AdjustRequest) -> Result<Outcome<Adjusted>,
     Ok(Ok(Adjusted { movement, level }))
 }
 
-/// Emits `stock.adjusted` for a changed level, and `stock.out` when the change used up the last
-/// available unit. Runs in the change's own transaction (the outbox).
+/// Tells subscribers about a changed level, emits `stock.adjusted` for adjustments and transfers,
+/// and `stock.out` when the change used up the last available unit. Runs in the change's own
+/// transaction (the outbox), so a rolled-back change announces nothing.
 pub async fn announce_change(
     s: &Scoped,
     sku: &str,
@@ -161,6 +162,17 @@ pub async fn announce_change(
     reason: &str,
 ) -> Result<(), DbErr> {
     use crate::graphql::types::gid;
+    s.publish(crate::live::Update::Stock(crate::live::StockChange {
+        sku: sku.to_owned(),
+        variant_id: level.variant_id,
+        location_id: level.location_id,
+        on_hand: level.on_hand,
+        reserved: level.reserved,
+        delta: delta_available,
+        kind: kind.to_owned(),
+        reason: reason.to_owned(),
+        at: level.updated_at,
+    }));
     let data = serde_json::json!({
         "sku": sku,
         "variantId": gid("Variant", level.variant_id).0,
