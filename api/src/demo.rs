@@ -174,6 +174,14 @@ pub async fn seed(db: &Db, params: &DemoParams) -> anyhow::Result<Seeded> {
         });
         daily_demand::Entity::insert_many(rows).exec_without_returning(&s.tx).await?;
     }
+    crate::alerts::insert_rule(
+        &s,
+        "Under a week of cover",
+        crate::alerts::RuleKind::DaysOfCoverBelow,
+        Some(qm_domain::alerts::StockCondition::DaysOfCoverAtOrBelow(rust_decimal::Decimal::from(7))),
+        &[qm_domain::Role::Owner, qm_domain::Role::Planner],
+    )
+    .await?;
     s.commit().await?;
     Ok(Seeded { tenant_id, created: true, variants: data.variant_count(), demand_rows: data.demand.len() })
 }

@@ -15,6 +15,7 @@ use crate::live::{LiveEvent, Update};
 pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("stock.adjusted", 1, "a stock level changed through stockAdjust or stockTransfer"),
     ("stock.out", 1, "available stock of a variant at a location reached zero"),
+    ("stock.low", 1, "a stock alert rule fired: available stock or days of cover fell to its threshold"),
     ("order.created", 1, "an order was created and its stock reserved"),
     ("order.cancelled", 1, "an order was cancelled and its reservations released"),
     ("order.fulfilled", 1, "an order was shipped"),

@@ -310,7 +310,7 @@ pub async fn disable_endpoint(state: &AppState, ep: &webhook_endpoint::Model, re
         let id = crate::graphql::types::gid("WebhookEndpoint", ep.id);
         crate::events::emit(&s, "endpoint.disabled", json!({ "endpointId": id.0, "url": ep.url, "reason": reason }))
             .await?;
-        let alert = crate::alerts::Alert {
+        crate::alerts::raise(&s, crate::alerts::RuleKind::WebhookEndpointDisabled, || crate::alerts::Raised {
             subject: "A webhook endpoint was disabled".into(),
             lines: vec![
                 format!("Endpoint: {}", ep.url),
@@ -318,8 +318,10 @@ pub async fn disable_endpoint(state: &AppState, ep: &webhook_endpoint::Model, re
                 "Deliveries to it are paused. Fix the receiver, then run webhookEndpointRecover to resend what failed."
                     .into(),
             ],
-        };
-        crate::alerts::notify_admins(&s, &alert).await?;
+            variant_id: None,
+            location_id: None,
+        })
+        .await?;
         tracing::warn!(endpoint = %ep.id, reason, "webhook endpoint disabled");
     }
     s.commit().await

@@ -5,6 +5,7 @@
 //! so the same inputs always give the same outputs.
 //! It depends on no other workspace crate and on no IO crate; `tests/` checks that edge.
 
+pub mod alerts;
 pub mod demo;
 pub mod ledger;
 pub mod types;

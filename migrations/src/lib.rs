@@ -15,10 +15,13 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_core;
 mod m20261122_000002_enable_row_level_security;
 mod m20261122_000003_create_jobs_and_events;
+mod m20261122_000004_create_alerts;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
 pub use m20261122_000003_create_jobs_and_events::TABLES as JOB_TABLES;
+/// Tenant tables of alert rules and alerts.
+pub use m20261122_000004_create_alerts::TABLES as ALERT_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";
@@ -36,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_core::Migration),
             Box::new(m20261122_000002_enable_row_level_security::Migration),
             Box::new(m20261122_000003_create_jobs_and_events::Migration),
+            Box::new(m20261122_000004_create_alerts::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real application on a random port, over HTTP.
 //! Runs on SQLite, and on PostgreSQL too when `QM_TEST_DATABASE_URL` is set.
 
+mod alerts;
 mod auth;
 mod bad_input;
 mod jobs;

@@ -70,6 +70,12 @@ async fn the_demo_seed_is_deterministic_idempotent_and_queryable() {
     assert_eq!(d["locations"]["nodes"], json!([{ "kind": "WAREHOUSE" }, { "kind": "WAREHOUSE" }, { "kind": "STORE" }]));
     assert_eq!(d["suppliers"]["nodes"].as_array().map(Vec::len), Some(3));
     assert_eq!(d["ledgerVerify"]["ok"], true);
+    // The demo ships a days-of-cover rule beside the default one, so alerts show up as stock moves.
+    let rules = app.data(&token, "{ alertRules(first: 5) { nodes { kind daysOfCover } } }", json!({})).await;
+    assert_eq!(
+        rules["alertRules"]["nodes"],
+        json!([{ "kind": "WEBHOOK_ENDPOINT_DISABLED", "daysOfCover": null }, { "kind": "DAYS_OF_COVER_BELOW", "daysOfCover": "7" }])
+    );
     let expected = qm_domain::demo::generate(&params);
     assert_eq!(d["products"]["edges"][0]["node"]["title"], expected.products[0].title.as_str());
 }
@@ -152,4 +158,23 @@ async fn migrations_roll_back_and_forward_again() {
     assert!(!app.owner_db.is_migrated().await.unwrap_or(false));
     qm_api::db::Migrator::up(conn, None).await.expect("up again");
     assert!(app.owner_db.is_migrated().await.expect("readable"));
+}
+
+/// A database that already has tenants when alert rules arrive gets each tenant's default rule.
+#[tokio::test]
+async fn upgrading_gives_existing_tenants_the_default_alert_rule() {
+    use sea_orm_migration::MigratorTrait;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("early").await;
+    let conn = app.owner_db.conn();
+    // Back to the schema before alerts (four migrations: core, RLS, jobs, alerts), then forward.
+    qm_api::db::Migrator::down(conn, Some(1)).await.expect("down one");
+    qm_api::db::Migrator::up(conn, None).await.expect("up again");
+    // As `quartermaster migrate` does after migrating: grant the app role the new tables.
+    app.owner_db.grant_app_role(qm_tests::APP_ROLE).await.expect("grant");
+    let d = app.data(&t.owner_key, "{ alertRules(first: 5) { nodes { kind recipientRoles } } }", json!({})).await;
+    assert_eq!(
+        d["alertRules"]["nodes"],
+        json!([{ "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"] }])
+    );
 }

@@ -176,6 +176,18 @@ async fn world(app: &TestApp) -> World {
     .await
     .expect("return");
     s.commit().await.expect("commit");
+    // A stock rule of B's that fires once.
+    let d = app
+        .data(
+            &tb,
+            "mutation { alertRuleUpsert(input: { name: \"low\", kind: STOCK_BELOW, threshold: 27, recipientRoles: [OWNER] }) { alertRule { id } userErrors { message } } }",
+            json!({}),
+        )
+        .await;
+    ids.insert("AlertRule", d["alertRuleUpsert"]["alertRule"]["id"].as_str().expect("rule").to_owned());
+    app.stock(&tb, "B-SKU", &b_loc, -1).await;
+    let d = app.data(&tb, "{ alerts(first: 5) { nodes { id } } }", json!({})).await;
+    ids.insert("Alert", d["alerts"]["nodes"][0]["id"].as_str().expect("B's alert fired").to_owned());
     ids.insert("PurchaseOrder", po_gid);
     ids.insert("Return", gid("Return", ret));
     ids.insert("Location", b_loc);
@@ -323,6 +335,21 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "WebhookMessage",
     });
+    m.entry("Mutation.alertRuleUpsert").or_default().push(Probe {
+        query: "mutation($id: ID!) { alertRuleUpsert(input: { id: $id, name: \"x\", kind: STOCK_BELOW, threshold: 1, recipientRoles: [OWNER] }) { alertRule { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "AlertRule",
+    });
+    m.entry("Mutation.alertRuleUpsert").or_default().push(Probe {
+        query: "mutation($id: ID!) { alertRuleUpsert(input: { name: \"x\", kind: STOCK_BELOW, threshold: 1, locationId: $id, recipientRoles: [OWNER] }) { alertRule { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.alertAcknowledge").or_default().push(Probe {
+        query: "mutation($id: ID!) { alertAcknowledge(input: { id: $id }) { alert { id status } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Alert",
+    });
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -389,6 +416,8 @@ async fn lists_never_include_another_tenants_rows() {
         "{ purchaseOrders(first: 250) { nodes { id } } }",
         "{ users(first: 250) { nodes { id email } } }",
         "{ apiKeys(first: 250) { nodes { id } } }",
+        "{ alertRules(first: 250) { nodes { id } } }",
+        "{ alerts(first: 250) { nodes { id ruleId } } }",
         "{ variantBySku(sku: \"B-SKU\") { id } }",
         "{ ledgerVerify { ok checked } }",
     ];
@@ -418,7 +447,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
     // The server's own pool connects as the non-owner app role.
     let s = app.state.db.scoped(w.a.id, TxMode::Read).await.expect("tx");
     let mut seen_own = 0;
-    for table in qm_api::db::TENANT_TABLES.iter().chain(qm_api::db::JOB_TABLES) {
+    for table in qm_api::db::TENANT_TABLES.iter().chain(qm_api::db::JOB_TABLES).chain(qm_api::db::ALERT_TABLES) {
         let rows =
             s.tx.query_all_raw(Statement::from_string(
                 DbBackend::Postgres,

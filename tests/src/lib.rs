@@ -460,6 +460,89 @@ pub mod ws {
     }
 }
 
+/// A real SMTP server for tests: Python's `aiosmtpd` (installed by `.ci/run`) writing a maildir.
+pub mod smtp {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    pub struct Server {
+        pub port: u16,
+        maildir: tempfile::TempDir,
+        child: std::process::Child,
+    }
+
+    /// One received message, with quoted-printable soft breaks and the escapes our parts use undone.
+    pub struct Mail {
+        pub raw: String,
+        pub decoded: String,
+    }
+
+    impl Server {
+        /// Starts aiosmtpd with `QM_TEST_PYTHON`; `None` (the caller skips) when it is not set.
+        pub async fn start() -> Option<Server> {
+            let python = std::env::var("QM_TEST_PYTHON").ok().filter(|p| !p.is_empty())?;
+            let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+            let maildir = tempfile::tempdir().expect("maildir");
+            for sub in ["tmp", "new", "cur"] {
+                std::fs::create_dir_all(maildir.path().join(sub)).expect("maildir layout");
+            }
+            let child = std::process::Command::new(python)
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(maildir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("aiosmtpd starts");
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Some(Server { port, maildir, child })
+        }
+
+        pub fn url(&self) -> String {
+            format!("smtp://127.0.0.1:{}", self.port)
+        }
+
+        fn files(&self) -> Vec<PathBuf> {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(self.maildir.path().join("new"))
+                .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+                .unwrap_or_default();
+            files.sort();
+            files
+        }
+
+        /// Waits until at least `n` messages arrived (up to 5 s), then a little longer for
+        /// stragglers, and returns all of them.
+        pub async fn wait_for(&self, n: usize) -> Vec<Mail> {
+            for _ in 0..50 {
+                if self.files().len() >= n {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.files()
+                .iter()
+                .map(|p| {
+                    let raw = std::fs::read_to_string(p).expect("mail file");
+                    let decoded = raw.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=").replace("=20", " ");
+                    Mail { raw, decoded }
+                })
+                .collect()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A webhook receiver on loopback that records every request and answers from a script.
 pub mod receiver {
     use std::collections::VecDeque;

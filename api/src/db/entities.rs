@@ -393,3 +393,38 @@ tenant_entity!(webhook_attempt, "webhook_attempts", {
     pub error: Option<String>,
     pub attempted_at: DateTimeUtc,
 });
+
+tenant_entity!(alert_rule, "alert_rules", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub name: String,
+    /// `stock_below`, `days_of_cover_below` or `webhook_endpoint_disabled`.
+    pub kind: String,
+    pub sku: Option<String>,
+    pub location_id: Option<Uuid>,
+    pub threshold: Option<i64>,
+    pub days_of_cover: Option<Dec>,
+    /// Comma-separated roles whose users are e-mailed.
+    pub recipient_roles: String,
+    pub enabled: bool,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(alert, "alerts", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub rule_id: Option<Uuid>,
+    pub kind: String,
+    pub subject: String,
+    /// Lines of detail, as e-mailed: `{"lines": [..], ...}`.
+    pub details: Json,
+    pub variant_id: Option<Uuid>,
+    pub location_id: Option<Uuid>,
+    /// `open` or `acknowledged`.
+    pub status: String,
+    pub fired_at: DateTimeUtc,
+    pub notified_at: Option<DateTimeUtc>,
+    pub acknowledged_at: Option<DateTimeUtc>,
+    pub acknowledged_by: Option<String>,
+});

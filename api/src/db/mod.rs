@@ -20,7 +20,9 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 use crate::live::{self, Bus, Update};
-pub use qm_migrations::{API_KEY_HASH_SETTING, JOB_TABLES, Migrator, TENANT_SETTING, TENANT_TABLES, WORKER_SETTING};
+pub use qm_migrations::{
+    ALERT_TABLES, API_KEY_HASH_SETTING, JOB_TABLES, Migrator, TENANT_SETTING, TENANT_TABLES, WORKER_SETTING,
+};
 
 /// Whether a transaction will write. On SQLite a writer takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout instead of failing.

@@ -5,6 +5,7 @@
 //! of at most 250 a page; every top-level error carries `extensions.code`.
 
 pub mod admin;
+pub mod alerts;
 pub mod catalog;
 pub mod errors;
 pub mod limits;
@@ -28,6 +29,7 @@ pub use errors::{ApiError, UserError, UserErrorCode};
 #[derive(MergedObject, Default)]
 pub struct Query(
     admin::AdminQuery,
+    alerts::AlertsQuery,
     catalog::CatalogQuery,
     stock::StockQuery,
     orders::OrdersQuery,
@@ -37,6 +39,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     admin::AdminMutation,
+    alerts::AlertsMutation,
     catalog::CatalogMutation,
     stock::StockMutation,
     orders::OrdersMutation,

@@ -6,14 +6,22 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::entities::{
-    TenantOwned, api_key, location, order, product, purchase_order, return_, shipment, stock_movement, supplier, user,
-    variant, webhook_endpoint, webhook_message,
+    TenantOwned, alert, alert_rule, api_key, location, order, product, purchase_order, return_, shipment,
+    stock_movement, supplier, user, variant, webhook_endpoint, webhook_message,
 };
 use crate::db::{Scoped, repo};
 use crate::graphql::types::{self, Node};
 
 async fn by_id<E: TenantOwned>(s: &Scoped, column: E::Column, id: Uuid) -> Result<Option<E::Model>, DbErr> {
     repo::find::<E>(s).filter(column.eq(id)).one(&s.tx).await
+}
+
+pub async fn alert_rule(s: &Scoped, id: Uuid) -> Result<Option<alert_rule::Model>, DbErr> {
+    by_id::<alert_rule::Entity>(s, alert_rule::Column::Id, id).await
+}
+
+pub async fn alert(s: &Scoped, id: Uuid) -> Result<Option<alert::Model>, DbErr> {
+    by_id::<alert::Entity>(s, alert::Column::Id, id).await
 }
 
 pub async fn location(s: &Scoped, id: Uuid) -> Result<Option<location::Model>, DbErr> {

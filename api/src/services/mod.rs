@@ -1,6 +1,7 @@
 //! Application services: load through repositories, decide, write, all inside one tenant transaction.
 //! Resolvers stay thin and call these; connectors and jobs will call them too.
 
+pub mod alerts;
 pub mod catalog;
 pub mod lookup;
 pub mod orders;

@@ -151,7 +151,8 @@ async fn adjust_in(s: &Scoped, req: &AdjustRequest) -> Result<Outcome<Adjusted>,
 }
 
 /// Tells subscribers about a changed level, emits `stock.adjusted` for adjustments and transfers,
-/// and `stock.out` when the change used up the last available unit. Runs in the change's own
+/// `stock.out` when the change used up the last available unit, and fires the stock alert rules it
+/// trips (`stock.low`). Runs in the change's own
 /// transaction (the outbox), so a rolled-back change announces nothing.
 pub async fn announce_change(
     s: &Scoped,
@@ -190,7 +191,7 @@ pub async fn announce_change(
     if level.on_hand - level.reserved == 0 && delta_available < 0 {
         crate::events::emit(s, "stock.out", data).await?;
     }
-    Ok(())
+    crate::alerts::check_stock(s, sku, level, delta_available).await
 }
 
 pub struct TransferRequest {
