@@ -259,15 +259,22 @@ impl Deliverer {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(|s| Duration::from_secs(s.min(86_400)));
+            // The status is the receiver's answer; a body cut off after it (a reset, say) is noted
+            // but does not turn a 2xx into a failure, which would only cause a duplicate.
             let mut excerpt = Vec::new();
+            let mut body_error = None;
             let mut resp = resp;
             while excerpt.len() < EXCERPT_BYTES {
-                match resp.chunk().await? {
-                    Some(c) => excerpt.extend_from_slice(&c[..c.len().min(EXCERPT_BYTES - excerpt.len())]),
-                    None => break,
+                match resp.chunk().await {
+                    Ok(Some(c)) => excerpt.extend_from_slice(&c[..c.len().min(EXCERPT_BYTES - excerpt.len())]),
+                    Ok(None) => break,
+                    Err(e) => {
+                        body_error = Some(format!("reading the response body: {e}"));
+                        break;
+                    }
                 }
             }
-            Ok::<_, reqwest::Error>((status, retry_after, String::from_utf8_lossy(&excerpt).into_owned()))
+            Ok::<_, reqwest::Error>((status, retry_after, String::from_utf8_lossy(&excerpt).into_owned(), body_error))
         };
         match tokio::time::timeout(self.config.timeout, exchange).await {
             Err(_) => Report {
@@ -296,7 +303,7 @@ impl Deliverer {
                     retry_after: None,
                 }
             }
-            Ok(Ok((status, retry_after, excerpt))) => Report {
+            Ok(Ok((status, retry_after, excerpt, body_error))) => Report {
                 outcome: match status {
                     200..=299 => Outcome::Delivered,
                     410 => Outcome::Gone,
@@ -305,7 +312,7 @@ impl Deliverer {
                 status: Some(status),
                 latency: started.elapsed(),
                 excerpt,
-                error: None,
+                error: body_error,
                 retry_after,
             },
         }

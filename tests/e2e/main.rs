@@ -13,4 +13,5 @@ mod stock;
 mod subscriptions;
 mod tenancy;
 mod tidy;
+mod webhook_faults;
 mod webhooks;

@@ -1,39 +1,18 @@
 //! Outbound webhooks: Standard Webhooks signatures (checked here with an independent HMAC),
 //! retries with the same webhook-id, 410 handling, rotation, SSRF refusal and tenant isolation.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
 use qm_tests::TestApp;
-use qm_tests::receiver::{Received, Receiver};
+use qm_tests::receiver::Receiver;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
-const CREATE: &str = "mutation($i: WebhookEndpointCreateInput!) { webhookEndpointCreate(input: $i) { endpoint { id status } secret userErrors { field code message } } }";
-
-/// Verifies a delivery from first principles, without the server's own code.
-fn independently_valid(secret: &str, r: &Received) -> bool {
-    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("base64 secret");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
-    mac.update(format!("{}.{}.", r.id, r.timestamp).as_bytes());
-    mac.update(&r.body);
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    r.signature.split(' ').any(|s| s == expected)
-}
-
-async fn endpoint(app: &TestApp, token: &str, url: &str, types: Value) -> (String, String) {
-    let d = app.data(token, CREATE, json!({ "i": { "url": url, "eventTypes": types, "description": "test" } })).await;
-    let p = &d["webhookEndpointCreate"];
-    assert_eq!(p["userErrors"], json!([]), "{d}");
-    (p["endpoint"]["id"].as_str().expect("id").to_owned(), p["secret"].as_str().expect("secret").to_owned())
-}
+use qm_tests::receiver::independently_valid;
 
 #[tokio::test]
 async fn a_stock_change_is_delivered_signed_and_in_the_documented_shape() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let rx = Receiver::start().await;
-    let (_, secret) = endpoint(&app, &t.owner_key, &rx.url, json!(["stock.*"])).await;
+    let (_, secret) = app.webhook_endpoint(&t.owner_key, &rx.url, json!(["stock.*"])).await;
     assert!(secret.starts_with("whsec_"));
     let loc = app.location(&t.owner_key, "WH").await;
     app.product(&t.owner_key, "tee", &["TEE-1"]).await;
@@ -68,7 +47,7 @@ async fn failed_deliveries_retry_with_the_same_webhook_id_and_are_logged() {
     let t = app.tenant("acme").await;
     let rx = Receiver::start().await;
     rx.script(&[500, 503]);
-    let (ep, secret) = endpoint(&app, &t.owner_key, &rx.url, json!(["order.created"])).await;
+    let (ep, secret) = app.webhook_endpoint(&t.owner_key, &rx.url, json!(["order.created"])).await;
     let loc = app.location(&t.owner_key, "WH").await;
     app.product(&t.owner_key, "tee", &["TEE-1"]).await;
     app.stock(&t.owner_key, "TEE-1", &loc, 5).await;
@@ -104,9 +83,9 @@ async fn a_410_disables_the_endpoint_and_recover_resends() {
     let t = app.tenant("acme").await;
     let rx = Receiver::start().await;
     rx.script(&[410]);
-    let (ep, _) = endpoint(&app, &t.owner_key, &rx.url, json!(["stock.adjusted"])).await;
+    let (ep, _) = app.webhook_endpoint(&t.owner_key, &rx.url, json!(["stock.adjusted"])).await;
     let watcher = Receiver::start().await;
-    endpoint(&app, &t.owner_key, &watcher.url, json!(["endpoint.disabled"])).await;
+    app.webhook_endpoint(&t.owner_key, &watcher.url, json!(["endpoint.disabled"])).await;
     let loc = app.location(&t.owner_key, "WH").await;
     app.product(&t.owner_key, "tee", &["TEE-1"]).await;
     let since = chrono::Utc::now() - chrono::Duration::minutes(1);
@@ -139,7 +118,7 @@ async fn a_rotated_secret_signs_with_old_and_new_keys() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let rx = Receiver::start().await;
-    let (ep, old) = endpoint(&app, &t.owner_key, &rx.url, json!([])).await;
+    let (ep, old) = app.webhook_endpoint(&t.owner_key, &rx.url, json!([])).await;
     let d = app.data(&t.owner_key, "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret endpoint { previousSecretExpiresAt } } }", json!({ "e": ep })).await;
     let new = d["webhookSecretRotate"]["secret"].as_str().expect("new secret").to_owned();
     assert_ne!(old, new);
@@ -165,13 +144,14 @@ async fn private_receivers_are_refused_unless_allowed() {
     for url in
         ["http://127.0.0.1:9/x", "http://[::1]/x", "http://169.254.169.254/latest", "ftp://example.com/", "not a url"]
     {
-        let d = app.data(&t.owner_key, CREATE, json!({ "i": { "url": url } })).await;
+        let create = "mutation($i: WebhookEndpointCreateInput!) { webhookEndpointCreate(input: $i) { endpoint { id } userErrors { field code } } }";
+        let d = app.data(&t.owner_key, create, json!({ "i": { "url": url } })).await;
         assert_eq!(d["webhookEndpointCreate"]["userErrors"][0]["field"], json!(["input", "url"]), "{url}: {d}");
     }
     // A host name that resolves to loopback passes the URL check but is refused at delivery.
     let rx = Receiver::start().await;
     let url = rx.url.replace("127.0.0.1", "localhost");
-    let (ep, _) = endpoint(&app, &t.owner_key, &url, json!([])).await;
+    let (ep, _) = app.webhook_endpoint(&t.owner_key, &url, json!([])).await;
     app.data(
         &t.owner_key,
         "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { id } } }",
@@ -198,7 +178,7 @@ async fn events_never_reach_another_tenants_endpoints() {
     let a = app.tenant("tenant-a").await;
     let b = app.tenant("tenant-b").await;
     let rx_a = Receiver::start().await;
-    endpoint(&app, &a.owner_key, &rx_a.url, json!([])).await;
+    app.webhook_endpoint(&a.owner_key, &rx_a.url, json!([])).await;
     let loc = app.location(&b.owner_key, "WH").await;
     app.product(&b.owner_key, "tee", &["TEE-1"]).await;
     app.stock(&b.owner_key, "TEE-1", &loc, 5).await;
@@ -219,7 +199,7 @@ async fn deliveries_verify_with_the_standardwebhooks_reference_library() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let rx = Receiver::start().await;
-    let (ep, secret) = endpoint(&app, &t.owner_key, &rx.url, json!([])).await;
+    let (ep, secret) = app.webhook_endpoint(&t.owner_key, &rx.url, json!([])).await;
     let loc = app.location(&t.owner_key, "WH").await;
     app.product(&t.owner_key, "tee", &["TEE-1"]).await;
     app.stock(&t.owner_key, "TEE-1", &loc, 5).await;
@@ -297,7 +277,7 @@ async fn admins_are_emailed_when_an_endpoint_is_disabled() {
     .await;
     let rx = Receiver::start().await;
     rx.script(&[410]);
-    let (ep, _) = endpoint(&app, &t.owner_key, &rx.url, json!([])).await;
+    let (ep, _) = app.webhook_endpoint(&t.owner_key, &rx.url, json!([])).await;
     app.data(
         &t.owner_key,
         "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { id } } }",
@@ -335,7 +315,7 @@ async fn hanging_and_redirecting_receivers_fail_cleanly() {
     let t = app.tenant("acme").await;
     let rx = Receiver::start().await;
     rx.script(&[999, 307]);
-    let (ep, _) = endpoint(&app, &t.owner_key, &rx.url, json!([])).await;
+    let (ep, _) = app.webhook_endpoint(&t.owner_key, &rx.url, json!([])).await;
     app.data(
         &t.owner_key,
         "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { id } } }",

@@ -180,6 +180,11 @@ impl TestApp {
         self.process_env.clone()
     }
 
+    /// The per-test PostgreSQL database's name.
+    pub fn database_name(&self) -> Option<&str> {
+        self.pg_database.as_ref().map(|(_, name)| name.as_str())
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.pg_database.is_some()
     }
@@ -273,6 +278,15 @@ impl TestApp {
             )
             .await;
         assert_eq!(d["stockAdjust"]["userErrors"], json!([]), "{d}");
+    }
+
+    /// Creates a webhook endpoint; returns its global ID and its `whsec_` secret.
+    pub async fn webhook_endpoint(&self, token: &str, url: &str, types: Value) -> (String, String) {
+        let q = "mutation($i: WebhookEndpointCreateInput!) { webhookEndpointCreate(input: $i) { endpoint { id status } secret userErrors { field code message } } }";
+        let d = self.data(token, q, json!({ "i": { "url": url, "eventTypes": types, "description": "test" } })).await;
+        let p = &d["webhookEndpointCreate"];
+        assert_eq!(p["userErrors"], json!([]), "{d}");
+        (p["endpoint"]["id"].as_str().expect("id").to_owned(), p["secret"].as_str().expect("secret").to_owned())
     }
 
     /// Runs every due background job now, in this task; returns how many ran.
@@ -549,6 +563,20 @@ pub mod receiver {
     use std::sync::{Arc, Mutex};
 
     use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+    /// Verifies a delivery from first principles (Standard Webhooks: HMAC-SHA256 over
+    /// `id.timestamp.body`), without the server's own code.
+    pub fn independently_valid(secret: &str, r: &Received) -> bool {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        use hmac::{Hmac, Mac};
+        let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("base64 secret");
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+        mac.update(format!("{}.{}.", r.id, r.timestamp).as_bytes());
+        mac.update(&r.body);
+        let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+        r.signature.split(' ').any(|s| s == expected)
+    }
 
     /// One request as received.
     #[derive(Debug, Clone)]
