@@ -19,6 +19,7 @@ pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("order.created", 1, "an order was created and its stock reserved"),
     ("order.cancelled", 1, "an order was cancelled and its reservations released"),
     ("order.fulfilled", 1, "an order was shipped"),
+    ("shipment.updated", 1, "a shipment was created or its status changed"),
     ("endpoint.disabled", 1, "a webhook endpoint was disabled after failing for 5 days or answering 410"),
     ("webhook.test", 1, "sent by webhookTestSend"),
 ];

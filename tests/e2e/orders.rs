@@ -100,6 +100,8 @@ async fn cancel_releases_and_fulfil_consumes_and_both_are_safe_to_retry() {
     let loc = app.location(&t.owner_key, "WH1").await;
     app.product(&t.owner_key, "tee", &["TEE-1"]).await;
     app.stock(&t.owner_key, "TEE-1", &loc, 10).await;
+    let rx = qm_tests::receiver::Receiver::start().await;
+    app.webhook_endpoint(&t.owner_key, &rx.url, json!(["order.*", "shipment.*"])).await;
     let first = app.data(&t.owner_key, CREATE, order("o-1", "TEE-1", 3, Some(&loc))).await;
     let replay = app.data(&t.owner_key, CREATE, order("o-1", "TEE-1", 3, Some(&loc))).await;
     assert_eq!(
@@ -143,4 +145,16 @@ async fn cancel_releases_and_fulfil_consumes_and_both_are_safe_to_retry() {
     assert_eq!(d["shipments"]["nodes"], json!([{ "trackingNumber": "1Z" }]));
     // adjust, reserve, release, reserve, ship.
     assert_eq!(d["ledgerVerify"], json!({ "ok": true, "checked": 5 }));
+    // Each state change emitted its event once, retries none.
+    app.drain_jobs().await;
+    let bodies: Vec<Value> =
+        rx.received().iter().map(|r| serde_json::from_slice(&r.body).expect("json body")).collect();
+    let mut types: Vec<&str> = bodies.iter().filter_map(|b| b["type"].as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["order.cancelled", "order.created", "order.created", "order.fulfilled", "shipment.updated"]);
+    let shipped = bodies.iter().find(|b| b["type"] == "shipment.updated").expect("shipment.updated");
+    assert_eq!(shipped["data"]["shipmentId"], f1["orderFulfill"]["shipment"]["id"]);
+    assert_eq!(shipped["data"]["orderId"], o2.as_str());
+    assert_eq!(shipped["data"]["status"], "shipped");
+    assert_eq!((&shipped["data"]["carrier"], &shipped["data"]["trackingNumber"]), (&json!("UPS"), &json!("1Z")));
 }

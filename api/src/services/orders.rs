@@ -180,6 +180,21 @@ async fn announce_reservation_change(
     super::stock::announce_change(s, &sku, &level, delta_available, kind, reason).await
 }
 
+/// The `shipment.updated` payload: the shipment as it is now and what just happened to it.
+fn shipment_payload(sh: &shipment::Model, description: &str) -> serde_json::Value {
+    use crate::graphql::types::gid;
+    serde_json::json!({
+        "shipmentId": gid("Shipment", sh.id).0,
+        "orderId": gid("Order", sh.order_id).0,
+        "locationId": gid("Location", sh.location_id).0,
+        "status": sh.status,
+        "carrier": sh.carrier,
+        "trackingNumber": sh.tracking_number,
+        "description": description,
+        "updatedAt": sh.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
 fn order_payload(o: &order::Model, lines: &[LineRequest]) -> serde_json::Value {
     use crate::graphql::types::gid;
     serde_json::json!({
@@ -383,6 +398,7 @@ pub async fn fulfill(
         data["carrier"] = sh.carrier.clone().into();
         data["trackingNumber"] = sh.tracking_number.clone().into();
         crate::events::emit(s, "order.fulfilled", data).await?;
+        crate::events::emit(s, "shipment.updated", shipment_payload(&sh, "shipped from location")).await?;
         Ok(Ok(Fulfilled { order, shipment: sh }))
     })
 }
