@@ -144,22 +144,54 @@ async fn bad_credentials_close_the_connection_and_bad_arguments_are_typed_errors
     assert_eq!(m["payload"]["data"], json!(null), "{m}");
 }
 
-/// A change made through one server reaches a subscriber on another server of the same database
-/// (PostgreSQL LISTEN/NOTIFY). SQLite has one server per database, so the test needs PostgreSQL.
+/// A change made through one server reaches a subscriber on another server process of the same
+/// database (PostgreSQL LISTEN/NOTIFY). SQLite has one server per database, so this needs PostgreSQL.
 #[tokio::test]
-async fn changes_reach_subscribers_on_another_replica() {
+async fn changes_reach_subscribers_on_another_server_process() {
     let app = TestApp::spawn().await;
     if !app.is_postgres() {
         return;
     }
     let (a, a_loc) = setup(&app, "tenant-a").await;
-    let (replica, _handle) = app.replica().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let replica = format!("http://127.0.0.1:{port}");
+    let mut server = Server(
+        std::process::Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
+            .args(["serve", "--no-workers"])
+            .envs(app.process_env())
+            .env("QM_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
+            .spawn()
+            .expect("server process starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.client.get(format!("{replica}/readyz")).send().await.map(|r| r.status().as_u16()).ok() != Some(200) {
+        assert!(Instant::now() < deadline, "the second server never became ready");
+        assert!(server.0.try_wait().ok().flatten().is_none(), "the second server exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut client = Client::connect(&replica, json!({ "token": a.owner_key })).await.expect("acknowledged");
     client.subscribe("s", STOCK, json!({ "sku": "PROBE" })).await;
-    // Mutations go to the first server; the subscriber listens on the replica.
+    // Mutations go to the test's server; the subscriber listens on the other process.
     wait_until_live(&app, &a, &mut client, "s", &a_loc).await;
     app.stock(&a.owner_key, "PROBE", &a_loc, 10).await;
     let got = client.drain(Duration::from_millis(1500)).await;
     let last = got.last().expect("the change arrived");
     assert_eq!(last["payload"]["data"]["stockChanged"]["delta"], 10, "{got:?}");
+    client.close().await;
+    let _ = server.0.kill();
+}
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

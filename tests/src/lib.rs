@@ -83,7 +83,6 @@ pub struct TestApp {
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     process_env: Vec<(String, String)>,
-    config: Config,
     _dir: tempfile::TempDir,
     pg_database: Option<(String, String)>,
 }
@@ -145,7 +144,7 @@ impl TestApp {
         if let Some(r) = &config.database_app_role {
             process_env.push(("QM_DATABASE_APP_ROLE".to_owned(), r.clone()));
         }
-        let app = Application::build(config.clone()).await?;
+        let app = Application::build(config).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state.clone();
         let handle = app.spawn(workers)?;
@@ -157,22 +156,9 @@ impl TestApp {
             client: reqwest::Client::new(),
             handle,
             process_env,
-            config,
             _dir: dir,
             pg_database,
         })
-    }
-
-    /// A second server on the same database (another replica): its address and handle.
-    /// It stops when the handle is dropped... or with the test.
-    pub async fn replica(&self) -> (String, actix_web::dev::ServerHandle) {
-        let mut config = self.config.clone();
-        config.listen = "127.0.0.1:0".into();
-        config.demo = false;
-        let app = Application::build(config).await.expect("replica starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.spawn(1).expect("replica serves");
-        (address, handle)
     }
 
     /// Environment for a `quartermaster` process that shares this app's database and data dir.
