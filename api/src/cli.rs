@@ -31,6 +31,8 @@ enum Command {
     Migrate,
     /// Seed the demo tenant (slug "demo") if it does not exist.
     Demo,
+    /// Forecast a CSV of demand history offline (no database).
+    Forecast(crate::forecast::cli::ForecastArgs),
     /// Mint a JWT for local use.
     Token {
         /// Tenant slug.
@@ -46,12 +48,28 @@ enum Command {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    match Cli::parse().command.unwrap_or(Command::Serve { no_workers: false }) {
+        // Offline: no configuration, database or runtime.
+        Command::Forecast(args) => forecast(&args),
+        command => run_service(command),
+    }
+}
+
+fn forecast(args: &crate::forecast::cli::ForecastArgs) -> anyhow::Result<()> {
+    let summary = crate::forecast::cli::run(args)?;
+    if args.output.as_os_str() != "-" {
+        eprintln!("forecast {} series, {} rows -> {}", summary.series, summary.rows, args.output.display());
+    }
+    Ok(())
+}
+
+fn run_service(command: Command) -> anyhow::Result<()> {
     let config = Config::load()?;
     crate::telemetry::init(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
+        match command {
+            Command::Forecast(args) => forecast(&args),
             Command::Serve { no_workers } => serve(config, !no_workers).await,
             Command::Worker => worker(config).await,
             Command::Migrate => {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod events;
+pub mod forecast;
 pub mod graphql;
 pub mod http;
 pub mod jobs;

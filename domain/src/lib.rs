@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod demo;
+pub mod forecast;
 pub mod ledger;
 pub mod types;
 

@@ -4,6 +4,7 @@
 mod alerts;
 mod auth;
 mod bad_input;
+mod forecast;
 mod jobs;
 mod ops;
 mod orders;

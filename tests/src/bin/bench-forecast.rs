@@ -1,0 +1,186 @@
+//! Forecast benchmark: runs `quartermaster forecast` (the same code, in-process) on the DEV sets in
+//! ../shared/data/forecast under their README's protocol (hold out the last H periods, one
+//! origin), and prints accuracy per set and per demand class, with CPU time. With
+//! `QM_BENCH_PYTHON` pointing at a Python that has statsforecast, the peers run on the same
+//! split in the same run (tests/bench/forecast_peers.py).
+//!
+//! cargo run --release -p qm-tests --bin bench-forecast [-- --data DIR]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use qm_api::forecast::cli::{ForecastArgs, run};
+use qm_api::forecast::io::{self, History, Value};
+use qm_domain::forecast::classify::classify;
+use qm_domain::forecast::metrics::{Pooled, mase, median, pinball, rmsse};
+
+struct Set {
+    name: &'static str,
+    file: &'static str,
+    horizon: usize,
+    freq: &'static str,
+}
+
+const SETS: [Set; 3] = [
+    Set { name: "m5 store x dept (daily)", file: "dev_m5_storedept_daily.csv", horizon: 28, freq: "D" },
+    Set { name: "jewelry (weekly)", file: "dev_jewelry_weekly.csv", horizon: 8, freq: "W" },
+    Set { name: "carparts (monthly)", file: "dev_carparts_monthly.csv", horizon: 6, freq: "M" },
+];
+
+const LEVELS: [f64; 3] = [0.1, 0.5, 0.9];
+
+/// CPU seconds used by this process so far (Linux /proc; clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        Value::Category(c) => c.clone(),
+        Value::Missing => String::new(),
+    }
+}
+
+/// Writes the training part (all but the last `h` periods) and the future covariates.
+fn split(history: &History, h: usize, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use std::io::Write;
+    let train = dir.join("train.csv");
+    let future = dir.join("future.csv");
+    let mut t = std::io::BufWriter::new(std::fs::File::create(&train)?);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&future)?);
+    let extra: String = history.covariates.iter().map(|c| format!(",{c}")).collect();
+    writeln!(t, "series_id,date,quantity{extra}")?;
+    writeln!(f, "series_id,date{extra}")?;
+    for s in &history.series {
+        let mut date = s.start;
+        for i in 0..s.quantity.len() {
+            let covs: String = s.covariates.iter().map(|c| format!(",{}", cell(&c[i]))).collect();
+            if i < s.quantity.len() - h {
+                writeln!(t, "{},{date},{}{covs}", s.id, s.quantity[i])?;
+            } else {
+                writeln!(f, "{},{date}{covs}", s.id)?;
+            }
+            date = history.freq.next(date).context("date")?;
+        }
+    }
+    t.flush()?;
+    f.flush()?;
+    Ok((train, future))
+}
+
+#[derive(Default)]
+struct Score {
+    rmsse: Vec<f64>,
+    mase: Vec<f64>,
+    pooled: Pooled,
+    pinball: [f64; 3],
+    points: usize,
+    series: usize,
+}
+
+impl Score {
+    fn add(&mut self, train: &[f64], actual: &[f64], point: &[f64], quantiles: &[Vec<f64>]) {
+        self.series += 1;
+        if let Some(v) = rmsse(train, actual, point) {
+            self.rmsse.push(v);
+        }
+        if let Some(v) = mase(train, actual, point) {
+            self.mase.push(v);
+        }
+        self.pooled.add(actual, point);
+        for (i, tau) in LEVELS.iter().enumerate() {
+            if let Some(q) = quantiles.get(i) {
+                self.pinball[i] += pinball(actual, q, *tau) * actual.len() as f64;
+            }
+        }
+        self.points += actual.len();
+    }
+
+    fn row(&self, label: &str, cpu: Option<f64>) -> String {
+        let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let pb = |i: usize| self.pinball[i] / self.points.max(1) as f64;
+        format!(
+            "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {:.3} | {:.3} | {:.3} | {} |",
+            self.series,
+            mean(&self.rmsse),
+            mean(&self.mase),
+            median(&self.mase).unwrap_or(f64::NAN),
+            self.pooled.wape().unwrap_or(f64::NAN),
+            self.pooled.bias().unwrap_or(f64::NAN),
+            pb(0),
+            pb(1),
+            pb(2),
+            cpu.map_or_else(|| "".into(), |c| format!("{c:.2}")),
+        )
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut data = qm_tests::TestApp::repo_root().join("../shared/data/forecast");
+    while let Some(a) = args.next() {
+        if a == "--data" {
+            data = PathBuf::from(args.next().context("--data DIR")?);
+        }
+    }
+    println!(
+        "| set / class | series | RMSSE | MASE mean | MASE median | WAPE | bias | pinball q0.1 | q0.5 | q0.9 | CPU s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for set in &SETS {
+        let path = data.join(set.file);
+        let full = io::read_history(&path, io::Freq::parse(set.freq))
+            .with_context(|| format!("reading {} (see ../shared/data/forecast)", path.display()))?;
+        let dir = tempfile::tempdir()?;
+        let (train, future) = split(&full, set.horizon, dir.path())?;
+        let output = dir.path().join("forecast.csv");
+        let args = ForecastArgs {
+            input: train,
+            horizon: set.horizon,
+            freq: Some(set.freq.into()),
+            season: None,
+            quantiles: LEVELS.to_vec(),
+            future: if full.covariates.is_empty() { None } else { Some(future) },
+            output: output.clone(),
+        };
+        let before = cpu_seconds();
+        run(&args)?;
+        let cpu = cpu_seconds() - before;
+        let got = io::read_forecasts(&output)?;
+        let mut all = Score::default();
+        let mut by_class: BTreeMap<&'static str, Score> = BTreeMap::new();
+        for s in &full.series {
+            let n = s.quantity.len() - set.horizon;
+            let (train, actual) = s.quantity.split_at(n);
+            let mut date = s.start;
+            for _ in 0..n {
+                date = full.freq.next(date).context("date")?;
+            }
+            let mut point = Vec::new();
+            let mut qs = vec![Vec::new(); LEVELS.len()];
+            for _ in 0..set.horizon {
+                let (p, q) = got.get(&(s.id.clone(), date)).context("a forecast for every held-out period")?;
+                point.push(*p);
+                for (i, v) in q.iter().enumerate() {
+                    qs[i].push(*v);
+                }
+                date = full.freq.next(date).context("date")?;
+            }
+            all.add(train, actual, &point, &qs);
+            let class = if classify(train).is_sporadic() { "intermittent" } else { "smooth" };
+            by_class.entry(class).or_default().add(train, actual, &point, &qs);
+        }
+        println!("{}", all.row(&format!("**{}** quartermaster", set.name), Some(cpu)));
+        for (class, score) in &by_class {
+            println!("{}", score.row(&format!("  {class}"), None));
+        }
+    }
+    Ok(())
+}
