@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use qm_domain::forecast::{Config, forecast_series, impute_censored};
+use chrono::{Datelike, NaiveDate};
+use qm_domain::forecast::{Config, Panel, forecast_panel, impute_censored};
 
-use super::io::{self, Freq, OutRow};
+use super::io::{self, Freq, Future, History, OutRow, Value};
 
 /// The arguments of `quartermaster forecast`.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,17 +53,19 @@ pub fn run(args: &ForecastArgs) -> anyhow::Result<Summary> {
     let history = io::read_history(&args.input, freq)?;
     let season = args.season.unwrap_or_else(|| history.freq.default_season());
     anyhow::ensure!(season >= 1, "--season must be at least 1");
-    // Checked now so a bad file fails before any work; the covariates feed the global model.
-    let _future = match &args.future {
+    let future = match &args.future {
         Some(p) => Some(io::read_future(p, &history, args.horizon)?),
         None => None,
     };
     let mut cfg = Config::new(args.horizon, season);
     cfg.quantiles = args.quantiles.clone();
+    let ys: Vec<Vec<f64>> = history.series.iter().map(|s| impute_censored(&s.quantity, &s.censored, season)).collect();
+    let exogs = exog(&history, future.as_ref(), args.horizon)?;
+    let panels: Vec<Panel<'_>> = ys.iter().zip(&exogs).map(|(y, exog)| Panel { y, exog }).collect();
+    let forecasts = forecast_panel(&panels, &cfg);
     let mut rows = Vec::with_capacity(history.series.len() * args.horizon);
-    for s in &history.series {
-        let y = impute_censored(&s.quantity, &s.censored, season);
-        let f = forecast_series(&y, &cfg);
+    for (s, f) in history.series.iter().zip(&forecasts) {
+        let model = f.model_name();
         let mut date = s.start;
         for _ in 0..s.quantity.len() {
             date = history.freq.next(date).context("date out of range")?;
@@ -71,19 +74,19 @@ pub fn run(args: &ForecastArgs) -> anyhow::Result<Summary> {
             rows.push((
                 s.id.as_str(),
                 date,
-                f.point[step],
-                f.quantiles.iter().map(|q| q[step]).collect(),
-                f.model.as_str(),
+                f.series.point[step],
+                f.series.quantiles.iter().map(|q| q[step]).collect::<Vec<f64>>(),
+                model.clone(),
             ));
             date = history.freq.next(date).context("date out of range")?;
         }
     }
     let count = rows.len();
-    let out_rows = rows.into_iter().map(|(series_id, date, forecast, quantiles, model)| OutRow {
+    let out_rows = rows.iter().map(|(series_id, date, forecast, quantiles, model)| OutRow {
         series_id,
-        date,
-        forecast,
-        quantiles,
+        date: *date,
+        forecast: *forecast,
+        quantiles: quantiles.clone(),
         model,
     });
     if args.output.as_os_str() == "-" {
@@ -94,4 +97,75 @@ pub fn run(args: &ForecastArgs) -> anyhow::Result<Summary> {
         io::write_forecasts(file, &args.quantiles, out_rows)?;
     }
     Ok(Summary { series: history.series.len(), rows: count })
+}
+
+/// Calendar features of a date: day of week (daily), month (monthly), and the time of year.
+fn calendar(freq: Freq, d: NaiveDate) -> Vec<f64> {
+    let mut out = Vec::new();
+    match freq {
+        Freq::Daily => out.extend((0..7).map(|i| f64::from(u8::from(d.weekday().num_days_from_monday() == i)))),
+        Freq::Monthly => out.extend((1..=12).map(|m| f64::from(u8::from(d.month() == m)))),
+        Freq::Weekly => {}
+    }
+    if freq != Freq::Monthly {
+        let angle = std::f64::consts::TAU * f64::from(d.ordinal0()) / 365.25;
+        out.push(angle.sin());
+        out.push(angle.cos());
+    }
+    out
+}
+
+/// Known-in-advance features per series and period (history, then horizon): the calendar, and
+/// the covariates when their future values are given (numeric as they are, categorical levels
+/// seen at least twice as indicators).
+fn exog(history: &History, future: Option<&Future>, horizon: usize) -> anyhow::Result<Vec<Vec<Vec<f64>>>> {
+    let mut levels: Vec<Vec<String>> = vec![Vec::new(); history.covariates.len()];
+    if future.is_some() {
+        for (c, lv) in levels.iter_mut().enumerate() {
+            let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+            for s in &history.series {
+                for v in &s.covariates[c] {
+                    if let Value::Category(name) = v {
+                        *counts.entry(name.as_str()).or_default() += 1;
+                    }
+                }
+            }
+            *lv = counts.into_iter().filter(|(_, n)| *n >= 2).map(|(k, _)| k.to_owned()).take(64).collect();
+        }
+    }
+    let numeric: Vec<bool> = (0..history.covariates.len())
+        .map(|c| history.series.iter().any(|s| s.covariates[c].iter().any(|x| matches!(x, Value::Number(_)))))
+        .collect();
+    let encode = |values: &[Value], out: &mut Vec<f64>| {
+        for (c, v) in values.iter().enumerate() {
+            if numeric[c] {
+                out.push(if let Value::Number(n) = v { *n } else { 0.0 });
+            } else {
+                for l in &levels[c] {
+                    out.push(f64::from(u8::from(matches!(v, Value::Category(x) if x == l))));
+                }
+            }
+        }
+    };
+    let mut all = Vec::with_capacity(history.series.len());
+    for s in &history.series {
+        let mut rows = Vec::with_capacity(s.quantity.len() + horizon);
+        let mut date = s.start;
+        let fut = future.and_then(|f| f.series.get(&s.id));
+        for t in 0..s.quantity.len() + horizon {
+            let mut row = calendar(history.freq, date);
+            if let Some(fut) = fut {
+                let values: Vec<Value> = if t < s.quantity.len() {
+                    s.covariates.iter().map(|c| c[t].clone()).collect()
+                } else {
+                    fut[t - s.quantity.len()].clone()
+                };
+                encode(&values, &mut row);
+            }
+            rows.push(row);
+            date = history.freq.next(date).context("date out of range")?;
+        }
+        all.push(rows);
+    }
+    Ok(all)
 }

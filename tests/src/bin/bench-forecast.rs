@@ -134,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         "| set / class | series | RMSSE | MASE mean | MASE median | WAPE | bias | pinball q0.1 | q0.5 | q0.9 | CPU s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut models_seen = Vec::new();
     for set in &SETS {
         let path = data.join(set.file);
         let full = io::read_history(&path, io::Freq::parse(set.freq))
@@ -154,6 +155,7 @@ fn main() -> anyhow::Result<()> {
         run(&args)?;
         let cpu = cpu_seconds() - before;
         let got = io::read_forecasts(&output)?;
+        let chosen = read_models(&output)?;
         let mut all = Score::default();
         let mut by_class: BTreeMap<&'static str, Score> = BTreeMap::new();
         for s in &full.series {
@@ -181,6 +183,28 @@ fn main() -> anyhow::Result<()> {
         for (class, score) in &by_class {
             println!("{}", score.row(&format!("  {class}"), None));
         }
+        let mut models: BTreeMap<&str, usize> = BTreeMap::new();
+        for ((_, _), m) in &chosen {
+            *models.entry(m.as_str()).or_default() += 1;
+        }
+        let total = chosen.len().max(1);
+        let mix: Vec<String> = models.iter().map(|(m, n)| format!("{m} {}%", n * 100 / total)).collect();
+        models_seen.push(format!("{}: {}", set.name, mix.join(", ")));
+    }
+    println!();
+    for line in models_seen {
+        println!("models chosen, {line}");
     }
     Ok(())
+}
+
+/// The model column of a forecast file, one entry per series.
+fn read_models(path: &Path) -> anyhow::Result<BTreeMap<(String, ()), String>> {
+    let mut reader = csv::Reader::from_path(path)?;
+    let mut out = BTreeMap::new();
+    for rec in reader.records() {
+        let rec = rec?;
+        out.insert((rec[0].to_owned(), ()), rec[rec.len() - 1].to_owned());
+    }
+    Ok(out)
 }
