@@ -301,7 +301,8 @@ impl Message {
     }
 }
 
-fn lines_of(a: &alert::Model) -> Vec<String> {
+/// The lines of detail an alert carries (as e-mailed and shown in the API).
+pub fn lines_of(a: &alert::Model) -> Vec<String> {
     a.details["lines"]
         .as_array()
         .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())

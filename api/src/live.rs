@@ -151,20 +151,15 @@ async fn listen(bus: Weak<Bus>, conn: DatabaseConnection) {
     use sea_orm::sqlx::postgres::PgListener;
     let pool = conn.get_postgres_connection_pool().clone();
     loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(mut l) => match l.listen(CHANNEL).await {
-                Ok(()) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "live updates: LISTEN failed");
-                    if stopped(&bus) {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
+        let connected = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(l)
+        };
+        let mut listener = match connected.await {
+            Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "live updates: cannot connect the listener");
+                tracing::warn!(error = %e, "live updates: cannot LISTEN");
                 if stopped(&bus) {
                     return;
                 }

@@ -133,10 +133,7 @@ impl Alert {
     }
     /// The lines of detail the e-mail carries.
     async fn details(&self) -> Vec<String> {
-        self.0.details["lines"]
-            .as_array()
-            .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default()
+        crate::alerts::lines_of(&self.0)
     }
     async fn variant_id(&self) -> Option<ID> {
         self.0.variant_id.map(|id| gid("Variant", id))

@@ -163,7 +163,8 @@ mod tests {
             assert!(f.series.point.iter().all(|v| v.is_finite() && *v >= 0.0));
         }
         let f = &out[1].series.point;
-        let (promoted, plain) = ((0..h).find(|s| promo(n + s)).expect("a promo"), (0..h).find(|s| !promo(n + s)).expect("a plain day"));
+        let (promoted, plain) =
+            ((0..h).find(|s| promo(n + s)).expect("a promo"), (0..h).find(|s| !promo(n + s)).expect("a plain day"));
         assert!(f[promoted] > 1.5 * f[plain], "{f:?}");
     }
 }
