@@ -5,6 +5,9 @@
 use super::classify::{DemandClass, classify};
 use super::methods;
 
+/// How much lower (as a fraction) a challenger's backtest error must be than the simplest model's.
+const CHALLENGER_MARGIN: f64 = 0.9;
+
 /// A per-series model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Model {
@@ -147,7 +150,12 @@ pub fn forecast_series(y: &[f64], cfg: &Config) -> SeriesForecast {
             (*model, se / n, ae / n, errors)
         })
         .collect();
-    scored.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    // A model beyond the first candidate (the simplest of its class) must beat it clearly in the
+    // backtest: a few origins are noisy, and a wrong trend or season costs more than it saves.
+    let simplest = models.first().copied();
+    let bar = scored.iter().find(|s| Some(s.0) == simplest).map_or(f64::INFINITY, |s| s.1) * CHALLENGER_MARGIN;
+    let eligible = |s: &(Model, f64, f64, Vec<Vec<f64>>)| Some(s.0) == simplest || s.1 <= bar;
+    scored.sort_by(|a, b| eligible(b).cmp(&eligible(a)).then(a.1.total_cmp(&b.1)).then(a.0.cmp(&b.0)));
     let (model, _, mae, errors) = scored.first().cloned().unwrap_or((Model::Ses, 0.0, 0.0, vec![Vec::new(); h]));
     let point: Vec<f64> = model.run(&y, h, m).into_iter().map(|v| v.max(0.0)).collect();
     let quantiles = quantiles(&point, &errors, &cfg.quantiles);

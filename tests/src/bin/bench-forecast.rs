@@ -134,6 +134,10 @@ fn main() -> anyhow::Result<()> {
         "| set / class | series | RMSSE | MASE mean | MASE median | WAPE | bias | pinball q0.1 | q0.5 | q0.9 | CPU s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let peers_python = std::env::var("QM_BENCH_PYTHON").ok().filter(|p| !p.is_empty());
+    if peers_python.is_none() {
+        eprintln!("peers skipped: set QM_BENCH_PYTHON to a python with statsforecast (pip install statsforecast)");
+    }
     let mut models_seen = Vec::new();
     for set in &SETS {
         let path = data.join(set.file);
@@ -156,32 +160,21 @@ fn main() -> anyhow::Result<()> {
         let cpu = cpu_seconds() - before;
         let got = io::read_forecasts(&output)?;
         let chosen = read_models(&output)?;
-        let mut all = Score::default();
-        let mut by_class: BTreeMap<&'static str, Score> = BTreeMap::new();
-        for s in &full.series {
-            let n = s.quantity.len() - set.horizon;
-            let (train, actual) = s.quantity.split_at(n);
-            let mut date = s.start;
-            for _ in 0..n {
-                date = full.freq.next(date).context("date")?;
-            }
-            let mut point = Vec::new();
-            let mut qs = vec![Vec::new(); LEVELS.len()];
-            for _ in 0..set.horizon {
-                let (p, q) = got.get(&(s.id.clone(), date)).context("a forecast for every held-out period")?;
-                point.push(*p);
-                for (i, v) in q.iter().enumerate() {
-                    qs[i].push(*v);
-                }
-                date = full.freq.next(date).context("date")?;
-            }
-            all.add(train, actual, &point, &qs);
-            let class = if classify(train).is_sporadic() { "intermittent" } else { "smooth" };
-            by_class.entry(class).or_default().add(train, actual, &point, &qs);
-        }
+        let (all, by_class) = score(&full, set.horizon, |id, date| got.get(&(id.to_owned(), date)).cloned())?;
         println!("{}", all.row(&format!("**{}** quartermaster", set.name), Some(cpu)));
         for (class, score) in &by_class {
             println!("{}", score.row(&format!("  {class}"), None));
+        }
+        if let Some(python) = &peers_python {
+            for (model, cpu, forecasts) in peers(python, &args, set, dir.path())? {
+                let (all, by_class) = score(&full, set.horizon, |id, date| {
+                    forecasts.get(&(id.to_owned(), date)).map(|f| (*f, vec![*f; LEVELS.len()]))
+                })?;
+                println!("{}", all.row(&format!("statsforecast {model}"), Some(cpu)));
+                for (class, score) in &by_class {
+                    println!("{}", score.row(&format!("  {class}"), None));
+                }
+            }
         }
         let mut models: BTreeMap<&str, usize> = BTreeMap::new();
         for ((_, _), m) in &chosen {
@@ -196,6 +189,80 @@ fn main() -> anyhow::Result<()> {
         println!("models chosen, {line}");
     }
     Ok(())
+}
+
+type Classes = BTreeMap<&'static str, Score>;
+
+/// Scores forecasts (point and quantiles by series and date) against the held-out periods.
+fn score(
+    full: &History,
+    horizon: usize,
+    lookup: impl Fn(&str, chrono::NaiveDate) -> Option<(f64, Vec<f64>)>,
+) -> anyhow::Result<(Score, Classes)> {
+    let mut all = Score::default();
+    let mut by_class: Classes = BTreeMap::new();
+    for s in &full.series {
+        let n = s.quantity.len() - horizon;
+        let (train, actual) = s.quantity.split_at(n);
+        let mut date = s.start;
+        for _ in 0..n {
+            date = full.freq.next(date).context("date")?;
+        }
+        let mut point = Vec::new();
+        let mut qs = vec![Vec::new(); LEVELS.len()];
+        for _ in 0..horizon {
+            let (p, q) = lookup(&s.id, date).with_context(|| format!("no forecast for {} on {date}", s.id))?;
+            point.push(p);
+            for (i, v) in q.iter().enumerate() {
+                qs[i].push(*v);
+            }
+            date = full.freq.next(date).context("date")?;
+        }
+        all.add(train, actual, &point, &qs);
+        let class = if classify(train).is_sporadic() { "intermittent" } else { "smooth" };
+        by_class.entry(class).or_default().add(train, actual, &point, &qs);
+    }
+    Ok((all, by_class))
+}
+
+type PeerForecasts = BTreeMap<(String, chrono::NaiveDate), f64>;
+
+/// Runs tests/bench/forecast_peers.py on the same training file: (model, CPU s, forecasts).
+fn peers(
+    python: &str,
+    args: &ForecastArgs,
+    set: &Set,
+    dir: &Path,
+) -> anyhow::Result<Vec<(String, f64, PeerForecasts)>> {
+    let script = qm_tests::TestApp::repo_root().join("tests/bench/forecast_peers.py");
+    let out_file = dir.join("peers.csv");
+    let season = io::Freq::parse(set.freq).map_or(1, io::Freq::default_season);
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg(&args.input)
+        .arg(set.horizon.to_string())
+        .arg(set.freq)
+        .arg(season.to_string())
+        .arg(&out_file)
+        .output()
+        .context("running the statsforecast peers")?;
+    anyhow::ensure!(out.status.success(), "peers failed: {}", String::from_utf8_lossy(&out.stderr));
+    let cpu: BTreeMap<String, f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("cpu")).then_some(())?;
+            Some((w.next()?.to_owned(), w.next()?.parse().ok()?))
+        })
+        .collect();
+    let mut forecasts: BTreeMap<String, PeerForecasts> = BTreeMap::new();
+    let mut reader = csv::Reader::from_path(&out_file)?;
+    for rec in reader.records() {
+        let rec = rec?;
+        let date = chrono::NaiveDate::parse_from_str(&rec[1], "%Y-%m-%d")?;
+        forecasts.entry(rec[2].to_owned()).or_default().insert((rec[0].to_owned(), date), rec[3].parse()?);
+    }
+    Ok(forecasts.into_iter().map(|(m, f)| (m.clone(), cpu.get(&m).copied().unwrap_or(f64::NAN), f)).collect())
 }
 
 /// The model column of a forecast file, one entry per series.
