@@ -71,8 +71,12 @@ async fn two_worker_processes_run_ten_thousand_jobs_once_each() {
         let done = jobs.iter().filter(|j| j.status == "done").count();
         if done == 10_000 {
             assert!(jobs.iter().all(|j| j.attempts == 1), "a job was claimed more than once");
-            let by: HashSet<_> = jobs.iter().filter_map(|j| j.locked_by.clone()).collect();
-            assert_eq!(by.len(), 2, "both processes did work");
+            // On PostgreSQL both claim side by side (SKIP LOCKED); SQLite has one writer at a
+            // time, so there one process may take the whole queue before the other starts.
+            if app.is_postgres() {
+                let by: HashSet<_> = jobs.iter().filter_map(|j| j.locked_by.clone()).collect();
+                assert_eq!(by.len(), 2, "both processes did work");
+            }
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(900), "only {done} of 10000 jobs done");
