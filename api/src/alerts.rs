@@ -19,7 +19,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::parse_roles;
-use crate::db::entities::{alert, alert_rule, daily_demand, job, location, stock_level, tenant, user};
+use crate::db::entities::{alert, alert_rule, daily_demand, job, stock_level, tenant, user};
 use crate::db::{Scoped, TxMode, repo};
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
@@ -214,8 +214,7 @@ pub async fn check_stock(s: &Scoped, sku: &str, level: &stock_level::Model, delt
             continue;
         }
         if place.is_none() {
-            let loc =
-                repo::find::<location::Entity>(s).filter(location::Column::Id.eq(level.location_id)).one(&s.tx).await?;
+            let loc = crate::services::lookup::location(s, level.location_id).await?;
             place = Some(loc.map_or_else(|| "an unknown location".to_owned(), |l| format!("{} ({})", l.name, l.code)));
         }
         let place = place.as_deref().unwrap_or_default();

@@ -7,7 +7,6 @@ use qm_tests::receiver::Receiver;
 use qm_tests::{TestApp, TestTenant};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 const UPSERT: &str = "mutation($i: AlertRuleUpsertInput!) { alertRuleUpsert(input: $i) { alertRule { id name kind sku locationId threshold daysOfCover recipientRoles enabled } userErrors { field code message } } }";
 const ALERTS: &str = "query($s: AlertStatus) { alerts(status: $s, first: 50) { nodes { id ruleId kind subject details status variantId locationId acknowledgedBy } } }";
@@ -121,7 +120,7 @@ async fn a_days_of_cover_rule_uses_recent_demand() {
     let (t, loc) = shop(&app).await;
     // 28 days of demand at 2 units a day for TEE-1 at WH.
     let d = app.data(&t.owner_key, "{ variantBySku(sku: \"TEE-1\") { id } }", json!({})).await;
-    let uuid = |g: &str| Uuid::parse_str(g.rsplit('/').next().expect("gid")).expect("uuid");
+    let uuid = qm_tests::uuid_of;
     let variant = uuid(d["variantBySku"]["id"].as_str().expect("variant"));
     let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
     let today = chrono::Utc::now().date_naive();

@@ -161,7 +161,7 @@ async fn world(app: &TestApp) -> World {
     let s = app.state.db.scoped(b.id, TxMode::Write).await.expect("tx");
     let now = chrono::Utc::now();
     let ret = Uuid::now_v7();
-    let parse = |g: &str| Uuid::parse_str(g.rsplit('/').next().expect("uuid")).expect("uuid");
+    let parse = qm_tests::uuid_of;
     let po_gid = app.purchase_order(&s, "PO-1", &b_sup, &b_loc).await;
     return_::Entity::insert(return_::ActiveModel {
         tenant_id: Set(b.id),

@@ -4,21 +4,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qm_tests::TestApp;
 use qm_tests::receiver::{Received, Receiver, independently_valid};
+use qm_tests::{TestApp, uuid_of};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use uuid::Uuid;
 
 const TEST_SEND: &str =
     "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { id } userErrors { code } } }";
 const DELIVERIES: &str = "query($e: ID!) { webhookDeliveries(endpointId: $e, first: 10) { nodes { status webhookId attempts { statusCode error } } } }";
 const ENDPOINTS: &str = "{ webhookEndpoints(first: 10) { nodes { id status failingSince } } }";
-
-fn uuid_of(gid: &str) -> Uuid {
-    Uuid::parse_str(gid.rsplit('/').next().expect("gid")).expect("uuid")
-}
 
 async fn status_of(app: &TestApp, token: &str, ep: &str) -> Value {
     let d = app.data(token, ENDPOINTS, json!({})).await;

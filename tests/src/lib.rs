@@ -66,6 +66,11 @@ pub fn with_database(url: &str, db: &str, user: Option<&str>) -> String {
     }
 }
 
+/// The UUID inside a global ID (`gid://quartermaster/<Type>/<uuid>`).
+pub fn uuid_of(gid: &str) -> Uuid {
+    Uuid::parse_str(gid.rsplit('/').next().unwrap_or_default()).expect("a global id")
+}
+
 /// A tenant made for a test, with an owner API key and a helper to mint JWTs.
 #[derive(Clone, Debug)]
 pub struct TestTenant {
@@ -305,14 +310,13 @@ impl TestApp {
     pub async fn purchase_order(&self, s: &qm_api::db::Scoped, number: &str, supplier: &str, location: &str) -> String {
         use qm_api::db::entities::purchase_order;
         use sea_orm::{ActiveValue::Set, EntityTrait};
-        let uuid = |g: &str| Uuid::parse_str(g.rsplit('/').next().unwrap_or_default()).expect("a global id");
         let (id, now) = (Uuid::now_v7(), chrono::Utc::now());
         purchase_order::Entity::insert(purchase_order::ActiveModel {
             tenant_id: Set(s.tenant()),
             id: Set(id),
             number: Set(number.into()),
-            supplier_id: Set(uuid(supplier)),
-            location_id: Set(uuid(location)),
+            supplier_id: Set(uuid_of(supplier)),
+            location_id: Set(uuid_of(location)),
             status: Set("issued".into()),
             currency: Set("USD".into()),
             expected_on: Set(None),

@@ -352,6 +352,9 @@ pub fn read_forecasts(path: &Path) -> Result<Forecasts, InputError> {
     for rec in reader.records() {
         let rec = rec.map_err(|e| InputError::File { file: file.clone(), message: e.to_string() })?;
         let line = rec.position().map_or(0, |p| p.line());
+        if rec.len() < 4 {
+            return Err(at(&file, line, "-", "expected series_id,date,forecast,…,model"));
+        }
         let date = NaiveDate::parse_from_str(&rec[1], "%Y-%m-%d").map_err(|_| at(&file, line, "date", "bad date"))?;
         let nums: Result<Vec<f64>, _> = (2..rec.len() - 1).map(|i| rec[i].parse::<f64>()).collect();
         let nums = nums.map_err(|_| at(&file, line, "forecast", "bad number"))?;

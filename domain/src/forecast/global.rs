@@ -37,7 +37,7 @@ fn mean(v: &[f64]) -> f64 {
 
 /// The divisor that makes a series scale-free at `origin`: the root mean squared one-step change
 /// (the RMSSE scale, so the fit minimises the metric), or the mean level for a flat series.
-fn scale(y: &[f64], origin: usize, _horizon: usize) -> f64 {
+fn scale(y: &[f64], origin: usize) -> f64 {
     let y = &y[..origin];
     let start = y.iter().position(|v| *v != 0.0).unwrap_or(y.len());
     let d = &y[start..];
@@ -178,8 +178,9 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
     let mut rows: Vec<(Vec<f64>, f64)> = Vec::with_capacity(samples.len());
     for (i, origin, step) in samples {
         let p = &panels[i];
-        let s = scale(p.y, origin, horizon);
-        if s <= 0.0 || p.exog.len() < p.y.len().min(origin + step + 1) && !p.exog.is_empty() {
+        let s = scale(p.y, origin);
+        let exog_missing = !p.exog.is_empty() && p.exog.len() <= origin + step;
+        if s <= 0.0 || exog_missing {
             continue;
         }
         row.clear();
@@ -257,7 +258,7 @@ impl GlobalModel {
         if origin == 0 || origin > p.y.len() {
             return None;
         }
-        let s = scale(p.y, origin, self.horizon);
+        let s = scale(p.y, origin);
         if s <= 0.0 {
             return Some(vec![0.0; self.horizon]);
         }

@@ -177,7 +177,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         let mut models: BTreeMap<&str, usize> = BTreeMap::new();
-        for ((_, _), m) in &chosen {
+        for m in chosen.values() {
             *models.entry(m.as_str()).or_default() += 1;
         }
         let total = chosen.len().max(1);
@@ -266,12 +266,12 @@ fn peers(
 }
 
 /// The model column of a forecast file, one entry per series.
-fn read_models(path: &Path) -> anyhow::Result<BTreeMap<(String, ()), String>> {
+fn read_models(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let mut reader = csv::Reader::from_path(path)?;
     let mut out = BTreeMap::new();
     for rec in reader.records() {
         let rec = rec?;
-        out.insert((rec[0].to_owned(), ()), rec[rec.len() - 1].to_owned());
+        out.insert(rec[0].to_owned(), rec[rec.len() - 1].to_owned());
     }
     Ok(out)
 }
