@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chrono::{Datelike, NaiveDate};
-use qm_domain::forecast::{Config, Panel, forecast_panel, impute_censored};
+use qm_domain::forecast::{Config, Panel, calendar, forecast_panel, impute_censored};
 
 use super::io::{self, Freq, Future, History, OutRow, Value};
 
@@ -99,22 +98,6 @@ pub fn run(args: &ForecastArgs) -> anyhow::Result<Summary> {
     Ok(Summary { series: history.series.len(), rows: count })
 }
 
-/// Calendar features of a date: day of week (daily), month (monthly), and the time of year.
-fn calendar(freq: Freq, d: NaiveDate) -> Vec<f64> {
-    let mut out = Vec::new();
-    match freq {
-        Freq::Daily => out.extend((0..7).map(|i| f64::from(u8::from(d.weekday().num_days_from_monday() == i)))),
-        Freq::Monthly => out.extend((1..=12).map(|m| f64::from(u8::from(d.month() == m)))),
-        Freq::Weekly => {}
-    }
-    if freq != Freq::Monthly {
-        let angle = std::f64::consts::TAU * f64::from(d.ordinal0()) / 365.25;
-        out.push(angle.sin());
-        out.push(angle.cos());
-    }
-    out
-}
-
 /// Known-in-advance features per series and period (history, then horizon): the calendar, and
 /// the covariates when their future values are given (numeric as they are, categorical levels
 /// seen at least twice as indicators).
@@ -153,7 +136,7 @@ fn exog(history: &History, future: Option<&Future>, horizon: usize) -> anyhow::R
         let mut date = s.start;
         let fut = future.and_then(|f| f.series.get(&s.id));
         for t in 0..s.quantity.len() + horizon {
-            let mut row = calendar(history.freq, date);
+            let mut row = calendar::features(history.freq, date);
             if let Some(fut) = fut {
                 let values: Vec<Value> = if t < s.quantity.len() {
                     s.covariates.iter().map(|c| c[t].clone()).collect()

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::NaiveDate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -21,50 +21,7 @@ pub enum InputError {
     File { file: String, message: String },
 }
 
-/// The period of a series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freq {
-    Daily,
-    Weekly,
-    Monthly,
-}
-
-impl Freq {
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "D" | "d" => Some(Freq::Daily),
-            "W" | "w" => Some(Freq::Weekly),
-            "M" | "m" => Some(Freq::Monthly),
-            _ => None,
-        }
-    }
-
-    /// The usual season length: a week of days, a year of weeks or months.
-    pub fn default_season(self) -> usize {
-        match self {
-            Freq::Daily => 7,
-            Freq::Weekly => 52,
-            Freq::Monthly => 12,
-        }
-    }
-
-    pub fn next(self, d: NaiveDate) -> Option<NaiveDate> {
-        match self {
-            Freq::Daily => d.succ_opt(),
-            Freq::Weekly => d.checked_add_days(chrono::Days::new(7)),
-            Freq::Monthly => d.checked_add_months(Months::new(1)),
-        }
-    }
-
-    fn infer(a: NaiveDate, b: NaiveDate) -> Option<Self> {
-        match (b - a).num_days() {
-            1 => Some(Freq::Daily),
-            7 => Some(Freq::Weekly),
-            28..=31 if a.day() == b.day() => Some(Freq::Monthly),
-            _ => None,
-        }
-    }
-}
+pub use qm_domain::forecast::Freq;
 
 /// One covariate value.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ pub struct Panel<'a> {
     pub exog: &'a [Vec<f64>],
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GlobalModel {
     coef: Vec<f64>,
     mean: Vec<f64>,

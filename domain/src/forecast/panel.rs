@@ -5,14 +5,21 @@
 //! fitted without them, forecast them, and the option with the least scaled squared error per
 //! class (smooth or sporadic demand) wins. Quantiles come from the same held-out errors, scaled
 //! per series and pooled per class (split conformal).
+//!
+//! Two steps, so a service can fit once and forecast series one at a time: [`fit_panel`] makes a
+//! [`PanelModel`] (serialisable: the global models, the choice per class, the residual quantiles)
+//! and [`apply`] forecasts one series with it. [`forecast_panel`] does both.
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::engine::{Config, SeriesForecast, empirical_quantile, forecast_series};
-use super::global::{self, Panel};
+use super::global::{self, GlobalModel, Panel};
+use super::metrics;
 
 /// How a series' forecast was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Blend {
     Local,
     Global,
@@ -34,6 +41,75 @@ impl PanelForecast {
             Blend::Average => format!("global+{}", self.series.model.as_str()),
         }
     }
+
+    /// Why this model: the demand class, the choice for the class, and the per-series contest.
+    pub fn reason(&self) -> String {
+        let s = &self.series;
+        let class = s.class.as_str();
+        let local = match s.candidates.as_slice() {
+            [] => format!("{} (too little history to compare models)", s.model.as_str()),
+            [only] => format!("{} (the only candidate)", only.0.as_str()),
+            all => format!(
+                "{} had the least backtest error among {}",
+                s.model.as_str(),
+                all.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        match self.blend {
+            Blend::Local => format!("{class} demand; per-series model: {local}"),
+            Blend::Global => format!(
+                "{class} demand; the global model across all series forecast the held-out periods of {class_group} series better than per-series models",
+                class_group = if s.class.is_sporadic() { "sporadic" } else { "regular" }
+            ),
+            Blend::Average => format!(
+                "{class} demand; the average of the global model and the per-series model forecast the held-out periods of {class_group} series best; {local}",
+                class_group = if s.class.is_sporadic() { "sporadic" } else { "regular" }
+            ),
+        }
+    }
+}
+
+/// Held-out accuracy of one series: the method as chosen, refitted without the last `horizon`
+/// periods and compared with them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Holdout {
+    pub periods: usize,
+    /// Σ|y − f|, Σ(f − y) and Σy, to pool WAPE and bias over many series.
+    pub abs_error: f64,
+    pub error: f64,
+    pub actual: f64,
+    pub wape: Option<f64>,
+    pub bias: Option<f64>,
+    pub mase: Option<f64>,
+    /// Mean pinball loss over the quantile levels and periods, in units.
+    pub pinball: Option<f64>,
+}
+
+/// What [`fit_panel`] learnt from the whole panel; [`apply`] uses it series by series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PanelModel {
+    pub horizon: usize,
+    pub season: usize,
+    /// The global model fitted without the last `horizon` periods (for held-out accuracy).
+    validation: Option<GlobalModel>,
+    /// The global model fitted on everything (present when some class uses it).
+    global: Option<GlobalModel>,
+    /// The choice for regular and for sporadic demand.
+    pub smooth: Blend,
+    pub sporadic: Blend,
+    /// Scale-free held-out residuals of the chosen blend per class, as 201 quantiles (0 %, 0.5 %, …, 100 %).
+    smooth_residuals: Vec<f64>,
+    sporadic_residuals: Vec<f64>,
+}
+
+/// How many points of the residual distribution a model keeps.
+const RESIDUAL_GRID: usize = 201;
+
+fn grid(residuals: &[f64]) -> Vec<f64> {
+    if residuals.is_empty() {
+        return Vec::new();
+    }
+    (0..RESIDUAL_GRID).map(|i| empirical_quantile(residuals, i as f64 / (RESIDUAL_GRID - 1) as f64)).collect()
 }
 
 fn combine(blend: Blend, local: &[f64], global: &[f64]) -> Vec<f64> {
@@ -52,16 +128,28 @@ fn sq_scale(y: &[f64]) -> f64 {
     if s > 0.0 { s } else { 1.0 }
 }
 
-/// Forecasts every series of the panel.
-pub fn forecast_panel(panels: &[Panel<'_>], cfg: &Config) -> Vec<PanelForecast> {
+/// The mean of the last `4 h` periods before `end` (1 when zero): what residuals are scaled by.
+fn level(y: &[f64], end: usize, h: usize) -> f64 {
+    let w = &y[end.saturating_sub(4 * h)..end];
+    let mean = w.iter().sum::<f64>() / w.len().max(1) as f64;
+    if mean > 0.0 { mean } else { 1.0 }
+}
+
+/// Per-series forecasts of every series, as [`fit_panel`] and [`apply`] take them.
+pub fn locals(panels: &[Panel<'_>], cfg: &Config) -> Vec<SeriesForecast> {
+    panels.iter().map(|p| forecast_series(p.y, cfg)).collect()
+}
+
+/// Learns from the whole panel which forecast to use per demand class, and fits the global model.
+/// `locals[i]` is `forecast_series` of `panels[i]`.
+pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) -> PanelModel {
     let h = cfg.horizon;
     let m = cfg.season.max(1);
-    let locals: Vec<SeriesForecast> = panels.iter().map(|p| forecast_series(p.y, cfg)).collect();
     let validation = global::fit(panels, h, m, h);
     // Held-out forecasts of the last h periods by each option, per series.
     let mut scores: BTreeMap<(bool, Blend), (f64, usize)> = BTreeMap::new();
     let mut residuals: BTreeMap<(bool, Blend), Vec<f64>> = BTreeMap::new();
-    for (p, local) in panels.iter().zip(&locals) {
+    for (p, local) in panels.iter().zip(locals) {
         let n = p.y.len();
         if n < h + 2 * m.max(4) {
             continue;
@@ -72,11 +160,7 @@ pub fn forecast_panel(panels: &[Panel<'_>], cfg: &Config) -> Vec<PanelForecast> 
         let global_f = validation.as_ref().and_then(|g| g.predict(p, origin));
         let sporadic = local.class.is_sporadic();
         let scale = sq_scale(&p.y[..origin]);
-        let level = {
-            let w = &p.y[origin.saturating_sub(4 * h)..origin];
-            let mean = w.iter().sum::<f64>() / w.len().max(1) as f64;
-            if mean > 0.0 { mean } else { 1.0 }
-        };
+        let level = level(p.y, origin, h);
         for blend in [Blend::Local, Blend::Global, Blend::Average] {
             let f = match (&global_f, blend) {
                 (_, Blend::Local) => local_f.clone(),
@@ -97,31 +181,107 @@ pub fn forecast_panel(panels: &[Panel<'_>], cfg: &Config) -> Vec<PanelForecast> 
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map_or(Blend::Local, |(b, _)| b)
     };
-    let choice = [(false, best(false)), (true, best(true))];
-    let needs_global = choice.iter().any(|(_, b)| *b != Blend::Local);
-    let final_model = if needs_global { global::fit(panels, h, m, 0) } else { None };
-    panels
+    let (smooth, sporadic) = (best(false), best(true));
+    let global = if smooth != Blend::Local || sporadic != Blend::Local { global::fit(panels, h, m, 0) } else { None };
+    let kept = |sporadic: bool, blend: Blend| residuals.get(&(sporadic, blend)).map(|r| grid(r)).unwrap_or_default();
+    PanelModel {
+        horizon: h,
+        season: m,
+        smooth_residuals: kept(false, smooth),
+        sporadic_residuals: kept(true, sporadic),
+        validation,
+        global,
+        smooth,
+        sporadic,
+    }
+}
+
+impl PanelModel {
+    fn choice(&self, sporadic: bool) -> (Blend, &[f64]) {
+        if sporadic { (self.sporadic, &self.sporadic_residuals) } else { (self.smooth, &self.smooth_residuals) }
+    }
+}
+
+/// Forecasts one series with a fitted panel model; `local` is `forecast_series(p.y, cfg)`.
+pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: &Config) -> PanelForecast {
+    let (blend, residuals) = model.choice(local.class.is_sporadic());
+    let global_f =
+        if blend == Blend::Local { None } else { model.global.as_ref().and_then(|g| g.predict(p, p.y.len())) };
+    let blend = match global_f {
+        Some(g) => {
+            let point = combine(blend, &local.point, &g);
+            // The recent mean level, zero for a series that stopped selling (no spread then).
+            let n = p.y.len();
+            let w = &p.y[n.saturating_sub(4 * cfg.horizon)..];
+            let level = w.iter().sum::<f64>() / w.len().max(1) as f64;
+            local.quantiles = conformal(&point, residuals, level, &cfg.quantiles);
+            local.point = point;
+            blend
+        }
+        None => Blend::Local,
+    };
+    PanelForecast { series: local, blend }
+}
+
+/// Held-out accuracy of `forecast` (made by [`apply`]): the same method refitted without the last
+/// `horizon` periods, its quantiles offset from the point as the final forecast's are. `None`
+/// when the history is too short to hold anything out.
+pub fn holdout(model: &PanelModel, p: &Panel<'_>, forecast: &PanelForecast, cfg: &Config) -> Option<Holdout> {
+    let (h, m) = (cfg.horizon, cfg.season.max(1));
+    let n = p.y.len();
+    if n < h + 2 * m.max(4) {
+        return None;
+    }
+    let origin = n - h;
+    let local = forecast.series.model.run(&p.y[..origin], h, m);
+    let point: Vec<f64> = match forecast.blend {
+        Blend::Local => local,
+        b => {
+            let g = model.validation.as_ref().and_then(|g| g.predict(p, origin))?;
+            combine(b, &local, &g)
+        }
+    }
+    .into_iter()
+    .map(|v| v.max(0.0))
+    .collect();
+    let actual = &p.y[origin..];
+    let mut pooled = metrics::Pooled::default();
+    pooled.add(actual, &point);
+    let losses: Vec<f64> = cfg
+        .quantiles
         .iter()
-        .zip(locals)
-        .map(|(p, mut local)| {
-            let sporadic = local.class.is_sporadic();
-            let blend = choice.iter().find(|(s, _)| *s == sporadic).map_or(Blend::Local, |(_, b)| *b);
-            let global_f = final_model.as_ref().and_then(|g| g.predict(p, p.y.len()));
-            let (blend, point) = match (blend, global_f) {
-                (Blend::Local, _) | (_, None) => (Blend::Local, local.point.clone()),
-                (b, Some(g)) => (b, combine(b, &local.point, &g)),
-            };
-            if blend != Blend::Local {
-                let res = residuals.get(&(sporadic, blend)).cloned().unwrap_or_default();
-                let n = p.y.len();
-                let w = &p.y[n.saturating_sub(4 * h)..];
-                let level = w.iter().sum::<f64>() / w.len().max(1) as f64;
-                local.quantiles = conformal(&point, &res, level, &cfg.quantiles);
-                local.point = point;
-            }
-            PanelForecast { series: local, blend }
+        .zip(&forecast.series.quantiles)
+        .map(|(tau, q)| {
+            let shifted: Vec<f64> =
+                point.iter().enumerate().map(|(i, f)| (f + q[i] - forecast.series.point[i]).max(0.0)).collect();
+            metrics::pinball(actual, &shifted, *tau)
         })
-        .collect()
+        .collect();
+    Some(Holdout {
+        periods: h,
+        abs_error: pooled.abs_error,
+        error: pooled.error,
+        actual: pooled.actual,
+        wape: pooled.wape(),
+        bias: pooled.bias(),
+        mase: metrics::mase(&p.y[..origin], actual, &point),
+        pinball: (!losses.is_empty()).then(|| losses.iter().sum::<f64>() / losses.len() as f64),
+    })
+}
+
+/// Forecasts one series with a fitted panel model, and measures the same method on its held-out
+/// last `horizon` periods.
+pub fn forecast_one(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> (PanelForecast, Option<Holdout>) {
+    let f = apply(model, p, forecast_series(p.y, cfg), cfg);
+    let h = holdout(model, p, &f, cfg);
+    (f, h)
+}
+
+/// Forecasts every series of the panel.
+pub fn forecast_panel(panels: &[Panel<'_>], cfg: &Config) -> Vec<PanelForecast> {
+    let locals = locals(panels, cfg);
+    let model = fit_panel(panels, &locals, cfg);
+    panels.iter().zip(locals).map(|(p, local)| apply(&model, p, local, cfg)).collect()
 }
 
 /// Quantiles from pooled scale-free residuals, times the series' level; ordered and non-negative.
