@@ -47,17 +47,24 @@ pub enum RuleKind {
     DaysOfCoverBelow,
     /// A webhook endpoint was disabled.
     WebhookEndpointDisabled,
+    /// The forecast says stock runs out before an order placed now could arrive.
+    StockoutPredicted,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 3] =
-        [RuleKind::StockBelow, RuleKind::DaysOfCoverBelow, RuleKind::WebhookEndpointDisabled];
+    pub const ALL: [RuleKind; 4] = [
+        RuleKind::StockBelow,
+        RuleKind::DaysOfCoverBelow,
+        RuleKind::WebhookEndpointDisabled,
+        RuleKind::StockoutPredicted,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RuleKind::StockBelow => "stock_below",
             RuleKind::DaysOfCoverBelow => "days_of_cover_below",
             RuleKind::WebhookEndpointDisabled => "webhook_endpoint_disabled",
+            RuleKind::StockoutPredicted => "stockout_predicted",
         }
     }
 
@@ -178,7 +185,7 @@ fn condition(rule: &alert_rule::Model) -> Option<StockCondition> {
     match RuleKind::parse(&rule.kind)? {
         RuleKind::StockBelow => rule.threshold.map(StockCondition::AvailableAtOrBelow),
         RuleKind::DaysOfCoverBelow => rule.days_of_cover.map(|d| StockCondition::DaysOfCoverAtOrBelow(d.0)),
-        RuleKind::WebhookEndpointDisabled => None,
+        RuleKind::WebhookEndpointDisabled | RuleKind::StockoutPredicted => None,
     }
 }
 

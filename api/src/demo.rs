@@ -182,6 +182,16 @@ pub async fn seed(db: &Db, params: &DemoParams) -> anyhow::Result<Seeded> {
         &[qm_domain::Role::Owner, qm_domain::Role::Planner],
     )
     .await?;
+    crate::alerts::insert_rule(
+        &s,
+        "Stockout predicted within lead time",
+        crate::alerts::RuleKind::StockoutPredicted,
+        None,
+        &[qm_domain::Role::Owner, qm_domain::Role::Planner],
+    )
+    .await?;
+    // The first forecast runs as soon as a worker is up; then nightly.
+    crate::services::forecast::queue_run(&s, crate::services::forecast::DEFAULT_HORIZON, "demo").await?;
     s.commit().await?;
     Ok(Seeded { tenant_id, created: true, variants: data.variant_count(), demand_rows: data.demand.len() })
 }

@@ -16,6 +16,7 @@ pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("stock.adjusted", 1, "a stock level changed through stockAdjust or stockTransfer"),
     ("stock.out", 1, "available stock of a variant at a location reached zero"),
     ("stock.low", 1, "a stock alert rule fired: available stock or days of cover fell to its threshold"),
+    ("stock.out_predicted", 1, "a forecast run projects stock running out before an order placed now could arrive"),
     ("order.created", 1, "an order was created and its stock reserved"),
     ("order.cancelled", 1, "an order was cancelled and its reservations released"),
     ("order.fulfilled", 1, "an order was shipped"),

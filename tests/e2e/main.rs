@@ -5,6 +5,7 @@ mod alerts;
 mod auth;
 mod bad_input;
 mod forecast;
+mod forecast_service;
 mod jobs;
 mod ops;
 mod orders;

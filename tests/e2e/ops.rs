@@ -74,7 +74,11 @@ async fn the_demo_seed_is_deterministic_idempotent_and_queryable() {
     let rules = app.data(&token, "{ alertRules(first: 5) { nodes { kind daysOfCover } } }", json!({})).await;
     assert_eq!(
         rules["alertRules"]["nodes"],
-        json!([{ "kind": "WEBHOOK_ENDPOINT_DISABLED", "daysOfCover": null }, { "kind": "DAYS_OF_COVER_BELOW", "daysOfCover": "7" }])
+        json!([
+            { "kind": "WEBHOOK_ENDPOINT_DISABLED", "daysOfCover": null },
+            { "kind": "DAYS_OF_COVER_BELOW", "daysOfCover": "7" },
+            { "kind": "STOCKOUT_PREDICTED", "daysOfCover": null }
+        ])
     );
     let expected = qm_domain::demo::generate(&params);
     assert_eq!(d["products"]["edges"][0]["node"]["title"], expected.products[0].title.as_str());

@@ -188,6 +188,12 @@ async fn world(app: &TestApp) -> World {
     app.stock(&tb, "B-SKU", &b_loc, -1).await;
     let d = app.data(&tb, "{ alerts(first: 5) { nodes { id } } }", json!({})).await;
     ids.insert("Alert", d["alerts"]["nodes"][0]["id"].as_str().expect("B's alert fired").to_owned());
+    // B's forecast (of a SKU without demand history yet) exists too.
+    let d = app
+        .data(&tb, "mutation { forecastRun(input: {}) { forecastRun { id } userErrors { message } } }", json!({}))
+        .await;
+    assert!(d["forecastRun"]["forecastRun"]["id"].is_string(), "{d}");
+    app.drain_jobs().await;
     ids.insert("PurchaseOrder", po_gid);
     ids.insert("Return", gid("Return", ret));
     ids.insert("Location", b_loc);
@@ -350,6 +356,21 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Alert",
     });
+    m.entry("Query.forecast").or_default().push(Probe {
+        query: "query($id: ID!) { forecast(sku: \"A-SKU\", locationId: $id) { model } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.forecastRun").or_default().push(Probe {
+        query: "mutation($id: ID!) { forecastRun(input: { sku: \"A-SKU\", locationId: $id }) { forecast { model } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.forecastOverrideSet").or_default().push(Probe {
+        query: "mutation($id: ID!) { forecastOverrideSet(input: { sku: \"A-SKU\", locationId: $id, date: \"2030-01-01\", quantity: 5 }) { forecastOverride { quantity } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -418,6 +439,9 @@ async fn lists_never_include_another_tenants_rows() {
         "{ apiKeys(first: 250) { nodes { id } } }",
         "{ alertRules(first: 250) { nodes { id } } }",
         "{ alerts(first: 250) { nodes { id ruleId } } }",
+        "{ forecastRuns(first: 250) { nodes { id } } }",
+        "{ forecastAccuracy(groupBy: LOCATION) { key series } }",
+        "{ forecastAccuracy(groupBy: SKU) { key series } }",
         "{ variantBySku(sku: \"B-SKU\") { id } }",
         "{ ledgerVerify { ok checked } }",
     ];
@@ -447,7 +471,12 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
     // The server's own pool connects as the non-owner app role.
     let s = app.state.db.scoped(w.a.id, TxMode::Read).await.expect("tx");
     let mut seen_own = 0;
-    for table in qm_api::db::TENANT_TABLES.iter().chain(qm_api::db::JOB_TABLES).chain(qm_api::db::ALERT_TABLES) {
+    for table in qm_api::db::TENANT_TABLES
+        .iter()
+        .chain(qm_api::db::JOB_TABLES)
+        .chain(qm_api::db::ALERT_TABLES)
+        .chain(qm_api::db::FORECAST_TABLES)
+    {
         let rows =
             s.tx.query_all_raw(Statement::from_string(
                 DbBackend::Postgres,

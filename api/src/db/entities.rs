@@ -428,3 +428,54 @@ tenant_entity!(alert, "alerts", {
     pub acknowledged_at: Option<DateTimeUtc>,
     pub acknowledged_by: Option<String>,
 });
+
+tenant_entity!(forecast_run, "forecast_runs", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// `queued`, `running`, `completed` or `failed`.
+    pub status: String,
+    pub horizon: i32,
+    pub season: i32,
+    pub series_total: i32,
+    pub requested_by: String,
+    /// The fitted `qm_domain::forecast::PanelModel`.
+    pub model: Option<Json>,
+    pub error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+});
+
+tenant_entity!(forecast, "forecasts", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub variant_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub location_id: Uuid,
+    pub run_id: Uuid,
+    pub sku: String,
+    pub model: String,
+    pub demand_class: String,
+    pub reason: String,
+    pub first_day: Date,
+    /// `{"point": [..], "quantiles": {"0.1": [..], ..}}`
+    pub forecast: Json,
+    /// `qm_domain::forecast::Holdout`.
+    pub holdout: Option<Json>,
+    /// `[["ses", 1.2], ..]`: every candidate with its backtest mean squared error, best first.
+    pub candidates: Json,
+    pub stockout_on: Option<Date>,
+    pub created_at: DateTimeUtc,
+});
+
+tenant_entity!(forecast_override, "forecast_overrides", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub variant_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub location_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub day: Date,
+    pub quantity: f64,
+    pub note: String,
+    pub set_by: String,
+    pub set_at: DateTimeUtc,
+});

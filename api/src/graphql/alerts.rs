@@ -26,6 +26,9 @@ pub enum AlertRuleKind {
     DaysOfCoverBelow,
     /// A webhook endpoint was disabled (after 5 days of failures or a 410 answer).
     WebhookEndpointDisabled,
+    /// A forecast run projects that stock (available plus dated inbound, minus the forecast)
+    /// runs out before an order placed now could arrive (the shortest supplier lead time).
+    StockoutPredicted,
 }
 
 impl From<AlertRuleKind> for RuleKind {
@@ -34,6 +37,7 @@ impl From<AlertRuleKind> for RuleKind {
             AlertRuleKind::StockBelow => RuleKind::StockBelow,
             AlertRuleKind::DaysOfCoverBelow => RuleKind::DaysOfCoverBelow,
             AlertRuleKind::WebhookEndpointDisabled => RuleKind::WebhookEndpointDisabled,
+            AlertRuleKind::StockoutPredicted => RuleKind::StockoutPredicted,
         }
     }
 }
@@ -44,6 +48,7 @@ impl From<RuleKind> for AlertRuleKind {
             RuleKind::StockBelow => AlertRuleKind::StockBelow,
             RuleKind::DaysOfCoverBelow => AlertRuleKind::DaysOfCoverBelow,
             RuleKind::WebhookEndpointDisabled => AlertRuleKind::WebhookEndpointDisabled,
+            RuleKind::StockoutPredicted => AlertRuleKind::StockoutPredicted,
         }
     }
 }

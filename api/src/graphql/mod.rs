@@ -8,6 +8,7 @@ pub mod admin;
 pub mod alerts;
 pub mod catalog;
 pub mod errors;
+pub mod forecast;
 pub mod limits;
 pub mod live;
 pub mod loaders;
@@ -31,6 +32,7 @@ pub struct Query(
     admin::AdminQuery,
     alerts::AlertsQuery,
     catalog::CatalogQuery,
+    forecast::ForecastQuery,
     stock::StockQuery,
     orders::OrdersQuery,
     webhooks::WebhooksQuery,
@@ -41,6 +43,7 @@ pub struct Mutation(
     admin::AdminMutation,
     alerts::AlertsMutation,
     catalog::CatalogMutation,
+    forecast::ForecastMutation,
     stock::StockMutation,
     orders::OrdersMutation,
     webhooks::WebhooksMutation,

@@ -53,7 +53,7 @@ impl Registry {
 
     /// Every handler the application ships.
     pub fn standard() -> Self {
-        crate::alerts::register(crate::webhooks::register(Self::default()))
+        crate::services::forecast::register(crate::alerts::register(crate::webhooks::register(Self::default())))
     }
 }
 

@@ -62,6 +62,7 @@ pub async fn create_in(
     tenant::Entity::insert(tenant::ActiveModel::from(t.clone())).exec_without_returning(&s.tx).await?;
     repo::init_ledger(s).await?;
     crate::alerts::create_default_rules(s).await?;
+    crate::services::forecast::schedule_nightly(s).await?;
     let owner = user::Model {
         tenant_id: id,
         id: Uuid::now_v7(),

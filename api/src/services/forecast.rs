@@ -1,0 +1,731 @@
+//! Demand forecasts per SKU × location.
+//!
+//! A run (nightly, or `forecastRun`) is two kinds of job: `forecast.run` loads every series of
+//! the tenant, fits the panel model once (the global model and the choice per demand class) and
+//! stores it on the run, then enqueues `forecast.chunk` jobs of [`CHUNK_SIZE`] series. Each chunk
+//! forecasts its series with the stored model, measures them on held-out periods, stores the
+//! forecasts and, in the same transaction, announces predicted stockouts (`stock.out_predicted`
+//! and the alert rule). A chunk that runs again finds its series done and changes nothing.
+//! One series can be re-forecast at once with the latest completed run's model ([`refresh`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Days, NaiveDate};
+use qm_domain::forecast::{self, Config, Freq, Holdout, Panel, PanelForecast, PanelModel, calendar};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::alerts::{self, Raised, RuleKind};
+use crate::auth::Principal;
+use crate::db::entities::{
+    daily_demand, forecast as forecast_e, forecast_override, forecast_run, purchase_order, purchase_order_line,
+    stock_level, supplier_item, variant,
+};
+use crate::db::{Db, Scoped, TxMode, repo};
+use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
+use crate::graphql::types::gid;
+use crate::jobs::worker::{Handler, JobError, Registry};
+use crate::jobs::{self, NewJob};
+use crate::services::lookup;
+use crate::state::AppState;
+
+pub const RUN: &str = "forecast.run";
+pub const CHUNK: &str = "forecast.chunk";
+/// Series per chunk job.
+pub const CHUNK_SIZE: usize = 100;
+pub const DEFAULT_HORIZON: usize = 28;
+pub const MAX_HORIZON: usize = 366;
+/// Daily demand repeats weekly.
+const SEASON: usize = 7;
+/// The quantile levels every stored forecast carries.
+pub const QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];
+/// Purchase orders in these states will not arrive.
+const CLOSED_PO: [&str; 4] = ["draft", "received", "cancelled", "closed"];
+
+pub fn register(r: Registry) -> Registry {
+    r.with(RUN, RunJob).with(CHUNK, ChunkJob)
+}
+
+/// Runs the forecast every night at 02:00 UTC (created with the tenant).
+pub async fn schedule_nightly(s: &Scoped) -> Result<(), DbErr> {
+    let now = repo::now();
+    let today_2am = now.date_naive().and_hms_opt(2, 0, 0).map(|t| t.and_utc()).unwrap_or(now);
+    let first = if today_2am > now { today_2am } else { today_2am + chrono::Duration::days(1) };
+    jobs::schedule(s, "forecast.nightly", RUN, json!({}), std::time::Duration::from_secs(86_400), first).await
+}
+
+/// What a run stores beside its panel model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredModel {
+    /// The first forecast day (the day after the last day of history).
+    pub first_day: NaiveDate,
+    pub panel: PanelModel,
+}
+
+pub fn config(horizon: usize) -> Config {
+    let mut cfg = Config::new(horizon, SEASON);
+    cfg.quantiles = QUANTILES.to_vec();
+    cfg
+}
+
+/// One SKU × location as the engine sees it.
+pub struct Series {
+    pub variant_id: Uuid,
+    pub location_id: Uuid,
+    pub sku: String,
+    /// Daily demand, stockout days imputed, from the series' first day to the history's end.
+    pub y: Vec<f64>,
+    /// Known features per day of the history and then of the horizon.
+    pub exog: Vec<Vec<f64>>,
+}
+
+impl Series {
+    fn panel(&self) -> Panel<'_> {
+        Panel { y: &self.y, exog: &self.exog }
+    }
+}
+
+/// Loads the demand history of every SKU × location of the tenant (or of `only`'s), ending the
+/// day before `first_day` (by default the day after the latest demand), with `horizon` days of
+/// future features. Series without any demand yet are included (empty history).
+pub async fn load(
+    s: &Scoped,
+    only: Option<&[(Uuid, Uuid)]>,
+    first_day: Option<NaiveDate>,
+    horizon: usize,
+) -> Result<(NaiveDate, Vec<Series>), DbErr> {
+    let variant_ids: Option<Vec<Uuid>> = only.map(|pairs| pairs.iter().map(|p| p.0).collect());
+    let mut vq = repo::find::<variant::Entity>(s);
+    if let Some(ids) = &variant_ids {
+        vq = vq.filter(variant::Column::Id.is_in(ids.clone()));
+    }
+    let skus: HashMap<Uuid, String> = vq.all(&s.tx).await?.into_iter().map(|v| (v.id, v.sku)).collect();
+    let mut dq = repo::find::<daily_demand::Entity>(s);
+    if let Some(ids) = &variant_ids {
+        dq = dq.filter(daily_demand::Column::VariantId.is_in(ids.clone()));
+    }
+    if let Some(first) = first_day {
+        dq = dq.filter(daily_demand::Column::Day.lt(first));
+    }
+    let rows = dq
+        .order_by_asc(daily_demand::Column::VariantId)
+        .order_by_asc(daily_demand::Column::LocationId)
+        .order_by_asc(daily_demand::Column::Day)
+        .all(&s.tx)
+        .await?;
+    let mut pairs: BTreeMap<(Uuid, Uuid), Vec<daily_demand::Model>> = BTreeMap::new();
+    let mut lq = repo::find::<stock_level::Entity>(s);
+    if let Some(ids) = &variant_ids {
+        lq = lq.filter(stock_level::Column::VariantId.is_in(ids.clone()));
+    }
+    for l in lq.all(&s.tx).await? {
+        pairs.entry((l.variant_id, l.location_id)).or_default();
+    }
+    let mut latest = None;
+    for r in rows {
+        latest = latest.max(Some(r.day));
+        pairs.entry((r.variant_id, r.location_id)).or_default().push(r);
+    }
+    let first_day = first_day.or_else(|| latest.and_then(|d| d.succ_opt())).unwrap_or_else(|| repo::now().date_naive());
+    let wanted = |k: &(Uuid, Uuid)| only.is_none_or(|o| o.contains(k));
+    let series = pairs
+        .into_iter()
+        .filter(|(k, _)| wanted(k))
+        .filter_map(|((variant_id, location_id), rows)| {
+            let sku = skus.get(&variant_id)?.clone();
+            let (y, exog) = history(&rows, first_day, horizon);
+            Some(Series { variant_id, location_id, sku, y, exog })
+        })
+        .collect();
+    Ok((first_day, series))
+}
+
+/// Daily demand from the first row's day to the day before `first_day` (missing days are zero),
+/// stockout days imputed from the same weekday; features: the calendar, the promotion flag and
+/// the price relative to the series' median price (future days: no promotion, the last price).
+fn history(rows: &[daily_demand::Model], first_day: NaiveDate, horizon: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let start = rows.first().map_or(first_day, |r| r.day);
+    let n = usize::try_from((first_day - start).num_days()).unwrap_or(0);
+    let mut y = vec![0.0; n];
+    let mut censored = vec![false; n];
+    let mut promo = vec![0.0; n];
+    let mut price: Vec<Option<f64>> = vec![None; n];
+    for r in rows {
+        let Ok(t) = usize::try_from((r.day - start).num_days()) else { continue };
+        if t >= n {
+            continue;
+        }
+        y[t] = f64::from(r.units.max(0));
+        censored[t] = r.stockout;
+        promo[t] = f64::from(u8::from(r.promo));
+        price[t] = r.price.0.to_string().parse::<f64>().ok().filter(|p| *p > 0.0);
+    }
+    let known: Vec<f64> = price.iter().flatten().copied().collect();
+    let median = forecast::metrics::median(&known).unwrap_or(1.0);
+    let y = forecast::impute_censored(&y, &censored, SEASON);
+    let mut exog = Vec::with_capacity(n + horizon);
+    let mut last_ratio = 1.0;
+    let mut day = start;
+    for t in 0..n + horizon {
+        let mut row = calendar::features(Freq::Daily, day);
+        if t < n {
+            if let Some(p) = price[t] {
+                last_ratio = p / median;
+            }
+            row.extend([promo[t], last_ratio]);
+        } else {
+            row.extend([0.0, last_ratio]);
+        }
+        exog.push(row);
+        day = day.succ_opt().unwrap_or(day);
+    }
+    (y, exog)
+}
+
+/// Fits the panel model on every series (CPU: call from a blocking thread).
+pub fn fit(series: &[Series], cfg: &Config) -> PanelModel {
+    let panels: Vec<Panel<'_>> = series.iter().map(Series::panel).collect();
+    let locals = forecast::locals(&panels, cfg);
+    forecast::fit_panel(&panels, &locals, cfg)
+}
+
+/// A series' forecast, ready to store.
+pub struct Computed {
+    pub forecast: PanelForecast,
+    pub holdout: Option<Holdout>,
+}
+
+pub fn compute(model: &PanelModel, series: &[Series], cfg: &Config) -> Vec<Computed> {
+    series
+        .iter()
+        .map(|s| {
+            let (forecast, holdout) = forecast::forecast_one(model, &s.panel(), cfg);
+            Computed { forecast, holdout }
+        })
+        .collect()
+}
+
+/// Stock, receipts and the earliest possible new receipt of one SKU × location.
+struct Supply {
+    available: i64,
+    inbound: i64,
+    /// Units arriving per forecast day.
+    receipts: Vec<f64>,
+    /// Days until an order placed today could arrive (the shortest supplier lead time).
+    lead_days: Option<usize>,
+}
+
+async fn supply(
+    s: &Scoped,
+    variant_id: Uuid,
+    location_id: Uuid,
+    first_day: NaiveDate,
+    h: usize,
+) -> Result<Supply, DbErr> {
+    let level = repo::find::<stock_level::Entity>(s)
+        .filter(stock_level::Column::VariantId.eq(variant_id))
+        .filter(stock_level::Column::LocationId.eq(location_id))
+        .one(&s.tx)
+        .await?;
+    let available = level.map_or(0, |l| l.on_hand - l.reserved);
+    let lines = repo::find::<purchase_order_line::Entity>(s)
+        .filter(purchase_order_line::Column::VariantId.eq(variant_id))
+        .all(&s.tx)
+        .await?;
+    let mut receipts = vec![0.0; h];
+    let mut inbound = 0;
+    if !lines.is_empty() {
+        let po_ids: Vec<Uuid> = lines.iter().map(|l| l.purchase_order_id).collect();
+        let pos: HashMap<Uuid, purchase_order::Model> = repo::find::<purchase_order::Entity>(s)
+            .filter(purchase_order::Column::Id.is_in(po_ids))
+            .filter(purchase_order::Column::LocationId.eq(location_id))
+            .filter(purchase_order::Column::Status.is_not_in(CLOSED_PO))
+            .all(&s.tx)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        for l in &lines {
+            let Some(po) = pos.get(&l.purchase_order_id) else { continue };
+            let open = i64::from((l.quantity - l.received_quantity).max(0));
+            inbound += open;
+            // Undated orders are not counted on: nobody knows when they come.
+            if let Some(on) = po.expected_on {
+                let t = usize::try_from((on - first_day).num_days().max(0)).unwrap_or(0);
+                if t < h {
+                    receipts[t] += open as f64;
+                }
+            }
+        }
+    }
+    let lead_days = repo::find::<supplier_item::Entity>(s)
+        .filter(supplier_item::Column::VariantId.eq(variant_id))
+        .all(&s.tx)
+        .await?
+        .iter()
+        .filter_map(|i| i.lead_time_mean_days.0.ceil().to_string().parse::<usize>().ok())
+        .min();
+    Ok(Supply { available, inbound, receipts, lead_days })
+}
+
+/// The overrides of one series, oldest day first.
+pub async fn overrides(
+    s: &Scoped,
+    variant_id: Uuid,
+    location_id: Uuid,
+) -> Result<Vec<forecast_override::Model>, DbErr> {
+    repo::find::<forecast_override::Entity>(s)
+        .filter(forecast_override::Column::VariantId.eq(variant_id))
+        .filter(forecast_override::Column::LocationId.eq(location_id))
+        .order_by_asc(forecast_override::Column::Day)
+        .all(&s.tx)
+        .await
+}
+
+/// The forecast per day with planners' overrides in place of the statistical value.
+pub fn with_overrides(point: &[f64], first_day: NaiveDate, overrides: &[forecast_override::Model]) -> Vec<f64> {
+    let mut out = point.to_vec();
+    for o in overrides {
+        if let Ok(t) = usize::try_from((o.day - first_day).num_days())
+            && t < out.len()
+        {
+            out[t] = o.quantity.max(0.0);
+        }
+    }
+    out
+}
+
+/// The stored point forecast of a row.
+pub fn point_of(row: &forecast_e::Model) -> Vec<f64> {
+    floats(&row.forecast["point"])
+}
+
+/// The stored quantile `level` of a row (e.g. `"0.9"`).
+pub fn quantile_of(row: &forecast_e::Model, level: &str) -> Vec<f64> {
+    floats(&row.forecast["quantiles"][level])
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().map(|a| a.iter().map(|x| x.as_f64().unwrap_or(0.0)).collect()).unwrap_or_default()
+}
+
+/// Stores one series' forecast (replacing the previous one) and announces a newly predicted
+/// stockout, in the caller's transaction. With `skip_done`, a series this run already stored is
+/// left as it is (a chunk job running again).
+async fn store(
+    s: &Scoped,
+    run_id: Uuid,
+    first_day: NaiveDate,
+    series: &Series,
+    c: &Computed,
+    skip_done: bool,
+) -> Result<forecast_e::Model, DbErr> {
+    let previous = repo::find::<forecast_e::Entity>(s)
+        .filter(forecast_e::Column::VariantId.eq(series.variant_id))
+        .filter(forecast_e::Column::LocationId.eq(series.location_id))
+        .one(&s.tx)
+        .await?;
+    if let Some(p) = &previous
+        && skip_done
+        && p.run_id == run_id
+    {
+        return Ok(p.clone());
+    }
+    let f = &c.forecast.series;
+    let h = f.point.len();
+    let supply = supply(s, series.variant_id, series.location_id, first_day, h).await?;
+    let demand = with_overrides(&f.point, first_day, &overrides(s, series.variant_id, series.location_id).await?);
+    let next_receipt = supply.lead_days.unwrap_or(h);
+    let stockout = forecast::first_stockout(supply.available as f64, &supply.receipts, &demand)
+        .filter(|t| *t < next_receipt)
+        .and_then(|t| first_day.checked_add_days(Days::new(t as u64)));
+    let quantiles: serde_json::Map<String, serde_json::Value> =
+        QUANTILES.iter().zip(&f.quantiles).map(|(l, q)| (l.to_string(), json!(q))).collect();
+    let row = forecast_e::Model {
+        tenant_id: s.tenant(),
+        variant_id: series.variant_id,
+        location_id: series.location_id,
+        run_id,
+        sku: series.sku.clone(),
+        model: c.forecast.model_name(),
+        demand_class: f.class.as_str().to_owned(),
+        reason: c.forecast.reason(),
+        first_day,
+        forecast: json!({ "point": f.point, "quantiles": quantiles }),
+        holdout: c.holdout.as_ref().map(|h| json!(h)),
+        candidates: json!(f.candidates.iter().map(|(m, e)| (m.as_str(), e)).collect::<Vec<_>>()),
+        stockout_on: stockout,
+        created_at: repo::now(),
+    };
+    forecast_e::Entity::insert(forecast_e::ActiveModel::from(row.clone()))
+        .on_conflict(
+            OnConflict::columns([
+                forecast_e::Column::TenantId,
+                forecast_e::Column::VariantId,
+                forecast_e::Column::LocationId,
+            ])
+            .update_columns([
+                forecast_e::Column::RunId,
+                forecast_e::Column::Sku,
+                forecast_e::Column::Model,
+                forecast_e::Column::DemandClass,
+                forecast_e::Column::Reason,
+                forecast_e::Column::FirstDay,
+                forecast_e::Column::Forecast,
+                forecast_e::Column::Holdout,
+                forecast_e::Column::Candidates,
+                forecast_e::Column::StockoutOn,
+                forecast_e::Column::CreatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(&s.tx)
+        .await?;
+    // Announced when it becomes predicted, not again every night while it stays so.
+    let newly = previous.as_ref().is_none_or(|p| p.stockout_on.is_none());
+    if let (Some(on), true) = (stockout, newly) {
+        announce_stockout(s, series, &supply, on, first_day, next_receipt, &demand, run_id).await?;
+    }
+    Ok(row)
+}
+
+#[expect(clippy::too_many_arguments, reason = "one call site; the values are all different things")]
+async fn announce_stockout(
+    s: &Scoped,
+    series: &Series,
+    supply: &Supply,
+    on: NaiveDate,
+    first_day: NaiveDate,
+    next_receipt: usize,
+    demand: &[f64],
+    run_id: Uuid,
+) -> Result<(), DbErr> {
+    let next_receipt_on = first_day.checked_add_days(Days::new(next_receipt as u64)).unwrap_or(first_day);
+    let days = usize::try_from((on - first_day).num_days()).unwrap_or(0);
+    let demand_until: f64 = demand.iter().take(days + 1).sum();
+    let place = lookup::location(s, series.location_id)
+        .await?
+        .map_or_else(|| "an unknown location".to_owned(), |l| format!("{} ({})", l.name, l.code));
+    let sku = &series.sku;
+    let lines = vec![
+        format!("SKU: {sku}"),
+        format!("Location: {place}"),
+        format!("Available: {}, inbound: {}", supply.available, supply.inbound),
+        format!("Forecast demand until {on}: {demand_until:.1}"),
+        format!("Projected to run out on {on}; the next possible receipt is {next_receipt_on}"),
+    ];
+    let (variant_id, location_id) = (series.variant_id, series.location_id);
+    alerts::raise(s, RuleKind::StockoutPredicted, || Raised {
+        subject: format!("Stockout predicted: {sku} at {place} on {on}"),
+        lines: lines.clone(),
+        variant_id: Some(variant_id),
+        location_id: Some(location_id),
+    })
+    .await?;
+    let data = json!({
+        "sku": sku,
+        "variantId": gid("Variant", variant_id).0,
+        "locationId": gid("Location", location_id).0,
+        "available": supply.available,
+        "inbound": supply.inbound,
+        "stockoutOn": on.to_string(),
+        "nextReceiptOn": next_receipt_on.to_string(),
+        "forecastUnits": format!("{demand_until:.1}"),
+        "forecastRunId": gid("ForecastRun", run_id).0,
+    });
+    crate::events::emit(s, "stock.out_predicted", data).await?;
+    Ok(())
+}
+
+/// Runs `f` on a blocking thread, keeping the current span.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, JobError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| JobError::Retry(format!("forecast task: {e}")))
+}
+
+/// Queues a tenant-wide run, or returns the one already queued or running.
+pub async fn request_run(db: &Db, p: &Principal, horizon: usize) -> Result<Outcome<forecast_run::Model>, DbErr> {
+    if !(1..=MAX_HORIZON).contains(&horizon) {
+        return Ok(Err(vec![UserError::invalid(
+            &["input", "horizon"],
+            format!("horizon must be between 1 and {MAX_HORIZON} days"),
+        )]));
+    }
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let active = repo::find::<forecast_run::Entity>(&s)
+        .filter(forecast_run::Column::Status.is_in(["queued", "running"]))
+        .one(&s.tx)
+        .await?;
+    if let Some(run) = active {
+        s.commit().await?;
+        return Ok(Ok(run));
+    }
+    let run = queue_run(&s, horizon, &p.subject).await?;
+    s.commit().await?;
+    Ok(Ok(run))
+}
+
+/// Records a queued run and enqueues its job, in the caller's transaction.
+pub async fn queue_run(s: &Scoped, horizon: usize, by: &str) -> Result<forecast_run::Model, DbErr> {
+    let run = new_run(s, Uuid::now_v7(), horizon, by).await?;
+    let mut job = NewJob::new(RUN, json!({ "run_id": run.id }));
+    job.dedup_key = Some(format!("{RUN}:{}", run.id));
+    jobs::enqueue(s, job).await?;
+    Ok(run)
+}
+
+async fn new_run(s: &Scoped, id: Uuid, horizon: usize, by: &str) -> Result<forecast_run::Model, DbErr> {
+    let run = forecast_run::Model {
+        tenant_id: s.tenant(),
+        id,
+        status: "queued".into(),
+        horizon: i32::try_from(horizon).unwrap_or(DEFAULT_HORIZON as i32),
+        season: SEASON as i32,
+        series_total: 0,
+        requested_by: by.to_owned(),
+        model: None,
+        error: None,
+        created_at: repo::now(),
+        started_at: None,
+        finished_at: None,
+    };
+    forecast_run::Entity::insert(forecast_run::ActiveModel::from(run.clone())).exec_without_returning(&s.tx).await?;
+    Ok(run)
+}
+
+fn stored_model(run: &forecast_run::Model) -> Option<StoredModel> {
+    run.model.as_ref().and_then(|m| serde_json::from_value(m.clone()).ok())
+}
+
+/// The latest completed run (whose model forecasts single series).
+pub async fn latest_completed(s: &Scoped) -> Result<Option<forecast_run::Model>, DbErr> {
+    repo::find::<forecast_run::Entity>(s)
+        .filter(forecast_run::Column::Status.eq("completed"))
+        .order_by_desc(forecast_run::Column::CreatedAt)
+        .one(&s.tx)
+        .await
+}
+
+/// Re-forecasts one SKU × location now, with the latest completed run's model.
+pub async fn refresh(
+    db: &Db,
+    p: &Principal,
+    sku: &str,
+    location_id: Option<Uuid>,
+) -> Result<Outcome<forecast_e::Model>, DbErr> {
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let variant = lookup::variant_by_sku(&s, sku).await?;
+    let location = match location_id {
+        Some(id) => lookup::location(&s, id).await?,
+        None => None,
+    };
+    let Some(variant) = variant else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "variant")]));
+    };
+    let Some(location) = location else {
+        return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    };
+    let run = latest_completed(&s).await?;
+    let Some((run, stored)) = run.and_then(|r| stored_model(&r).map(|m| (r, m))) else {
+        return Ok(Err(vec![UserError::new(
+            &["input", "sku"],
+            UserErrorCode::InvalidState,
+            "no forecast run has completed yet: run forecastRun without a SKU first",
+        )]));
+    };
+    let cfg = config(stored.panel.horizon);
+    let pair = [(variant.id, location.id)];
+    let (_, series) = load(&s, Some(&pair), Some(stored.first_day), cfg.horizon).await?;
+    let Some(one) = series.first() else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "demand history")]));
+    };
+    let computed = compute(&stored.panel, std::slice::from_ref(one), &cfg);
+    let Some(c) = computed.first() else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "demand history")]));
+    };
+    let row = store(&s, run.id, stored.first_day, one, c, false).await?;
+    s.commit().await?;
+    Ok(Ok(row))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RunPayload {
+    /// Absent for the nightly schedule: the job's own id names the run then.
+    run_id: Option<Uuid>,
+}
+
+struct RunJob;
+
+#[async_trait::async_trait]
+impl Handler for RunJob {
+    async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
+        let payload: RunPayload = serde_json::from_value(job.payload.clone()).unwrap_or(RunPayload { run_id: None });
+        let run_id = payload.run_id.unwrap_or(job.id);
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        let run = match lookup_run(&s, run_id).await? {
+            Some(r) => r,
+            None => new_run(&s, run_id, DEFAULT_HORIZON, "schedule").await?,
+        };
+        if run.status != "queued" && run.status != "running" {
+            s.commit().await?;
+            return Ok(());
+        }
+        set_status(&s, run.id, "running").await?;
+        s.commit().await?;
+        let horizon = usize::try_from(run.horizon).unwrap_or(DEFAULT_HORIZON).clamp(1, MAX_HORIZON);
+        let cfg = config(horizon);
+        let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
+        let (first_day, series) = load(&s, None, None, horizon).await?;
+        s.commit().await?;
+        let pairs: Vec<(Uuid, Uuid)> = series.iter().map(|x| (x.variant_id, x.location_id)).collect();
+        let fit_cfg = cfg.clone();
+        let panel = blocking(move || fit(&series, &fit_cfg)).await?;
+        let stored = StoredModel { first_day, panel };
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        let mut am: forecast_run::ActiveModel = run.clone().into();
+        am.model = Set(Some(json!(stored)));
+        am.series_total = Set(i32::try_from(pairs.len()).unwrap_or(i32::MAX));
+        if pairs.is_empty() {
+            am.status = Set("completed".into());
+            am.finished_at = Set(Some(repo::now()));
+        }
+        sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+        for (i, chunk) in pairs.chunks(CHUNK_SIZE).enumerate() {
+            let mut j = NewJob::new(CHUNK, json!({ "run_id": run.id, "series": chunk }));
+            j.dedup_key = Some(format!("{CHUNK}:{}:{i}", run.id));
+            jobs::enqueue(&s, j).await?;
+        }
+        s.commit().await?;
+        tracing::info!(run = %run.id, series = pairs.len(), "forecast model fitted; chunks queued");
+        Ok(())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ChunkPayload {
+    run_id: Uuid,
+    series: Vec<(Uuid, Uuid)>,
+}
+
+struct ChunkJob;
+
+#[async_trait::async_trait]
+impl Handler for ChunkJob {
+    async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
+        let payload: ChunkPayload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| JobError::Permanent(format!("bad forecast chunk: {e}")))?;
+        let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
+        let run = lookup_run(&s, payload.run_id).await?;
+        let Some((run, stored)) = run.and_then(|r| stored_model(&r).map(|m| (r, m))) else {
+            return Err(JobError::Permanent(format!("forecast run {} has no model", payload.run_id)));
+        };
+        let cfg = config(stored.panel.horizon);
+        let first_day = stored.first_day;
+        let (_, series) = load(&s, Some(&payload.series), Some(first_day), cfg.horizon).await?;
+        s.commit().await?;
+        let (series, computed) = blocking(move || {
+            let computed = compute(&stored.panel, &series, &cfg);
+            (series, computed)
+        })
+        .await?;
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        for (one, c) in series.iter().zip(&computed) {
+            store(&s, run.id, first_day, one, c, true).await?;
+        }
+        let done = repo::find::<forecast_e::Entity>(&s)
+            .filter(forecast_e::Column::RunId.eq(run.id))
+            .select_only()
+            .column(forecast_e::Column::VariantId)
+            .into_tuple::<Uuid>()
+            .all(&s.tx)
+            .await?
+            .len();
+        if done >= usize::try_from(run.series_total).unwrap_or(0) {
+            set_status(&s, run.id, "completed").await?;
+        }
+        s.commit().await?;
+        Ok(())
+    }
+}
+
+async fn lookup_run(s: &Scoped, id: Uuid) -> Result<Option<forecast_run::Model>, DbErr> {
+    repo::find::<forecast_run::Entity>(s).filter(forecast_run::Column::Id.eq(id)).one(&s.tx).await
+}
+
+async fn set_status(s: &Scoped, id: Uuid, status: &str) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    let now = repo::now();
+    let mut q = forecast_run::Entity::update_many()
+        .col_expr(forecast_run::Column::Status, Expr::value(status))
+        .filter(forecast_run::Column::TenantId.eq(s.tenant()))
+        .filter(forecast_run::Column::Id.eq(id));
+    q = match status {
+        "running" => q.col_expr(forecast_run::Column::StartedAt, Expr::value(now)),
+        _ => q.col_expr(forecast_run::Column::FinishedAt, Expr::value(now)),
+    };
+    q.exec(&s.tx).await?;
+    Ok(())
+}
+
+/// Sets (or, with `quantity: None`, clears) a planner's forecast for one day.
+pub async fn set_override(
+    db: &Db,
+    p: &Principal,
+    sku: &str,
+    location_id: Option<Uuid>,
+    day: NaiveDate,
+    quantity: Option<f64>,
+    note: &str,
+) -> Result<Outcome<Option<forecast_override::Model>>, DbErr> {
+    if let Some(q) = quantity
+        && !(q.is_finite() && (0.0..=1e9).contains(&q))
+    {
+        return Ok(Err(vec![UserError::invalid(&["input", "quantity"], "quantity must be between 0 and 1e9")]));
+    }
+    if note.chars().count() > 1000 {
+        return Ok(Err(vec![UserError::invalid(&["input", "note"], "note must be at most 1000 characters")]));
+    }
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let Some(variant) = lookup::variant_by_sku(&s, sku).await? else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "variant")]));
+    };
+    let location = match location_id {
+        Some(id) => lookup::location(&s, id).await?,
+        None => None,
+    };
+    let Some(location) = location else {
+        return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    };
+    let existing = forecast_override::Entity::delete_many()
+        .filter(forecast_override::Column::TenantId.eq(s.tenant()))
+        .filter(forecast_override::Column::VariantId.eq(variant.id))
+        .filter(forecast_override::Column::LocationId.eq(location.id))
+        .filter(forecast_override::Column::Day.eq(day));
+    existing.exec(&s.tx).await?;
+    let row = match quantity {
+        None => None,
+        Some(q) => {
+            let row = forecast_override::Model {
+                tenant_id: s.tenant(),
+                variant_id: variant.id,
+                location_id: location.id,
+                day,
+                quantity: q,
+                note: note.to_owned(),
+                set_by: p.subject.clone(),
+                set_at: repo::now(),
+            };
+            forecast_override::Entity::insert(forecast_override::ActiveModel::from(row.clone()))
+                .exec_without_returning(&s.tx)
+                .await?;
+            Some(row)
+        }
+    };
+    s.commit().await?;
+    Ok(Ok(row))
+}
