@@ -81,3 +81,29 @@ mod tests {
         assert_eq!(first_stockout(0.0, &[], &[0.0, 0.5]), Some(1));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// More days or a higher service level never need less stock, and never a negative amount.
+        #[test]
+        fn lead_time_demand_grows_with_days_and_service_level(
+            point in proptest::collection::vec(0.0f64..100.0, 1..30),
+            spread in 0.0f64..20.0,
+            days in 1usize..40,
+            sporadic in any::<bool>(),
+            tau in 0.01f64..0.98,
+        ) {
+            let lower: Vec<f64> = point.iter().map(|p| (p - spread).max(0.0)).collect();
+            let upper: Vec<f64> = point.iter().map(|p| p + spread).collect();
+            let q = |d: usize, t: f64| lead_time_quantile(&point, &lower, &upper, (0.1, 0.9), d, sporadic, t);
+            let base = q(days, tau);
+            prop_assert!(base.is_finite() && base >= 0.0);
+            prop_assert!(q(days, tau + 0.01) >= base - 1e-9);
+            prop_assert!(q(days + 1, tau) >= base - 1e-9);
+        }
+    }
+}
