@@ -9,7 +9,7 @@ use super::methods;
 const CHALLENGER_MARGIN: f64 = 0.9;
 
 /// A per-series model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Model {
     SeasonalNaive,
     Ses,
@@ -119,8 +119,16 @@ pub fn impute_censored(y: &[f64], censored: &[bool], m: usize) -> Vec<f64> {
     out
 }
 
-/// Forecasts one series (oldest first; negative values are treated as zero).
+/// Forecasts one series (oldest first; negative values are treated as zero), with the model of
+/// least backtest error among its class's candidates.
 pub fn forecast_series(y: &[f64], cfg: &Config) -> SeriesForecast {
+    forecast_series_as(y, cfg, None)
+}
+
+/// Like [`forecast_series`], but uses `prefer` when it is among the series' candidates (a choice
+/// made for the whole demand class across many series, which a few backtest origins of one
+/// series cannot overrule reliably).
+pub fn forecast_series_as(y: &[f64], cfg: &Config, prefer: Option<Model>) -> SeriesForecast {
     let y: Vec<f64> = y.iter().map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 }).collect();
     let (h, m) = (cfg.horizon, cfg.season.max(1));
     let class = classify(&y);
@@ -156,6 +164,10 @@ pub fn forecast_series(y: &[f64], cfg: &Config) -> SeriesForecast {
     let bar = scored.iter().find(|s| Some(s.0) == simplest).map_or(f64::INFINITY, |s| s.1) * CHALLENGER_MARGIN;
     let eligible = |s: &(Model, f64, f64, Vec<Vec<f64>>)| Some(s.0) == simplest || s.1 <= bar;
     scored.sort_by(|a, b| eligible(b).cmp(&eligible(a)).then(a.1.total_cmp(&b.1)).then(a.0.cmp(&b.0)));
+    if let Some(i) = prefer.and_then(|p| scored.iter().position(|s| s.0 == p)) {
+        let preferred = scored.remove(i);
+        scored.insert(0, preferred);
+    }
     let (model, _, mae, errors) = scored.first().cloned().unwrap_or((Model::Ses, 0.0, 0.0, vec![Vec::new(); h]));
     let point: Vec<f64> = model.run(&y, h, m).into_iter().map(|v| v.max(0.0)).collect();
     let quantiles = quantiles(&point, &errors, &cfg.quantiles);

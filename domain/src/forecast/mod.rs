@@ -12,7 +12,7 @@ pub mod supply;
 
 pub use calendar::Freq;
 pub use classify::DemandClass;
-pub use engine::{Config, Model, SeriesForecast, forecast_series, impute_censored};
+pub use engine::{Config, Model, SeriesForecast, forecast_series, forecast_series_as, impute_censored};
 pub use global::Panel;
 pub use panel::{
     Blend, Holdout, PanelForecast, PanelModel, apply, fit_panel, forecast_one, forecast_panel, holdout, locals,

@@ -1,7 +1,9 @@
-//! Forecasting a whole panel of series: each series' best per-series model, the global model
-//! across all of them, or the two averaged, whichever backtested best for its demand class.
+//! Forecasting a whole panel of series: a per-series model, the global model across all of them,
+//! or the two averaged, whichever backtested best for its demand class.
 //!
-//! The choice is made on the last `horizon` periods: per-series models and the global model are
+//! The per-series model is chosen per demand class too: the candidate with the least scaled
+//! backtest error over all series of the class (rolling origins), which is far more reliable
+//! than what a few origins of one series say. Then, on the last `horizon` periods: per-series models and the global model are
 //! fitted without them, forecast them, and the option with the least scaled squared error per
 //! class (smooth or sporadic demand) wins. Quantiles come from the same held-out errors, scaled
 //! per series and pooled per class (split conformal).
@@ -14,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Config, SeriesForecast, empirical_quantile, forecast_series};
+use super::engine::{Config, Model, SeriesForecast, empirical_quantile, forecast_series, forecast_series_as};
 use super::global::{self, GlobalModel, Panel};
 use super::metrics;
 
@@ -30,6 +32,8 @@ pub enum Blend {
 pub struct PanelForecast {
     pub series: SeriesForecast,
     pub blend: Blend,
+    /// The per-series model is the one chosen for the whole demand class.
+    pub class_choice: bool,
 }
 
 impl PanelForecast {
@@ -46,14 +50,16 @@ impl PanelForecast {
     pub fn reason(&self) -> String {
         let s = &self.series;
         let class = s.class.as_str();
+        let names = || s.candidates.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ");
         let local = match s.candidates.as_slice() {
             [] => format!("{} (too little history to compare models)", s.model.as_str()),
             [only] => format!("{} (the only candidate)", only.0.as_str()),
-            all => format!(
-                "{} had the least backtest error among {}",
+            _ if self.class_choice => format!(
+                "{} had the least backtest error across the series of this demand class among {}",
                 s.model.as_str(),
-                all.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ")
+                names()
             ),
+            _ => format!("{} had the least backtest error among {}", s.model.as_str(), names()),
         };
         match self.blend {
             Blend::Local => format!("{class} demand; per-series model: {local}"),
@@ -97,6 +103,10 @@ pub struct PanelModel {
     /// The choice for regular and for sporadic demand.
     pub smooth: Blend,
     pub sporadic: Blend,
+    /// The per-series model for regular and for sporadic demand (when the class had series to
+    /// judge by).
+    pub smooth_model: Option<Model>,
+    pub sporadic_model: Option<Model>,
     /// Scale-free held-out residuals of the chosen blend per class, as 201 quantiles (0 %, 0.5 %, …, 100 %).
     smooth_residuals: Vec<f64>,
     sporadic_residuals: Vec<f64>,
@@ -140,11 +150,46 @@ pub fn locals(panels: &[Panel<'_>], cfg: &Config) -> Vec<SeriesForecast> {
     panels.iter().map(|p| forecast_series(p.y, cfg)).collect()
 }
 
+/// The per-series model of least scaled backtest error (root mean squared error over the RMSSE
+/// scale, averaged over series) for the series of each class; a model must be a candidate of at
+/// least half of them.
+fn class_models(panels: &[Panel<'_>], locals: &[SeriesForecast]) -> [Option<Model>; 2] {
+    let mut out = [None, None];
+    for (slot, sporadic) in out.iter_mut().zip([false, true]) {
+        let mut scores: BTreeMap<Model, (f64, usize)> = BTreeMap::new();
+        let mut members = 0usize;
+        for (p, local) in panels.iter().zip(locals) {
+            if local.class.is_sporadic() != sporadic || local.candidates.is_empty() || local.backtest_mae.is_none() {
+                continue;
+            }
+            members += 1;
+            let scale = sq_scale(p.y);
+            for (model, mse) in &local.candidates {
+                let e = scores.entry(*model).or_default();
+                e.0 += (mse / scale).sqrt();
+                e.1 += 1;
+            }
+        }
+        *slot = scores
+            .into_iter()
+            .filter(|(_, (_, n))| 2 * n >= members && *n > 0)
+            .map(|(model, (sum, n))| (model, sum / n as f64))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .map(|(model, _)| model);
+    }
+    out
+}
+
 /// Learns from the whole panel which forecast to use per demand class, and fits the global model.
 /// `locals[i]` is `forecast_series` of `panels[i]`.
 pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) -> PanelModel {
     let h = cfg.horizon;
     let m = cfg.season.max(1);
+    let [smooth_model, sporadic_model] = class_models(panels, locals);
+    let model_of = |local: &SeriesForecast| {
+        let class_model = if local.class.is_sporadic() { sporadic_model } else { smooth_model };
+        class_model.filter(|c| local.candidates.iter().any(|(m, _)| m == c)).unwrap_or(local.model)
+    };
     let validation = global::fit(panels, h, m, h);
     // Held-out forecasts of the last h periods by each option, per series.
     let mut scores: BTreeMap<(bool, Blend), (f64, usize)> = BTreeMap::new();
@@ -156,7 +201,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         }
         let origin = n - h;
         let actual = &p.y[origin..];
-        let local_f = local.model.run(&p.y[..origin], h, m);
+        let local_f = model_of(local).run(&p.y[..origin], h, m);
         let global_f = validation.as_ref().and_then(|g| g.predict(p, origin));
         let sporadic = local.class.is_sporadic();
         let scale = sq_scale(&p.y[..origin]);
@@ -193,6 +238,8 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         global,
         smooth,
         sporadic,
+        smooth_model,
+        sporadic_model,
     }
 }
 
@@ -200,11 +247,24 @@ impl PanelModel {
     fn choice(&self, sporadic: bool) -> (Blend, &[f64]) {
         if sporadic { (self.sporadic, &self.sporadic_residuals) } else { (self.smooth, &self.smooth_residuals) }
     }
+
+    fn class_model(&self, sporadic: bool) -> Option<Model> {
+        if sporadic { self.sporadic_model } else { self.smooth_model }
+    }
 }
 
-/// Forecasts one series with a fitted panel model; `local` is `forecast_series(p.y, cfg)`.
+/// Forecasts one series with a fitted panel model; `local` is `forecast_series(p.y, cfg)` (it is
+/// made again with the class's model when that differs and is a candidate).
 pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: &Config) -> PanelForecast {
-    let (blend, residuals) = model.choice(local.class.is_sporadic());
+    let sporadic = local.class.is_sporadic();
+    let class_model = model.class_model(sporadic).filter(|c| local.candidates.iter().any(|(m, _)| m == c));
+    if let Some(c) = class_model
+        && c != local.model
+    {
+        local = forecast_series_as(p.y, cfg, Some(c));
+    }
+    let class_choice = class_model.is_some_and(|c| c == local.model);
+    let (blend, residuals) = model.choice(sporadic);
     let global_f =
         if blend == Blend::Local { None } else { model.global.as_ref().and_then(|g| g.predict(p, p.y.len())) };
     let blend = match global_f {
@@ -220,7 +280,7 @@ pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: 
         }
         None => Blend::Local,
     };
-    PanelForecast { series: local, blend }
+    PanelForecast { series: local, blend, class_choice }
 }
 
 /// Held-out accuracy of `forecast` (made by [`apply`]): the same method refitted without the last
@@ -272,7 +332,8 @@ pub fn holdout(model: &PanelModel, p: &Panel<'_>, forecast: &PanelForecast, cfg:
 /// Forecasts one series with a fitted panel model, and measures the same method on its held-out
 /// last `horizon` periods.
 pub fn forecast_one(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> (PanelForecast, Option<Holdout>) {
-    let f = apply(model, p, forecast_series(p.y, cfg), cfg);
+    let prefer = model.class_model(super::classify::classify(p.y).is_sporadic());
+    let f = apply(model, p, forecast_series_as(p.y, cfg, prefer), cfg);
     let h = holdout(model, p, &f, cfg);
     (f, h)
 }
@@ -303,6 +364,35 @@ fn conformal(point: &[f64], residuals: &[f64], level: f64, levels: &[f64]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forecast::DemandClass;
+
+    /// The class's model is the one with the least error over all its series, even where one
+    /// series' own backtest (a few origins) narrowly preferred another.
+    #[test]
+    fn the_per_series_model_is_chosen_across_the_class() {
+        let y: Vec<f64> = (0..40).map(|t| f64::from(t % 3 + 1)).collect();
+        let panels: Vec<Panel<'_>> = (0..3).map(|_| Panel { y: &y, exog: &[] }).collect();
+        let series = |candidates: Vec<(Model, f64)>| SeriesForecast {
+            point: vec![1.0; 4],
+            quantiles: vec![],
+            model: candidates[0].0,
+            class: DemandClass::Smooth,
+            backtest_mae: Some(1.0),
+            candidates,
+        };
+        let locals = vec![
+            series(vec![(Model::Ses, 1.0), (Model::DampedTrend, 4.0)]),
+            series(vec![(Model::Ses, 1.0), (Model::DampedTrend, 4.0)]),
+            series(vec![(Model::DampedTrend, 0.9), (Model::Ses, 1.0)]),
+        ];
+        assert_eq!(class_models(&panels, &locals), [Some(Model::Ses), None]);
+        // And the series whose own backtest preferred the damped trend is forecast with SES.
+        let model = fit_panel(&panels, &locals, &Config::new(4, 1));
+        let f = apply(&model, &panels[2], locals[2].clone(), &Config::new(4, 1));
+        assert_eq!((f.series.model, f.class_choice), (Model::Ses, true));
+        let named = f.reason().contains("across the series of this demand class");
+        assert!(named || f.blend == Blend::Global, "{}", f.reason());
+    }
 
     /// Promotions (known in advance) lift every series; only the global model can see them, so
     /// it wins the held-out comparison and the forecast lifts on the promoted periods.
