@@ -505,20 +505,11 @@ impl ForecastMutation {
         };
         match service::refresh(ctx.db(), p, &sku, location_id).await? {
             Err(e) => Ok(fail(e)),
-            Ok(row) => {
-                let s = read_tx(ctx, p).await?;
-                let run = repo::find::<forecast_run::Entity>(&s)
-                    .filter(forecast_run::Column::Id.eq(row.run_id))
-                    .one(&s.tx)
-                    .await?;
-                let overrides = service::overrides(&s, row.variant_id, row.location_id).await?;
-                s.commit().await?;
-                Ok(ForecastRunPayload {
-                    forecast_run: run.map(ForecastRun),
-                    forecast: Some(Forecast { row, overrides }),
-                    user_errors: vec![],
-                })
-            }
+            Ok(r) => Ok(ForecastRunPayload {
+                forecast_run: Some(ForecastRun(r.run)),
+                forecast: Some(Forecast { row: r.forecast, overrides: r.overrides }),
+                user_errors: vec![],
+            }),
         }
     }
 

@@ -40,6 +40,9 @@ pub const DEFAULT_HORIZON: usize = 28;
 pub const MAX_HORIZON: usize = 366;
 /// Daily demand repeats weekly.
 const SEASON: usize = 7;
+/// Days of history a forecast reads: more than the per-series models look at
+/// (`forecast::engine::LOCAL_WINDOW`) and than the global model's features and training reach.
+const HISTORY_DAYS: u64 = 420;
 /// The quantile levels every stored forecast carries.
 pub const QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];
 /// Purchase orders in these states will not arrive.
@@ -88,9 +91,10 @@ impl Series {
     }
 }
 
-/// Loads the demand history of every SKU × location of the tenant (or of `only`'s), ending the
-/// day before `first_day` (by default the day after the latest demand), with `horizon` days of
-/// future features. Series without any demand yet are included (empty history).
+/// Loads the demand history of every SKU × location of the tenant (or of `only`'s): the
+/// [`HISTORY_DAYS`] ending the day before `first_day` (by default the day after the latest
+/// demand), with `horizon` days of future features. Series without any demand yet are included
+/// (empty history).
 pub async fn load(
     s: &Scoped,
     only: Option<&[(Uuid, Uuid)]>,
@@ -98,42 +102,61 @@ pub async fn load(
     horizon: usize,
 ) -> Result<(NaiveDate, Vec<Series>), DbErr> {
     let variant_ids: Option<Vec<Uuid>> = only.map(|pairs| pairs.iter().map(|p| p.0).collect());
+    let location_ids: Option<Vec<Uuid>> = only.map(|pairs| pairs.iter().map(|p| p.1).collect());
     let mut vq = repo::find::<variant::Entity>(s);
     if let Some(ids) = &variant_ids {
         vq = vq.filter(variant::Column::Id.is_in(ids.clone()));
     }
     let skus: HashMap<Uuid, String> = vq.all(&s.tx).await?.into_iter().map(|v| (v.id, v.sku)).collect();
     let mut dq = repo::find::<daily_demand::Entity>(s);
-    if let Some(ids) = &variant_ids {
-        dq = dq.filter(daily_demand::Column::VariantId.is_in(ids.clone()));
+    if let (Some(variants), Some(locations)) = (&variant_ids, &location_ids) {
+        dq = dq
+            .filter(daily_demand::Column::VariantId.is_in(variants.clone()))
+            .filter(daily_demand::Column::LocationId.is_in(locations.clone()));
     }
-    if let Some(first) = first_day {
-        dq = dq.filter(daily_demand::Column::Day.lt(first));
-    }
-    let rows = dq
-        .order_by_asc(daily_demand::Column::VariantId)
-        .order_by_asc(daily_demand::Column::LocationId)
-        .order_by_asc(daily_demand::Column::Day)
+    use daily_demand::Column as D;
+    let first_day = match first_day {
+        Some(d) => d,
+        None => {
+            let latest: Option<Option<NaiveDate>> = repo::find::<daily_demand::Entity>(s)
+                .select_only()
+                .column_as(D::Day.max(), "latest")
+                .into_tuple()
+                .one(&s.tx)
+                .await?;
+            latest.flatten().and_then(|d| d.succ_opt()).unwrap_or_else(|| repo::now().date_naive())
+        }
+    };
+    let oldest = first_day.checked_sub_days(Days::new(HISTORY_DAYS)).unwrap_or(first_day);
+    dq = dq.filter(D::Day.lt(first_day)).filter(D::Day.gte(oldest));
+    let rows: Vec<(Uuid, Uuid, NaiveDate, i32, String, bool, bool)> = dq
+        .select_only()
+        .columns([D::VariantId, D::LocationId, D::Day, D::Units, D::Price, D::Promo, D::Stockout])
+        .order_by_asc(D::VariantId)
+        .order_by_asc(D::LocationId)
+        .order_by_asc(D::Day)
+        .into_tuple()
         .all(&s.tx)
         .await?;
-    let mut pairs: BTreeMap<(Uuid, Uuid), Vec<daily_demand::Model>> = BTreeMap::new();
-    let mut lq = repo::find::<stock_level::Entity>(s);
-    if let Some(ids) = &variant_ids {
-        lq = lq.filter(stock_level::Column::VariantId.is_in(ids.clone()));
+    let mut pairs: BTreeMap<(Uuid, Uuid), Vec<Demand>> = BTreeMap::new();
+    match only {
+        Some(wanted) => pairs.extend(wanted.iter().map(|k| (*k, Vec::new()))),
+        None => {
+            for l in repo::find::<stock_level::Entity>(s).all(&s.tx).await? {
+                pairs.entry((l.variant_id, l.location_id)).or_default();
+            }
+        }
     }
-    for l in lq.all(&s.tx).await? {
-        pairs.entry((l.variant_id, l.location_id)).or_default();
+    for (variant_id, location_id, day, units, price, promo, stockout) in rows {
+        let price = price.parse::<f64>().ok().filter(|p| p.is_finite() && *p > 0.0);
+        if let Some(v) = pairs.get_mut(&(variant_id, location_id)) {
+            v.push(Demand { day, units, price, promo, stockout });
+        } else if only.is_none() {
+            pairs.insert((variant_id, location_id), vec![Demand { day, units, price, promo, stockout }]);
+        }
     }
-    let mut latest = None;
-    for r in rows {
-        latest = latest.max(Some(r.day));
-        pairs.entry((r.variant_id, r.location_id)).or_default().push(r);
-    }
-    let first_day = first_day.or_else(|| latest.and_then(|d| d.succ_opt())).unwrap_or_else(|| repo::now().date_naive());
-    let wanted = |k: &(Uuid, Uuid)| only.is_none_or(|o| o.contains(k));
     let series = pairs
         .into_iter()
-        .filter(|(k, _)| wanted(k))
         .filter_map(|((variant_id, location_id), rows)| {
             let sku = skus.get(&variant_id)?.clone();
             let (y, exog) = history(&rows, first_day, horizon);
@@ -146,7 +169,16 @@ pub async fn load(
 /// Daily demand from the first row's day to the day before `first_day` (missing days are zero),
 /// stockout days imputed from the same weekday; features: the calendar, the promotion flag and
 /// the price relative to the series' median price (future days: no promotion, the last price).
-fn history(rows: &[daily_demand::Model], first_day: NaiveDate, horizon: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+/// One day of one series' demand as loaded.
+struct Demand {
+    day: NaiveDate,
+    units: i32,
+    price: Option<f64>,
+    promo: bool,
+    stockout: bool,
+}
+
+fn history(rows: &[Demand], first_day: NaiveDate, horizon: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
     let start = rows.first().map_or(first_day, |r| r.day);
     let n = usize::try_from((first_day - start).num_days()).unwrap_or(0);
     let mut y = vec![0.0; n];
@@ -161,7 +193,7 @@ fn history(rows: &[daily_demand::Model], first_day: NaiveDate, horizon: usize) -
         y[t] = f64::from(r.units.max(0));
         censored[t] = r.stockout;
         promo[t] = f64::from(u8::from(r.promo));
-        price[t] = r.price.0.to_string().parse::<f64>().ok().filter(|p| *p > 0.0);
+        price[t] = r.price;
     }
     let known: Vec<f64> = price.iter().flatten().copied().collect();
     let median = forecast::metrics::median(&known).unwrap_or(1.0);
@@ -322,7 +354,7 @@ async fn store(
     series: &Series,
     c: &Computed,
     skip_done: bool,
-) -> Result<forecast_e::Model, DbErr> {
+) -> Result<(forecast_e::Model, Vec<forecast_override::Model>), DbErr> {
     let previous = repo::find::<forecast_e::Entity>(s)
         .filter(forecast_e::Column::VariantId.eq(series.variant_id))
         .filter(forecast_e::Column::LocationId.eq(series.location_id))
@@ -332,12 +364,13 @@ async fn store(
         && skip_done
         && p.run_id == run_id
     {
-        return Ok(p.clone());
+        return Ok((p.clone(), Vec::new()));
     }
     let f = &c.forecast.series;
     let h = f.point.len();
     let supply = supply(s, series.variant_id, series.location_id, first_day, h).await?;
-    let demand = with_overrides(&f.point, first_day, &overrides(s, series.variant_id, series.location_id).await?);
+    let overrides = overrides(s, series.variant_id, series.location_id).await?;
+    let demand = with_overrides(&f.point, first_day, &overrides);
     let next_receipt = supply.lead_days.unwrap_or(h);
     let stockout = forecast::first_stockout(supply.available as f64, &supply.receipts, &demand)
         .filter(|t| *t < next_receipt)
@@ -389,7 +422,7 @@ async fn store(
     if let (Some(on), true) = (stockout, newly) {
         announce_stockout(s, series, &supply, on, first_day, next_receipt, &demand, run_id).await?;
     }
-    Ok(row)
+    Ok((row, overrides))
 }
 
 #[expect(clippy::too_many_arguments, reason = "one call site; the values are all different things")]
@@ -511,13 +544,21 @@ pub async fn latest_completed(s: &Scoped) -> Result<Option<forecast_run::Model>,
         .await
 }
 
+/// A series re-forecast by [`refresh`].
+pub struct Refreshed {
+    pub forecast: forecast_e::Model,
+    pub overrides: Vec<forecast_override::Model>,
+    /// The run whose model made it.
+    pub run: forecast_run::Model,
+}
+
 /// Re-forecasts one SKU × location now, with the latest completed run's model.
 pub async fn refresh(
     db: &Db,
     p: &Principal,
     sku: &str,
     location_id: Option<Uuid>,
-) -> Result<Outcome<forecast_e::Model>, DbErr> {
+) -> Result<Outcome<Refreshed>, DbErr> {
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
     let variant = lookup::variant_by_sku(&s, sku).await?;
     let location = match location_id {
@@ -548,9 +589,9 @@ pub async fn refresh(
     let Some(c) = computed.first() else {
         return Ok(Err(vec![UserError::not_found(&["input", "sku"], "demand history")]));
     };
-    let row = store(&s, run.id, stored.first_day, one, c, false).await?;
+    let (forecast, overrides) = store(&s, run.id, stored.first_day, one, c, false).await?;
     s.commit().await?;
-    Ok(Ok(row))
+    Ok(Ok(Refreshed { forecast, overrides, run }))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

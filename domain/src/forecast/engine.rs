@@ -7,6 +7,9 @@ use super::methods;
 
 /// How much lower (as a fraction) a challenger's backtest error must be than the simplest model's.
 const CHALLENGER_MARGIN: f64 = 0.9;
+/// Per-series models see at most this many of the latest periods (over a year of days): older
+/// demand says little about the level and trend now, and costs time on every fit.
+pub const LOCAL_WINDOW: usize = 400;
 
 /// A per-series model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -35,8 +38,9 @@ impl Model {
         }
     }
 
-    /// Forecasts `h` periods from `y` with season length `m`.
+    /// Forecasts `h` periods from the last [`LOCAL_WINDOW`] periods of `y`, season length `m`.
     pub fn run(self, y: &[f64], h: usize, m: usize) -> Vec<f64> {
+        let y = &y[y.len().saturating_sub(LOCAL_WINDOW)..];
         match self {
             Model::SeasonalNaive => methods::seasonal_naive(y, h, m),
             Model::Ses => methods::ses(y, h),

@@ -80,9 +80,9 @@ pub fn damped_trend_run(y: &[f64], h: usize, alpha: f64, beta: f64, phi: f64) ->
 /// Damped trend with weights fitted by grid search on one-step squared error.
 pub fn damped_trend(y: &[f64], h: usize) -> Vec<f64> {
     let mut best = (f64::INFINITY, 0.3, 0.1, 0.9);
-    for alpha in [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9] {
-        for beta in [0.01, 0.05, 0.1, 0.2, 0.4] {
-            for phi in [0.8, 0.9, 0.95, 0.98] {
+    for alpha in [0.05, 0.1, 0.2, 0.35, 0.6, 0.9] {
+        for beta in [0.01, 0.05, 0.2] {
+            for phi in [0.85, 0.95, 0.98] {
                 let (_, sse) = damped_trend_run(y, 0, alpha, beta, phi);
                 if sse < best.0 {
                     best = (sse, alpha, beta, phi);
