@@ -156,6 +156,12 @@ impl MigrationTrait for Migration {
         for i in indexes() {
             manager.create_index(i).await?;
         }
+        // Demand is read per variant and location (forecasts, days of cover): the primary key
+        // serves that. Without fresh statistics (right after a bulk load) PostgreSQL preferred
+        // this index and read every variant of the location; nothing needs it.
+        manager
+            .drop_index(Index::drop().name("ix_daily_demand_location_day").table("daily_demand").if_exists().to_owned())
+            .await?;
         if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
             let db = manager.get_connection();
             let tenant = format!("NULLIF(current_setting('{}', true), '')::uuid", crate::TENANT_SETTING);
@@ -173,6 +179,18 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_daily_demand_location_day")
+                    .table("daily_demand")
+                    .if_not_exists()
+                    .col("tenant_id")
+                    .col("location_id")
+                    .col("day")
+                    .to_owned(),
+            )
+            .await?;
         for t in tables().iter().rev() {
             let name = t.get_table_name().cloned().ok_or_else(|| DbErr::Migration("table without name".into()))?;
             manager.drop_table(Table::drop().table(name).if_exists().to_owned()).await?;

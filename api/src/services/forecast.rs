@@ -8,7 +8,7 @@
 //! and the alert rule). A chunk that runs again finds its series done and changes nothing.
 //! One series can be re-forecast at once with the latest completed run's model ([`refresh`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Days, NaiveDate};
 use qm_domain::forecast::{self, Config, Freq, Holdout, Panel, PanelForecast, PanelModel, calendar};
@@ -91,84 +91,113 @@ impl Series {
     }
 }
 
-/// Loads the demand history of every SKU × location of the tenant (or of `only`'s): the
-/// [`HISTORY_DAYS`] ending the day before `first_day` (by default the day after the latest
-/// demand), with `horizon` days of future features. Series without any demand yet are included
-/// (empty history).
+/// The first day to forecast: the day after the tenant's latest demand (today without any).
+pub async fn first_day(s: &Scoped) -> Result<NaiveDate, DbErr> {
+    let latest: Option<Option<NaiveDate>> = repo::find::<daily_demand::Entity>(s)
+        .select_only()
+        .column_as(daily_demand::Column::Day.max(), "latest")
+        .into_tuple()
+        .one(&s.tx)
+        .await?;
+    Ok(latest.flatten().and_then(|d| d.succ_opt()).unwrap_or_else(|| repo::now().date_naive()))
+}
+
+fn oldest_day(first_day: NaiveDate) -> NaiveDate {
+    first_day.checked_sub_days(Days::new(HISTORY_DAYS)).unwrap_or(first_day)
+}
+
+/// Every SKU × location to forecast: those with stock records and those with recent demand.
+/// The order is stable (by variant, then location).
+pub async fn series_keys(s: &Scoped, first_day: NaiveDate) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    use daily_demand::Column as D;
+    let mut keys: BTreeSet<(Uuid, Uuid)> = repo::find::<stock_level::Entity>(s)
+        .select_only()
+        .columns([stock_level::Column::VariantId, stock_level::Column::LocationId])
+        .into_tuple::<(Uuid, Uuid)>()
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .collect();
+    let with_demand: Vec<(Uuid, Uuid)> = repo::find::<daily_demand::Entity>(s)
+        .select_only()
+        .columns([D::VariantId, D::LocationId])
+        .filter(D::Day.gte(oldest_day(first_day)))
+        .distinct()
+        .into_tuple()
+        .all(&s.tx)
+        .await?;
+    keys.extend(with_demand);
+    // Only series whose variant exists are forecast (and counted towards the run).
+    let variants: BTreeSet<Uuid> = repo::find::<variant::Entity>(s)
+        .select_only()
+        .column(variant::Column::Id)
+        .into_tuple::<Uuid>()
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(keys.into_iter().filter(|k| variants.contains(&k.0)).collect())
+}
+
+/// Loads the demand history of the given SKU × locations: the [`HISTORY_DAYS`] before
+/// `first_day`, with `horizon` days of future features. A series without demand yet has an
+/// empty history; one whose variant is gone is left out.
 pub async fn load(
     s: &Scoped,
-    only: Option<&[(Uuid, Uuid)]>,
-    first_day: Option<NaiveDate>,
+    keys: &[(Uuid, Uuid)],
+    first_day: NaiveDate,
     horizon: usize,
-) -> Result<(NaiveDate, Vec<Series>), DbErr> {
-    let variant_ids: Option<Vec<Uuid>> = only.map(|pairs| pairs.iter().map(|p| p.0).collect());
-    let location_ids: Option<Vec<Uuid>> = only.map(|pairs| pairs.iter().map(|p| p.1).collect());
-    let mut vq = repo::find::<variant::Entity>(s);
-    if let Some(ids) = &variant_ids {
-        vq = vq.filter(variant::Column::Id.is_in(ids.clone()));
-    }
-    let skus: HashMap<Uuid, String> = vq.all(&s.tx).await?.into_iter().map(|v| (v.id, v.sku)).collect();
-    let mut dq = repo::find::<daily_demand::Entity>(s);
-    if let (Some(variants), Some(locations)) = (&variant_ids, &location_ids) {
-        dq = dq
-            .filter(daily_demand::Column::VariantId.is_in(variants.clone()))
-            .filter(daily_demand::Column::LocationId.is_in(locations.clone()));
-    }
+) -> Result<Vec<Series>, DbErr> {
     use daily_demand::Column as D;
-    let first_day = match first_day {
-        Some(d) => d,
-        None => {
-            let latest: Option<Option<NaiveDate>> = repo::find::<daily_demand::Entity>(s)
-                .select_only()
-                .column_as(D::Day.max(), "latest")
-                .into_tuple()
-                .one(&s.tx)
-                .await?;
-            latest.flatten().and_then(|d| d.succ_opt()).unwrap_or_else(|| repo::now().date_naive())
-        }
-    };
-    let oldest = first_day.checked_sub_days(Days::new(HISTORY_DAYS)).unwrap_or(first_day);
-    dq = dq.filter(D::Day.lt(first_day)).filter(D::Day.gte(oldest));
-    let rows: Vec<(Uuid, Uuid, NaiveDate, i32, String, bool, bool)> = dq
+    let variant_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
+    let location_ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect::<BTreeSet<_>>().into_iter().collect();
+    let skus: HashMap<Uuid, String> = repo::find::<variant::Entity>(s)
+        .filter(variant::Column::Id.is_in(variant_ids.clone()))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|v| (v.id, v.sku))
+        .collect();
+    let rows: Vec<(Uuid, Uuid, NaiveDate, i32, String, bool, bool)> = repo::find::<daily_demand::Entity>(s)
         .select_only()
         .columns([D::VariantId, D::LocationId, D::Day, D::Units, D::Price, D::Promo, D::Stockout])
+        .filter(D::VariantId.is_in(variant_ids))
+        .filter(D::LocationId.is_in(location_ids))
+        .filter(D::Day.lt(first_day))
+        .filter(D::Day.gte(oldest_day(first_day)))
         .order_by_asc(D::VariantId)
         .order_by_asc(D::LocationId)
         .order_by_asc(D::Day)
         .into_tuple()
         .all(&s.tx)
         .await?;
-    let mut pairs: BTreeMap<(Uuid, Uuid), Vec<Demand>> = BTreeMap::new();
-    match only {
-        Some(wanted) => pairs.extend(wanted.iter().map(|k| (*k, Vec::new()))),
-        None => {
-            for l in repo::find::<stock_level::Entity>(s).all(&s.tx).await? {
-                pairs.entry((l.variant_id, l.location_id)).or_default();
-            }
-        }
-    }
+    let mut demand: BTreeMap<(Uuid, Uuid), Vec<Demand>> = keys.iter().map(|k| (*k, Vec::new())).collect();
     for (variant_id, location_id, day, units, price, promo, stockout) in rows {
-        let price = price.parse::<f64>().ok().filter(|p| p.is_finite() && *p > 0.0);
-        if let Some(v) = pairs.get_mut(&(variant_id, location_id)) {
+        if let Some(v) = demand.get_mut(&(variant_id, location_id)) {
+            let price = price.parse::<f64>().ok().filter(|p| p.is_finite() && *p > 0.0);
             v.push(Demand { day, units, price, promo, stockout });
-        } else if only.is_none() {
-            pairs.insert((variant_id, location_id), vec![Demand { day, units, price, promo, stockout }]);
         }
     }
-    let series = pairs
+    Ok(demand
         .into_iter()
         .filter_map(|((variant_id, location_id), rows)| {
             let sku = skus.get(&variant_id)?.clone();
             let (y, exog) = history(&rows, first_day, horizon);
             Some(Series { variant_id, location_id, sku, y, exog })
         })
-        .collect();
-    Ok((first_day, series))
+        .collect())
 }
 
-/// Daily demand from the first row's day to the day before `first_day` (missing days are zero),
-/// stockout days imputed from the same weekday; features: the calendar, the promotion flag and
-/// the price relative to the series' median price (future days: no promotion, the last price).
+/// At most this many series (an even sample of them) teach the panel model, so a run's fitting
+/// job stays bounded in time and memory however large the tenant; chunks forecast every series.
+const MAX_FIT_SERIES: usize = 2_000;
+
+/// An even, deterministic sample of at most [`MAX_FIT_SERIES`] keys.
+fn fit_sample(keys: &[(Uuid, Uuid)]) -> Vec<(Uuid, Uuid)> {
+    let step = keys.len().div_ceil(MAX_FIT_SERIES).max(1);
+    keys.iter().step_by(step).copied().collect()
+}
+
 /// One day of one series' demand as loaded.
 struct Demand {
     day: NaiveDate,
@@ -581,7 +610,7 @@ pub async fn refresh(
     };
     let cfg = config(stored.panel.horizon);
     let pair = [(variant.id, location.id)];
-    let (_, series) = load(&s, Some(&pair), Some(stored.first_day), cfg.horizon).await?;
+    let series = load(&s, &pair, stored.first_day, cfg.horizon).await?;
     let Some(one) = series.first() else {
         return Ok(Err(vec![UserError::not_found(&["input", "sku"], "demand history")]));
     };
@@ -621,11 +650,12 @@ impl Handler for RunJob {
         let horizon = usize::try_from(run.horizon).unwrap_or(DEFAULT_HORIZON).clamp(1, MAX_HORIZON);
         let cfg = config(horizon);
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
-        let (first_day, series) = load(&s, None, None, horizon).await?;
+        let first_day = first_day(&s).await?;
+        let pairs = series_keys(&s, first_day).await?;
+        let sample = load(&s, &fit_sample(&pairs), first_day, horizon).await?;
         s.commit().await?;
-        let pairs: Vec<(Uuid, Uuid)> = series.iter().map(|x| (x.variant_id, x.location_id)).collect();
         let fit_cfg = cfg.clone();
-        let panel = blocking(move || fit(&series, &fit_cfg)).await?;
+        let panel = blocking(move || fit(&sample, &fit_cfg)).await?;
         let stored = StoredModel { first_day, panel };
         let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
         let mut am: forecast_run::ActiveModel = run.clone().into();
@@ -667,7 +697,7 @@ impl Handler for ChunkJob {
         };
         let cfg = config(stored.panel.horizon);
         let first_day = stored.first_day;
-        let (_, series) = load(&s, Some(&payload.series), Some(first_day), cfg.horizon).await?;
+        let series = load(&s, &payload.series, first_day, cfg.horizon).await?;
         s.commit().await?;
         let (series, computed) = blocking(move || {
             let computed = compute(&stored.panel, &series, &cfg);
