@@ -1,8 +1,9 @@
 //! Forecast benchmark: runs `quartermaster forecast` (the same code, in-process) on the DEV sets in
 //! ../shared/data/forecast under their README's protocol (hold out the last H periods, one
-//! origin), and prints accuracy per set and per demand class, with CPU time. With
-//! `QM_BENCH_PYTHON` pointing at a Python that has statsforecast, the peers run on the same
-//! split in the same run (tests/bench/forecast_peers.py).
+//! origin), and prints accuracy per set and per demand class, with CPU time. The statsforecast
+//! peers run on the same split in the same run (tests/bench/forecast_peers.py), in a virtualenv
+//! the benchmark makes once under target/bench-venv (or the Python named by `QM_BENCH_PYTHON`;
+//! `QM_BENCH_PEERS=0` skips them).
 //!
 //! cargo run --release -p qm-tests --bin bench-forecast [-- --data DIR]
 
@@ -134,10 +135,7 @@ fn main() -> anyhow::Result<()> {
         "| set / class | series | RMSSE | MASE mean | MASE median | WAPE | bias | pinball q0.1 | q0.5 | q0.9 | CPU s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    let peers_python = std::env::var("QM_BENCH_PYTHON").ok().filter(|p| !p.is_empty());
-    if peers_python.is_none() {
-        eprintln!("peers skipped: set QM_BENCH_PYTHON to a python with statsforecast (pip install statsforecast)");
-    }
+    let peers_python = peers_python();
     let mut models_seen = Vec::new();
     for set in &SETS {
         let path = data.join(set.file);
@@ -189,6 +187,37 @@ fn main() -> anyhow::Result<()> {
         println!("models chosen, {line}");
     }
     Ok(())
+}
+
+/// The Python that runs the peers: `QM_BENCH_PYTHON`, or a virtualenv with statsforecast made
+/// (once) under target/bench-venv. `None` (with the reason on stderr) when there is none.
+fn peers_python() -> Option<String> {
+    if std::env::var("QM_BENCH_PEERS").is_ok_and(|v| v == "0") {
+        eprintln!("peers skipped (QM_BENCH_PEERS=0)");
+        return None;
+    }
+    if let Some(p) = std::env::var("QM_BENCH_PYTHON").ok().filter(|p| !p.is_empty()) {
+        return Some(p);
+    }
+    let venv = qm_tests::TestApp::repo_root().join("target/bench-venv");
+    let python = venv.join("bin/python");
+    let has_peers = |py: &Path| {
+        std::process::Command::new(py).args(["-c", "import statsforecast"]).output().is_ok_and(|o| o.status.success())
+    };
+    if !has_peers(&python) {
+        eprintln!("making {} with statsforecast for the peers (once)...", venv.display());
+        let made =
+            std::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success())
+                && std::process::Command::new(venv.join("bin/pip"))
+                    .args(["install", "--quiet", "--disable-pip-version-check", "statsforecast"])
+                    .status()
+                    .is_ok_and(|s| s.success());
+        if !made || !has_peers(&python) {
+            eprintln!("peers skipped: no virtualenv with statsforecast (set QM_BENCH_PYTHON to one)");
+            return None;
+        }
+    }
+    Some(python.display().to_string())
 }
 
 type Classes = BTreeMap<&'static str, Score>;
