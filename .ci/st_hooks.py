@@ -12,3 +12,9 @@ schemathesis.graphql.scalar(
         lambda d: nodes.String(str(d))
     ),
 )
+
+# NaiveDate is an ISO date string ("2026-12-03"); any calendar date.
+schemathesis.graphql.scalar(
+    "NaiveDate",
+    st.dates().map(lambda d: nodes.String(d.isoformat())),
+)
