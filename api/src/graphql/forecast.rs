@@ -72,6 +72,10 @@ impl ForecastRun {
     async fn finished_at(&self) -> Option<DateTime<Utc>> {
         self.0.finished_at
     }
+    /// Why a FAILED run failed.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
 }
 
 /// Accuracy on the held-out last `periods` days: the method as chosen, refitted without them.

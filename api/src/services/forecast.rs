@@ -40,6 +40,8 @@ pub const DEFAULT_HORIZON: usize = 28;
 pub const MAX_HORIZON: usize = 366;
 /// Daily demand repeats weekly.
 const SEASON: usize = 7;
+/// A run still queued or running this long after it was asked for is taken as failed.
+const STALE_AFTER_HOURS: i64 = 2;
 /// Days of history a forecast reads: more than the per-series models look at
 /// (`forecast::engine::LOCAL_WINDOW`) and than the global model's features and training reach.
 const HISTORY_DAYS: u64 = 420;
@@ -521,11 +523,16 @@ pub async fn request_run(db: &Db, p: &Principal, horizon: usize) -> Result<Outco
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
     let active = repo::find::<forecast_run::Entity>(&s)
         .filter(forecast_run::Column::Status.is_in(["queued", "running"]))
-        .one(&s.tx)
+        .all(&s.tx)
         .await?;
-    if let Some(run) = active {
-        s.commit().await?;
-        return Ok(Ok(run));
+    let stale_before = repo::now() - chrono::Duration::hours(STALE_AFTER_HOURS);
+    for run in active {
+        if run.created_at >= stale_before {
+            s.commit().await?;
+            return Ok(Ok(run));
+        }
+        // A run whose jobs died (dead-lettered chunks) must not block every later one.
+        fail_run(&s, run.id, &format!("did not finish within {STALE_AFTER_HOURS} hours")).await?;
     }
     let run = queue_run(&s, horizon, &p.subject).await?;
     s.commit().await?;
@@ -726,6 +733,19 @@ impl Handler for ChunkJob {
 
 async fn lookup_run(s: &Scoped, id: Uuid) -> Result<Option<forecast_run::Model>, DbErr> {
     repo::find::<forecast_run::Entity>(s).filter(forecast_run::Column::Id.eq(id)).one(&s.tx).await
+}
+
+async fn fail_run(s: &Scoped, id: Uuid, error: &str) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    forecast_run::Entity::update_many()
+        .col_expr(forecast_run::Column::Status, Expr::value("failed"))
+        .col_expr(forecast_run::Column::Error, Expr::value(error))
+        .col_expr(forecast_run::Column::FinishedAt, Expr::value(repo::now()))
+        .filter(forecast_run::Column::TenantId.eq(s.tenant()))
+        .filter(forecast_run::Column::Id.eq(id))
+        .exec(&s.tx)
+        .await?;
+    Ok(())
 }
 
 async fn set_status(s: &Scoped, id: Uuid, status: &str) -> Result<(), DbErr> {
