@@ -1,4 +1,5 @@
-//! Quartermaster's pure core: domain types, the stock ledger's hash chain and the demo data generator.
+//! Quartermaster's pure core: domain types, the engines (forecasting, replenishment policy), the stock
+//! ledger's hash chain and the demo data generator.
 //!
 //! Invariants: this crate does no IO, spawns no tasks, reads no clock, environment or global RNG.
 //! Everything it needs comes in through arguments (`now`, a `seed`, per-tenant parameters),
@@ -9,6 +10,7 @@ pub mod alerts;
 pub mod demo;
 pub mod forecast;
 pub mod ledger;
+pub mod replenish;
 pub mod types;
 
 pub use types::{Money, Qty, Role, Sku, TypeError};

@@ -1,0 +1,383 @@
+//! The inventory policy of one SKU at one location.
+//!
+//! Demand over the protection interval P = lead time + review period has mean `μ_P` (the
+//! forecast summed over P) and variance `σ_P² = P·σ_d² + d̄²·σ_L²`: the forecast's own spread
+//! per period over P periods, plus the lead time's spread times the mean demand per period.
+//! Safety stock is `z·σ_P`, with `z` from the target: the normal quantile of a cycle service
+//! level, or for a fill rate the `z` whose expected shortage per cycle, `σ_P·G(z)` (G the
+//! standard normal loss function), is `(1 − β)` of the demand per cycle. The reorder point is
+//! the mean demand over the lead time plus safety stock, the order-up-to level the mean demand
+//! over P plus safety stock. When the inventory position (on hand + on order + in transit −
+//! reserved) is at or below the reorder point, the order brings it up to the order-up-to level,
+//! rounded up to whole packs and at least the supplier's minimum.
+
+use crate::forecast::engine::normal_quantile;
+
+/// What service to plan for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ServiceTarget {
+    /// Probability of no stockout in a replenishment cycle, in (0, 1).
+    Cycle(f64),
+    /// Share of demand served from stock, in (0, 1).
+    FillRate(f64),
+}
+
+/// Everything the policy of one SKU × location depends on. Periods are the forecast's (days for
+/// the service).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyInput {
+    /// Mean demand per period from now on (the forecast, overrides applied); the last period
+    /// repeats beyond it.
+    pub demand: Vec<f64>,
+    /// Standard deviation of demand per period (for example from the forecast's p10–p90 band).
+    pub demand_sd: Vec<f64>,
+    /// Supplier lead time, mean and standard deviation, in periods.
+    pub lead_time_mean: f64,
+    pub lead_time_sd: f64,
+    /// Periods between two order decisions (0: continuous review).
+    pub review_period: f64,
+    pub on_hand: i64,
+    /// Open purchase orders not yet received.
+    pub on_order: i64,
+    /// Transfers shipped to this location and not yet received.
+    pub in_transit: i64,
+    /// Units promised to orders and not yet shipped.
+    pub reserved: i64,
+    /// Minimum order quantity (0 or 1: none).
+    pub moq: i64,
+    /// Orders come in multiples of this (0 or 1: single units).
+    pub pack_size: i64,
+}
+
+/// Why a policy cannot be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the service level {0} is not strictly between 0 and 1")]
+    ServiceLevel(f64),
+    #[error("the lead time must be a finite mean of 0 or more with a spread of 0 or more (got {mean} ± {sd})")]
+    LeadTime { mean: f64, sd: f64 },
+    #[error("the review period must be 0 or more (got {0})")]
+    ReviewPeriod(f64),
+    #[error("demand must be finite and not negative")]
+    Demand,
+    #[error("the minimum order quantity and the pack size must not be negative")]
+    Rounding,
+}
+
+/// Each number of the policy and where it came from, for the people who approve it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// Lead time plus review period, in periods.
+    pub protection_periods: f64,
+    /// Mean demand over the lead time, and over the lead time plus review period.
+    pub lead_time_demand: f64,
+    pub protection_demand: f64,
+    /// Standard deviation of demand over the protection interval.
+    pub protection_sd: f64,
+    /// The safety factor used.
+    pub z: f64,
+    /// Safety stock split by cause (their sum is the safety stock): the forecast's uncertainty,
+    /// and the lead time's.
+    pub safety_from_demand: f64,
+    pub safety_from_lead_time: f64,
+    /// On hand + on order + in transit − reserved.
+    pub inventory_position: i64,
+    /// Order-up-to level minus inventory position, before rounding (0 when no order is due).
+    pub unrounded_order: f64,
+    /// The order was rounded up to whole packs of this size.
+    pub rounded_to_pack: Option<i64>,
+    /// The order was raised to the supplier's minimum.
+    pub raised_to_moq: Option<i64>,
+}
+
+/// The policy and the order it asks for now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub safety_stock: f64,
+    pub reorder_point: f64,
+    pub order_up_to: f64,
+    /// Units to order now: 0, or a multiple of the pack size and at least the minimum.
+    pub order_quantity: i64,
+    pub explanation: Explanation,
+}
+
+/// The mean demand over `periods` periods from now (fractions count pro rata).
+fn demand_over(demand: &[f64], periods: f64) -> f64 {
+    let at = |t: usize| demand.get(t.min(demand.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let whole = periods.floor() as usize;
+    (0..whole).map(at).sum::<f64>() + at(whole) * (periods - whole as f64)
+}
+
+/// The mean of `v` over its first `periods` entries (at least one; the last repeats).
+fn mean_over(v: &[f64], periods: f64) -> f64 {
+    let p = periods.max(1.0);
+    demand_over(v, p) / p
+}
+
+/// Standard normal density, distribution and loss function G(z) = φ(z) − z·(1 − Φ(z)).
+fn phi(z: f64) -> f64 {
+    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+fn cdf(z: f64) -> f64 {
+    // Abramowitz–Stegun 26.2.17 (|error| < 7.5e-8).
+    let t = 1.0 / (1.0 + 0.231_641_9 * z.abs());
+    let poly =
+        t * (0.319_381_530 + t * (-0.356_563_782 + t * (1.781_477_937 + t * (-1.821_255_978 + t * 1.330_274_429))));
+    let upper = phi(z) * poly;
+    if z >= 0.0 { 1.0 - upper } else { upper }
+}
+
+pub fn normal_loss(z: f64) -> f64 {
+    (phi(z) - z * (1.0 - cdf(z))).max(0.0)
+}
+
+/// The safety factor for `target`, given the spread over the protection interval and the mean
+/// demand per replenishment cycle.
+fn safety_factor(target: ServiceTarget, sd: f64, cycle_demand: f64) -> f64 {
+    match target {
+        ServiceTarget::Cycle(a) => normal_quantile(a),
+        ServiceTarget::FillRate(b) => {
+            if sd <= 0.0 {
+                return 0.0;
+            }
+            // G is decreasing: bisect for σ·G(z) = (1 − β)·Q on [−4, 6].
+            let wanted = (1.0 - b) * cycle_demand / sd;
+            let (mut lo, mut hi) = (-4.0, 6.0);
+            for _ in 0..80 {
+                let mid = (lo + hi) / 2.0;
+                if normal_loss(mid) > wanted { lo = mid } else { hi = mid }
+            }
+            (lo + hi) / 2.0
+        }
+    }
+}
+
+/// The policy of one SKU × location for `target`.
+pub fn policy(input: &PolicyInput, target: ServiceTarget) -> Result<Policy, PolicyError> {
+    let level = match target {
+        ServiceTarget::Cycle(a) | ServiceTarget::FillRate(a) => a,
+    };
+    if !(level > 0.0 && level < 1.0) {
+        return Err(PolicyError::ServiceLevel(level));
+    }
+    let (l, sl) = (input.lead_time_mean, input.lead_time_sd);
+    if !(l.is_finite() && sl.is_finite() && l >= 0.0 && sl >= 0.0) {
+        return Err(PolicyError::LeadTime { mean: l, sd: sl });
+    }
+    let r = input.review_period;
+    if !(r.is_finite() && r >= 0.0) {
+        return Err(PolicyError::ReviewPeriod(r));
+    }
+    if input.demand.iter().chain(&input.demand_sd).any(|v| !v.is_finite() || *v < 0.0) {
+        return Err(PolicyError::Demand);
+    }
+    if input.moq < 0 || input.pack_size < 0 {
+        return Err(PolicyError::Rounding);
+    }
+    let p = l + r;
+    let lead_time_demand = demand_over(&input.demand, l);
+    let protection_demand = demand_over(&input.demand, p);
+    let d_bar = mean_over(&input.demand, p);
+    let var_demand = p * mean_over(&input.demand_sd.iter().map(|s| s * s).collect::<Vec<_>>(), p);
+    let var_lead = d_bar * d_bar * sl * sl;
+    let sd = (var_demand + var_lead).sqrt();
+    // Demand per cycle: what one order covers (a review period's worth, at least one period's).
+    let cycle_demand = d_bar * r.max(1.0);
+    let z = safety_factor(target, sd, cycle_demand);
+    let safety_stock = (z * sd).max(0.0);
+    let (safety_from_demand, safety_from_lead_time) = if sd > 0.0 {
+        (safety_stock * var_demand / (sd * sd), safety_stock * var_lead / (sd * sd))
+    } else {
+        (0.0, 0.0)
+    };
+    let reorder_point = lead_time_demand + safety_stock;
+    let order_up_to = protection_demand + safety_stock;
+    let inventory_position = input.on_hand + input.on_order + input.in_transit - input.reserved;
+    let position = inventory_position as f64;
+    // Periodic review orders at every review; continuous review once at or below the reorder point.
+    let due = if r > 0.0 { position < order_up_to } else { position <= reorder_point };
+    let unrounded_order = if due { (order_up_to - position).max(0.0) } else { 0.0 };
+    let mut order_quantity = unrounded_order.ceil() as i64;
+    let mut rounded_to_pack = None;
+    let mut raised_to_moq = None;
+    if order_quantity > 0 {
+        if input.pack_size > 1 && order_quantity % input.pack_size != 0 {
+            order_quantity = (order_quantity / input.pack_size + 1) * input.pack_size;
+            rounded_to_pack = Some(input.pack_size);
+        }
+        if input.moq > order_quantity {
+            let pack = input.pack_size.max(1);
+            order_quantity = (input.moq + pack - 1) / pack * pack;
+            raised_to_moq = Some(input.moq);
+        }
+    }
+    Ok(Policy {
+        safety_stock,
+        reorder_point,
+        order_up_to,
+        order_quantity,
+        explanation: Explanation {
+            protection_periods: p,
+            lead_time_demand,
+            protection_demand,
+            protection_sd: sd,
+            z,
+            safety_from_demand,
+            safety_from_lead_time,
+            inventory_position,
+            unrounded_order,
+            rounded_to_pack,
+            raised_to_moq,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> PolicyInput {
+        PolicyInput {
+            demand: vec![10.0; 30],
+            demand_sd: vec![3.0; 30],
+            lead_time_mean: 4.0,
+            lead_time_sd: 1.0,
+            review_period: 0.0,
+            on_hand: 20,
+            on_order: 0,
+            in_transit: 0,
+            reserved: 0,
+            moq: 0,
+            pack_size: 0,
+        }
+    }
+
+    #[test]
+    fn cycle_service_level_by_hand() {
+        // P = 4: σ² = 4·9 + 10²·1² = 136; z(0.95) = 1.644854; SS = 19.182.
+        let p = policy(&input(), ServiceTarget::Cycle(0.95)).expect("policy");
+        let ss = 1.644_853_6 * 136f64.sqrt();
+        assert!((p.safety_stock - ss).abs() < 1e-4, "{p:?}");
+        assert!((p.reorder_point - (40.0 + ss)).abs() < 1e-4);
+        // Demand and lead-time shares: 36/136 and 100/136 of the safety stock.
+        let e = &p.explanation;
+        assert!((e.safety_from_demand - ss * 36.0 / 136.0).abs() < 1e-6);
+        assert!((e.safety_from_lead_time - ss * 100.0 / 136.0).abs() < 1e-6);
+        // Position 20 is below the reorder point 59.2: order up to it, 39.18 -> 40.
+        assert_eq!((e.inventory_position, p.order_quantity), (20, 40));
+    }
+
+    #[test]
+    fn inventory_position_counts_open_orders_transfers_and_reservations() {
+        let mut i = input();
+        i.on_order = 30;
+        i.in_transit = 15;
+        i.reserved = 5;
+        let p = policy(&i, ServiceTarget::Cycle(0.95)).expect("policy");
+        assert_eq!(p.explanation.inventory_position, 60);
+        assert_eq!(p.order_quantity, 0, "60 is above the reorder point of 59.2");
+    }
+
+    #[test]
+    fn packs_and_minimums_round_the_order_up() {
+        let mut i = input();
+        i.pack_size = 12;
+        let p = policy(&i, ServiceTarget::Cycle(0.95)).expect("policy");
+        assert_eq!((p.order_quantity, p.explanation.rounded_to_pack), (48, Some(12)));
+        i.moq = 100;
+        let p = policy(&i, ServiceTarget::Cycle(0.95)).expect("policy");
+        assert_eq!((p.order_quantity, p.explanation.raised_to_moq), (108, Some(100)), "the minimum, in whole packs");
+    }
+
+    #[test]
+    fn a_fill_rate_target_needs_less_safety_stock_the_more_an_order_covers() {
+        // Fill rate: σ·G(z) = (1 − β)·Q. With σ = √136 and Q = 10·7 (weekly review) at 98 %:
+        // G(z) = 1.4/11.662 = 0.12005 -> z ≈ 0.784.
+        let mut i = input();
+        i.review_period = 7.0;
+        let weekly = policy(&i, ServiceTarget::FillRate(0.98)).expect("policy");
+        let sd = weekly.explanation.protection_sd;
+        let g = normal_loss(weekly.explanation.z);
+        assert!((sd * g - 0.02 * 70.0).abs() < 1e-6, "{weekly:?}");
+        i.review_period = 28.0;
+        let monthly = policy(&i, ServiceTarget::FillRate(0.98)).expect("policy");
+        assert!(monthly.explanation.z < weekly.explanation.z);
+        assert!((normal_loss(0.0) - 0.398_942).abs() < 1e-5);
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let mut i = input();
+        assert_eq!(policy(&i, ServiceTarget::Cycle(1.0)), Err(PolicyError::ServiceLevel(1.0)));
+        i.lead_time_mean = -1.0;
+        assert!(matches!(policy(&i, ServiceTarget::Cycle(0.9)), Err(PolicyError::LeadTime { .. })));
+        let mut i = input();
+        i.demand[3] = f64::NAN;
+        assert_eq!(policy(&i, ServiceTarget::Cycle(0.9)), Err(PolicyError::Demand));
+        let mut i = input();
+        i.pack_size = -2;
+        assert_eq!(policy(&i, ServiceTarget::Cycle(0.9)), Err(PolicyError::Rounding));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn inputs() -> impl Strategy<Value = PolicyInput> {
+        (
+            proptest::collection::vec(0.0f64..500.0, 1..60),
+            0.0f64..100.0,
+            (0.0f64..60.0, 0.0f64..10.0, 0.0f64..30.0),
+            (0i64..10_000, 0i64..5_000, 0i64..5_000, 0i64..5_000),
+            (0i64..500, 0i64..48),
+        )
+            .prop_map(
+                |(demand, sd, (l, sl, r), (on_hand, on_order, in_transit, reserved), (moq, pack_size))| PolicyInput {
+                    demand_sd: vec![sd; demand.len()],
+                    demand,
+                    lead_time_mean: l,
+                    lead_time_sd: sl,
+                    review_period: r,
+                    on_hand,
+                    on_order,
+                    in_transit,
+                    reserved,
+                    moq,
+                    pack_size,
+                },
+            )
+    }
+
+    proptest! {
+        /// Orders are never negative, come in whole packs, respect the minimum, and an order once
+        /// placed (counted as on order) is not placed again.
+        #[test]
+        fn orders_respect_packs_minimums_and_open_orders(i in inputs(), level in 0.5f64..0.999, fill in any::<bool>()) {
+            let target = if fill { ServiceTarget::FillRate(level) } else { ServiceTarget::Cycle(level) };
+            let p = policy(&i, target).expect("valid input");
+            prop_assert!(p.order_quantity >= 0);
+            prop_assert!(p.safety_stock >= 0.0 && p.safety_stock.is_finite());
+            prop_assert!(p.reorder_point <= p.order_up_to + 1e-9);
+            if p.order_quantity > 0 {
+                prop_assert_eq!(p.order_quantity % i.pack_size.max(1), 0);
+                prop_assert!(p.order_quantity >= i.moq);
+                let mut after = i.clone();
+                after.on_order += p.order_quantity;
+                let again = policy(&after, target).expect("valid input");
+                prop_assert_eq!(again.order_quantity, 0, "{:?} then {:?}", p, again);
+            }
+        }
+
+        /// A higher service level never needs less safety stock.
+        #[test]
+        fn safety_stock_grows_with_the_service_level(i in inputs(), level in 0.5f64..0.98, fill in any::<bool>()) {
+            let t = |a: f64| if fill { ServiceTarget::FillRate(a) } else { ServiceTarget::Cycle(a) };
+            let low = policy(&i, t(level)).expect("valid").safety_stock;
+            let high = policy(&i, t(level + 0.01)).expect("valid").safety_stock;
+            prop_assert!(high >= low - 1e-6, "{} < {}", high, low);
+        }
+    }
+}
