@@ -3,9 +3,9 @@
 //! A run (nightly, or `forecastRun`) is two kinds of job: `forecast.run` loads every series of
 //! the tenant, fits the panel model once (the global model and the choice per demand class) and
 //! stores it on the run, then enqueues `forecast.chunk` jobs of [`CHUNK_SIZE`] series. Each chunk
-//! forecasts its series with the stored model, measures them on held-out periods, stores the
-//! forecasts and, in the same transaction, announces predicted stockouts (`stock.out_predicted`
-//! and the alert rule). A chunk that runs again finds its series done and changes nothing.
+//! forecasts its series with the stored model and measures them on held-out periods; per series,
+//! one transaction stores the forecast and announces a newly predicted stockout
+//! (`stock.out_predicted` and the alert rule). A chunk that runs again skips the series it stored.
 //! One series can be re-forecast at once with the latest completed run's model ([`refresh`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -329,7 +329,7 @@ async fn supply(
         .all(&s.tx)
         .await?
         .iter()
-        .filter_map(|i| i.lead_time_mean_days.0.ceil().to_string().parse::<usize>().ok())
+        .filter_map(|i| rust_decimal::prelude::ToPrimitive::to_usize(&i.lead_time_mean_days.0.ceil()))
         .min();
     Ok(Supply { available, inbound, receipts, lead_days })
 }
@@ -652,7 +652,7 @@ impl Handler for RunJob {
             s.commit().await?;
             return Ok(());
         }
-        set_status(&s, run.id, "running").await?;
+        start_run(&s, run.id).await?;
         s.commit().await?;
         let horizon = usize::try_from(run.horizon).unwrap_or(DEFAULT_HORIZON).clamp(1, MAX_HORIZON);
         let cfg = config(horizon);
@@ -711,20 +711,20 @@ impl Handler for ChunkJob {
             (series, computed)
         })
         .await?;
-        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        // One short transaction per series: writers elsewhere never wait for a whole chunk.
         for (one, c) in series.iter().zip(&computed) {
+            let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
             store(&s, run.id, first_day, one, c, true).await?;
+            s.commit().await?;
         }
-        let done = repo::find::<forecast_e::Entity>(&s)
-            .filter(forecast_e::Column::RunId.eq(run.id))
-            .select_only()
-            .column(forecast_e::Column::VariantId)
-            .into_tuple::<Uuid>()
-            .all(&s.tx)
-            .await?
-            .len();
-        if done >= usize::try_from(run.series_total).unwrap_or(0) {
-            set_status(&s, run.id, "completed").await?;
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        let done = sea_orm::PaginatorTrait::count(
+            repo::find::<forecast_e::Entity>(&s).filter(forecast_e::Column::RunId.eq(run.id)),
+            &s.tx,
+        )
+        .await?;
+        if done >= u64::try_from(run.series_total).unwrap_or(0) {
+            complete_run(&s, run.id).await?;
         }
         s.commit().await?;
         Ok(())
@@ -748,18 +748,29 @@ async fn fail_run(s: &Scoped, id: Uuid, error: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
-async fn set_status(s: &Scoped, id: Uuid, status: &str) -> Result<(), DbErr> {
+async fn start_run(s: &Scoped, id: Uuid) -> Result<(), DbErr> {
     use sea_orm::sea_query::Expr;
-    let now = repo::now();
-    let mut q = forecast_run::Entity::update_many()
-        .col_expr(forecast_run::Column::Status, Expr::value(status))
+    forecast_run::Entity::update_many()
+        .col_expr(forecast_run::Column::Status, Expr::value("running"))
+        .col_expr(forecast_run::Column::StartedAt, Expr::value(repo::now()))
         .filter(forecast_run::Column::TenantId.eq(s.tenant()))
-        .filter(forecast_run::Column::Id.eq(id));
-    q = match status {
-        "running" => q.col_expr(forecast_run::Column::StartedAt, Expr::value(now)),
-        _ => q.col_expr(forecast_run::Column::FinishedAt, Expr::value(now)),
-    };
-    q.exec(&s.tx).await?;
+        .filter(forecast_run::Column::Id.eq(id))
+        .exec(&s.tx)
+        .await?;
+    Ok(())
+}
+
+/// Marks a running run completed (a run already failed as stale stays failed).
+async fn complete_run(s: &Scoped, id: Uuid) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    forecast_run::Entity::update_many()
+        .col_expr(forecast_run::Column::Status, Expr::value("completed"))
+        .col_expr(forecast_run::Column::FinishedAt, Expr::value(repo::now()))
+        .filter(forecast_run::Column::TenantId.eq(s.tenant()))
+        .filter(forecast_run::Column::Id.eq(id))
+        .filter(forecast_run::Column::Status.eq("running"))
+        .exec(&s.tx)
+        .await?;
     Ok(())
 }
 

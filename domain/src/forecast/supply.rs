@@ -88,14 +88,16 @@ mod properties {
     use proptest::prelude::*;
 
     proptest! {
-        /// More days or a higher service level never need less stock, and never a negative amount.
+        /// At service levels of one half and above (below it, a longer and so more uncertain
+        /// interval can lower a quantile), more days or a higher level never need less stock, and
+        /// never a negative amount.
         #[test]
         fn lead_time_demand_grows_with_days_and_service_level(
             point in proptest::collection::vec(0.0f64..100.0, 1..30),
             spread in 0.0f64..20.0,
             days in 1usize..40,
             sporadic in any::<bool>(),
-            tau in 0.01f64..0.98,
+            tau in 0.5f64..0.98,
         ) {
             let lower: Vec<f64> = point.iter().map(|p| (p - spread).max(0.0)).collect();
             let upper: Vec<f64> = point.iter().map(|p| p + spread).collect();
