@@ -580,6 +580,25 @@ pub async fn latest_completed(s: &Scoped) -> Result<Option<forecast_run::Model>,
         .await
 }
 
+/// The variant and location a mutation's `sku` and `locationId` name (`NOT_FOUND` otherwise).
+async fn series_of(
+    s: &Scoped,
+    sku: &str,
+    location_id: Option<Uuid>,
+) -> Result<Outcome<(variant::Model, crate::db::entities::location::Model)>, DbErr> {
+    let Some(variant) = lookup::variant_by_sku(s, sku).await? else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "variant")]));
+    };
+    let location = match location_id {
+        Some(id) => lookup::location(s, id).await?,
+        None => None,
+    };
+    let Some(location) = location else {
+        return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    };
+    Ok(Ok((variant, location)))
+}
+
 /// A series re-forecast by [`refresh`].
 pub struct Refreshed {
     pub forecast: forecast_e::Model,
@@ -596,16 +615,9 @@ pub async fn refresh(
     location_id: Option<Uuid>,
 ) -> Result<Outcome<Refreshed>, DbErr> {
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let variant = lookup::variant_by_sku(&s, sku).await?;
-    let location = match location_id {
-        Some(id) => lookup::location(&s, id).await?,
-        None => None,
-    };
-    let Some(variant) = variant else {
-        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "variant")]));
-    };
-    let Some(location) = location else {
-        return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    let (variant, location) = match series_of(&s, sku, location_id).await? {
+        Ok(found) => found,
+        Err(e) => return Ok(Err(e)),
     };
     let run = latest_completed(&s).await?;
     let Some((run, stored)) = run.and_then(|r| stored_model(&r).map(|m| (r, m))) else {
@@ -793,15 +805,9 @@ pub async fn set_override(
         return Ok(Err(vec![UserError::invalid(&["input", "note"], "note must be at most 1000 characters")]));
     }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let Some(variant) = lookup::variant_by_sku(&s, sku).await? else {
-        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "variant")]));
-    };
-    let location = match location_id {
-        Some(id) => lookup::location(&s, id).await?,
-        None => None,
-    };
-    let Some(location) = location else {
-        return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    let (variant, location) = match series_of(&s, sku, location_id).await? {
+        Ok(found) => found,
+        Err(e) => return Ok(Err(e)),
     };
     let existing = forecast_override::Entity::delete_many()
         .filter(forecast_override::Column::TenantId.eq(s.tenant()))
