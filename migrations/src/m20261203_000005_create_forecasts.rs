@@ -147,6 +147,44 @@ fn indexes() -> Vec<IndexCreateStatement> {
     ]
 }
 
+/// Tenants that exist before forecasting arrives get the nightly forecast every new tenant gets
+/// (`forecast.nightly`, a `forecast.run` job at 02:00 UTC).
+async fn backfill_nightly_schedules(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{DbBackend, Statement};
+    let db = manager.get_connection();
+    let now = chrono::Utc::now();
+    let today_2am = now.date_naive().and_hms_opt(2, 0, 0).map(|t| t.and_utc()).unwrap_or(now);
+    let first = if today_2am > now { today_2am } else { today_2am + chrono::Duration::days(1) };
+    match manager.get_database_backend() {
+        DbBackend::Postgres => {
+            // job_schedules is under row-level security already; the worker flag admits the rows.
+            db.execute_unprepared(&format!(
+                "DO $$ BEGIN
+                   PERFORM set_config('{worker}', 'on', true);
+                   INSERT INTO job_schedules (tenant_id, name, kind, payload, interval_seconds, next_run_at, updated_at)
+                     SELECT id, 'forecast.nightly', 'forecast.run', '{{}}'::json, 86400, '{first}'::timestamptz, now()
+                     FROM tenants
+                   ON CONFLICT (tenant_id, name) DO NOTHING;
+                   PERFORM set_config('{worker}', '', true);
+                 END $$;",
+                worker = crate::WORKER_SETTING,
+                first = first.to_rfc3339(),
+            ))
+            .await?;
+        }
+        backend => {
+            db.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT OR IGNORE INTO job_schedules (tenant_id, name, kind, payload, interval_seconds, next_run_at, updated_at)
+                 SELECT id, 'forecast.nightly', 'forecast.run', '{}', 86400, ?, ? FROM tenants",
+                [first.into(), now.into()],
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -162,6 +200,7 @@ impl MigrationTrait for Migration {
         manager
             .drop_index(Index::drop().name("ix_daily_demand_location_day").table("daily_demand").if_exists().to_owned())
             .await?;
+        backfill_nightly_schedules(manager).await?;
         if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
             let db = manager.get_connection();
             let tenant = format!("NULLIF(current_setting('{}', true), '')::uuid", crate::TENANT_SETTING);

@@ -164,6 +164,44 @@ async fn migrations_roll_back_and_forward_again() {
     assert!(app.owner_db.is_migrated().await.expect("readable"));
 }
 
+/// A database that already has tenants when forecasting arrives gets each tenant's nightly run.
+#[tokio::test]
+async fn upgrading_gives_existing_tenants_the_nightly_forecast() {
+    use qm_api::db::TxMode;
+    use qm_api::db::entities::job_schedule;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use sea_orm_migration::MigratorTrait;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("early").await;
+    let nightly = |db: qm_api::db::Db| async move {
+        let s = db.scoped(t.id, TxMode::Read).await.expect("tx");
+        let rows = job_schedule::Entity::find()
+            .filter(job_schedule::Column::TenantId.eq(t.id))
+            .filter(job_schedule::Column::Name.eq("forecast.nightly"))
+            .all(&s.tx)
+            .await
+            .expect("schedules");
+        s.commit().await.expect("commit");
+        rows
+    };
+    // As if the tenant predated forecasting: no schedule, and the forecast migration not applied.
+    let s = app.owner_db.scoped(t.id, TxMode::Write).await.expect("tx");
+    job_schedule::Entity::delete_many()
+        .filter(job_schedule::Column::TenantId.eq(t.id))
+        .exec(&s.tx)
+        .await
+        .expect("delete");
+    s.commit().await.expect("commit");
+    assert!(nightly(app.owner_db.clone()).await.is_empty());
+    let conn = app.owner_db.conn();
+    qm_api::db::Migrator::down(conn, Some(1)).await.expect("down one");
+    qm_api::db::Migrator::up(conn, None).await.expect("up again");
+    let rows = nightly(app.owner_db.clone()).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].kind.as_str(), rows[0].interval_seconds), ("forecast.run", 86_400));
+    assert!(rows[0].next_run_at > chrono::Utc::now());
+}
+
 /// A database that already has tenants when alert rules arrive gets each tenant's default rule.
 #[tokio::test]
 async fn upgrading_gives_existing_tenants_the_default_alert_rule() {
@@ -171,8 +209,8 @@ async fn upgrading_gives_existing_tenants_the_default_alert_rule() {
     let app = TestApp::spawn().await;
     let t = app.tenant("early").await;
     let conn = app.owner_db.conn();
-    // Back to the schema before alerts (four migrations: core, RLS, jobs, alerts), then forward.
-    qm_api::db::Migrator::down(conn, Some(1)).await.expect("down one");
+    // Back to the schema before alerts (core, RLS, jobs | alerts, forecasts), then forward.
+    qm_api::db::Migrator::down(conn, Some(2)).await.expect("down two");
     qm_api::db::Migrator::up(conn, None).await.expect("up again");
     // As `quartermaster migrate` does after migrating: grant the app role the new tables.
     app.owner_db.grant_app_role(qm_tests::APP_ROLE).await.expect("grant");
