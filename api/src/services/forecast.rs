@@ -532,7 +532,7 @@ pub async fn request_run(db: &Db, p: &Principal, horizon: usize) -> Result<Outco
             return Ok(Ok(run));
         }
         // A run whose jobs died (dead-lettered chunks) must not block every later one.
-        fail_run(&s, run.id, &format!("did not finish within {STALE_AFTER_HOURS} hours")).await?;
+        move_run(&s, run.id, Step::Fail(&format!("did not finish within {STALE_AFTER_HOURS} hours"))).await?;
     }
     let run = queue_run(&s, horizon, &p.subject).await?;
     s.commit().await?;
@@ -664,7 +664,7 @@ impl Handler for RunJob {
             s.commit().await?;
             return Ok(());
         }
-        start_run(&s, run.id).await?;
+        move_run(&s, run.id, Step::Start).await?;
         s.commit().await?;
         let horizon = usize::try_from(run.horizon).unwrap_or(DEFAULT_HORIZON).clamp(1, MAX_HORIZON);
         let cfg = config(horizon);
@@ -736,7 +736,7 @@ impl Handler for ChunkJob {
         )
         .await?;
         if done >= u64::try_from(run.series_total).unwrap_or(0) {
-            complete_run(&s, run.id).await?;
+            move_run(&s, run.id, Step::Complete).await?;
         }
         s.commit().await?;
         Ok(())
@@ -747,42 +747,34 @@ async fn lookup_run(s: &Scoped, id: Uuid) -> Result<Option<forecast_run::Model>,
     repo::find::<forecast_run::Entity>(s).filter(forecast_run::Column::Id.eq(id)).one(&s.tx).await
 }
 
-async fn fail_run(s: &Scoped, id: Uuid, error: &str) -> Result<(), DbErr> {
-    use sea_orm::sea_query::Expr;
-    forecast_run::Entity::update_many()
-        .col_expr(forecast_run::Column::Status, Expr::value("failed"))
-        .col_expr(forecast_run::Column::Error, Expr::value(error))
-        .col_expr(forecast_run::Column::FinishedAt, Expr::value(repo::now()))
-        .filter(forecast_run::Column::TenantId.eq(s.tenant()))
-        .filter(forecast_run::Column::Id.eq(id))
-        .exec(&s.tx)
-        .await?;
-    Ok(())
+/// A run's change of state.
+enum Step<'a> {
+    Start,
+    /// Only a running run completes (one already failed as stale stays failed).
+    Complete,
+    Fail(&'a str),
 }
 
-async fn start_run(s: &Scoped, id: Uuid) -> Result<(), DbErr> {
+async fn move_run(s: &Scoped, id: Uuid, step: Step<'_>) -> Result<(), DbErr> {
     use sea_orm::sea_query::Expr;
-    forecast_run::Entity::update_many()
-        .col_expr(forecast_run::Column::Status, Expr::value("running"))
-        .col_expr(forecast_run::Column::StartedAt, Expr::value(repo::now()))
+    let now = repo::now();
+    let q = forecast_run::Entity::update_many()
         .filter(forecast_run::Column::TenantId.eq(s.tenant()))
-        .filter(forecast_run::Column::Id.eq(id))
-        .exec(&s.tx)
-        .await?;
-    Ok(())
-}
-
-/// Marks a running run completed (a run already failed as stale stays failed).
-async fn complete_run(s: &Scoped, id: Uuid) -> Result<(), DbErr> {
-    use sea_orm::sea_query::Expr;
-    forecast_run::Entity::update_many()
-        .col_expr(forecast_run::Column::Status, Expr::value("completed"))
-        .col_expr(forecast_run::Column::FinishedAt, Expr::value(repo::now()))
-        .filter(forecast_run::Column::TenantId.eq(s.tenant()))
-        .filter(forecast_run::Column::Id.eq(id))
-        .filter(forecast_run::Column::Status.eq("running"))
-        .exec(&s.tx)
-        .await?;
+        .filter(forecast_run::Column::Id.eq(id));
+    let q = match step {
+        Step::Start => q
+            .col_expr(forecast_run::Column::Status, Expr::value("running"))
+            .col_expr(forecast_run::Column::StartedAt, Expr::value(now)),
+        Step::Complete => q
+            .col_expr(forecast_run::Column::Status, Expr::value("completed"))
+            .col_expr(forecast_run::Column::FinishedAt, Expr::value(now))
+            .filter(forecast_run::Column::Status.eq("running")),
+        Step::Fail(error) => q
+            .col_expr(forecast_run::Column::Status, Expr::value("failed"))
+            .col_expr(forecast_run::Column::Error, Expr::value(error))
+            .col_expr(forecast_run::Column::FinishedAt, Expr::value(now)),
+    };
+    q.exec(&s.tx).await?;
     Ok(())
 }
 

@@ -138,10 +138,15 @@ fn sq_scale(y: &[f64]) -> f64 {
     if s > 0.0 { s } else { 1.0 }
 }
 
-/// The mean of the last `4 h` periods before `end` (1 when zero): what residuals are scaled by.
-fn level(y: &[f64], end: usize, h: usize) -> f64 {
+/// The mean of the last `4 h` periods before `end`: the level residuals are scaled by.
+fn recent_mean(y: &[f64], end: usize, h: usize) -> f64 {
     let w = &y[end.saturating_sub(4 * h)..end];
-    let mean = w.iter().sum::<f64>() / w.len().max(1) as f64;
+    w.iter().sum::<f64>() / w.len().max(1) as f64
+}
+
+/// [`recent_mean`], or 1 when it is zero (a residual is then in units).
+fn level(y: &[f64], end: usize, h: usize) -> f64 {
+    let mean = recent_mean(y, end, h);
     if mean > 0.0 { mean } else { 1.0 }
 }
 
@@ -270,10 +275,8 @@ pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: 
     let blend = match global_f {
         Some(g) => {
             let point = combine(blend, &local.point, &g);
-            // The recent mean level, zero for a series that stopped selling (no spread then).
-            let n = p.y.len();
-            let w = &p.y[n.saturating_sub(4 * cfg.horizon)..];
-            let level = w.iter().sum::<f64>() / w.len().max(1) as f64;
+            // Zero for a series that stopped selling: no spread then.
+            let level = recent_mean(p.y, p.y.len(), cfg.horizon);
             local.quantiles = conformal(&point, residuals, level, &cfg.quantiles);
             local.point = point;
             blend

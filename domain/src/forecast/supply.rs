@@ -3,6 +3,11 @@
 
 use super::engine::{normal_quantile, poisson_quantile};
 
+/// Period `t` of a per-period forecast, its last period repeating beyond it (0 when empty).
+pub fn at_or_last(v: &[f64], t: usize) -> f64 {
+    v.get(t.min(v.len().saturating_sub(1))).copied().unwrap_or(0.0)
+}
+
 /// The `tau` quantile of total demand over the first `periods` forecast periods.
 ///
 /// Regular demand: the summed point forecast plus a normal spread, each period's standard
@@ -21,7 +26,7 @@ pub fn lead_time_quantile(
     if point.is_empty() || periods == 0 {
         return 0.0;
     }
-    let at = |v: &[f64], t: usize| v.get(t.min(v.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let at = at_or_last;
     let mean: f64 = (0..periods).map(|t| at(point, t).max(0.0)).sum();
     if sporadic {
         return poisson_quantile(mean, tau);

@@ -12,6 +12,7 @@
 //! rounded up to whole packs and at least the supplier's minimum.
 
 use crate::forecast::engine::normal_quantile;
+use crate::forecast::supply::at_or_last;
 
 /// What service to plan for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,7 +104,7 @@ pub struct Policy {
 
 /// The mean demand over `periods` periods from now (fractions count pro rata).
 fn demand_over(demand: &[f64], periods: f64) -> f64 {
-    let at = |t: usize| demand.get(t.min(demand.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let at = |t: usize| at_or_last(demand, t);
     let whole = periods.floor() as usize;
     (0..whole).map(at).sum::<f64>() + at(whole) * (periods - whole as f64)
 }
