@@ -33,6 +33,9 @@ enum Command {
     Demo,
     /// Forecast a CSV of demand history offline (no database).
     Forecast(crate::forecast::cli::ForecastArgs),
+    /// Replay the last periods of a demand history against the replenishment policy and two
+    /// baselines, offline (no database).
+    ReplenishSim(crate::replenish::sim::ReplenishSimArgs),
     /// Mint a JWT for local use.
     Token {
         /// Tenant slug.
@@ -51,6 +54,7 @@ pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command.unwrap_or(Command::Serve { no_workers: false }) {
         // Offline: no configuration, database or runtime.
         Command::Forecast(args) => forecast(&args),
+        Command::ReplenishSim(args) => replenish_sim(&args),
         command => run_service(command),
     }
 }
@@ -63,6 +67,19 @@ fn forecast(args: &crate::forecast::cli::ForecastArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn replenish_sim(args: &crate::replenish::sim::ReplenishSimArgs) -> anyhow::Result<()> {
+    let report = crate::replenish::sim::run(args)?;
+    // The summary goes to standard error when the rows go to standard output.
+    let summary = crate::replenish::sim::render(&report);
+    if args.output.as_os_str() == "-" {
+        eprint!("{summary}");
+    } else {
+        print!("{summary}");
+        println!("{} series, {} rows -> {}", report.series, report.rows, args.output.display());
+    }
+    Ok(())
+}
+
 fn run_service(command: Command) -> anyhow::Result<()> {
     let config = Config::load()?;
     crate::telemetry::init(config.log_format);
@@ -70,6 +87,7 @@ fn run_service(command: Command) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match command {
             Command::Forecast(args) => forecast(&args),
+            Command::ReplenishSim(args) => replenish_sim(&args),
             Command::Serve { no_workers } => serve(config, !no_workers).await,
             Command::Worker => worker(config).await,
             Command::Migrate => {

@@ -19,6 +19,7 @@ pub mod http;
 pub mod jobs;
 pub mod live;
 pub mod metrics;
+pub mod replenish;
 pub mod services;
 pub mod state;
 pub mod telemetry;

@@ -201,8 +201,7 @@ fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> i32 {
             k += 1;
         }
     }
-    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
-    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    let z = crate::sampling::standard_normal(rng);
     (mean + z * mean.sqrt()).round().max(0.0) as i32
 }
 

@@ -33,6 +33,36 @@ fn worker(app: &TestApp, extra: &[(&str, &str)]) -> Child {
         .expect("worker process starts")
 }
 
+/// Starts a worker and returns once it logs that its claim loop runs, so a test can queue work
+/// only when every process is ready to compete for it. The log keeps draining in a thread.
+fn ready_worker(app: &TestApp) -> Child {
+    let log = std::env::var_os("TEST_LOG").is_some();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
+        .arg("worker")
+        .envs(app.process_env())
+        .env("RUST_LOG", "info,sqlx=warn,sea_orm=warn")
+        .env("QM_LOG_FORMAT", "pretty")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker process starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if log {
+                eprintln!("{line}");
+            }
+            if line.contains("worker started") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120)).expect("the worker process reports that it started");
+    child
+}
+
 struct Workers(Vec<Child>);
 
 impl Drop for Workers {
@@ -56,6 +86,9 @@ async fn two_worker_processes_run_ten_thousand_jobs_once_each() {
     }
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
+    // Both processes are polling before any work exists, so neither can drain the queue alone
+    // while the other is still starting (a slow start on a loaded machine did exactly that).
+    let _workers = Workers(vec![ready_worker(&app), ready_worker(&app)]);
     // 10,000 events, each with its fan-out job (no endpoints: the job reads and finishes).
     for _ in 0..10 {
         let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
@@ -64,7 +97,6 @@ async fn two_worker_processes_run_ten_thousand_jobs_once_each() {
         }
         s.commit().await.expect("commit");
     }
-    let _workers = Workers(vec![worker(&app, &[]), worker(&app, &[])]);
     let started = Instant::now();
     loop {
         let jobs = all_jobs(&app).await;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use qm_domain::forecast::{Config, Panel, calendar, forecast_panel, impute_censored};
+use qm_domain::forecast::{Config, Panel, PanelForecast, calendar, forecast_panel, impute_censored};
 
 use super::io::{self, Freq, Future, History, OutRow, Value};
 
@@ -56,12 +56,7 @@ pub fn run(args: &ForecastArgs) -> anyhow::Result<Summary> {
         Some(p) => Some(io::read_future(p, &history, args.horizon)?),
         None => None,
     };
-    let mut cfg = Config::new(args.horizon, season);
-    cfg.quantiles = args.quantiles.clone();
-    let ys: Vec<Vec<f64>> = history.series.iter().map(|s| impute_censored(&s.quantity, &s.censored, season)).collect();
-    let exogs = exog(&history, future.as_ref(), args.horizon)?;
-    let panels: Vec<Panel<'_>> = ys.iter().zip(&exogs).map(|(y, exog)| Panel { y, exog }).collect();
-    let forecasts = forecast_panel(&panels, &cfg);
+    let forecasts = forecast_history(&history, future.as_ref(), args.horizon, season, &args.quantiles)?;
     let mut rows = Vec::with_capacity(history.series.len() * args.horizon);
     for (s, f) in history.series.iter().zip(&forecasts) {
         let model = f.model_name();
@@ -96,6 +91,23 @@ pub fn run(args: &ForecastArgs) -> anyhow::Result<Summary> {
         io::write_forecasts(file, &args.quantiles, out_rows)?;
     }
     Ok(Summary { series: history.series.len(), rows: count })
+}
+
+/// Forecasts every series of `history` `horizon` periods ahead: stockout periods imputed, the
+/// calendar (and the covariates, when `future` gives their values ahead) as features.
+pub fn forecast_history(
+    history: &History,
+    future: Option<&Future>,
+    horizon: usize,
+    season: usize,
+    quantiles: &[f64],
+) -> anyhow::Result<Vec<PanelForecast>> {
+    let mut cfg = Config::new(horizon, season);
+    cfg.quantiles = quantiles.to_vec();
+    let ys: Vec<Vec<f64>> = history.series.iter().map(|s| impute_censored(&s.quantity, &s.censored, season)).collect();
+    let exogs = exog(history, future, horizon)?;
+    let panels: Vec<Panel<'_>> = ys.iter().zip(&exogs).map(|(y, exog)| Panel { y, exog }).collect();
+    Ok(forecast_panel(&panels, &cfg))
 }
 
 /// Known-in-advance features per series and period (history, then horizon): the calendar, and

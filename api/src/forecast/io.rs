@@ -259,7 +259,8 @@ pub struct OutRow<'a> {
     pub model: &'a str,
 }
 
-fn num(v: f64) -> String {
+/// A number for CSV output: up to four decimals, no trailing zeros.
+pub fn num(v: f64) -> String {
     let s = format!("{v:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-0" { "0".into() } else { s.to_owned() }
@@ -292,7 +293,8 @@ pub fn write_forecasts<'a>(
     w.flush()
 }
 
-fn csv_field(s: &str) -> String {
+/// A CSV field, quoted when it needs to be.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 

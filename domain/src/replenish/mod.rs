@@ -1,7 +1,9 @@
 //! Replenishment. `policy` turns a forecast and a supplier's lead time into safety stock, a
-//! reorder point, an order-up-to level and the quantity to order now, each number explained.
+//! reorder point, an order-up-to level and the quantity to order now, each number explained;
+//! `sim` replays demand against a policy and the usual baselines to measure what it achieves.
 //! Pure and deterministic.
 
 pub mod policy;
+pub mod sim;
 
-pub use policy::{Explanation, Policy, PolicyError, PolicyInput, ServiceTarget, policy};
+pub use policy::{Explanation, Order, Policy, PolicyError, PolicyInput, ServiceTarget, order_for, policy};

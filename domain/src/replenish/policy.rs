@@ -120,7 +120,7 @@ fn phi(z: f64) -> f64 {
     (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
 }
 
-fn cdf(z: f64) -> f64 {
+pub fn normal_cdf(z: f64) -> f64 {
     // Abramowitz–Stegun 26.2.17 (|error| < 7.5e-8).
     let t = 1.0 / (1.0 + 0.231_641_9 * z.abs());
     let poly =
@@ -130,7 +130,7 @@ fn cdf(z: f64) -> f64 {
 }
 
 pub fn normal_loss(z: f64) -> f64 {
-    (phi(z) - z * (1.0 - cdf(z))).max(0.0)
+    (phi(z) - z * (1.0 - normal_cdf(z))).max(0.0)
 }
 
 /// The safety factor for `target`, given the spread over the protection interval and the mean
@@ -152,6 +152,38 @@ fn safety_factor(target: ServiceTarget, sd: f64, cycle_demand: f64) -> f64 {
             (lo + hi) / 2.0
         }
     }
+}
+
+/// An order and how it was rounded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Order {
+    /// Units: 0, or whole packs and at least the minimum.
+    pub quantity: i64,
+    /// The order-up-to level minus the position, before rounding (0 when no order is due).
+    pub unrounded: f64,
+    pub rounded_to_pack: Option<i64>,
+    pub raised_to_moq: Option<i64>,
+}
+
+/// The order due at an inventory `position`: none above `reorder_point`, else up to
+/// `order_up_to`, rounded up to whole packs of `pack_size` and raised to the minimum `moq`
+/// (0 or 1 for either: none).
+pub fn order_for(position: f64, reorder_point: f64, order_up_to: f64, moq: i64, pack_size: i64) -> Order {
+    let unrounded = if position <= reorder_point { (order_up_to - position).max(0.0) } else { 0.0 };
+    let mut quantity = unrounded.ceil() as i64;
+    let (mut rounded_to_pack, mut raised_to_moq) = (None, None);
+    if quantity > 0 {
+        if pack_size > 1 && quantity % pack_size != 0 {
+            quantity = (quantity / pack_size + 1) * pack_size;
+            rounded_to_pack = Some(pack_size);
+        }
+        if moq > quantity {
+            let pack = pack_size.max(1);
+            quantity = (moq + pack - 1) / pack * pack;
+            raised_to_moq = Some(moq);
+        }
+    }
+    Order { quantity, unrounded, rounded_to_pack, raised_to_moq }
 }
 
 /// The policy of one SKU × location for `target`.
@@ -195,29 +227,14 @@ pub fn policy(input: &PolicyInput, target: ServiceTarget) -> Result<Policy, Poli
     let reorder_point = lead_time_demand + safety_stock;
     let order_up_to = protection_demand + safety_stock;
     let inventory_position = input.on_hand + input.on_order + input.in_transit - input.reserved;
-    let position = inventory_position as f64;
     // Periodic review orders at every review; continuous review once at or below the reorder point.
-    let due = if r > 0.0 { position < order_up_to } else { position <= reorder_point };
-    let unrounded_order = if due { (order_up_to - position).max(0.0) } else { 0.0 };
-    let mut order_quantity = unrounded_order.ceil() as i64;
-    let mut rounded_to_pack = None;
-    let mut raised_to_moq = None;
-    if order_quantity > 0 {
-        if input.pack_size > 1 && order_quantity % input.pack_size != 0 {
-            order_quantity = (order_quantity / input.pack_size + 1) * input.pack_size;
-            rounded_to_pack = Some(input.pack_size);
-        }
-        if input.moq > order_quantity {
-            let pack = input.pack_size.max(1);
-            order_quantity = (input.moq + pack - 1) / pack * pack;
-            raised_to_moq = Some(input.moq);
-        }
-    }
+    let trigger = if r > 0.0 { order_up_to } else { reorder_point };
+    let order = order_for(inventory_position as f64, trigger, order_up_to, input.moq, input.pack_size);
     Ok(Policy {
         safety_stock,
         reorder_point,
         order_up_to,
-        order_quantity,
+        order_quantity: order.quantity,
         explanation: Explanation {
             protection_periods: p,
             lead_time_demand,
@@ -227,9 +244,9 @@ pub fn policy(input: &PolicyInput, target: ServiceTarget) -> Result<Policy, Poli
             safety_from_demand,
             safety_from_lead_time,
             inventory_position,
-            unrounded_order,
-            rounded_to_pack,
-            raised_to_moq,
+            unrounded_order: order.unrounded,
+            rounded_to_pack: order.rounded_to_pack,
+            raised_to_moq: order.raised_to_moq,
         },
     })
 }

@@ -1,0 +1,100 @@
+//! Replenishment benchmark: runs `quartermaster replenish-sim` (the same code, in-process) on the
+//! DEV sets in ../shared/data/forecast with a 95 % fill-rate target, lead times of 7 days (daily
+//! data) or 1 period (weekly, monthly) with 30 % spread, and review every period. It prints each
+//! set's summary (the policy, min/max and the textbook policy tuned to the same fill rate) and
+//! checks the issue's targets: fill rate within ±1 point of 95 %, average inventory at least 20 %
+//! below the tuned textbook policy.
+//!
+//! cargo run --release -p qm-tests --bin bench-replenish [-- --data DIR]
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use qm_api::replenish::sim::{ReplenishSimArgs, render, run};
+
+struct Set {
+    name: &'static str,
+    file: &'static str,
+    test_periods: usize,
+    freq: &'static str,
+    lead_time: f64,
+}
+
+const SETS: [Set; 3] = [
+    Set {
+        name: "m5 store x dept (daily)",
+        file: "dev_m5_storedept_daily.csv",
+        test_periods: 28,
+        freq: "D",
+        lead_time: 7.0,
+    },
+    Set { name: "jewelry (weekly)", file: "dev_jewelry_weekly.csv", test_periods: 8, freq: "W", lead_time: 1.0 },
+    Set { name: "carparts (monthly)", file: "dev_carparts_monthly.csv", test_periods: 6, freq: "M", lead_time: 1.0 },
+];
+
+const TARGET: f64 = 0.95;
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut data = qm_tests::TestApp::repo_root().join("../shared/data/forecast");
+    while let Some(a) = args.next() {
+        if a == "--data" {
+            data = PathBuf::from(args.next().context("--data DIR")?);
+        }
+    }
+    let mut verdicts = Vec::new();
+    for set in &SETS {
+        let path = data.join(set.file);
+        anyhow::ensure!(path.exists(), "{} is missing (see ../shared/data/forecast)", path.display());
+        let dir = tempfile::tempdir()?;
+        let params = dir.path().join("params.toml");
+        std::fs::write(
+            &params,
+            format!(
+                "service_level_kind = \"fill_rate\"\ntarget_service_level = {TARGET}\nlead_time_mean = {}\n\
+                 lead_time_sd = {}\nreview_period = 1\nmoq = 0\npack_size = 1\nunit_cost = 1\n\
+                 holding_cost_rate = 0.25\norder_cost = 0\nseed = 42\n",
+                set.lead_time,
+                0.3 * set.lead_time
+            ),
+        )?;
+        let args = ReplenishSimArgs {
+            history: path,
+            params,
+            test_periods: set.test_periods,
+            output: dir.path().join("replay.csv"),
+            freq: Some(set.freq.into()),
+            season: None,
+        };
+        let before = cpu_seconds();
+        let report = run(&args)?;
+        let cpu = cpu_seconds() - before;
+        println!("## {} — {} series, last {} periods ({cpu:.1} CPU-s)\n", set.name, report.series, set.test_periods);
+        println!("```\n{}```\n", render(&report));
+        let (ours, base) = (&report.ours().total, &report.textbook().total);
+        let fill = ours.fill_rate();
+        let saving = 1.0 - ours.average_on_hand() / base.average_on_hand().max(f64::MIN_POSITIVE);
+        verdicts.push(format!(
+            "| {} | {:.2} % | {} | {:.1} % | {} |",
+            set.name,
+            100.0 * fill,
+            if (fill - TARGET).abs() <= 0.01 { "met" } else { "NOT met" },
+            100.0 * saving,
+            if saving >= 0.20 { "met" } else { "NOT met" }
+        ));
+    }
+    println!("| set | fill rate (target 95 % ± 1) | | inventory below (b) at equal fill rate (target ≥ 20 %) | |");
+    println!("|---|---|---|---|---|");
+    for v in verdicts {
+        println!("{v}");
+    }
+    Ok(())
+}
