@@ -120,7 +120,9 @@ impl Params {
         let p = self.series.get(id).unwrap_or(&self.defaults);
         let lead = p.lead_time_mean.ok_or_else(|| ParamsError::Series {
             file: self.file.clone(),
-            message: format!("lead_time_mean is missing for series {id:?}: set it at the top level or in [series.{id:?}]"),
+            message: format!(
+                "lead_time_mean is missing for series {id:?}: set it at the top level or in [series.{id:?}]"
+            ),
         })?;
         Ok((p, lead))
     }
@@ -258,7 +260,8 @@ fn apply(p: &mut SeriesParams, key: &str, v: &toml::Value) -> Result<(), String>
         "lead_time_sd" => p.lead_time_sd = at_least(number(v)?, 0.0)?,
         "review_period" => {
             let r = whole(v)?;
-            p.review_period = usize::try_from(r).ok().filter(|r| *r >= 1).ok_or(format!("must be 1 or more, got {r}"))?;
+            p.review_period =
+                usize::try_from(r).ok().filter(|r| *r >= 1).ok_or(format!("must be 1 or more, got {r}"))?;
         }
         "moq" => p.moq = at_least(whole(v)? as f64, 0.0)? as i64,
         "pack_size" => p.pack_size = at_least(whole(v)? as f64, 1.0)? as i64,

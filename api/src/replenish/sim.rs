@@ -212,7 +212,7 @@ pub fn run(args: &ReplenishSimArgs) -> anyhow::Result<Report> {
         return Err(e.context("forecasting during the replay"));
     }
     let ours = ours?;
-    let min_max = sim::replay_with_window(&demand, &stocking, steps, per_year, &|w, s| Ok(sim::min_max_levels(w, s)))?;
+    let min_max = sim::replay_with_window(&demand, &stocking, steps, per_year, &sim::min_max_levels)?;
     let achieved = sim::pooled(&ours).fill_rate();
     let (z, textbook) = sim::textbook_at_fill_rate(&demand, &stocking, steps, per_year, achieved)?;
 

@@ -1,8 +1,14 @@
 //! The inventory policy of one SKU at one location.
 //!
 //! Demand over the protection interval P = lead time + review period has mean `μ_P` (the
-//! forecast summed over P) and variance `σ_P² = P·σ_d² + d̄²·σ_L²`: the forecast's own spread
+//! forecast summed over P) and variance `σ_P² = P·σ_d² + d̄²·v_L`: the forecast's own spread
 //! per period over P periods, plus the lead time's spread times the mean demand per period.
+//! With one order outstanding (continuous review, or reviews further apart than the lead time
+//! spreads) `v_L = σ_L²`, the textbook term. Orders placed every R periods with independent lead
+//! times overtake one another and their lateness averages out: what has arrived by a given day
+//! is a sum of orders each in or not, with variance `(d̄R)²·Σ_a F(a)(1 − F(a))` over the ages a
+//! of the outstanding orders (F the lead time's distribution), which for a normal lead time is
+//! `d̄²·R·σ_L/√π`. So `v_L = σ_L·min(σ_L, R/√π)`.
 //! Safety stock is `z·σ_P`, with `z` from the target: the normal quantile of a cycle service
 //! level, or for a fill rate the `z` whose expected shortage per cycle, `σ_P·G(z)` (G the
 //! standard normal loss function), is `(1 − β)` of the demand per cycle. The reorder point is
@@ -120,7 +126,7 @@ fn phi(z: f64) -> f64 {
     (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
 }
 
-pub fn normal_cdf(z: f64) -> f64 {
+fn normal_cdf(z: f64) -> f64 {
     // Abramowitz–Stegun 26.2.17 (|error| < 7.5e-8).
     let t = 1.0 / (1.0 + 0.231_641_9 * z.abs());
     let poly =
@@ -213,7 +219,8 @@ pub fn policy(input: &PolicyInput, target: ServiceTarget) -> Result<Policy, Poli
     let protection_demand = demand_over(&input.demand, p);
     let d_bar = mean_over(&input.demand, p);
     let var_demand = p * mean_over(&input.demand_sd.iter().map(|s| s * s).collect::<Vec<_>>(), p);
-    let var_lead = d_bar * d_bar * sl * sl;
+    let lead_spread = if r > 0.0 { sl * sl.min(r / std::f64::consts::PI.sqrt()) } else { sl * sl };
+    let var_lead = d_bar * d_bar * lead_spread;
     let sd = (var_demand + var_lead).sqrt();
     // Demand per cycle: what one order covers (a review period's worth, at least one period's).
     let cycle_demand = d_bar * r.max(1.0);
@@ -322,6 +329,24 @@ mod tests {
         let monthly = policy(&i, ServiceTarget::FillRate(0.98)).expect("policy");
         assert!(monthly.explanation.z < weekly.explanation.z);
         assert!((normal_loss(0.0) - 0.398_942).abs() < 1e-5);
+    }
+
+    #[test]
+    fn frequent_orders_pool_the_lead_time_spread() {
+        // 10 a period, no forecast spread, lead time 7 ± 2.1. Continuous review: one order out,
+        // variance 10²·2.1² = 441. Daily review: orders overtake, variance 10²·2.1/√π = 118.5.
+        let mut i = input();
+        (i.demand_sd, i.lead_time_mean, i.lead_time_sd) = (vec![0.0; 30], 7.0, 2.1);
+        let once = policy(&i, ServiceTarget::Cycle(0.95)).expect("policy");
+        assert!((once.explanation.protection_sd - 21.0).abs() < 1e-9, "{once:?}");
+        i.review_period = 1.0;
+        let daily = policy(&i, ServiceTarget::Cycle(0.95)).expect("policy");
+        let want = (100.0 * 2.1 / std::f64::consts::PI.sqrt()).sqrt();
+        assert!((daily.explanation.protection_sd - want).abs() < 1e-9, "{daily:?}");
+        // Reviews far apart against the spread: the textbook term again.
+        i.review_period = 30.0;
+        let monthly = policy(&i, ServiceTarget::Cycle(0.95)).expect("policy");
+        assert!((monthly.explanation.protection_sd - 21.0).abs() < 1e-9);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 
-use super::policy::{PolicyInput, ServiceTarget, normal_cdf, order_for, policy};
+use super::policy::order_for;
 use crate::sampling::standard_normal;
 
 /// How one series is stocked.
@@ -66,6 +66,9 @@ pub struct Levels {
     /// Mean demand over the lead time (for the warm start).
     pub lead_time_demand: f64,
 }
+
+/// A policy's decisions at one review step: the levels of each series under review, in order.
+pub type Decide<'a> = dyn FnMut(usize, &[usize]) -> Result<Vec<Levels>, SimError> + 'a;
 
 /// One replayed period of one series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -180,7 +183,7 @@ pub fn replay(
     demand: &[&[f64]],
     stocking: &[Stocking],
     steps: usize,
-    decide: &mut dyn FnMut(usize, &[usize]) -> Result<Vec<Levels>, SimError>,
+    decide: &mut Decide<'_>,
 ) -> Result<Vec<Outcome>, SimError> {
     for (i, (y, s)) in demand.iter().zip(stocking).enumerate() {
         if y.len() <= steps {
@@ -206,10 +209,7 @@ pub fn replay(
             rng: ChaCha8Rng::seed_from_u64(s.seed),
             cycle_open: false,
             cycle_lost: false,
-            outcome: Outcome {
-                periods: Vec::with_capacity(steps),
-                tally: Tally { series: 1, ..Tally::default() },
-            },
+            outcome: Outcome { periods: Vec::with_capacity(steps), tally: Tally { series: 1, ..Tally::default() } },
         })
         .collect();
     let mut levels: Vec<Option<Levels>> = vec![None; demand.len()];
@@ -334,26 +334,15 @@ pub fn min_max_levels(window: &[f64], s: &Stocking) -> Levels {
     Levels { reorder_point: min, order_up_to: max, lead_time_demand: min }
 }
 
-/// Baseline (b), the textbook periodic-review policy: the mean and sample standard deviation of
-/// demand over `window`, and normal safety stock `z·σ_P` over lead time plus review period.
-pub fn textbook_levels(window: &[f64], s: &Stocking, z: f64) -> Result<Levels, SimError> {
+/// Baseline (b), the textbook periodic-review policy: the mean `d̄` and sample standard deviation
+/// `σ` of demand over `window`, protection interval P = L + R, and normal safety stock
+/// `z·√(P·σ² + d̄²·σ_L²)` (negative for z below 0: the factor is what a tuning moves).
+pub fn textbook_levels(window: &[f64], s: &Stocking, z: f64) -> Levels {
     let (mean, sd) = mean_sd(window);
-    let input = PolicyInput {
-        demand: vec![mean],
-        demand_sd: vec![sd],
-        lead_time_mean: s.lead_time_mean,
-        lead_time_sd: s.lead_time_sd,
-        review_period: s.review_period as f64,
-        on_hand: 0,
-        on_order: 0,
-        in_transit: 0,
-        reserved: 0,
-        moq: s.moq,
-        pack_size: s.pack_size,
-    };
-    let level = normal_cdf(z).clamp(1e-9, 1.0 - 1e-9);
-    let p = policy(&input, ServiceTarget::Cycle(level))?;
-    Ok(Levels { reorder_point: p.order_up_to, order_up_to: p.order_up_to, lead_time_demand: p.explanation.lead_time_demand })
+    let p = s.lead_time_mean + s.review_period as f64;
+    let spread = (p * sd * sd + mean * mean * s.lead_time_sd * s.lead_time_sd).sqrt();
+    let order_up_to = (mean * p + z * spread).max(0.0);
+    Levels { reorder_point: order_up_to, order_up_to, lead_time_demand: mean * s.lead_time_mean }
 }
 
 /// Replays `rule` with levels from a trailing `window` of periods before each review.
@@ -362,13 +351,13 @@ pub fn replay_with_window(
     stocking: &[Stocking],
     steps: usize,
     window: usize,
-    rule: &dyn Fn(&[f64], &Stocking) -> Result<Levels, SimError>,
+    rule: &dyn Fn(&[f64], &Stocking) -> Levels,
 ) -> Result<Vec<Outcome>, SimError> {
     replay(demand, stocking, steps, &mut |step, due| {
         due.iter()
             .map(|&i| {
                 let origin = demand[i].len() - steps + step;
-                rule(&demand[i][origin.saturating_sub(window)..origin], &stocking[i])
+                Ok(rule(&demand[i][origin.saturating_sub(window)..origin], &stocking[i]))
             })
             .collect()
     })
@@ -403,7 +392,11 @@ pub fn textbook_at_fill_rate(
         if best.as_ref().is_none_or(|(g, _, _)| gap < *g) {
             best = Some((gap, mid, out));
         }
-        if achieved < fill_rate { lo = mid } else { hi = mid }
+        if achieved < fill_rate {
+            lo = mid
+        } else {
+            hi = mid
+        }
         if hi - lo < 1e-4 {
             break;
         }
@@ -512,7 +505,7 @@ mod tests {
         let a = min_max_levels(&w, &s);
         assert_eq!((a.reorder_point, a.order_up_to), (15.0, 30.0));
         // σ = √(4/3); P = 4: S = 20 + z·σ·2.
-        let b = textbook_levels(&w, &s, 1.0).expect("levels");
+        let b = textbook_levels(&w, &s, 1.0);
         let want = 20.0 + (4.0f64 / 3.0).sqrt() * 2.0;
         assert!((b.order_up_to - want).abs() < 1e-4, "{b:?}");
     }
