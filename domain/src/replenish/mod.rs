@@ -3,6 +3,7 @@
 //! `sim` replays demand against a policy and the usual baselines to measure what it achieves.
 //! Pure and deterministic.
 
+pub mod plan;
 pub mod policy;
 pub mod sim;
 
