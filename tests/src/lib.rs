@@ -34,6 +34,16 @@ fn init_logs() {
 static PG_OVERRIDE: std::sync::Mutex<Option<Option<String>>> = std::sync::Mutex::new(None);
 
 /// Overrides `QM_TEST_DATABASE_URL` for this process (benchmarks run both backends in one process).
+/// CPU seconds used by this process so far (Linux /proc; clock ticks of 1/100 s), for benchmarks.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 pub fn set_postgres_url(url: Option<String>) {
     if let Ok(mut o) = PG_OVERRIDE.lock() {
         *o = Some(url);

@@ -31,16 +31,6 @@ const SETS: [Set; 3] = [
 
 const LEVELS: [f64; 3] = [0.1, 0.5, 0.9];
 
-/// CPU seconds used by this process so far (Linux /proc; clock ticks of 1/100 s).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn cell(v: &Value) -> String {
     match v {
         Value::Number(n) => n.to_string(),
@@ -153,9 +143,9 @@ fn main() -> anyhow::Result<()> {
             future: if full.covariates.is_empty() { None } else { Some(future) },
             output: output.clone(),
         };
-        let before = cpu_seconds();
+        let before = qm_tests::cpu_seconds();
         run(&args)?;
-        let cpu = cpu_seconds() - before;
+        let cpu = qm_tests::cpu_seconds() - before;
         let got = io::read_forecasts(&output)?;
         let chosen = read_models(&output)?;
         let (all, by_class) = score(&full, set.horizon, |id, date| got.get(&(id.to_owned(), date)).cloned())?;

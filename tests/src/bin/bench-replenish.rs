@@ -34,14 +34,6 @@ const SETS: [Set; 3] = [
 
 const TARGET: f64 = 0.95;
 
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut data = qm_tests::TestApp::repo_root().join("../shared/data/forecast");
@@ -74,9 +66,9 @@ fn main() -> anyhow::Result<()> {
             freq: Some(set.freq.into()),
             season: None,
         };
-        let before = cpu_seconds();
+        let before = qm_tests::cpu_seconds();
         let report = run(&args)?;
-        let cpu = cpu_seconds() - before;
+        let cpu = qm_tests::cpu_seconds() - before;
         println!("## {} — {} series, last {} periods ({cpu:.1} CPU-s)\n", set.name, report.series, set.test_periods);
         println!("```\n{}```\n", render(&report));
         let (ours, base) = (&report.ours().total, &report.textbook().total);
