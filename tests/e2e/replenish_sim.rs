@@ -58,6 +58,10 @@ fn a_replay_writes_the_policy_rows_and_compares_the_baselines() {
     for r in rows.iter().filter(|r| r[0] == "small" && r[4] != "0") {
         assert_eq!(r[4].parse::<i64>().expect("qty") % 12, 0, "{r:?}");
     }
+    // The spread was calibrated on the 56 days before the window, and met the target there.
+    let c = report.calibration.expect("long enough to calibrate");
+    assert_eq!(c.periods, 56);
+    assert!((c.achieved - 0.95).abs() < 0.02 || c.scale <= 0.21 || c.scale >= 4.9, "{c:?}");
     let ours = &report.ours().total;
     assert!(ours.fill_rate() > 0.9 && ours.fill_rate() <= 1.0, "{}", render(&report));
     assert!(ours.orders > 0 && ours.average_on_hand() > 0.0);

@@ -18,7 +18,7 @@ use anyhow::Context;
 use qm_domain::forecast::classify::classify;
 use qm_domain::forecast::engine::normal_quantile;
 use qm_domain::replenish::sim::{self, Levels, Outcome, SimError, Stocking, Tally};
-use qm_domain::replenish::{PolicyInput, policy};
+use qm_domain::replenish::{PolicyInput, ServiceTarget, policy};
 use rust_decimal::Decimal;
 
 use super::params;
@@ -65,6 +65,7 @@ pub struct Report {
     pub policies: Vec<PolicyResult>,
     /// The safety factor baseline (b) needed to reach the policy's fill rate.
     pub textbook_z: f64,
+    pub calibration: Option<Calibration>,
 }
 
 impl Report {
@@ -161,57 +162,10 @@ pub fn run(args: &ReplenishSimArgs) -> anyhow::Result<Report> {
     let classes: Vec<&'static str> =
         history.series.iter().map(|s| classify(&s.quantity[..s.quantity.len() - steps]).as_str()).collect();
 
-    let band_width = normal_quantile(BAND.1) - normal_quantile(BAND.0);
-    let mut forecast_error = None;
-    let ours = sim::replay(&demand, &stocking, steps, &mut |step, due| {
-        let horizon = due
-            .iter()
-            .map(|&i| {
-                let s = &stocking[i];
-                (s.lead_time_mean + 3.0 * s.lead_time_sd).ceil() as usize + s.review_period + 1
-            })
-            .max()
-            .unwrap_or(1);
-        let cut = cut(&history, due, steps, step);
-        let forecasts = match forecast_history(&cut, None, horizon, season, &[BAND.0, 0.5, BAND.1]) {
-            Ok(f) => f,
-            Err(e) => {
-                forecast_error = Some(e);
-                return Err(SimError::Decisions { due: due.len(), got: 0 });
-            }
-        };
-        due.iter()
-            .zip(&forecasts)
-            .map(|(&i, f)| {
-                let s = &stocking[i];
-                let q = &f.series.quantiles;
-                let demand_sd = q[2].iter().zip(&q[0]).map(|(hi, lo)| ((hi - lo) / band_width).max(0.0)).collect();
-                let input = PolicyInput {
-                    demand: f.series.point.iter().map(|v| v.max(0.0)).collect(),
-                    demand_sd,
-                    lead_time_mean: s.lead_time_mean,
-                    lead_time_sd: s.lead_time_sd,
-                    review_period: s.review_period as f64,
-                    on_hand: 0,
-                    on_order: 0,
-                    in_transit: 0,
-                    reserved: 0,
-                    moq: s.moq,
-                    pack_size: s.pack_size,
-                };
-                let p = policy(&input, targets[i])?;
-                Ok(Levels {
-                    reorder_point: p.order_up_to,
-                    order_up_to: p.order_up_to,
-                    lead_time_demand: p.explanation.lead_time_demand,
-                })
-            })
-            .collect()
-    });
-    if let Some(e) = forecast_error {
-        return Err(e.context("forecasting during the replay"));
-    }
-    let ours = ours?;
+    let calibration = calibrate(&history, &demand, &stocking, &targets, season, steps)?;
+    let scale = calibration.map_or(1.0, |c| c.scale);
+    let test = outlooks(&history, &stocking, season, steps, 0)?;
+    let ours = replay_policy(&demand, &stocking, &targets, &test, steps, 0, scale)?;
     let min_max = sim::replay_with_window(&demand, &stocking, steps, per_year, &sim::min_max_levels)?;
     let achieved = sim::pooled(&ours).fill_rate();
     let (z, textbook) = sim::textbook_at_fill_rate(&demand, &stocking, steps, per_year, achieved)?;
@@ -233,7 +187,159 @@ pub fn run(args: &ReplenishSimArgs) -> anyhow::Result<Report> {
             result(format!("(b) textbook, z={z:.2}"), &textbook),
         ],
         textbook_z: z,
+        calibration,
     })
+}
+
+/// The forecast at one review of one series.
+struct Outlook {
+    series: usize,
+    demand: Vec<f64>,
+    demand_sd: Vec<f64>,
+}
+
+/// The forecasts at every review of a replay of `steps` periods that ends `back` periods before
+/// the end of each series, each from the periods before its day only.
+fn outlooks(
+    history: &History,
+    stocking: &[Stocking],
+    season: usize,
+    steps: usize,
+    back: usize,
+) -> anyhow::Result<Vec<Vec<Outlook>>> {
+    let band_width = normal_quantile(BAND.1) - normal_quantile(BAND.0);
+    (0..steps)
+        .map(|step| {
+            let due: Vec<usize> = (0..stocking.len()).filter(|i| step % stocking[*i].review_period == 0).collect();
+            if due.is_empty() {
+                return Ok(Vec::new());
+            }
+            let horizon = due
+                .iter()
+                .map(|&i| {
+                    let s = &stocking[i];
+                    (s.lead_time_mean + 3.0 * s.lead_time_sd).ceil() as usize + s.review_period + 1
+                })
+                .max()
+                .unwrap_or(1);
+            let cut = cut(history, &due, steps + back, step);
+            let forecasts = forecast_history(&cut, None, horizon, season, &[BAND.0, 0.5, BAND.1])
+                .context("forecasting during the replay")?;
+            Ok(due
+                .iter()
+                .zip(forecasts)
+                .map(|(&series, f)| {
+                    let q = &f.series.quantiles;
+                    Outlook {
+                        series,
+                        demand: f.series.point.iter().map(|v| v.max(0.0)).collect(),
+                        demand_sd: q[2].iter().zip(&q[0]).map(|(hi, lo)| ((hi - lo) / band_width).max(0.0)).collect(),
+                    }
+                })
+                .collect())
+        })
+        .collect()
+}
+
+/// Replays the policy over `steps` periods ending `back` periods before the end, from the
+/// forecasts in `outlooks`, their spread scaled by `scale`.
+fn replay_policy(
+    demand: &[&[f64]],
+    stocking: &[Stocking],
+    targets: &[ServiceTarget],
+    outlooks: &[Vec<Outlook>],
+    steps: usize,
+    back: usize,
+    scale: f64,
+) -> Result<Vec<Outcome>, SimError> {
+    let demand: Vec<&[f64]> = demand.iter().map(|y| &y[..y.len() - back]).collect();
+    sim::replay(&demand, stocking, steps, &mut |step, due| {
+        let at = &outlooks[step];
+        if at.len() != due.len() {
+            return Err(SimError::Decisions { due: due.len(), got: at.len() });
+        }
+        at.iter()
+            .map(|o| {
+                let s = &stocking[o.series];
+                let input = PolicyInput {
+                    demand: o.demand.clone(),
+                    demand_sd: o.demand_sd.iter().map(|v| v * scale).collect(),
+                    lead_time_mean: s.lead_time_mean,
+                    lead_time_sd: s.lead_time_sd,
+                    review_period: s.review_period as f64,
+                    on_hand: 0,
+                    on_order: 0,
+                    in_transit: 0,
+                    reserved: 0,
+                    moq: s.moq,
+                    pack_size: s.pack_size,
+                };
+                let p = policy(&input, targets[o.series])?;
+                Ok(Levels {
+                    reorder_point: p.order_up_to,
+                    order_up_to: p.order_up_to,
+                    lead_time_demand: p.explanation.lead_time_demand,
+                })
+            })
+            .collect()
+    })
+}
+
+/// How the forecast's spread was calibrated before the replayed window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// Periods replayed just before the window.
+    pub periods: usize,
+    /// The factor on the forecast's spread that met the target there.
+    pub scale: f64,
+    /// The service achieved there with it (fill rate, or cycle service level).
+    pub achieved: f64,
+    pub target: f64,
+}
+
+/// The factor on the forecast's spread with which the policy, replayed on the `steps` periods
+/// just before the window, reaches its service target there (pooled over the series): the
+/// forecast's bands are honest about the forecast, not about how stock runs out, so the policy
+/// learns that from its own recent past. `None` when the series are too short for it or mix
+/// fill-rate and cycle targets.
+fn calibrate(
+    history: &History,
+    demand: &[&[f64]],
+    stocking: &[Stocking],
+    targets: &[ServiceTarget],
+    season: usize,
+    steps: usize,
+) -> anyhow::Result<Option<Calibration>> {
+    let fill = matches!(targets.first(), Some(ServiceTarget::FillRate(_)));
+    let same_kind = targets.iter().all(|t| matches!(t, ServiceTarget::FillRate(_)) == fill);
+    if !same_kind || demand.iter().any(|y| y.len() <= 2 * steps + 1) {
+        return Ok(None);
+    }
+    let target = targets
+        .iter()
+        .map(|t| match t {
+            ServiceTarget::FillRate(a) | ServiceTarget::Cycle(a) => *a,
+        })
+        .sum::<f64>()
+        / targets.len().max(1) as f64;
+    let before = outlooks(history, stocking, season, steps, steps)?;
+    let achieved = |scale: f64| -> Result<f64, SimError> {
+        let t = sim::pooled(&replay_policy(demand, stocking, targets, &before, steps, steps, scale)?);
+        Ok(if fill { t.fill_rate() } else { t.cycle_service_level() })
+    };
+    // Bisection on the logarithm of the factor, between a fifth and five times the spread.
+    let (mut lo, mut hi) = (0.2f64.ln(), 5f64.ln());
+    let at_one = achieved(1.0)?;
+    let mut best = ((at_one - target).abs(), 1.0, at_one);
+    for _ in 0..14 {
+        let mid = (lo + hi) / 2.0;
+        let a = achieved(mid.exp())?;
+        if (a - target).abs() < best.0 {
+            best = ((a - target).abs(), mid.exp(), a);
+        }
+        if a < target { lo = mid } else { hi = mid }
+    }
+    Ok(Some(Calibration { periods: steps, scale: best.1, achieved: best.2, target }))
 }
 
 fn write_rows(args: &ReplenishSimArgs, history: &History, outcomes: &[Outcome]) -> anyhow::Result<usize> {
@@ -302,6 +408,16 @@ pub fn render(report: &Report) -> String {
         let b = base.average_on_hand();
         if b > 0.0 { format!("{:+.1}%", 100.0 * (ours.average_on_hand() - b) / b) } else { "n/a".into() }
     };
+    match report.calibration {
+        Some(c) => out.push_str(&format!(
+            "\nforecast spread calibrated on the {} periods before the window: x{:.2} (service there {:.2}% for {:.2}%)",
+            c.periods,
+            c.scale,
+            100.0 * c.achieved,
+            100.0 * c.target
+        )),
+        None => out.push_str("\nforecast spread not calibrated (series too short, or mixed service-level kinds)"),
+    }
     let (ours, textbook) = (report.ours(), report.textbook());
     out.push_str(&format!("\ninventory against (b) at the same fill rate: {}", change(&ours.total, &textbook.total)));
     for (class, t) in &ours.by_class {
