@@ -357,9 +357,61 @@ fn current_volume(input: &PlanInput, loc: usize) -> f64 {
     input.needs.iter().filter(|n| n.location == loc).map(|n| n.unit_volume * n.position.max(0) as f64).sum()
 }
 
-/// Plans `input`: the MILP when it is small enough, else greedily with the LP bound.
+/// Plans `input`: the MILP when it is small enough, else greedily with the LP bound. Without
+/// budgets or capacities nothing ties one SKU's plan to another's, so each SKU is planned on its
+/// own (exactly, and fast however many SKUs there are).
 pub fn plan(input: &PlanInput, options: PlanOptions) -> Result<Plan, PlanError> {
     validate(input)?;
+    let coupled = input.budget.is_some()
+        || input.suppliers.iter().any(|s| s.budget.is_some() || s.capacity.is_some())
+        || input.locations.iter().any(|l| l.capacity.is_some());
+    let skus: std::collections::BTreeSet<usize> = input.needs.iter().map(|n| n.sku).collect();
+    if coupled || skus.len() <= 1 {
+        return plan_whole(input, options);
+    }
+    let mut merged = Plan {
+        lines: Vec::new(),
+        shortfall: vec![0; input.needs.len()],
+        cost: Decimal::ZERO,
+        objective: Decimal::ZERO,
+        method: Method::Milp,
+        lower_bound: Some(0.0),
+    };
+    for sku in skus {
+        let needs: Vec<usize> = (0..input.needs.len()).filter(|&i| input.needs[i].sku == sku).collect();
+        let offers: Vec<usize> = (0..input.offers.len()).filter(|&o| input.offers[o].sku == sku).collect();
+        let part = PlanInput {
+            needs: needs.iter().map(|&i| input.needs[i].clone()).collect(),
+            offers: offers.iter().map(|&o| input.offers[o].clone()).collect(),
+            lanes: input.lanes.clone(),
+            suppliers: input.suppliers.clone(),
+            locations: input.locations.clone(),
+            budget: None,
+        };
+        let p = plan_whole(&part, options)?;
+        for mut line in p.lines {
+            if let LineKind::Buy { offer } = line.kind {
+                line.kind = LineKind::Buy { offer: offers[offer] };
+            }
+            merged.lines.push(line);
+        }
+        for (k, &i) in needs.iter().enumerate() {
+            merged.shortfall[i] = p.shortfall[k];
+        }
+        merged.cost += p.cost;
+        merged.objective += p.objective;
+        if p.method == Method::Greedy {
+            merged.method = Method::Greedy;
+        }
+        merged.lower_bound = match (merged.lower_bound, p.lower_bound) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+    }
+    Ok(merged)
+}
+
+fn plan_whole(input: &PlanInput, options: PlanOptions) -> Result<Plan, PlanError> {
     let greedy_plan = greedy(input);
     let integers: usize = input.offers.iter().map(|o| 2 + o.breaks.len()).sum::<usize>() + arcs(input).len();
     if integers > options.max_integers {
@@ -763,12 +815,36 @@ mod tests {
     fn greedy_for_large_plans_reports_its_gap() {
         let needs: Vec<Need> = (0..30).map(|s| need(s, 0, 0, 0, 10 + s as i64, 30)).collect();
         let offers: Vec<Offer> = (0..30).map(|s| offer(0, s, 0, 3)).collect();
-        let input = PlanInput { needs, offers, ..PlanInput::default() };
+        // A plan budget ties the SKUs together (it does not bind here).
+        let input = PlanInput { needs, offers, budget: Some(Decimal::from(1_000_000)), ..PlanInput::default() };
         let p = plan(&input, PlanOptions { max_integers: 10 }).expect("plan");
         assert_eq!(p.method, Method::Greedy);
         assert!(violations(&input, &p).is_empty());
         let gap = p.gap().expect("a bound");
         assert!(gap < 1e-6, "buying each need exactly is optimal here: {gap}");
+    }
+
+    #[test]
+    fn skus_without_shared_limits_are_planned_one_by_one() {
+        // 300 SKUs at two locations, each with a lane: far above the MILP's size limit as one
+        // problem, yet every SKU is planned exactly.
+        let mut needs = Vec::new();
+        let mut offers = Vec::new();
+        for s in 0..300 {
+            needs.push(need(s, 0, 50, 50, 20, 30));
+            needs.push(need(s, 1, 0, 0, 10 + (s % 5) as i64, 30));
+            offers.push(offer(0, s, 1, 4));
+        }
+        let lanes = vec![Lane { from: 0, to: 1, unit_cost: Decimal::ONE }];
+        let input = PlanInput { needs, offers, lanes, ..PlanInput::default() };
+        let p = plan(&input, PlanOptions::default()).expect("plan");
+        assert_eq!(p.method, Method::Milp);
+        assert!(violations(&input, &p).is_empty());
+        // Every shortage is covered by moving the spare 30 (1.00 a unit, against 4.00 to buy).
+        assert!(buys(&p).is_empty(), "{:?}", &p.lines[..3]);
+        assert_eq!(transfers(&p).len(), 300);
+        let units: i64 = transfers(&p).iter().map(|t| t.2).sum();
+        assert_eq!(units, (0..300).map(|s| 10 + (s % 5) as i64).sum::<i64>());
     }
 
     #[test]
