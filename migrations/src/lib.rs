@@ -17,6 +17,7 @@ mod m20261122_000002_enable_row_level_security;
 mod m20261122_000003_create_jobs_and_events;
 mod m20261122_000004_create_alerts;
 mod m20261203_000005_create_forecasts;
+mod m20261203_000006_create_replenishment;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -25,6 +26,8 @@ pub use m20261122_000003_create_jobs_and_events::TABLES as JOB_TABLES;
 pub use m20261122_000004_create_alerts::TABLES as ALERT_TABLES;
 /// Tenant tables of forecasts.
 pub use m20261203_000005_create_forecasts::TABLES as FORECAST_TABLES;
+/// Tenant tables of replenishment runs and their lines.
+pub use m20261203_000006_create_replenishment::TABLES as REPLENISHMENT_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";
@@ -44,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_jobs_and_events::Migration),
             Box::new(m20261122_000004_create_alerts::Migration),
             Box::new(m20261203_000005_create_forecasts::Migration),
+            Box::new(m20261203_000006_create_replenishment::Migration),
         ]
     }
 }

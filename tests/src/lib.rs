@@ -332,6 +332,7 @@ impl TestApp {
             expected_on: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            issued_at: Set(Some(now)),
         })
         .exec_without_returning(&s.tx)
         .await

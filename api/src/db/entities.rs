@@ -279,6 +279,7 @@ tenant_entity!(purchase_order, "purchase_orders", {
     pub expected_on: Option<Date>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub issued_at: Option<DateTimeUtc>,
 });
 
 tenant_entity!(purchase_order_line, "purchase_order_lines", {
@@ -298,8 +299,59 @@ tenant_entity!(transfer, "transfers", {
     pub from_location_id: Uuid,
     pub to_location_id: Uuid,
     pub quantity: i32,
+    /// `completed` (moved at once by `stockTransfer`), or from a plan `draft`, `in_transit`,
+    /// `received`.
     pub status: String,
     pub idempotency_key: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub shipped_at: Option<DateTimeUtc>,
+    pub received_at: Option<DateTimeUtc>,
+});
+
+tenant_entity!(replenishment_run, "replenishment_runs", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// `queued`, `running`, `completed` or `failed`.
+    pub status: String,
+    pub requested_by: String,
+    pub forecast_run_id: Option<Uuid>,
+    /// `milp` or `greedy`.
+    pub method: Option<String>,
+    pub cost: Option<Dec>,
+    pub objective: Option<Dec>,
+    pub lower_bound: Option<f64>,
+    pub lines_total: i32,
+    pub series_total: i32,
+    pub short_total: i32,
+    pub error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+});
+
+tenant_entity!(replenishment_line, "replenishment_lines", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub run_id: Uuid,
+    /// `buy` or `transfer`.
+    pub kind: String,
+    pub variant_id: Uuid,
+    pub sku: String,
+    pub location_id: Uuid,
+    pub supplier_id: Option<Uuid>,
+    pub from_location_id: Option<Uuid>,
+    pub quantity: i32,
+    pub unit_cost: Dec,
+    pub cost: Dec,
+    pub currency: String,
+    pub expected_service_level: f64,
+    pub reason: String,
+    pub explanation: Json,
+    /// `proposed` or `approved`.
+    pub status: String,
+    pub purchase_order_id: Option<Uuid>,
+    pub transfer_id: Option<Uuid>,
+    pub approved_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 });
 

@@ -287,6 +287,8 @@ async fn transfer_in(s: &Scoped, req: &TransferRequest) -> Result<Outcome<Transf
         status: "completed".into(),
         idempotency_key: req.idempotency_key.clone(),
         created_at: repo::now(),
+        shipped_at: Some(repo::now()),
+        received_at: Some(repo::now()),
     };
     transfer::Entity::insert(transfer::ActiveModel {
         tenant_id: Set(s.tenant()),
