@@ -22,6 +22,8 @@ pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("order.fulfilled", 1, "an order was shipped"),
     ("shipment.updated", 1, "a shipment was created or its status changed"),
     ("endpoint.disabled", 1, "a webhook endpoint was disabled after failing for 5 days or answering 410"),
+    ("purchase_order.issued", 1, "a purchase order was issued to its supplier"),
+    ("transfer.created", 1, "approving a replenishment plan created a transfer between locations"),
     ("webhook.test", 1, "sent by webhookTestSend"),
 ];
 

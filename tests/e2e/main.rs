@@ -10,6 +10,7 @@ mod jobs;
 mod ops;
 mod orders;
 mod processes;
+mod replenish;
 mod replenish_sim;
 mod schema;
 mod stock;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use qm_api::db::TxMode;
-use qm_api::db::entities::return_;
+use qm_api::db::entities::{Dec, purchase_order_line, replenishment_line, return_, transfer};
 use qm_tests::{TestApp, TestTenant};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
@@ -194,6 +194,72 @@ async fn world(app: &TestApp) -> World {
         .await;
     assert!(d["forecastRun"]["forecastRun"]["id"].is_string(), "{d}");
     app.drain_jobs().await;
+    // B's replenishment run, a line of it, a transfer and a purchase order line.
+    let d = app.data(&tb, "mutation { replenishmentRun { replenishmentRun { id } } }", json!({})).await;
+    let b_run = d["replenishmentRun"]["replenishmentRun"]["id"].as_str().expect("run").to_owned();
+    app.drain_jobs().await;
+    let s = app.state.db.scoped(b.id, TxMode::Write).await.expect("tx");
+    let (line, transfer, po_line) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let variant = parse(&ids["Variant"]);
+    replenishment_line::Entity::insert(replenishment_line::ActiveModel::from(replenishment_line::Model {
+        tenant_id: b.id,
+        id: line,
+        run_id: parse(&b_run),
+        kind: "buy".into(),
+        variant_id: variant,
+        sku: "B-SKU".into(),
+        location_id: parse(&b_loc),
+        supplier_id: Some(parse(&b_sup)),
+        from_location_id: None,
+        quantity: 5,
+        unit_cost: Dec(rust_decimal::Decimal::ONE),
+        cost: Dec(rust_decimal::Decimal::from(5)),
+        currency: "USD".into(),
+        expected_service_level: 0.95,
+        reason: "test".into(),
+        explanation: json!({}),
+        status: "proposed".into(),
+        purchase_order_id: None,
+        transfer_id: None,
+        approved_at: None,
+        created_at: now,
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("line");
+    transfer::Entity::insert(transfer::ActiveModel::from(transfer::Model {
+        tenant_id: b.id,
+        id: transfer,
+        variant_id: variant,
+        from_location_id: parse(&b_loc),
+        to_location_id: parse(&b_loc),
+        quantity: 1,
+        status: "draft".into(),
+        idempotency_key: None,
+        created_at: now,
+        shipped_at: None,
+        received_at: None,
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("transfer");
+    purchase_order_line::Entity::insert(purchase_order_line::ActiveModel::from(purchase_order_line::Model {
+        tenant_id: b.id,
+        id: po_line,
+        purchase_order_id: parse(&po_gid),
+        variant_id: variant,
+        quantity: 3,
+        received_quantity: 0,
+        unit_cost: Dec(rust_decimal::Decimal::ONE),
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("po line");
+    s.commit().await.expect("commit");
+    ids.insert("ReplenishmentRun", b_run);
+    ids.insert("ReplenishmentLine", gid("ReplenishmentLine", line));
+    ids.insert("Transfer", gid("Transfer", transfer));
+    ids.insert("PurchaseOrderLine", gid("PurchaseOrderLine", po_line));
     ids.insert("PurchaseOrder", po_gid);
     ids.insert("Return", gid("Return", ret));
     ids.insert("Location", b_loc);
@@ -371,6 +437,41 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Location",
     });
+    m.entry("Query.replenishmentPlan").or_default().push(Probe {
+        query: "query($id: ID!) { replenishmentPlan(runId: $id) { id lines { id } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "ReplenishmentRun",
+    });
+    m.entry("Query.transfer").or_default().push(Probe {
+        query: "query($id: ID!) { transfer(id: $id) { id status } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Transfer",
+    });
+    m.entry("Mutation.replenishmentPlanApprove").or_default().push(Probe {
+        query: "mutation($id: ID!) { replenishmentPlanApprove(input: { runId: $id }) { purchaseOrders { id } transfers { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "ReplenishmentRun",
+    });
+    m.entry("Mutation.purchaseOrderIssue").or_default().push(Probe {
+        query: "mutation($id: ID!) { purchaseOrderIssue(input: { id: $id }) { purchaseOrder { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "PurchaseOrder",
+    });
+    m.entry("Mutation.purchaseOrderReceive").or_default().push(Probe {
+        query: "mutation($id: ID!) { purchaseOrderReceive(input: { purchaseOrderId: $id, lines: [{ lineId: $id, quantity: 1 }] }) { purchaseOrder { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "PurchaseOrder",
+    });
+    m.entry("Mutation.transferShip").or_default().push(Probe {
+        query: "mutation($id: ID!) { transferShip(input: { id: $id }) { transfer { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Transfer",
+    });
+    m.entry("Mutation.transferReceive").or_default().push(Probe {
+        query: "mutation($id: ID!) { transferReceive(input: { id: $id }) { transfer { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Transfer",
+    });
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -476,6 +577,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
         .chain(qm_api::db::JOB_TABLES)
         .chain(qm_api::db::ALERT_TABLES)
         .chain(qm_api::db::FORECAST_TABLES)
+        .chain(qm_api::db::REPLENISHMENT_TABLES)
     {
         let rows =
             s.tx.query_all_raw(Statement::from_string(

@@ -14,6 +14,7 @@ pub mod live;
 pub mod loaders;
 pub mod orders;
 pub mod pagination;
+pub mod replenish;
 pub mod stock;
 pub mod types;
 pub mod webhooks;
@@ -33,6 +34,7 @@ pub struct Query(
     alerts::AlertsQuery,
     catalog::CatalogQuery,
     forecast::ForecastQuery,
+    replenish::ReplenishmentQuery,
     stock::StockQuery,
     orders::OrdersQuery,
     webhooks::WebhooksQuery,
@@ -44,6 +46,7 @@ pub struct Mutation(
     alerts::AlertsMutation,
     catalog::CatalogMutation,
     forecast::ForecastMutation,
+    replenish::ReplenishmentMutation,
     stock::StockMutation,
     orders::OrdersMutation,
     webhooks::WebhooksMutation,

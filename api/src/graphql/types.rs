@@ -33,7 +33,7 @@ pub fn parse_any_gid(id: &str) -> Option<(&str, Uuid)> {
     Some((kind, Uuid::parse_str(raw).ok()?))
 }
 
-fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, ApiError> {
+pub(crate) fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, ApiError> {
     ctx.data_opt::<Loaders>().ok_or(ApiError::Unauthenticated)
 }
 
@@ -529,6 +529,9 @@ impl PurchaseOrder {
     async fn expected_on(&self) -> Option<NaiveDate> {
         self.0.expected_on
     }
+    async fn issued_at(&self) -> Option<DateTime<Utc>> {
+        self.0.issued_at
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -549,6 +552,9 @@ pub struct PurchaseOrderLine(pub purchase_order_line::Model);
 
 #[Object]
 impl PurchaseOrderLine {
+    async fn id(&self) -> ID {
+        gid("PurchaseOrderLine", self.0.id)
+    }
     async fn quantity(&self) -> i32 {
         self.0.quantity
     }

@@ -53,7 +53,9 @@ impl Registry {
 
     /// Every handler the application ships.
     pub fn standard() -> Self {
-        crate::services::forecast::register(crate::alerts::register(crate::webhooks::register(Self::default())))
+        crate::services::replenish::register(crate::services::forecast::register(crate::alerts::register(
+            crate::webhooks::register(Self::default()),
+        )))
     }
 }
 

@@ -737,6 +737,8 @@ impl Handler for ChunkJob {
         .await?;
         if done >= u64::try_from(run.series_total).unwrap_or(0) {
             move_run(&s, run.id, Step::Complete).await?;
+            // A plan from the new forecasts (once per forecast run, however often this runs).
+            crate::services::replenish::queue_run(&s, "forecast", Some(run.id)).await?;
         }
         s.commit().await?;
         Ok(())

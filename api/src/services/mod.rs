@@ -6,5 +6,6 @@ pub mod catalog;
 pub mod forecast;
 pub mod lookup;
 pub mod orders;
+pub mod replenish;
 pub mod stock;
 pub mod tenants;

@@ -83,6 +83,8 @@ pub struct Explanation {
     pub protection_sd: f64,
     /// The safety factor used.
     pub z: f64,
+    /// Mean demand one order covers (a review period's worth, at least one period's).
+    pub cycle_demand: f64,
     /// Safety stock split by cause (their sum is the safety stock): the forecast's uncertainty,
     /// and the lead time's.
     pub safety_from_demand: f64,
@@ -157,6 +159,23 @@ fn safety_factor(target: ServiceTarget, sd: f64, cycle_demand: f64) -> f64 {
             }
             (lo + hi) / 2.0
         }
+    }
+}
+
+impl Policy {
+    /// The fill rate to expect when the inventory position is brought to `level` at each review
+    /// (normal demand over the protection interval): 1 − σ·G((level − μ)/σ) / cycle demand.
+    pub fn fill_rate_at(&self, level: f64) -> f64 {
+        let e = &self.explanation;
+        if e.cycle_demand <= 0.0 {
+            return 1.0;
+        }
+        let short = if e.protection_sd > 0.0 {
+            e.protection_sd * normal_loss((level - e.protection_demand) / e.protection_sd)
+        } else {
+            (e.protection_demand - level).max(0.0)
+        };
+        (1.0 - short / e.cycle_demand).clamp(0.0, 1.0)
     }
 }
 
@@ -248,6 +267,7 @@ pub fn policy(input: &PolicyInput, target: ServiceTarget) -> Result<Policy, Poli
             protection_demand,
             protection_sd: sd,
             z,
+            cycle_demand,
             safety_from_demand,
             safety_from_lead_time,
             inventory_position,
@@ -347,6 +367,16 @@ mod tests {
         i.review_period = 30.0;
         let monthly = policy(&i, ServiceTarget::Cycle(0.95)).expect("policy");
         assert!((monthly.explanation.protection_sd - 21.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_fill_rate_at_the_order_up_to_level_is_the_target() {
+        let mut i = input();
+        i.review_period = 7.0;
+        let p = policy(&i, ServiceTarget::FillRate(0.98)).expect("policy");
+        assert!((p.fill_rate_at(p.order_up_to) - 0.98).abs() < 1e-6);
+        assert!(p.fill_rate_at(p.order_up_to - 20.0) < 0.98);
+        assert!(p.fill_rate_at(p.order_up_to + 20.0) > 0.98);
     }
 
     #[test]

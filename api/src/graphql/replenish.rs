@@ -1,0 +1,405 @@
+//! Replenishment: runs and their plans, approval into purchase orders and transfers, issuing and
+//! receiving purchase orders, shipping and receiving transfers.
+
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::types::{Location, PurchaseOrder, Supplier, Variant, gid, loaders, parse_gid};
+use super::{ApiError, CtxExt, UserError, read_tx};
+use crate::db::entities::{replenishment_line, replenishment_run, transfer};
+use crate::services::replenish as service;
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReplenishmentRunStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReplenishmentMethod {
+    /// The mixed-integer program, solved exactly.
+    Milp,
+    /// The greedy plan (very large coupled plans), with its gap to the LP bound.
+    Greedy,
+}
+
+/// A tenant-wide plan: what to buy and what to move so every SKU × location reaches its
+/// order-up-to level for the fill-rate target.
+pub struct ReplenishmentRun(pub replenishment_run::Model);
+
+#[Object]
+impl ReplenishmentRun {
+    async fn id(&self) -> ID {
+        gid("ReplenishmentRun", self.0.id)
+    }
+    async fn status(&self) -> ReplenishmentRunStatus {
+        match self.0.status.as_str() {
+            "running" => ReplenishmentRunStatus::Running,
+            "completed" => ReplenishmentRunStatus::Completed,
+            "failed" => ReplenishmentRunStatus::Failed,
+            _ => ReplenishmentRunStatus::Queued,
+        }
+    }
+    /// `forecast` when a forecast run queued it, else the subject that asked for it.
+    async fn requested_by(&self) -> &str {
+        &self.0.requested_by
+    }
+    async fn method(&self) -> Option<ReplenishmentMethod> {
+        match self.0.method.as_deref() {
+            Some("milp") => Some(ReplenishmentMethod::Milp),
+            Some("greedy") => Some(ReplenishmentMethod::Greedy),
+            _ => None,
+        }
+    }
+    /// Purchases, order costs and transfers of every line.
+    async fn cost(&self) -> Option<Decimal> {
+        self.0.cost.map(|d| d.0)
+    }
+    /// Relative gap between the plan and the LP relaxation's bound (0 for an exact plan).
+    async fn gap(&self) -> Option<f64> {
+        let obj = self.0.objective.and_then(|d| rust_decimal::prelude::ToPrimitive::to_f64(&d.0))?;
+        let bound = self.0.lower_bound?;
+        Some(if obj > 0.0 { ((obj - bound) / obj).max(0.0) } else { 0.0 })
+    }
+    /// SKU × locations planned.
+    async fn series_total(&self) -> i32 {
+        self.0.series_total
+    }
+    /// SKU × locations the plan leaves below their order-up-to level (no supplier, or a limit).
+    async fn short_total(&self) -> i32 {
+        self.0.short_total
+    }
+    async fn lines_total(&self) -> i32 {
+        self.0.lines_total
+    }
+    /// Why a FAILED run failed.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    /// The plan's lines, by SKU.
+    #[graphql(complexity = "10 * child_complexity")]
+    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<ReplenishmentLine>, ApiError> {
+        let p = ctx.reader()?;
+        let s = read_tx(ctx, p).await?;
+        let lines = service::lines_of(&s, self.0.id).await?;
+        s.commit().await?;
+        Ok(lines.into_iter().map(ReplenishmentLine).collect())
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReplenishmentLineKind {
+    Buy,
+    Transfer,
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReplenishmentLineStatus {
+    Proposed,
+    Approved,
+}
+
+/// One line of a plan: a purchase from a supplier, or a transfer from another location.
+pub struct ReplenishmentLine(pub replenishment_line::Model);
+
+#[Object]
+impl ReplenishmentLine {
+    async fn id(&self) -> ID {
+        gid("ReplenishmentLine", self.0.id)
+    }
+    async fn kind(&self) -> ReplenishmentLineKind {
+        if self.0.kind == "transfer" { ReplenishmentLineKind::Transfer } else { ReplenishmentLineKind::Buy }
+    }
+    async fn status(&self) -> ReplenishmentLineStatus {
+        if self.0.status == "approved" { ReplenishmentLineStatus::Approved } else { ReplenishmentLineStatus::Proposed }
+    }
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+    async fn variant(&self, ctx: &Context<'_>) -> Result<Option<Variant>, ApiError> {
+        Ok(loaders(ctx)?.variant.load_one(self.0.variant_id).await?.map(Variant))
+    }
+    /// Where the goods go.
+    async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
+        Ok(loaders(ctx)?.location.load_one(self.0.location_id).await?.map(Location))
+    }
+    /// The supplier of a BUY line.
+    async fn supplier(&self, ctx: &Context<'_>) -> Result<Option<Supplier>, ApiError> {
+        match self.0.supplier_id {
+            Some(id) => Ok(loaders(ctx)?.supplier.load_one(id).await?.map(Supplier)),
+            None => Ok(None),
+        }
+    }
+    /// The source of a TRANSFER line.
+    #[graphql(name = "fromLocation")]
+    async fn source_location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
+        match self.0.from_location_id {
+            Some(id) => Ok(loaders(ctx)?.location.load_one(id).await?.map(Location)),
+            None => Ok(None),
+        }
+    }
+    async fn quantity(&self) -> i32 {
+        self.0.quantity
+    }
+    async fn unit_cost(&self) -> Decimal {
+        self.0.unit_cost.0
+    }
+    async fn cost(&self) -> Decimal {
+        self.0.cost.0
+    }
+    async fn currency_code(&self) -> &str {
+        &self.0.currency
+    }
+    /// The fill rate the destination can expect once this plan arrives.
+    async fn expected_service_level(&self) -> f64 {
+        self.0.expected_service_level
+    }
+    /// Why this quantity, in a sentence.
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// The numbers behind the quantity: forecast over the lead time, safety stock by cause,
+    /// order-up-to level, inventory position, rounding, shortfall.
+    async fn explanation(&self) -> Json<serde_json::Value> {
+        Json(self.0.explanation.clone())
+    }
+    async fn purchase_order_id(&self) -> Option<ID> {
+        self.0.purchase_order_id.map(|id| gid("PurchaseOrder", id))
+    }
+    async fn transfer_id(&self) -> Option<ID> {
+        self.0.transfer_id.map(|id| gid("Transfer", id))
+    }
+}
+
+/// Stock moving from one location to another.
+pub struct Transfer(pub transfer::Model);
+
+#[Object]
+impl Transfer {
+    async fn id(&self) -> ID {
+        gid("Transfer", self.0.id)
+    }
+    /// `draft`, `in_transit`, `received`, or `completed` for one moved at once (`stockTransfer`).
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    async fn quantity(&self) -> i32 {
+        self.0.quantity
+    }
+    async fn variant(&self, ctx: &Context<'_>) -> Result<Option<Variant>, ApiError> {
+        Ok(loaders(ctx)?.variant.load_one(self.0.variant_id).await?.map(Variant))
+    }
+    #[graphql(name = "fromLocation")]
+    async fn source_location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
+        Ok(loaders(ctx)?.location.load_one(self.0.from_location_id).await?.map(Location))
+    }
+    async fn to_location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
+        Ok(loaders(ctx)?.location.load_one(self.0.to_location_id).await?.map(Location))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn shipped_at(&self) -> Option<DateTime<Utc>> {
+        self.0.shipped_at
+    }
+    async fn received_at(&self) -> Option<DateTime<Utc>> {
+        self.0.received_at
+    }
+}
+
+#[derive(Default)]
+pub struct ReplenishmentQuery;
+
+#[Object]
+impl ReplenishmentQuery {
+    /// A replenishment run and its plan: `runId`, or the latest completed run; null when none.
+    async fn replenishment_plan(
+        &self,
+        ctx: &Context<'_>,
+        run_id: Option<ID>,
+    ) -> Result<Option<ReplenishmentRun>, ApiError> {
+        let p = ctx.reader()?;
+        let s = read_tx(ctx, p).await?;
+        let run = match run_id {
+            Some(id) => match parse_gid(&id, "ReplenishmentRun") {
+                Some(id) => service::run_by_id(&s, id).await?,
+                None => None,
+            },
+            None => service::latest_completed(&s).await?,
+        };
+        s.commit().await?;
+        Ok(run.map(ReplenishmentRun))
+    }
+
+    /// A transfer by its ID; null when there is none.
+    async fn transfer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Transfer>, ApiError> {
+        let p = ctx.reader()?;
+        let Some(id) = parse_gid(&id, "Transfer") else { return Ok(None) };
+        let s = read_tx(ctx, p).await?;
+        let t = service::transfer_by_id(&s, id).await?;
+        s.commit().await?;
+        Ok(t.map(Transfer))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ReplenishmentRunPayload {
+    /// The run queued (or the one already queued or running).
+    pub replenishment_run: Option<ReplenishmentRun>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct ReplenishmentPlanApproveInput {
+    pub run_id: ID,
+    /// The lines to approve; all of the run's lines when absent.
+    pub line_ids: Option<Vec<ID>>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReplenishmentPlanApprovePayload {
+    /// Draft purchase orders, one per supplier and location.
+    pub purchase_orders: Vec<PurchaseOrder>,
+    /// Draft transfers.
+    pub transfers: Vec<Transfer>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct PurchaseOrderIssueInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct PurchaseOrderPayload {
+    pub purchase_order: Option<PurchaseOrder>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct PurchaseOrderReceiveLineInput {
+    pub line_id: ID,
+    pub quantity: i32,
+}
+
+#[derive(InputObject)]
+pub struct PurchaseOrderReceiveInput {
+    pub purchase_order_id: ID,
+    pub lines: Vec<PurchaseOrderReceiveLineInput>,
+    /// A retried receipt with the same key returns the first result instead of receiving twice.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct TransferMoveInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct TransferPayload {
+    pub transfer: Option<Transfer>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct ReplenishmentMutation;
+
+#[Object]
+impl ReplenishmentMutation {
+    /// Plans replenishment now from the latest forecasts (runs also follow every forecast run).
+    async fn replenishment_run(&self, ctx: &Context<'_>) -> Result<ReplenishmentRunPayload, ApiError> {
+        let p = ctx.operator()?;
+        let run = service::request_run(ctx.db(), p).await?;
+        Ok(ReplenishmentRunPayload { replenishment_run: Some(ReplenishmentRun(run)), user_errors: vec![] })
+    }
+
+    /// Approves lines of the latest plan: buys become draft purchase orders, transfers draft
+    /// transfers (`transfer.created`). Nothing is sent until a purchase order is issued.
+    async fn replenishment_plan_approve(
+        &self,
+        ctx: &Context<'_>,
+        input: ReplenishmentPlanApproveInput,
+    ) -> Result<ReplenishmentPlanApprovePayload, ApiError> {
+        let p = ctx.operator()?;
+        let run_id = parse_gid(&input.run_id, "ReplenishmentRun");
+        let line_ids: Option<Vec<Option<Uuid>>> =
+            input.line_ids.map(|ids| ids.iter().map(|id| parse_gid(id, "ReplenishmentLine")).collect());
+        Ok(match service::approve(ctx.db(), p, run_id, line_ids).await? {
+            Ok(a) => ReplenishmentPlanApprovePayload {
+                purchase_orders: a.purchase_orders.into_iter().map(PurchaseOrder).collect(),
+                transfers: a.transfers.into_iter().map(Transfer).collect(),
+                user_errors: vec![],
+            },
+            Err(user_errors) => {
+                ReplenishmentPlanApprovePayload { purchase_orders: vec![], transfers: vec![], user_errors }
+            }
+        })
+    }
+
+    /// Issues a draft purchase order to its supplier (`purchase_order.issued`).
+    async fn purchase_order_issue(
+        &self,
+        ctx: &Context<'_>,
+        input: PurchaseOrderIssueInput,
+    ) -> Result<PurchaseOrderPayload, ApiError> {
+        let p = ctx.operator()?;
+        let id = parse_gid(&input.id, "PurchaseOrder");
+        Ok(match service::issue_purchase_order(ctx.db(), p, id).await? {
+            Ok(po) => PurchaseOrderPayload { purchase_order: Some(PurchaseOrder(po)), user_errors: vec![] },
+            Err(user_errors) => PurchaseOrderPayload { purchase_order: None, user_errors },
+        })
+    }
+
+    /// Receives goods against an issued purchase order, in part or in full; stock and the ledger
+    /// go up by what arrived.
+    async fn purchase_order_receive(
+        &self,
+        ctx: &Context<'_>,
+        input: PurchaseOrderReceiveInput,
+    ) -> Result<PurchaseOrderPayload, ApiError> {
+        let p = ctx.operator()?;
+        let req = service::ReceiveRequest {
+            purchase_order_id: parse_gid(&input.purchase_order_id, "PurchaseOrder"),
+            lines: input
+                .lines
+                .iter()
+                .map(|l| (parse_gid(&l.line_id, "PurchaseOrderLine"), i64::from(l.quantity)))
+                .collect(),
+            idempotency_key: input.idempotency_key,
+        };
+        Ok(match service::receive_purchase_order(ctx.db(), p, &req).await? {
+            Ok(po) => PurchaseOrderPayload { purchase_order: Some(PurchaseOrder(po)), user_errors: vec![] },
+            Err(user_errors) => PurchaseOrderPayload { purchase_order: None, user_errors },
+        })
+    }
+
+    /// Ships a draft transfer: the units leave the source.
+    async fn transfer_ship(&self, ctx: &Context<'_>, input: TransferMoveInput) -> Result<TransferPayload, ApiError> {
+        let p = ctx.operator()?;
+        let id = parse_gid(&input.id, "Transfer");
+        Ok(match service::ship_transfer(ctx.db(), p, id).await? {
+            Ok(t) => TransferPayload { transfer: Some(Transfer(t)), user_errors: vec![] },
+            Err(user_errors) => TransferPayload { transfer: None, user_errors },
+        })
+    }
+
+    /// Receives a shipped transfer: the units arrive at the destination.
+    async fn transfer_receive(&self, ctx: &Context<'_>, input: TransferMoveInput) -> Result<TransferPayload, ApiError> {
+        let p = ctx.operator()?;
+        let id = parse_gid(&input.id, "Transfer");
+        Ok(match service::receive_transfer(ctx.db(), p, id).await? {
+            Ok(t) => TransferPayload { transfer: Some(Transfer(t)), user_errors: vec![] },
+            Err(user_errors) => TransferPayload { transfer: None, user_errors },
+        })
+    }
+}

@@ -1,0 +1,1088 @@
+//! Replenishment: what to buy and what to move, and the purchase orders and transfers that follow.
+//!
+//! A run (`replenish.run`, queued when a forecast run completes and by `replenishmentRun`) reads
+//! every forecast SKU × location with its stock, open purchase orders (draft ones included: they
+//! are approved plans), transfers on their way, reservations and supplier terms; sets each one's
+//! order-up-to level for the tenant's fill-rate target (`qm_domain::replenish::policy`), plans
+//! purchases and transfers across the network (`qm_domain::replenish::plan`) and stores the lines,
+//! each with its reason and the numbers behind it. Approving lines makes draft purchase orders
+//! (one per supplier and location) and draft transfers; issuing, receiving, shipping and receiving
+//! transfers are separate steps, so a merchant reviews before anything leaves.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Days;
+use qm_domain::replenish::plan::{self, Lane, LineKind, Need, Offer, PlanInput, PlanOptions, PriceBreak};
+use qm_domain::replenish::{Policy, PolicyInput, ServiceTarget, policy};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::db::entities::{
+    Dec, forecast as forecast_e, forecast_override, location, purchase_order, purchase_order_line, replenishment_line,
+    replenishment_run, stock_level, supplier, supplier_item, transfer, variant,
+};
+use crate::db::{Db, Scoped, TxMode, repo};
+use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
+use crate::graphql::types::gid;
+use crate::jobs::worker::{Handler, JobError, Registry};
+use crate::jobs::{self, NewJob};
+use crate::services::forecast::{point_of, quantile_of, with_overrides};
+use crate::services::stock::{MAX_UNITS, announce_change, check_key, retrying};
+use crate::state::AppState;
+
+pub const RUN: &str = "replenish.run";
+/// The fill rate every SKU × location is planned for.
+pub const FILL_RATE: f64 = 0.95;
+/// Days between two plans (one a night, after the forecast).
+const REVIEW_DAYS: f64 = 1.0;
+/// What moving one unit between two locations costs, in the SKU's currency.
+pub fn transfer_unit_cost() -> Decimal {
+    Decimal::new(50, 2)
+}
+/// Purchase orders whose open quantities count as on order: approved (draft), issued, partly
+/// received.
+const OPEN_PO: [&str; 3] = ["draft", "issued", "partially_received"];
+/// A run still queued or running this long after it was asked for is taken as failed.
+const STALE_AFTER_HOURS: i64 = 2;
+/// The width of the forecast's 10–90 % band in standard deviations of a normal.
+const BAND_SDS: f64 = 2.0 * 1.281_551_565_5;
+
+pub fn register(r: Registry) -> Registry {
+    r.with(RUN, RunJob)
+}
+
+/// Records a queued run and enqueues its job, in the caller's transaction. After a forecast run
+/// at most one replenishment run is queued for it, however often this is called.
+pub async fn queue_run(
+    s: &Scoped,
+    by: &str,
+    forecast_run_id: Option<Uuid>,
+) -> Result<Option<replenishment_run::Model>, DbErr> {
+    let run = replenishment_run::Model {
+        tenant_id: s.tenant(),
+        id: Uuid::now_v7(),
+        status: "queued".into(),
+        requested_by: by.to_owned(),
+        forecast_run_id,
+        method: None,
+        cost: None,
+        objective: None,
+        lower_bound: None,
+        lines_total: 0,
+        series_total: 0,
+        short_total: 0,
+        error: None,
+        created_at: repo::now(),
+        started_at: None,
+        finished_at: None,
+    };
+    let mut job = NewJob::new(RUN, json!({ "run_id": run.id }));
+    job.dedup_key = Some(match forecast_run_id {
+        Some(f) => format!("{RUN}:after:{f}"),
+        None => format!("{RUN}:{}", run.id),
+    });
+    if jobs::enqueue(s, job).await?.is_none() {
+        return Ok(None);
+    }
+    replenishment_run::Entity::insert(replenishment_run::ActiveModel::from(run.clone()))
+        .exec_without_returning(&s.tx)
+        .await?;
+    Ok(Some(run))
+}
+
+/// Queues a run, or returns the one already queued or running.
+pub async fn request_run(db: &Db, p: &Principal) -> Result<replenishment_run::Model, DbErr> {
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let active = repo::find::<replenishment_run::Entity>(&s)
+        .filter(replenishment_run::Column::Status.is_in(["queued", "running"]))
+        .order_by_desc(replenishment_run::Column::CreatedAt)
+        .all(&s.tx)
+        .await?;
+    let stale_before = repo::now() - chrono::Duration::hours(STALE_AFTER_HOURS);
+    for run in active {
+        if run.created_at >= stale_before {
+            s.commit().await?;
+            return Ok(run);
+        }
+        finish(&s, run.id, Err(format!("did not finish within {STALE_AFTER_HOURS} hours"))).await?;
+    }
+    let run = queue_run(&s, &p.subject, None).await?.ok_or_else(|| DbErr::Custom("run not queued".into()))?;
+    s.commit().await?;
+    Ok(run)
+}
+
+pub async fn run_by_id(s: &Scoped, id: Uuid) -> Result<Option<replenishment_run::Model>, DbErr> {
+    repo::find::<replenishment_run::Entity>(s).filter(replenishment_run::Column::Id.eq(id)).one(&s.tx).await
+}
+
+/// The latest completed run.
+pub async fn latest_completed(s: &Scoped) -> Result<Option<replenishment_run::Model>, DbErr> {
+    repo::find::<replenishment_run::Entity>(s)
+        .filter(replenishment_run::Column::Status.eq("completed"))
+        .order_by_desc(replenishment_run::Column::CreatedAt)
+        .one(&s.tx)
+        .await
+}
+
+pub async fn lines_of(s: &Scoped, run_id: Uuid) -> Result<Vec<replenishment_line::Model>, DbErr> {
+    repo::find::<replenishment_line::Entity>(s)
+        .filter(replenishment_line::Column::RunId.eq(run_id))
+        .order_by_asc(replenishment_line::Column::Sku)
+        .order_by_asc(replenishment_line::Column::Id)
+        .all(&s.tx)
+        .await
+}
+
+/// What a run reads.
+struct Gathered {
+    series: Vec<SeriesIn>,
+    stock: HashMap<(Uuid, Uuid), (i64, i64)>,
+    on_order: HashMap<(Uuid, Uuid), i64>,
+    /// Transfers to a location not yet received (draft or in transit).
+    inbound: HashMap<(Uuid, Uuid), i64>,
+    /// Draft transfers out of a location (approved, not yet shipped).
+    committed: HashMap<(Uuid, Uuid), i64>,
+    items: Vec<supplier_item::Model>,
+    suppliers: HashMap<Uuid, supplier::Model>,
+    variants: HashMap<Uuid, variant::Model>,
+    locations: HashMap<Uuid, location::Model>,
+}
+
+struct SeriesIn {
+    variant_id: Uuid,
+    location_id: Uuid,
+    demand: Vec<f64>,
+    demand_sd: Vec<f64>,
+}
+
+async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
+    let rows = repo::find::<forecast_e::Entity>(s).all(&s.tx).await?;
+    let mut overrides: HashMap<(Uuid, Uuid), Vec<forecast_override::Model>> = HashMap::new();
+    for o in repo::find::<forecast_override::Entity>(s).all(&s.tx).await? {
+        overrides.entry((o.variant_id, o.location_id)).or_default().push(o);
+    }
+    let series = rows
+        .iter()
+        .map(|r| {
+            let point = point_of(r);
+            let none = Vec::new();
+            let demand =
+                with_overrides(&point, r.first_day, overrides.get(&(r.variant_id, r.location_id)).unwrap_or(&none));
+            let (lo, hi) = (quantile_of(r, "0.1"), quantile_of(r, "0.9"));
+            let demand_sd = lo.iter().zip(&hi).map(|(l, h)| ((h - l) / BAND_SDS).max(0.0)).collect();
+            SeriesIn { variant_id: r.variant_id, location_id: r.location_id, demand, demand_sd }
+        })
+        .collect();
+    let stock = repo::find::<stock_level::Entity>(s)
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|l| ((l.variant_id, l.location_id), (l.on_hand, l.reserved)))
+        .collect();
+    let pos: HashMap<Uuid, purchase_order::Model> = repo::find::<purchase_order::Entity>(s)
+        .filter(purchase_order::Column::Status.is_in(OPEN_PO))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let mut on_order: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    if !pos.is_empty() {
+        let lines = repo::find::<purchase_order_line::Entity>(s)
+            .filter(purchase_order_line::Column::PurchaseOrderId.is_in(pos.keys().copied().collect::<Vec<_>>()))
+            .all(&s.tx)
+            .await?;
+        for l in lines {
+            if let Some(po) = pos.get(&l.purchase_order_id) {
+                *on_order.entry((l.variant_id, po.location_id)).or_default() +=
+                    i64::from((l.quantity - l.received_quantity).max(0));
+            }
+        }
+    }
+    let mut inbound: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    let mut committed: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    for t in repo::find::<transfer::Entity>(s)
+        .filter(transfer::Column::Status.is_in(["draft", "in_transit"]))
+        .all(&s.tx)
+        .await?
+    {
+        *inbound.entry((t.variant_id, t.to_location_id)).or_default() += i64::from(t.quantity);
+        if t.status == "draft" {
+            *committed.entry((t.variant_id, t.from_location_id)).or_default() += i64::from(t.quantity);
+        }
+    }
+    let items = repo::find::<supplier_item::Entity>(s).all(&s.tx).await?;
+    let suppliers = repo::find::<supplier::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
+    let variants = repo::find::<variant::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
+    let locations = repo::find::<location::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
+    Ok(Gathered { series, stock, on_order, inbound, committed, items, suppliers, variants, locations })
+}
+
+/// A line ready to store.
+struct LineOut {
+    kind: &'static str,
+    variant_id: Uuid,
+    sku: String,
+    location_id: Uuid,
+    supplier_id: Option<Uuid>,
+    from_location_id: Option<Uuid>,
+    quantity: i64,
+    unit_cost: Decimal,
+    cost: Decimal,
+    currency: String,
+    expected_service_level: f64,
+    reason: String,
+    explanation: serde_json::Value,
+}
+
+struct Planned {
+    lines: Vec<LineOut>,
+    method: &'static str,
+    cost: Decimal,
+    objective: Decimal,
+    lower_bound: Option<f64>,
+    series_total: usize,
+    short_total: usize,
+}
+
+fn f(d: Dec) -> f64 {
+    d.0.to_f64().unwrap_or(0.0)
+}
+
+/// One SKU × location as the plan sees it.
+struct Slot {
+    variant_id: Uuid,
+    location_id: Uuid,
+    policy: Policy,
+    on_hand: i64,
+    on_order: i64,
+    in_transit: i64,
+    reserved: i64,
+    position: i64,
+    target: i64,
+}
+
+/// Policies, the plan and its lines: pure computing, off the async runtime.
+fn compute(g: &Gathered) -> Result<Planned, String> {
+    // The cheapest supplier of each variant sets the lead time its policy plans with.
+    let mut cheapest: HashMap<Uuid, &supplier_item::Model> = HashMap::new();
+    for i in &g.items {
+        let e = cheapest.entry(i.variant_id).or_insert(i);
+        if i.unit_cost.0 < e.unit_cost.0 {
+            *e = i;
+        }
+    }
+    let mut slots = Vec::with_capacity(g.series.len());
+    for sr in &g.series {
+        let key = (sr.variant_id, sr.location_id);
+        let (on_hand, reserved) = g.stock.get(&key).copied().unwrap_or((0, 0));
+        let on_order = g.on_order.get(&key).copied().unwrap_or(0);
+        let in_transit = g.inbound.get(&key).copied().unwrap_or(0);
+        let committed = g.committed.get(&key).copied().unwrap_or(0);
+        let item = cheapest.get(&sr.variant_id);
+        let input = PolicyInput {
+            demand: sr.demand.clone(),
+            demand_sd: sr.demand_sd.clone(),
+            lead_time_mean: item.map_or(1.0, |i| f(i.lead_time_mean_days)),
+            lead_time_sd: item.map_or(0.0, |i| f(i.lead_time_std_days)),
+            review_period: REVIEW_DAYS,
+            on_hand,
+            on_order,
+            in_transit,
+            reserved: reserved + committed,
+            moq: 0,
+            pack_size: 0,
+        };
+        let policy = policy(&input, ServiceTarget::FillRate(FILL_RATE)).map_err(|e| e.to_string())?;
+        let position = policy.explanation.inventory_position;
+        let target = policy.order_up_to.ceil() as i64;
+        slots.push(Slot {
+            variant_id: sr.variant_id,
+            location_id: sr.location_id,
+            policy,
+            on_hand: (on_hand - reserved - committed).max(0),
+            on_order,
+            in_transit,
+            reserved: reserved + committed,
+            position,
+            target,
+        });
+    }
+    // Dense indices for the plan.
+    let mut sku_ix: BTreeMap<Uuid, usize> = BTreeMap::new();
+    let mut loc_ix: BTreeMap<Uuid, usize> = BTreeMap::new();
+    for sl in &slots {
+        let n = sku_ix.len();
+        sku_ix.entry(sl.variant_id).or_insert(n);
+        let n = loc_ix.len();
+        loc_ix.entry(sl.location_id).or_insert(n);
+    }
+    let loc_ids: Vec<Uuid> = {
+        let mut v = vec![Uuid::nil(); loc_ix.len()];
+        for (id, i) in &loc_ix {
+            v[*i] = *id;
+        }
+        v
+    };
+    let mut supplier_ix: BTreeMap<Uuid, usize> = BTreeMap::new();
+    let mut offers = Vec::new();
+    let mut offer_items: Vec<&supplier_item::Model> = Vec::new();
+    let needs: Vec<Need> = slots
+        .iter()
+        .map(|sl| Need {
+            sku: sku_ix[&sl.variant_id],
+            location: loc_ix[&sl.location_id],
+            on_hand: sl.on_hand,
+            position: sl.position,
+            target: sl.target,
+            unit_volume: 0.0,
+            shortfall_penalty: g.variants.get(&sl.variant_id).map_or(Decimal::ZERO, |v| v.price.0),
+        })
+        .collect();
+    for sl in &slots {
+        for item in g.items.iter().filter(|i| i.variant_id == sl.variant_id) {
+            let n = supplier_ix.len();
+            let supplier = *supplier_ix.entry(item.supplier_id).or_insert(n);
+            offers.push(Offer {
+                supplier,
+                sku: sku_ix[&sl.variant_id],
+                location: loc_ix[&sl.location_id],
+                moq: i64::from(item.moq.max(0)),
+                pack_size: i64::from(item.pack_size.max(1)),
+                breaks: vec![PriceBreak { min_qty: 0, unit_price: item.unit_cost.0 }],
+                order_cost: Decimal::ZERO,
+            });
+            offer_items.push(item);
+        }
+    }
+    let mut lanes = Vec::new();
+    for from in 0..loc_ids.len() {
+        for to in 0..loc_ids.len() {
+            if from != to {
+                lanes.push(Lane { from, to, unit_cost: transfer_unit_cost() });
+            }
+        }
+    }
+    let input = PlanInput { needs, offers, lanes, ..PlanInput::default() };
+    let planned = plan::plan(&input, PlanOptions::default()).map_err(|e| e.to_string())?;
+    // Where each need stands once the plan arrives.
+    let mut after: Vec<i64> = slots.iter().map(|sl| sl.position).collect();
+    let need_at: HashMap<(usize, usize), usize> =
+        input.needs.iter().enumerate().map(|(i, n)| ((n.sku, n.location), i)).collect();
+    for l in &planned.lines {
+        if let Some(&i) = need_at.get(&(l.sku, l.location)) {
+            after[i] += l.quantity;
+        }
+        if let LineKind::Transfer { lane } = l.kind
+            && let Some(&i) = need_at.get(&(l.sku, input.lanes[lane].from))
+        {
+            after[i] -= l.quantity;
+        }
+    }
+    let name_of = |id: Uuid| g.locations.get(&id).map_or_else(|| id.to_string(), |l| l.code.clone());
+    let mut lines = Vec::with_capacity(planned.lines.len());
+    for l in &planned.lines {
+        let Some(&i) = need_at.get(&(l.sku, l.location)) else { continue };
+        let sl = &slots[i];
+        let e = &sl.policy.explanation;
+        let sku = g.variants.get(&sl.variant_id).map_or_else(String::new, |v| v.sku.clone());
+        let base = format!(
+            "Order-up-to {} = {:.0} forecast over {:.0} days + {:.0} safety stock for a {:.0} % fill rate; position {} (on hand {}, on order {}, in transit {}, reserved {})",
+            sl.target,
+            e.protection_demand,
+            e.protection_periods,
+            sl.policy.safety_stock,
+            100.0 * FILL_RATE,
+            sl.position,
+            sl.on_hand + sl.reserved,
+            sl.on_order,
+            sl.in_transit,
+            sl.reserved
+        );
+        let mut explanation = json!({
+            "fillRateTarget": FILL_RATE,
+            "orderUpTo": sl.target,
+            "reorderPoint": sl.policy.reorder_point,
+            "safetyStock": sl.policy.safety_stock,
+            "forecastOverLeadTime": e.lead_time_demand,
+            "forecastOverProtection": e.protection_demand,
+            "protectionDays": e.protection_periods,
+            "protectionSd": e.protection_sd,
+            "z": e.z,
+            "safetyFromDemand": e.safety_from_demand,
+            "safetyFromLeadTime": e.safety_from_lead_time,
+            "position": {
+                "onHand": sl.on_hand + sl.reserved,
+                "onOrder": sl.on_order,
+                "inTransit": sl.in_transit,
+                "reserved": sl.reserved,
+                "total": sl.position,
+            },
+            "need": (sl.target - sl.position).max(0),
+            "quantity": l.quantity,
+            "shortfall": planned.shortfall[i],
+        });
+        let expected = sl.policy.fill_rate_at(after[i] as f64);
+        let line = match l.kind {
+            LineKind::Buy { offer } => {
+                let item = offer_items[offer];
+                let o = &input.offers[offer];
+                let supplier_name = g.suppliers.get(&item.supplier_id).map_or("the supplier", |x| x.name.as_str());
+                let need = (sl.target - sl.position).max(0);
+                let mut why = format!("{base}; buy {} from {supplier_name} at {}", l.quantity, l.unit_cost);
+                if l.quantity > need {
+                    why.push_str(&format!(
+                        " (the need of {need} rounded up to packs of {} and a minimum of {})",
+                        o.pack_size, o.moq
+                    ));
+                }
+                explanation["packSize"] = json!(o.pack_size);
+                explanation["moq"] = json!(o.moq);
+                LineOut {
+                    kind: "buy",
+                    variant_id: sl.variant_id,
+                    sku,
+                    location_id: sl.location_id,
+                    supplier_id: Some(item.supplier_id),
+                    from_location_id: None,
+                    quantity: l.quantity,
+                    unit_cost: l.unit_cost,
+                    cost: l.cost,
+                    currency: item.currency.clone(),
+                    expected_service_level: expected,
+                    reason: why,
+                    explanation,
+                }
+            }
+            LineKind::Transfer { lane } => {
+                let from_ix = input.lanes[lane].from;
+                let from = loc_ids[from_ix];
+                let spare = need_at.get(&(l.sku, from_ix)).map_or(0, |&j| slots[j].position - slots[j].target);
+                let buy = input
+                    .offers
+                    .iter()
+                    .filter(|o| o.sku == l.sku && o.location == l.location)
+                    .map(|o| plan::price_for(o, l.quantity))
+                    .min();
+                let why = format!(
+                    "{base}; move {} from {} (holding {} above its own order-up-to level) at {} a unit{}",
+                    l.quantity,
+                    name_of(from),
+                    spare.max(0),
+                    l.unit_cost,
+                    buy.map_or_else(
+                        || ", no supplier sells it here".to_owned(),
+                        |b| format!(" instead of buying at {b}")
+                    )
+                );
+                explanation["from"] = json!(gid("Location", from).0);
+                explanation["transferUnitCost"] = json!(l.unit_cost.to_string());
+                LineOut {
+                    kind: "transfer",
+                    variant_id: sl.variant_id,
+                    sku,
+                    location_id: sl.location_id,
+                    supplier_id: None,
+                    from_location_id: Some(from),
+                    quantity: l.quantity,
+                    unit_cost: l.unit_cost,
+                    cost: l.cost,
+                    currency: g.variants.get(&sl.variant_id).map_or_else(|| "USD".to_owned(), |v| v.currency.clone()),
+                    expected_service_level: expected,
+                    reason: why,
+                    explanation,
+                }
+            }
+        };
+        lines.push(line);
+    }
+    Ok(Planned {
+        lines,
+        method: match planned.method {
+            plan::Method::Milp => "milp",
+            plan::Method::Greedy => "greedy",
+        },
+        cost: planned.cost,
+        objective: planned.objective,
+        lower_bound: planned.lower_bound,
+        series_total: slots.len(),
+        short_total: planned.shortfall.iter().filter(|s| **s > 0).count(),
+    })
+}
+
+/// Completes (with the plan's figures) or fails a run.
+async fn finish(s: &Scoped, id: Uuid, result: Result<&Planned, String>) -> Result<(), DbErr> {
+    let q = replenishment_run::Entity::update_many()
+        .filter(replenishment_run::Column::TenantId.eq(s.tenant()))
+        .filter(replenishment_run::Column::Id.eq(id))
+        .col_expr(replenishment_run::Column::FinishedAt, Expr::value(repo::now()));
+    let q = match result {
+        Ok(p) => q
+            .col_expr(replenishment_run::Column::Status, Expr::value("completed"))
+            .col_expr(replenishment_run::Column::Method, Expr::value(p.method))
+            .col_expr(replenishment_run::Column::Cost, Expr::value(Dec(p.cost).to_string()))
+            .col_expr(replenishment_run::Column::Objective, Expr::value(Dec(p.objective).to_string()))
+            .col_expr(replenishment_run::Column::LowerBound, Expr::value(p.lower_bound))
+            .col_expr(
+                replenishment_run::Column::LinesTotal,
+                Expr::value(i32::try_from(p.lines.len()).unwrap_or(i32::MAX)),
+            )
+            .col_expr(
+                replenishment_run::Column::SeriesTotal,
+                Expr::value(i32::try_from(p.series_total).unwrap_or(i32::MAX)),
+            )
+            .col_expr(
+                replenishment_run::Column::ShortTotal,
+                Expr::value(i32::try_from(p.short_total).unwrap_or(i32::MAX)),
+            ),
+        Err(e) => q
+            .col_expr(replenishment_run::Column::Status, Expr::value("failed"))
+            .col_expr(replenishment_run::Column::Error, Expr::value(e)),
+    };
+    q.exec(&s.tx).await?;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct RunPayload {
+    run_id: Uuid,
+}
+
+struct RunJob;
+
+#[async_trait::async_trait]
+impl Handler for RunJob {
+    async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
+        let payload: RunPayload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| JobError::Permanent(format!("bad replenish.run payload: {e}")))?;
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        let Some(run) = run_by_id(&s, payload.run_id).await? else {
+            s.commit().await?;
+            return Ok(());
+        };
+        if run.status != "queued" && run.status != "running" {
+            s.commit().await?;
+            return Ok(());
+        }
+        replenishment_run::Entity::update_many()
+            .filter(replenishment_run::Column::TenantId.eq(s.tenant()))
+            .filter(replenishment_run::Column::Id.eq(run.id))
+            .col_expr(replenishment_run::Column::Status, Expr::value("running"))
+            .col_expr(replenishment_run::Column::StartedAt, Expr::value(repo::now()))
+            .exec(&s.tx)
+            .await?;
+        s.commit().await?;
+        let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
+        let gathered = gather(&s).await?;
+        s.commit().await?;
+        let span = tracing::Span::current();
+        let planned = tokio::task::spawn_blocking(move || span.in_scope(|| compute(&gathered)))
+            .await
+            .map_err(|e| JobError::Retry(format!("replenishment task: {e}")))?;
+        // One transaction replaces the run's lines and completes it, so a retry starts clean.
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        replenishment_line::Entity::delete_many()
+            .filter(replenishment_line::Column::TenantId.eq(s.tenant()))
+            .filter(replenishment_line::Column::RunId.eq(run.id))
+            .exec(&s.tx)
+            .await?;
+        match &planned {
+            Ok(p) => {
+                let now = repo::now();
+                for l in &p.lines {
+                    let row = replenishment_line::Model {
+                        tenant_id: s.tenant(),
+                        id: Uuid::now_v7(),
+                        run_id: run.id,
+                        kind: l.kind.to_owned(),
+                        variant_id: l.variant_id,
+                        sku: l.sku.clone(),
+                        location_id: l.location_id,
+                        supplier_id: l.supplier_id,
+                        from_location_id: l.from_location_id,
+                        quantity: i32::try_from(l.quantity).unwrap_or(i32::MAX),
+                        unit_cost: Dec(l.unit_cost),
+                        cost: Dec(l.cost),
+                        currency: l.currency.clone(),
+                        expected_service_level: l.expected_service_level,
+                        reason: l.reason.clone(),
+                        explanation: l.explanation.clone(),
+                        status: "proposed".into(),
+                        purchase_order_id: None,
+                        transfer_id: None,
+                        approved_at: None,
+                        created_at: now,
+                    };
+                    replenishment_line::Entity::insert(replenishment_line::ActiveModel::from(row))
+                        .exec_without_returning(&s.tx)
+                        .await?;
+                }
+                finish(&s, run.id, Ok(p)).await?;
+                tracing::info!(run = %run.id, lines = p.lines.len(), method = p.method, "replenishment planned");
+            }
+            Err(e) => {
+                finish(&s, run.id, Err(e.clone())).await?;
+                tracing::warn!(run = %run.id, error = %e, "replenishment run failed");
+            }
+        }
+        s.commit().await?;
+        Ok(())
+    }
+}
+
+/// What approving lines made.
+pub struct Approved {
+    pub purchase_orders: Vec<purchase_order::Model>,
+    pub transfers: Vec<transfer::Model>,
+}
+
+/// Approves lines of a run (all of them when `line_ids` is `None`): buys become draft purchase
+/// orders, one per supplier and location, transfers draft transfers (`transfer.created`).
+/// Approving again returns what the first approval made.
+pub async fn approve(
+    db: &Db,
+    p: &Principal,
+    run_id: Option<Uuid>,
+    line_ids: Option<Vec<Option<Uuid>>>,
+) -> Result<Outcome<Approved>, DbErr> {
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let run = match run_id {
+        Some(id) => run_by_id(&s, id).await?,
+        None => None,
+    };
+    let Some(run) = run else {
+        return Ok(Err(vec![UserError::not_found(&["input", "runId"], "replenishment run")]));
+    };
+    if run.status != "completed" {
+        return Ok(Err(vec![UserError::new(
+            &["input", "runId"],
+            UserErrorCode::InvalidState,
+            "this run has not completed",
+        )]));
+    }
+    if latest_completed(&s).await?.is_some_and(|l| l.id != run.id) {
+        return Ok(Err(vec![UserError::new(
+            &["input", "runId"],
+            UserErrorCode::InvalidState,
+            "a newer plan exists: approve lines of the latest run",
+        )]));
+    }
+    let all = lines_of(&s, run.id).await?;
+    let chosen: Vec<&replenishment_line::Model> = match &line_ids {
+        None => all.iter().collect(),
+        Some(ids) => {
+            let mut out = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                match id.and_then(|id| all.iter().find(|l| l.id == id)) {
+                    Some(l) => out.push(l),
+                    None => {
+                        return Ok(Err(vec![UserError::not_found(
+                            &["input", "lineIds", &i.to_string()],
+                            "replenishment line",
+                        )]));
+                    }
+                }
+            }
+            out
+        }
+    };
+    let now = repo::now();
+    let mut po_ids: Vec<Uuid> = chosen.iter().filter_map(|l| l.purchase_order_id).collect();
+    let mut transfer_ids: Vec<Uuid> = chosen.iter().filter_map(|l| l.transfer_id).collect();
+    // New purchase orders, one per supplier and location.
+    let mut groups: BTreeMap<(Uuid, Uuid), Vec<&replenishment_line::Model>> = BTreeMap::new();
+    for l in chosen.iter().filter(|l| l.status == "proposed" && l.kind == "buy") {
+        if let Some(sup) = l.supplier_id {
+            groups.entry((sup, l.location_id)).or_default().push(l);
+        }
+    }
+    for ((supplier_id, location_id), lines) in groups {
+        let id = Uuid::now_v7();
+        let simple = id.simple().to_string();
+        let po = purchase_order::Model {
+            tenant_id: s.tenant(),
+            id,
+            number: format!("PO-{}-{}", now.format("%Y%m%d"), &simple[simple.len() - 8..]).to_uppercase(),
+            supplier_id,
+            location_id,
+            status: "draft".into(),
+            currency: lines.first().map_or_else(|| "USD".into(), |l| l.currency.clone()),
+            expected_on: None,
+            created_at: now,
+            updated_at: now,
+            issued_at: None,
+        };
+        purchase_order::Entity::insert(purchase_order::ActiveModel::from(po)).exec_without_returning(&s.tx).await?;
+        for l in lines {
+            let line = purchase_order_line::Model {
+                tenant_id: s.tenant(),
+                id: Uuid::now_v7(),
+                purchase_order_id: id,
+                variant_id: l.variant_id,
+                quantity: l.quantity,
+                received_quantity: 0,
+                unit_cost: l.unit_cost,
+            };
+            purchase_order_line::Entity::insert(purchase_order_line::ActiveModel::from(line))
+                .exec_without_returning(&s.tx)
+                .await?;
+            mark(&s, l.id, Some(id), None).await?;
+        }
+        po_ids.push(id);
+    }
+    for l in chosen.iter().filter(|l| l.status == "proposed" && l.kind == "transfer") {
+        let Some(from) = l.from_location_id else { continue };
+        let t = transfer::Model {
+            tenant_id: s.tenant(),
+            id: Uuid::now_v7(),
+            variant_id: l.variant_id,
+            from_location_id: from,
+            to_location_id: l.location_id,
+            quantity: l.quantity,
+            status: "draft".into(),
+            idempotency_key: None,
+            created_at: now,
+            shipped_at: None,
+            received_at: None,
+        };
+        transfer::Entity::insert(transfer::ActiveModel::from(t.clone())).exec_without_returning(&s.tx).await?;
+        mark(&s, l.id, None, Some(t.id)).await?;
+        crate::events::emit(&s, "transfer.created", transfer_event(&t, &l.sku, Some(run.id))).await?;
+        transfer_ids.push(t.id);
+    }
+    po_ids.sort();
+    po_ids.dedup();
+    transfer_ids.sort();
+    transfer_ids.dedup();
+    let purchase_orders = if po_ids.is_empty() {
+        Vec::new()
+    } else {
+        repo::find::<purchase_order::Entity>(&s)
+            .filter(purchase_order::Column::Id.is_in(po_ids))
+            .order_by_asc(purchase_order::Column::Id)
+            .all(&s.tx)
+            .await?
+    };
+    let transfers = if transfer_ids.is_empty() {
+        Vec::new()
+    } else {
+        repo::find::<transfer::Entity>(&s)
+            .filter(transfer::Column::Id.is_in(transfer_ids))
+            .order_by_asc(transfer::Column::Id)
+            .all(&s.tx)
+            .await?
+    };
+    s.commit().await?;
+    Ok(Ok(Approved { purchase_orders, transfers }))
+}
+
+async fn mark(s: &Scoped, line: Uuid, po: Option<Uuid>, transfer: Option<Uuid>) -> Result<(), DbErr> {
+    replenishment_line::Entity::update_many()
+        .filter(replenishment_line::Column::TenantId.eq(s.tenant()))
+        .filter(replenishment_line::Column::Id.eq(line))
+        .col_expr(replenishment_line::Column::Status, Expr::value("approved"))
+        .col_expr(replenishment_line::Column::ApprovedAt, Expr::value(repo::now()))
+        .col_expr(replenishment_line::Column::PurchaseOrderId, Expr::value(po))
+        .col_expr(replenishment_line::Column::TransferId, Expr::value(transfer))
+        .exec(&s.tx)
+        .await?;
+    Ok(())
+}
+
+fn transfer_event(t: &transfer::Model, sku: &str, run: Option<Uuid>) -> serde_json::Value {
+    json!({
+        "transferId": gid("Transfer", t.id).0,
+        "sku": sku,
+        "fromLocationId": gid("Location", t.from_location_id).0,
+        "toLocationId": gid("Location", t.to_location_id).0,
+        "quantity": t.quantity,
+        "status": t.status,
+        "replenishmentRunId": run.map(|r| gid("ReplenishmentRun", r).0),
+    })
+}
+
+pub async fn purchase_order(s: &Scoped, id: Uuid) -> Result<Option<purchase_order::Model>, DbErr> {
+    repo::find::<purchase_order::Entity>(s).filter(purchase_order::Column::Id.eq(id)).one(&s.tx).await
+}
+
+pub async fn transfer_by_id(s: &Scoped, id: Uuid) -> Result<Option<transfer::Model>, DbErr> {
+    repo::find::<transfer::Entity>(s).filter(transfer::Column::Id.eq(id)).one(&s.tx).await
+}
+
+async fn po_lines(s: &Scoped, po: Uuid) -> Result<Vec<purchase_order_line::Model>, DbErr> {
+    repo::find::<purchase_order_line::Entity>(s)
+        .filter(purchase_order_line::Column::PurchaseOrderId.eq(po))
+        .order_by_asc(purchase_order_line::Column::Id)
+        .all(&s.tx)
+        .await
+}
+
+/// Issues a draft purchase order to its supplier (`purchase_order.issued`); it is then expected
+/// after the supplier's lead time. Issuing an issued order changes nothing.
+pub async fn issue_purchase_order(
+    db: &Db,
+    p: &Principal,
+    id: Option<Uuid>,
+) -> Result<Outcome<purchase_order::Model>, DbErr> {
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let po = match id {
+        Some(id) => purchase_order(&s, id).await?,
+        None => None,
+    };
+    let Some(po) = po else {
+        return Ok(Err(vec![UserError::not_found(&["input", "id"], "purchase order")]));
+    };
+    match po.status.as_str() {
+        "draft" => {}
+        "issued" | "partially_received" | "received" => {
+            s.commit().await?;
+            return Ok(Ok(po));
+        }
+        other => {
+            return Ok(Err(vec![UserError::new(
+                &["input", "id"],
+                UserErrorCode::InvalidState,
+                format!("a {other} purchase order cannot be issued"),
+            )]));
+        }
+    }
+    let supplier = crate::services::lookup::supplier(&s, po.supplier_id).await?;
+    let now = repo::now();
+    let lead_days = supplier.as_ref().and_then(|x| x.lead_time_mean_days.0.ceil().to_u64()).unwrap_or(0);
+    let expected_on = now.date_naive().checked_add_days(Days::new(lead_days));
+    let mut am: purchase_order::ActiveModel = po.clone().into();
+    am.status = Set("issued".into());
+    am.issued_at = Set(Some(now));
+    am.updated_at = Set(now);
+    am.expected_on = Set(expected_on);
+    let po = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    let lines = po_lines(&s, po.id).await?;
+    let skus: HashMap<Uuid, String> = repo::find::<variant::Entity>(&s)
+        .filter(variant::Column::Id.is_in(lines.iter().map(|l| l.variant_id).collect::<Vec<_>>()))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|v| (v.id, v.sku))
+        .collect();
+    let data = json!({
+        "purchaseOrderId": gid("PurchaseOrder", po.id).0,
+        "number": po.number,
+        "supplierId": gid("Supplier", po.supplier_id).0,
+        "locationId": gid("Location", po.location_id).0,
+        "currency": po.currency,
+        "expectedOn": po.expected_on,
+        "lines": lines.iter().map(|l| json!({
+            "lineId": gid("PurchaseOrderLine", l.id).0,
+            "sku": skus.get(&l.variant_id),
+            "quantity": l.quantity,
+            "unitCost": l.unit_cost.to_string(),
+        })).collect::<Vec<_>>(),
+    });
+    crate::events::emit(&s, "purchase_order.issued", data).await?;
+    s.commit().await?;
+    Ok(Ok(po))
+}
+
+pub struct ReceiveRequest {
+    pub purchase_order_id: Option<Uuid>,
+    /// Line (`None` when the ID did not parse) and units received.
+    pub lines: Vec<(Option<Uuid>, i64)>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Receives goods against an issued purchase order, in part or in full: stock and the ledger go up
+/// by what arrived, the order becomes partly received or received. With an idempotency key a
+/// retried receipt returns the order as the first one left it.
+pub async fn receive_purchase_order(
+    db: &Db,
+    p: &Principal,
+    req: &ReceiveRequest,
+) -> Result<Outcome<purchase_order::Model>, DbErr> {
+    if req.lines.is_empty() {
+        return Ok(Err(vec![UserError::invalid(&["input", "lines"], "receive at least one line")]));
+    }
+    for (i, (_, q)) in req.lines.iter().enumerate() {
+        if *q <= 0 || *q > MAX_UNITS {
+            return Ok(Err(vec![UserError::invalid(
+                &["input", "lines", &i.to_string(), "quantity"],
+                "quantity must be positive",
+            )]));
+        }
+    }
+    if let Err(e) = check_key(req.idempotency_key.as_deref(), &["input", "idempotencyKey"]) {
+        return Ok(Err(vec![e]));
+    }
+    retrying!(db, p, |s| receive_in(s, req).await)
+}
+
+async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outcome<purchase_order::Model>, DbErr> {
+    use crate::db::entities::stock_movement;
+    let po = match req.purchase_order_id {
+        Some(id) => purchase_order(s, id).await?,
+        None => None,
+    };
+    let Some(po) = po else {
+        return Ok(Err(vec![UserError::not_found(&["input", "purchaseOrderId"], "purchase order")]));
+    };
+    let key_of = |i: usize| req.idempotency_key.as_ref().map(|k| format!("{k}#{i}"));
+    if let Some(first) = key_of(0) {
+        let previous = repo::find::<stock_movement::Entity>(s)
+            .filter(stock_movement::Column::IdempotencyKey.eq(first))
+            .one(&s.tx)
+            .await?;
+        if let Some(m) = previous {
+            if m.kind != "receipt" || m.reference != po.number {
+                return Ok(Err(vec![UserError::new(
+                    &["input", "idempotencyKey"],
+                    UserErrorCode::IdempotencyKeyReused,
+                    "this idempotency key was used for a different change",
+                )]));
+            }
+            return Ok(Ok(po));
+        }
+    }
+    if po.status != "issued" && po.status != "partially_received" {
+        return Ok(Err(vec![UserError::new(
+            &["input", "purchaseOrderId"],
+            UserErrorCode::InvalidState,
+            match po.status.as_str() {
+                "draft" => "issue the purchase order before receiving against it".to_owned(),
+                other => format!("a {other} purchase order cannot receive goods"),
+            },
+        )]));
+    }
+    let mut lines = po_lines(s, po.id).await?;
+    let mut wanted: HashMap<Uuid, i64> = HashMap::new();
+    for (i, (id, q)) in req.lines.iter().enumerate() {
+        let Some(line) = id.and_then(|id| lines.iter().find(|l| l.id == id)) else {
+            return Ok(Err(vec![UserError::not_found(
+                &["input", "lines", &i.to_string(), "lineId"],
+                "purchase order line",
+            )]));
+        };
+        let total = wanted.entry(line.id).or_default();
+        *total += q;
+        let open = i64::from(line.quantity - line.received_quantity);
+        if *total > open {
+            return Ok(Err(vec![UserError::invalid(
+                &["input", "lines", &i.to_string(), "quantity"],
+                format!("only {open} units of this line are still open"),
+            )]));
+        }
+    }
+    for (i, (id, q)) in req.lines.iter().enumerate() {
+        let Some(line) = id.and_then(|id| lines.iter_mut().find(|l| l.id == id)) else { continue };
+        line.received_quantity += i32::try_from(*q).unwrap_or(i32::MAX);
+        purchase_order_line::Entity::update_many()
+            .filter(purchase_order_line::Column::TenantId.eq(s.tenant()))
+            .filter(purchase_order_line::Column::Id.eq(line.id))
+            .col_expr(purchase_order_line::Column::ReceivedQuantity, Expr::value(line.received_quantity))
+            .exec(&s.tx)
+            .await?;
+        repo::ensure_stock_level(s, line.variant_id, po.location_id).await?;
+        repo::change_stock(s, line.variant_id, po.location_id, *q, 0).await?;
+        let key = key_of(i);
+        repo::append_movement(
+            s,
+            repo::NewMovement {
+                variant_id: line.variant_id,
+                location_id: po.location_id,
+                kind: "receipt",
+                delta_on_hand: *q,
+                delta_reserved: 0,
+                reason: "purchase_order",
+                reference: &po.number,
+                idempotency_key: key.as_deref(),
+            },
+        )
+        .await?;
+        let level = crate::services::stock::level(s, line.variant_id, po.location_id).await?;
+        let sku = crate::services::lookup::variant(s, line.variant_id).await?.map(|v| v.sku).unwrap_or_default();
+        announce_change(s, &sku, &level, *q, "receipt", "purchase_order").await?;
+    }
+    let done = lines.iter().all(|l| l.received_quantity >= l.quantity);
+    let mut am: purchase_order::ActiveModel = po.into();
+    am.status = Set(if done { "received" } else { "partially_received" }.into());
+    am.updated_at = Set(repo::now());
+    let po = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    Ok(Ok(po))
+}
+
+/// Ships a draft transfer: the units leave the source now (ledger `transfer_out`). Shipping a
+/// shipped transfer changes nothing.
+pub async fn ship_transfer(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<transfer::Model>, DbErr> {
+    retrying!(db, p, |s| move_transfer(s, id, true).await)
+}
+
+/// Receives a shipped transfer: the units arrive at the destination (ledger `transfer_in`).
+/// Receiving a received transfer changes nothing.
+pub async fn receive_transfer(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<transfer::Model>, DbErr> {
+    retrying!(db, p, |s| move_transfer(s, id, false).await)
+}
+
+async fn move_transfer(s: &Scoped, id: Option<Uuid>, ship: bool) -> Result<Outcome<transfer::Model>, DbErr> {
+    let t = match id {
+        Some(id) => transfer_by_id(s, id).await?,
+        None => None,
+    };
+    let Some(t) = t else {
+        return Ok(Err(vec![UserError::not_found(&["input", "id"], "transfer")]));
+    };
+    let (from_status, to_status) = if ship { ("draft", "in_transit") } else { ("in_transit", "received") };
+    let already = if ship { ["in_transit", "received", "completed"] } else { ["received", "completed", "-"] };
+    if already.contains(&t.status.as_str()) {
+        return Ok(Ok(t));
+    }
+    if t.status != from_status {
+        return Ok(Err(vec![UserError::new(
+            &["input", "id"],
+            UserErrorCode::InvalidState,
+            if ship { "only a draft transfer can ship" } else { "ship the transfer before receiving it" },
+        )]));
+    }
+    let (location, delta, kind) = if ship {
+        (t.from_location_id, -i64::from(t.quantity), "transfer_out")
+    } else {
+        (t.to_location_id, i64::from(t.quantity), "transfer_in")
+    };
+    repo::ensure_stock_level(s, t.variant_id, location).await?;
+    if !repo::change_stock(s, t.variant_id, location, delta, 0).await? {
+        return Ok(Err(vec![UserError::new(
+            &["input", "id"],
+            UserErrorCode::InsufficientStock,
+            "not enough available stock at the source",
+        )]));
+    }
+    let reference = t.id.to_string();
+    repo::append_movement(
+        s,
+        repo::NewMovement {
+            variant_id: t.variant_id,
+            location_id: location,
+            kind,
+            delta_on_hand: delta,
+            delta_reserved: 0,
+            reason: "transfer",
+            reference: &reference,
+            idempotency_key: None,
+        },
+    )
+    .await?;
+    let mut am: transfer::ActiveModel = t.clone().into();
+    am.status = Set(to_status.into());
+    if ship {
+        am.shipped_at = Set(Some(repo::now()));
+    } else {
+        am.received_at = Set(Some(repo::now()));
+    }
+    let t = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    let level = crate::services::stock::level(s, t.variant_id, location).await?;
+    let sku = crate::services::lookup::variant(s, t.variant_id).await?.map(|v| v.sku).unwrap_or_default();
+    announce_change(s, &sku, &level, delta, kind, "transfer").await?;
+    Ok(Ok(t))
+}

@@ -1,0 +1,255 @@
+//! Replenishment end to end on the demo tenant: forecast → plan → approve → purchase orders issued
+//! and received, transfers shipped and received, with stock, ledger and events.
+
+use qm_api::db::TxMode;
+use qm_api::db::entities::event;
+use qm_domain::demo::DemoParams;
+use qm_tests::{TestApp, TestTenant};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+
+const PLAN: &str = "query($id: ID) { replenishmentPlan(runId: $id) { id status method seriesTotal linesTotal shortTotal
+    lines { id kind status sku quantity unitCost cost expectedServiceLevel reason explanation
+            location { id } fromLocation { id } supplier { id } purchaseOrderId transferId } } }";
+
+async fn demo(app: &TestApp) -> (TestTenant, usize) {
+    let today = chrono::Utc::now().date_naive();
+    let params = DemoParams { seed: 5, end: today.pred_opt().expect("yesterday"), days: 120, products: 5 };
+    let seeded = qm_api::demo::seed(&app.state.db, &params).await.expect("seed");
+    (TestTenant { id: seeded.tenant_id, slug: "demo".into(), owner_key: String::new() }, seeded.variants * 3)
+}
+
+async fn events(app: &TestApp, t: &TestTenant, kind: &str) -> Vec<Value> {
+    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+    let rows = event::Entity::find()
+        .filter(event::Column::TenantId.eq(t.id))
+        .filter(event::Column::EventType.eq(kind))
+        .all(&s.tx)
+        .await
+        .expect("events");
+    s.commit().await.expect("commit");
+    rows.into_iter().map(|e| e.payload).collect()
+}
+
+async fn on_hand(app: &TestApp, token: &str, sku: &str, loc: &str) -> i64 {
+    let d = app
+        .data(
+            token,
+            "query($s: String!) { variantBySku(sku: $s) { stockLevels { onHand location { id } } } }",
+            json!({ "s": sku }),
+        )
+        .await;
+    d["variantBySku"]["stockLevels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .find(|l| l["location"]["id"] == loc)
+        .map_or(0, |l| l["onHand"].as_i64().expect("onHand"))
+}
+
+async fn adjust(app: &TestApp, token: &str, sku: &str, loc: &str, delta: i64) {
+    let d = app
+        .data(
+            token,
+            "mutation($s: String!, $l: ID!, $d: Int!) { stockAdjust(input: { sku: $s, locationId: $l, delta: $d, reason: \"test\" }) { userErrors { message } } }",
+            json!({ "s": sku, "l": loc, "d": delta }),
+        )
+        .await;
+    assert_eq!(d["stockAdjust"]["userErrors"], json!([]), "{d}");
+}
+
+async fn plan(app: &TestApp, token: &str) -> Value {
+    let d = app
+        .data(
+            token,
+            "mutation { replenishmentRun { replenishmentRun { id status } userErrors { message } } }",
+            json!({}),
+        )
+        .await;
+    let id = d["replenishmentRun"]["replenishmentRun"]["id"].as_str().expect("run").to_owned();
+    app.drain_jobs().await;
+    let d = app.data(token, PLAN, json!({ "id": id })).await;
+    d["replenishmentPlan"].clone()
+}
+
+#[tokio::test]
+async fn forecast_plan_approve_issue_receive_and_transfer() {
+    let app = TestApp::spawn().await;
+    let (t, series) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    // The seeded forecast run completes and queues the first plan.
+    app.drain_jobs().await;
+    let d = app.data(&token, PLAN, json!({ "id": null })).await;
+    let first = &d["replenishmentPlan"];
+    assert_eq!(first["status"], "COMPLETED", "{d}");
+    assert_eq!(first["seriesTotal"].as_u64(), Some(series as u64));
+
+    // One SKU: plenty at one location, none at another.
+    let d = app
+        .data(
+            &token,
+            "{ locations(first: 10) { nodes { id } } products(first: 1) { nodes { variants { sku } } } }",
+            json!({}),
+        )
+        .await;
+    let locs: Vec<String> = d["locations"]["nodes"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_owned())
+        .collect();
+    let sku = d["products"]["nodes"][0]["variants"][0]["sku"].as_str().expect("sku").to_owned();
+    let (full, empty) = (locs[0].clone(), locs[1].clone());
+    adjust(&app, &token, &sku, &full, 5000).await;
+    let have = on_hand(&app, &token, &sku, &empty).await;
+    if have > 0 {
+        adjust(&app, &token, &sku, &empty, -have).await;
+    }
+
+    let run = plan(&app, &token).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let lines = run["lines"].as_array().expect("lines").clone();
+    assert_eq!(run["linesTotal"].as_u64(), Some(lines.len() as u64));
+    assert!(!lines.is_empty(), "{run}");
+    for l in &lines {
+        // Every line explains its quantity.
+        let e = &l["explanation"];
+        assert!(l["reason"].as_str().expect("reason").starts_with("Order-up-to "), "{l}");
+        let need = e["need"].as_i64().expect("need");
+        let q = l["quantity"].as_i64().expect("quantity");
+        assert!(q > 0 && need > 0, "{l}");
+        assert_eq!(
+            e["orderUpTo"].as_i64().expect("S") - e["position"]["total"].as_i64().expect("position"),
+            need,
+            "{l}"
+        );
+        if l["kind"] == "BUY" {
+            assert!(l["supplier"]["id"].is_string() && l["fromLocation"].is_null(), "{l}");
+            assert!(q >= e["moq"].as_i64().expect("moq"), "{l}");
+            assert_eq!(q % e["packSize"].as_i64().expect("pack"), 0, "{l}");
+        }
+        let sl = l["expectedServiceLevel"].as_f64().expect("level");
+        assert!(sl > 0.0 && sl <= 1.0, "{l}");
+        // What arrives at the SKU × location covers its need, or the plan says it falls short.
+        let inflow: i64 = lines
+            .iter()
+            .filter(|o| o["sku"] == l["sku"] && o["location"]["id"] == l["location"]["id"])
+            .map(|o| o["quantity"].as_i64().expect("quantity"))
+            .sum();
+        assert!(inflow >= need || e["shortfall"].as_i64() > Some(0), "{l}");
+    }
+    // The empty location gets the SKU moved from a location with spare stock, not bought.
+    let to_empty: Vec<&Value> = lines.iter().filter(|l| l["sku"] == sku && l["location"]["id"] == empty).collect();
+    assert!(to_empty.iter().any(|l| l["kind"] == "TRANSFER"), "{to_empty:?}");
+    assert!(!to_empty.iter().any(|l| l["kind"] == "BUY"), "{to_empty:?}");
+
+    // Approve everything: draft purchase orders per supplier and location, draft transfers.
+    let approve = "mutation($id: ID!) { replenishmentPlanApprove(input: { runId: $id }) {
+        purchaseOrders { id number status lines { id quantity receivedQuantity variant { sku } } location { id } }
+        transfers { id status quantity fromLocation { id } toLocation { id } variant { sku } }
+        userErrors { field code message } } }";
+    let d = app.data(&token, approve, json!({ "id": run["id"] })).await;
+    let a = &d["replenishmentPlanApprove"];
+    assert_eq!(a["userErrors"], json!([]), "{d}");
+    let pos = a["purchaseOrders"].as_array().expect("pos").clone();
+    let transfers = a["transfers"].as_array().expect("transfers").clone();
+    let buys = lines.iter().filter(|l| l["kind"] == "BUY").count();
+    let po_lines: usize = pos.iter().map(|p| p["lines"].as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(po_lines, buys);
+    assert!(pos.iter().all(|p| p["status"] == "draft"));
+    assert_eq!(transfers.len(), lines.len() - buys);
+    assert_eq!(events(&app, &t, "transfer.created").await.len(), transfers.len());
+    // Approving again makes nothing new.
+    let again = app.data(&token, approve, json!({ "id": run["id"] })).await;
+    assert_eq!(again["replenishmentPlanApprove"]["purchaseOrders"], a["purchaseOrders"]);
+    assert_eq!(events(&app, &t, "transfer.created").await.len(), transfers.len());
+
+    // Planning again right away orders nothing for what was approved: open orders count.
+    let rerun = plan(&app, &token).await;
+    for l in rerun["lines"].as_array().expect("lines") {
+        let same = lines.iter().any(|o| o["sku"] == l["sku"] && o["location"]["id"] == l["location"]["id"]);
+        assert!(!same, "ordered again: {l}");
+    }
+    // The old plan can no longer be approved.
+    let stale = app.data(&token, approve, json!({ "id": run["id"] })).await;
+    assert_eq!(stale["replenishmentPlanApprove"]["userErrors"][0]["code"], "INVALID_STATE", "{stale}");
+
+    // Issue a purchase order: once, with its event.
+    let po = &pos[0];
+    let issue = "mutation($id: ID!) { purchaseOrderIssue(input: { id: $id }) { purchaseOrder { status expectedOn issuedAt } userErrors { code } } }";
+    let d = app.data(&token, issue, json!({ "id": po["id"] })).await;
+    assert_eq!(d["purchaseOrderIssue"]["purchaseOrder"]["status"], "issued", "{d}");
+    assert!(d["purchaseOrderIssue"]["purchaseOrder"]["expectedOn"].is_string());
+    app.data(&token, issue, json!({ "id": po["id"] })).await;
+    let issued = events(&app, &t, "purchase_order.issued").await;
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0]["number"], po["number"]);
+
+    // Receive part of the first line, twice with one key: stock rises once, with a ledger entry.
+    let line = &po["lines"][0];
+    let (line_sku, loc) = (line["variant"]["sku"].as_str().expect("sku"), po["location"]["id"].as_str().expect("loc"));
+    let before = on_hand(&app, &token, line_sku, loc).await;
+    let part = (line["quantity"].as_i64().expect("q") / 2).max(1);
+    let receive = "mutation($po: ID!, $line: ID!, $q: Int!, $k: String) { purchaseOrderReceive(input: { purchaseOrderId: $po, lines: [{ lineId: $line, quantity: $q }], idempotencyKey: $k }) { purchaseOrder { status lines { receivedQuantity } } userErrors { field code message } } }";
+    for _ in 0..2 {
+        let d = app.data(&token, receive, json!({ "po": po["id"], "line": line["id"], "q": part, "k": "rcv-1" })).await;
+        assert_eq!(d["purchaseOrderReceive"]["userErrors"], json!([]), "{d}");
+    }
+    assert_eq!(on_hand(&app, &token, line_sku, loc).await, before + part);
+    let d = app
+        .data(
+            &token,
+            "query($l: ID!) { stockMovements(locationId: $l, first: 250) { nodes { kind reason deltaOnHand } } }",
+            json!({ "l": loc }),
+        )
+        .await;
+    let receipts: Vec<&Value> =
+        d["stockMovements"]["nodes"].as_array().expect("movements").iter().filter(|m| m["kind"] == "receipt").collect();
+    assert_eq!(receipts.len(), 1, "{d}");
+    // More than is open is refused and changes nothing.
+    let open = line["quantity"].as_i64().expect("q") - part;
+    let d = app.data(&token, receive, json!({ "po": po["id"], "line": line["id"], "q": open + 1, "k": null })).await;
+    assert_eq!(d["purchaseOrderReceive"]["userErrors"][0]["code"], "INVALID", "{d}");
+    // The rest of every line: received.
+    let rest: Vec<Value> = po["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!({ "lineId": l["id"], "quantity": l["quantity"].as_i64().expect("q") - if i == 0 { part } else { 0 } }))
+        .filter(|l| l["quantity"].as_i64() > Some(0))
+        .collect();
+    let d = app
+        .data(
+            &token,
+            "mutation($po: ID!, $lines: [PurchaseOrderReceiveLineInput!]!) { purchaseOrderReceive(input: { purchaseOrderId: $po, lines: $lines }) { purchaseOrder { status } userErrors { message } } }",
+            json!({ "po": po["id"], "lines": rest }),
+        )
+        .await;
+    assert_eq!(d["purchaseOrderReceive"]["purchaseOrder"]["status"], "received", "{d}");
+
+    // Ship and receive the transfer to the empty location.
+    let tr = transfers
+        .iter()
+        .find(|t| t["toLocation"]["id"] == empty && t["variant"]["sku"] == sku)
+        .expect("a transfer to the empty location");
+    let from = tr["fromLocation"]["id"].as_str().expect("from");
+    let q = tr["quantity"].as_i64().expect("q");
+    let src_before = on_hand(&app, &token, &sku, from).await;
+    let receive_t =
+        "mutation($id: ID!) { transferReceive(input: { id: $id }) { transfer { status } userErrors { code } } }";
+    let d = app.data(&token, receive_t, json!({ "id": tr["id"] })).await;
+    assert_eq!(d["transferReceive"]["userErrors"][0]["code"], "INVALID_STATE", "not shipped yet: {d}");
+    let ship =
+        "mutation($id: ID!) { transferShip(input: { id: $id }) { transfer { status shippedAt } userErrors { code } } }";
+    for _ in 0..2 {
+        let d = app.data(&token, ship, json!({ "id": tr["id"] })).await;
+        assert_eq!(d["transferShip"]["transfer"]["status"], "in_transit", "{d}");
+    }
+    assert_eq!(on_hand(&app, &token, &sku, from).await, src_before - q);
+    for _ in 0..2 {
+        let d = app.data(&token, receive_t, json!({ "id": tr["id"] })).await;
+        assert_eq!(d["transferReceive"]["transfer"]["status"], "received", "{d}");
+    }
+    assert_eq!(on_hand(&app, &token, &sku, &empty).await, q);
+}
