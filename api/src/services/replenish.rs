@@ -32,7 +32,7 @@ use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
 use crate::services::forecast::{point_of, quantile_of, with_overrides};
-use crate::services::stock::{MAX_UNITS, announce_change, check_key, retrying};
+use crate::services::stock::{MAX_UNITS, OnHandChange, change_on_hand, check_key, retrying};
 use crate::state::AppState;
 
 pub const RUN: &str = "replenish.run";
@@ -984,26 +984,20 @@ async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outcome<purchase
             .col_expr(purchase_order_line::Column::ReceivedQuantity, Expr::value(line.received_quantity))
             .exec(&s.tx)
             .await?;
-        repo::ensure_stock_level(s, line.variant_id, po.location_id).await?;
-        repo::change_stock(s, line.variant_id, po.location_id, *q, 0).await?;
         let key = key_of(i);
-        repo::append_movement(
-            s,
-            repo::NewMovement {
-                variant_id: line.variant_id,
-                location_id: po.location_id,
-                kind: "receipt",
-                delta_on_hand: *q,
-                delta_reserved: 0,
-                reason: "purchase_order",
-                reference: &po.number,
-                idempotency_key: key.as_deref(),
-            },
-        )
-        .await?;
-        let level = crate::services::stock::level(s, line.variant_id, po.location_id).await?;
         let sku = crate::services::lookup::variant(s, line.variant_id).await?.map(|v| v.sku).unwrap_or_default();
-        announce_change(s, &sku, &level, *q, "receipt", "purchase_order").await?;
+        let change = OnHandChange {
+            sku: &sku,
+            variant_id: line.variant_id,
+            location_id: po.location_id,
+            delta: *q,
+            kind: "receipt",
+            reason: "purchase_order",
+            reference: &po.number,
+            idempotency_key: key.as_deref(),
+        };
+        // A receipt only adds stock, so the guard cannot refuse it.
+        change_on_hand(s, change).await?;
     }
     let done = lines.iter().all(|l| l.received_quantity >= l.quantity);
     let mut am: purchase_order::ActiveModel = po.into();
@@ -1050,29 +1044,25 @@ async fn move_transfer(s: &Scoped, id: Option<Uuid>, ship: bool) -> Result<Outco
     } else {
         (t.to_location_id, i64::from(t.quantity), "transfer_in")
     };
-    repo::ensure_stock_level(s, t.variant_id, location).await?;
-    if !repo::change_stock(s, t.variant_id, location, delta, 0).await? {
+    let reference = t.id.to_string();
+    let sku = crate::services::lookup::variant(s, t.variant_id).await?.map(|v| v.sku).unwrap_or_default();
+    let change = OnHandChange {
+        sku: &sku,
+        variant_id: t.variant_id,
+        location_id: location,
+        delta,
+        kind,
+        reason: "transfer",
+        reference: &reference,
+        idempotency_key: None,
+    };
+    if change_on_hand(s, change).await?.is_none() {
         return Ok(Err(vec![UserError::new(
             &["input", "id"],
             UserErrorCode::InsufficientStock,
             "not enough available stock at the source",
         )]));
     }
-    let reference = t.id.to_string();
-    repo::append_movement(
-        s,
-        repo::NewMovement {
-            variant_id: t.variant_id,
-            location_id: location,
-            kind,
-            delta_on_hand: delta,
-            delta_reserved: 0,
-            reason: "transfer",
-            reference: &reference,
-            idempotency_key: None,
-        },
-    )
-    .await?;
     let mut am: transfer::ActiveModel = t.clone().into();
     am.status = Set(to_status.into());
     if ship {
@@ -1081,8 +1071,5 @@ async fn move_transfer(s: &Scoped, id: Option<Uuid>, ship: bool) -> Result<Outco
         am.received_at = Set(Some(repo::now()));
     }
     let t = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
-    let level = crate::services::stock::level(s, t.variant_id, location).await?;
-    let sku = crate::services::lookup::variant(s, t.variant_id).await?.map(|v| v.sku).unwrap_or_default();
-    announce_change(s, &sku, &level, delta, kind, "transfer").await?;
     Ok(Ok(t))
 }

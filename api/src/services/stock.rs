@@ -122,32 +122,65 @@ async fn adjust_in(s: &Scoped, req: &AdjustRequest) -> Result<Outcome<Adjusted>,
     let Some(location) = location else {
         return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
     };
-    repo::ensure_stock_level(s, variant.id, location.id).await?;
-    if !repo::change_stock(s, variant.id, location.id, req.delta, 0).await? {
+    let reason = if req.reason.is_empty() { "adjustment" } else { req.reason.as_str() };
+    let change = OnHandChange {
+        sku: &variant.sku,
+        variant_id: variant.id,
+        location_id: location.id,
+        delta: req.delta,
+        kind: "adjust",
+        reason,
+        reference: "",
+        idempotency_key: req.idempotency_key.as_deref(),
+    };
+    let Some(Adjusted { movement, level }) = change_on_hand(s, change).await? else {
         return Ok(Err(vec![UserError::new(
             &["input", "delta"],
             UserErrorCode::InsufficientStock,
             "not enough available stock for this reduction",
         )]));
+    };
+    Ok(Ok(Adjusted { movement, level }))
+}
+
+/// A change of on-hand stock at one location.
+pub struct OnHandChange<'a> {
+    pub sku: &'a str,
+    pub variant_id: Uuid,
+    pub location_id: Uuid,
+    pub delta: i64,
+    /// The ledger movement's kind (`adjust`, `receipt`, `transfer_out`, `transfer_in`), reason,
+    /// reference and idempotency key.
+    pub kind: &'a str,
+    pub reason: &'a str,
+    pub reference: &'a str,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Applies `c` in the caller's transaction: the guarded level update, its ledger movement and its
+/// announcement. `None`, with nothing written, when it would take available stock below zero.
+pub async fn change_on_hand(s: &Scoped, c: OnHandChange<'_>) -> Result<Option<Adjusted>, DbErr> {
+    repo::ensure_stock_level(s, c.variant_id, c.location_id).await?;
+    if !repo::change_stock(s, c.variant_id, c.location_id, c.delta, 0).await? {
+        return Ok(None);
     }
-    let reason = if req.reason.is_empty() { "adjustment" } else { req.reason.as_str() };
     let movement = repo::append_movement(
         s,
         repo::NewMovement {
-            variant_id: variant.id,
-            location_id: location.id,
-            kind: "adjust",
-            delta_on_hand: req.delta,
+            variant_id: c.variant_id,
+            location_id: c.location_id,
+            kind: c.kind,
+            delta_on_hand: c.delta,
             delta_reserved: 0,
-            reason,
-            reference: "",
-            idempotency_key: req.idempotency_key.as_deref(),
+            reason: c.reason,
+            reference: c.reference,
+            idempotency_key: c.idempotency_key,
         },
     )
     .await?;
-    let level = level(s, variant.id, location.id).await?;
-    announce_change(s, &variant.sku, &level, req.delta, &movement.kind, &movement.reason).await?;
-    Ok(Ok(Adjusted { movement, level }))
+    let level = level(s, c.variant_id, c.location_id).await?;
+    announce_change(s, c.sku, &level, c.delta, c.kind, c.reason).await?;
+    Ok(Some(Adjusted { movement, level }))
 }
 
 /// Tells subscribers about a changed level, emits `stock.adjusted` for adjustments and transfers,
