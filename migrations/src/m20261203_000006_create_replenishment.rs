@@ -1,14 +1,16 @@
 //! Replenishment: runs (one tenant-wide plan each, made after a forecast run or on demand) and
 //! their lines (a purchase from a supplier, or a transfer between locations, each explained),
 //! which approval turns into draft purchase orders and transfers. Purchase orders get the time
-//! they were issued; transfers the times they were shipped and received.
+//! they were issued; transfers the times they were shipped and received. Each tenant's service
+//! targets (a default, per ABC class, per SKU) and transfer cost are settings of their own.
 
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-pub const TABLES: &[&str] = &["replenishment_runs", "replenishment_lines"];
+pub const TABLES: &[&str] =
+    &["replenishment_runs", "replenishment_lines", "replenishment_settings", "replenishment_sku_targets"];
 
 fn uuid(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().not_null().to_owned()
@@ -43,12 +45,22 @@ fn opt_ts(name: &'static str) -> ColumnDef {
 
 /// A tenant table keyed by `(tenant_id, id)`.
 fn table(name: &'static str, cols: Vec<ColumnDef>) -> TableCreateStatement {
+    keyed(name, &["id"], cols)
+}
+
+/// A tenant table keyed by `(tenant_id, <pk>…)`.
+fn keyed(name: &'static str, pk: &[&'static str], cols: Vec<ColumnDef>) -> TableCreateStatement {
     let mut t = Table::create();
     t.table(name).if_not_exists().col(uuid("tenant_id"));
     for mut c in cols {
         t.col(&mut c);
     }
-    t.primary_key(Index::create().col("tenant_id").col("id"));
+    let mut key = Index::create();
+    key.col("tenant_id");
+    for c in pk {
+        key.col(*c);
+    }
+    t.primary_key(&mut key);
     t.foreign_key(
         ForeignKey::create()
             .name(format!("fk_{name}_tenant"))
@@ -114,6 +126,27 @@ fn tables() -> Vec<TableCreateStatement> {
                 opt_ts("approved_at"),
                 ts("created_at"),
             ],
+        ),
+        keyed(
+            "replenishment_settings",
+            &[],
+            vec![
+                // fill_rate or cycle.
+                text("service_level_kind"),
+                double("target_service_level"),
+                // Targets per ABC class (by forecast value), when set.
+                opt_double("class_a_target"),
+                opt_double("class_b_target"),
+                opt_double("class_c_target"),
+                // Decimal text: moving one unit between two locations.
+                text("transfer_unit_cost"),
+                ts("updated_at"),
+            ],
+        ),
+        keyed(
+            "replenishment_sku_targets",
+            &["variant_id"],
+            vec![uuid("variant_id"), double("target_service_level"), ts("updated_at")],
         ),
     ]
 }

@@ -106,8 +106,63 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
         adjust(&app, &token, &sku, &empty, -have).await;
     }
 
+    // Targets: 95 % by default, 99 % for class A, 80 % for this SKU.
+    let settings = "mutation($i: ReplenishmentSettingsSetInput!) { replenishmentSettingsSet(input: $i) {
+        replenishmentSettings { serviceLevelKind targetServiceLevel classATarget classBTarget transferUnitCost skuTargets { sku targetServiceLevel } }
+        userErrors { field code } } }";
+    let bad = app.data(&token, settings, json!({ "i": { "targetServiceLevel": 1.5 } })).await;
+    assert_eq!(
+        bad["replenishmentSettingsSet"]["userErrors"][0]["field"],
+        json!(["input", "targetServiceLevel"]),
+        "{bad}"
+    );
+    let d = app
+        .data(
+            &token,
+            settings,
+            json!({ "i": { "targetServiceLevel": 0.95, "classATarget": 0.99, "transferUnitCost": "0.40" } }),
+        )
+        .await;
+    let got = &d["replenishmentSettingsSet"]["replenishmentSettings"];
+    assert_eq!(
+        (got["serviceLevelKind"].as_str(), got["classATarget"].as_f64(), got["classBTarget"].is_null()),
+        (Some("FILL_RATE"), Some(0.99), true),
+        "{d}"
+    );
+    assert_eq!(got["transferUnitCost"], "0.4");
+    let d = app
+        .data(
+            &token,
+            "mutation($s: String!) { replenishmentSkuTargetSet(input: { sku: $s, targetServiceLevel: 0.8 }) { replenishmentSettings { skuTargets { sku targetServiceLevel } } userErrors { code } } }",
+            json!({ "s": sku }),
+        )
+        .await;
+    assert_eq!(
+        d["replenishmentSkuTargetSet"]["replenishmentSettings"]["skuTargets"],
+        json!([{ "sku": sku, "targetServiceLevel": 0.8 }]),
+        "{d}"
+    );
+
     let run = plan(&app, &token).await;
     assert_eq!(run["status"], "COMPLETED", "{run}");
+    for l in run["lines"].as_array().expect("lines") {
+        let e = &l["explanation"];
+        let want = if l["sku"] == sku.as_str() {
+            (0.8, "sku".to_owned())
+        } else if e["abcClass"] == "A" {
+            (0.99, "class A".to_owned())
+        } else {
+            (0.95, "tenant".to_owned())
+        };
+        assert_eq!(
+            (e["targetServiceLevel"].as_f64(), e["targetFrom"].as_str().map(str::to_owned)),
+            (Some(want.0), Some(want.1)),
+            "{l}"
+        );
+        if l["kind"] == "TRANSFER" {
+            assert_eq!(l["unitCost"], "0.4", "{l}");
+        }
+    }
     let lines = run["lines"].as_array().expect("lines").clone();
     assert_eq!(run["linesTotal"].as_u64(), Some(lines.len() as u64));
     assert!(!lines.is_empty(), "{run}");

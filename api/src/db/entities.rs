@@ -329,6 +329,24 @@ tenant_entity!(replenishment_run, "replenishment_runs", {
     pub finished_at: Option<DateTimeUtc>,
 });
 
+tenant_entity!(replenishment_settings, "replenishment_settings", {
+    /// `fill_rate` or `cycle`.
+    pub service_level_kind: String,
+    pub target_service_level: f64,
+    pub class_a_target: Option<f64>,
+    pub class_b_target: Option<f64>,
+    pub class_c_target: Option<f64>,
+    pub transfer_unit_cost: Dec,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(replenishment_sku_target, "replenishment_sku_targets", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub variant_id: Uuid,
+    pub target_service_level: f64,
+    pub updated_at: DateTimeUtc,
+});
+
 tenant_entity!(replenishment_line, "replenishment_lines", {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,

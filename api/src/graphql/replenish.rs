@@ -217,6 +217,63 @@ impl Transfer {
     }
 }
 
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ServiceLevelKind {
+    /// Share of demand served from stock.
+    FillRate,
+    /// Probability of no stockout in a replenishment cycle.
+    Cycle,
+}
+
+/// The tenant's service targets: the default, per ABC class (by forecast value: A the items
+/// making up 80 % of it, B the next 15 %, C the rest), per SKU; and what a transfer costs.
+pub struct ReplenishmentSettings(pub service::Settings);
+
+#[Object]
+impl ReplenishmentSettings {
+    async fn service_level_kind(&self) -> ServiceLevelKind {
+        if self.0.fill_rate { ServiceLevelKind::FillRate } else { ServiceLevelKind::Cycle }
+    }
+    /// The default target, strictly between 0 and 1.
+    async fn target_service_level(&self) -> f64 {
+        self.0.target
+    }
+    async fn class_a_target(&self) -> Option<f64> {
+        self.0.class_targets[0]
+    }
+    async fn class_b_target(&self) -> Option<f64> {
+        self.0.class_targets[1]
+    }
+    async fn class_c_target(&self) -> Option<f64> {
+        self.0.class_targets[2]
+    }
+    /// What moving one unit between two locations costs.
+    async fn transfer_unit_cost(&self) -> Decimal {
+        self.0.transfer_unit_cost
+    }
+    /// SKUs with a target of their own (it wins over the class and the default).
+    async fn sku_targets(&self, ctx: &Context<'_>) -> Result<Vec<ReplenishmentSkuTarget>, ApiError> {
+        let ids: Vec<Uuid> = self.0.sku_targets.keys().copied().collect();
+        let variants = loaders(ctx)?.variant.load_many(ids).await?;
+        let mut out: Vec<ReplenishmentSkuTarget> = self
+            .0
+            .sku_targets
+            .iter()
+            .filter_map(|(id, t)| {
+                variants.get(id).map(|v| ReplenishmentSkuTarget { sku: v.sku.clone(), target_service_level: *t })
+            })
+            .collect();
+        out.sort_by(|a, b| a.sku.cmp(&b.sku));
+        Ok(out)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ReplenishmentSkuTarget {
+    pub sku: String,
+    pub target_service_level: f64,
+}
+
 #[derive(Default)]
 pub struct ReplenishmentQuery;
 
@@ -239,6 +296,15 @@ impl ReplenishmentQuery {
         };
         s.commit().await?;
         Ok(run.map(ReplenishmentRun))
+    }
+
+    /// The tenant's service targets and transfer cost (the defaults until set).
+    async fn replenishment_settings(&self, ctx: &Context<'_>) -> Result<ReplenishmentSettings, ApiError> {
+        let p = ctx.reader()?;
+        let s = read_tx(ctx, p).await?;
+        let settings = service::settings(&s).await?;
+        s.commit().await?;
+        Ok(ReplenishmentSettings(settings))
     }
 
     /// A transfer by its ID; null when there is none.
@@ -311,6 +377,33 @@ pub struct TransferPayload {
     pub user_errors: Vec<UserError>,
 }
 
+#[derive(InputObject)]
+pub struct ReplenishmentSettingsSetInput {
+    #[graphql(default_with = "ServiceLevelKind::FillRate")]
+    pub service_level_kind: ServiceLevelKind,
+    /// The default target, strictly between 0 and 1 (e.g. 0.95).
+    pub target_service_level: f64,
+    /// Targets per ABC class; a class without one uses the default.
+    pub class_a_target: Option<f64>,
+    pub class_b_target: Option<f64>,
+    pub class_c_target: Option<f64>,
+    /// What moving one unit between two locations costs (default 0.50).
+    pub transfer_unit_cost: Option<Decimal>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReplenishmentSettingsPayload {
+    pub replenishment_settings: Option<ReplenishmentSettings>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct ReplenishmentSkuTargetSetInput {
+    pub sku: String,
+    /// The SKU's own target, strictly between 0 and 1; null removes it.
+    pub target_service_level: Option<f64>,
+}
+
 #[derive(Default)]
 pub struct ReplenishmentMutation;
 
@@ -321,6 +414,45 @@ impl ReplenishmentMutation {
         let p = ctx.operator()?;
         let run = service::request_run(ctx.db(), p).await?;
         Ok(ReplenishmentRunPayload { replenishment_run: Some(ReplenishmentRun(run)), user_errors: vec![] })
+    }
+
+    /// Replaces the tenant's service targets and transfer cost; the next run plans with them.
+    async fn replenishment_settings_set(
+        &self,
+        ctx: &Context<'_>,
+        input: ReplenishmentSettingsSetInput,
+    ) -> Result<ReplenishmentSettingsPayload, ApiError> {
+        let p = ctx.operator()?;
+        let new = service::Settings {
+            fill_rate: input.service_level_kind == ServiceLevelKind::FillRate,
+            target: input.target_service_level,
+            class_targets: [input.class_a_target, input.class_b_target, input.class_c_target],
+            transfer_unit_cost: input.transfer_unit_cost.unwrap_or_else(service::default_transfer_unit_cost),
+            sku_targets: Default::default(),
+        };
+        Ok(match service::set_settings(ctx.db(), p, &new).await? {
+            Ok(s) => ReplenishmentSettingsPayload {
+                replenishment_settings: Some(ReplenishmentSettings(s)),
+                user_errors: vec![],
+            },
+            Err(user_errors) => ReplenishmentSettingsPayload { replenishment_settings: None, user_errors },
+        })
+    }
+
+    /// Sets one SKU's service target (null removes it); it wins over its class and the default.
+    async fn replenishment_sku_target_set(
+        &self,
+        ctx: &Context<'_>,
+        input: ReplenishmentSkuTargetSetInput,
+    ) -> Result<ReplenishmentSettingsPayload, ApiError> {
+        let p = ctx.operator()?;
+        Ok(match service::set_sku_target(ctx.db(), p, &input.sku, input.target_service_level).await? {
+            Ok(s) => ReplenishmentSettingsPayload {
+                replenishment_settings: Some(ReplenishmentSettings(s)),
+                user_errors: vec![],
+            },
+            Err(user_errors) => ReplenishmentSettingsPayload { replenishment_settings: None, user_errors },
+        })
     }
 
     /// Approves lines of the latest plan: buys become draft purchase orders, transfers draft

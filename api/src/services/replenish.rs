@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Days;
 use qm_domain::replenish::plan::{self, Lane, LineKind, Need, Offer, PlanInput, PlanOptions, PriceBreak};
-use qm_domain::replenish::{Policy, PolicyInput, ServiceTarget, policy};
+use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_classes, policy};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use sea_orm::sea_query::Expr;
@@ -24,7 +24,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::db::entities::{
     Dec, forecast as forecast_e, forecast_override, location, purchase_order, purchase_order_line, replenishment_line,
-    replenishment_run, stock_level, supplier, supplier_item, transfer, variant,
+    replenishment_run, replenishment_settings, replenishment_sku_target, stock_level, supplier, supplier_item,
+    transfer, variant,
 };
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
@@ -36,13 +37,172 @@ use crate::services::stock::{MAX_UNITS, OnHandChange, change_on_hand, check_key,
 use crate::state::AppState;
 
 pub const RUN: &str = "replenish.run";
-/// The fill rate every SKU × location is planned for.
-pub const FILL_RATE: f64 = 0.95;
+/// The service target of a tenant without settings: a 95 % fill rate.
+pub const DEFAULT_TARGET: f64 = 0.95;
 /// Days between two plans (one a night, after the forecast).
 const REVIEW_DAYS: f64 = 1.0;
-/// What moving one unit between two locations costs, in the SKU's currency.
-pub fn transfer_unit_cost() -> Decimal {
+/// What moving one unit between two locations costs without settings, in the SKU's currency.
+pub fn default_transfer_unit_cost() -> Decimal {
     Decimal::new(50, 2)
+}
+/// Days of forecast that value an item for its ABC class.
+const ABC_DAYS: usize = 28;
+
+/// A tenant's service targets: by default, per ABC class, per SKU; and the cost of a transfer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub fill_rate: bool,
+    pub target: f64,
+    pub class_targets: [Option<f64>; 3],
+    pub transfer_unit_cost: Decimal,
+    /// Per variant.
+    pub sku_targets: HashMap<Uuid, f64>,
+}
+
+impl Settings {
+    fn from_row(row: Option<replenishment_settings::Model>, skus: Vec<replenishment_sku_target::Model>) -> Settings {
+        let sku_targets = skus.into_iter().map(|t| (t.variant_id, t.target_service_level)).collect();
+        match row {
+            Some(r) => Settings {
+                fill_rate: r.service_level_kind != "cycle",
+                target: r.target_service_level,
+                class_targets: [r.class_a_target, r.class_b_target, r.class_c_target],
+                transfer_unit_cost: r.transfer_unit_cost.0,
+                sku_targets,
+            },
+            None => Settings {
+                fill_rate: true,
+                target: DEFAULT_TARGET,
+                class_targets: [None; 3],
+                transfer_unit_cost: default_transfer_unit_cost(),
+                sku_targets,
+            },
+        }
+    }
+
+    /// The target of a variant of ABC class `class`, and where it comes from.
+    fn target_for(&self, variant: Uuid, class: AbcClass) -> (f64, String) {
+        if let Some(t) = self.sku_targets.get(&variant) {
+            return (*t, "sku".into());
+        }
+        let i = match class {
+            AbcClass::A => 0,
+            AbcClass::B => 1,
+            AbcClass::C => 2,
+        };
+        match self.class_targets[i] {
+            Some(t) => (t, format!("class {}", class.as_str())),
+            None => (self.target, "tenant".into()),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.fill_rate { "fill rate" } else { "cycle service level" }
+    }
+}
+
+/// The tenant's settings (the defaults until set).
+pub async fn settings(s: &Scoped) -> Result<Settings, DbErr> {
+    let row = repo::find::<replenishment_settings::Entity>(s).one(&s.tx).await?;
+    let skus = repo::find::<replenishment_sku_target::Entity>(s).all(&s.tx).await?;
+    Ok(Settings::from_row(row, skus))
+}
+
+/// `0.955` as `95.5`, `0.95` as `95`.
+fn percent(level: f64) -> String {
+    let s = format!("{:.1}", 100.0 * level);
+    s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
+}
+
+fn valid_level(v: f64) -> bool {
+    v > 0.0 && v < 1.0
+}
+
+/// Replaces the tenant's service targets and transfer cost.
+pub async fn set_settings(db: &Db, p: &Principal, new: &Settings) -> Result<Outcome<Settings>, DbErr> {
+    if !valid_level(new.target) {
+        return Ok(Err(vec![UserError::invalid(
+            &["input", "targetServiceLevel"],
+            "the target must be strictly between 0 and 1 (e.g. 0.95)",
+        )]));
+    }
+    for (t, name) in new.class_targets.iter().zip(["classATarget", "classBTarget", "classCTarget"]) {
+        if t.is_some_and(|t| !valid_level(t)) {
+            return Ok(Err(vec![UserError::invalid(&["input", name], "the target must be strictly between 0 and 1")]));
+        }
+    }
+    if new.transfer_unit_cost.is_sign_negative() && !new.transfer_unit_cost.is_zero() {
+        return Ok(Err(vec![UserError::invalid(&["input", "transferUnitCost"], "the cost must not be negative")]));
+    }
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let row = replenishment_settings::Model {
+        tenant_id: s.tenant(),
+        service_level_kind: if new.fill_rate { "fill_rate" } else { "cycle" }.into(),
+        target_service_level: new.target,
+        class_a_target: new.class_targets[0],
+        class_b_target: new.class_targets[1],
+        class_c_target: new.class_targets[2],
+        transfer_unit_cost: Dec(new.transfer_unit_cost),
+        updated_at: repo::now(),
+    };
+    use sea_orm::sea_query::OnConflict;
+    replenishment_settings::Entity::insert(replenishment_settings::ActiveModel::from(row))
+        .on_conflict(
+            OnConflict::column(replenishment_settings::Column::TenantId)
+                .update_columns([
+                    replenishment_settings::Column::ServiceLevelKind,
+                    replenishment_settings::Column::TargetServiceLevel,
+                    replenishment_settings::Column::ClassATarget,
+                    replenishment_settings::Column::ClassBTarget,
+                    replenishment_settings::Column::ClassCTarget,
+                    replenishment_settings::Column::TransferUnitCost,
+                    replenishment_settings::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&s.tx)
+        .await?;
+    let out = settings(&s).await?;
+    s.commit().await?;
+    Ok(Ok(out))
+}
+
+/// Sets (or with `None` removes) the service target of one SKU.
+pub async fn set_sku_target(
+    db: &Db,
+    p: &Principal,
+    sku: &str,
+    target: Option<f64>,
+) -> Result<Outcome<Settings>, DbErr> {
+    if target.is_some_and(|t| !valid_level(t)) {
+        return Ok(Err(vec![UserError::invalid(
+            &["input", "targetServiceLevel"],
+            "the target must be strictly between 0 and 1 (e.g. 0.98)",
+        )]));
+    }
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let Some(variant) = crate::services::lookup::variant_by_sku(&s, sku).await? else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "variant")]));
+    };
+    replenishment_sku_target::Entity::delete_many()
+        .filter(replenishment_sku_target::Column::TenantId.eq(s.tenant()))
+        .filter(replenishment_sku_target::Column::VariantId.eq(variant.id))
+        .exec(&s.tx)
+        .await?;
+    if let Some(t) = target {
+        let row = replenishment_sku_target::Model {
+            tenant_id: s.tenant(),
+            variant_id: variant.id,
+            target_service_level: t,
+            updated_at: repo::now(),
+        };
+        replenishment_sku_target::Entity::insert(replenishment_sku_target::ActiveModel::from(row))
+            .exec_without_returning(&s.tx)
+            .await?;
+    }
+    let out = settings(&s).await?;
+    s.commit().await?;
+    Ok(Ok(out))
 }
 /// Purchase orders whose open quantities count as on order: approved (draft), issued, partly
 /// received.
@@ -151,6 +311,7 @@ struct Gathered {
     suppliers: HashMap<Uuid, supplier::Model>,
     variants: HashMap<Uuid, variant::Model>,
     locations: HashMap<Uuid, location::Model>,
+    settings: Settings,
 }
 
 struct SeriesIn {
@@ -220,7 +381,8 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
     let suppliers = repo::find::<supplier::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
     let variants = repo::find::<variant::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
     let locations = repo::find::<location::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
-    Ok(Gathered { series, stock, on_order, inbound, committed, items, suppliers, variants, locations })
+    let settings = settings(s).await?;
+    Ok(Gathered { series, stock, on_order, inbound, committed, items, suppliers, variants, locations, settings })
 }
 
 /// A line ready to store.
@@ -259,6 +421,9 @@ struct Slot {
     variant_id: Uuid,
     location_id: Uuid,
     policy: Policy,
+    target_level: f64,
+    target_from: String,
+    class: AbcClass,
     on_hand: i64,
     on_order: i64,
     in_transit: i64,
@@ -277,6 +442,14 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             *e = i;
         }
     }
+    // ABC classes by forecast value over the next four weeks, per variant across locations.
+    let mut value: BTreeMap<Uuid, f64> = BTreeMap::new();
+    for sr in &g.series {
+        let price = g.variants.get(&sr.variant_id).map_or(0.0, |v| f(v.price));
+        *value.entry(sr.variant_id).or_default() += sr.demand.iter().take(ABC_DAYS).sum::<f64>() * price;
+    }
+    let values: Vec<f64> = value.values().copied().collect();
+    let classes: HashMap<Uuid, AbcClass> = value.keys().copied().zip(abc_classes(&values)).collect();
     let mut slots = Vec::with_capacity(g.series.len());
     for sr in &g.series {
         let key = (sr.variant_id, sr.location_id);
@@ -298,13 +471,23 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             moq: 0,
             pack_size: 0,
         };
-        let policy = policy(&input, ServiceTarget::FillRate(FILL_RATE)).map_err(|e| e.to_string())?;
+        let class = classes.get(&sr.variant_id).copied().unwrap_or(AbcClass::C);
+        let (target_level, target_from) = g.settings.target_for(sr.variant_id, class);
+        let service = if g.settings.fill_rate {
+            ServiceTarget::FillRate(target_level)
+        } else {
+            ServiceTarget::Cycle(target_level)
+        };
+        let policy = policy(&input, service).map_err(|e| e.to_string())?;
         let position = policy.explanation.inventory_position;
         let target = policy.order_up_to.ceil() as i64;
         slots.push(Slot {
             variant_id: sr.variant_id,
             location_id: sr.location_id,
             policy,
+            target_level,
+            target_from,
+            class,
             on_hand: (on_hand - reserved - committed).max(0),
             on_order,
             in_transit,
@@ -364,7 +547,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
     for from in 0..loc_ids.len() {
         for to in 0..loc_ids.len() {
             if from != to {
-                lanes.push(Lane { from, to, unit_cost: transfer_unit_cost() });
+                lanes.push(Lane { from, to, unit_cost: g.settings.transfer_unit_cost });
             }
         }
     }
@@ -392,12 +575,18 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         let e = &sl.policy.explanation;
         let sku = g.variants.get(&sl.variant_id).map_or_else(String::new, |v| v.sku.clone());
         let base = format!(
-            "Order-up-to {} = {:.0} forecast over {:.0} days + {:.0} safety stock for a {:.0} % fill rate; position {} (on hand {}, on order {}, in transit {}, reserved {})",
+            "Order-up-to {} = {:.0} forecast over {:.0} days + {:.0} safety stock for a {} % {} ({}); position {} (on hand {}, on order {}, in transit {}, reserved {})",
             sl.target,
             e.protection_demand,
             e.protection_periods,
             sl.policy.safety_stock,
-            100.0 * FILL_RATE,
+            percent(sl.target_level),
+            g.settings.kind(),
+            match sl.target_from.as_str() {
+                "sku" => "this SKU's target".to_owned(),
+                "tenant" => format!("class {}, the default target", sl.class.as_str()),
+                class => format!("the {class} target"),
+            },
             sl.position,
             sl.on_hand + sl.reserved,
             sl.on_order,
@@ -405,7 +594,10 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             sl.reserved
         );
         let mut explanation = json!({
-            "fillRateTarget": FILL_RATE,
+            "serviceLevelKind": if g.settings.fill_rate { "FILL_RATE" } else { "CYCLE" },
+            "targetServiceLevel": sl.target_level,
+            "targetFrom": sl.target_from,
+            "abcClass": sl.class.as_str(),
             "orderUpTo": sl.target,
             "reorderPoint": sl.policy.reorder_point,
             "safetyStock": sl.policy.safety_stock,

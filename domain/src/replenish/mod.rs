@@ -7,4 +7,6 @@ pub mod plan;
 pub mod policy;
 pub mod sim;
 
-pub use policy::{Explanation, Order, Policy, PolicyError, PolicyInput, ServiceTarget, order_for, policy};
+pub use policy::{
+    AbcClass, Explanation, Order, Policy, PolicyError, PolicyInput, ServiceTarget, abc_classes, order_for, policy,
+};

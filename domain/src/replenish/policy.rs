@@ -454,3 +454,62 @@ mod properties {
         }
     }
 }
+
+/// ABC class of an item by its share of value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AbcClass {
+    A,
+    B,
+    C,
+}
+
+impl AbcClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbcClass::A => "A",
+            AbcClass::B => "B",
+            AbcClass::C => "C",
+        }
+    }
+}
+
+/// ABC classes by value: the items that make up the first 80 % of the total value (largest
+/// first) are A, the next 15 % B, the rest C. An item straddling a boundary takes the higher class;
+/// ties keep their input order. Items of no value are C.
+pub fn abc_classes(values: &[f64]) -> Vec<AbcClass> {
+    let total: f64 = values.iter().filter(|v| v.is_finite() && **v > 0.0).sum();
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].partial_cmp(&values[a]).unwrap_or(std::cmp::Ordering::Equal));
+    let mut out = vec![AbcClass::C; values.len()];
+    let mut before = 0.0;
+    for i in order {
+        let v = values[i];
+        if !(v.is_finite() && v > 0.0) || total <= 0.0 {
+            continue;
+        }
+        let share = before / total;
+        out[i] = if share < 0.80 {
+            AbcClass::A
+        } else if share < 0.95 {
+            AbcClass::B
+        } else {
+            AbcClass::C
+        };
+        before += v;
+    }
+    out
+}
+
+#[cfg(test)]
+mod abc_tests {
+    use super::*;
+
+    #[test]
+    fn abc_by_cumulative_value() {
+        // 50, 30, 10, 5, 3, 2 of 100: A until 80 % is reached (50, 30), B to 95 % (10, 5), C.
+        let v = [10.0, 50.0, 2.0, 30.0, 5.0, 3.0];
+        let c = abc_classes(&v);
+        assert_eq!(c, vec![AbcClass::B, AbcClass::A, AbcClass::C, AbcClass::A, AbcClass::B, AbcClass::C]);
+        assert_eq!(abc_classes(&[0.0, f64::NAN]), vec![AbcClass::C, AbcClass::C]);
+    }
+}
