@@ -225,6 +225,12 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
         let same = lines.iter().any(|o| o["sku"] == l["sku"] && o["location"]["id"] == l["location"]["id"]);
         assert!(!same, "ordered again: {l}");
     }
+    // Every run is listed, the latest last.
+    let d = app.data(&token, "{ replenishmentRuns(last: 10) { nodes { id status requestedBy } } }", json!({})).await;
+    let runs = d["replenishmentRuns"]["nodes"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3, "{d}");
+    assert_eq!(runs[0]["requestedBy"], "forecast");
+    assert_eq!(runs[2]["id"], rerun["id"]);
     // The old plan can no longer be approved.
     let stale = app.data(&token, approve, json!({ "id": run["id"] })).await;
     assert_eq!(stale["replenishmentPlanApprove"]["userErrors"][0]["code"], "INVALID_STATE", "{stale}");

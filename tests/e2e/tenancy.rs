@@ -541,6 +541,8 @@ async fn lists_never_include_another_tenants_rows() {
         "{ alertRules(first: 250) { nodes { id } } }",
         "{ alerts(first: 250) { nodes { id ruleId } } }",
         "{ forecastRuns(first: 250) { nodes { id } } }",
+        "{ replenishmentRuns(first: 250) { nodes { id lines { id } } } }",
+        "{ replenishmentPlan { id } replenishmentSettings { skuTargets { sku } } }",
         "{ forecastAccuracy(groupBy: LOCATION) { key series } }",
         "{ forecastAccuracy(groupBy: SKU) { key series } }",
         "{ variantBySku(sku: \"B-SKU\") { id } }",

@@ -1,14 +1,17 @@
 //! Replenishment: runs and their plans, approval into purchase orders and transfers, issuing and
 //! receiving purchase orders, shipping and receiving transfers.
 
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::pagination::{Window, connection};
 use super::types::{Location, PurchaseOrder, Supplier, Variant, gid, loaders, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{replenishment_line, replenishment_run, transfer};
+use crate::db::repo;
 use crate::services::replenish as service;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -279,6 +282,24 @@ pub struct ReplenishmentQuery;
 
 #[Object]
 impl ReplenishmentQuery {
+    /// Replenishment runs, oldest first (`last: 10` for the latest).
+    async fn replenishment_runs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, ReplenishmentRun>, ApiError> {
+        let p = ctx.reader()?;
+        let args = Window::new(first, after, last, before).args::<Uuid>()?;
+        let s = read_tx(ctx, p).await?;
+        let page =
+            repo::page(&s, repo::find::<replenishment_run::Entity>(&s), replenishment_run::Column::Id, &args).await?;
+        s.commit().await?;
+        Ok(connection(page, |m| m.id, ReplenishmentRun))
+    }
+
     /// A replenishment run and its plan: `runId`, or the latest completed run; null when none.
     async fn replenishment_plan(
         &self,
