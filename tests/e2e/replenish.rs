@@ -214,6 +214,19 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
     assert!(pos.iter().all(|p| p["status"] == "draft"));
     assert_eq!(transfers.len(), lines.len() - buys);
     assert_eq!(events(&app, &t, "transfer.created").await.len(), transfers.len());
+    // Runs, lines and transfers refetch through node(id:).
+    let d = app
+        .data(
+            &token,
+            "query($r: ID!, $l: ID!, $t: ID!) { r: node(id: $r) { ... on ReplenishmentRun { status } } l: node(id: $l) { ... on ReplenishmentLine { status } } t: node(id: $t) { ... on Transfer { status } } }",
+            json!({ "r": run["id"], "l": lines[0]["id"], "t": transfers[0]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        (d["r"]["status"].as_str(), d["l"]["status"].as_str(), d["t"]["status"].as_str()),
+        (Some("COMPLETED"), Some("APPROVED"), Some("draft")),
+        "{d}"
+    );
     // Approving again makes nothing new.
     let again = app.data(&token, approve, json!({ "id": run["id"] })).await;
     assert_eq!(again["replenishmentPlanApprove"]["purchaseOrders"], a["purchaseOrders"]);

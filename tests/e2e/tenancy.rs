@@ -291,6 +291,9 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         "PurchaseOrder",
         "User",
         "ApiKey",
+        "ReplenishmentRun",
+        "ReplenishmentLine",
+        "Transfer",
     ] {
         m.entry("Query.node").or_default().push(Probe { query: node, vars: |_, id| json!({ "id": id }), kind });
     }

@@ -32,11 +32,12 @@ pub enum ReplenishmentMethod {
 
 /// A tenant-wide plan: what to buy and what to move so every SKU × location reaches its
 /// order-up-to level for the fill-rate target.
+#[derive(Clone)]
 pub struct ReplenishmentRun(pub replenishment_run::Model);
 
 #[Object]
 impl ReplenishmentRun {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         gid("ReplenishmentRun", self.0.id)
     }
     async fn status(&self) -> ReplenishmentRunStatus {
@@ -113,11 +114,12 @@ pub enum ReplenishmentLineStatus {
 }
 
 /// One line of a plan: a purchase from a supplier, or a transfer from another location.
+#[derive(Clone)]
 pub struct ReplenishmentLine(pub replenishment_line::Model);
 
 #[Object]
 impl ReplenishmentLine {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         gid("ReplenishmentLine", self.0.id)
     }
     async fn kind(&self) -> ReplenishmentLineKind {
@@ -185,11 +187,12 @@ impl ReplenishmentLine {
 }
 
 /// Stock moving from one location to another.
+#[derive(Clone)]
 pub struct Transfer(pub transfer::Model);
 
 #[Object]
 impl Transfer {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         gid("Transfer", self.0.id)
     }
     /// `draft`, `in_transit`, `received`, or `completed` for one moved at once (`stockTransfer`).

@@ -54,6 +54,9 @@ pub enum Node {
     ApiKey(ApiKey),
     WebhookEndpoint(super::webhooks::WebhookEndpoint),
     WebhookMessage(super::webhooks::WebhookMessage),
+    ReplenishmentRun(super::replenish::ReplenishmentRun),
+    ReplenishmentLine(super::replenish::ReplenishmentLine),
+    Transfer(super::replenish::Transfer),
 }
 
 /// An amount in one currency; the amount is a decimal string, never a float.

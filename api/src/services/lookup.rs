@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::entities::{
-    TenantOwned, alert, alert_rule, api_key, location, order, product, purchase_order, return_, shipment,
-    stock_movement, supplier, user, variant, webhook_endpoint, webhook_message,
+    TenantOwned, alert, alert_rule, api_key, location, order, product, purchase_order, replenishment_line,
+    replenishment_run, return_, shipment, stock_movement, supplier, transfer, user, variant, webhook_endpoint,
+    webhook_message,
 };
 use crate::db::{Scoped, repo};
 use crate::graphql::types::{self, Node};
@@ -86,6 +87,15 @@ pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Opt
         "WebhookMessage" if admin => by_id::<webhook_message::Entity>(s, webhook_message::Column::Id, id)
             .await?
             .map(|m| Node::WebhookMessage(crate::graphql::webhooks::WebhookMessage(m))),
+        "ReplenishmentRun" => by_id::<replenishment_run::Entity>(s, replenishment_run::Column::Id, id)
+            .await?
+            .map(|m| Node::ReplenishmentRun(crate::graphql::replenish::ReplenishmentRun(m))),
+        "ReplenishmentLine" => by_id::<replenishment_line::Entity>(s, replenishment_line::Column::Id, id)
+            .await?
+            .map(|m| Node::ReplenishmentLine(crate::graphql::replenish::ReplenishmentLine(m))),
+        "Transfer" => by_id::<transfer::Entity>(s, transfer::Column::Id, id)
+            .await?
+            .map(|m| Node::Transfer(crate::graphql::replenish::Transfer(m))),
         "ApiKey" if admin => {
             by_id::<api_key::Entity>(s, api_key::Column::Id, id).await?.map(|m| Node::ApiKey(types::ApiKey(m)))
         }
