@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::db::entities::{
-    TenantOwned, location, order_line, product, purchase_order_line, return_line, shipment, shipment_event,
-    stock_level, supplier, variant,
+    TenantOwned, location, order_line, product, purchase_order_line, replenishment_line, return_line, shipment,
+    shipment_event, stock_level, supplier, variant,
 };
 use crate::db::{Db, TxMode, repo};
 
@@ -86,6 +86,7 @@ pub struct Loaders {
     pub events_of_shipment: DataLoader<ByParent<shipment_event::Entity>>,
     pub lines_of_return: DataLoader<ByParent<return_line::Entity>>,
     pub lines_of_purchase_order: DataLoader<ByParent<purchase_order_line::Entity>>,
+    pub lines_of_replenishment_run: DataLoader<ByParent<replenishment_line::Entity>>,
 }
 
 impl Loaders {
@@ -118,6 +119,7 @@ impl Loaders {
             events_of_shipment: by_parent!(shipment_event, ShipmentId, shipment_id),
             lines_of_return: by_parent!(return_line, ReturnId, return_id),
             lines_of_purchase_order: by_parent!(purchase_order_line, PurchaseOrderId, purchase_order_id),
+            lines_of_replenishment_run: by_parent!(replenishment_line, RunId, run_id),
         }
     }
 }

@@ -65,9 +65,7 @@ impl ReplenishmentRun {
     }
     /// Relative gap between the plan and the LP relaxation's bound (0 for an exact plan).
     async fn gap(&self) -> Option<f64> {
-        let obj = self.0.objective.and_then(|d| rust_decimal::prelude::ToPrimitive::to_f64(&d.0))?;
-        let bound = self.0.lower_bound?;
-        Some(if obj > 0.0 { ((obj - bound) / obj).max(0.0) } else { 0.0 })
+        Some(qm_domain::replenish::plan::relative_gap(self.0.objective?.0, self.0.lower_bound?))
     }
     /// SKU × locations planned.
     async fn series_total(&self) -> i32 {
@@ -93,10 +91,8 @@ impl ReplenishmentRun {
     /// The plan's lines, by SKU.
     #[graphql(complexity = "10 * child_complexity")]
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<ReplenishmentLine>, ApiError> {
-        let p = ctx.reader()?;
-        let s = read_tx(ctx, p).await?;
-        let lines = service::lines_of(&s, self.0.id).await?;
-        s.commit().await?;
+        let mut lines = loaders(ctx)?.lines_of_replenishment_run.load_one(self.0.id).await?.unwrap_or_default();
+        lines.sort_by(|a, b| (&a.sku, a.id).cmp(&(&b.sku, b.id)));
         Ok(lines.into_iter().map(ReplenishmentLine).collect())
     }
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use qm_domain::forecast::classify::classify;
-use qm_domain::forecast::engine::normal_quantile;
+use qm_domain::forecast::sd_from_band;
 use qm_domain::replenish::sim::{self, Levels, Outcome, SimError, Stocking, Tally};
 use qm_domain::replenish::{PolicyInput, ServiceTarget, policy};
 use rust_decimal::Decimal;
@@ -207,7 +207,6 @@ fn outlooks(
     steps: usize,
     back: usize,
 ) -> anyhow::Result<Vec<Vec<Outlook>>> {
-    let band_width = normal_quantile(BAND.1) - normal_quantile(BAND.0);
     (0..steps)
         .map(|step| {
             let due: Vec<usize> = (0..stocking.len()).filter(|i| step % stocking[*i].review_period == 0).collect();
@@ -233,7 +232,7 @@ fn outlooks(
                     Outlook {
                         series,
                         demand: f.series.point.iter().map(|v| v.max(0.0)).collect(),
-                        demand_sd: q[2].iter().zip(&q[0]).map(|(hi, lo)| ((hi - lo) / band_width).max(0.0)).collect(),
+                        demand_sd: sd_from_band(&q[0], &q[2], BAND),
                     }
                 })
                 .collect())

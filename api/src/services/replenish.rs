@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::Days;
+use qm_domain::forecast::sd_from_band;
 use qm_domain::replenish::plan::{self, Lane, LineKind, Need, Offer, PlanInput, PlanOptions, PriceBreak};
 use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_classes, policy};
 use rust_decimal::Decimal;
@@ -81,9 +82,9 @@ impl Settings {
     }
 
     /// The target of a variant of ABC class `class`, and where it comes from.
-    fn target_for(&self, variant: Uuid, class: AbcClass) -> (f64, String) {
+    fn target_for(&self, variant: Uuid, class: AbcClass) -> (f64, TargetSource) {
         if let Some(t) = self.sku_targets.get(&variant) {
-            return (*t, "sku".into());
+            return (*t, TargetSource::Sku);
         }
         let i = match class {
             AbcClass::A => 0,
@@ -91,13 +92,34 @@ impl Settings {
             AbcClass::C => 2,
         };
         match self.class_targets[i] {
-            Some(t) => (t, format!("class {}", class.as_str())),
-            None => (self.target, "tenant".into()),
+            Some(t) => (t, TargetSource::Class(class)),
+            None => (self.target, TargetSource::Default),
         }
     }
 
     fn kind(&self) -> &'static str {
         if self.fill_rate { "fill rate" } else { "cycle service level" }
+    }
+}
+
+/// Which setting gave a SKU its service target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetSource {
+    Sku,
+    Class(AbcClass),
+    Default,
+}
+
+impl TargetSource {
+    /// As the line's explanation names it.
+    fn as_str(self) -> &'static str {
+        match self {
+            TargetSource::Sku => "sku",
+            TargetSource::Class(AbcClass::A) => "class A",
+            TargetSource::Class(AbcClass::B) => "class B",
+            TargetSource::Class(AbcClass::C) => "class C",
+            TargetSource::Default => "tenant",
+        }
     }
 }
 
@@ -209,8 +231,6 @@ pub async fn set_sku_target(
 const OPEN_PO: [&str; 3] = ["draft", "issued", "partially_received"];
 /// A run still queued or running this long after it was asked for is taken as failed.
 const STALE_AFTER_HOURS: i64 = 2;
-/// The width of the forecast's 10–90 % band in standard deviations of a normal.
-const BAND_SDS: f64 = 2.0 * 1.281_551_565_5;
 
 pub fn register(r: Registry) -> Registry {
     r.with(RUN, RunJob)
@@ -334,8 +354,7 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
             let none = Vec::new();
             let demand =
                 with_overrides(&point, r.first_day, overrides.get(&(r.variant_id, r.location_id)).unwrap_or(&none));
-            let (lo, hi) = (quantile_of(r, "0.1"), quantile_of(r, "0.9"));
-            let demand_sd = lo.iter().zip(&hi).map(|(l, h)| ((h - l) / BAND_SDS).max(0.0)).collect();
+            let demand_sd = sd_from_band(&quantile_of(r, "0.1"), &quantile_of(r, "0.9"), (0.1, 0.9));
             SeriesIn { variant_id: r.variant_id, location_id: r.location_id, demand, demand_sd }
         })
         .collect();
@@ -422,7 +441,7 @@ struct Slot {
     location_id: Uuid,
     policy: Policy,
     target_level: f64,
-    target_from: String,
+    target_from: TargetSource,
     class: AbcClass,
     on_hand: i64,
     on_order: i64,
@@ -434,14 +453,17 @@ struct Slot {
 
 /// Policies, the plan and its lines: pure computing, off the async runtime.
 fn compute(g: &Gathered) -> Result<Planned, String> {
-    // The cheapest supplier of each variant sets the lead time its policy plans with.
-    let mut cheapest: HashMap<Uuid, &supplier_item::Model> = HashMap::new();
+    // Each variant's supplier items; the cheapest sets the lead time its policy plans with.
+    let mut items_of: HashMap<Uuid, Vec<&supplier_item::Model>> = HashMap::new();
     for i in &g.items {
-        let e = cheapest.entry(i.variant_id).or_insert(i);
-        if i.unit_cost.0 < e.unit_cost.0 {
-            *e = i;
-        }
+        items_of.entry(i.variant_id).or_default().push(i);
     }
+    let cheapest: HashMap<Uuid, &supplier_item::Model> = items_of
+        .iter()
+        .filter_map(|(v, items)| {
+            items.iter().copied().reduce(|a, b| if b.unit_cost.0 < a.unit_cost.0 { b } else { a }).map(|i| (*v, i))
+        })
+        .collect();
     // ABC classes by forecast value over the next four weeks, per variant across locations.
     let mut value: BTreeMap<Uuid, f64> = BTreeMap::new();
     for sr in &g.series {
@@ -528,7 +550,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         })
         .collect();
     for sl in &slots {
-        for item in g.items.iter().filter(|i| i.variant_id == sl.variant_id) {
+        for &item in items_of.get(&sl.variant_id).map_or(&[][..], Vec::as_slice) {
             let n = supplier_ix.len();
             let supplier = *supplier_ix.entry(item.supplier_id).or_insert(n);
             offers.push(Offer {
@@ -567,6 +589,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             after[i] -= l.quantity;
         }
     }
+    let offers_at = plan::offers_at(&input);
     let name_of = |id: Uuid| g.locations.get(&id).map_or_else(|| id.to_string(), |l| l.code.clone());
     let mut lines = Vec::with_capacity(planned.lines.len());
     for l in &planned.lines {
@@ -582,10 +605,10 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             sl.policy.safety_stock,
             percent(sl.target_level),
             g.settings.kind(),
-            match sl.target_from.as_str() {
-                "sku" => "this SKU's target".to_owned(),
-                "tenant" => format!("class {}, the default target", sl.class.as_str()),
-                class => format!("the {class} target"),
+            match sl.target_from {
+                TargetSource::Sku => "this SKU's target".to_owned(),
+                TargetSource::Default => format!("class {}, the default target", sl.class.as_str()),
+                TargetSource::Class(c) => format!("the class {} target", c.as_str()),
             },
             sl.position,
             sl.on_hand + sl.reserved,
@@ -593,10 +616,11 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             sl.in_transit,
             sl.reserved
         );
+        let need = (sl.target - sl.position).max(0);
         let mut explanation = json!({
             "serviceLevelKind": if g.settings.fill_rate { "FILL_RATE" } else { "CYCLE" },
             "targetServiceLevel": sl.target_level,
-            "targetFrom": sl.target_from,
+            "targetFrom": sl.target_from.as_str(),
             "abcClass": sl.class.as_str(),
             "orderUpTo": sl.target,
             "reorderPoint": sl.policy.reorder_point,
@@ -615,7 +639,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 "reserved": sl.reserved,
                 "total": sl.position,
             },
-            "need": (sl.target - sl.position).max(0),
+            "need": need,
             "quantity": l.quantity,
             "shortfall": planned.shortfall[i],
         });
@@ -625,7 +649,6 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 let item = offer_items[offer];
                 let o = &input.offers[offer];
                 let supplier_name = g.suppliers.get(&item.supplier_id).map_or("the supplier", |x| x.name.as_str());
-                let need = (sl.target - sl.position).max(0);
                 let mut why = format!("{base}; buy {} from {supplier_name} at {}", l.quantity, l.unit_cost);
                 if l.quantity > need {
                     why.push_str(&format!(
@@ -655,12 +678,9 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 let from_ix = input.lanes[lane].from;
                 let from = loc_ids[from_ix];
                 let spare = need_at.get(&(l.sku, from_ix)).map_or(0, |&j| slots[j].position - slots[j].target);
-                let buy = input
-                    .offers
-                    .iter()
-                    .filter(|o| o.sku == l.sku && o.location == l.location)
-                    .map(|o| plan::price_for(o, l.quantity))
-                    .min();
+                let buy = offers_at
+                    .get(&(l.sku, l.location))
+                    .and_then(|os| os.iter().map(|&o| plan::price_for(&input.offers[o], l.quantity)).min());
                 let why = format!(
                     "{base}; move {} from {} (holding {} above its own order-up-to level) at {} a unit{}",
                     l.quantity,
@@ -786,33 +806,38 @@ impl Handler for RunJob {
         match &planned {
             Ok(p) => {
                 let now = repo::now();
-                for l in &p.lines {
-                    let row = replenishment_line::Model {
-                        tenant_id: s.tenant(),
-                        id: Uuid::now_v7(),
-                        run_id: run.id,
-                        kind: l.kind.to_owned(),
-                        variant_id: l.variant_id,
-                        sku: l.sku.clone(),
-                        location_id: l.location_id,
-                        supplier_id: l.supplier_id,
-                        from_location_id: l.from_location_id,
-                        quantity: i32::try_from(l.quantity).unwrap_or(i32::MAX),
-                        unit_cost: Dec(l.unit_cost),
-                        cost: Dec(l.cost),
-                        currency: l.currency.clone(),
-                        expected_service_level: l.expected_service_level,
-                        reason: l.reason.clone(),
-                        explanation: l.explanation.clone(),
-                        status: "proposed".into(),
-                        purchase_order_id: None,
-                        transfer_id: None,
-                        approved_at: None,
-                        created_at: now,
-                    };
-                    replenishment_line::Entity::insert(replenishment_line::ActiveModel::from(row))
-                        .exec_without_returning(&s.tx)
-                        .await?;
+                let rows: Vec<replenishment_line::ActiveModel> = p
+                    .lines
+                    .iter()
+                    .map(|l| {
+                        replenishment_line::ActiveModel::from(replenishment_line::Model {
+                            tenant_id: s.tenant(),
+                            id: Uuid::now_v7(),
+                            run_id: run.id,
+                            kind: l.kind.to_owned(),
+                            variant_id: l.variant_id,
+                            sku: l.sku.clone(),
+                            location_id: l.location_id,
+                            supplier_id: l.supplier_id,
+                            from_location_id: l.from_location_id,
+                            quantity: i32::try_from(l.quantity).unwrap_or(i32::MAX),
+                            unit_cost: Dec(l.unit_cost),
+                            cost: Dec(l.cost),
+                            currency: l.currency.clone(),
+                            expected_service_level: l.expected_service_level,
+                            reason: l.reason.clone(),
+                            explanation: l.explanation.clone(),
+                            status: "proposed".into(),
+                            purchase_order_id: None,
+                            transfer_id: None,
+                            approved_at: None,
+                            created_at: now,
+                        })
+                    })
+                    .collect();
+                // A few hundred rows a statement, within every backend's limit on bound values.
+                for chunk in rows.chunks(500) {
+                    replenishment_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(&s.tx).await?;
                 }
                 finish(&s, run.id, Ok(p)).await?;
                 tracing::info!(run = %run.id, lines = p.lines.len(), method = p.method, "replenishment planned");
@@ -910,21 +935,22 @@ pub async fn approve(
             issued_at: None,
         };
         purchase_order::Entity::insert(purchase_order::ActiveModel::from(po)).exec_without_returning(&s.tx).await?;
-        for l in lines {
-            let line = purchase_order_line::Model {
-                tenant_id: s.tenant(),
-                id: Uuid::now_v7(),
-                purchase_order_id: id,
-                variant_id: l.variant_id,
-                quantity: l.quantity,
-                received_quantity: 0,
-                unit_cost: l.unit_cost,
-            };
-            purchase_order_line::Entity::insert(purchase_order_line::ActiveModel::from(line))
-                .exec_without_returning(&s.tx)
-                .await?;
-            mark(&s, l.id, Some(id), None).await?;
-        }
+        let po_lines: Vec<purchase_order_line::ActiveModel> = lines
+            .iter()
+            .map(|l| {
+                purchase_order_line::ActiveModel::from(purchase_order_line::Model {
+                    tenant_id: s.tenant(),
+                    id: Uuid::now_v7(),
+                    purchase_order_id: id,
+                    variant_id: l.variant_id,
+                    quantity: l.quantity,
+                    received_quantity: 0,
+                    unit_cost: l.unit_cost,
+                })
+            })
+            .collect();
+        purchase_order_line::Entity::insert_many(po_lines).exec_without_returning(&s.tx).await?;
+        mark(&s, lines.iter().map(|l| l.id).collect(), Some(id), None).await?;
         po_ids.push(id);
     }
     for l in chosen.iter().filter(|l| l.status == "proposed" && l.kind == "transfer") {
@@ -943,7 +969,7 @@ pub async fn approve(
             received_at: None,
         };
         transfer::Entity::insert(transfer::ActiveModel::from(t.clone())).exec_without_returning(&s.tx).await?;
-        mark(&s, l.id, None, Some(t.id)).await?;
+        mark(&s, vec![l.id], None, Some(t.id)).await?;
         crate::events::emit(&s, "transfer.created", transfer_event(&t, &l.sku, Some(run.id))).await?;
         transfer_ids.push(t.id);
     }
@@ -973,10 +999,11 @@ pub async fn approve(
     Ok(Ok(Approved { purchase_orders, transfers }))
 }
 
-async fn mark(s: &Scoped, line: Uuid, po: Option<Uuid>, transfer: Option<Uuid>) -> Result<(), DbErr> {
+/// Marks `lines` approved, pointing at the purchase order or transfer made of them.
+async fn mark(s: &Scoped, lines: Vec<Uuid>, po: Option<Uuid>, transfer: Option<Uuid>) -> Result<(), DbErr> {
     replenishment_line::Entity::update_many()
         .filter(replenishment_line::Column::TenantId.eq(s.tenant()))
-        .filter(replenishment_line::Column::Id.eq(line))
+        .filter(replenishment_line::Column::Id.is_in(lines))
         .col_expr(replenishment_line::Column::Status, Expr::value("approved"))
         .col_expr(replenishment_line::Column::ApprovedAt, Expr::value(repo::now()))
         .col_expr(replenishment_line::Column::PurchaseOrderId, Expr::value(po))

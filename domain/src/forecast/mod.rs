@@ -17,4 +17,4 @@ pub use global::Panel;
 pub use panel::{
     Blend, Holdout, PanelForecast, PanelModel, apply, fit_panel, forecast_one, forecast_panel, holdout, locals,
 };
-pub use supply::{first_stockout, lead_time_quantile};
+pub use supply::{first_stockout, lead_time_quantile, sd_from_band};

@@ -8,6 +8,16 @@ pub fn at_or_last(v: &[f64], t: usize) -> f64 {
     v.get(t.min(v.len().saturating_sub(1))).copied().unwrap_or(0.0)
 }
 
+/// Each period's standard deviation of demand read off its `lower`–`upper` quantile band (levels
+/// `band`) as a normal's: the band's width over the width of the same band of a standard normal.
+pub fn sd_from_band(lower: &[f64], upper: &[f64], band: (f64, f64)) -> Vec<f64> {
+    let width = normal_quantile(band.1) - normal_quantile(band.0);
+    if width <= 0.0 {
+        return vec![0.0; lower.len().min(upper.len())];
+    }
+    lower.iter().zip(upper).map(|(lo, hi)| ((hi - lo) / width).max(0.0)).collect()
+}
+
 /// The `tau` quantile of total demand over the first `periods` forecast periods.
 ///
 /// Regular demand: the summed point forecast plus a normal spread, each period's standard
@@ -31,12 +41,8 @@ pub fn lead_time_quantile(
     if sporadic {
         return poisson_quantile(mean, tau);
     }
-    let width = normal_quantile(band.1) - normal_quantile(band.0);
-    let variance: f64 = if width > 0.0 {
-        (0..periods).map(|t| ((at(upper, t) - at(lower, t)).max(0.0) / width).powi(2)).sum()
-    } else {
-        0.0
-    };
+    let sd = sd_from_band(lower, upper, band);
+    let variance: f64 = (0..periods).map(|t| at(&sd, t).powi(2)).sum();
     (mean + normal_quantile(tau) * variance.sqrt()).max(0.0)
 }
 

@@ -159,9 +159,14 @@ pub struct Plan {
 impl Plan {
     /// The relative gap between the objective and the lower bound.
     pub fn gap(&self) -> Option<f64> {
-        let obj = self.objective.to_f64()?;
-        self.lower_bound.map(|b| if obj > 0.0 { ((obj - b) / obj).max(0.0) } else { 0.0 })
+        Some(relative_gap(self.objective, self.lower_bound?))
     }
+}
+
+/// How far `objective` is above a lower `bound`, as a share of the objective (0 when it is 0).
+pub fn relative_gap(objective: Decimal, bound: f64) -> f64 {
+    let obj = f(objective);
+    if obj > 0.0 { ((obj - bound) / obj).max(0.0) } else { 0.0 }
 }
 
 fn f(d: Decimal) -> f64 {
@@ -205,6 +210,15 @@ fn validate(input: &PlanInput) -> Result<(), PlanError> {
 /// Index of the need for (sku, location).
 fn need_index(input: &PlanInput) -> std::collections::HashMap<(usize, usize), usize> {
     input.needs.iter().enumerate().map(|(i, n)| ((n.sku, n.location), i)).collect()
+}
+
+/// The offers delivering each (sku, location), in input order.
+pub fn offers_at(input: &PlanInput) -> std::collections::HashMap<(usize, usize), Vec<usize>> {
+    let mut out: std::collections::HashMap<(usize, usize), Vec<usize>> = std::collections::HashMap::new();
+    for (o, offer) in input.offers.iter().enumerate() {
+        out.entry((offer.sku, offer.location)).or_default().push(o);
+    }
+    out
 }
 
 /// Transfer arcs: (lane, need at source, need at destination) for every SKU stocked at both ends.
@@ -365,8 +379,15 @@ pub fn plan(input: &PlanInput, options: PlanOptions) -> Result<Plan, PlanError> 
     let coupled = input.budget.is_some()
         || input.suppliers.iter().any(|s| s.budget.is_some() || s.capacity.is_some())
         || input.locations.iter().any(|l| l.capacity.is_some());
-    let skus: std::collections::BTreeSet<usize> = input.needs.iter().map(|n| n.sku).collect();
-    if coupled || skus.len() <= 1 {
+    // Each SKU's needs and offers, gathered in one pass.
+    let mut parts: std::collections::BTreeMap<usize, (Vec<usize>, Vec<usize>)> = std::collections::BTreeMap::new();
+    for (i, n) in input.needs.iter().enumerate() {
+        parts.entry(n.sku).or_default().0.push(i);
+    }
+    for (o, offer) in input.offers.iter().enumerate() {
+        parts.entry(offer.sku).or_default().1.push(o);
+    }
+    if coupled || parts.len() <= 1 {
         return plan_whole(input, options);
     }
     let mut merged = Plan {
@@ -377,9 +398,11 @@ pub fn plan(input: &PlanInput, options: PlanOptions) -> Result<Plan, PlanError> 
         method: Method::Milp,
         lower_bound: Some(0.0),
     };
-    for sku in skus {
-        let needs: Vec<usize> = (0..input.needs.len()).filter(|&i| input.needs[i].sku == sku).collect();
-        let offers: Vec<usize> = (0..input.offers.len()).filter(|&o| input.offers[o].sku == sku).collect();
+    for (needs, offers) in parts.into_values() {
+        // Nothing short: moves and purchases could only cost, so the SKU's plan is empty.
+        if needs.iter().all(|&i| input.needs[i].position >= input.needs[i].target) {
+            continue;
+        }
         let part = PlanInput {
             needs: needs.iter().map(|&i| input.needs[i].clone()).collect(),
             offers: offers.iter().map(|&o| input.offers[o].clone()).collect(),
@@ -589,6 +612,11 @@ fn solve(input: &PlanInput, relaxed: bool) -> Result<(Vec<i64>, Moves, Option<f6
 /// then from the offer with the lowest cost for the rounded quantity that fits the limits.
 pub fn greedy(input: &PlanInput) -> Plan {
     let arcs = arcs(input);
+    let offers_at = offers_at(input);
+    let mut arcs_into: Vec<Vec<usize>> = vec![Vec::new(); input.needs.len()];
+    for (a, arc) in arcs.iter().enumerate() {
+        arcs_into[arc.2].push(a);
+    }
     let mut position: Vec<i64> = input.needs.iter().map(|n| n.position).collect();
     let mut movable: Vec<i64> = input.needs.iter().map(|n| n.on_hand.min((n.position - n.target).max(0))).collect();
     let mut volume: Vec<f64> = (0..input.locations.len()).map(|l| current_volume(input, l)).collect();
@@ -611,14 +639,9 @@ pub fn greedy(input: &PlanInput) -> Plan {
         if gap <= 0 {
             continue;
         }
-        let cheapest_buy = input
-            .offers
-            .iter()
-            .filter(|o| o.sku == n.sku && o.location == n.location)
-            .map(|o| price_for(o, gap))
-            .min()
-            .unwrap_or(n.shortfall_penalty);
-        let mut lanes: Vec<&(usize, usize, usize)> = arcs.iter().filter(|a| a.2 == i).collect();
+        let here: &[usize] = offers_at.get(&(n.sku, n.location)).map_or(&[], Vec::as_slice);
+        let cheapest_buy = here.iter().map(|&o| price_for(&input.offers[o], gap)).min().unwrap_or(n.shortfall_penalty);
+        let mut lanes: Vec<&(usize, usize, usize)> = arcs_into[i].iter().map(|&a| &arcs[a]).collect();
         lanes.sort_by_key(|a| input.lanes[a.0].unit_cost);
         for &&(l, from, to) in &lanes {
             if gap <= 0 || input.lanes[l].unit_cost >= cheapest_buy.min(n.shortfall_penalty) {
@@ -646,8 +669,9 @@ pub fn greedy(input: &PlanInput) -> Plan {
         }
         // The offer whose rounded quantity fits and costs least per unit of the gap it covers.
         let mut best: Option<(usize, i64, Decimal)> = None;
-        for (o, offer) in input.offers.iter().enumerate() {
-            if offer.sku != n.sku || offer.location != n.location || buys[o] > 0 {
+        for &o in here {
+            let offer = &input.offers[o];
+            if buys[o] > 0 {
                 continue;
             }
             let pack = offer.pack_size.max(1);
