@@ -24,7 +24,7 @@ pub struct GlobalModel {
 
 const WINDOWS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 /// Training origins reach back this many horizons.
-const RECENT: usize = 8;
+const RECENT: usize = 16;
 /// Huber threshold in scale units (one typical period-to-period change), and reweighting rounds.
 const HUBER_DELTA: f64 = 1.0;
 const HUBER_ROUNDS: usize = 4;
@@ -57,7 +57,7 @@ fn baseline(y: &[f64], origin: usize, horizon: usize) -> f64 {
 }
 
 fn width(season: usize, exog: usize) -> usize {
-    WINDOWS.len() + if season > 1 { 4 } else { 0 } + 3 + exog
+    WINDOWS.len() + if season > 1 { 6 } else { 0 } + 4 + exog
 }
 
 /// Features for forecasting period `origin + step` from the history before `origin`, divided by
@@ -92,12 +92,20 @@ fn features(p: &Panel<'_>, origin: usize, step: usize, horizon: usize, season: u
             _ => now,
         };
         out.push(adjusted / s);
+        // The same phase a season ago, a period either side: yearly peaks drift by a week.
+        let at = |i: Option<usize>| i.filter(|i| *i < origin).map(|i| y[i]);
+        let near = [at(t.checked_sub(season + 1)), at(t.checked_sub(season)), at((t + 1).checked_sub(season))];
+        let known: Vec<f64> = near.iter().flatten().copied().collect();
+        let peak = known.iter().copied().fold(first, f64::max);
+        out.push(peak / s);
+        out.push(if known.is_empty() { first } else { mean(&known) } / s);
     }
     let recent = &y[origin - (4 * horizon).max(12).min(origin)..];
     out.push(recent.iter().filter(|v| **v > 0.0).count() as f64 / recent.len().max(1) as f64);
     let since = y.iter().rev().position(|v| *v > 0.0).unwrap_or(origin) as f64;
     out.push((since / (4 * horizon) as f64).min(2.0));
     out.push((step + 1) as f64 / horizon as f64);
+    out.push(baseline(p.y, origin, horizon) / s);
     if let Some(row) = p.exog.get(origin + step) {
         out.extend_from_slice(row);
     }
@@ -145,8 +153,6 @@ fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Vec<f64>> {
 pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize) -> Option<GlobalModel> {
     let exog_width = panels.iter().find_map(|p| p.exog.first().map(Vec::len)).unwrap_or(0);
     let k = width(season, exog_width);
-    // Rows are accumulated into X'X and X'z directly (with a leading intercept column), after a
-    // first pass for the standardisation.
     let stride = (horizon / 2).max(1);
     let min_history = 12;
     let mut samples: Vec<(usize, usize, usize)> = Vec::new();
@@ -171,11 +177,12 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
     if samples.len() < 10 * (k + 1) {
         return None;
     }
+    // Rows are kept sparse (most covariates are off-on indicators, mostly off) and accumulated
+    // into X'WX unstandardised; the standardised normal equations follow algebraically.
     let mut row = Vec::with_capacity(k);
     let mut sum = vec![0.0; k];
     let mut sq = vec![0.0; k];
-    let mut count = 0.0;
-    let mut rows: Vec<(Vec<f64>, f64)> = Vec::with_capacity(samples.len());
+    let mut rows: Vec<(Vec<(usize, f64)>, f64)> = Vec::with_capacity(samples.len());
     for (i, origin, step) in samples {
         let p = &panels[i];
         let s = scale(p.y, origin);
@@ -192,10 +199,11 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
             sum[j] += v;
             sq[j] += v * v;
         }
-        count += 1.0;
         let base = baseline(p.y, origin, horizon) / s;
-        rows.push((row.clone(), p.y[origin + step] / s - base));
+        let sparse = row.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, v)| (j, *v)).collect();
+        rows.push((sparse, p.y[origin + step] / s - base));
     }
+    let count = rows.len() as f64;
     if count < 10.0 * (k + 1) as f64 {
         return None;
     }
@@ -207,43 +215,54 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
         .map(|s| if s > 1e-9 { s } else { 1.0 })
         .collect();
     let d = k + 1;
-    let standard = |r: &[f64], x: &mut [f64]| {
-        x[0] = 1.0;
-        for j in 0..k {
-            x[j + 1] = (r[j] - mean[j]) / sd[j];
-        }
-    };
     // Huber loss by iteratively reweighted ridge: a shared shock (a holiday in some series' past)
     // must not pull every forecast.
     let mut weights = vec![1.0; rows.len()];
     let mut coef = vec![0.0; d];
-    let mut x = vec![0.0; d];
     for round in 0..HUBER_ROUNDS {
-        let mut xtx = vec![0.0; d * d];
-        let mut xtz = vec![0.0; d];
+        // Weighted raw moments: Σw, Σw·x, Σw·x·x' (lower triangle), Σw·z, Σw·x·z.
+        let (mut w_sum, mut wz) = (0.0, 0.0);
+        let mut wx = vec![0.0; k];
+        let mut wxx = vec![0.0; k * k];
+        let mut wxz = vec![0.0; k];
         for ((r, z), w) in rows.iter().zip(&weights) {
-            standard(r, &mut x);
-            for a in 0..d {
-                xtz[a] += w * x[a] * z;
-                let xa = w * x[a];
-                for b in 0..=a {
-                    xtx[a * d + b] += xa * x[b];
+            w_sum += w;
+            wz += w * z;
+            for (ai, (a, va)) in r.iter().enumerate() {
+                let wa = w * va;
+                wx[*a] += wa;
+                wxz[*a] += wa * z;
+                for (b, vb) in &r[..=ai] {
+                    wxx[a * k + b] += wa * vb;
                 }
             }
         }
-        for a in 0..d {
-            for b in 0..a {
-                xtx[b * d + a] = xtx[a * d + b];
+        // The same moments of the standardised features with a leading intercept.
+        let mut xtx = vec![0.0; d * d];
+        let mut xtz = vec![0.0; d];
+        xtx[0] = w_sum;
+        xtz[0] = wz;
+        for a in 0..k {
+            let (ma, sa) = (mean[a], sd[a]);
+            let centred = (wx[a] - w_sum * ma) / sa;
+            xtx[(a + 1) * d] = centred;
+            xtx[a + 1] = centred;
+            xtz[a + 1] = (wxz[a] - ma * wz) / sa;
+            for b in 0..=a {
+                let (mb, sb) = (mean[b], sd[b]);
+                let v = (wxx[a * k + b] - ma * wx[b] - mb * wx[a] + w_sum * ma * mb) / (sa * sb);
+                xtx[(a + 1) * d + b + 1] = v;
+                xtx[(b + 1) * d + a + 1] = v;
             }
-            if a > 0 {
-                xtx[a * d + a] += LAMBDA;
-            }
+            xtx[(a + 1) * d + a + 1] += LAMBDA;
         }
         coef = solve_spd(xtx, xtz, d)?;
         if round + 1 < HUBER_ROUNDS {
+            // Σ c_j (x_j − μ_j)/σ_j = c_0 − Σ c_j μ_j/σ_j + Σ_{x_j ≠ 0} (c_j/σ_j) x_j.
+            let slope: Vec<f64> = (0..k).map(|j| coef[j + 1] / sd[j]).collect();
+            let offset = coef[0] - (0..k).map(|j| slope[j] * mean[j]).sum::<f64>();
             for ((r, z), w) in rows.iter().zip(weights.iter_mut()) {
-                standard(r, &mut x);
-                let fit: f64 = x.iter().zip(&coef).map(|(a, b)| a * b).sum();
+                let fit = offset + r.iter().map(|(j, v)| slope[*j] * v).sum::<f64>();
                 let e = (z - fit).abs();
                 *w = if e <= HUBER_DELTA { 1.0 } else { HUBER_DELTA / e };
             }

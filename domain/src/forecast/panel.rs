@@ -3,9 +3,11 @@
 //!
 //! The per-series model is chosen per demand class too: the candidate with the least scaled
 //! backtest error over all series of the class (rolling origins), which is far more reliable
-//! than what a few origins of one series say. Then, on the last `horizon` periods: per-series models and the global model are
-//! fitted without them, forecast them, and the option with the least scaled squared error per
-//! class (smooth or sporadic demand) wins. Quantiles come from the same held-out errors, scaled
+//! than what a few origins of one series say. Then, on each of the last four horizons, the
+//! per-series models and the global model are fitted on what came before it and forecast it,
+//! and the option with the least scaled squared error per class (smooth or sporadic demand)
+//! wins: one horizon alone may be a quiet or a freak stretch of the year. Quantiles come from
+//! the same held-out errors, scaled
 //! per series and pooled per class (split conformal).
 //!
 //! Two steps, so a service can fit once and forecast series one at a time: [`fit_panel`] makes a
@@ -112,6 +114,14 @@ pub struct PanelModel {
     sporadic_residuals: Vec<f64>,
 }
 
+/// The choice between per-series and global models is made on this many held-out horizons
+/// before the end (one would be a single, possibly quiet or freak, stretch of the year).
+const VALIDATION_ORIGINS: usize = 4;
+
+/// The most a chosen option may have over- or under-forecast the held-out horizons, pooled over
+/// the class (a fraction of demand).
+const MAX_BIAS: f64 = 0.10;
+
 /// How many points of the residual distribution a model keeps.
 const RESIDUAL_GRID: usize = 201;
 
@@ -195,41 +205,58 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         let class_model = if local.class.is_sporadic() { sporadic_model } else { smooth_model };
         class_model.filter(|c| local.candidates.iter().any(|(m, _)| m == c)).unwrap_or(local.model)
     };
-    let validation = global::fit(panels, h, m, h);
-    // Held-out forecasts of the last h periods by each option, per series.
+    // The global model as it was `j` horizons ago, for j = 1..=k: each forecasts the horizon
+    // after its own end, as the per-series models do.
+    let k = VALIDATION_ORIGINS;
+    let mut models: Vec<Option<GlobalModel>> = (1..=k).map(|j| global::fit(panels, h, m, j * h)).collect();
+    // Held-out forecasts of the last k·h periods by each option, h at a time, per series.
     let mut scores: BTreeMap<(bool, Blend), (f64, usize)> = BTreeMap::new();
+    let mut pooled: BTreeMap<(bool, Blend), metrics::Pooled> = BTreeMap::new();
     let mut residuals: BTreeMap<(bool, Blend), Vec<f64>> = BTreeMap::new();
     for (p, local) in panels.iter().zip(locals) {
         let n = p.y.len();
-        if n < h + 2 * m.max(4) {
-            continue;
-        }
-        let origin = n - h;
-        let actual = &p.y[origin..];
-        let local_f = model_of(local).run(&p.y[..origin], h, m);
-        let global_f = validation.as_ref().and_then(|g| g.predict(p, origin));
         let sporadic = local.class.is_sporadic();
-        let scale = sq_scale(&p.y[..origin]);
-        let level = level(p.y, origin, h);
-        for blend in [Blend::Local, Blend::Global, Blend::Average] {
-            let f = match (&global_f, blend) {
-                (_, Blend::Local) => local_f.clone(),
-                (Some(g), b) => combine(b, &local_f, g),
-                (None, _) => continue,
-            };
-            let sse: f64 = actual.iter().zip(&f).map(|(a, b)| (a - b).powi(2)).sum();
-            let e = scores.entry((sporadic, blend)).or_default();
-            e.0 += (sse / h as f64 / scale).sqrt();
-            e.1 += 1;
-            residuals.entry((sporadic, blend)).or_default().extend(actual.iter().zip(&f).map(|(a, b)| (a - b) / level));
+        let model = model_of(local);
+        for (j, origin) in
+            (1..=k).rev().filter_map(|j| n.checked_sub(j * h).map(|o| (j, o))).filter(|(_, o)| *o >= m.max(4) + h)
+        {
+            let actual = &p.y[origin..origin + h];
+            let local_f = model.run(&p.y[..origin], h, m);
+            let global_f = models[j - 1].as_ref().and_then(|g| g.predict(p, origin));
+            let scale = sq_scale(&p.y[..origin]);
+            let level = level(p.y, origin, h);
+            for blend in [Blend::Local, Blend::Global, Blend::Average] {
+                let f = match (&global_f, blend) {
+                    (_, Blend::Local) => local_f.clone(),
+                    (Some(g), b) => combine(b, &local_f, g),
+                    (None, _) => continue,
+                };
+                let sse: f64 = actual.iter().zip(&f).map(|(a, b)| (a - b).powi(2)).sum();
+                let e = scores.entry((sporadic, blend)).or_default();
+                e.0 += (sse / h as f64 / scale).sqrt();
+                e.1 += 1;
+                pooled.entry((sporadic, blend)).or_default().add(actual, &f);
+                residuals
+                    .entry((sporadic, blend))
+                    .or_default()
+                    .extend(actual.iter().zip(&f).map(|(a, b)| (a - b) / level));
+            }
         }
     }
+    // The least scaled error among the options whose pooled bias is within MAX_BIAS (squared
+    // error rewards forecasting too little for sporadic demand, where zero often scores best),
+    // or the least biased when none is.
     let best = |sporadic: bool| {
-        [Blend::Local, Blend::Global, Blend::Average]
+        let options: Vec<(Blend, f64, f64)> = [Blend::Local, Blend::Global, Blend::Average]
             .into_iter()
-            .filter_map(|b| scores.get(&(sporadic, b)).map(|(s, n)| (b, s / (*n).max(1) as f64)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or(Blend::Local, |(b, _)| b)
+            .filter_map(|b| {
+                let (s, n) = scores.get(&(sporadic, b))?;
+                let bias = pooled.get(&(sporadic, b)).and_then(metrics::Pooled::bias).unwrap_or(0.0).abs();
+                Some((b, s / (*n).max(1) as f64, bias))
+            })
+            .collect();
+        let within = options.iter().filter(|o| o.2 <= MAX_BIAS).min_by(|a, b| a.1.total_cmp(&b.1));
+        within.or_else(|| options.iter().min_by(|a, b| a.2.total_cmp(&b.2))).map_or(Blend::Local, |o| o.0)
     };
     let (smooth, sporadic) = (best(false), best(true));
     let global = if smooth != Blend::Local || sporadic != Blend::Local { global::fit(panels, h, m, 0) } else { None };
@@ -239,7 +266,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         season: m,
         smooth_residuals: kept(false, smooth),
         sporadic_residuals: kept(true, sporadic),
-        validation,
+        validation: models.swap_remove(0),
         global,
         smooth,
         sporadic,
