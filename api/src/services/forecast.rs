@@ -43,7 +43,8 @@ const SEASON: usize = 7;
 /// A run still queued or running this long after it was asked for is taken as failed.
 const STALE_AFTER_HOURS: i64 = 2;
 /// Days of history a forecast reads: more than the per-series models look at
-/// (`forecast::engine::LOCAL_WINDOW`) and than the global model's features and training reach.
+/// (`forecast::engine::LOCAL_WINDOW`) and than the global model's features reach (a year for a
+/// series' own weekday and promotion lifts); its training takes the origins this leaves.
 const HISTORY_DAYS: u64 = 420;
 /// The quantile levels every stored forecast carries.
 pub const QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];

@@ -1,6 +1,7 @@
 //! The global model: one ridge regression across all of a tenant's series, on scale-free
-//! features (recent means, same-season values, demand frequency, horizon) and known-in-advance
-//! covariates (calendar, price, promotions, events). Direct multi-horizon: each forecast step is
+//! features (recent means and the last few periods, same-season values, demand frequency,
+//! horizon, the series' own lift on frequent off/on days such as weekdays or SNAP days) and
+//! known-in-advance covariates (calendar, retail events, price, promotions). Direct multi-horizon: each forecast step is
 //! predicted from what was known at the origin, so forecasts never feed back and cannot explode.
 
 /// One series as the global model sees it.
@@ -20,6 +21,9 @@ pub struct GlobalModel {
     horizon: usize,
     season: usize,
     exog_width: usize,
+    /// The off/on covariates that are on often enough for each series to show its own lift.
+    #[serde(default)]
+    frequent: Vec<usize>,
 }
 
 const WINDOWS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
@@ -57,12 +61,68 @@ fn baseline(y: &[f64], origin: usize, horizon: usize) -> f64 {
 }
 
 fn width(season: usize, exog: usize) -> usize {
-    WINDOWS.len() + if season > 1 { 6 } else { 0 } + 4 + exog
+    WINDOWS.len() + if season > 1 { 6 } else { 0 } + 5 + exog + lags(season)
+}
+
+/// The last periods before the origin that are features one by one: a quarter of a season.
+fn lags(season: usize) -> usize {
+    season / 4
+}
+
+/// Columns that are 0 or 1 in every row and 1 in between 2 % and 50 % of them.
+fn frequent_flags(panels: &[Panel<'_>], width: usize) -> Vec<usize> {
+    let (mut on, mut binary, mut rows) = (vec![0usize; width], vec![true; width], 0usize);
+    for row in panels.iter().flat_map(|p| p.exog) {
+        rows += 1;
+        for (j, v) in row.iter().enumerate().take(width) {
+            if *v == 1.0 {
+                on[j] += 1;
+            } else if *v != 0.0 {
+                binary[j] = false;
+            }
+        }
+    }
+    (0..width).filter(|j| binary[*j] && 50 * on[*j] >= rows && 2 * on[*j] <= rows).collect()
+}
+
+/// How many periods back a series' own lift is measured over.
+const LIFT_WINDOW: usize = 365;
+
+/// The product of this series' own lifts (mean demand when on over mean demand when off, over
+/// the last LIFT_WINDOW periods before `origin`) of the frequent flags on at `t`.
+fn own_lift(p: &Panel<'_>, frequent: &[usize], origin: usize, t: usize) -> f64 {
+    let Some(row) = p.exog.get(t) else { return 1.0 };
+    let mut lift = 1.0;
+    for j in frequent.iter().filter(|j| row.get(**j) == Some(&1.0)) {
+        let (mut on, mut n_on, mut off, mut n_off) = (0.0, 0usize, 0.0, 0usize);
+        for u in origin.saturating_sub(LIFT_WINDOW)..origin {
+            if p.exog.get(u).and_then(|r| r.get(*j)) == Some(&1.0) {
+                on += p.y[u];
+                n_on += 1;
+            } else {
+                off += p.y[u];
+                n_off += 1;
+            }
+        }
+        if n_on >= 3 && n_off >= 3 && off > 0.0 {
+            lift *= ((on / n_on as f64) / (off / n_off as f64)).min(10.0);
+        }
+    }
+    lift
+}
+
+/// What the features of a model depend on besides the series.
+#[derive(Clone, Copy)]
+struct Shape<'a> {
+    horizon: usize,
+    season: usize,
+    frequent: &'a [usize],
 }
 
 /// Features for forecasting period `origin + step` from the history before `origin`, divided by
 /// `s`. Pushes onto `out`.
-fn features(p: &Panel<'_>, origin: usize, step: usize, horizon: usize, season: usize, s: f64, out: &mut Vec<f64>) {
+fn features(p: &Panel<'_>, shape: &Shape<'_>, origin: usize, step: usize, s: f64, out: &mut Vec<f64>) {
+    let Shape { horizon, season, frequent } = *shape;
     let y = &p.y[..origin];
     for w in WINDOWS {
         out.push(mean(&y[origin - w.min(origin)..]) / s);
@@ -105,7 +165,11 @@ fn features(p: &Panel<'_>, origin: usize, step: usize, horizon: usize, season: u
     let since = y.iter().rev().position(|v| *v > 0.0).unwrap_or(origin) as f64;
     out.push((since / (4 * horizon) as f64).min(2.0));
     out.push((step + 1) as f64 / horizon as f64);
+    for l in 1..=lags(season) {
+        out.push(origin.checked_sub(l).map_or(0.0, |i| y[i]) / s);
+    }
     out.push(baseline(p.y, origin, horizon) / s);
+    out.push(baseline(p.y, origin, horizon) * own_lift(p, frequent, origin, origin + step) / s);
     if let Some(row) = p.exog.get(origin + step) {
         out.extend_from_slice(row);
     }
@@ -152,6 +216,8 @@ fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Vec<f64>> {
 /// series' end (0 = use everything). `None` when there is too little data.
 pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize) -> Option<GlobalModel> {
     let exog_width = panels.iter().find_map(|p| p.exog.first().map(Vec::len)).unwrap_or(0);
+    let frequent = frequent_flags(panels, exog_width);
+    let shape = Shape { horizon, season, frequent: &frequent };
     let k = width(season, exog_width);
     let stride = (horizon / 2).max(1);
     let min_history = 12;
@@ -191,7 +257,7 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
             continue;
         }
         row.clear();
-        features(p, origin, step, horizon, season, s, &mut row);
+        features(p, &shape, origin, step, s, &mut row);
         if row.len() != k {
             continue;
         }
@@ -268,7 +334,7 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
             }
         }
     }
-    Some(GlobalModel { coef, mean, sd, horizon, season, exog_width })
+    Some(GlobalModel { coef, mean, sd, horizon, season, exog_width, frequent })
 }
 
 impl GlobalModel {
@@ -281,11 +347,12 @@ impl GlobalModel {
         if s <= 0.0 {
             return Some(vec![0.0; self.horizon]);
         }
+        let shape = Shape { horizon: self.horizon, season: self.season, frequent: &self.frequent };
         let mut row = Vec::new();
         let mut out = Vec::with_capacity(self.horizon);
         for step in 0..self.horizon {
             row.clear();
-            features(p, origin, step, self.horizon, self.season, s, &mut row);
+            features(p, &shape, origin, step, s, &mut row);
             if row.len() != self.mean.len() || (self.exog_width > 0 && p.exog.len() <= origin + step) {
                 return None;
             }
@@ -308,6 +375,29 @@ mod tests {
         // [4 2; 2 3] x = [2; 1] -> x = [0.5, 0].
         let x = solve_spd(vec![4.0, 2.0, 2.0, 3.0], vec![2.0, 1.0], 2).expect("spd");
         assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12, "{x:?}");
+    }
+
+    /// One flag (weekends), opposite effects: a shop that sells double on weekends and an
+    /// office supplier that sells half. One shared coefficient cannot serve both; each series'
+    /// own lift can.
+    #[test]
+    fn each_series_keeps_its_own_lift_on_a_shared_flag() {
+        let (n, h) = (300, 14);
+        let weekend = |t: usize| t % 7 >= 5;
+        let exog: Vec<Vec<f64>> = (0..n + h).map(|t| vec![f64::from(u8::from(weekend(t)))]).collect();
+        let series = |base: f64, lift: f64| -> Vec<f64> {
+            (0..n).map(|t| base * if weekend(t) { lift } else { 1.0 } + (t % 3) as f64).collect()
+        };
+        let ys = [series(40.0, 2.0), series(60.0, 0.5), series(30.0, 2.0), series(80.0, 0.5)];
+        let panels: Vec<Panel<'_>> = ys.iter().map(|y| Panel { y, exog: &exog }).collect();
+        let model = fit(&panels, h, 1, 0).expect("fits");
+        for (i, (base, lift)) in [(40.0, 2.0), (60.0, 0.5)].into_iter().enumerate() {
+            let f = model.predict(&panels[i], n).expect("predicts");
+            for (step, v) in f.iter().enumerate() {
+                let want = base * if weekend(n + step) { lift } else { 1.0 } + 1.0;
+                assert!((v - want).abs() / want < 0.1, "series {i} step {step}: {v} vs {want}");
+            }
+        }
     }
 
     #[test]

@@ -255,7 +255,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
                 Some((b, s / (*n).max(1) as f64, bias))
             })
             .collect();
-        let within = options.iter().filter(|o| o.2 <= MAX_BIAS).min_by(|a, b| a.1.total_cmp(&b.1));
+        let within = options.iter().filter(|o| !sporadic || o.2 <= MAX_BIAS).min_by(|a, b| a.1.total_cmp(&b.1));
         within.or_else(|| options.iter().min_by(|a, b| a.2.total_cmp(&b.2))).map_or(Blend::Local, |o| o.0)
     };
     let (smooth, sporadic) = (best(false), best(true));
