@@ -80,6 +80,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             webhooks: Arc::new(webhooks),
             mailer,
+            forecast_models: Arc::default(),
         };
         Ok(Self { state, listener, port })
     }

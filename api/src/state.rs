@@ -18,4 +18,6 @@ pub struct AppState {
     pub webhooks: Arc<Deliverer>,
     /// `None` when no SMTP server is configured.
     pub mailer: Option<Arc<Mailer>>,
+    /// Parsed forecast models of completed runs.
+    pub forecast_models: Arc<crate::services::forecast::ModelCache>,
 }

@@ -507,7 +507,7 @@ impl ForecastMutation {
         let Some(location_id) = opt_gid(input.location_id.as_ref(), "Location") else {
             return Ok(fail(vec![UserError::invalid(&["input", "locationId"], "a sku needs a locationId")]));
         };
-        match service::refresh(ctx.db(), p, &sku, location_id).await? {
+        match service::refresh(ctx.state(), p, &sku, location_id).await? {
             Err(e) => Ok(fail(e)),
             Ok(r) => Ok(ForecastRunPayload {
                 forecast_run: Some(ForecastRun(r.run)),

@@ -9,6 +9,7 @@
 //! One series can be re-forecast at once with the latest completed run's model ([`refresh`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 use qm_domain::forecast::{self, Config, Freq, Holdout, Panel, PanelForecast, PanelModel, calendar};
@@ -151,16 +152,28 @@ pub async fn load(
     first_day: NaiveDate,
     horizon: usize,
 ) -> Result<Vec<Series>, DbErr> {
-    use daily_demand::Column as D;
-    let variant_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
-    let location_ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect::<BTreeSet<_>>().into_iter().collect();
+    let variant_ids: BTreeSet<Uuid> = keys.iter().map(|k| k.0).collect();
     let skus: HashMap<Uuid, String> = repo::find::<variant::Entity>(s)
-        .filter(variant::Column::Id.is_in(variant_ids.clone()))
+        .filter(variant::Column::Id.is_in(variant_ids))
         .all(&s.tx)
         .await?
         .into_iter()
         .map(|v| (v.id, v.sku))
         .collect();
+    load_named(s, keys, &skus, first_day, horizon).await
+}
+
+/// [`load`] with the SKU of each variant known (`skus`).
+async fn load_named(
+    s: &Scoped,
+    keys: &[(Uuid, Uuid)],
+    skus: &HashMap<Uuid, String>,
+    first_day: NaiveDate,
+    horizon: usize,
+) -> Result<Vec<Series>, DbErr> {
+    use daily_demand::Column as D;
+    let variant_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
+    let location_ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect::<BTreeSet<_>>().into_iter().collect();
     let rows: Vec<(Uuid, Uuid, NaiveDate, i32, String, bool, bool)> = repo::find::<daily_demand::Entity>(s)
         .select_only()
         .columns([D::VariantId, D::LocationId, D::Day, D::Units, D::Price, D::Promo, D::Stockout])
@@ -387,16 +400,23 @@ async fn store(
     c: &Computed,
     skip_done: bool,
 ) -> Result<(forecast_e::Model, Vec<forecast_override::Model>), DbErr> {
-    let previous = repo::find::<forecast_e::Entity>(s)
-        .filter(forecast_e::Column::VariantId.eq(series.variant_id))
-        .filter(forecast_e::Column::LocationId.eq(series.location_id))
+    let this_series = || {
+        repo::find::<forecast_e::Entity>(s)
+            .filter(forecast_e::Column::VariantId.eq(series.variant_id))
+            .filter(forecast_e::Column::LocationId.eq(series.location_id))
+    };
+    // Only what deciding needs: the stored row carries the whole forecast.
+    let previous: Option<(Uuid, Option<NaiveDate>)> = this_series()
+        .select_only()
+        .columns([forecast_e::Column::RunId, forecast_e::Column::StockoutOn])
+        .into_tuple()
         .one(&s.tx)
         .await?;
-    if let Some(p) = &previous
-        && skip_done
-        && p.run_id == run_id
+    if skip_done
+        && previous.is_some_and(|(run, _)| run == run_id)
+        && let Some(done) = this_series().one(&s.tx).await?
     {
-        return Ok((p.clone(), Vec::new()));
+        return Ok((done, Vec::new()));
     }
     let f = &c.forecast.series;
     let h = f.point.len();
@@ -450,7 +470,7 @@ async fn store(
         .exec_without_returning(&s.tx)
         .await?;
     // Announced when it becomes predicted, not again every night while it stays so.
-    let newly = previous.as_ref().is_none_or(|p| p.stockout_on.is_none());
+    let newly = previous.is_none_or(|(_, stockout_on)| stockout_on.is_none());
     if let (Some(on), true) = (stockout, newly) {
         announce_stockout(s, series, &supply, on, first_day, next_receipt, &demand, run_id).await?;
     }
@@ -568,6 +588,41 @@ async fn new_run(s: &Scoped, id: Uuid, horizon: usize, by: &str) -> Result<forec
     Ok(run)
 }
 
+/// The runs' parsed models, by run id: a completed run's model never changes, and re-forecasting
+/// one SKU should not read and parse it again each time. Holds the latest few runs.
+#[derive(Default)]
+pub struct ModelCache(std::sync::Mutex<HashMap<Uuid, Arc<RunModel>>>);
+
+/// A run (its `model` column left out) and its parsed model.
+pub struct RunModel {
+    pub run: forecast_run::Model,
+    pub stored: StoredModel,
+}
+
+const MODEL_CACHE_RUNS: usize = 32;
+
+impl ModelCache {
+    /// The model of completed run `id` (which the caller's tenant-scoped query found), parsed
+    /// once. Only completed runs are kept: their rows no longer change.
+    async fn get(&self, s: &Scoped, id: Uuid) -> Result<Option<Arc<RunModel>>, DbErr> {
+        if let Some(hit) = self.0.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(Some(hit));
+        }
+        let Some(mut run) = lookup_run(s, id).await? else { return Ok(None) };
+        let Some(stored) = stored_model(&run) else { return Ok(None) };
+        run.model = None;
+        let completed = run.status == "completed";
+        let parsed = Arc::new(RunModel { run, stored });
+        if let (true, Ok(mut m)) = (completed, self.0.lock()) {
+            if m.len() >= MODEL_CACHE_RUNS {
+                m.clear();
+            }
+            m.insert(id, parsed.clone());
+        }
+        Ok(Some(parsed))
+    }
+}
+
 fn stored_model(run: &forecast_run::Model) -> Option<StoredModel> {
     run.model.as_ref().and_then(|m| serde_json::from_value(m.clone()).ok())
 }
@@ -610,27 +665,40 @@ pub struct Refreshed {
 
 /// Re-forecasts one SKU × location now, with the latest completed run's model.
 pub async fn refresh(
-    db: &Db,
+    state: &AppState,
     p: &Principal,
     sku: &str,
     location_id: Option<Uuid>,
 ) -> Result<Outcome<Refreshed>, DbErr> {
-    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let s = state.db.scoped(p.tenant_id, TxMode::Write).await?;
     let (variant, location) = match series_of(&s, sku, location_id).await? {
         Ok(found) => found,
         Err(e) => return Ok(Err(e)),
     };
-    let run = latest_completed(&s).await?;
-    let Some((run, stored)) = run.and_then(|r| stored_model(&r).map(|m| (r, m))) else {
+    let latest: Option<Uuid> = repo::find::<forecast_run::Entity>(&s)
+        .select_only()
+        .column(forecast_run::Column::Id)
+        .filter(forecast_run::Column::Status.eq("completed"))
+        .order_by_desc(forecast_run::Column::CreatedAt)
+        .into_tuple()
+        .one(&s.tx)
+        .await?;
+    let model = match latest {
+        Some(id) => state.forecast_models.get(&s, id).await?,
+        None => None,
+    };
+    let Some(model) = model else {
         return Ok(Err(vec![UserError::new(
             &["input", "sku"],
             UserErrorCode::InvalidState,
             "no forecast run has completed yet: run forecastRun without a SKU first",
         )]));
     };
+    let RunModel { run, stored } = &*model;
     let cfg = config(stored.panel.horizon);
     let pair = [(variant.id, location.id)];
-    let series = load(&s, &pair, stored.first_day, cfg.horizon).await?;
+    let skus = HashMap::from([(variant.id, variant.sku.clone())]);
+    let series = load_named(&s, &pair, &skus, stored.first_day, cfg.horizon).await?;
     let Some(one) = series.first() else {
         return Ok(Err(vec![UserError::not_found(&["input", "sku"], "demand history")]));
     };
@@ -640,7 +708,7 @@ pub async fn refresh(
     };
     let (forecast, overrides) = store(&s, run.id, stored.first_day, one, c, false).await?;
     s.commit().await?;
-    Ok(Ok(Refreshed { forecast, overrides, run }))
+    Ok(Ok(Refreshed { forecast, overrides, run: run.clone() }))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

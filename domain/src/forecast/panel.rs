@@ -323,12 +323,12 @@ pub fn holdout(model: &PanelModel, p: &Panel<'_>, forecast: &PanelForecast, cfg:
         return None;
     }
     let origin = n - h;
-    let local = forecast.series.model.run(&p.y[..origin], h, m);
+    let local = || forecast.series.model.run(&p.y[..origin], h, m);
     let point: Vec<f64> = match forecast.blend {
-        Blend::Local => local,
+        Blend::Local => local(),
         b => {
             let g = model.validation.as_ref().and_then(|g| g.predict(p, origin))?;
-            combine(b, &local, &g)
+            if b == Blend::Global { g } else { combine(b, &local(), &g) }
         }
     }
     .into_iter()
