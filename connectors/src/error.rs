@@ -1,0 +1,33 @@
+//! What can go wrong talking to a provider, typed so the sync engine knows what to do next.
+
+use std::time::Duration;
+
+/// A provider call's failure.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// Over the provider's rate budget: try again after `retry_after`.
+    #[error("rate limited by the provider; retry in {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// The credentials were refused (revoked token, uninstalled app): pause the connector.
+    #[error("the provider refused the credentials: {0}")]
+    Unauthorized(String),
+    /// Worth retrying with backoff (5xx, timeouts, connection resets).
+    #[error("transient provider failure: {0}")]
+    Transient(String),
+    /// Retrying the same request cannot succeed (validation errors, unknown resources).
+    #[error("the provider rejected the request: {0}")]
+    Permanent(String),
+    /// A single query costs more than the provider ever allows: split it into smaller pages.
+    #[error("the query costs {requested} points, more than the provider's maximum of {maximum}")]
+    TooCostly { requested: f64, maximum: f64 },
+    /// The answer did not have the documented shape.
+    #[error("could not read the provider's answer: {0}")]
+    Decode(String),
+}
+
+impl ProviderError {
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProviderError::RateLimited { .. } | ProviderError::Transient(_))
+    }
+}

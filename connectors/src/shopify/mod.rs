@@ -1,0 +1,11 @@
+//! Shopify, on the Admin GraphQL API (see ARCHITECTURE.md, "Connectors").
+//!
+//! - [`webhook`]: verifying an inbound webhook (base64 HMAC-SHA256 over the raw body) and
+//!   reading its headers.
+//! - [`throttle`]: the calculated-cost leaky bucket: how long to wait before sending a query, and
+//!   what a THROTTLED or over-cost answer means.
+//! - [`gid`]: global ids (`gid://shopify/ProductVariant/…`), parsed losslessly.
+
+pub mod gid;
+pub mod throttle;
+pub mod webhook;
