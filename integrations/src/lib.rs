@@ -1,5 +1,6 @@
 //! Outbound channels and infrastructure clients: job retry policy, webhook signing and delivery
-//! (Standard Webhooks), e-mail over SMTP (lettre), and later the OSRM client.
+//! (Standard Webhooks), e-mail over SMTP (lettre), sealing secrets at rest (AES-256-GCM), and
+//! later the OSRM client.
 //!
 //! Boundary: this crate depends on `qm-domain` only among workspace crates, never on
 //! `qm-connectors` or `qm-api`, and reads no environment or global state (constructors take a
@@ -7,4 +8,5 @@
 
 pub mod email;
 pub mod retry;
+pub mod sealing;
 pub mod webhooks;
