@@ -49,6 +49,8 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = connect_and_migrate(&config).await?;
         let jwt = JwtKeys::from_config(&config.jwt, &config.data_dir).context("loading JWT keys")?;
+        let sealer = crate::services::connectors::sealer(config.connector_keys.as_ref(), &config.data_dir)
+            .context("connector_keys (QM_CONNECTOR_KEYS)")?;
         if config.demo && tenant::Entity::find().count(db.conn()).await? == 0 {
             let params = crate::demo::default_params(config.demo_seed, chrono::Utc::now().date_naive());
             tracing::info!("empty database: seeding the demo tenant");
@@ -81,6 +83,7 @@ impl Application {
             webhooks: Arc::new(webhooks),
             mailer,
             forecast_models: Arc::default(),
+            sealer: Arc::new(sealer),
         };
         Ok(Self { state, listener, port })
     }

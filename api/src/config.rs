@@ -65,6 +65,8 @@ pub struct Config {
     pub webhook_retry_scale: f64,
     pub smtp_url: Option<SecretString>,
     pub email_from: String,
+    /// `id:base64,…`, the sealing key first; `None`: a generated key kept in the data directory.
+    pub connector_keys: Option<SecretString>,
 }
 
 type Raw = BTreeMap<String, String>;
@@ -228,6 +230,7 @@ impl Config {
                 .context("webhook_retry_scale (QM_WEBHOOK_RETRY_SCALE) must be a number in (0, 1]")?,
             smtp_url: opt("smtp_url").map(SecretString::from),
             email_from: get("email_from"),
+            connector_keys: opt("connector_keys").map(SecretString::from),
         })
     }
 

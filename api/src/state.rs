@@ -20,4 +20,6 @@ pub struct AppState {
     pub mailer: Option<Arc<Mailer>>,
     /// Parsed forecast models of completed runs.
     pub forecast_models: Arc<crate::services::forecast::ModelCache>,
+    /// Seals and opens connector credentials.
+    pub sealer: Arc<qm_integrations::sealing::Sealer>,
 }

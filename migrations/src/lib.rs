@@ -18,6 +18,7 @@ mod m20261122_000003_create_jobs_and_events;
 mod m20261122_000004_create_alerts;
 mod m20261203_000005_create_forecasts;
 mod m20261203_000006_create_replenishment;
+mod m20261203_000007_create_connectors;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -28,6 +29,8 @@ pub use m20261122_000004_create_alerts::TABLES as ALERT_TABLES;
 pub use m20261203_000005_create_forecasts::TABLES as FORECAST_TABLES;
 /// Tenant tables of replenishment runs and their lines.
 pub use m20261203_000006_create_replenishment::TABLES as REPLENISHMENT_TABLES;
+/// Tenant tables of connectors.
+pub use m20261203_000007_create_connectors::TABLES as CONNECTOR_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";
@@ -48,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_alerts::Migration),
             Box::new(m20261203_000005_create_forecasts::Migration),
             Box::new(m20261203_000006_create_replenishment::Migration),
+            Box::new(m20261203_000007_create_connectors::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 mod alerts;
 mod auth;
 mod bad_input;
+mod connectors;
 mod forecast;
 mod forecast_service;
 mod jobs;

@@ -255,7 +255,26 @@ async fn world(app: &TestApp) -> World {
     .exec_without_returning(&s.tx)
     .await
     .expect("po line");
+    let connector_id = Uuid::now_v7();
+    qm_api::db::entities::connector::Entity::insert(qm_api::db::entities::connector::ActiveModel::from(
+        qm_api::db::entities::connector::Model {
+            tenant_id: b.id,
+            id: connector_id,
+            kind: "shopify".into(),
+            status: "active".into(),
+            external_account: "b-shop.myshopify.com".into(),
+            settings: json!({ "apiVersion": "2026-01", "baseUrl": null, "locationMapping": [] }),
+            credentials: String::new(),
+            status_reason: None,
+            created_at: now,
+            updated_at: now,
+        },
+    ))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("connector");
     s.commit().await.expect("commit");
+    ids.insert("Connector", gid("Connector", connector_id));
     ids.insert("ReplenishmentRun", b_run);
     ids.insert("ReplenishmentLine", gid("ReplenishmentLine", line));
     ids.insert("Transfer", gid("Transfer", transfer));
@@ -294,6 +313,7 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         "ReplenishmentRun",
         "ReplenishmentLine",
         "Transfer",
+        "Connector",
     ] {
         m.entry("Query.node").or_default().push(Probe { query: node, vars: |_, id| json!({ "id": id }), kind });
     }
@@ -475,6 +495,32 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Transfer",
     });
+    m.entry("Mutation.connectorInstall").or_default().push(Probe {
+        query: "mutation($id: ID!) { connectorInstall(input: { kind: SHOPIFY, config: { shopDomain: \"a-shop.myshopify.com\", accessToken: \"t\", apiVersion: \"2026-01\", webhookSecret: \"s\", locationMapping: [{ shopifyLocationId: \"gid://shopify/Location/1\", locationId: $id }] } }) { connector { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.connectorUpdate").or_default().push(Probe {
+        query: "mutation($id: ID!) { connectorUpdate(input: { id: $id, config: { apiVersion: \"2026-04\" } }) { connector { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Connector",
+    });
+    for (field, query) in [
+        (
+            "Mutation.connectorPause",
+            "mutation($id: ID!) { connectorPause(input: { id: $id }) { connector { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.connectorResume",
+            "mutation($id: ID!) { connectorResume(input: { id: $id }) { connector { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.connectorUninstall",
+            "mutation($id: ID!) { connectorUninstall(input: { id: $id }) { connector { id } userErrors { field code } } }",
+        ),
+    ] {
+        m.entry(field).or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind: "Connector" });
+    }
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -550,6 +596,7 @@ async fn lists_never_include_another_tenants_rows() {
         "{ forecastAccuracy(groupBy: SKU) { key series } }",
         "{ variantBySku(sku: \"B-SKU\") { id } }",
         "{ ledgerVerify { ok checked } }",
+        "{ connectors { id locationMapping { location { id } } } }",
     ];
     for q in lists {
         let d = app.data(&a, q, json!({})).await;
@@ -583,6 +630,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
         .chain(qm_api::db::ALERT_TABLES)
         .chain(qm_api::db::FORECAST_TABLES)
         .chain(qm_api::db::REPLENISHMENT_TABLES)
+        .chain(qm_api::db::CONNECTOR_TABLES)
     {
         let rows =
             s.tx.query_all_raw(Statement::from_string(

@@ -423,6 +423,23 @@ tenant_entity!(job_schedule, "job_schedules", {
     pub updated_at: DateTimeUtc,
 });
 
+tenant_entity!(connector, "connectors", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// `shopify`.
+    pub kind: String,
+    /// `active`, `paused` or `uninstalled`.
+    pub status: String,
+    /// The shop domain (Shopify).
+    pub external_account: String,
+    pub settings: Json,
+    /// Sealed (see `qm_integrations::sealing`); empty once uninstalled.
+    pub credentials: String,
+    pub status_reason: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
 tenant_entity!(webhook_endpoint, "webhook_endpoints", {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,

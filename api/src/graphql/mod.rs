@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod catalog;
+pub mod connectors;
 pub mod errors;
 pub mod forecast;
 pub mod limits;
@@ -33,6 +34,7 @@ pub struct Query(
     admin::AdminQuery,
     alerts::AlertsQuery,
     catalog::CatalogQuery,
+    connectors::ConnectorsQuery,
     forecast::ForecastQuery,
     replenish::ReplenishmentQuery,
     stock::StockQuery,
@@ -45,6 +47,7 @@ pub struct Mutation(
     admin::AdminMutation,
     alerts::AlertsMutation,
     catalog::CatalogMutation,
+    connectors::ConnectorsMutation,
     forecast::ForecastMutation,
     replenish::ReplenishmentMutation,
     stock::StockMutation,

@@ -57,6 +57,7 @@ pub enum Node {
     ReplenishmentRun(super::replenish::ReplenishmentRun),
     ReplenishmentLine(super::replenish::ReplenishmentLine),
     Transfer(super::replenish::Transfer),
+    Connector(super::connectors::Connector),
 }
 
 /// An amount in one currency; the amount is a decimal string, never a float.

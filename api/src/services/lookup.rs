@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::entities::{
-    TenantOwned, alert, alert_rule, api_key, location, order, product, purchase_order, replenishment_line,
+    TenantOwned, alert, alert_rule, api_key, connector, location, order, product, purchase_order, replenishment_line,
     replenishment_run, return_, shipment, stock_movement, supplier, transfer, user, variant, webhook_endpoint,
     webhook_message,
 };
@@ -96,6 +96,9 @@ pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Opt
         "Transfer" => by_id::<transfer::Entity>(s, transfer::Column::Id, id)
             .await?
             .map(|m| Node::Transfer(crate::graphql::replenish::Transfer(m))),
+        "Connector" if admin => by_id::<connector::Entity>(s, connector::Column::Id, id)
+            .await?
+            .map(|m| Node::Connector(crate::graphql::connectors::Connector(m))),
         "ApiKey" if admin => {
             by_id::<api_key::Entity>(s, api_key::Column::Id, id).await?.map(|m| Node::ApiKey(types::ApiKey(m)))
         }

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod catalog;
+pub mod connectors;
 pub mod forecast;
 pub mod lookup;
 pub mod orders;

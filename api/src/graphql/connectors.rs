@@ -1,0 +1,289 @@
+//! Connectors to the merchant's other systems (Shopify first). Owners and admins only; the
+//! credentials given are sealed at rest and never returned.
+
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::types::{Location, gid, parse_gid};
+use super::{ApiError, CtxExt, UserError, read_tx, write_tx};
+use crate::db::entities::connector;
+use crate::services::connectors::{self as service, ConfigInput};
+use crate::services::lookup;
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConnectorKind {
+    Shopify,
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConnectorStatus {
+    Active,
+    Paused,
+    Uninstalled,
+}
+
+#[derive(Clone)]
+pub struct Connector(pub connector::Model);
+
+/// A provider location and the location of ours its stock and orders belong to.
+pub struct LocationMapping {
+    shopify_location_id: String,
+    location_id: Uuid,
+}
+
+#[Object]
+impl LocationMapping {
+    async fn shopify_location_id(&self) -> &str {
+        &self.shopify_location_id
+    }
+    async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
+        let p = ctx.principal()?;
+        let s = read_tx(ctx, p).await?;
+        let found = lookup::location(&s, self.location_id).await?;
+        s.commit().await?;
+        Ok(found.map(Location))
+    }
+}
+
+#[Object]
+impl Connector {
+    pub async fn id(&self) -> ID {
+        gid("Connector", self.0.id)
+    }
+    async fn kind(&self) -> ConnectorKind {
+        ConnectorKind::Shopify
+    }
+    async fn status(&self) -> ConnectorStatus {
+        match self.0.status.as_str() {
+            "paused" => ConnectorStatus::Paused,
+            "uninstalled" => ConnectorStatus::Uninstalled,
+            _ => ConnectorStatus::Active,
+        }
+    }
+    /// Why it is paused (given with `connectorPause`, or the provider's refusal).
+    async fn status_reason(&self) -> Option<&str> {
+        self.0.status_reason.as_deref()
+    }
+    async fn shop_domain(&self) -> &str {
+        &self.0.external_account
+    }
+    async fn api_version(&self) -> String {
+        service::settings_of(&self.0).api_version
+    }
+    /// Where the provider's API is reached instead of its public address; null: the public one.
+    async fn base_url(&self) -> Option<String> {
+        service::settings_of(&self.0).base_url
+    }
+    async fn location_mapping(&self) -> Vec<LocationMapping> {
+        service::settings_of(&self.0)
+            .location_mapping
+            .into_iter()
+            .map(|l| LocationMapping { shopify_location_id: l.provider_location_id, location_id: l.location_id })
+            .collect()
+    }
+    /// Whether credentials are stored (they are never shown).
+    async fn has_credentials(&self) -> bool {
+        !self.0.credentials.is_empty()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct LocationMappingInput {
+    /// `gid://shopify/Location/…`
+    pub shopify_location_id: String,
+    pub location_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct ConnectorConfigInput {
+    /// `example-shop.myshopify.com`
+    pub shop_domain: String,
+    /// The Admin API access token (`shpat_…`); sealed at rest, never returned.
+    pub access_token: String,
+    /// The Admin API version to pin, e.g. `2026-01`.
+    pub api_version: String,
+    /// The app's client secret that signs Shopify's webhooks; sealed at rest, never returned.
+    pub webhook_secret: String,
+    #[graphql(default)]
+    pub location_mapping: Vec<LocationMappingInput>,
+    /// Reach the API here instead of the shop's public address (a mock, a staging proxy).
+    pub base_url: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct ConnectorInstallInput {
+    pub kind: ConnectorKind,
+    pub config: ConnectorConfigInput,
+}
+
+#[derive(InputObject)]
+pub struct ConnectorConfigUpdateInput {
+    /// Must be the connector's own shop when given.
+    pub shop_domain: Option<String>,
+    pub access_token: Option<String>,
+    pub api_version: Option<String>,
+    pub webhook_secret: Option<String>,
+    /// Replaces the whole mapping when given.
+    pub location_mapping: Option<Vec<LocationMappingInput>>,
+    /// `null` removes the override; absent leaves it.
+    pub base_url: MaybeUndefined<String>,
+}
+
+#[derive(InputObject)]
+pub struct ConnectorUpdateInput {
+    pub id: ID,
+    pub config: ConnectorConfigUpdateInput,
+}
+
+#[derive(InputObject)]
+pub struct ConnectorPauseInput {
+    pub id: ID,
+    pub reason: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct ConnectorIdInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct ConnectorPayload {
+    pub connector: Option<Connector>,
+    pub user_errors: Vec<UserError>,
+}
+
+fn mapping(m: Vec<LocationMappingInput>) -> Vec<(String, Option<Uuid>)> {
+    m.into_iter().map(|l| (l.shopify_location_id, parse_gid(&l.location_id, "Location"))).collect()
+}
+
+fn payload(outcome: Result<connector::Model, Vec<UserError>>) -> ConnectorPayload {
+    match outcome {
+        Ok(c) => ConnectorPayload { connector: Some(Connector(c)), user_errors: vec![] },
+        Err(user_errors) => ConnectorPayload { connector: None, user_errors },
+    }
+}
+
+fn not_found() -> ConnectorPayload {
+    payload(Err(vec![UserError::not_found(&["input", "id"], "connector")]))
+}
+
+#[derive(Default)]
+pub struct ConnectorsQuery;
+
+#[Object]
+impl ConnectorsQuery {
+    /// Every connector of the tenant, including uninstalled ones, oldest first. Owners and admins.
+    async fn connectors(&self, ctx: &Context<'_>) -> Result<Vec<Connector>, ApiError> {
+        let p = ctx.admin()?;
+        let s = read_tx(ctx, p).await?;
+        let all = service::list(&s).await?;
+        s.commit().await?;
+        Ok(all.into_iter().map(Connector).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct ConnectorsMutation;
+
+#[Object]
+impl ConnectorsMutation {
+    /// Connects a store. The credentials are sealed at rest and never returned.
+    async fn connector_install(
+        &self,
+        ctx: &Context<'_>,
+        input: ConnectorInstallInput,
+    ) -> Result<ConnectorPayload, ApiError> {
+        let p = ctx.admin()?;
+        let ConnectorKind::Shopify = input.kind;
+        let c = input.config;
+        let config = ConfigInput {
+            shop_domain: Some(c.shop_domain),
+            access_token: Some(c.access_token),
+            webhook_secret: Some(c.webhook_secret),
+            api_version: Some(c.api_version),
+            base_url: Some(c.base_url),
+            location_mapping: Some(mapping(c.location_mapping)),
+        };
+        let s = write_tx(ctx, p).await?;
+        let outcome = service::install(&s, &ctx.state().sealer, config).await?;
+        if outcome.is_ok() {
+            s.commit().await?;
+        }
+        Ok(payload(outcome))
+    }
+
+    /// Changes a connector's version, base URL, location mapping or credentials.
+    async fn connector_update(
+        &self,
+        ctx: &Context<'_>,
+        input: ConnectorUpdateInput,
+    ) -> Result<ConnectorPayload, ApiError> {
+        let p = ctx.admin()?;
+        let Some(id) = parse_gid(&input.id, "Connector") else { return Ok(not_found()) };
+        let c = input.config;
+        let config = ConfigInput {
+            shop_domain: c.shop_domain,
+            access_token: c.access_token,
+            webhook_secret: c.webhook_secret,
+            api_version: c.api_version,
+            base_url: match c.base_url {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(v) => Some(Some(v)),
+            },
+            location_mapping: c.location_mapping.map(mapping),
+        };
+        let s = write_tx(ctx, p).await?;
+        let outcome = service::update(&s, &ctx.state().sealer, id, config).await?;
+        if outcome.is_ok() {
+            s.commit().await?;
+        }
+        Ok(payload(outcome))
+    }
+
+    /// Stops syncing a connector until `connectorResume`; its settings and credentials stay.
+    async fn connector_pause(
+        &self,
+        ctx: &Context<'_>,
+        input: ConnectorPauseInput,
+    ) -> Result<ConnectorPayload, ApiError> {
+        let p = ctx.admin()?;
+        let Some(id) = parse_gid(&input.id, "Connector") else { return Ok(not_found()) };
+        let s = write_tx(ctx, p).await?;
+        let outcome = service::set_active(&s, id, false, input.reason).await?;
+        s.commit().await?;
+        Ok(payload(outcome))
+    }
+
+    /// Syncs a paused connector again.
+    async fn connector_resume(&self, ctx: &Context<'_>, input: ConnectorIdInput) -> Result<ConnectorPayload, ApiError> {
+        let p = ctx.admin()?;
+        let Some(id) = parse_gid(&input.id, "Connector") else { return Ok(not_found()) };
+        let s = write_tx(ctx, p).await?;
+        let outcome = service::set_active(&s, id, true, None).await?;
+        s.commit().await?;
+        Ok(payload(outcome))
+    }
+
+    /// Disconnects a store: its credentials are erased; the connector stays listed as UNINSTALLED
+    /// and the shop can be connected again.
+    async fn connector_uninstall(
+        &self,
+        ctx: &Context<'_>,
+        input: ConnectorIdInput,
+    ) -> Result<ConnectorPayload, ApiError> {
+        let p = ctx.admin()?;
+        let Some(id) = parse_gid(&input.id, "Connector") else { return Ok(not_found()) };
+        let s = write_tx(ctx, p).await?;
+        let outcome = service::uninstall(&s, id).await?;
+        s.commit().await?;
+        Ok(payload(outcome))
+    }
+}

@@ -1,0 +1,368 @@
+//! Installed connectors (Shopify first): their settings in the clear, their credentials sealed
+//! with the configured keys (`connector_keys`) and bound to the tenant and connector, so a sealed
+//! value copied to another row does not open. Credentials never leave through the API.
+//!
+//! Not yet here (issue 6 is open): the sync engine and its cursors, `syncRun`, inbound webhooks.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Context as _;
+use qm_connectors::shopify::gid::Gid;
+use qm_integrations::sealing::Sealer;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::db::entities::connector;
+use crate::db::{Scoped, repo};
+use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
+use crate::services::lookup;
+
+/// The key file kept in the data directory when no keys are configured.
+const KEY_FILE: &str = "connector-keys";
+
+/// The sealer from `connector_keys`, or from a key generated once and kept in the data directory.
+pub fn sealer(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Result<Sealer> {
+    if let Some(keys) = configured {
+        return Ok(Sealer::parse(keys.expose_secret())?);
+    }
+    let path = data_dir.join(KEY_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Sealer::parse(existing.trim()).with_context(|| format!("reading {}", path.display()));
+    }
+    use base64::Engine as _;
+    use rand::Rng as _;
+    let key: [u8; 32] = rand::rng().random();
+    let spec = format!("local-1:{}", base64::engine::general_purpose::STANDARD.encode(key));
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    crate::auth::jwt::write_private(&path, &spec).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Sealer::parse(&spec)?)
+}
+
+pub const SHOPIFY: &str = "shopify";
+
+/// Settings kept in the clear.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub api_version: String,
+    /// Where the provider's API is reached instead of its public address (a mock, a staging proxy).
+    pub base_url: Option<String>,
+    pub location_mapping: Vec<LocationLink>,
+}
+
+/// A provider location and the location of ours it feeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationLink {
+    pub provider_location_id: String,
+    pub location_id: Uuid,
+}
+
+/// What is sealed.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Credentials {
+    access_token: String,
+    webhook_secret: String,
+}
+
+/// A change to a connector's configuration: `None` leaves a value as it is.
+#[derive(Debug, Default)]
+pub struct ConfigInput {
+    pub shop_domain: Option<String>,
+    pub access_token: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub api_version: Option<String>,
+    /// `Some(None)` removes the override.
+    pub base_url: Option<Option<String>>,
+    pub location_mapping: Option<Vec<(String, Option<Uuid>)>>,
+}
+
+pub fn settings_of(c: &connector::Model) -> Settings {
+    serde_json::from_value(c.settings.clone()).unwrap_or_default()
+}
+
+fn owner(tenant: Uuid, id: Uuid) -> Vec<u8> {
+    format!("connector:{tenant}:{id}").into_bytes()
+}
+
+/// Opens a connector's credentials (for the sync engine); `None` once uninstalled.
+pub fn open_credentials(sealer: &Sealer, c: &connector::Model) -> Option<(String, String)> {
+    if c.credentials.is_empty() {
+        return None;
+    }
+    let raw = sealer.open(&c.credentials, &owner(c.tenant_id, c.id)).ok()?;
+    let creds: Credentials = serde_json::from_slice(&raw).ok()?;
+    Some((creds.access_token, creds.webhook_secret))
+}
+
+fn is_shop_domain(d: &str) -> bool {
+    d.strip_suffix(".myshopify.com").is_some_and(|name| {
+        !name.is_empty()
+            && name.len() <= 63
+            && !name.starts_with('-')
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    })
+}
+
+/// `YYYY-MM` with a quarterly month, as Shopify names its versions.
+fn is_api_version(v: &str) -> bool {
+    matches!(v.split_once('-'), Some((y, m)) if y.len() == 4 && y.chars().all(|c| c.is_ascii_digit()) && ["01", "04", "07", "10"].contains(&m))
+}
+
+fn is_base_url(u: &str) -> bool {
+    url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+fn at(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
+}
+
+/// Checks `input`; the values it fixes, or the problems, each naming its field.
+async fn check(s: &Scoped, input: &ConfigInput, installing: bool) -> Result<Outcome<Option<Vec<LocationLink>>>, DbErr> {
+    let field = |name: &str| vec!["input".to_owned(), "config".to_owned(), name.to_owned()];
+    let mut errors = Vec::new();
+    let mut invalid = |name: &str, message: &str| errors.push(UserError::invalid(&at(&field(name)), message));
+    match &input.shop_domain {
+        Some(d) if !is_shop_domain(d) => invalid("shopDomain", "a shop domain is like example-shop.myshopify.com"),
+        None if installing => invalid("shopDomain", "required"),
+        _ => {}
+    }
+    for (name, value) in [("accessToken", &input.access_token), ("webhookSecret", &input.webhook_secret)] {
+        match value {
+            Some(v) if v.trim().is_empty() || v.len() > 1024 => invalid(name, "must be 1 to 1024 characters"),
+            None if installing => invalid(name, "required"),
+            _ => {}
+        }
+    }
+    match &input.api_version {
+        Some(v) if !is_api_version(v) => {
+            invalid("apiVersion", "a Shopify API version is like 2026-01 (YYYY-01/04/07/10)")
+        }
+        None if installing => invalid("apiVersion", "required"),
+        _ => {}
+    }
+    if let Some(Some(u)) = &input.base_url
+        && !is_base_url(u)
+    {
+        invalid("baseUrl", "an http or https URL");
+    }
+    let mut links = None;
+    if let Some(mapping) = &input.location_mapping {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::with_capacity(mapping.len());
+        for (i, (provider, ours)) in mapping.iter().enumerate() {
+            let path = |leaf: &str| {
+                let mut p = field("locationMapping");
+                p.extend([i.to_string(), leaf.to_owned()]);
+                p
+            };
+            let gid = provider.parse::<Gid>().ok().filter(|g| g.kind == "Location");
+            if gid.is_none() {
+                errors.push(UserError::invalid(
+                    &at(&path("shopifyLocationId")),
+                    "a Shopify location id is like gid://shopify/Location/1234",
+                ));
+            } else if !seen.insert(provider.clone()) {
+                errors.push(UserError::invalid(&at(&path("shopifyLocationId")), "mapped twice"));
+            }
+            match ours {
+                Some(id) if lookup::location(s, *id).await?.is_some() => {
+                    out.push(LocationLink { provider_location_id: provider.clone(), location_id: *id })
+                }
+                _ => errors.push(UserError::not_found(&at(&path("locationId")), "location")),
+            }
+        }
+        links = Some(out);
+    }
+    Ok(if errors.is_empty() { Ok(links) } else { Err(errors) })
+}
+
+/// Installs a Shopify connector (or installs again one that was uninstalled).
+pub async fn install(s: &Scoped, sealer: &Sealer, input: ConfigInput) -> Result<Outcome<connector::Model>, DbErr> {
+    let links = match check(s, &input, true).await? {
+        Ok(links) => links,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (Some(shop), Some(token), Some(secret), Some(version)) =
+        (input.shop_domain, input.access_token, input.webhook_secret, input.api_version)
+    else {
+        return Ok(Err(vec![UserError::invalid(&["input", "config"], "incomplete")]));
+    };
+    let existing = repo::find::<connector::Entity>(s)
+        .filter(connector::Column::Kind.eq(SHOPIFY))
+        .filter(connector::Column::ExternalAccount.eq(shop.as_str()))
+        .one(&s.tx)
+        .await?;
+    if existing.as_ref().is_some_and(|c| c.status != "uninstalled") {
+        return Ok(Err(taken(&shop)));
+    }
+    let now = repo::now();
+    let id = existing.as_ref().map_or_else(Uuid::now_v7, |c| c.id);
+    let settings = Settings {
+        api_version: version,
+        base_url: input.base_url.flatten(),
+        location_mapping: links.unwrap_or_default(),
+    };
+    let sealed = seal(sealer, s.tenant(), id, token, secret);
+    let row = connector::Model {
+        tenant_id: s.tenant(),
+        id,
+        kind: SHOPIFY.to_owned(),
+        status: "active".to_owned(),
+        external_account: shop,
+        settings: serde_json::json!(settings),
+        credentials: sealed,
+        status_reason: None,
+        created_at: existing.as_ref().map_or(now, |c| c.created_at),
+        updated_at: now,
+    };
+    let am = connector::ActiveModel::from(row.clone());
+    if existing.is_some() {
+        connector::Entity::update(am).exec(&s.tx).await?;
+    } else {
+        match connector::Entity::insert(am).exec_without_returning(&s.tx).await {
+            // Installed by a concurrent request between the check and the insert.
+            Err(e) if crate::db::is_unique_violation(&e) => return Ok(Err(taken(&row.external_account))),
+            other => {
+                other?;
+            }
+        }
+    }
+    tracing::info!(connector = %id, shop = %row.external_account, "connector installed");
+    Ok(Ok(row))
+}
+
+fn taken(shop: &str) -> Vec<UserError> {
+    vec![UserError::new(
+        &["input", "config", "shopDomain"],
+        UserErrorCode::Taken,
+        format!("{shop} is already connected"),
+    )]
+}
+
+fn seal(sealer: &Sealer, tenant: Uuid, id: Uuid, access_token: String, webhook_secret: String) -> String {
+    let plain = serde_json::to_vec(&Credentials { access_token, webhook_secret }).unwrap_or_default();
+    sealer.seal(&plain, &owner(tenant, id))
+}
+
+async fn live(s: &Scoped, id: Uuid) -> Result<Outcome<connector::Model>, DbErr> {
+    let found = repo::find::<connector::Entity>(s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
+    Ok(match found {
+        Some(c) if c.status != "uninstalled" => Ok(c),
+        Some(_) => {
+            Err(vec![UserError::new(&["input", "id"], UserErrorCode::InvalidState, "the connector is uninstalled")])
+        }
+        None => Err(vec![UserError::not_found(&["input", "id"], "connector")]),
+    })
+}
+
+/// Changes a connector's settings or credentials (the shop stays: install another for another).
+pub async fn update(
+    s: &Scoped,
+    sealer: &Sealer,
+    id: Uuid,
+    input: ConfigInput,
+) -> Result<Outcome<connector::Model>, DbErr> {
+    let c = match live(s, id).await? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    if input.shop_domain.as_ref().is_some_and(|d| *d != c.external_account) {
+        return Ok(Err(vec![UserError::invalid(
+            &["input", "config", "shopDomain"],
+            "the shop of a connector does not change: install a connector for the other shop",
+        )]));
+    }
+    let links = match check(s, &input, false).await? {
+        Ok(links) => links,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut settings = settings_of(&c);
+    if let Some(v) = input.api_version {
+        settings.api_version = v;
+    }
+    if let Some(u) = input.base_url {
+        settings.base_url = u;
+    }
+    if let Some(l) = links {
+        settings.location_mapping = l;
+    }
+    let mut am: connector::ActiveModel = c.clone().into();
+    if input.access_token.is_some() || input.webhook_secret.is_some() {
+        let (token, secret) = match (input.access_token, input.webhook_secret, open_credentials(sealer, &c)) {
+            (Some(t), Some(w), _) => (t, w),
+            (t, w, Some((stored_t, stored_w))) => (t.unwrap_or(stored_t), w.unwrap_or(stored_w)),
+            _ => {
+                return Ok(Err(vec![UserError::new(
+                    &["input", "config"],
+                    UserErrorCode::InvalidState,
+                    "the stored credentials do not open with the configured keys: give accessToken and webhookSecret together",
+                )]));
+            }
+        };
+        am.credentials = Set(seal(sealer, c.tenant_id, c.id, token, secret));
+    }
+    am.settings = Set(serde_json::json!(settings));
+    am.updated_at = Set(repo::now());
+    let updated = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    Ok(Ok(updated))
+}
+
+/// Pauses (`active = false`, with a reason) or resumes a connector.
+pub async fn set_active(
+    s: &Scoped,
+    id: Uuid,
+    active: bool,
+    reason: Option<String>,
+) -> Result<Outcome<connector::Model>, DbErr> {
+    let c = match live(s, id).await? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut am: connector::ActiveModel = c.into();
+    am.status = Set(if active { "active" } else { "paused" }.to_owned());
+    am.status_reason = Set(if active { None } else { reason.filter(|r| !r.trim().is_empty()) });
+    am.updated_at = Set(repo::now());
+    Ok(Ok(sea_orm::ActiveModelTrait::update(am, &s.tx).await?))
+}
+
+/// Uninstalls a connector: its credentials are erased; the row stays for its history.
+pub async fn uninstall(s: &Scoped, id: Uuid) -> Result<Outcome<connector::Model>, DbErr> {
+    let c = match live(s, id).await? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut am: connector::ActiveModel = c.into();
+    am.status = Set("uninstalled".to_owned());
+    am.credentials = Set(String::new());
+    am.status_reason = Set(None);
+    am.updated_at = Set(repo::now());
+    Ok(Ok(sea_orm::ActiveModelTrait::update(am, &s.tx).await?))
+}
+
+/// Every connector of the tenant, oldest first.
+pub async fn list(s: &Scoped) -> Result<Vec<connector::Model>, DbErr> {
+    repo::find::<connector::Entity>(s).order_by_asc(connector::Column::CreatedAt).all(&s.tx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shop_domains_and_versions() {
+        assert!(is_shop_domain("example-shop.myshopify.com"));
+        for bad in ["example.com", ".myshopify.com", "Ex.myshopify.com", "-a.myshopify.com", "a b.myshopify.com"] {
+            assert!(!is_shop_domain(bad), "{bad}");
+        }
+        assert!(is_api_version("2026-01") && is_api_version("2025-10"));
+        for bad in ["2026-02", "26-01", "2026-1", "latest", ""] {
+            assert!(!is_api_version(bad), "{bad}");
+        }
+        assert!(is_base_url("http://127.0.0.1:9000/") && !is_base_url("ftp://x") && !is_base_url("nope"));
+    }
+}

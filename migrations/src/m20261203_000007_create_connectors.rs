@@ -1,0 +1,96 @@
+//! Connectors: one row per installed provider connection of a tenant (Shopify first), with its
+//! non-secret settings in the clear and its credentials sealed (AES-256-GCM, `v1:{key id}:…`).
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+pub const TABLES: &[&str] = &["connectors"];
+
+fn uuid(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).uuid().not_null().to_owned()
+}
+fn text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).string().not_null().to_owned()
+}
+fn opt_text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).string().null().to_owned()
+}
+fn json(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).json().not_null().to_owned()
+}
+fn ts(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).timestamp_with_time_zone().not_null().to_owned()
+}
+
+fn connectors() -> TableCreateStatement {
+    let mut t = Table::create();
+    t.table("connectors").if_not_exists().col(uuid("tenant_id"));
+    for mut c in [
+        uuid("id"),
+        // shopify (more kinds with issue 11).
+        text("kind"),
+        // active, paused or uninstalled.
+        text("status"),
+        // The shop (or account) this connection reaches: one installation per tenant each.
+        text("external_account"),
+        // Settings in the clear: API version, base URL override, location mapping.
+        json("settings"),
+        // Sealed credentials (access token, webhook secret); empty once uninstalled.
+        text("credentials"),
+        opt_text("status_reason"),
+        ts("created_at"),
+        ts("updated_at"),
+    ] {
+        t.col(&mut c);
+    }
+    t.primary_key(Index::create().col("tenant_id").col("id"));
+    t.foreign_key(
+        ForeignKey::create()
+            .name("fk_connectors_tenant")
+            .from("connectors", "tenant_id")
+            .to("tenants", "id")
+            .on_delete(ForeignKeyAction::Cascade),
+    );
+    t.to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(connectors()).await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_connectors_account")
+                    .table("connectors")
+                    .if_not_exists()
+                    .unique()
+                    .col("tenant_id")
+                    .col("kind")
+                    .col("external_account")
+                    .to_owned(),
+            )
+            .await?;
+        if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
+            let db = manager.get_connection();
+            let tenant = format!("NULLIF(current_setting('{}', true), '')::uuid", crate::TENANT_SETTING);
+            for table in TABLES {
+                db.execute_unprepared(&format!(
+                    "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+                     ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+                     CREATE POLICY tenant_isolation ON {table}
+                       USING (tenant_id = {tenant}) WITH CHECK (tenant_id = {tenant});"
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table("connectors").if_exists().to_owned()).await?;
+        Ok(())
+    }
+}
