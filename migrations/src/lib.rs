@@ -39,6 +39,27 @@ pub const WORKER_SETTING: &str = "app.worker";
 /// The setting that lets an authentication transaction see the one API key whose hash it presents.
 pub const API_KEY_HASH_SETTING: &str = "app.api_key_hash";
 
+/// Enables row-level security on `tables` (PostgreSQL; nothing on SQLite): each row is seen and
+/// written only by transactions whose tenant setting names its tenant. Migrations from 000007 on
+/// call this; earlier ones spell it out (a merged migration is never edited).
+pub(crate) async fn enable_row_level_security(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), DbErr> {
+    if manager.get_database_backend() != sea_orm_migration::sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let db = manager.get_connection();
+    let tenant = format!("NULLIF(current_setting('{TENANT_SETTING}', true), '')::uuid");
+    for table in tables {
+        db.execute_unprepared(&format!(
+            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenant_isolation ON {table}
+               USING (tenant_id = {tenant}) WITH CHECK (tenant_id = {tenant});"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]
