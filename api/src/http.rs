@@ -259,6 +259,30 @@ async fn not_found() -> HttpResponse {
     error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
 }
 
+/// `POST /webhooks/shopify/{connectorId}`: 200 once the delivery is verified and stored (or was
+/// already), 401 for a bad or missing signature, 404 for an unknown or uninstalled connector.
+async fn shopify_webhook(
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    use crate::services::connectors::{InboundError, receive_webhook};
+    let Ok(id) = uuid::Uuid::parse_str(&path) else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
+    };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    match receive_webhook(&state.db, &state.sealer, id, &body, header).await {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({ "ok": true })),
+        Err(InboundError::NotFound) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector"),
+        Err(InboundError::Refused(e)) => error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string()),
+        Err(InboundError::Db(e)) => {
+            tracing::error!(error = %e, connector = %id, "storing a webhook failed");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "try again")
+        }
+    }
+}
+
 /// Binds the routes to `listener`. `workers` of 0 means one per core.
 pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
     let schema = web::Data::new(crate::graphql::schema(state.clone()));
@@ -272,6 +296,7 @@ pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io:
             .route("/graphql", web::post().to(graphql))
             .route("/graphql", web::get().guard(guard::fn_guard(is_websocket_upgrade)).to(graphql_ws))
             .route("/graphql", web::get().to(graphiql))
+            .route("/webhooks/shopify/{connector_id}", web::post().to(shopify_webhook))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))

@@ -38,6 +38,8 @@ pub const TENANT_SETTING: &str = "app.tenant_id";
 pub const WORKER_SETTING: &str = "app.worker";
 /// The setting that lets an authentication transaction see the one API key whose hash it presents.
 pub const API_KEY_HASH_SETTING: &str = "app.api_key_hash";
+/// The setting that lets an inbound webhook's transaction read the one connector it names.
+pub const CONNECTOR_ID_SETTING: &str = "app.connector_id";
 
 /// Enables row-level security on `tables` (PostgreSQL; nothing on SQLite): each row is seen and
 /// written only by transactions whose tenant setting names its tenant. Migrations from 000007 on

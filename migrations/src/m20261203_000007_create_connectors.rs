@@ -1,12 +1,15 @@
 //! Connectors: one row per installed provider connection of a tenant (Shopify first), with its
-//! non-secret settings in the clear and its credentials sealed (AES-256-GCM, `v1:{key id}:…`).
+//! non-secret settings in the clear and its credentials sealed (AES-256-GCM, `v1:{key id}:…`);
+//! and the webhooks received from providers, one row per delivery id (retries are the same row).
+//! A connector row can be read by its id alone (`app.connector_id`), as an inbound webhook names
+//! its connector before the tenant is known.
 
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-pub const TABLES: &[&str] = &["connectors"];
+pub const TABLES: &[&str] = &["connectors", "connector_webhooks"];
 
 fn uuid(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().not_null().to_owned()
@@ -56,10 +59,39 @@ fn connectors() -> TableCreateStatement {
     t.to_owned()
 }
 
+fn webhooks() -> TableCreateStatement {
+    let mut t = Table::create();
+    t.table("connector_webhooks").if_not_exists().col(uuid("tenant_id"));
+    for mut c in [
+        uuid("connector_id"),
+        // The provider's delivery id (X-Shopify-Webhook-Id): the same on every retry.
+        text("webhook_id"),
+        text("topic"),
+        ColumnDef::new("triggered_at").timestamp_with_time_zone().null().to_owned(),
+        // The body exactly as received (it is what the signature covers).
+        ColumnDef::new("body").text().not_null().to_owned(),
+        // received (waiting for the sync engine), applied or ignored.
+        text("status"),
+        ts("received_at"),
+    ] {
+        t.col(&mut c);
+    }
+    t.primary_key(Index::create().col("tenant_id").col("connector_id").col("webhook_id"));
+    t.foreign_key(
+        ForeignKey::create()
+            .name("fk_connector_webhooks_connector")
+            .from("connector_webhooks", ("tenant_id", "connector_id"))
+            .to("connectors", ("tenant_id", "id"))
+            .on_delete(ForeignKeyAction::Cascade),
+    );
+    t.to_owned()
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.create_table(connectors()).await?;
+        manager.create_table(webhooks()).await?;
         manager
             .create_index(
                 Index::create()
@@ -73,10 +105,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        crate::enable_row_level_security(manager, TABLES).await
+        crate::enable_row_level_security(manager, TABLES).await?;
+        if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared(&format!(
+                    "CREATE POLICY connector_lookup ON connectors FOR SELECT
+                       USING (id = NULLIF(current_setting('{}', true), '')::uuid);",
+                    crate::CONNECTOR_ID_SETTING
+                ))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table("connector_webhooks").if_exists().to_owned()).await?;
         manager.drop_table(Table::drop().table("connectors").if_exists().to_owned()).await?;
         Ok(())
     }

@@ -235,3 +235,82 @@ async fn only_owners_and_admins_see_or_change_connectors() {
     let mine = app.data(&t.owner_key, "{ connectors { shopDomain } }", json!({})).await;
     assert_eq!(mine["connectors"], json!([{ "shopDomain": "example-shop.myshopify.com" }]));
 }
+
+/// Shopify's signature, computed here independently of the server's code.
+fn shopify_hmac(secret: &str, body: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    m.update(body);
+    base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
+}
+
+async fn post_webhook(app: &TestApp, connector: &str, topic: &str, webhook_id: &str, body: &[u8], hmac: &str) -> u16 {
+    let id = connector.rsplit('/').next().expect("uuid");
+    app.client
+        .post(format!("{}/webhooks/shopify/{id}", app.address))
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", topic)
+        .header("X-Shopify-Hmac-Sha256", hmac)
+        .header("X-Shopify-Shop-Domain", "example-shop.myshopify.com")
+        .header("X-Shopify-API-Version", "2026-01")
+        .header("X-Shopify-Webhook-Id", webhook_id)
+        .header("X-Shopify-Triggered-At", "2026-03-02T15:15:00.123Z")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("post")
+        .status()
+        .as_u16()
+}
+
+async fn stored_webhooks(app: &TestApp) -> Vec<qm_api::db::entities::connector_webhook::Model> {
+    qm_api::db::entities::connector_webhook::Entity::find().all(app.owner_db.conn()).await.expect("rows")
+}
+
+#[tokio::test]
+async fn inbound_webhooks_are_verified_stored_once_per_delivery_and_uninstall_pauses() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let wh = app.location(&t.owner_key, "WH").await;
+    let d =
+        app.data(&t.owner_key, &install_query(), json!({ "i": { "kind": "SHOPIFY", "config": config(&wh) } })).await;
+    let id = d["connectorInstall"]["connector"]["id"].as_str().expect("id").to_owned();
+    // Compact, with `\/` escaped, as Shopify sends it.
+    let body = br#"{"inventory_item_id":808950810,"location_id":820982911946154508,"available":6,"updated_at":"2026-03-02T10:15:00-05:00","admin_graphql_api_id":"gid:\/\/shopify\/InventoryLevel\/820982911946154508?inventory_item_id=808950810"}"#;
+    let sig = shopify_hmac(SECRET, body);
+    // The same delivery three times at once: three 200s, one stored row.
+    let sends = (0..3).map(|_| post_webhook(&app, &id, "inventory_levels/update", "wh-1", body, &sig));
+    let codes = futures_util::future::join_all(sends).await;
+    assert_eq!(codes, [200, 200, 200]);
+    let rows = stored_webhooks(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].topic.as_str(), rows[0].status.as_str()), ("inventory_levels/update", "received"));
+    assert_eq!(rows[0].body.as_bytes(), body, "stored exactly as signed");
+    assert_eq!(rows[0].triggered_at.map(|t| t.to_rfc3339()), Some("2026-03-02T15:15:00.123+00:00".to_owned()));
+    // Refused: a flipped byte, a re-serialised body, another secret, no signature; nothing stored.
+    let mut flipped = body.to_vec();
+    flipped[30] ^= 1;
+    assert_eq!(post_webhook(&app, &id, "inventory_levels/update", "wh-2", &flipped, &sig).await, 401);
+    let reserialised = serde_json::to_vec(&serde_json::from_slice::<Value>(body).expect("json")).expect("json");
+    assert_eq!(post_webhook(&app, &id, "inventory_levels/update", "wh-3", &reserialised, &sig).await, 401);
+    assert_eq!(
+        post_webhook(&app, &id, "inventory_levels/update", "wh-4", body, &shopify_hmac("other", body)).await,
+        401
+    );
+    assert_eq!(post_webhook(&app, &id, "inventory_levels/update", "wh-5", body, "").await, 401);
+    let unknown = format!("gid://quartermaster/Connector/{}", uuid::Uuid::now_v7());
+    assert_eq!(post_webhook(&app, &unknown, "inventory_levels/update", "wh-6", body, &sig).await, 404);
+    assert_eq!(stored_webhooks(&app).await.len(), 1);
+    // app/uninstalled pauses the connector, with the reason.
+    let gone = br#"{"id":548380009,"name":"Example Shop","domain":"example-shop.myshopify.com"}"#;
+    assert_eq!(post_webhook(&app, &id, "app/uninstalled", "wh-7", gone, &shopify_hmac(SECRET, gone)).await, 200);
+    let c = app.data(&t.owner_key, "{ connectors { status statusReason } }", json!({})).await;
+    assert_eq!(c["connectors"][0]["status"], "PAUSED", "{c}");
+    assert_eq!(c["connectors"][0]["statusReason"], "the app was uninstalled from the shop");
+    // Once uninstalled here, the connector has no secret and takes nothing.
+    let uninstall = "mutation($id: ID!) { connectorUninstall(input: { id: $id }) { userErrors { code } } }";
+    app.data(&t.owner_key, uninstall, json!({ "id": id })).await;
+    assert_eq!(post_webhook(&app, &id, "inventory_levels/update", "wh-8", body, &sig).await, 404);
+    assert_eq!(stored_webhooks(&app).await.len(), 2);
+}

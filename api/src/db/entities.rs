@@ -440,6 +440,19 @@ tenant_entity!(connector, "connectors", {
     pub updated_at: DateTimeUtc,
 });
 
+tenant_entity!(connector_webhook, "connector_webhooks", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub connector_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub webhook_id: String,
+    pub topic: String,
+    pub triggered_at: Option<DateTimeUtc>,
+    pub body: String,
+    /// `received`, `applied` or `ignored`.
+    pub status: String,
+    pub received_at: DateTimeUtc,
+});
+
 tenant_entity!(webhook_endpoint, "webhook_endpoints", {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::live::{self, Bus, Update};
 pub use qm_migrations::{
-    ALERT_TABLES, API_KEY_HASH_SETTING, CONNECTOR_TABLES, FORECAST_TABLES, JOB_TABLES, Migrator, REPLENISHMENT_TABLES,
-    TENANT_SETTING, TENANT_TABLES, WORKER_SETTING,
+    ALERT_TABLES, API_KEY_HASH_SETTING, CONNECTOR_ID_SETTING, CONNECTOR_TABLES, FORECAST_TABLES, JOB_TABLES, Migrator,
+    REPLENISHMENT_TABLES, TENANT_SETTING, TENANT_TABLES, WORKER_SETTING,
 };
 
 /// Whether a transaction will write. On SQLite a writer takes the write lock at `BEGIN`
@@ -156,6 +156,14 @@ impl Db {
         let tx = self.begin(mode).await?;
         self.set_local(&tx, TENANT_SETTING, tenant.to_string()).await?;
         Ok(Scoped { tx, tenant, live: self.live.clone(), postgres: self.is_postgres(), pending: Mutex::default() })
+    }
+
+    /// Begins a transaction allowed to read the one connector row `id` names, before the tenant is
+    /// known (an inbound webhook names only its connector).
+    pub async fn connector_lookup(&self, id: Uuid) -> Result<DatabaseTransaction, DbErr> {
+        let tx = self.begin(TxMode::Read).await?;
+        self.set_local(&tx, CONNECTOR_ID_SETTING, id.to_string()).await?;
+        Ok(tx)
     }
 
     /// Begins the one transaction allowed to read an API key row by its hash, before the tenant is known.

@@ -2,7 +2,9 @@
 //! with the configured keys (`connector_keys`) and bound to the tenant and connector, so a sealed
 //! value copied to another row does not open. Credentials never leave through the API.
 //!
-//! Not yet here (issue 6 is open): the sync engine and its cursors, `syncRun`, inbound webhooks.
+//! Inbound webhooks ([`receive_webhook`]) are verified against the connector's sealed secret and
+//! stored once per delivery id; the sync engine that applies them is not here yet (issue 6 is
+//! open), nor are its cursors and `syncRun`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -15,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::entities::connector;
+use crate::db::entities::{connector, connector_webhook};
 use crate::db::{Scoped, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
 use crate::services::lookup;
@@ -342,6 +344,85 @@ pub async fn uninstall(s: &Scoped, id: Uuid) -> Result<Outcome<connector::Model>
     am.status_reason = Set(None);
     am.updated_at = Set(repo::now());
     Ok(Ok(sea_orm::ActiveModelTrait::update(am, &s.tx).await?))
+}
+
+/// What became of an inbound webhook.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Stored for the sync engine.
+    New,
+    /// A retry (or a concurrent copy) of a delivery already stored: nothing changed.
+    Duplicate,
+}
+
+/// Why an inbound webhook was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    /// No such connector, or one that is uninstalled (it has no secret to check against).
+    #[error("no such connector")]
+    NotFound,
+    #[error(transparent)]
+    Refused(#[from] qm_connectors::shopify::webhook::WebhookError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Receives a Shopify webhook for connector `id`: verifies the signature over the raw `body`
+/// with the connector's webhook secret, stores the delivery once per `X-Shopify-Webhook-Id`
+/// (three deliveries of one id, even at once, make one row), and pauses the connector on
+/// `app/uninstalled`. Quick: the work itself is left to the sync engine.
+pub async fn receive_webhook<'a>(
+    db: &crate::db::Db,
+    sealer: &Sealer,
+    id: Uuid,
+    body: &[u8],
+    header: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Received, InboundError> {
+    let tx = db.connector_lookup(id).await?;
+    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
+    tx.commit().await?;
+    let Some(c) = found.filter(|c| c.status != "uninstalled" && c.kind == SHOPIFY) else {
+        return Err(InboundError::NotFound);
+    };
+    let Some((_, secret)) = open_credentials(sealer, &c) else { return Err(InboundError::NotFound) };
+    let delivery = qm_connectors::shopify::webhook::receive(secret.as_bytes(), body, header)?;
+    let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
+    let row = connector_webhook::Model {
+        tenant_id: c.tenant_id,
+        connector_id: c.id,
+        webhook_id: delivery.webhook_id.clone(),
+        topic: delivery.topic.clone(),
+        triggered_at: delivery.triggered_at,
+        body: String::from_utf8_lossy(body).into_owned(),
+        status: "received".to_owned(),
+        received_at: repo::now(),
+    };
+    let inserted = connector_webhook::Entity::insert(connector_webhook::ActiveModel::from(row))
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([
+                connector_webhook::Column::TenantId,
+                connector_webhook::Column::ConnectorId,
+                connector_webhook::Column::WebhookId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&s.tx)
+        .await?;
+    if inserted == 0 {
+        s.commit().await?;
+        return Ok(Received::Duplicate);
+    }
+    if delivery.topic == "app/uninstalled" && c.status == "active" {
+        let mut am: connector::ActiveModel = c.into();
+        am.status = Set("paused".to_owned());
+        am.status_reason = Set(Some("the app was uninstalled from the shop".to_owned()));
+        am.updated_at = Set(repo::now());
+        sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    }
+    s.commit().await?;
+    tracing::info!(connector = %id, topic = %delivery.topic, webhook = %delivery.webhook_id, "webhook received");
+    Ok(Received::New)
 }
 
 /// Every connector of the tenant, oldest first.
