@@ -260,7 +260,8 @@ async fn not_found() -> HttpResponse {
 }
 
 /// `POST /webhooks/shopify/{connectorId}`: 200 once the delivery is verified and stored (or was
-/// already), 401 for a bad or missing signature, 404 for an unknown or uninstalled connector.
+/// already), 401 for a bad or missing signature, 400 for other missing or malformed headers, 404
+/// for an unknown or uninstalled connector.
 async fn shopify_webhook(
     path: web::Path<String>,
     req: HttpRequest,
@@ -268,6 +269,7 @@ async fn shopify_webhook(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     use crate::services::connectors::{InboundError, receive_webhook};
+    use qm_connectors::shopify::webhook::{SIGNATURE_HEADER, WebhookError};
     let Ok(id) = uuid::Uuid::parse_str(&path) else {
         return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
     };
@@ -275,7 +277,10 @@ async fn shopify_webhook(
     match receive_webhook(&state.db, &state.sealer, id, &body, header).await {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({ "ok": true })),
         Err(InboundError::NotFound) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector"),
-        Err(InboundError::Refused(e)) => error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string()),
+        Err(InboundError::Refused(
+            e @ (WebhookError::BadSignature | WebhookError::MissingHeader(SIGNATURE_HEADER)),
+        )) => error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string()),
+        Err(InboundError::Refused(e)) => error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string()),
         Err(InboundError::Db(e)) => {
             tracing::error!(error = %e, connector = %id, "storing a webhook failed");
             error_response(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "try again")

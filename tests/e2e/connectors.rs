@@ -299,6 +299,16 @@ async fn inbound_webhooks_are_verified_stored_once_per_delivery_and_uninstall_pa
         401
     );
     assert_eq!(post_webhook(&app, &id, "inventory_levels/update", "wh-5", body, "").await, 401);
+    let no_topic = app
+        .client
+        .post(format!("{}/webhooks/shopify/{}", app.address, id.rsplit('/').next().expect("uuid")))
+        .header("X-Shopify-Hmac-Sha256", &sig)
+        .header("X-Shopify-Webhook-Id", "wh-9")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(no_topic.status().as_u16(), 400, "signed, but without the topic and the shop");
     let unknown = format!("gid://quartermaster/Connector/{}", uuid::Uuid::now_v7());
     assert_eq!(post_webhook(&app, &unknown, "inventory_levels/update", "wh-6", body, &sig).await, 404);
     assert_eq!(stored_webhooks(&app).await.len(), 1);

@@ -20,6 +20,9 @@ pub enum WebhookError {
     BadSignature,
 }
 
+/// The header that carries the signature.
+pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
+
 fn mac(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
     let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     m.update(body);
@@ -63,7 +66,7 @@ pub fn receive<'a>(
     let required = |name: &'static str| {
         header(name).map(str::trim).filter(|v| !v.is_empty()).ok_or(WebhookError::MissingHeader(name))
     };
-    verify(secret, body, required("X-Shopify-Hmac-Sha256")?)?;
+    verify(secret, body, required(SIGNATURE_HEADER)?)?;
     let triggered_at = match header("X-Shopify-Triggered-At").map(str::trim).filter(|v| !v.is_empty()) {
         Some(raw) => Some(
             DateTime::parse_from_rfc3339(raw)
