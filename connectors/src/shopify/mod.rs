@@ -4,8 +4,10 @@
 //!   reading its headers.
 //! - [`throttle`]: the calculated-cost leaky bucket: how long to wait before sending a query, and
 //!   what a THROTTLED or over-cost answer means.
+//! - [`bulk`]: a bulk operation's JSONL result, streamed one top-level object at a time.
 //! - [`gid`]: global ids (`gid://shopify/ProductVariant/…`), parsed losslessly.
 
+pub mod bulk;
 pub mod gid;
 pub mod throttle;
 pub mod webhook;
