@@ -6,8 +6,10 @@
 //!   what a THROTTLED or over-cost answer means.
 //! - [`bulk`]: a bulk operation's JSONL result, streamed one top-level object at a time.
 //! - [`gid`]: global ids (`gid://shopify/ProductVariant/…`), parsed losslessly.
+//! - [`page`]: one page of a Relay connection and the cursor of the next.
 
 pub mod bulk;
 pub mod gid;
+pub mod page;
 pub mod throttle;
 pub mod webhook;
