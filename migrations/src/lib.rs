@@ -42,7 +42,7 @@ pub const API_KEY_HASH_SETTING: &str = "app.api_key_hash";
 pub const CONNECTOR_ID_SETTING: &str = "app.connector_id";
 
 /// Enables row-level security on `tables` (PostgreSQL; nothing on SQLite): each row is seen and
-/// written only by transactions whose tenant setting names its tenant. Migrations from 000007 on
+/// written only by transactions whose tenant setting names its tenant. Migrations from 000006 on
 /// call this; earlier ones spell it out (a merged migration is never edited).
 pub(crate) async fn enable_row_level_security(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), DbErr> {
     if manager.get_database_backend() != sea_orm_migration::sea_orm::DbBackend::Postgres {

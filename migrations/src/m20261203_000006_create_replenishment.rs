@@ -198,20 +198,7 @@ impl MigrationTrait for Migration {
         for i in indexes() {
             manager.create_index(i).await?;
         }
-        if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
-            let db = manager.get_connection();
-            let tenant = format!("NULLIF(current_setting('{}', true), '')::uuid", crate::TENANT_SETTING);
-            for table in TABLES {
-                db.execute_unprepared(&format!(
-                    "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-                     ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
-                     CREATE POLICY tenant_isolation ON {table}
-                       USING (tenant_id = {tenant}) WITH CHECK (tenant_id = {tenant});"
-                ))
-                .await?;
-            }
-        }
-        Ok(())
+        crate::enable_row_level_security(manager, TABLES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -88,27 +88,43 @@ fn frequent_flags(panels: &[Panel<'_>], width: usize) -> Vec<usize> {
 /// How many periods back a series' own lift is measured over.
 const LIFT_WINDOW: usize = 365;
 
-/// The product of this series' own lifts (mean demand when on over mean demand when off, over
-/// the last LIFT_WINDOW periods before `origin`) of the frequent flags on at `t`.
-fn own_lift(p: &Panel<'_>, frequent: &[usize], origin: usize, t: usize) -> f64 {
-    let Some(row) = p.exog.get(t) else { return 1.0 };
-    let mut lift = 1.0;
-    for j in frequent.iter().filter(|j| row.get(**j) == Some(&1.0)) {
-        let (mut on, mut n_on, mut off, mut n_off) = (0.0, 0usize, 0.0, 0usize);
-        for u in origin.saturating_sub(LIFT_WINDOW)..origin {
-            if p.exog.get(u).and_then(|r| r.get(*j)) == Some(&1.0) {
-                on += p.y[u];
-                n_on += 1;
-            } else {
-                off += p.y[u];
-                n_off += 1;
+/// This series' own lift of each frequent flag (mean demand when on over mean demand when off,
+/// over the last LIFT_WINDOW periods before `origin`), 1 where too few periods show it. Measured
+/// once per origin; [`features`] multiplies those of the flags on at the period forecast.
+fn own_lifts(p: &Panel<'_>, frequent: &[usize], origin: usize) -> Vec<f64> {
+    frequent
+        .iter()
+        .map(|j| {
+            let (mut on, mut n_on, mut off, mut n_off) = (0.0, 0usize, 0.0, 0usize);
+            for u in origin.saturating_sub(LIFT_WINDOW)..origin {
+                if p.exog.get(u).and_then(|r| r.get(*j)) == Some(&1.0) {
+                    on += p.y[u];
+                    n_on += 1;
+                } else {
+                    off += p.y[u];
+                    n_off += 1;
+                }
             }
-        }
-        if n_on >= 3 && n_off >= 3 && off > 0.0 {
-            lift *= ((on / n_on as f64) / (off / n_off as f64)).min(10.0);
-        }
+            if n_on >= 3 && n_off >= 3 && off > 0.0 {
+                ((on / n_on as f64) / (off / n_off as f64)).min(10.0)
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
+/// What a series' features at one origin share across the forecast steps: the scale and its own
+/// lifts.
+struct AtOrigin {
+    scale: f64,
+    lifts: Vec<f64>,
+}
+
+impl AtOrigin {
+    fn new(p: &Panel<'_>, frequent: &[usize], origin: usize) -> Self {
+        AtOrigin { scale: scale(p.y, origin), lifts: own_lifts(p, frequent, origin) }
     }
-    lift
 }
 
 /// What the features of a model depend on besides the series.
@@ -121,8 +137,9 @@ struct Shape<'a> {
 
 /// Features for forecasting period `origin + step` from the history before `origin`, divided by
 /// `s`. Pushes onto `out`.
-fn features(p: &Panel<'_>, shape: &Shape<'_>, origin: usize, step: usize, s: f64, out: &mut Vec<f64>) {
+fn features(p: &Panel<'_>, shape: &Shape<'_>, at: &AtOrigin, origin: usize, step: usize, out: &mut Vec<f64>) {
     let Shape { horizon, season, frequent } = *shape;
+    let s = at.scale;
     let y = &p.y[..origin];
     for w in WINDOWS {
         out.push(mean(&y[origin - w.min(origin)..]) / s);
@@ -169,7 +186,10 @@ fn features(p: &Panel<'_>, shape: &Shape<'_>, origin: usize, step: usize, s: f64
         out.push(origin.checked_sub(l).map_or(0.0, |i| y[i]) / s);
     }
     out.push(baseline(p.y, origin, horizon) / s);
-    out.push(baseline(p.y, origin, horizon) * own_lift(p, frequent, origin, origin + step) / s);
+    let lift: f64 = p.exog.get(origin + step).map_or(1.0, |row| {
+        frequent.iter().zip(&at.lifts).filter(|(j, _)| row.get(**j) == Some(&1.0)).map(|(_, l)| l).product()
+    });
+    out.push(baseline(p.y, origin, horizon) * lift / s);
     if let Some(row) = p.exog.get(origin + step) {
         out.extend_from_slice(row);
     }
@@ -249,15 +269,21 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
     let mut sum = vec![0.0; k];
     let mut sq = vec![0.0; k];
     let mut rows: Vec<(Vec<(usize, f64)>, f64)> = Vec::with_capacity(samples.len());
+    // Samples come origin by origin: what the steps of one origin share is made once.
+    let mut at: Option<((usize, usize), AtOrigin)> = None;
     for (i, origin, step) in samples {
         let p = &panels[i];
-        let s = scale(p.y, origin);
+        if at.as_ref().is_none_or(|(key, _)| *key != (i, origin)) {
+            at = Some(((i, origin), AtOrigin::new(p, &frequent, origin)));
+        }
+        let Some((_, here)) = &at else { continue };
+        let s = here.scale;
         let exog_missing = !p.exog.is_empty() && p.exog.len() <= origin + step;
         if s <= 0.0 || exog_missing {
             continue;
         }
         row.clear();
-        features(p, &shape, origin, step, s, &mut row);
+        features(p, &shape, here, origin, step, &mut row);
         if row.len() != k {
             continue;
         }
@@ -343,7 +369,8 @@ impl GlobalModel {
         if origin == 0 || origin > p.y.len() {
             return None;
         }
-        let s = scale(p.y, origin);
+        let at = AtOrigin::new(p, &self.frequent, origin);
+        let s = at.scale;
         if s <= 0.0 {
             return Some(vec![0.0; self.horizon]);
         }
@@ -352,7 +379,7 @@ impl GlobalModel {
         let mut out = Vec::with_capacity(self.horizon);
         for step in 0..self.horizon {
             row.clear();
-            features(p, &shape, origin, step, s, &mut row);
+            features(p, &shape, &at, origin, step, &mut row);
             if row.len() != self.mean.len() || (self.exog_width > 0 && p.exog.len() <= origin + step) {
                 return None;
             }
