@@ -195,14 +195,12 @@ fn quantiles(point: &[f64], errors: &[Vec<f64>], levels: &[f64]) -> Vec<Vec<f64>
     let mut out = vec![Vec::with_capacity(point.len()); levels.len()];
     for (step, p) in point.iter().enumerate() {
         let errs = errors.get(step).filter(|e| e.len() >= 8).unwrap_or(&pooled);
-        let mut values: Vec<f64> = order
-            .iter()
-            .map(|i| {
-                let tau = levels[*i];
-                let q = if errs.len() >= 8 { p + empirical_quantile(errs, tau) } else { poisson_quantile(*p, tau) };
-                q.max(0.0)
-            })
-            .collect();
+        let taus: Vec<f64> = order.iter().map(|i| levels[*i]).collect();
+        let mut values: Vec<f64> = if errs.len() >= 8 {
+            empirical_quantiles(errs, &taus).iter().map(|e| (p + e).max(0.0)).collect()
+        } else {
+            taus.iter().map(|tau| poisson_quantile(*p, *tau).max(0.0)).collect()
+        };
         // Ordered across levels, whatever the errors say.
         values.sort_by(f64::total_cmp);
         for (i, v) in order.iter().zip(values) {
@@ -214,14 +212,23 @@ fn quantiles(point: &[f64], errors: &[Vec<f64>], levels: &[f64]) -> Vec<Vec<f64>
 
 /// The `tau` quantile of `values` with linear interpolation (type 7).
 pub fn empirical_quantile(values: &[f64], tau: f64) -> f64 {
+    empirical_quantiles(values, &[tau])[0]
+}
+
+/// [`empirical_quantile`] at each of `taus`, sorting `values` once.
+pub fn empirical_quantiles(values: &[f64], taus: &[f64]) -> Vec<f64> {
     if values.is_empty() {
-        return 0.0;
+        return vec![0.0; taus.len()];
     }
     let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pos = tau.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    v.sort_unstable_by(f64::total_cmp);
+    taus.iter()
+        .map(|tau| {
+            let pos = tau.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+        })
+        .collect()
 }
 
 /// The smallest k with P(X ≤ k) ≥ tau for X ~ Poisson(mean); a normal approximation for large means.

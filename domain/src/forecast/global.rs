@@ -114,16 +114,45 @@ fn own_lifts(p: &Panel<'_>, frequent: &[usize], origin: usize) -> Vec<f64> {
         .collect()
 }
 
-/// What a series' features at one origin share across the forecast steps: the scale and its own
-/// lifts.
+/// What a series' features at one origin share across the forecast steps: the scale, its own
+/// lifts and the features that do not depend on the step (already divided by the scale).
 struct AtOrigin {
     scale: f64,
     lifts: Vec<f64>,
+    /// Mean of the last w periods for each of [`WINDOWS`].
+    windows: [f64; WINDOWS.len()],
+    /// The mean of the last horizon before the origin (unscaled) and a season earlier.
+    now: f64,
+    season_ago: Option<f64>,
+    /// Share of recent periods with demand, and periods since the last demand (in 4 horizons).
+    frequency: f64,
+    since: f64,
+    lags: Vec<f64>,
 }
 
 impl AtOrigin {
-    fn new(p: &Panel<'_>, frequent: &[usize], origin: usize) -> Self {
-        AtOrigin { scale: scale(p.y, origin), lifts: own_lifts(p, frequent, origin) }
+    fn new(p: &Panel<'_>, shape: &Shape<'_>, origin: usize) -> Self {
+        let Shape { horizon, season, frequent } = *shape;
+        let s = scale(p.y, origin);
+        let y = &p.y[..origin];
+        let windows = WINDOWS.map(|w| mean(&y[origin - w.min(origin)..]) / s);
+        let season_ago = origin
+            .checked_sub(season)
+            .filter(|then| season > 1 && *then >= horizon)
+            .map(|then| baseline(p.y, then, horizon));
+        let recent = &y[origin - (4 * horizon).max(12).min(origin)..];
+        let frequency = recent.iter().filter(|v| **v > 0.0).count() as f64 / recent.len().max(1) as f64;
+        let since = y.iter().rev().position(|v| *v > 0.0).unwrap_or(origin) as f64;
+        AtOrigin {
+            scale: s,
+            lifts: own_lifts(p, frequent, origin),
+            windows,
+            now: baseline(p.y, origin, horizon),
+            season_ago,
+            frequency,
+            since: (since / (4 * horizon) as f64).min(2.0),
+            lags: (1..=lags(season)).map(|l| origin.checked_sub(l).map_or(0.0, |i| y[i]) / s).collect(),
+        }
     }
 }
 
@@ -136,14 +165,12 @@ struct Shape<'a> {
 }
 
 /// Features for forecasting period `origin + step` from the history before `origin`, divided by
-/// `s`. Pushes onto `out`.
+/// the scale. Pushes onto `out`.
 fn features(p: &Panel<'_>, shape: &Shape<'_>, at: &AtOrigin, origin: usize, step: usize, out: &mut Vec<f64>) {
     let Shape { horizon, season, frequent } = *shape;
     let s = at.scale;
     let y = &p.y[..origin];
-    for w in WINDOWS {
-        out.push(mean(&y[origin - w.min(origin)..]) / s);
-    }
+    out.extend_from_slice(&at.windows);
     if season > 1 {
         let t = origin + step;
         let lags: Vec<f64> = (1..)
@@ -160,11 +187,14 @@ fn features(p: &Panel<'_>, shape: &Shape<'_>, at: &AtOrigin, origin: usize, step
         out.push(if lags.is_empty() { first } else { mean(&lags) } / s);
         // Last season's value at this phase, moved to today's level: the seasonal naive forecast
         // adjusted for growth (the level before the origin now and one season earlier).
-        let now = baseline(p.y, origin, horizon);
-        let adjusted = match (t.checked_sub(season), origin.checked_sub(season)) {
-            (Some(ly), Some(then)) if ly < origin && then >= horizon => {
-                let before = baseline(p.y, then, horizon);
-                if before > 0.0 { y[ly] * (now / before).min(10.0) } else { now }
+        let now = at.now;
+        let adjusted = match (t.checked_sub(season), at.season_ago) {
+            (Some(ly), Some(before)) if ly < origin => {
+                if before > 0.0 {
+                    y[ly] * (now / before).min(10.0)
+                } else {
+                    now
+                }
             }
             _ => now,
         };
@@ -177,21 +207,48 @@ fn features(p: &Panel<'_>, shape: &Shape<'_>, at: &AtOrigin, origin: usize, step
         out.push(peak / s);
         out.push(if known.is_empty() { first } else { mean(&known) } / s);
     }
-    let recent = &y[origin - (4 * horizon).max(12).min(origin)..];
-    out.push(recent.iter().filter(|v| **v > 0.0).count() as f64 / recent.len().max(1) as f64);
-    let since = y.iter().rev().position(|v| *v > 0.0).unwrap_or(origin) as f64;
-    out.push((since / (4 * horizon) as f64).min(2.0));
+    out.push(at.frequency);
+    out.push(at.since);
     out.push((step + 1) as f64 / horizon as f64);
-    for l in 1..=lags(season) {
-        out.push(origin.checked_sub(l).map_or(0.0, |i| y[i]) / s);
-    }
-    out.push(baseline(p.y, origin, horizon) / s);
+    out.extend_from_slice(&at.lags);
+    out.push(at.now / s);
     let lift: f64 = p.exog.get(origin + step).map_or(1.0, |row| {
         frequent.iter().zip(&at.lifts).filter(|(j, _)| row.get(**j) == Some(&1.0)).map(|(_, l)| l).product()
     });
-    out.push(baseline(p.y, origin, horizon) * lift / s);
+    out.push(at.now * lift / s);
     if let Some(row) = p.exog.get(origin + step) {
         out.extend_from_slice(row);
+    }
+}
+
+/// Weighted raw moments of sparse rows and their targets: Σw, Σw·z, Σw·x, Σw·x·x' (lower
+/// triangle), Σw·x·z.
+#[derive(Clone)]
+struct Moments {
+    w_sum: f64,
+    wz: f64,
+    wx: Vec<f64>,
+    wxx: Vec<f64>,
+    wxz: Vec<f64>,
+}
+
+impl Moments {
+    fn new(k: usize) -> Self {
+        Moments { w_sum: 0.0, wz: 0.0, wx: vec![0.0; k], wxx: vec![0.0; k * k], wxz: vec![0.0; k] }
+    }
+
+    fn add(&mut self, r: &[(usize, f64)], z: f64, w: f64) {
+        let k = self.wx.len();
+        self.w_sum += w;
+        self.wz += w * z;
+        for (ai, (a, va)) in r.iter().enumerate() {
+            let wa = w * va;
+            self.wx[*a] += wa;
+            self.wxz[*a] += wa * z;
+            for (b, vb) in &r[..=ai] {
+                self.wxx[a * k + b] += wa * vb;
+            }
+        }
     }
 }
 
@@ -274,7 +331,7 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
     for (i, origin, step) in samples {
         let p = &panels[i];
         if at.as_ref().is_none_or(|(key, _)| *key != (i, origin)) {
-            at = Some(((i, origin), AtOrigin::new(p, &frequent, origin)));
+            at = Some(((i, origin), AtOrigin::new(p, &shape, origin)));
         }
         let Some((_, here)) = &at else { continue };
         let s = here.scale;
@@ -291,7 +348,7 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
             sum[j] += v;
             sq[j] += v * v;
         }
-        let base = baseline(p.y, origin, horizon) / s;
+        let base = here.now / s;
         let sparse = row.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, v)| (j, *v)).collect();
         rows.push((sparse, p.y[origin + step] / s - base));
     }
@@ -308,27 +365,22 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
         .collect();
     let d = k + 1;
     // Huber loss by iteratively reweighted ridge: a shared shock (a holiday in some series' past)
-    // must not pull every forecast.
+    // must not pull every forecast. Huber weights are 1 for most rows: each round's moments are
+    // those of all rows at weight 1 (made once) less (1 − w) times those of the down-weighted rows.
+    let mut all = Moments::new(k);
+    for (r, z) in &rows {
+        all.add(r, *z, 1.0);
+    }
     let mut weights = vec![1.0; rows.len()];
     let mut coef = vec![0.0; d];
     for round in 0..HUBER_ROUNDS {
-        // Weighted raw moments: Σw, Σw·x, Σw·x·x' (lower triangle), Σw·z, Σw·x·z.
-        let (mut w_sum, mut wz) = (0.0, 0.0);
-        let mut wx = vec![0.0; k];
-        let mut wxx = vec![0.0; k * k];
-        let mut wxz = vec![0.0; k];
+        let mut m = all.clone();
         for ((r, z), w) in rows.iter().zip(&weights) {
-            w_sum += w;
-            wz += w * z;
-            for (ai, (a, va)) in r.iter().enumerate() {
-                let wa = w * va;
-                wx[*a] += wa;
-                wxz[*a] += wa * z;
-                for (b, vb) in &r[..=ai] {
-                    wxx[a * k + b] += wa * vb;
-                }
+            if *w < 1.0 {
+                m.add(r, *z, w - 1.0);
             }
         }
+        let Moments { w_sum, wz, wx, wxx, wxz } = m;
         // The same moments of the standardised features with a leading intercept.
         let mut xtx = vec![0.0; d * d];
         let mut xtz = vec![0.0; d];
@@ -369,12 +421,12 @@ impl GlobalModel {
         if origin == 0 || origin > p.y.len() {
             return None;
         }
-        let at = AtOrigin::new(p, &self.frequent, origin);
+        let shape = Shape { horizon: self.horizon, season: self.season, frequent: &self.frequent };
+        let at = AtOrigin::new(p, &shape, origin);
         let s = at.scale;
         if s <= 0.0 {
             return Some(vec![0.0; self.horizon]);
         }
-        let shape = Shape { horizon: self.horizon, season: self.season, frequent: &self.frequent };
         let mut row = Vec::new();
         let mut out = Vec::with_capacity(self.horizon);
         for step in 0..self.horizon {
@@ -383,7 +435,7 @@ impl GlobalModel {
             if row.len() != self.mean.len() || (self.exog_width > 0 && p.exog.len() <= origin + step) {
                 return None;
             }
-            let base = baseline(p.y, origin, self.horizon) / s;
+            let base = at.now / s;
             let z = base
                 + self.coef[0]
                 + row.iter().enumerate().map(|(j, v)| self.coef[j + 1] * (v - self.mean[j]) / self.sd[j]).sum::<f64>();

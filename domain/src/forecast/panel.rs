@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Config, Model, SeriesForecast, empirical_quantile, forecast_series, forecast_series_as};
+use super::engine::{Config, Model, SeriesForecast, empirical_quantiles, forecast_series, forecast_series_as};
 use super::global::{self, GlobalModel, Panel};
 use super::metrics;
 
@@ -129,7 +129,8 @@ fn grid(residuals: &[f64]) -> Vec<f64> {
     if residuals.is_empty() {
         return Vec::new();
     }
-    (0..RESIDUAL_GRID).map(|i| empirical_quantile(residuals, i as f64 / (RESIDUAL_GRID - 1) as f64)).collect()
+    let taus: Vec<f64> = (0..RESIDUAL_GRID).map(|i| i as f64 / (RESIDUAL_GRID - 1) as f64).collect();
+    empirical_quantiles(residuals, &taus)
 }
 
 fn combine(blend: Blend, local: &[f64], global: &[f64]) -> Vec<f64> {
@@ -377,7 +378,7 @@ pub fn forecast_panel(panels: &[Panel<'_>], cfg: &Config) -> Vec<PanelForecast> 
 
 /// Quantiles from pooled scale-free residuals, times the series' level; ordered and non-negative.
 fn conformal(point: &[f64], residuals: &[f64], level: f64, levels: &[f64]) -> Vec<Vec<f64>> {
-    let offsets: Vec<f64> = levels.iter().map(|tau| empirical_quantile(residuals, *tau) * level).collect();
+    let offsets: Vec<f64> = empirical_quantiles(residuals, levels).iter().map(|q| q * level).collect();
     let mut order: Vec<usize> = (0..levels.len()).collect();
     order.sort_by(|a, b| levels[*a].total_cmp(&levels[*b]));
     let mut out = vec![Vec::with_capacity(point.len()); levels.len()];
