@@ -118,10 +118,24 @@ pub fn event_dates(year: i32) -> [Option<NaiveDate>; 13] {
     ]
 }
 
+/// Years whose event dates are worked out once and kept ([`event_dates`] for the rest).
+const KEPT_YEARS: std::ops::RangeInclusive<i32> = 1950..=2150;
+
+/// [`event_dates`], from a table made on first use for the years most histories fall in.
+fn event_dates_kept(year: i32) -> [Option<NaiveDate>; 13] {
+    static TABLE: std::sync::OnceLock<Vec<[Option<NaiveDate>; 13]>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| KEPT_YEARS.map(event_dates).collect());
+    usize::try_from(year - KEPT_YEARS.start())
+        .ok()
+        .and_then(|i| table.get(i))
+        .copied()
+        .unwrap_or_else(|| event_dates(year))
+}
+
 /// Whether each of [`EVENTS`] falls in the `days` days from `d`.
 fn events_within(d: NaiveDate, days: u64) -> impl Iterator<Item = f64> {
     let end = d.checked_add_days(chrono::Days::new(days)).unwrap_or(NaiveDate::MAX);
-    let (this, next) = (event_dates(d.year()), event_dates(d.year() + 1));
+    let (this, next) = (event_dates_kept(d.year()), event_dates_kept(d.year() + 1));
     (0..EVENTS.len())
         .map(move |i| f64::from(u8::from([this[i], next[i]].iter().flatten().any(|e| *e >= d && *e < end))))
 }
@@ -164,6 +178,13 @@ mod tests {
         assert_eq!(easter(2024), Some(date(2024, 3, 31)));
         assert_eq!(easter(2025), Some(date(2025, 4, 20)));
         assert_eq!(nth_weekday(2026, 5, Weekday::Mon, 0), Some(date(2026, 5, 25)));
+    }
+
+    #[test]
+    fn kept_event_dates_are_the_worked_out_ones_inside_and_outside_the_table() {
+        for year in [1, 1949, 1950, 2000, 2026, 2150, 2151, 9999] {
+            assert_eq!(event_dates_kept(year), event_dates(year), "{year}");
+        }
     }
 
     #[test]
