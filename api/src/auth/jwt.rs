@@ -64,23 +64,33 @@ impl std::fmt::Debug for JwtKeys {
 
 /// Reads the HS256 secret from the data directory, creating it (mode 0600) on first start.
 fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(SECRET_FILE);
+    load_or_create_private(data_dir, SECRET_FILE, |s| s.len() >= 32, || hex::encode(rand::rng().random::<[u8; 48]>()))
+}
+
+/// The trimmed content of the secret file `file` in `data_dir` when `usable` accepts it;
+/// otherwise a new one from `generate`, written there readable by its owner only.
+pub(crate) fn load_or_create_private(
+    data_dir: &Path,
+    file: &str,
+    usable: impl Fn(&str) -> bool,
+    generate: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    let path = data_dir.join(file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        let s = existing.trim().to_owned();
-        if s.len() >= 32 {
-            return Ok(s);
+        let s = existing.trim();
+        if usable(s) {
+            return Ok(s.to_owned());
         }
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let bytes: [u8; 48] = rand::rng().random();
-    let secret = hex::encode(bytes);
+    let secret = generate();
     write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret)
 }
 
 /// Writes a secret file readable by its owner only (mode 0600 on Unix).
 #[cfg(unix)]
-pub(crate) fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
@@ -89,7 +99,7 @@ pub(crate) fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-pub(crate) fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::write(path, content)
 }
 

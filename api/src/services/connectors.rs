@@ -30,17 +30,20 @@ pub fn sealer(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Res
     if let Some(keys) = configured {
         return Ok(Sealer::parse(keys.expose_secret())?);
     }
-    let path = data_dir.join(KEY_FILE);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Sealer::parse(existing.trim()).with_context(|| format!("reading {}", path.display()));
-    }
-    use base64::Engine as _;
-    use rand::Rng as _;
-    let key: [u8; 32] = rand::rng().random();
-    let spec = format!("local-1:{}", base64::engine::general_purpose::STANDARD.encode(key));
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    crate::auth::jwt::write_private(&path, &spec).with_context(|| format!("writing {}", path.display()))?;
-    Ok(Sealer::parse(&spec)?)
+    // An existing key file is used as it is: one that does not read is an error, never replaced
+    // (what it sealed would be lost).
+    let spec = crate::auth::jwt::load_or_create_private(
+        data_dir,
+        KEY_FILE,
+        |_| true,
+        || {
+            use base64::Engine as _;
+            use rand::Rng as _;
+            let key: [u8; 32] = rand::rng().random();
+            format!("local-1:{}", base64::engine::general_purpose::STANDARD.encode(key))
+        },
+    )?;
+    Sealer::parse(&spec).with_context(|| format!("reading {}", data_dir.join(KEY_FILE).display()))
 }
 
 pub const SHOPIFY: &str = "shopify";
