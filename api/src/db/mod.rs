@@ -31,6 +31,11 @@ pub use qm_migrations::{
 pub enum TxMode {
     Read,
     Write,
+    /// A write of nothing but what is recomputed from other rows anyway (a single series'
+    /// re-forecast). On PostgreSQL its commit does not wait for the WAL flush
+    /// (`synchronous_commit = off`): a crash may lose the last fraction of a second of such
+    /// commits, whole (never half of one), and the next run makes them again.
+    Derived,
 }
 
 /// A pooled connection to SQLite or PostgreSQL.
@@ -51,15 +56,25 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
+            // A local file cannot go stale as a server connection can: no ping before each
+            // checkout (with SQLite that is a round trip to the connection's own thread).
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
         } else {
             let mut options = ConnectOptions::new(url.to_owned());
-            options.max_connections(32).min_connections(1).acquire_timeout(Duration::from_secs(10)).sqlx_logging(false);
+            options
+                .max_connections(32)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                // A ping on every checkout is a round trip per transaction; only a connection
+                // idle long enough for the server or a proxy to have dropped it is checked.
+                .test_before_acquire_if_idle_for(Duration::from_secs(30))
+                .sqlx_logging(false);
             Database::connect(options).await?
         };
         Ok(Self::from_conn(conn))
@@ -133,7 +148,7 @@ impl Db {
 
     async fn begin(&self, mode: TxMode) -> Result<DatabaseTransaction, DbErr> {
         let sqlite_transaction_mode = match (self.backend(), mode) {
-            (DbBackend::Sqlite, TxMode::Write) => Some(SqliteTransactionMode::Immediate),
+            (DbBackend::Sqlite, TxMode::Write | TxMode::Derived) => Some(SqliteTransactionMode::Immediate),
             _ => None,
         };
         self.conn.begin_with_options(TransactionOptions { sqlite_transaction_mode, ..Default::default() }).await
@@ -154,7 +169,17 @@ impl Db {
     /// Begins a transaction that sees only `tenant`'s rows.
     pub async fn scoped(&self, tenant: Uuid, mode: TxMode) -> Result<Scoped, DbErr> {
         let tx = self.begin(mode).await?;
-        self.set_local(&tx, TENANT_SETTING, tenant.to_string()).await?;
+        if mode == TxMode::Derived && self.is_postgres() {
+            // One round trip for both settings.
+            tx.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT set_config($1, $2, true), set_config('synchronous_commit', 'off', true)",
+                [TENANT_SETTING.into(), tenant.to_string().into()],
+            ))
+            .await?;
+        } else {
+            self.set_local(&tx, TENANT_SETTING, tenant.to_string()).await?;
+        }
         Ok(Scoped { tx, tenant, live: self.live.clone(), postgres: self.is_postgres(), pending: Mutex::default() })
     }
 
