@@ -36,6 +36,49 @@ async fn stock_out_predicted(app: &TestApp, t: &TestTenant, sku: &str, loc: &str
     rows.into_iter().map(|e| e.payload).filter(|p| p["sku"] == sku && p["locationId"] == loc).collect()
 }
 
+/// Inserts a purchase order in `status` with one line of `variant`, undated.
+async fn open_order(
+    s: &qm_api::db::Scoped,
+    supplier: uuid::Uuid,
+    location: uuid::Uuid,
+    status: &str,
+    variant: uuid::Uuid,
+    quantity: i32,
+    received: i32,
+) {
+    use qm_api::db::entities::{purchase_order, purchase_order_line};
+    use sea_orm::ActiveValue::Set;
+    let (id, now) = (uuid::Uuid::now_v7(), chrono::Utc::now());
+    purchase_order::Entity::insert(purchase_order::ActiveModel {
+        tenant_id: Set(s.tenant()),
+        id: Set(id),
+        number: Set(format!("PO-{id}")),
+        supplier_id: Set(supplier),
+        location_id: Set(location),
+        status: Set(status.into()),
+        currency: Set("USD".into()),
+        expected_on: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        issued_at: Set(Some(now)),
+    })
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("purchase order");
+    purchase_order_line::Entity::insert(purchase_order_line::ActiveModel {
+        tenant_id: Set(s.tenant()),
+        id: Set(uuid::Uuid::now_v7()),
+        purchase_order_id: Set(id),
+        variant_id: Set(variant),
+        quantity: Set(quantity),
+        received_quantity: Set(received),
+        unit_cost: Set(qm_api::db::entities::Dec(rust_decimal::Decimal::ONE)),
+    })
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("line");
+}
+
 #[tokio::test]
 async fn the_demo_forecast_covers_every_sku_and_location_with_accuracy_and_runs_nightly() {
     let app = TestApp::spawn().await;
@@ -187,6 +230,32 @@ async fn a_projected_stockout_is_announced_once_and_overrides_change_the_plan() 
     // (The first run may have predicted one already, before the stock arrived.)
     let before = stock_out_predicted(&app, &t, &sku, &loc).await.len();
 
+    // Inbound: the open remainder of lines on open orders for this location, and only those.
+    let ids = app
+        .data(
+            &token,
+            "query($sku: String!) { variantBySku(sku: $sku) { id } suppliers(first: 1) { nodes { id } } locations(first: 3) { nodes { id } } }",
+            json!({ "sku": sku }),
+        )
+        .await;
+    let variant = qm_tests::uuid_of(ids["variantBySku"]["id"].as_str().expect("variant"));
+    let supplier = qm_tests::uuid_of(ids["suppliers"]["nodes"][0]["id"].as_str().expect("a supplier"));
+    let elsewhere = ids["locations"]["nodes"]
+        .as_array()
+        .and_then(|l| l.iter().filter_map(|x| x["id"].as_str()).find(|id| *id != loc))
+        .map(qm_tests::uuid_of)
+        .expect("a second location");
+    let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
+    for (at, status, quantity, received) in [
+        (qm_tests::uuid_of(&loc), "issued", 40, 10),
+        (qm_tests::uuid_of(&loc), "received", 70, 70),
+        (qm_tests::uuid_of(&loc), "cancelled", 500, 0),
+        (elsewhere, "issued", 900, 0),
+    ] {
+        open_order(&s, supplier, at, status, variant, quantity, received).await;
+    }
+    s.commit().await.expect("commit");
+
     // Empty the shelf: the re-forecast projects a stockout today, before any order could arrive.
     app.stock(&token, &sku, &loc, -(100_000 + i32::try_from(available).expect("fits"))).await;
     let d = app.data(&token, refresh, json!({ "sku": sku, "loc": loc })).await;
@@ -197,6 +266,7 @@ async fn a_projected_stockout_is_announced_once_and_overrides_change_the_plan() 
     let events = &events[before..];
     assert_eq!((events[0]["stockoutOn"].as_str(), events[0]["available"].as_i64()), (Some(today.as_str()), Some(0)));
     assert!(events[0]["nextReceiptOn"].as_str().is_some_and(|d| d > today.as_str()), "{events:?}");
+    assert_eq!(events[0]["inbound"], 30, "{events:?}");
     // The alert rule recorded it for the planners.
     let d = app.data(&token, "{ alerts(last: 50) { nodes { kind subject } } }", json!({})).await;
     let alerted =

@@ -15,7 +15,8 @@ use chrono::{Days, NaiveDate};
 use qm_domain::forecast::{self, Config, Freq, Holdout, Panel, PanelForecast, PanelModel, calendar};
 use sea_orm::sea_query::{Expr, OnConflict, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -354,33 +355,33 @@ async fn supply(
         .one(&s.tx)
         .await?;
     let available = level.map_or(0, |l| l.on_hand - l.reserved);
-    let lines = repo::find::<purchase_order_line::Entity>(s)
+    // The open lines of this SKU on open orders for this location, with their expected day.
+    let po_of_line = purchase_order_line::Entity::belongs_to(purchase_order::Entity)
+        .from(purchase_order_line::Column::PurchaseOrderId)
+        .to(purchase_order::Column::Id)
+        .into();
+    let lines: Vec<(i32, i32, Option<NaiveDate>)> = repo::find::<purchase_order_line::Entity>(s)
+        .select_only()
+        .columns([purchase_order_line::Column::Quantity, purchase_order_line::Column::ReceivedQuantity])
+        .column(purchase_order::Column::ExpectedOn)
+        .join(JoinType::InnerJoin, po_of_line)
         .filter(purchase_order_line::Column::VariantId.eq(variant_id))
+        .filter(purchase_order::Column::TenantId.eq(s.tenant()))
+        .filter(purchase_order::Column::LocationId.eq(location_id))
+        .filter(purchase_order::Column::Status.is_not_in(CLOSED_PO))
+        .into_tuple()
         .all(&s.tx)
         .await?;
     let mut receipts = vec![0.0; h];
     let mut inbound = 0;
-    if !lines.is_empty() {
-        let po_ids: Vec<Uuid> = lines.iter().map(|l| l.purchase_order_id).collect();
-        let pos: HashMap<Uuid, purchase_order::Model> = repo::find::<purchase_order::Entity>(s)
-            .filter(purchase_order::Column::Id.is_in(po_ids))
-            .filter(purchase_order::Column::LocationId.eq(location_id))
-            .filter(purchase_order::Column::Status.is_not_in(CLOSED_PO))
-            .all(&s.tx)
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
-        for l in &lines {
-            let Some(po) = pos.get(&l.purchase_order_id) else { continue };
-            let open = i64::from((l.quantity - l.received_quantity).max(0));
-            inbound += open;
-            // Undated orders are not counted on: nobody knows when they come.
-            if let Some(on) = po.expected_on {
-                let t = usize::try_from((on - first_day).num_days().max(0)).unwrap_or(0);
-                if t < h {
-                    receipts[t] += open as f64;
-                }
+    for (quantity, received, expected_on) in lines {
+        let open = i64::from((quantity - received).max(0));
+        inbound += open;
+        // Undated orders are not counted on: nobody knows when they come.
+        if let Some(on) = expected_on {
+            let t = usize::try_from((on - first_day).num_days().max(0)).unwrap_or(0);
+            if t < h {
+                receipts[t] += open as f64;
             }
         }
     }
@@ -682,23 +683,47 @@ pub async fn latest_completed(s: &Scoped) -> Result<Option<forecast_run::Model>,
         .await
 }
 
-/// The variant and location a mutation's `sku` and `locationId` name (`NOT_FOUND` otherwise).
-async fn series_of(
-    s: &Scoped,
-    sku: &str,
-    location_id: Option<Uuid>,
-) -> Result<Outcome<(variant::Model, crate::db::entities::location::Model)>, DbErr> {
-    let Some(variant) = lookup::variant_by_sku(s, sku).await? else {
+/// The series a mutation's `sku` and `locationId` name, and the latest completed run.
+struct SeriesRef {
+    variant_id: Uuid,
+    sku: String,
+    location_id: Uuid,
+    /// The run whose model re-forecasts single series.
+    latest_run: Option<Uuid>,
+}
+
+/// The variant and location a mutation's `sku` and `locationId` name (`NOT_FOUND` otherwise),
+/// with the latest completed run: one round trip (the location and the run are subqueries).
+async fn series_of(s: &Scoped, sku: &str, location_id: Option<Uuid>) -> Result<Outcome<SeriesRef>, DbErr> {
+    use crate::db::entities::location;
+    use sea_orm::QueryTrait;
+
+    let location = repo::find::<location::Entity>(s)
+        .select_only()
+        .column(location::Column::Id)
+        .filter(location::Column::Id.eq(location_id.unwrap_or_default()));
+    let latest = repo::find::<forecast_run::Entity>(s)
+        .select_only()
+        .column(forecast_run::Column::Id)
+        .filter(forecast_run::Column::Status.eq("completed"))
+        .order_by_desc(forecast_run::Column::CreatedAt)
+        .limit(1);
+    let found: Option<(Uuid, Option<Uuid>, Option<Uuid>)> = repo::find::<variant::Entity>(s)
+        .select_only()
+        .column(variant::Column::Id)
+        .expr_as(Expr::from(location.into_query()), "location_id")
+        .expr_as(Expr::from(latest.into_query()), "latest_run")
+        .filter(variant::Column::Sku.eq(sku))
+        .into_tuple()
+        .one(&s.tx)
+        .await?;
+    let Some((variant_id, location_id, latest_run)) = found else {
         return Ok(Err(vec![UserError::not_found(&["input", "sku"], "variant")]));
     };
-    let location = match location_id {
-        Some(id) => lookup::location(s, id).await?,
-        None => None,
-    };
-    let Some(location) = location else {
+    let Some(location_id) = location_id else {
         return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
     };
-    Ok(Ok((variant, location)))
+    Ok(Ok(SeriesRef { variant_id, sku: sku.to_owned(), location_id, latest_run }))
 }
 
 /// A series re-forecast by [`refresh`].
@@ -716,20 +741,13 @@ pub async fn refresh(
     sku: &str,
     location_id: Option<Uuid>,
 ) -> Result<Outcome<Refreshed>, DbErr> {
-    let s = state.db.scoped(p.tenant_id, TxMode::Write).await?;
-    let (variant, location) = match series_of(&s, sku, location_id).await? {
+    // Only the series' forecast row (and a stockout event) is written: recomputed by every run.
+    let s = state.db.scoped(p.tenant_id, TxMode::Derived).await?;
+    let found = match series_of(&s, sku, location_id).await? {
         Ok(found) => found,
         Err(e) => return Ok(Err(e)),
     };
-    let latest: Option<Uuid> = repo::find::<forecast_run::Entity>(&s)
-        .select_only()
-        .column(forecast_run::Column::Id)
-        .filter(forecast_run::Column::Status.eq("completed"))
-        .order_by_desc(forecast_run::Column::CreatedAt)
-        .into_tuple()
-        .one(&s.tx)
-        .await?;
-    let model = match latest {
+    let model = match found.latest_run {
         Some(id) => state.forecast_models.get(&s, id).await?,
         None => None,
     };
@@ -742,8 +760,8 @@ pub async fn refresh(
     };
     let RunModel { run, stored } = &*model;
     let cfg = config(stored.panel.horizon);
-    let pair = [(variant.id, location.id)];
-    let skus = HashMap::from([(variant.id, variant.sku.clone())]);
+    let pair = [(found.variant_id, found.location_id)];
+    let skus = HashMap::from([(found.variant_id, found.sku)]);
     let series = load_named(&s, &pair, &skus, stored.first_day, cfg.horizon).await?;
     let Some(one) = series.first() else {
         return Ok(Err(vec![UserError::not_found(&["input", "sku"], "demand history")]));
@@ -914,14 +932,14 @@ pub async fn set_override(
         return Ok(Err(vec![UserError::invalid(&["input", "note"], "note must be at most 1000 characters")]));
     }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let (variant, location) = match series_of(&s, sku, location_id).await? {
+    let found = match series_of(&s, sku, location_id).await? {
         Ok(found) => found,
         Err(e) => return Ok(Err(e)),
     };
     let existing = forecast_override::Entity::delete_many()
         .filter(forecast_override::Column::TenantId.eq(s.tenant()))
-        .filter(forecast_override::Column::VariantId.eq(variant.id))
-        .filter(forecast_override::Column::LocationId.eq(location.id))
+        .filter(forecast_override::Column::VariantId.eq(found.variant_id))
+        .filter(forecast_override::Column::LocationId.eq(found.location_id))
         .filter(forecast_override::Column::Day.eq(day));
     existing.exec(&s.tx).await?;
     let row = match quantity {
@@ -929,8 +947,8 @@ pub async fn set_override(
         Some(q) => {
             let row = forecast_override::Model {
                 tenant_id: s.tenant(),
-                variant_id: variant.id,
-                location_id: location.id,
+                variant_id: found.variant_id,
+                location_id: found.location_id,
                 day,
                 quantity: q,
                 note: note.to_owned(),
