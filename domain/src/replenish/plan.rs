@@ -10,8 +10,9 @@
 //! (units), a volume capacity per location. What cannot be covered within them is a shortfall at
 //! a penalty per unit, so a plan always exists and says what it could not do.
 //!
-//! Large plans (more integer variables than [`PlanOptions::max_integers`]) are planned greedily
-//! instead, with the gap to the LP relaxation's bound reported. The MILP plan is never worse than
+//! Large plans (more integer variables than [`PlanOptions::max_integers`], or than
+//! [`PlanOptions::max_coupled_integers`] when a budget or capacity couples the SKUs) are planned
+//! greedily instead, with the gap to the LP relaxation's bound reported. The MILP plan is never worse than
 //! the greedy one: both are costed the same way and the cheaper is kept.
 
 use good_lp::{Expression, ProblemVariables, ResolutionError, Solution, SolverModel, Variable, constraint, variable};
@@ -93,11 +94,14 @@ pub struct PlanInput {
 pub struct PlanOptions {
     /// Above this many integer variables the plan is greedy.
     pub max_integers: usize,
+    /// The same when limits (budgets, capacities) couple the SKUs into one program: branch and
+    /// bound then has no per-SKU structure to lean on, and its search tree grows without bound.
+    pub max_coupled_integers: usize,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { max_integers: 400 }
+        Self { max_integers: 400, max_coupled_integers: 60 }
     }
 }
 
@@ -387,7 +391,11 @@ pub fn plan(input: &PlanInput, options: PlanOptions) -> Result<Plan, PlanError> 
     for (o, offer) in input.offers.iter().enumerate() {
         parts.entry(offer.sku).or_default().1.push(o);
     }
-    if coupled || parts.len() <= 1 {
+    if coupled {
+        let max_integers = options.max_integers.min(options.max_coupled_integers);
+        return plan_whole(input, PlanOptions { max_integers, ..options });
+    }
+    if parts.len() <= 1 {
         return plan_whole(input, options);
     }
     let mut merged = Plan {
@@ -841,7 +849,7 @@ mod tests {
         let offers: Vec<Offer> = (0..30).map(|s| offer(0, s, 0, 3)).collect();
         // A plan budget ties the SKUs together (it does not bind here).
         let input = PlanInput { needs, offers, budget: Some(Decimal::from(1_000_000)), ..PlanInput::default() };
-        let p = plan(&input, PlanOptions { max_integers: 10 }).expect("plan");
+        let p = plan(&input, PlanOptions { max_integers: 10, ..PlanOptions::default() }).expect("plan");
         assert_eq!(p.method, Method::Greedy);
         assert!(violations(&input, &p).is_empty());
         let gap = p.gap().expect("a bound");
