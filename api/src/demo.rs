@@ -75,6 +75,9 @@ pub async fn seed(db: &Db, params: &DemoParams) -> anyhow::Result<Seeded> {
             currency: sup.currency.into(),
             created_at: now,
             updated_at: now,
+            order_line_cost: Dec(rust_decimal::Decimal::ZERO),
+            plan_budget: None,
+            plan_capacity_units: None,
         }))
         .exec_without_returning(&s.tx)
         .await?;
@@ -124,6 +127,7 @@ pub async fn seed(db: &Db, params: &DemoParams) -> anyhow::Result<Seeded> {
                 unit_cost: Dec(v.unit_cost),
                 currency: sup.currency.into(),
                 updated_at: now,
+                price_breaks: serde_json::json!([]),
             }))
             .exec_without_returning(&s.tx)
             .await?;

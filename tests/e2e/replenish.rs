@@ -332,3 +332,133 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
     }
     assert_eq!(on_hand(&app, &token, &sku, &empty).await, q);
 }
+
+/// The buy lines of a plan from one supplier: (sku, quantity, unit cost, cost, reason).
+fn buys_from(plan: &Value, supplier: &str) -> Vec<(String, i64, f64, f64, String)> {
+    let num = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or_else(|| panic!("a decimal: {v}"));
+    plan["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter(|l| l["kind"] == "BUY" && l["supplier"]["id"] == supplier)
+        .map(|l| {
+            (
+                l["sku"].as_str().expect("sku").to_owned(),
+                l["quantity"].as_i64().expect("quantity"),
+                num(&l["unitCost"]),
+                num(&l["cost"]),
+                l["reason"].as_str().expect("reason").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn supplier_budgets_capacities_and_price_breaks_shape_the_plan() {
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    let first = plan(&app, &token).await;
+    assert_eq!(first["status"], "COMPLETED", "{first}");
+    // The supplier the plan spends most with.
+    let d = app
+        .data(
+            &token,
+            "{ suppliers(first: 20) { nodes { id name email leadTimeMeanDays leadTimeStdDevDays currencyCode orderLineCost planBudget planCapacityUnits
+                items { variant { sku } unitCost moq packSize priceBreaks { minQuantity unitCost } } } } }",
+            json!({}),
+        )
+        .await;
+    let suppliers = d["suppliers"]["nodes"].as_array().expect("suppliers").clone();
+    let spend = |plan: &Value, id: &str| buys_from(plan, id).iter().map(|b| b.3).sum::<f64>();
+    let sup = suppliers
+        .iter()
+        .max_by(|a, b| {
+            spend(&first, a["id"].as_str().expect("id")).total_cmp(&spend(&first, b["id"].as_str().expect("id")))
+        })
+        .expect("a supplier")
+        .clone();
+    let sup_id = sup["id"].as_str().expect("id").to_owned();
+    let before = buys_from(&first, &sup_id);
+    let spent = spend(&first, &sup_id);
+    assert!(before.len() >= 2 && spent > 0.0, "the demo plan buys from {}: {first}", sup["name"]);
+    assert_eq!((sup["orderLineCost"].as_str(), sup["planBudget"].is_null()), (Some("0"), true), "{sup}");
+
+    let upsert = "mutation($i: SupplierUpsertInput!) { supplierUpsert(input: $i) {
+        supplier { planBudget planCapacityUnits orderLineCost items { variant { sku } unitCost priceBreaks { minQuantity unitCost } } }
+        userErrors { field code message } } }";
+    let terms = |extra: Value| {
+        let mut i = json!({
+            "id": sup_id, "name": sup["name"], "email": sup["email"], "leadTimeMeanDays": sup["leadTimeMeanDays"],
+            "leadTimeStdDevDays": sup["leadTimeStdDevDays"], "currencyCode": sup["currencyCode"],
+        });
+        for (k, v) in extra.as_object().expect("an object") {
+            i[k] = v.clone();
+        }
+        json!({ "i": i })
+    };
+
+    // A budget: the plan spends no more with this supplier, and says which lines fell short.
+    let budget = (spent / 2.0).floor();
+    let d = app.data(&token, upsert, terms(json!({ "planBudget": budget.to_string() }))).await;
+    assert_eq!(d["supplierUpsert"]["userErrors"], json!([]), "{d}");
+    assert_eq!(d["supplierUpsert"]["supplier"]["planBudget"], budget.to_string());
+    let limited = plan(&app, &token).await;
+    let after = spend(&limited, &sup_id);
+    assert!(after <= budget + 1e-9 && after > 0.0, "spent {after} of a {budget} budget (was {spent})");
+    assert!(buys_from(&limited, &sup_id).iter().any(|b| b.4.contains("short of the target within")), "{limited}");
+
+    // A capacity in units instead.
+    let units: i64 = before.iter().map(|b| b.1).sum();
+    let cap = units / 3;
+    app.data(&token, upsert, terms(json!({ "planCapacityUnits": cap }))).await;
+    let capped = plan(&app, &token).await;
+    let ordered: i64 = buys_from(&capped, &sup_id).iter().map(|b| b.1).sum();
+    assert!(ordered <= cap && ordered > 0, "ordered {ordered} units of a {cap} capacity (was {units})");
+
+    // A price break at the quantity the plan buys halves the price of that line.
+    let (sku, qty, unit, _, _) = before.iter().find(|b| b.1 >= 2).expect("a line of two or more units").clone();
+    let item = sup["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["variant"]["sku"] == sku.as_str())
+        .expect("the item")
+        .clone();
+    let cheap = format!("{:.2}", unit / 2.0);
+    let with_break = json!({ "items": [{
+        "sku": sku, "unitCost": item["unitCost"], "moq": item["moq"], "packSize": item["packSize"],
+        "priceBreaks": [{ "minQuantity": qty, "unitCost": cheap }],
+    }] });
+    let d = app.data(&token, upsert, terms(with_break)).await;
+    assert_eq!(d["supplierUpsert"]["userErrors"], json!([]), "{d}");
+    let stored = d["supplierUpsert"]["supplier"]["items"]
+        .as_array()
+        .and_then(|i| i.iter().find(|i| i["variant"]["sku"] == sku.as_str()))
+        .map(|i| i["priceBreaks"].clone());
+    assert_eq!(stored, Some(json!([{ "minQuantity": qty, "unitCost": cheap }])));
+    let broken = plan(&app, &token).await;
+    let line = buys_from(&broken, &sup_id).into_iter().find(|b| b.0 == sku).expect("the SKU is still bought");
+    assert!(line.1 >= qty && (line.2 - unit / 2.0).abs() < 0.01, "{line:?}");
+    assert!(line.4.contains(&format!("the price from {qty} units")), "{}", line.4);
+
+    // Bad terms are typed errors naming the field; nothing changes.
+    let bad = json!({
+        "orderLineCost": "-1",
+        "items": [{ "sku": sku, "unitCost": "1", "priceBreaks": [{ "minQuantity": 10, "unitCost": "1" }, { "minQuantity": 5, "unitCost": "-2" }] }],
+    });
+    let d = app.data(&token, upsert, terms(bad)).await;
+    let fields: Vec<Value> =
+        d["supplierUpsert"]["userErrors"].as_array().expect("errors").iter().map(|e| e["field"].clone()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            json!(["input", "orderLineCost"]),
+            json!(["input", "items", "0", "priceBreaks", "1", "minQuantity"]),
+            json!(["input", "items", "0", "priceBreaks", "1", "unitCost"]),
+        ],
+        "{d}"
+    );
+    assert!(d["supplierUpsert"]["supplier"].is_null());
+}

@@ -146,6 +146,12 @@ tenant_entity!(supplier, "suppliers", {
     pub currency: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Fixed cost of each line ordered (handling and receiving one SKU's delivery).
+    pub order_line_cost: Dec,
+    /// Most a replenishment plan may spend with this supplier.
+    pub plan_budget: Option<Dec>,
+    /// Most units a replenishment plan may order from this supplier.
+    pub plan_capacity_units: Option<i32>,
 });
 
 tenant_entity!(supplier_item, "supplier_items", {
@@ -160,6 +166,8 @@ tenant_entity!(supplier_item, "supplier_items", {
     pub unit_cost: Dec,
     pub currency: String,
     pub updated_at: DateTimeUtc,
+    /// All-units price breaks above the first unit: `[{"min_qty": 100, "unit_cost": "9.50"}, …]`.
+    pub price_breaks: Json,
 });
 
 tenant_entity!(stock_level, "stock_levels", {

@@ -176,6 +176,16 @@ pub struct SupplierItemInput {
     pub pack_size: Option<i32>,
     pub lead_time_mean_days: Option<Decimal>,
     pub lead_time_std_dev_days: Option<Decimal>,
+    /// All-units price breaks above the first unit, ascending by quantity (replaces the item's breaks).
+    #[graphql(default)]
+    pub price_breaks: Vec<PriceBreakInput>,
+}
+
+/// From `minQuantity` units in one order on, every unit costs `unitCost`.
+#[derive(InputObject)]
+pub struct PriceBreakInput {
+    pub min_quantity: i32,
+    pub unit_cost: Decimal,
 }
 
 #[derive(InputObject)]
@@ -188,6 +198,12 @@ pub struct SupplierUpsertInput {
     pub currency_code: String,
     #[graphql(default)]
     pub items: Vec<SupplierItemInput>,
+    /// Fixed cost of each line ordered (handling and receiving one SKU's delivery; 0 when not given).
+    pub order_line_cost: Option<Decimal>,
+    /// Most a replenishment plan may spend with this supplier (none when not given).
+    pub plan_budget: Option<Decimal>,
+    /// Most units a replenishment plan may order from this supplier (none when not given).
+    pub plan_capacity_units: Option<i32>,
 }
 
 #[derive(SimpleObject)]
@@ -280,8 +296,16 @@ impl CatalogMutation {
                     pack_size: i.pack_size.unwrap_or(1),
                     lead_time_mean_days: i.lead_time_mean_days,
                     lead_time_std_days: i.lead_time_std_dev_days,
+                    price_breaks: i
+                        .price_breaks
+                        .into_iter()
+                        .map(|b| catalog::PriceBreak { min_qty: b.min_quantity, unit_cost: b.unit_cost })
+                        .collect(),
                 })
                 .collect(),
+            order_line_cost: input.order_line_cost.unwrap_or_default(),
+            plan_budget: input.plan_budget,
+            plan_capacity_units: input.plan_capacity_units,
         };
         Ok(match catalog::upsert_supplier(ctx.db(), p, &req).await? {
             Ok(m) => SupplierUpsertPayload { supplier: Some(Supplier(m)), user_errors: vec![] },

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::ApiError;
 use crate::db::entities::{
     TenantOwned, location, order_line, product, purchase_order_line, replenishment_line, return_line, shipment,
-    shipment_event, stock_level, supplier, variant,
+    shipment_event, stock_level, supplier, supplier_item, variant,
 };
 use crate::db::{Db, TxMode, repo};
 
@@ -87,6 +87,7 @@ pub struct Loaders {
     pub lines_of_return: DataLoader<ByParent<return_line::Entity>>,
     pub lines_of_purchase_order: DataLoader<ByParent<purchase_order_line::Entity>>,
     pub lines_of_replenishment_run: DataLoader<ByParent<replenishment_line::Entity>>,
+    pub items_of_supplier: DataLoader<ByParent<supplier_item::Entity>>,
 }
 
 impl Loaders {
@@ -120,6 +121,7 @@ impl Loaders {
             lines_of_return: by_parent!(return_line, ReturnId, return_id),
             lines_of_purchase_order: by_parent!(purchase_order_line, PurchaseOrderId, purchase_order_id),
             lines_of_replenishment_run: by_parent!(replenishment_line, RunId, run_id),
+            items_of_supplier: by_parent!(supplier_item, SupplierId, supplier_id),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::loaders::Loaders;
 use crate::auth::parse_roles;
 use crate::db::entities::{
     api_key, location, order, order_line, product, purchase_order, purchase_order_line, return_, return_line, shipment,
-    shipment_event, stock_level, stock_movement, supplier, tenant, user, variant,
+    shipment_event, stock_level, stock_movement, supplier, supplier_item, tenant, user, variant,
 };
 
 const APP: &str = "quartermaster";
@@ -344,6 +344,64 @@ impl Supplier {
     async fn currency_code(&self) -> &str {
         &self.0.currency
     }
+    /// Fixed cost of each line ordered from this supplier (handling and receiving one SKU's
+    /// delivery): the plan weighs it against ordering more at once.
+    async fn order_line_cost(&self) -> Decimal {
+        self.0.order_line_cost.0
+    }
+    /// Most a replenishment plan may spend with this supplier; null for no limit.
+    async fn plan_budget(&self) -> Option<Decimal> {
+        self.0.plan_budget.map(|b| b.0)
+    }
+    /// Most units a replenishment plan may order from this supplier; null for no limit.
+    async fn plan_capacity_units(&self) -> Option<i32> {
+        self.0.plan_capacity_units
+    }
+    /// What this supplier sells, and on what terms.
+    async fn items(&self, ctx: &Context<'_>) -> Result<Vec<SupplierItem>, ApiError> {
+        let rows = loaders(ctx)?.items_of_supplier.load_one(self.0.id).await?.unwrap_or_default();
+        Ok(rows.into_iter().map(SupplierItem).collect())
+    }
+}
+
+/// A SKU a supplier sells, with its terms.
+pub struct SupplierItem(pub supplier_item::Model);
+
+#[Object]
+impl SupplierItem {
+    async fn variant(&self, ctx: &Context<'_>) -> Result<Option<Variant>, ApiError> {
+        Ok(loaders(ctx)?.variant.load_one(self.0.variant_id).await?.map(Variant))
+    }
+    /// The price of one unit from the first unit on.
+    async fn unit_cost(&self) -> Decimal {
+        self.0.unit_cost.0
+    }
+    /// Price breaks above the first unit, ascending.
+    async fn price_breaks(&self) -> Vec<PriceBreak> {
+        crate::services::catalog::price_breaks(&self.0)
+            .into_iter()
+            .map(|b| PriceBreak { min_quantity: b.min_qty, unit_cost: b.unit_cost })
+            .collect()
+    }
+    async fn moq(&self) -> i32 {
+        self.0.moq
+    }
+    async fn pack_size(&self) -> i32 {
+        self.0.pack_size
+    }
+    async fn lead_time_mean_days(&self) -> Decimal {
+        self.0.lead_time_mean_days.0
+    }
+    async fn lead_time_std_dev_days(&self) -> Decimal {
+        self.0.lead_time_std_days.0
+    }
+}
+
+/// An all-units price break: from `minQuantity` units in one order on, every unit costs `unitCost`.
+#[derive(SimpleObject)]
+pub struct PriceBreak {
+    pub min_quantity: i32,
+    pub unit_cost: Decimal,
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::stock::retrying;
@@ -243,6 +244,23 @@ pub struct SupplierItemUpsert {
     pub pack_size: i32,
     pub lead_time_mean_days: Option<Decimal>,
     pub lead_time_std_days: Option<Decimal>,
+    /// All-units breaks above the first unit, ascending by quantity.
+    pub price_breaks: Vec<PriceBreak>,
+}
+
+/// From `min_qty` units in one order on, every unit costs `unit_cost`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PriceBreak {
+    pub min_qty: i32,
+    pub unit_cost: Decimal,
+}
+
+/// The most price breaks one supplier item may have.
+pub const MAX_PRICE_BREAKS: usize = 20;
+
+/// The stored breaks of a supplier item (none when the column holds anything else).
+pub fn price_breaks(item: &supplier_item::Model) -> Vec<PriceBreak> {
+    serde_json::from_value(item.price_breaks.clone()).unwrap_or_default()
 }
 
 pub struct SupplierUpsert {
@@ -253,6 +271,9 @@ pub struct SupplierUpsert {
     pub lead_time_std_days: Decimal,
     pub currency: String,
     pub items: Vec<SupplierItemUpsert>,
+    pub order_line_cost: Decimal,
+    pub plan_budget: Option<Decimal>,
+    pub plan_capacity_units: Option<i32>,
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
@@ -270,6 +291,15 @@ pub async fn upsert_supplier(db: &Db, p: &Principal, req: &SupplierUpsert) -> Re
     if qm_domain::types::Currency::parse(&req.currency).is_err() {
         errors.push(UserError::invalid(&["input", "currencyCode"], "currency must be a three-letter ISO code"));
     }
+    if req.order_line_cost.is_sign_negative() {
+        errors.push(UserError::invalid(&["input", "orderLineCost"], "order line cost must not be negative"));
+    }
+    if req.plan_budget.is_some_and(|b| b.is_sign_negative()) {
+        errors.push(UserError::invalid(&["input", "planBudget"], "budget must not be negative"));
+    }
+    if req.plan_capacity_units.is_some_and(|c| c < 0) {
+        errors.push(UserError::invalid(&["input", "planCapacityUnits"], "capacity must not be negative"));
+    }
     for (i, it) in req.items.iter().enumerate() {
         let idx = i.to_string();
         if it.unit_cost.is_sign_negative() {
@@ -277,6 +307,25 @@ pub async fn upsert_supplier(db: &Db, p: &Principal, req: &SupplierUpsert) -> Re
         }
         if it.moq < 1 || it.pack_size < 1 {
             errors.push(UserError::invalid(&["input", "items", &idx, "moq"], "moq and pack size must be at least 1"));
+        }
+        if it.price_breaks.len() > MAX_PRICE_BREAKS {
+            errors.push(UserError::invalid(
+                &["input", "items", &idx, "priceBreaks"],
+                format!("at most {MAX_PRICE_BREAKS} price breaks"),
+            ));
+        }
+        let mut previous = 1;
+        for (j, b) in it.price_breaks.iter().enumerate() {
+            let j = j.to_string();
+            if b.min_qty <= previous {
+                let msg = "break quantities must be above 1 and ascending (the unit cost applies from the first unit)";
+                errors.push(UserError::invalid(&["input", "items", &idx, "priceBreaks", &j, "minQuantity"], msg));
+            }
+            if b.unit_cost.is_sign_negative() {
+                let msg = "unit cost must not be negative";
+                errors.push(UserError::invalid(&["input", "items", &idx, "priceBreaks", &j, "unitCost"], msg));
+            }
+            previous = b.min_qty;
         }
     }
     if !errors.is_empty() {
@@ -314,6 +363,9 @@ pub async fn upsert_supplier(db: &Db, p: &Principal, req: &SupplierUpsert) -> Re
                 am.lead_time_mean_days = Set(Dec(req.lead_time_mean_days));
                 am.lead_time_std_days = Set(Dec(req.lead_time_std_days));
                 am.currency = Set(req.currency.clone());
+                am.order_line_cost = Set(Dec(req.order_line_cost));
+                am.plan_budget = Set(req.plan_budget.map(Dec));
+                am.plan_capacity_units = Set(req.plan_capacity_units);
                 am.updated_at = Set(now);
                 am.update(&s.tx).await?
             }
@@ -328,6 +380,9 @@ pub async fn upsert_supplier(db: &Db, p: &Principal, req: &SupplierUpsert) -> Re
                     currency: req.currency.clone(),
                     created_at: now,
                     updated_at: now,
+                    order_line_cost: Dec(req.order_line_cost),
+                    plan_budget: req.plan_budget.map(Dec),
+                    plan_capacity_units: req.plan_capacity_units,
                 };
                 supplier::Entity::insert(supplier::ActiveModel::from(m.clone())).exec_without_returning(&s.tx).await?;
                 m
@@ -348,6 +403,7 @@ pub async fn upsert_supplier(db: &Db, p: &Principal, req: &SupplierUpsert) -> Re
                 unit_cost: Set(Dec(it.unit_cost)),
                 currency: Set(req.currency.clone()),
                 updated_at: Set(now),
+                price_breaks: Set(serde_json::json!(it.price_breaks)),
             };
             supplier_item::Entity::insert(row)
                 .on_conflict(
@@ -364,6 +420,7 @@ pub async fn upsert_supplier(db: &Db, p: &Principal, req: &SupplierUpsert) -> Re
                         supplier_item::Column::UnitCost,
                         supplier_item::Column::Currency,
                         supplier_item::Column::UpdatedAt,
+                        supplier_item::Column::PriceBreaks,
                     ])
                     .to_owned(),
                 )

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Days;
 use qm_domain::forecast::sd_from_band;
-use qm_domain::replenish::plan::{self, Lane, LineKind, Need, Offer, PlanInput, PlanOptions, PriceBreak};
+use qm_domain::replenish::plan::{
+    self, Lane, LineKind, Need, Offer, PlanInput, PlanOptions, PriceBreak, SupplierLimits,
+};
 use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_classes, policy};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -33,6 +35,7 @@ use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
 use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
+use crate::services::catalog;
 use crate::services::forecast::{point_of, quantile_of, with_overrides};
 use crate::services::stock::{MAX_UNITS, OnHandChange, change_on_hand, check_key, retrying};
 use crate::state::AppState;
@@ -559,8 +562,14 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 location: loc_ix[&sl.location_id],
                 moq: i64::from(item.moq.max(0)),
                 pack_size: i64::from(item.pack_size.max(1)),
-                breaks: vec![PriceBreak { min_qty: 0, unit_price: item.unit_cost.0 }],
-                order_cost: Decimal::ZERO,
+                breaks: std::iter::once(PriceBreak { min_qty: 0, unit_price: item.unit_cost.0 })
+                    .chain(
+                        catalog::price_breaks(item)
+                            .into_iter()
+                            .map(|b| PriceBreak { min_qty: i64::from(b.min_qty), unit_price: b.unit_cost }),
+                    )
+                    .collect(),
+                order_cost: g.suppliers.get(&item.supplier_id).map_or(Decimal::ZERO, |x| x.order_line_cost.0),
             });
             offer_items.push(item);
         }
@@ -573,7 +582,14 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             }
         }
     }
-    let input = PlanInput { needs, offers, lanes, ..PlanInput::default() };
+    let mut supplier_limits = vec![SupplierLimits::default(); supplier_ix.len()];
+    for (id, &i) in &supplier_ix {
+        if let Some(x) = g.suppliers.get(id) {
+            supplier_limits[i] =
+                SupplierLimits { budget: x.plan_budget.map(|b| b.0), capacity: x.plan_capacity_units.map(i64::from) };
+        }
+    }
+    let input = PlanInput { needs, offers, lanes, suppliers: supplier_limits, ..PlanInput::default() };
     let planned = plan::plan(&input, PlanOptions::default()).map_err(|e| e.to_string())?;
     // Where each need stands once the plan arrives.
     let mut after: Vec<i64> = slots.iter().map(|sl| sl.position).collect();
@@ -650,6 +666,17 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 let o = &input.offers[offer];
                 let supplier_name = g.suppliers.get(&item.supplier_id).map_or("the supplier", |x| x.name.as_str());
                 let mut why = format!("{base}; buy {} from {supplier_name} at {}", l.quantity, l.unit_cost);
+                if let Some(b) = o.breaks.iter().skip(1).rfind(|b| l.quantity >= b.min_qty) {
+                    why.push_str(&format!(" (the price from {} units, not {})", b.min_qty, item.unit_cost.0));
+                }
+                let limited =
+                    input.suppliers.get(o.supplier).is_some_and(|x| x.budget.is_some() || x.capacity.is_some());
+                if planned.shortfall[i] > 0 && limited {
+                    why.push_str(&format!(
+                        "; {} short of the target within {supplier_name}'s plan budget and capacity",
+                        planned.shortfall[i]
+                    ));
+                }
                 if l.quantity > need {
                     why.push_str(&format!(
                         " (the need of {need} rounded up to packs of {} and a minimum of {})",
@@ -658,6 +685,12 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 }
                 explanation["packSize"] = json!(o.pack_size);
                 explanation["moq"] = json!(o.moq);
+                explanation["priceBreaks"] = json!(
+                    o.breaks
+                        .iter()
+                        .map(|b| json!({ "minQuantity": b.min_qty, "unitCost": b.unit_price.to_string() }))
+                        .collect::<Vec<_>>()
+                );
                 LineOut {
                     kind: "buy",
                     variant_id: sl.variant_id,
