@@ -856,6 +856,22 @@ mod tests {
         assert!(gap < 1e-6, "buying each need exactly is optimal here: {gap}");
     }
 
+    /// A binding supplier budget over many SKUs couples them into one program: above
+    /// `max_coupled_integers` it is planned greedily, within the budget, with its gap reported.
+    #[test]
+    fn a_binding_budget_over_many_skus_is_planned_within_it() {
+        let needs: Vec<Need> = (0..80).map(|s| need(s, 0, 0, 0, 7 + (s % 9) as i64, 20 + (s % 7) as i64)).collect();
+        let offers: Vec<Offer> = (0..80).map(|s| offer(0, s, 0, 3 + (s % 5) as i64)).collect();
+        let suppliers = vec![SupplierLimits { budget: Some(Decimal::from(1_000)), capacity: None }];
+        let input = PlanInput { needs, offers, suppliers, ..PlanInput::default() };
+        let p = plan(&input, PlanOptions::default()).expect("plan");
+        assert_eq!(p.method, Method::Greedy);
+        assert!(violations(&input, &p).is_empty(), "{:?}", violations(&input, &p));
+        assert!(p.cost <= Decimal::from(1_000) && p.cost > Decimal::from(900), "{}", p.cost);
+        assert!(p.shortfall.iter().any(|s| *s > 0));
+        assert!(p.gap().is_some());
+    }
+
     #[test]
     fn skus_without_shared_limits_are_planned_one_by_one() {
         // 300 SKUs at two locations, each with a lane: far above the MILP's size limit as one
