@@ -36,43 +36,28 @@ async fn stock_out_predicted(app: &TestApp, t: &TestTenant, sku: &str, loc: &str
     rows.into_iter().map(|e| e.payload).filter(|p| p["sku"] == sku && p["locationId"] == loc).collect()
 }
 
-/// Inserts a purchase order in `status` with one line of `variant`, undated.
+/// Inserts an undated purchase order in `status` with one line of `variant`.
 async fn open_order(
+    app: &TestApp,
     s: &qm_api::db::Scoped,
-    supplier: uuid::Uuid,
-    location: uuid::Uuid,
+    supplier: &str,
+    location: &str,
     status: &str,
-    variant: uuid::Uuid,
-    quantity: i32,
-    received: i32,
+    line: (uuid::Uuid, i32, i32),
 ) {
-    use qm_api::db::entities::{purchase_order, purchase_order_line};
+    use qm_api::db::entities::{Dec, purchase_order_line};
     use sea_orm::ActiveValue::Set;
-    let (id, now) = (uuid::Uuid::now_v7(), chrono::Utc::now());
-    purchase_order::Entity::insert(purchase_order::ActiveModel {
-        tenant_id: Set(s.tenant()),
-        id: Set(id),
-        number: Set(format!("PO-{id}")),
-        supplier_id: Set(supplier),
-        location_id: Set(location),
-        status: Set(status.into()),
-        currency: Set("USD".into()),
-        expected_on: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        issued_at: Set(Some(now)),
-    })
-    .exec_without_returning(&s.tx)
-    .await
-    .expect("purchase order");
+    let number = format!("PO-{}", uuid::Uuid::now_v7());
+    let po = app.purchase_order_in(s, &number, supplier, location, status).await;
+    let (variant, quantity, received) = line;
     purchase_order_line::Entity::insert(purchase_order_line::ActiveModel {
         tenant_id: Set(s.tenant()),
         id: Set(uuid::Uuid::now_v7()),
-        purchase_order_id: Set(id),
+        purchase_order_id: Set(qm_tests::uuid_of(&po)),
         variant_id: Set(variant),
         quantity: Set(quantity),
         received_quantity: Set(received),
-        unit_cost: Set(qm_api::db::entities::Dec(rust_decimal::Decimal::ONE)),
+        unit_cost: Set(Dec(rust_decimal::Decimal::ONE)),
     })
     .exec_without_returning(&s.tx)
     .await
@@ -239,20 +224,19 @@ async fn a_projected_stockout_is_announced_once_and_overrides_change_the_plan() 
         )
         .await;
     let variant = qm_tests::uuid_of(ids["variantBySku"]["id"].as_str().expect("variant"));
-    let supplier = qm_tests::uuid_of(ids["suppliers"]["nodes"][0]["id"].as_str().expect("a supplier"));
+    let supplier = ids["suppliers"]["nodes"][0]["id"].as_str().expect("a supplier");
     let elsewhere = ids["locations"]["nodes"]
         .as_array()
         .and_then(|l| l.iter().filter_map(|x| x["id"].as_str()).find(|id| *id != loc))
-        .map(qm_tests::uuid_of)
         .expect("a second location");
     let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
     for (at, status, quantity, received) in [
-        (qm_tests::uuid_of(&loc), "issued", 40, 10),
-        (qm_tests::uuid_of(&loc), "received", 70, 70),
-        (qm_tests::uuid_of(&loc), "cancelled", 500, 0),
+        (loc.as_str(), "issued", 40, 10),
+        (loc.as_str(), "received", 70, 70),
+        (loc.as_str(), "cancelled", 500, 0),
         (elsewhere, "issued", 900, 0),
     ] {
-        open_order(&s, supplier, at, status, variant, quantity, received).await;
+        open_order(&app, &s, supplier, at, status, (variant, quantity, received)).await;
     }
     s.commit().await.expect("commit");
 

@@ -315,9 +315,21 @@ impl TestApp {
             .expect("fast-forward jobs");
     }
 
-    /// Inserts an issued purchase order (there is no mutation for them yet) and returns its global ID.
+    /// Inserts an issued purchase order (without lines) and returns its global ID.
     /// `supplier` and `location` are global IDs.
     pub async fn purchase_order(&self, s: &qm_api::db::Scoped, number: &str, supplier: &str, location: &str) -> String {
+        self.purchase_order_in(s, number, supplier, location, "issued").await
+    }
+
+    /// [`Self::purchase_order`] in `status` (`draft`, `issued`, `received`, `cancelled`, …).
+    pub async fn purchase_order_in(
+        &self,
+        s: &qm_api::db::Scoped,
+        number: &str,
+        supplier: &str,
+        location: &str,
+        status: &str,
+    ) -> String {
         use qm_api::db::entities::purchase_order;
         use sea_orm::{ActiveValue::Set, EntityTrait};
         let (id, now) = (Uuid::now_v7(), chrono::Utc::now());
@@ -327,7 +339,7 @@ impl TestApp {
             number: Set(number.into()),
             supplier_id: Set(uuid_of(supplier)),
             location_id: Set(uuid_of(location)),
-            status: Set("issued".into()),
+            status: Set(status.into()),
             currency: Set("USD".into()),
             expected_on: Set(None),
             created_at: Set(now),
