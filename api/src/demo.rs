@@ -57,6 +57,7 @@ pub async fn seed(db: &Db, params: &DemoParams) -> anyhow::Result<Seeded> {
             longitude: Some(l.longitude),
             created_at: now,
             updated_at: now,
+            capacity_volume: None,
         }))
         .exec_without_returning(&s.tx)
         .await?;
@@ -112,6 +113,7 @@ pub async fn seed(db: &Db, params: &DemoParams) -> anyhow::Result<Seeded> {
                 currency: "USD".into(),
                 created_at: now,
                 updated_at: now,
+                unit_volume: None,
             }))
             .exec_without_returning(&s.tx)
             .await?;

@@ -19,7 +19,7 @@ mod m20261122_000004_create_alerts;
 mod m20261203_000005_create_forecasts;
 mod m20261203_000006_create_replenishment;
 mod m20261203_000007_create_connectors;
-mod m20261203_000008_add_supplier_terms;
+mod m20261203_000008_add_plan_terms;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -76,7 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_create_forecasts::Migration),
             Box::new(m20261203_000006_create_replenishment::Migration),
             Box::new(m20261203_000007_create_connectors::Migration),
-            Box::new(m20261203_000008_add_supplier_terms::Migration),
+            Box::new(m20261203_000008_add_plan_terms::Migration),
         ]
     }
 }

@@ -1,7 +1,8 @@
-//! Supplier terms the replenishment plan honours: a fixed cost per line ordered, a spend limit and a
-//! unit capacity per plan on the supplier, and all-units price breaks on each supplier item.
-//! Decimals are canonical decimal text, as everywhere; existing rows get no limits, no order
-//! cost and no breaks.
+//! Terms and limits the replenishment plan honours: on the supplier a fixed cost per line
+//! ordered, a spend limit and a unit capacity per plan; all-units price breaks on each supplier
+//! item; the volume of one unit of a variant and the volume a location holds (in whatever unit
+//! the tenant uses for both). Decimals are canonical decimal text, as everywhere; existing rows
+//! get no limits, no line cost, no breaks and no volumes.
 
 use sea_orm_migration::prelude::*;
 
@@ -16,6 +17,8 @@ fn columns() -> Vec<(&'static str, ColumnDef)> {
         ("suppliers", ColumnDef::new("plan_capacity_units").integer().null().to_owned()),
         // [{"min_qty": 100, "unit_cost": "9.50"}, …], ascending by min_qty.
         ("supplier_items", ColumnDef::new("price_breaks").json().not_null().default("[]").to_owned()),
+        ("variants", ColumnDef::new("unit_volume").double().null().to_owned()),
+        ("locations", ColumnDef::new("capacity_volume").double().null().to_owned()),
     ]
 }
 

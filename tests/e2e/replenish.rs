@@ -462,3 +462,89 @@ async fn supplier_budgets_capacities_and_price_breaks_shape_the_plan() {
     );
     assert!(d["supplierUpsert"]["supplier"].is_null());
 }
+
+/// The units a plan delivers to `location` (bought or moved there).
+fn delivered_to(plan: &Value, location: &str) -> i64 {
+    plan["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter(|l| l["location"]["id"] == location)
+        .map(|l| l["quantity"].as_i64().expect("quantity"))
+        .sum()
+}
+
+#[tokio::test]
+async fn a_full_location_gets_no_more_volume() {
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    // Every unit takes room.
+    let d = app
+        .data(
+            &token,
+            "{ products(first: 50) { nodes { id handle title variants { sku title price { amount currencyCode } } } }
+               locations(first: 10) { nodes { id code name kind latitude longitude } } }",
+            json!({}),
+        )
+        .await;
+    let upsert = "mutation($i: ProductUpsertInput!) { productUpsert(input: $i) { product { variants { unitVolume } } userErrors { field message } } }";
+    for p in d["products"]["nodes"].as_array().expect("products") {
+        let variants: Vec<Value> = p["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .map(|v| {
+                json!({ "sku": v["sku"], "title": v["title"], "price": v["price"]["amount"],
+                        "currencyCode": v["price"]["currencyCode"], "unitVolume": 2.5 })
+            })
+            .collect();
+        let i = json!({ "id": p["id"], "handle": p["handle"], "title": p["title"], "variants": variants });
+        let r = app.data(&token, upsert, json!({ "i": i })).await;
+        assert_eq!(r["productUpsert"]["userErrors"], json!([]), "{r}");
+        assert_eq!(r["productUpsert"]["product"]["variants"][0]["unitVolume"], 2.5);
+    }
+    let open = plan(&app, &token).await;
+    let locations = d["locations"]["nodes"].as_array().expect("locations").clone();
+    let busiest = locations
+        .iter()
+        .max_by_key(|l| delivered_to(&open, l["id"].as_str().expect("id")))
+        .expect("a location")
+        .clone();
+    let loc = busiest["id"].as_str().expect("id").to_owned();
+    assert!(delivered_to(&open, &loc) > 0, "the demo plan delivers somewhere: {open}");
+
+    // No room left: nothing more arrives there; other locations are still supplied.
+    let set = "mutation($i: LocationUpsertInput!) { locationUpsert(input: $i) { location { capacityVolume } userErrors { field code } } }";
+    let input = |cap: Value| {
+        json!({ "i": { "id": loc, "code": busiest["code"], "name": busiest["name"], "kind": busiest["kind"],
+                       "latitude": busiest["latitude"], "longitude": busiest["longitude"], "capacityVolume": cap } })
+    };
+    let bad = app.data(&token, set, input(json!(-1.0))).await;
+    assert_eq!(
+        bad["locationUpsert"]["userErrors"],
+        json!([{ "field": ["input", "capacityVolume"], "code": "INVALID" }])
+    );
+    let d = app.data(&token, set, input(json!(0.0))).await;
+    assert_eq!(d["locationUpsert"]["location"]["capacityVolume"], 0.0, "{d}");
+    let full = plan(&app, &token).await;
+    assert_eq!(delivered_to(&full, &loc), 0, "{full}");
+    let elsewhere: i64 = locations
+        .iter()
+        .filter(|l| l["id"] != loc.as_str())
+        .map(|l| delivered_to(&full, l["id"].as_str().expect("id")))
+        .sum();
+    let before: i64 = locations
+        .iter()
+        .filter(|l| l["id"] != loc.as_str())
+        .map(|l| delivered_to(&open, l["id"].as_str().expect("id")))
+        .sum();
+    assert!(elsewhere > 0 || before == 0, "{full}");
+
+    // Room for everything again: the same plan as without a limit.
+    app.data(&token, set, input(json!(1e9))).await;
+    let roomy = plan(&app, &token).await;
+    assert_eq!(delivered_to(&roomy, &loc), delivered_to(&open, &loc), "{roomy}");
+    assert_eq!(roomy["method"], open["method"]);
+}

@@ -111,6 +111,8 @@ tenant_entity!(location, "locations", {
     pub longitude: Option<f64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The volume the location holds (the unit of `variant.unit_volume`).
+    pub capacity_volume: Option<f64>,
 });
 
 tenant_entity!(product, "products", {
@@ -134,6 +136,8 @@ tenant_entity!(variant, "variants", {
     pub currency: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The volume of one unit (for location capacity).
+    pub unit_volume: Option<f64>,
 });
 
 tenant_entity!(supplier, "suppliers", {

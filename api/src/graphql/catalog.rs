@@ -134,6 +134,9 @@ pub struct LocationUpsertInput {
     pub kind: LocationKind,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+    /// The volume the location holds (in the unit of the variants' `unitVolume`); replenishment
+    /// plans deliver no more than the room left. None: no limit.
+    pub capacity_volume: Option<f64>,
 }
 
 #[derive(SimpleObject)]
@@ -148,6 +151,8 @@ pub struct VariantInput {
     pub title: String,
     pub price: Decimal,
     pub currency_code: String,
+    /// The volume of one unit, for locations' `capacityVolume` (none: takes no room).
+    pub unit_volume: Option<f64>,
 }
 
 #[derive(InputObject)]
@@ -230,6 +235,7 @@ impl CatalogMutation {
             kind: input.kind.as_str(),
             latitude: input.latitude,
             longitude: input.longitude,
+            capacity_volume: input.capacity_volume,
         };
         Ok(match catalog::upsert_location(ctx.db(), p, &req).await? {
             Ok(m) => LocationUpsertPayload { location: Some(Location(m)), user_errors: vec![] },
@@ -264,6 +270,7 @@ impl CatalogMutation {
                     title: v.title,
                     price: v.price,
                     currency: v.currency_code,
+                    unit_volume: v.unit_volume,
                 })
                 .collect(),
         };

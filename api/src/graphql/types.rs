@@ -178,6 +178,10 @@ impl Location {
     async fn longitude(&self) -> Option<f64> {
         self.0.longitude
     }
+    /// The volume the location holds (the unit of variants' `unitVolume`); null for no limit.
+    async fn capacity_volume(&self) -> Option<f64> {
+        self.0.capacity_volume
+    }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -234,6 +238,10 @@ impl Variant {
     }
     async fn price(&self) -> Money {
         Money { amount: self.0.price.0, currency_code: self.0.currency.clone() }
+    }
+    /// The volume of one unit (for locations' `capacityVolume`); null takes no room.
+    async fn unit_volume(&self) -> Option<f64> {
+        self.0.unit_volume
     }
     async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>, ApiError> {
         Ok(loaders(ctx)?.product.load_one(self.0.product_id).await?.map(Product))

@@ -25,6 +25,13 @@ pub struct LocationUpsert {
     pub kind: &'static str,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+    /// The volume the location holds, for replenishment plans (none: no limit).
+    pub capacity_volume: Option<f64>,
+}
+
+/// A volume (of a unit or of a location) as stored: finite, not negative.
+fn volume_ok(v: Option<f64>) -> bool {
+    v.is_none_or(|v| v.is_finite() && (0.0..=1e12).contains(&v))
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
@@ -40,6 +47,9 @@ pub async fn upsert_location(db: &Db, p: &Principal, req: &LocationUpsert) -> Re
     }
     if req.longitude.is_some_and(|v| !(-180.0..=180.0).contains(&v)) {
         return Ok(Err(vec![UserError::invalid(&["input", "longitude"], "longitude must be within -180..180")]));
+    }
+    if !volume_ok(req.capacity_volume) {
+        return Ok(Err(vec![UserError::invalid(&["input", "capacityVolume"], "capacity must be between 0 and 1e12")]));
     }
     retrying!(db, p, |s| {
         let by_code =
@@ -72,6 +82,7 @@ pub async fn upsert_location(db: &Db, p: &Principal, req: &LocationUpsert) -> Re
                 am.kind = Set(req.kind.to_owned());
                 am.latitude = Set(req.latitude);
                 am.longitude = Set(req.longitude);
+                am.capacity_volume = Set(req.capacity_volume);
                 am.updated_at = Set(now);
                 am.update(&s.tx).await?
             }
@@ -86,6 +97,7 @@ pub async fn upsert_location(db: &Db, p: &Principal, req: &LocationUpsert) -> Re
                     longitude: req.longitude,
                     created_at: now,
                     updated_at: now,
+                    capacity_volume: req.capacity_volume,
                 };
                 location::Entity::insert(location::ActiveModel::from(m.clone())).exec_without_returning(&s.tx).await?;
                 m
@@ -100,6 +112,8 @@ pub struct VariantUpsert {
     pub title: String,
     pub price: Decimal,
     pub currency: String,
+    /// The volume of one unit, for location capacity in replenishment plans.
+    pub unit_volume: Option<f64>,
 }
 
 pub struct ProductUpsert {
@@ -140,6 +154,13 @@ pub async fn upsert_product(db: &Db, p: &Principal, req: &ProductUpsert) -> Resu
             errors.push(UserError {
                 field: Some(at("price")),
                 message: "price must be non-negative with a three-letter ISO currency".into(),
+                code: UserErrorCode::Invalid,
+            });
+        }
+        if !volume_ok(v.unit_volume) {
+            errors.push(UserError {
+                field: Some(at("unitVolume")),
+                message: "unit volume must be between 0 and 1e12".into(),
                 code: UserErrorCode::Invalid,
             });
         }
@@ -213,6 +234,7 @@ pub async fn upsert_product(db: &Db, p: &Principal, req: &ProductUpsert) -> Resu
                     am.title = Set(v.title.clone());
                     am.price = Set(Dec(v.price));
                     am.currency = Set(v.currency.clone());
+                    am.unit_volume = Set(v.unit_volume);
                     am.updated_at = Set(now);
                     am.update(&s.tx).await?;
                 }
@@ -227,6 +249,7 @@ pub async fn upsert_product(db: &Db, p: &Principal, req: &ProductUpsert) -> Resu
                         currency: Set(v.currency.clone()),
                         created_at: Set(now),
                         updated_at: Set(now),
+                        unit_volume: Set(v.unit_volume),
                     })
                     .exec_without_returning(&s.tx)
                     .await?;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::Days;
 use qm_domain::forecast::sd_from_band;
 use qm_domain::replenish::plan::{
-    self, Lane, LineKind, Need, Offer, PlanInput, PlanOptions, PriceBreak, SupplierLimits,
+    self, Lane, LineKind, LocationLimits, Need, Offer, PlanInput, PlanOptions, PriceBreak, SupplierLimits,
 };
 use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_classes, policy};
 use rust_decimal::Decimal;
@@ -548,7 +548,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             on_hand: sl.on_hand,
             position: sl.position,
             target: sl.target,
-            unit_volume: 0.0,
+            unit_volume: g.variants.get(&sl.variant_id).and_then(|v| v.unit_volume).unwrap_or(0.0),
             shortfall_penalty: g.variants.get(&sl.variant_id).map_or(Decimal::ZERO, |v| v.price.0),
         })
         .collect();
@@ -589,7 +589,11 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 SupplierLimits { budget: x.plan_budget.map(|b| b.0), capacity: x.plan_capacity_units.map(i64::from) };
         }
     }
-    let input = PlanInput { needs, offers, lanes, suppliers: supplier_limits, ..PlanInput::default() };
+    let locations: Vec<LocationLimits> = loc_ids
+        .iter()
+        .map(|id| LocationLimits { capacity: g.locations.get(id).and_then(|l| l.capacity_volume) })
+        .collect();
+    let input = PlanInput { needs, offers, lanes, suppliers: supplier_limits, locations, ..PlanInput::default() };
     let planned = plan::plan(&input, PlanOptions::default()).map_err(|e| e.to_string())?;
     // Where each need stands once the plan arrives.
     let mut after: Vec<i64> = slots.iter().map(|sl| sl.position).collect();
@@ -669,12 +673,24 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 if let Some(b) = o.breaks.iter().skip(1).rfind(|b| l.quantity >= b.min_qty) {
                     why.push_str(&format!(" (the price from {} units, not {})", b.min_qty, item.unit_cost.0));
                 }
-                let limited =
-                    input.suppliers.get(o.supplier).is_some_and(|x| x.budget.is_some() || x.capacity.is_some());
-                if planned.shortfall[i] > 0 && limited {
+                let lim = input.suppliers.get(o.supplier).cloned().unwrap_or_default();
+                let limits: Vec<String> = [
+                    lim.budget.map(|_| format!("{supplier_name}'s plan budget")),
+                    lim.capacity.map(|_| format!("{supplier_name}'s plan capacity")),
+                    input
+                        .locations
+                        .get(o.location)
+                        .and_then(|l| l.capacity)
+                        .map(|_| "the location's volume".to_owned()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if planned.shortfall[i] > 0 && !limits.is_empty() {
                     why.push_str(&format!(
-                        "; {} short of the target within {supplier_name}'s plan budget and capacity",
-                        planned.shortfall[i]
+                        "; {} short of the target within {}",
+                        planned.shortfall[i],
+                        limits.join(" and ")
                     ));
                 }
                 if l.quantity > need {

@@ -54,6 +54,7 @@ async fn seed(app: &TestApp) -> anyhow::Result<(String, Vec<String>)> {
             longitude: Some(-74.0),
             created_at: now,
             updated_at: now,
+            capacity_volume: None,
         }))
         .exec_without_returning(&s.tx)
         .await?;
@@ -90,6 +91,7 @@ async fn seed(app: &TestApp) -> anyhow::Result<(String, Vec<String>)> {
                     currency: Set("USD".into()),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    unit_volume: Set(None),
                 }
             })
             .collect();
