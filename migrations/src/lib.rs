@@ -32,6 +32,8 @@ pub use m20261203_000005_create_forecasts::TABLES as FORECAST_TABLES;
 pub use m20261203_000006_create_replenishment::TABLES as REPLENISHMENT_TABLES;
 /// Tenant tables of connectors.
 pub use m20261203_000007_create_connectors::TABLES as CONNECTOR_TABLES;
+/// Tenant tables of replenishment terms added later (lane costs).
+pub use m20261203_000008_add_plan_terms::TABLES as PLAN_TERMS_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";

@@ -548,3 +548,82 @@ async fn a_full_location_gets_no_more_volume() {
     assert_eq!(delivered_to(&roomy, &loc), delivered_to(&open, &loc), "{roomy}");
     assert_eq!(roomy["method"], open["method"]);
 }
+
+#[tokio::test]
+async fn a_lanes_own_cost_decides_between_moving_and_buying() {
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    let d = app
+        .data(
+            &token,
+            "{ locations(first: 10) { nodes { id } } products(first: 1) { nodes { variants { sku } } } }",
+            json!({}),
+        )
+        .await;
+    let locs: Vec<String> = d["locations"]["nodes"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_owned())
+        .collect();
+    let sku = d["products"]["nodes"][0]["variants"][0]["sku"].as_str().expect("sku").to_owned();
+    let (full, empty) = (locs[0].clone(), locs[1].clone());
+    adjust(&app, &token, &sku, &full, 5000).await;
+    let have = on_hand(&app, &token, &sku, &empty).await;
+    if have > 0 {
+        adjust(&app, &token, &sku, &empty, -have).await;
+    }
+    // Units of the SKU moved from the full location to the empty one.
+    let moved = |plan: &Value| -> i64 {
+        plan["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter(|l| {
+                l["kind"] == "TRANSFER"
+                    && l["sku"] == sku.as_str()
+                    && l["location"]["id"] == empty.as_str()
+                    && l["fromLocation"]["id"] == full.as_str()
+            })
+            .map(|l| l["quantity"].as_i64().expect("quantity"))
+            .sum()
+    };
+    let cheap = plan(&app, &token).await;
+    assert!(moved(&cheap) > 0, "the default 0.50 a unit is cheaper than buying: {cheap}");
+
+    let set = "mutation($from: ID!, $to: ID!, $c: Decimal) { replenishmentLaneCostSet(input: { fromLocationId: $from, toLocationId: $to, unitCost: $c }) {
+        replenishmentSettings { transferUnitCost laneCosts { fromLocationId toLocationId unitCost } } userErrors { field code } } }";
+    let d = app.data(&token, set, json!({ "from": full, "to": empty, "c": "1000" })).await;
+    assert_eq!(
+        d["replenishmentLaneCostSet"]["replenishmentSettings"]["laneCosts"],
+        json!([{ "fromLocationId": full, "toLocationId": empty, "unitCost": "1000" }]),
+        "{d}"
+    );
+    let dear = plan(&app, &token).await;
+    assert_eq!(moved(&dear), 0, "{dear}");
+    assert!(
+        dear["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .any(|l| l["kind"] == "BUY" && l["sku"] == sku.as_str() && l["location"]["id"] == empty.as_str()),
+        "it buys instead: {dear}"
+    );
+    // Removing the lane's own cost restores the default.
+    let d = app.data(&token, set, json!({ "from": full, "to": empty, "c": null })).await;
+    assert_eq!(d["replenishmentLaneCostSet"]["replenishmentSettings"]["laneCosts"], json!([]));
+    assert_eq!(moved(&plan(&app, &token).await), moved(&cheap));
+    // A lane joins two different locations; costs are not negative.
+    let d = app.data(&token, set, json!({ "from": full, "to": full, "c": "1" })).await;
+    assert_eq!(
+        d["replenishmentLaneCostSet"]["userErrors"],
+        json!([{ "field": ["input", "toLocationId"], "code": "INVALID" }])
+    );
+    let d = app.data(&token, set, json!({ "from": full, "to": empty, "c": "-1" })).await;
+    assert_eq!(
+        d["replenishmentLaneCostSet"]["userErrors"],
+        json!([{ "field": ["input", "unitCost"], "code": "INVALID" }])
+    );
+}

@@ -362,6 +362,16 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Location",
     });
+    m.entry("Mutation.replenishmentLaneCostSet").or_default().push(Probe {
+        query: "mutation($a: ID!, $id: ID!) { replenishmentLaneCostSet(input: { fromLocationId: $a, toLocationId: $id, unitCost: \"1\" }) { replenishmentSettings { laneCosts { unitCost } } userErrors { field code } } }",
+        vars: |w, id| json!({ "a": w.a_loc, "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.replenishmentLaneCostSet").or_default().push(Probe {
+        query: "mutation($a: ID!, $id: ID!) { replenishmentLaneCostSet(input: { fromLocationId: $id, toLocationId: $a, unitCost: \"1\" }) { replenishmentSettings { laneCosts { unitCost } } userErrors { field code } } }",
+        vars: |w, id| json!({ "a": w.a_loc, "id": id }),
+        kind: "Location",
+    });
     m.entry("Mutation.stockTransfer").or_default().push(Probe {
         query: "mutation($from: ID!, $to: ID!) { stockTransfer(input: { sku: \"A-SKU\", fromLocationId: $from, toLocationId: $to, quantity: 1 }) { transferId userErrors { field code } } }",
         vars: |w, id| json!({ "from": w.a_loc, "to": id }),
@@ -631,6 +641,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
         .chain(qm_api::db::FORECAST_TABLES)
         .chain(qm_api::db::REPLENISHMENT_TABLES)
         .chain(qm_api::db::CONNECTOR_TABLES)
+        .chain(qm_api::db::PLAN_TERMS_TABLES)
     {
         let rows =
             s.tx.query_all_raw(Statement::from_string(

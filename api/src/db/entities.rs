@@ -359,6 +359,15 @@ tenant_entity!(replenishment_sku_target, "replenishment_sku_targets", {
     pub updated_at: DateTimeUtc,
 });
 
+tenant_entity!(replenishment_lane, "replenishment_lanes", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub from_location_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub to_location_id: Uuid,
+    pub unit_cost: Dec,
+    pub updated_at: DateTimeUtc,
+});
+
 tenant_entity!(replenishment_line, "replenishment_lines", {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::live::{self, Bus, Update};
 pub use qm_migrations::{
     ALERT_TABLES, API_KEY_HASH_SETTING, CONNECTOR_ID_SETTING, CONNECTOR_TABLES, FORECAST_TABLES, JOB_TABLES, Migrator,
-    REPLENISHMENT_TABLES, TENANT_SETTING, TENANT_TABLES, WORKER_SETTING,
+    PLAN_TERMS_TABLES, REPLENISHMENT_TABLES, TENANT_SETTING, TENANT_TABLES, WORKER_SETTING,
 };
 
 /// Whether a transaction will write. On SQLite a writer takes the write lock at `BEGIN`

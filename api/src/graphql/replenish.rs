@@ -254,6 +254,18 @@ impl ReplenishmentSettings {
         self.0.transfer_unit_cost
     }
     /// SKUs with a target of their own (it wins over the class and the default).
+    /// Lanes whose transfer cost differs from `transferUnitCost`.
+    async fn lane_costs(&self) -> Vec<ReplenishmentLaneCost> {
+        self.0
+            .lane_costs
+            .iter()
+            .map(|((from, to), cost)| ReplenishmentLaneCost {
+                from_location_id: gid("Location", *from),
+                to_location_id: gid("Location", *to),
+                unit_cost: *cost,
+            })
+            .collect()
+    }
     async fn sku_targets(&self, ctx: &Context<'_>) -> Result<Vec<ReplenishmentSkuTarget>, ApiError> {
         let ids: Vec<Uuid> = self.0.sku_targets.keys().copied().collect();
         let variants = loaders(ctx)?.variant.load_many(ids).await?;
@@ -274,6 +286,14 @@ impl ReplenishmentSettings {
 pub struct ReplenishmentSkuTarget {
     pub sku: String,
     pub target_service_level: f64,
+}
+
+/// A lane with its own transfer cost.
+#[derive(SimpleObject)]
+pub struct ReplenishmentLaneCost {
+    pub from_location_id: ID,
+    pub to_location_id: ID,
+    pub unit_cost: Decimal,
 }
 
 #[derive(Default)]
@@ -418,6 +438,15 @@ pub struct ReplenishmentSettingsPayload {
 }
 
 #[derive(InputObject)]
+pub struct ReplenishmentLaneCostSetInput {
+    pub from_location_id: ID,
+    pub to_location_id: ID,
+    /// What moving one unit from the first to the second location costs; null removes the
+    /// lane's own cost (the tenant's `transferUnitCost` applies again).
+    pub unit_cost: Option<Decimal>,
+}
+
+#[derive(InputObject)]
 pub struct ReplenishmentSkuTargetSetInput {
     pub sku: String,
     /// The SKU's own target, strictly between 0 and 1; null removes it.
@@ -449,6 +478,7 @@ impl ReplenishmentMutation {
             class_targets: [input.class_a_target, input.class_b_target, input.class_c_target],
             transfer_unit_cost: input.transfer_unit_cost.unwrap_or_else(service::default_transfer_unit_cost),
             sku_targets: Default::default(),
+            lane_costs: Default::default(),
         };
         Ok(match service::set_settings(ctx.db(), p, &new).await? {
             Ok(s) => ReplenishmentSettingsPayload {
@@ -467,6 +497,25 @@ impl ReplenishmentMutation {
     ) -> Result<ReplenishmentSettingsPayload, ApiError> {
         let p = ctx.operator()?;
         Ok(match service::set_sku_target(ctx.db(), p, &input.sku, input.target_service_level).await? {
+            Ok(s) => ReplenishmentSettingsPayload {
+                replenishment_settings: Some(ReplenishmentSettings(s)),
+                user_errors: vec![],
+            },
+            Err(user_errors) => ReplenishmentSettingsPayload { replenishment_settings: None, user_errors },
+        })
+    }
+
+    /// Sets the cost of moving a unit along one lane (from one location to another), where it
+    /// differs from the tenant's `transferUnitCost`; null removes it.
+    async fn replenishment_lane_cost_set(
+        &self,
+        ctx: &Context<'_>,
+        input: ReplenishmentLaneCostSetInput,
+    ) -> Result<ReplenishmentSettingsPayload, ApiError> {
+        let p = ctx.operator()?;
+        let from = parse_gid(&input.from_location_id, "Location");
+        let to = parse_gid(&input.to_location_id, "Location");
+        Ok(match service::set_lane_cost(ctx.db(), p, from, to, input.unit_cost).await? {
             Ok(s) => ReplenishmentSettingsPayload {
                 replenishment_settings: Some(ReplenishmentSettings(s)),
                 user_errors: vec![],

@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::entities::{
-    Dec, forecast as forecast_e, forecast_override, location, purchase_order, purchase_order_line, replenishment_line,
-    replenishment_run, replenishment_settings, replenishment_sku_target, stock_level, supplier, supplier_item,
-    transfer, variant,
+    Dec, forecast as forecast_e, forecast_override, location, purchase_order, purchase_order_line, replenishment_lane,
+    replenishment_line, replenishment_run, replenishment_settings, replenishment_sku_target, stock_level, supplier,
+    supplier_item, transfer, variant,
 };
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
@@ -61,11 +61,18 @@ pub struct Settings {
     pub transfer_unit_cost: Decimal,
     /// Per variant.
     pub sku_targets: HashMap<Uuid, f64>,
+    /// The cost of moving a unit from one location to another, where it is not `transfer_unit_cost`.
+    pub lane_costs: BTreeMap<(Uuid, Uuid), Decimal>,
 }
 
 impl Settings {
-    fn from_row(row: Option<replenishment_settings::Model>, skus: Vec<replenishment_sku_target::Model>) -> Settings {
+    fn from_row(
+        row: Option<replenishment_settings::Model>,
+        skus: Vec<replenishment_sku_target::Model>,
+        lanes: Vec<replenishment_lane::Model>,
+    ) -> Settings {
         let sku_targets = skus.into_iter().map(|t| (t.variant_id, t.target_service_level)).collect();
+        let lane_costs = lanes.into_iter().map(|l| ((l.from_location_id, l.to_location_id), l.unit_cost.0)).collect();
         match row {
             Some(r) => Settings {
                 fill_rate: r.service_level_kind != "cycle",
@@ -73,6 +80,7 @@ impl Settings {
                 class_targets: [r.class_a_target, r.class_b_target, r.class_c_target],
                 transfer_unit_cost: r.transfer_unit_cost.0,
                 sku_targets,
+                lane_costs,
             },
             None => Settings {
                 fill_rate: true,
@@ -80,6 +88,7 @@ impl Settings {
                 class_targets: [None; 3],
                 transfer_unit_cost: default_transfer_unit_cost(),
                 sku_targets,
+                lane_costs,
             },
         }
     }
@@ -98,6 +107,11 @@ impl Settings {
             Some(t) => (t, TargetSource::Class(class)),
             None => (self.target, TargetSource::Default),
         }
+    }
+
+    /// What moving one unit from `from` to `to` costs.
+    fn lane_cost(&self, from: Uuid, to: Uuid) -> Decimal {
+        self.lane_costs.get(&(from, to)).copied().unwrap_or(self.transfer_unit_cost)
     }
 
     fn kind(&self) -> &'static str {
@@ -130,7 +144,8 @@ impl TargetSource {
 pub async fn settings(s: &Scoped) -> Result<Settings, DbErr> {
     let row = repo::find::<replenishment_settings::Entity>(s).one(&s.tx).await?;
     let skus = repo::find::<replenishment_sku_target::Entity>(s).all(&s.tx).await?;
-    Ok(Settings::from_row(row, skus))
+    let lanes = repo::find::<replenishment_lane::Entity>(s).all(&s.tx).await?;
+    Ok(Settings::from_row(row, skus, lanes))
 }
 
 /// `0.955` as `95.5`, `0.95` as `95`.
@@ -187,6 +202,53 @@ pub async fn set_settings(db: &Db, p: &Principal, new: &Settings) -> Result<Outc
         )
         .exec_without_returning(&s.tx)
         .await?;
+    let out = settings(&s).await?;
+    s.commit().await?;
+    Ok(Ok(out))
+}
+
+/// Sets (or with `None` removes) the cost of moving a unit from one location to another; lanes
+/// without their own cost use the tenant's `transfer_unit_cost`.
+pub async fn set_lane_cost(
+    db: &Db,
+    p: &Principal,
+    from: Option<Uuid>,
+    to: Option<Uuid>,
+    cost: Option<Decimal>,
+) -> Result<Outcome<Settings>, DbErr> {
+    if cost.is_some_and(|c| c.is_sign_negative() && !c.is_zero()) {
+        return Ok(Err(vec![UserError::invalid(&["input", "unitCost"], "the cost must not be negative")]));
+    }
+    if from.is_some() && from == to {
+        return Ok(Err(vec![UserError::invalid(&["input", "toLocationId"], "a lane joins two different locations")]));
+    }
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let mut ends = Vec::with_capacity(2);
+    for (id, field) in [(from, "fromLocationId"), (to, "toLocationId")] {
+        match id {
+            Some(id) if crate::services::lookup::location(&s, id).await?.is_some() => ends.push(id),
+            _ => return Ok(Err(vec![UserError::not_found(&["input", field], "location")])),
+        }
+    }
+    let (from, to) = (ends[0], ends[1]);
+    replenishment_lane::Entity::delete_many()
+        .filter(replenishment_lane::Column::TenantId.eq(s.tenant()))
+        .filter(replenishment_lane::Column::FromLocationId.eq(from))
+        .filter(replenishment_lane::Column::ToLocationId.eq(to))
+        .exec(&s.tx)
+        .await?;
+    if let Some(c) = cost {
+        let row = replenishment_lane::Model {
+            tenant_id: s.tenant(),
+            from_location_id: from,
+            to_location_id: to,
+            unit_cost: Dec(c),
+            updated_at: repo::now(),
+        };
+        replenishment_lane::Entity::insert(replenishment_lane::ActiveModel::from(row))
+            .exec_without_returning(&s.tx)
+            .await?;
+    }
     let out = settings(&s).await?;
     s.commit().await?;
     Ok(Ok(out))
@@ -578,7 +640,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
     for from in 0..loc_ids.len() {
         for to in 0..loc_ids.len() {
             if from != to {
-                lanes.push(Lane { from, to, unit_cost: g.settings.transfer_unit_cost });
+                lanes.push(Lane { from, to, unit_cost: g.settings.lane_cost(loc_ids[from], loc_ids[to]) });
             }
         }
     }
