@@ -58,6 +58,32 @@ async fn adjust(app: &TestApp, token: &str, sku: &str, loc: &str, delta: i64) {
     assert_eq!(d["stockAdjust"]["userErrors"], json!([]), "{d}");
 }
 
+/// The demo's first SKU with 5,000 more units at the first location and none at the second:
+/// (sku, full location, empty location).
+async fn full_and_empty(app: &TestApp, token: &str) -> (String, String, String) {
+    let d = app
+        .data(
+            token,
+            "{ locations(first: 10) { nodes { id } } products(first: 1) { nodes { variants { sku } } } }",
+            json!({}),
+        )
+        .await;
+    let locs: Vec<String> = d["locations"]["nodes"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_owned())
+        .collect();
+    let sku = d["products"]["nodes"][0]["variants"][0]["sku"].as_str().expect("sku").to_owned();
+    let (full, empty) = (locs[0].clone(), locs[1].clone());
+    adjust(app, token, &sku, &full, 5000).await;
+    let have = on_hand(app, token, &sku, &empty).await;
+    if have > 0 {
+        adjust(app, token, &sku, &empty, -have).await;
+    }
+    (sku, full, empty)
+}
+
 async fn plan(app: &TestApp, token: &str) -> Value {
     let d = app
         .data(
@@ -85,26 +111,7 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
     assert_eq!(first["seriesTotal"].as_u64(), Some(series as u64));
 
     // One SKU: plenty at one location, none at another.
-    let d = app
-        .data(
-            &token,
-            "{ locations(first: 10) { nodes { id } } products(first: 1) { nodes { variants { sku } } } }",
-            json!({}),
-        )
-        .await;
-    let locs: Vec<String> = d["locations"]["nodes"]
-        .as_array()
-        .expect("locations")
-        .iter()
-        .map(|l| l["id"].as_str().expect("id").to_owned())
-        .collect();
-    let sku = d["products"]["nodes"][0]["variants"][0]["sku"].as_str().expect("sku").to_owned();
-    let (full, empty) = (locs[0].clone(), locs[1].clone());
-    adjust(&app, &token, &sku, &full, 5000).await;
-    let have = on_hand(&app, &token, &sku, &empty).await;
-    if have > 0 {
-        adjust(&app, &token, &sku, &empty, -have).await;
-    }
+    let (sku, _full, empty) = full_and_empty(&app, &token).await;
 
     // Targets: 95 % by default, 99 % for class A, 80 % for this SKU.
     let settings = "mutation($i: ReplenishmentSettingsSetInput!) { replenishmentSettingsSet(input: $i) {
@@ -555,26 +562,7 @@ async fn a_lanes_own_cost_decides_between_moving_and_buying() {
     let (t, _) = demo(&app).await;
     let token = app.jwt(&t, &[qm_domain::Role::Planner]);
     app.drain_jobs().await;
-    let d = app
-        .data(
-            &token,
-            "{ locations(first: 10) { nodes { id } } products(first: 1) { nodes { variants { sku } } } }",
-            json!({}),
-        )
-        .await;
-    let locs: Vec<String> = d["locations"]["nodes"]
-        .as_array()
-        .expect("locations")
-        .iter()
-        .map(|l| l["id"].as_str().expect("id").to_owned())
-        .collect();
-    let sku = d["products"]["nodes"][0]["variants"][0]["sku"].as_str().expect("sku").to_owned();
-    let (full, empty) = (locs[0].clone(), locs[1].clone());
-    adjust(&app, &token, &sku, &full, 5000).await;
-    let have = on_hand(&app, &token, &sku, &empty).await;
-    if have > 0 {
-        adjust(&app, &token, &sku, &empty, -have).await;
-    }
+    let (sku, full, empty) = full_and_empty(&app, &token).await;
     // Units of the SKU moved from the full location to the empty one.
     let moved = |plan: &Value| -> i64 {
         plan["lines"]
