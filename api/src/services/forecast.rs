@@ -342,19 +342,53 @@ struct Supply {
     lead_days: Option<usize>,
 }
 
+/// What deciding needs before storing one series, in one round trip (subqueries): the stored
+/// row's run and projected stockout day, if there is a row, and the units available now.
+async fn standing(
+    s: &Scoped,
+    variant_id: Uuid,
+    location_id: Uuid,
+) -> Result<(Option<(Uuid, Option<NaiveDate>)>, i64), DbErr> {
+    use sea_orm::QueryTrait;
+    use sea_orm::sea_query::ExprTrait;
+
+    let stored = |col: forecast_e::Column| {
+        Expr::from(
+            repo::find::<forecast_e::Entity>(s)
+                .select_only()
+                .column(col)
+                .filter(forecast_e::Column::VariantId.eq(variant_id))
+                .filter(forecast_e::Column::LocationId.eq(location_id))
+                .into_query(),
+        )
+    };
+    let available = repo::find::<stock_level::Entity>(s)
+        .select_only()
+        .expr(Expr::col(stock_level::Column::OnHand).sub(Expr::col(stock_level::Column::Reserved)))
+        .filter(stock_level::Column::VariantId.eq(variant_id))
+        .filter(stock_level::Column::LocationId.eq(location_id))
+        .into_query();
+    let query = sea_orm::sea_query::Query::select()
+        .expr_as(stored(forecast_e::Column::RunId), "run_id")
+        .expr_as(stored(forecast_e::Column::StockoutOn), "stockout_on")
+        .expr_as(Expr::from(available), "available")
+        .to_owned();
+    let row = s.tx.query_one(&query).await?;
+    let Some(row) = row else { return Ok((None, 0)) };
+    let run: Option<Uuid> = row.try_get("", "run_id")?;
+    let stockout_on: Option<NaiveDate> = row.try_get("", "stockout_on")?;
+    let available: Option<i64> = row.try_get("", "available")?;
+    Ok((run.map(|r| (r, stockout_on)), available.unwrap_or(0)))
+}
+
 async fn supply(
     s: &Scoped,
     variant_id: Uuid,
+    available: i64,
     location_id: Uuid,
     first_day: NaiveDate,
     h: usize,
 ) -> Result<Supply, DbErr> {
-    let level = repo::find::<stock_level::Entity>(s)
-        .filter(stock_level::Column::VariantId.eq(variant_id))
-        .filter(stock_level::Column::LocationId.eq(location_id))
-        .one(&s.tx)
-        .await?;
-    let available = level.map_or(0, |l| l.on_hand - l.reserved);
     // The open lines of this SKU on open orders for this location, with their expected day.
     let po_of_line = purchase_order_line::Entity::belongs_to(purchase_order::Entity)
         .from(purchase_order_line::Column::PurchaseOrderId)
@@ -453,12 +487,7 @@ async fn store(
             .filter(forecast_e::Column::LocationId.eq(series.location_id))
     };
     // Only what deciding needs: the stored row carries the whole forecast.
-    let previous: Option<(Uuid, Option<NaiveDate>)> = this_series()
-        .select_only()
-        .columns([forecast_e::Column::RunId, forecast_e::Column::StockoutOn])
-        .into_tuple()
-        .one(&s.tx)
-        .await?;
+    let (previous, available) = standing(s, series.variant_id, series.location_id).await?;
     if skip_done
         && previous.is_some_and(|(run, _)| run == run_id)
         && let Some(done) = this_series().one(&s.tx).await?
@@ -467,7 +496,7 @@ async fn store(
     }
     let f = &c.forecast.series;
     let h = f.point.len();
-    let supply = supply(s, series.variant_id, series.location_id, first_day, h).await?;
+    let supply = supply(s, series.variant_id, available, series.location_id, first_day, h).await?;
     let overrides = overrides(s, series.variant_id, series.location_id).await?;
     let demand = with_overrides(&f.point, first_day, &overrides);
     let next_receipt = supply.lead_days.unwrap_or(h);
