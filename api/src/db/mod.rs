@@ -154,12 +154,16 @@ impl Db {
         self.conn.begin_with_options(TransactionOptions { sqlite_transaction_mode, ..Default::default() }).await
     }
 
-    async fn set_local(&self, tx: &DatabaseTransaction, setting: &str, value: String) -> Result<(), DbErr> {
-        if self.is_postgres() {
+    /// Sets transaction-local settings (PostgreSQL; nothing on SQLite), all in one statement.
+    async fn set_local(&self, tx: &DatabaseTransaction, settings: &[(&str, String)]) -> Result<(), DbErr> {
+        if self.is_postgres() && !settings.is_empty() {
+            let calls: Vec<String> =
+                (0..settings.len()).map(|i| format!("set_config(${}, ${}, true)", 2 * i + 1, 2 * i + 2)).collect();
+            let values = settings.iter().flat_map(|(k, v)| [(*k).into(), v.clone().into()]);
             tx.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT set_config($1, $2, true)",
-                [setting.into(), value.into()],
+                format!("SELECT {}", calls.join(", ")),
+                values,
             ))
             .await?;
         }
@@ -169,16 +173,11 @@ impl Db {
     /// Begins a transaction that sees only `tenant`'s rows.
     pub async fn scoped(&self, tenant: Uuid, mode: TxMode) -> Result<Scoped, DbErr> {
         let tx = self.begin(mode).await?;
-        if mode == TxMode::Derived && self.is_postgres() {
-            // One round trip for both settings.
-            tx.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT set_config($1, $2, true), set_config('synchronous_commit', 'off', true)",
-                [TENANT_SETTING.into(), tenant.to_string().into()],
-            ))
-            .await?;
+        let tenant_setting = (TENANT_SETTING, tenant.to_string());
+        if mode == TxMode::Derived {
+            self.set_local(&tx, &[tenant_setting, ("synchronous_commit", "off".into())]).await?;
         } else {
-            self.set_local(&tx, TENANT_SETTING, tenant.to_string()).await?;
+            self.set_local(&tx, &[tenant_setting]).await?;
         }
         Ok(Scoped { tx, tenant, live: self.live.clone(), postgres: self.is_postgres(), pending: Mutex::default() })
     }
@@ -187,14 +186,14 @@ impl Db {
     /// known (an inbound webhook names only its connector).
     pub async fn connector_lookup(&self, id: Uuid) -> Result<DatabaseTransaction, DbErr> {
         let tx = self.begin(TxMode::Read).await?;
-        self.set_local(&tx, CONNECTOR_ID_SETTING, id.to_string()).await?;
+        self.set_local(&tx, &[(CONNECTOR_ID_SETTING, id.to_string())]).await?;
         Ok(tx)
     }
 
     /// Begins the one transaction allowed to read an API key row by its hash, before the tenant is known.
     pub async fn api_key_lookup(&self, key_hash: &str) -> Result<DatabaseTransaction, DbErr> {
         let tx = self.begin(TxMode::Read).await?;
-        self.set_local(&tx, API_KEY_HASH_SETTING, key_hash.to_owned()).await?;
+        self.set_local(&tx, &[(API_KEY_HASH_SETTING, key_hash.to_owned())]).await?;
         Ok(tx)
     }
 }

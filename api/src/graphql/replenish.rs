@@ -437,6 +437,15 @@ pub struct ReplenishmentSettingsPayload {
     pub user_errors: Vec<UserError>,
 }
 
+impl From<crate::graphql::errors::Outcome<service::Settings>> for ReplenishmentSettingsPayload {
+    fn from(outcome: crate::graphql::errors::Outcome<service::Settings>) -> Self {
+        match outcome {
+            Ok(s) => Self { replenishment_settings: Some(ReplenishmentSettings(s)), user_errors: vec![] },
+            Err(user_errors) => Self { replenishment_settings: None, user_errors },
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct ReplenishmentLaneCostSetInput {
     pub from_location_id: ID,
@@ -480,13 +489,7 @@ impl ReplenishmentMutation {
             sku_targets: Default::default(),
             lane_costs: Default::default(),
         };
-        Ok(match service::set_settings(ctx.db(), p, &new).await? {
-            Ok(s) => ReplenishmentSettingsPayload {
-                replenishment_settings: Some(ReplenishmentSettings(s)),
-                user_errors: vec![],
-            },
-            Err(user_errors) => ReplenishmentSettingsPayload { replenishment_settings: None, user_errors },
-        })
+        Ok(service::set_settings(ctx.db(), p, &new).await?.into())
     }
 
     /// Sets one SKU's service target (null removes it); it wins over its class and the default.
@@ -496,13 +499,7 @@ impl ReplenishmentMutation {
         input: ReplenishmentSkuTargetSetInput,
     ) -> Result<ReplenishmentSettingsPayload, ApiError> {
         let p = ctx.operator()?;
-        Ok(match service::set_sku_target(ctx.db(), p, &input.sku, input.target_service_level).await? {
-            Ok(s) => ReplenishmentSettingsPayload {
-                replenishment_settings: Some(ReplenishmentSettings(s)),
-                user_errors: vec![],
-            },
-            Err(user_errors) => ReplenishmentSettingsPayload { replenishment_settings: None, user_errors },
-        })
+        Ok(service::set_sku_target(ctx.db(), p, &input.sku, input.target_service_level).await?.into())
     }
 
     /// Sets the cost of moving a unit along one lane (from one location to another), where it
@@ -515,13 +512,7 @@ impl ReplenishmentMutation {
         let p = ctx.operator()?;
         let from = parse_gid(&input.from_location_id, "Location");
         let to = parse_gid(&input.to_location_id, "Location");
-        Ok(match service::set_lane_cost(ctx.db(), p, from, to, input.unit_cost).await? {
-            Ok(s) => ReplenishmentSettingsPayload {
-                replenishment_settings: Some(ReplenishmentSettings(s)),
-                user_errors: vec![],
-            },
-            Err(user_errors) => ReplenishmentSettingsPayload { replenishment_settings: None, user_errors },
-        })
+        Ok(service::set_lane_cost(ctx.db(), p, from, to, input.unit_cost).await?.into())
     }
 
     /// Approves lines of the latest plan: buys become draft purchase orders, transfers draft

@@ -384,8 +384,8 @@ async fn standing(
 async fn supply(
     s: &Scoped,
     variant_id: Uuid,
-    available: i64,
     location_id: Uuid,
+    available: i64,
     first_day: NaiveDate,
     h: usize,
 ) -> Result<Supply, DbErr> {
@@ -496,7 +496,7 @@ async fn store(
     }
     let f = &c.forecast.series;
     let h = f.point.len();
-    let supply = supply(s, series.variant_id, available, series.location_id, first_day, h).await?;
+    let supply = supply(s, series.variant_id, series.location_id, available, first_day, h).await?;
     let overrides = overrides(s, series.variant_id, series.location_id).await?;
     let demand = with_overrides(&f.point, first_day, &overrides);
     let next_receipt = supply.lead_days.unwrap_or(h);
@@ -703,13 +703,16 @@ fn stored_model(run: &forecast_run::Model) -> Option<StoredModel> {
     run.model.as_ref().and_then(|m| serde_json::from_value(m.clone()).ok())
 }
 
-/// The latest completed run (whose model forecasts single series).
-pub async fn latest_completed(s: &Scoped) -> Result<Option<forecast_run::Model>, DbErr> {
+/// Completed runs, the latest first.
+fn completed_runs(s: &Scoped) -> sea_orm::Select<forecast_run::Entity> {
     repo::find::<forecast_run::Entity>(s)
         .filter(forecast_run::Column::Status.eq("completed"))
         .order_by_desc(forecast_run::Column::CreatedAt)
-        .one(&s.tx)
-        .await
+}
+
+/// The latest completed run (whose model forecasts single series).
+pub async fn latest_completed(s: &Scoped) -> Result<Option<forecast_run::Model>, DbErr> {
+    completed_runs(s).one(&s.tx).await
 }
 
 /// The series a mutation's `sku` and `locationId` name, and the latest completed run.
@@ -731,12 +734,7 @@ async fn series_of(s: &Scoped, sku: &str, location_id: Option<Uuid>) -> Result<O
         .select_only()
         .column(location::Column::Id)
         .filter(location::Column::Id.eq(location_id.unwrap_or_default()));
-    let latest = repo::find::<forecast_run::Entity>(s)
-        .select_only()
-        .column(forecast_run::Column::Id)
-        .filter(forecast_run::Column::Status.eq("completed"))
-        .order_by_desc(forecast_run::Column::CreatedAt)
-        .limit(1);
+    let latest = completed_runs(s).select_only().column(forecast_run::Column::Id).limit(1);
     let found: Option<(Uuid, Option<Uuid>, Option<Uuid>)> = repo::find::<variant::Entity>(s)
         .select_only()
         .column(variant::Column::Id)

@@ -735,10 +735,10 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 if let Some(b) = o.breaks.iter().skip(1).rfind(|b| l.quantity >= b.min_qty) {
                     why.push_str(&format!(" (the price from {} units, not {})", b.min_qty, item.unit_cost.0));
                 }
-                let lim = input.suppliers.get(o.supplier).cloned().unwrap_or_default();
+                let lim = input.suppliers.get(o.supplier);
                 let limits: Vec<String> = [
-                    lim.budget.map(|_| format!("{supplier_name}'s plan budget")),
-                    lim.capacity.map(|_| format!("{supplier_name}'s plan capacity")),
+                    lim.and_then(|x| x.budget).map(|_| format!("{supplier_name}'s plan budget")),
+                    lim.and_then(|x| x.capacity).map(|_| format!("{supplier_name}'s plan capacity")),
                     input
                         .locations
                         .get(o.location)
