@@ -273,6 +273,10 @@ async fn a_projected_stockout_is_announced_once_and_overrides_change_the_plan() 
     assert_eq!(p["forecast"]["periods"][0]["final"], 500.0);
     assert_eq!(p["forecast"]["periods"][0]["forecast"], base["forecast"]["periods"][0]["forecast"]);
     assert!(f(&p["forecast"]["week"]) > f(&base["forecast"]["week"]) + 400.0, "{p}");
+    // A re-forecast keeps it in place of its new statistical value.
+    let again = "mutation($sku: String!, $loc: ID!) { forecastRun(input: { sku: $sku, locationId: $loc }) { forecast { periods { override final } } } }";
+    let d = app.data(&token, again, json!({ "sku": sku, "loc": loc })).await;
+    assert_eq!(d["forecastRun"]["forecast"]["periods"][0]["final"], 500.0, "{d}");
     let d = app.data(&token, set, json!({ "sku": sku, "loc": loc, "date": today, "q": null })).await;
     assert!(d["forecastOverrideSet"]["forecastOverride"].is_null());
     assert_eq!(d["forecastOverrideSet"]["forecast"]["periods"][0]["final"], base["forecast"]["periods"][0]["forecast"]);

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::alerts::{self, Raised, RuleKind};
 use crate::auth::Principal;
 use crate::db::entities::{
-    daily_demand, forecast as forecast_e, forecast_override, forecast_run, purchase_order, purchase_order_line,
+    Dec, daily_demand, forecast as forecast_e, forecast_override, forecast_run, purchase_order, purchase_order_line,
     stock_level, supplier_item, variant,
 };
 use crate::db::{Db, Scoped, TxMode, repo};
@@ -195,7 +195,7 @@ async fn load_named(
     let mut demand: BTreeMap<(Uuid, Uuid), Vec<Demand>> = keys.iter().map(|k| (*k, Vec::new())).collect();
     for (variant_id, location_id, days) in packed {
         if let Some(v) = demand.get_mut(&(variant_id, location_id)) {
-            *v = unpack_days(days.as_deref().unwrap_or_default())?;
+            *v = unpack_days(days.as_deref())?;
         }
     }
     Ok(demand
@@ -227,42 +227,58 @@ struct Demand {
     stockout: bool,
 }
 
-/// A series' days of demand as one text: `day,units,price,promo,stockout` per day (flags as 0
-/// or 1), `;` between days, in no particular order.
+/// Rows packed into one text by an aggregate: each row's `columns` (SQL expressions) as text
+/// (empty for null), `,` between them, `;` between rows, in no particular order; null when there
+/// are no rows. Reading many small rows costs a few µs each in the drivers, one text does not.
+/// Only for columns whose text holds neither separator (numbers, dates, flags).
+fn packed(backend: DbBackend, columns: &[&str]) -> SimpleExpr {
+    let row: Vec<String> = columns.iter().map(|c| format!("coalesce(CAST({c} AS TEXT), '')")).collect();
+    let aggregate = if backend == DbBackend::Postgres { "string_agg" } else { "group_concat" };
+    Expr::cust(format!("{aggregate}({}, ';')", row.join(" || ',' || ")))
+}
+
+/// The rows of a [`packed`] text.
+fn records(packed: Option<&str>) -> impl Iterator<Item = &str> {
+    packed.unwrap_or_default().split(';').filter(|r| !r.is_empty())
+}
+
+/// The `N` columns of one of [`records`]' rows, if it has `N`.
+fn fields<const N: usize>(record: &str) -> Option<[&str; N]> {
+    record.split(',').collect::<Vec<_>>().try_into().ok()
+}
+
+/// A series' days of demand as one text: `day,units,price,promo,stockout` (flags as 0 or 1).
 fn packed_days(backend: DbBackend) -> SimpleExpr {
-    Expr::cust(match backend {
-        DbBackend::Postgres => {
-            r#"string_agg("day"::text || ',' || "units" || ',' || "price" || ',' || "promo"::int || ',' || "stockout"::int, ';')"#
-        }
-        _ => r#"group_concat("day" || ',' || "units" || ',' || "price" || ',' || "promo" || ',' || "stockout", ';')"#,
-    })
+    packed(
+        backend,
+        &[
+            r#""day""#,
+            r#""units""#,
+            r#""price""#,
+            r#"CASE WHEN "promo" THEN 1 ELSE 0 END"#,
+            r#"CASE WHEN "stockout" THEN 1 ELSE 0 END"#,
+        ],
+    )
 }
 
 /// The days [`packed_days`] packed, oldest first. A price that is not a positive number is
 /// unknown.
-fn unpack_days(packed: &str) -> Result<Vec<Demand>, DbErr> {
-    let bad = |day: &str| DbErr::Type(format!("unreadable day of demand {day:?}"));
+fn unpack_days(packed: Option<&str>) -> Result<Vec<Demand>, DbErr> {
     let flag = |v: &str| match v {
         "1" => Some(true),
         "0" => Some(false),
         _ => None,
     };
-    let mut days = packed
-        .split(';')
-        .filter(|d| !d.is_empty())
-        .map(|d| {
-            let mut f = d.split(',');
-            let (Some(day), Some(units), Some(price), Some(promo), Some(stockout), None) =
-                (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
-            else {
-                return Err(bad(d));
-            };
+    let mut days = records(packed)
+        .map(|d| -> Result<Demand, DbErr> {
+            let bad = || DbErr::Type(format!("unreadable day of demand {d:?}"));
+            let [day, units, price, promo, stockout] = fields(d).ok_or_else(bad)?;
             Ok(Demand {
-                day: day.parse().map_err(|_| bad(d))?,
-                units: units.parse().map_err(|_| bad(d))?,
+                day: day.parse().map_err(|_| bad())?,
+                units: units.parse().map_err(|_| bad())?,
                 price: price.parse::<f64>().ok().filter(|p| p.is_finite() && *p > 0.0),
-                promo: flag(promo).ok_or_else(|| bad(d))?,
-                stockout: flag(stockout).ok_or_else(|| bad(d))?,
+                promo: flag(promo).ok_or_else(bad)?,
+                stockout: flag(stockout).ok_or_else(bad)?,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -342,16 +358,28 @@ struct Supply {
     lead_days: Option<usize>,
 }
 
-/// What deciding needs before storing one series, in one round trip (subqueries): the stored
-/// row's run and projected stockout day, if there is a row, and the units available now.
+/// What storing one series needs besides its forecast.
+struct Standing {
+    /// The stored row's run and projected stockout day, if there is a row.
+    previous: Option<(Uuid, Option<NaiveDate>)>,
+    supply: Supply,
+    /// Whether a planner overrode any day of the series (the overrides are read only then).
+    overridden: bool,
+}
+
+/// [`Standing`] in one round trip: a select of subqueries, the open order lines and the lead
+/// times packed into one text each (see [`packed`]).
 async fn standing(
     s: &Scoped,
     variant_id: Uuid,
     location_id: Uuid,
-) -> Result<(Option<(Uuid, Option<NaiveDate>)>, i64), DbErr> {
+    first_day: NaiveDate,
+    h: usize,
+) -> Result<Standing, DbErr> {
     use sea_orm::QueryTrait;
     use sea_orm::sea_query::ExprTrait;
 
+    let backend = s.tx.get_database_backend();
     let stored = |col: forecast_e::Column| {
         Expr::from(
             repo::find::<forecast_e::Entity>(s)
@@ -366,65 +394,90 @@ async fn standing(
         .select_only()
         .expr(Expr::col(stock_level::Column::OnHand).sub(Expr::col(stock_level::Column::Reserved)))
         .filter(stock_level::Column::VariantId.eq(variant_id))
-        .filter(stock_level::Column::LocationId.eq(location_id))
-        .into_query();
-    let query = sea_orm::sea_query::Query::select()
-        .expr_as(stored(forecast_e::Column::RunId), "run_id")
-        .expr_as(stored(forecast_e::Column::StockoutOn), "stockout_on")
-        .expr_as(Expr::from(available), "available")
-        .to_owned();
-    let row = s.tx.query_one(&query).await?;
-    let Some(row) = row else { return Ok((None, 0)) };
-    let run: Option<Uuid> = row.try_get("", "run_id")?;
-    let stockout_on: Option<NaiveDate> = row.try_get("", "stockout_on")?;
-    let available: Option<i64> = row.try_get("", "available")?;
-    Ok((run.map(|r| (r, stockout_on)), available.unwrap_or(0)))
-}
-
-async fn supply(
-    s: &Scoped,
-    variant_id: Uuid,
-    location_id: Uuid,
-    available: i64,
-    first_day: NaiveDate,
-    h: usize,
-) -> Result<Supply, DbErr> {
+        .filter(stock_level::Column::LocationId.eq(location_id));
     // The open lines of this SKU on open orders for this location, with their expected day.
     let po_of_line = purchase_order_line::Entity::belongs_to(purchase_order::Entity)
         .from(purchase_order_line::Column::PurchaseOrderId)
         .to(purchase_order::Column::Id)
         .into();
-    let lines: Vec<(i32, i32, Option<NaiveDate>)> = repo::find::<purchase_order_line::Entity>(s)
+    let lines = repo::find::<purchase_order_line::Entity>(s)
         .select_only()
-        .columns([purchase_order_line::Column::Quantity, purchase_order_line::Column::ReceivedQuantity])
-        .column(purchase_order::Column::ExpectedOn)
+        .expr(packed(
+            backend,
+            &[
+                r#""purchase_order_lines"."quantity""#,
+                r#""purchase_order_lines"."received_quantity""#,
+                r#""purchase_orders"."expected_on""#,
+            ],
+        ))
         .join(JoinType::InnerJoin, po_of_line)
         .filter(purchase_order_line::Column::VariantId.eq(variant_id))
         .filter(purchase_order::Column::TenantId.eq(s.tenant()))
         .filter(purchase_order::Column::LocationId.eq(location_id))
-        .filter(purchase_order::Column::Status.is_not_in(CLOSED_PO))
-        .into_tuple()
-        .all(&s.tx)
-        .await?;
+        .filter(purchase_order::Column::Status.is_not_in(CLOSED_PO));
+    let lead_times = repo::find::<supplier_item::Entity>(s)
+        .select_only()
+        .expr(packed(backend, &[r#""lead_time_mean_days""#]))
+        .filter(supplier_item::Column::VariantId.eq(variant_id));
+    let overridden = repo::find::<forecast_override::Entity>(s)
+        .select_only()
+        .expr(Expr::col(forecast_override::Column::Day).count())
+        .filter(forecast_override::Column::VariantId.eq(variant_id))
+        .filter(forecast_override::Column::LocationId.eq(location_id));
+    let query = sea_orm::sea_query::Query::select()
+        .expr_as(stored(forecast_e::Column::RunId), "run_id")
+        .expr_as(stored(forecast_e::Column::StockoutOn), "stockout_on")
+        .expr_as(Expr::from(available.into_query()), "available")
+        .expr_as(Expr::from(lines.into_query()), "lines")
+        .expr_as(Expr::from(lead_times.into_query()), "lead_times")
+        .expr_as(Expr::from(overridden.into_query()), "overrides")
+        .to_owned();
+    let row = s.tx.query_one(&query).await?.ok_or_else(|| DbErr::RecordNotFound("standing".into()))?;
+    let run: Option<Uuid> = row.try_get("", "run_id")?;
+    let stockout_on: Option<NaiveDate> = row.try_get("", "stockout_on")?;
+    let available: Option<i64> = row.try_get("", "available")?;
+    let lines: Option<String> = row.try_get("", "lines")?;
+    let lead_times: Option<String> = row.try_get("", "lead_times")?;
+    let overrides: i64 = row.try_get("", "overrides")?;
+    Ok(Standing {
+        previous: run.map(|r| (r, stockout_on)),
+        supply: supply_of(available.unwrap_or(0), lines.as_deref(), lead_times.as_deref(), first_day, h)?,
+        overridden: overrides > 0,
+    })
+}
+
+/// The supply [`standing`] read: `lines` packed `quantity,received,expected_on` (the day may be
+/// empty), `lead_times` packed decimal days.
+fn supply_of(
+    available: i64,
+    lines: Option<&str>,
+    lead_times: Option<&str>,
+    first_day: NaiveDate,
+    h: usize,
+) -> Result<Supply, DbErr> {
     let mut receipts = vec![0.0; h];
     let mut inbound = 0;
-    for (quantity, received, expected_on) in lines {
-        let open = i64::from((quantity - received).max(0));
+    for line in records(lines) {
+        let bad = || DbErr::Type(format!("unreadable order line {line:?}"));
+        let [quantity, received, expected_on] = fields(line).ok_or_else(bad)?;
+        let quantity: i64 = quantity.parse().map_err(|_| bad())?;
+        let received: i64 = received.parse().map_err(|_| bad())?;
+        let open = (quantity - received).max(0);
         inbound += open;
         // Undated orders are not counted on: nobody knows when they come.
-        if let Some(on) = expected_on {
+        if !expected_on.is_empty() {
+            let on: NaiveDate = expected_on.parse().map_err(|_| bad())?;
             let t = usize::try_from((on - first_day).num_days().max(0)).unwrap_or(0);
             if t < h {
                 receipts[t] += open as f64;
             }
         }
     }
-    let lead_days = repo::find::<supplier_item::Entity>(s)
-        .filter(supplier_item::Column::VariantId.eq(variant_id))
-        .all(&s.tx)
-        .await?
+    let lead_days = records(lead_times)
+        .map(|lead| lead.parse::<Dec>().map_err(|_| DbErr::Type(format!("unreadable lead time {lead:?}"))))
+        .collect::<Result<Vec<_>, _>>()?
         .iter()
-        .filter_map(|i| rust_decimal::prelude::ToPrimitive::to_usize(&i.lead_time_mean_days.0.ceil()))
+        .filter_map(|days| rust_decimal::prelude::ToPrimitive::to_usize(&days.0.ceil()))
         .min();
     Ok(Supply { available, inbound, receipts, lead_days })
 }
@@ -486,18 +539,18 @@ async fn store(
             .filter(forecast_e::Column::VariantId.eq(series.variant_id))
             .filter(forecast_e::Column::LocationId.eq(series.location_id))
     };
+    let f = &c.forecast.series;
+    let h = f.point.len();
     // Only what deciding needs: the stored row carries the whole forecast.
-    let (previous, available) = standing(s, series.variant_id, series.location_id).await?;
+    let Standing { previous, supply, overridden } =
+        standing(s, series.variant_id, series.location_id, first_day, h).await?;
     if skip_done
         && previous.is_some_and(|(run, _)| run == run_id)
         && let Some(done) = this_series().one(&s.tx).await?
     {
         return Ok((done, Vec::new()));
     }
-    let f = &c.forecast.series;
-    let h = f.point.len();
-    let supply = supply(s, series.variant_id, series.location_id, available, first_day, h).await?;
-    let overrides = overrides(s, series.variant_id, series.location_id).await?;
+    let overrides = if overridden { overrides(s, series.variant_id, series.location_id).await? } else { Vec::new() };
     let demand = with_overrides(&f.point, first_day, &overrides);
     let next_receipt = supply.lead_days.unwrap_or(h);
     let stockout = forecast::first_stockout(supply.available as f64, &supply.receipts, &demand)
@@ -998,12 +1051,13 @@ mod tests {
 
     #[test]
     fn packed_days_unpack_in_date_order_and_bad_ones_are_type_errors() {
-        let days = unpack_days("2026-03-02,4,9.50,1,0;2026-03-01,0,0,0,1").expect("reads");
+        let days = unpack_days(Some("2026-03-02,4,9.50,1,0;2026-03-01,0,0,0,1")).expect("reads");
         assert_eq!(days.len(), 2);
         assert_eq!(days[0].day, NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"));
         assert!(days[0].stockout && !days[0].promo && days[0].price.is_none());
         assert_eq!((days[1].units, days[1].price, days[1].promo), (4, Some(9.5), true));
-        assert!(unpack_days("").expect("none").is_empty());
+        assert!(unpack_days(Some("")).expect("none").is_empty());
+        assert!(unpack_days(None).expect("none").is_empty());
         for bad in [
             "2026-03-01,4,1,1",
             "2026-03-01,4,1,1,0,9",
@@ -1011,7 +1065,26 @@ mod tests {
             "2026-03-01,x,1,1,0",
             "2026-03-01,4,1,t,0",
         ] {
-            assert!(matches!(unpack_days(bad), Err(DbErr::Type(_))), "{bad}");
+            assert!(matches!(unpack_days(Some(bad)), Err(DbErr::Type(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn supply_counts_open_units_receives_dated_ones_and_takes_the_shortest_lead_time() {
+        let first_day = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        // 10 open arriving on day 2, 5 open undated, one line fully received, one past due.
+        let lines = "12,2,2026-03-03;5,0,;4,4,2026-03-02;3,1,2026-02-20";
+        let supply = supply_of(7, Some(lines), Some("7.5;3;12"), first_day, 4).expect("reads");
+        assert_eq!((supply.available, supply.inbound), (7, 17));
+        assert_eq!(supply.receipts, vec![2.0, 0.0, 10.0, 0.0]);
+        assert_eq!(supply.lead_days, Some(3));
+        let none = supply_of(0, None, None, first_day, 2).expect("reads");
+        assert_eq!((none.inbound, none.receipts, none.lead_days), (0, vec![0.0, 0.0], None));
+        assert_eq!(supply_of(0, None, Some("2.1"), first_day, 1).expect("reads").lead_days, Some(3));
+        for (lines, leads) in
+            [(Some("1,0"), None), (Some("x,0,"), None), (Some("1,0,2026-02-30"), None), (None, Some("soon"))]
+        {
+            assert!(matches!(supply_of(0, lines, leads, first_day, 2), Err(DbErr::Type(_))), "{lines:?} {leads:?}");
         }
     }
 }
