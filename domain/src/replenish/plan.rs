@@ -2,7 +2,8 @@
 //! each location, and which stock moves between locations, so every SKU × location reaches its
 //! order-up-to level at the least cost within the limits.
 //!
-//! A mixed-integer program (good_lp with the pure-Rust microlp solver). Per offer (a supplier selling a SKU delivered to a location): whole packs, at least
+//! A mixed-integer program (good_lp with the pure-Rust microlp solver, or HiGHS with the `highs`
+//! cargo feature). Per offer (a supplier selling a SKU delivered to a location): whole packs, at least
 //! the minimum when it orders at all, all-units price breaks (the whole quantity at the price of
 //! the highest break it reaches), a fixed cost per order. Per transfer lane (from one location to
 //! another, for any SKU both stock): whole units, at most what the source has on hand, at a cost
@@ -101,8 +102,28 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { max_integers: 400, max_coupled_integers: 60 }
+        // HiGHS's branch and bound (with its node limit) copes with coupled programs as large as
+        // any other; microlp's does not.
+        let max_coupled_integers = if cfg!(feature = "highs") { 400 } else { 60 };
+        Self { max_integers: 400, max_coupled_integers }
     }
+}
+
+/// HiGHS explores at most this many branch-and-bound nodes; the best plan found by then is
+/// kept, with its gap to the LP bound.
+#[cfg(feature = "highs")]
+const HIGHS_MAX_NODES: i32 = 20_000;
+
+/// The solver: HiGHS with the `highs` feature, on one thread so plans are deterministic.
+#[cfg(feature = "highs")]
+fn solver(problem: good_lp::variable::UnsolvedProblem) -> good_lp::solvers::highs::HighsProblem {
+    good_lp::highs(problem).set_threads(1).set_option("mip_max_nodes", HIGHS_MAX_NODES)
+}
+
+/// The solver: the pure-Rust microlp.
+#[cfg(not(feature = "highs"))]
+fn solver(problem: good_lp::variable::UnsolvedProblem) -> good_lp::solvers::microlp::MicroLpProblem {
+    good_lp::microlp(problem)
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -454,15 +475,18 @@ fn plan_whole(input: &PlanInput, options: PlanOptions) -> Result<Plan, PlanError
     let integers: usize = input.offers.iter().map(|o| 2 + o.breaks.len()).sum::<usize>() + arcs(input).len();
     if integers > options.max_integers {
         let mut g = greedy_plan;
-        g.lower_bound = solve(input, true).ok().and_then(|(_, _, obj)| obj);
+        g.lower_bound = solve(input, true).ok().map(|lp| lp.objective);
         return Ok(g);
     }
     match solve(input, false) {
-        Ok((buys, moves, _)) => {
-            let p = assemble(input, &buys, &moves, Method::Milp);
+        Ok(milp) => {
+            let p = assemble(input, &milp.buys, &milp.moves, Method::Milp);
             // The greedy plan stands in should the solver ever return worse or break a limit.
             if violations(input, &p).is_empty() && p.objective <= greedy_plan.objective {
-                Ok(Plan { lower_bound: Some(f(p.objective)), ..p })
+                // A search stopped at its node limit is as good as its gap to the LP bound.
+                let lower_bound =
+                    if milp.optimal { Some(f(p.objective)) } else { solve(input, true).ok().map(|lp| lp.objective) };
+                Ok(Plan { lower_bound, ..p })
             } else {
                 Ok(greedy_plan)
             }
@@ -475,9 +499,19 @@ const MOVE_EPSILON: f64 = 1e-6;
 
 type Moves = Vec<((usize, usize, usize), i64)>;
 
-/// The MILP (or its LP relaxation with `relaxed`): buys per offer, moves per arc, and the
-/// relaxation's objective.
-fn solve(input: &PlanInput, relaxed: bool) -> Result<(Vec<i64>, Moves, Option<f64>), ResolutionError> {
+/// What [`solve`] found.
+struct Solved {
+    /// Units bought per offer.
+    buys: Vec<i64>,
+    moves: Moves,
+    /// The solver's objective: the LP bound when relaxed.
+    objective: f64,
+    /// The solver proved it optimal (it may stop at a node limit with the best found so far).
+    optimal: bool,
+}
+
+/// The MILP, or its LP relaxation with `relaxed`.
+fn solve(input: &PlanInput, relaxed: bool) -> Result<Solved, ResolutionError> {
     let arcs = arcs(input);
     let idx = need_index(input);
     // A quantity bound per SKU: everything any location could want, plus the largest minimum.
@@ -528,7 +562,7 @@ fn solve(input: &PlanInput, relaxed: bool) -> Result<(Vec<i64>, Moves, Option<f6
     for (n, s) in input.needs.iter().zip(&short_vars) {
         objective += f(n.shortfall_penalty) * *s;
     }
-    let mut model = vars.minimise(objective.clone()).using(good_lp::microlp);
+    let mut model = vars.minimise(objective.clone()).using(solver);
 
     let qty = |o: &Offer, ov: &OfferVars| o.pack_size.max(1) as f64 * ov.packs;
     for (o, ov) in input.offers.iter().zip(&offer_vars) {
@@ -619,8 +653,8 @@ fn solve(input: &PlanInput, relaxed: bool) -> Result<(Vec<i64>, Moves, Option<f6
         .map(|(o, ov)| (solution.value(ov.packs).round() as i64) * o.pack_size.max(1))
         .collect();
     let moves = arcs.iter().zip(&move_vars).map(|(a, m)| (*a, solution.value(*m).round() as i64)).collect();
-    let obj = relaxed.then(|| solution.eval(&objective));
-    Ok((buys, moves, obj))
+    let optimal = matches!(solution.status(), good_lp::solvers::SolutionStatus::Optimal);
+    Ok(Solved { buys, moves, objective: solution.eval(&objective), optimal })
 }
 
 /// The greedy plan: needs by size, each first from the cheapest transfer cheaper than buying,
@@ -864,7 +898,8 @@ mod tests {
     }
 
     /// A binding supplier budget over many SKUs couples them into one program: above
-    /// `max_coupled_integers` it is planned greedily, within the budget, with its gap reported.
+    /// `max_coupled_integers` (microlp) it is planned greedily, within the budget, with its gap
+    /// reported.
     #[test]
     fn a_binding_budget_over_many_skus_is_planned_within_it() {
         let needs: Vec<Need> = (0..80).map(|s| need(s, 0, 0, 0, 7 + (s % 9) as i64, 20 + (s % 7) as i64)).collect();
@@ -872,7 +907,13 @@ mod tests {
         let suppliers = vec![SupplierLimits { budget: Some(Decimal::from(1_000)), capacity: None }];
         let input = PlanInput { needs, offers, suppliers, ..PlanInput::default() };
         let p = plan(&input, PlanOptions::default()).expect("plan");
-        assert_eq!(p.method, Method::Greedy);
+        // HiGHS plans it exactly (or to its node limit), never worse than greedy.
+        if cfg!(feature = "highs") {
+            assert_eq!(p.method, Method::Milp);
+            assert!(p.objective <= greedy(&input).objective, "{} > {}", p.objective, greedy(&input).objective);
+        } else {
+            assert_eq!(p.method, Method::Greedy);
+        }
         assert!(violations(&input, &p).is_empty(), "{:?}", violations(&input, &p));
         assert!(p.cost <= Decimal::from(1_000) && p.cost > Decimal::from(900), "{}", p.cost);
         assert!(p.shortfall.iter().any(|s| *s > 0));
