@@ -358,9 +358,6 @@ pub fn violations(input: &PlanInput, plan: &Plan) -> Vec<String> {
                 }
                 let vol = idx.get(&(line.sku, l.to)).map_or(0.0, |&i| input.needs[i].unit_volume);
                 *volume_in.entry(l.to).or_default() += vol * line.quantity as f64;
-                if let Some(&i) = from {
-                    *volume_in.entry(l.from).or_default() -= input.needs[i].unit_volume * line.quantity as f64;
-                }
             }
         }
     }
@@ -623,7 +620,8 @@ fn solve(input: &PlanInput, relaxed: bool) -> Result<Solved, ResolutionError> {
         let spend: Expression = input.offers.iter().zip(&offer_vars).map(|(o, ov)| spend_of(o, ov)).sum();
         model.add_constraint(constraint!(spend <= f(b)));
     }
-    // Location volume: what arrives less what leaves, within the room left (or none when full).
+    // Location volume: what arrives within the room left (none when full). What leaves does not
+    // make room: the plan does not know that it leaves before the rest arrives.
     for (loc, lim) in input.locations.iter().enumerate() {
         let Some(cap) = lim.capacity else { continue };
         let room = (cap - current_volume(input, loc)).max(0.0);
@@ -635,12 +633,9 @@ fn solve(input: &PlanInput, relaxed: bool) -> Result<Solved, ResolutionError> {
                 added += input.needs[i].unit_volume * qty(o, ov);
             }
         }
-        for (&(l, from, to), m) in arcs.iter().zip(&move_vars) {
+        for (&(l, _, to), m) in arcs.iter().zip(&move_vars) {
             if input.lanes[l].to == loc {
                 added += input.needs[to].unit_volume * *m;
-            }
-            if input.lanes[l].from == loc {
-                added -= input.needs[from].unit_volume * *m;
             }
         }
         model.add_constraint(constraint!(added <= room));
@@ -707,9 +702,6 @@ pub fn greedy(input: &PlanInput) -> Plan {
                 gap -= q;
                 if let Some(v) = volume.get_mut(n.location) {
                     *v += n.unit_volume * q as f64;
-                }
-                if let Some(v) = volume.get_mut(input.lanes[l].from) {
-                    *v -= input.needs[from].unit_volume * q as f64;
                 }
             }
         }
