@@ -912,6 +912,30 @@ mod tests {
         assert!(p.gap().is_some());
     }
 
+    /// Stock moved out of a full location does not make room there: the plan cannot count on
+    /// it leaving before what it buys arrives.
+    #[test]
+    fn a_full_location_buys_nothing_even_while_stock_leaves_it() {
+        let mut full = need(0, 0, 50, 50, 50, 100);
+        full.unit_volume = 1.0;
+        let mut empty = need(0, 1, 0, 0, 20, 100);
+        empty.unit_volume = 1.0;
+        let input = PlanInput {
+            needs: vec![full, empty],
+            // Only the full location can buy; moving is far cheaper than buying.
+            offers: vec![offer(0, 0, 0, 5)],
+            lanes: vec![Lane { from: 0, to: 1, unit_cost: Decimal::ONE }],
+            locations: vec![LocationLimits { capacity: Some(50.0) }, LocationLimits { capacity: None }],
+            ..PlanInput::default()
+        };
+        for options in [PlanOptions::default(), PlanOptions { max_integers: 0, ..PlanOptions::default() }] {
+            let p = plan(&input, options).expect("plan");
+            assert!(buys(&p).is_empty(), "{:?} {:?}", p.method, p.lines);
+            assert!(violations(&input, &p).is_empty());
+            assert_eq!(p.shortfall.iter().sum::<i64>(), 20, "{:?}", p.lines);
+        }
+    }
+
     #[test]
     fn skus_without_shared_limits_are_planned_one_by_one() {
         // 300 SKUs at two locations, each with a lane: far above the MILP's size limit as one
