@@ -242,9 +242,15 @@ fn records(packed: Option<&str>) -> impl Iterator<Item = &str> {
     packed.unwrap_or_default().split(';').filter(|r| !r.is_empty())
 }
 
-/// The `N` columns of one of [`records`]' rows, if it has `N`.
+/// The `N` columns of one of [`records`]' rows, if it has `N` (no allocation: a history is
+/// hundreds of rows, read for every series).
 fn fields<const N: usize>(record: &str) -> Option<[&str; N]> {
-    record.split(',').collect::<Vec<_>>().try_into().ok()
+    let mut columns = record.split(',');
+    let mut out = [""; N];
+    for slot in &mut out {
+        *slot = columns.next()?;
+    }
+    columns.next().is_none().then_some(out)
 }
 
 /// A series' days of demand as one text: `day,units,price,promo,stockout` (flags as 0 or 1).
