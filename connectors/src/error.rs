@@ -20,6 +20,11 @@ pub enum ProviderError {
     /// A single query costs more than the provider ever allows: split it into smaller pages.
     #[error("the query costs {requested} points, more than the provider's maximum of {maximum}")]
     TooCostly { requested: f64, maximum: f64 },
+    /// The provider answered with another API version than the one pinned in the configuration
+    /// (the pinned one left support): answers may differ silently, so the sync stops until an
+    /// admin moves the pin.
+    #[error("the provider served API version {served}, not the pinned {pinned}")]
+    VersionMismatch { pinned: String, served: String },
     /// The answer did not have the documented shape.
     #[error("could not read the provider's answer: {0}")]
     Decode(String),

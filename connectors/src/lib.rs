@@ -3,11 +3,13 @@
 //! verification.
 //!
 //! Boundary: this crate depends on `qm-domain` only, never on `qm-integrations` or `qm-api`, and
-//! reads no environment or global state (constructors take a config struct); it does no IO of
-//! its own yet: the pieces here decide (verify a webhook, read a throttle state, say how long to
-//! wait), and the sync engine in `api/` sends and stores.
+//! reads no environment or global state (constructors take a config struct). The pure pieces
+//! decide (verify a webhook, read a throttle state, say how long to wait); the clients (e.g.
+//! [`shopify::client`]) talk HTTP and implement the capability traits of [`source`]; the sync
+//! engine in `api/` drives them and stores what they read.
 
 pub mod error;
 pub mod shopify;
+pub mod source;
 
 pub use error::ProviderError;

@@ -7,8 +7,11 @@
 //! - [`bulk`]: a bulk operation's JSONL result, streamed one top-level object at a time.
 //! - [`gid`]: global ids (`gid://shopify/ProductVariant/…`), parsed losslessly.
 //! - [`page`]: one page of a Relay connection and the cursor of the next.
+//! - [`client`]: the Admin GraphQL client (budgeting, waiting, retrying, smaller pages when a
+//!   query costs too much) and the capability traits it implements.
 
 pub mod bulk;
+pub mod client;
 pub mod gid;
 pub mod page;
 pub mod throttle;

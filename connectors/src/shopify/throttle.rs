@@ -87,6 +87,14 @@ impl Bucket {
     }
 }
 
+impl Bucket {
+    /// Gives back points taken for a query that never reached the bucket (a network failure, an
+    /// error answer that states no bucket).
+    pub fn refund(&mut self, cost: f64, now: DateTime<Utc>) {
+        self.take(-cost, now);
+    }
+}
+
 /// A GraphQL answer that ran: its `data` and what it cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
@@ -104,6 +112,12 @@ fn retry_after(header: Option<&str>) -> Duration {
 
 fn cost_of(body: &serde_json::Value) -> Option<Cost> {
     serde_json::from_value(body.get("extensions")?.get("cost")?.clone()).ok()
+}
+
+/// The bucket an answer's body reports, whatever else it says (a THROTTLED answer states it too).
+pub fn throttle_status_in(body: &[u8]) -> Option<ThrottleStatus> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    cost_of(&value).map(|c| c.throttle_status)
 }
 
 /// Reads one answer of the Admin GraphQL API: HTTP `status`, its `Retry-After` header, the body.

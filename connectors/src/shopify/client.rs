@@ -1,0 +1,404 @@
+//! The Admin GraphQL API client: one shop, one pinned version, the shop's cost bucket and call
+//! cap shared by every client of that shop in the process ([`ShopLimits`]), so two syncs of one
+//! shop budget together and two shops never wait on each other.
+//!
+//! Every call budgets before sending (waits until the bucket holds the query's estimated cost),
+//! waits as told on THROTTLED (HTTP 200) and 429/503 (`Retry-After`), retries transient failures
+//! with backoff, and gives up with the typed error once its waiting budget is spent, so the
+//! durable job retries later. A query refused as too costly is asked again for a smaller page.
+//! An answer served under another API version than the pinned one is an error, not data.
+
+use std::str::FromStr as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::page::{MAX_PAGE, Page};
+use super::throttle::{self, Answer, Bucket};
+use crate::ProviderError;
+use crate::source::{
+    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalProduct, ExternalVariant, InventorySource,
+    LocationSource, Problem,
+};
+
+/// How one installation reaches its shop.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `example-shop.myshopify.com`.
+    pub shop_domain: String,
+    pub access_token: String,
+    /// The pinned version, `YYYY-MM`.
+    pub api_version: String,
+    /// Where the API is instead of `https://{shop_domain}` (a mock, a staging proxy).
+    pub base_url: Option<String>,
+    /// The longest one call waits for the rate limit, in all, before it gives up.
+    pub max_wait: Duration,
+    /// Attempts at a call that fails transiently.
+    pub max_attempts: u32,
+}
+
+impl ClientConfig {
+    pub fn new(shop_domain: &str, access_token: &str, api_version: &str) -> Self {
+        ClientConfig {
+            shop_domain: shop_domain.to_owned(),
+            access_token: access_token.to_owned(),
+            api_version: api_version.to_owned(),
+            base_url: None,
+            max_wait: Duration::from_secs(120),
+            max_attempts: 5,
+        }
+    }
+
+    /// `{base}/admin/api/{version}/graphql.json`.
+    pub fn endpoint(&self) -> String {
+        let base = self.base_url.clone().unwrap_or_else(|| format!("https://{}", self.shop_domain));
+        format!("{}/admin/api/{}/graphql.json", base.trim_end_matches('/'), self.api_version)
+    }
+}
+
+/// What one shop allows, shared by all its clients: the cost bucket and a cap on calls in flight.
+#[derive(Debug)]
+pub struct ShopLimits {
+    bucket: Mutex<Bucket>,
+    calls: Semaphore,
+}
+
+impl ShopLimits {
+    /// At most `concurrency` calls in flight to the shop (at least one).
+    pub fn new(concurrency: usize) -> Self {
+        ShopLimits { bucket: Mutex::new(Bucket::default()), calls: Semaphore::new(concurrency.max(1)) }
+    }
+
+    fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
+        // A panic while holding the lock leaves a bucket that is still a valid estimate.
+        self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The cost Shopify calculates before running a query: 1 per object, 2 plus the page size per
+/// connection, a nested field counted once per element of the page around it; `outside` objects
+/// beside the connection.
+fn estimated_cost(first: usize, objects_per_node: usize, outside: usize) -> f64 {
+    (outside + 2 + first * (1 + objects_per_node)) as f64
+}
+
+/// A client of one shop.
+pub struct Client {
+    http: reqwest::Client,
+    config: ClientConfig,
+    endpoint: String,
+    limits: std::sync::Arc<ShopLimits>,
+    /// The page size that last fitted the single-query cost limit.
+    first: AtomicUsize,
+}
+
+const LOCATIONS: &str = "query Locations($first: Int!, $after: String) { locations(first: $first, after: $after, includeInactive: true) { nodes { id name isActive } pageInfo { hasNextPage endCursor } } }";
+const VARIANTS: &str = "query Variants($first: Int!, $after: String, $query: String) { shop { currencyCode } productVariants(first: $first, after: $after, query: $query, sortKey: ID) { nodes { id sku title barcode price updatedAt inventoryItem { id } product { id handle title status productType } } pageInfo { hasNextPage endCursor } } }";
+const LEVELS: &str = "query Levels($location: ID!, $first: Int!, $after: String, $query: String) { location(id: $location) { inventoryLevels(first: $first, after: $after, query: $query) { nodes { id updatedAt item { id } quantities(names: [\"available\", \"on_hand\", \"committed\"]) { name quantity } } pageInfo { hasNextPage endCursor } } } }";
+
+impl Client {
+    pub fn new(http: reqwest::Client, config: ClientConfig, limits: std::sync::Arc<ShopLimits>) -> Self {
+        let endpoint = config.endpoint();
+        Client { http, config, endpoint, limits, first: AtomicUsize::new(MAX_PAGE) }
+    }
+
+    /// Runs one query, budgeting, waiting and retrying as the module says.
+    pub async fn query(&self, query: &str, variables: Value, cost: f64) -> Result<Answer, ProviderError> {
+        let deadline = Instant::now() + self.config.max_wait;
+        let body = json!({ "query": query, "variables": variables });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let wait = self.limits.bucket().wait_before(cost, Utc::now())?;
+            if !wait.is_zero() {
+                if Instant::now() + wait > deadline {
+                    return Err(ProviderError::RateLimited { retry_after: wait });
+                }
+                tracing::debug!(wait_ms = wait.as_millis() as u64, cost, "waiting for the shop's cost bucket");
+                tokio::time::sleep(wait).await;
+            }
+            self.limits.bucket().take(cost, Utc::now());
+            let answer = {
+                let _permit = self.limits.calls.acquire().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
+                self.send(&body, cost).await
+            };
+            match answer {
+                Ok(a) => return Ok(a),
+                Err(ProviderError::RateLimited { retry_after }) => {
+                    if Instant::now() + retry_after > deadline {
+                        return Err(ProviderError::RateLimited { retry_after });
+                    }
+                    tracing::info!(retry_ms = retry_after.as_millis() as u64, "throttled by the shop; waiting");
+                    tokio::time::sleep(retry_after).await;
+                }
+                Err(ProviderError::Transient(e)) if attempt < self.config.max_attempts => {
+                    let backoff = Duration::from_millis(200u64 << attempt.min(5));
+                    tracing::info!(error = %e, attempt, "transient failure; retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends one request that took `cost` points from the bucket; an answer that states no bucket
+    /// (a failure before the shop ran it) gives them back.
+    async fn send(&self, body: &Value, cost: f64) -> Result<Answer, ProviderError> {
+        let sent = self
+            .http
+            .post(&self.endpoint)
+            .header("X-Shopify-Access-Token", &self.config.access_token)
+            .json(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                self.limits.bucket().refund(cost, Utc::now());
+                return Err(ProviderError::Transient(format!("{}: {e}", self.endpoint)));
+            }
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after = header("Retry-After");
+        let served = header("X-Shopify-API-Version");
+        let bytes = response.bytes().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
+        match throttle::throttle_status_in(&bytes) {
+            Some(status) => self.limits.bucket().observe(status, Utc::now()),
+            None => self.limits.bucket().refund(cost, Utc::now()),
+        }
+        if let Some(served) = served.filter(|s| *s != self.config.api_version) {
+            tracing::warn!(pinned = %self.config.api_version, %served, "Shopify served another API version");
+            return Err(ProviderError::VersionMismatch { pinned: self.config.api_version.clone(), served });
+        }
+        throttle::classify(status, retry_after.as_deref(), &bytes)
+    }
+
+    /// One page of a connection: asks for the largest page that fits the single-query cost limit
+    /// (halving it when refused as too costly) and reads the connection at `path`.
+    async fn page(
+        &self,
+        query: &str,
+        mut variables: Value,
+        path: &[&str],
+        (objects_per_node, outside): (usize, usize),
+    ) -> Result<(Page, Value), ProviderError> {
+        loop {
+            let first = self.first.load(Ordering::Relaxed).clamp(1, MAX_PAGE);
+            variables["first"] = json!(first);
+            match self.query(query, variables.clone(), estimated_cost(first, objects_per_node, outside)).await {
+                Ok(a) => return Ok((Page::read(&a.data, path)?, a.data)),
+                Err(ProviderError::TooCostly { requested, maximum }) if first > 1 => {
+                    let smaller = ((first as f64 * maximum / requested.max(1.0)).floor() as usize).clamp(1, first / 2);
+                    tracing::info!(first, smaller, requested, maximum, "query too costly; asking for smaller pages");
+                    self.first.store(smaller, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn since_filter(since: Option<DateTime<Utc>>) -> Value {
+    since.map_or(Value::Null, |t| json!(format!("updated_at:>='{}'", t.to_rfc3339_opts(SecondsFormat::Secs, true))))
+}
+
+fn text(node: &Value, key: &str) -> Option<String> {
+    node.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn time(node: &Value, key: &str) -> Option<DateTime<Utc>> {
+    node.get(key).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc())
+}
+
+/// A `productVariants` node as a variant with its product, or why it cannot be one.
+pub fn variant_of(node: &Value, currency: &str) -> Result<ExternalVariant, Problem> {
+    let id = text(node, "id").ok_or_else(|| Problem::new("", "a variant without an id"))?;
+    let problem = |m: &str| Problem::new(id.clone(), m);
+    let sku = text(node, "sku").map(|s| s.trim().to_owned()).unwrap_or_default();
+    if sku.is_empty() {
+        return Err(problem("the variant has no SKU (stock is kept by SKU): give it one in Shopify"));
+    }
+    let price = match node.get("price") {
+        Some(Value::String(p)) => Decimal::from_str(p).map_err(|_| problem("its price is not a decimal"))?,
+        _ => return Err(problem("its price is missing or not a decimal string")),
+    };
+    let p = node.get("product").filter(|p| p.is_object()).ok_or_else(|| problem("the variant has no product"))?;
+    let product = ExternalProduct {
+        id: text(p, "id").ok_or_else(|| problem("its product has no id"))?,
+        handle: text(p, "handle").ok_or_else(|| problem("its product has no handle"))?,
+        title: text(p, "title").unwrap_or_default(),
+        status: text(p, "status").map_or_else(|| "active".to_owned(), |s| s.to_ascii_lowercase()),
+        category: text(p, "productType").unwrap_or_default(),
+    };
+    Ok(ExternalVariant {
+        sku,
+        title: text(node, "title").unwrap_or_default(),
+        barcode: text(node, "barcode").filter(|b| !b.is_empty()),
+        price,
+        currency: currency.to_owned(),
+        inventory_item_id: node.get("inventoryItem").and_then(|i| text(i, "id")),
+        product,
+        updated_at: time(node, "updatedAt"),
+        id,
+    })
+}
+
+/// An `inventoryLevels` node of a location's connection.
+pub fn level_of(node: &Value, location_id: &str) -> Result<ExternalLevel, Problem> {
+    let id = text(node, "id").ok_or_else(|| Problem::new("", "an inventory level without an id"))?;
+    let item = node
+        .get("item")
+        .and_then(|i| text(i, "id"))
+        .ok_or_else(|| Problem::new(id.clone(), "the level names no inventory item"))?;
+    let quantity = |name: &str| {
+        node.get("quantities")
+            .and_then(Value::as_array)
+            .and_then(|qs| qs.iter().find(|q| q.get("name").and_then(Value::as_str) == Some(name)))
+            .and_then(|q| q.get("quantity"))
+            .and_then(Value::as_i64)
+    };
+    let (Some(on_hand), Some(available)) = (quantity("on_hand"), quantity("available")) else {
+        return Err(Problem::new(id, "the level lacks its on_hand or available quantity"));
+    };
+    Ok(ExternalLevel {
+        inventory_item_id: item,
+        location_id: location_id.to_owned(),
+        on_hand,
+        available,
+        committed: quantity("committed").unwrap_or(0),
+        updated_at: time(node, "updatedAt"),
+        id,
+    })
+}
+
+fn batch<T>(page: Page, read: impl Fn(&Value) -> Result<T, Problem>) -> Batch<T> {
+    let mut out = Batch { next: page.next().map(str::to_owned), ..Batch::default() };
+    for node in &page.nodes {
+        match read(node) {
+            Ok(r) => out.records.push(r),
+            Err(p) => out.problems.push(p),
+        }
+    }
+    out
+}
+
+#[async_trait::async_trait]
+impl LocationSource for Client {
+    async fn locations(&self, cursor: Option<&str>) -> Result<Batch<ExternalLocation>, ProviderError> {
+        let (page, _) = self.page(LOCATIONS, json!({ "after": cursor }), &["locations"], (0, 0)).await?;
+        Ok(batch(page, |n| {
+            let id = text(n, "id").ok_or_else(|| Problem::new("", "a location without an id"))?;
+            Ok(ExternalLocation {
+                name: text(n, "name").filter(|s| !s.trim().is_empty()).unwrap_or_else(|| id.clone()),
+                active: n.get("isActive").and_then(Value::as_bool).unwrap_or(true),
+                id,
+            })
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl CatalogSource for Client {
+    async fn variants(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalVariant>, ProviderError> {
+        let vars = json!({ "after": cursor, "query": since_filter(since) });
+        let (page, data) = self.page(VARIANTS, vars, &["productVariants"], (2, 1)).await?;
+        let currency = data["shop"]["currencyCode"]
+            .as_str()
+            .ok_or_else(|| ProviderError::Decode("the answer has no shop.currencyCode".into()))?;
+        Ok(batch(page, |n| variant_of(n, currency)))
+    }
+}
+
+#[async_trait::async_trait]
+impl InventorySource for Client {
+    async fn levels(
+        &self,
+        location_id: &str,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalLevel>, ProviderError> {
+        let vars = json!({ "location": location_id, "after": cursor, "query": since_filter(since) });
+        let page = self.page(LEVELS, vars.clone(), &["location", "inventoryLevels"], (2, 1)).await;
+        let page = match page {
+            Err(ProviderError::Decode(_)) => {
+                // `location: null`: the location is gone (deleted in Shopify since the last sync).
+                return Err(ProviderError::Permanent(format!("Shopify has no location {location_id}")));
+            }
+            other => other?.0,
+        };
+        Ok(batch(page, |n| level_of(n, location_id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variant_node_reads_with_its_product_and_exact_price() {
+        let node = json!({
+            "id": "gid://shopify/ProductVariant/808950810", "sku": " IPOD2008PINK ", "title": "Pink",
+            "barcode": "", "price": "199.10", "updatedAt": "2026-01-15T10:00:00-05:00",
+            "inventoryItem": { "id": "gid://shopify/InventoryItem/808950810" },
+            "product": { "id": "gid://shopify/Product/632910392", "handle": "ipod-nano", "title": "IPod Nano - 8GB", "status": "ACTIVE", "productType": "Cult Products" }
+        });
+        let v = variant_of(&node, "USD").expect("variant");
+        assert_eq!(v.sku, "IPOD2008PINK");
+        assert_eq!(v.price, Decimal::new(19910, 2));
+        assert_eq!(v.barcode, None);
+        assert_eq!(v.product.status, "active");
+        assert_eq!(v.inventory_item_id.as_deref(), Some("gid://shopify/InventoryItem/808950810"));
+        // The shop's offset normalised to UTC.
+        assert_eq!(v.updated_at.map(|t| t.to_rfc3339()), Some("2026-01-15T15:00:00+00:00".to_owned()));
+    }
+
+    #[test]
+    fn a_variant_without_sku_or_with_a_float_price_is_a_problem_naming_it() {
+        let mut node = json!({ "id": "gid://shopify/ProductVariant/1", "sku": "", "price": "1.00", "product": { "id": "p", "handle": "h" } });
+        assert_eq!(
+            variant_of(&node, "USD").map_err(|p| p.external_id),
+            Err("gid://shopify/ProductVariant/1".to_owned())
+        );
+        node["sku"] = json!("A-1");
+        node["price"] = json!(1.5);
+        assert!(variant_of(&node, "USD").unwrap_err().message.contains("price"));
+        node["price"] = json!("1.5");
+        assert!(variant_of(&node, "USD").is_ok());
+    }
+
+    #[test]
+    fn a_level_reads_its_quantities_by_name() {
+        let node = json!({
+            "id": "gid://shopify/InventoryLevel/487838322?inventory_item_id=808950810",
+            "updatedAt": "2026-01-15T10:00:00Z", "item": { "id": "gid://shopify/InventoryItem/808950810" },
+            "quantities": [{ "name": "available", "quantity": 9 }, { "name": "committed", "quantity": 1 }, { "name": "on_hand", "quantity": 10 }]
+        });
+        let l = level_of(&node, "gid://shopify/Location/487838322").expect("level");
+        assert_eq!((l.on_hand, l.available, l.committed), (10, 9, 1));
+        let bare = json!({ "id": "x", "item": { "id": "i" }, "quantities": [{ "name": "available", "quantity": 1 }] });
+        assert!(level_of(&bare, "l").is_err());
+    }
+
+    #[test]
+    fn the_endpoint_uses_the_override_and_the_pinned_version() {
+        let mut c = ClientConfig::new("example-shop.myshopify.com", "t", "2026-01");
+        assert_eq!(c.endpoint(), "https://example-shop.myshopify.com/admin/api/2026-01/graphql.json");
+        c.base_url = Some("http://127.0.0.1:9000/".into());
+        assert_eq!(c.endpoint(), "http://127.0.0.1:9000/admin/api/2026-01/graphql.json");
+        assert_eq!(estimated_cost(250, 2, 1), 753.0);
+        assert_eq!(
+            since_filter(DateTime::from_timestamp(1_768_471_200, 0)),
+            json!("updated_at:>='2026-01-15T10:00:00Z'")
+        );
+    }
+}

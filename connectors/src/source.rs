@@ -1,0 +1,114 @@
+//! What a connector can do, as capability traits over provider-neutral records. The sync engine
+//! (in `api/`) drives them page by page: each call takes the cursor the previous page returned
+//! (the engine stores it as its checkpoint) and answers with the records it could read, the
+//! per-record problems of those it could not (one bad record never fails the page), and the
+//! cursor of the next page.
+//!
+//! Ids are the provider's, kept as the exact strings it sent; money is a decimal; times are UTC.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::ProviderError;
+
+/// One page of records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch<T> {
+    pub records: Vec<T>,
+    pub problems: Vec<Problem>,
+    /// The cursor to ask for next; `None` after the last page.
+    pub next: Option<String>,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch { records: Vec::new(), problems: Vec::new(), next: None }
+    }
+}
+
+/// A record that could not be read or applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub external_id: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(external_id: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem { external_id: external_id.into(), message: message.into() }
+    }
+}
+
+/// A stock location of the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalLocation {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+}
+
+/// A variant (SKU) with the product it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalVariant {
+    pub id: String,
+    pub sku: String,
+    pub title: String,
+    pub barcode: Option<String>,
+    pub price: Decimal,
+    /// The shop's currency, ISO 4217.
+    pub currency: String,
+    /// The provider's stock-keeping item behind the variant (Shopify's inventory item).
+    pub inventory_item_id: Option<String>,
+    pub product: ExternalProduct,
+    /// When the provider last changed the variant or its product.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalProduct {
+    pub id: String,
+    pub handle: String,
+    pub title: String,
+    /// `active`, `draft` or `archived`.
+    pub status: String,
+    pub category: String,
+}
+
+/// The stock of one item at one location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalLevel {
+    pub id: String,
+    pub inventory_item_id: String,
+    pub location_id: String,
+    pub on_hand: i64,
+    pub available: i64,
+    pub committed: i64,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Where the provider keeps stock.
+#[async_trait::async_trait]
+pub trait LocationSource: Send + Sync {
+    async fn locations(&self, cursor: Option<&str>) -> Result<Batch<ExternalLocation>, ProviderError>;
+}
+
+/// The catalog: variants with their products, all of them or those changed since `since`.
+#[async_trait::async_trait]
+pub trait CatalogSource: Send + Sync {
+    async fn variants(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalVariant>, ProviderError>;
+}
+
+/// Stock levels at one of the provider's locations, all or those changed since `since`.
+#[async_trait::async_trait]
+pub trait InventorySource: Send + Sync {
+    async fn levels(
+        &self,
+        location_id: &str,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalLevel>, ProviderError>;
+}
