@@ -84,6 +84,7 @@ impl Application {
             mailer,
             forecast_models: Arc::default(),
             sealer: Arc::new(sealer),
+            providers: Arc::default(),
         };
         Ok(Self { state, listener, port })
     }

@@ -22,4 +22,6 @@ pub struct AppState {
     pub forecast_models: Arc<crate::services::forecast::ModelCache>,
     /// Seals and opens connector credentials.
     pub sealer: Arc<qm_integrations::sealing::Sealer>,
+    /// Provider clients and the per-shop rate limits they share.
+    pub providers: Arc<crate::services::sync::Providers>,
 }

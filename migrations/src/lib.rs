@@ -20,6 +20,7 @@ mod m20261203_000005_create_forecasts;
 mod m20261203_000006_create_replenishment;
 mod m20261203_000007_create_connectors;
 mod m20261203_000008_add_plan_terms;
+mod m20261204_000009_create_sync;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -34,6 +35,8 @@ pub use m20261203_000006_create_replenishment::TABLES as REPLENISHMENT_TABLES;
 pub use m20261203_000007_create_connectors::TABLES as CONNECTOR_TABLES;
 /// Tenant tables of replenishment terms added later (lane costs).
 pub use m20261203_000008_add_plan_terms::TABLES as PLAN_TERMS_TABLES;
+/// Tenant tables of the sync engine (runs, cursors, provider ids).
+pub use m20261204_000009_create_sync::TABLES as SYNC_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";
@@ -79,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_create_replenishment::Migration),
             Box::new(m20261203_000007_create_connectors::Migration),
             Box::new(m20261203_000008_add_plan_terms::Migration),
+            Box::new(m20261204_000009_create_sync::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod replenish_sim;
 mod schema;
 mod stock;
 mod subscriptions;
+mod sync;
 mod tenancy;
 mod tidy;
 mod webhook_faults;

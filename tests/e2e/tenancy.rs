@@ -273,8 +273,32 @@ async fn world(app: &TestApp) -> World {
     .exec_without_returning(&s.tx)
     .await
     .expect("connector");
+    let sync_run = Uuid::now_v7();
+    qm_api::db::entities::sync_run::Entity::insert(qm_api::db::entities::sync_run::ActiveModel::from(
+        qm_api::db::entities::sync_run::Model {
+            tenant_id: b.id,
+            id: sync_run,
+            connector_id,
+            resources: json!(["catalog"]),
+            full_sync: true,
+            trigger: "manual".into(),
+            status: "completed".into(),
+            position: json!({}),
+            counts: json!({ "catalog": { "applied": 1, "unchanged": 0, "problems": 1 } }),
+            problems: json!([{ "resource": "catalog", "externalId": "gid://shopify/ProductVariant/1", "message": "b-shirt" }]),
+            problem_count: 1,
+            error: None,
+            created_at: now,
+            started_at: Some(now),
+            finished_at: Some(now),
+        },
+    ))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("sync run");
     s.commit().await.expect("commit");
     ids.insert("Connector", gid("Connector", connector_id));
+    ids.insert("SyncRun", gid("SyncRun", sync_run));
     ids.insert("ReplenishmentRun", b_run);
     ids.insert("ReplenishmentLine", gid("ReplenishmentLine", line));
     ids.insert("Transfer", gid("Transfer", transfer));
@@ -314,6 +338,7 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         "ReplenishmentLine",
         "Transfer",
         "Connector",
+        "SyncRun",
     ] {
         m.entry("Query.node").or_default().push(Probe { query: node, vars: |_, id| json!({ "id": id }), kind });
     }
@@ -531,6 +556,16 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
     ] {
         m.entry(field).or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind: "Connector" });
     }
+    m.entry("Mutation.syncRun").or_default().push(Probe {
+        query: "mutation($id: ID!) { syncRun(input: { connectorId: $id }) { syncRun { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Connector",
+    });
+    m.entry("Query.syncRuns").or_default().push(Probe {
+        query: "query($id: ID!) { syncRuns(connectorId: $id, first: 10) { nodes { id } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Connector",
+    });
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -607,6 +642,8 @@ async fn lists_never_include_another_tenants_rows() {
         "{ variantBySku(sku: \"B-SKU\") { id } }",
         "{ ledgerVerify { ok checked } }",
         "{ connectors { id locationMapping { location { id } } } }",
+        "{ syncRuns(first: 250) { nodes { id problems { message } } } }",
+        "{ connectors { syncState { resource } lastSyncRun { id } } }",
     ];
     for q in lists {
         let d = app.data(&a, q, json!({})).await;
@@ -642,6 +679,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
         .chain(qm_api::db::REPLENISHMENT_TABLES)
         .chain(qm_api::db::CONNECTOR_TABLES)
         .chain(qm_api::db::PLAN_TERMS_TABLES)
+        .chain(qm_api::db::SYNC_TABLES)
     {
         let rows =
             s.tx.query_all_raw(Statement::from_string(

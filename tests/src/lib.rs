@@ -382,6 +382,8 @@ impl Drop for TestApp {
     }
 }
 
+pub mod shopify_mock;
+
 /// A minimal graphql-transport-ws client (the protocol of the `graphql-ws` library), speaking
 /// the wire messages directly so tests see exactly what a client sees.
 pub mod ws {

@@ -474,6 +474,56 @@ tenant_entity!(connector_webhook, "connector_webhooks", {
     pub received_at: DateTimeUtc,
 });
 
+tenant_entity!(sync_run, "sync_runs", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub connector_id: Uuid,
+    /// The resources, in the order they run.
+    pub resources: Json,
+    pub full_sync: bool,
+    /// `manual`, `schedule` or `webhook`.
+    pub trigger: String,
+    /// `queued`, `running`, `completed` or `failed`.
+    pub status: String,
+    /// The checkpoint (see `services::sync::Position`).
+    pub position: Json,
+    /// Per resource: `{"applied", "unchanged", "problems"}`.
+    pub counts: Json,
+    /// The first problems, `[{"resource", "externalId", "message"}]`.
+    pub problems: Json,
+    pub problem_count: i64,
+    pub error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+});
+
+tenant_entity!(sync_cursor, "sync_cursors", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub connector_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub resource: String,
+    pub since: Option<DateTimeUtc>,
+    pub last_synced_at: Option<DateTimeUtc>,
+    pub last_run_id: Option<Uuid>,
+    pub last_error: Option<String>,
+    pub error_count: i64,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(external_ref, "external_refs", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub connector_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub kind: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub external_id: String,
+    pub local_id: Uuid,
+    pub version: Option<DateTimeUtc>,
+    pub extra: Option<Uuid>,
+    pub updated_at: DateTimeUtc,
+});
+
 tenant_entity!(webhook_endpoint, "webhook_endpoints", {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,

@@ -1,15 +1,19 @@
 //! Connectors to the merchant's other systems (Shopify first). Owners and admins only; the
 //! credentials given are sealed at rest and never returned.
 
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
+use super::pagination::{Window, connection};
 use super::types::{Location, gid, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx, write_tx};
-use crate::db::entities::connector;
+use crate::db::entities::{connector, sync_cursor, sync_run};
+use crate::db::repo;
 use crate::services::connectors::{self as service, ConfigInput};
-use crate::services::lookup;
+use crate::services::{lookup, sync};
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ConnectorKind {
@@ -92,6 +96,204 @@ impl Connector {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// Per resource: when it last synced completely, from which provider change on the next
+    /// incremental sync reads, and the last error with how many there were.
+    async fn sync_state(&self, ctx: &Context<'_>) -> Result<Vec<SyncResourceState>, ApiError> {
+        let p = ctx.principal()?;
+        let s = read_tx(ctx, p).await?;
+        let all = sync::cursors(&s, self.0.id).await?;
+        s.commit().await?;
+        Ok(all.into_iter().filter_map(SyncResourceState::of).collect())
+    }
+    /// The newest sync run of this connector.
+    async fn last_sync_run(&self, ctx: &Context<'_>) -> Result<Option<SyncRun>, ApiError> {
+        let p = ctx.principal()?;
+        let s = read_tx(ctx, p).await?;
+        let found = repo::find::<sync_run::Entity>(&s)
+            .filter(sync_run::Column::ConnectorId.eq(self.0.id))
+            .order_by_desc(sync_run::Column::Id)
+            .one(&s.tx)
+            .await?;
+        s.commit().await?;
+        Ok(found.map(SyncRun))
+    }
+}
+
+/// What a sync reads from the provider.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SyncResource {
+    /// The provider's locations, linked to ours (mapped, or created as `shopify-{id}`).
+    Locations,
+    /// Products and variants (SKU, title, price).
+    Catalog,
+    /// On-hand stock per variant and location.
+    Inventory,
+}
+
+impl SyncResource {
+    fn as_str(self) -> &'static str {
+        match self {
+            SyncResource::Locations => "locations",
+            SyncResource::Catalog => "catalog",
+            SyncResource::Inventory => "inventory",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [SyncResource::Locations, SyncResource::Catalog, SyncResource::Inventory].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SyncRunStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(SimpleObject)]
+pub struct SyncResourceState {
+    pub resource: SyncResource,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// The newest provider change seen; the next incremental sync reads from shortly before it.
+    pub since: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub error_count: i64,
+}
+
+impl SyncResourceState {
+    fn of(c: sync_cursor::Model) -> Option<Self> {
+        Some(SyncResourceState {
+            resource: SyncResource::parse(&c.resource)?,
+            last_synced_at: c.last_synced_at,
+            since: c.since,
+            last_error: c.last_error,
+            error_count: c.error_count,
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SyncCount {
+    pub resource: SyncResource,
+    /// Records created or changed.
+    pub applied: u64,
+    /// Records read that were already as the provider has them.
+    pub unchanged: u64,
+    pub problems: u64,
+}
+
+/// A record that was not applied, and why.
+#[derive(SimpleObject)]
+pub struct SyncProblem {
+    pub resource: SyncResource,
+    /// The provider's id of the record.
+    pub external_id: String,
+    pub message: String,
+}
+
+pub struct SyncRun(pub sync_run::Model);
+
+#[Object]
+impl SyncRun {
+    pub async fn id(&self) -> ID {
+        gid("SyncRun", self.0.id)
+    }
+    async fn connector(&self, ctx: &Context<'_>) -> Result<Option<Connector>, ApiError> {
+        let p = ctx.principal()?;
+        let s = read_tx(ctx, p).await?;
+        let found = repo::find::<connector::Entity>(&s)
+            .filter(connector::Column::Id.eq(self.0.connector_id))
+            .one(&s.tx)
+            .await?;
+        s.commit().await?;
+        Ok(found.map(Connector))
+    }
+    async fn resources(&self) -> Vec<SyncResource> {
+        sync::resources_of(&self.0).iter().filter_map(|r| SyncResource::parse(r)).collect()
+    }
+    /// Everything was read (true), or only what changed since the last sync.
+    async fn full(&self) -> bool {
+        self.0.full_sync
+    }
+    /// `manual`, `schedule` or `webhook`.
+    async fn trigger(&self) -> &str {
+        &self.0.trigger
+    }
+    async fn status(&self) -> SyncRunStatus {
+        match self.0.status.as_str() {
+            "running" => SyncRunStatus::Running,
+            "completed" => SyncRunStatus::Completed,
+            "failed" => SyncRunStatus::Failed,
+            _ => SyncRunStatus::Queued,
+        }
+    }
+    /// Per resource, what the run applied so far.
+    async fn counts(&self) -> Vec<SyncCount> {
+        sync::counts_of(&self.0)
+            .into_iter()
+            .filter_map(|(r, c)| {
+                Some(SyncCount {
+                    resource: SyncResource::parse(&r)?,
+                    applied: c.applied,
+                    unchanged: c.unchanged,
+                    problems: c.problems,
+                })
+            })
+            .collect()
+    }
+    /// The first 100 problems (all are counted in `problemCount`).
+    async fn problems(&self) -> Vec<SyncProblem> {
+        sync::problems_of(&self.0)
+            .into_iter()
+            .filter_map(|p| {
+                Some(SyncProblem {
+                    resource: SyncResource::parse(&p.resource)?,
+                    external_id: p.external_id,
+                    message: p.message,
+                })
+            })
+            .collect()
+    }
+    async fn problem_count(&self) -> i64 {
+        self.0.problem_count
+    }
+    /// Pages committed: a run that is stopped goes on from the last one.
+    async fn pages(&self) -> u64 {
+        sync::position_of(&self.0).pages
+    }
+    /// Why the run failed, or the last error it is retrying after.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct SyncRunInput {
+    pub connector_id: ID,
+    /// What to sync; all resources when absent or empty.
+    #[graphql(default)]
+    pub resources: Vec<SyncResource>,
+    /// Read everything instead of only what changed since the last sync (a reconciliation).
+    #[graphql(default)]
+    pub full: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct SyncRunPayload {
+    /// The run queued, or the one already queued or running for the connector.
+    pub sync_run: Option<SyncRun>,
+    pub user_errors: Vec<UserError>,
 }
 
 #[derive(InputObject)]
@@ -187,6 +389,29 @@ impl ConnectorsQuery {
         s.commit().await?;
         Ok(all.into_iter().map(Connector).collect())
     }
+
+    /// Sync runs, oldest first (`last: n` for the newest), of one connector or all. Owners and admins.
+    async fn sync_runs(
+        &self,
+        ctx: &Context<'_>,
+        connector_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, SyncRun>, ApiError> {
+        let p = ctx.admin()?;
+        let args = Window::new(first, after, last, before).args::<Uuid>()?;
+        let s = read_tx(ctx, p).await?;
+        let mut q = repo::find::<sync_run::Entity>(&s);
+        if let Some(id) = connector_id {
+            // An id of no connector of this tenant lists nothing.
+            q = q.filter(sync_run::Column::ConnectorId.eq(parse_gid(&id, "Connector").unwrap_or(Uuid::nil())));
+        }
+        let page = repo::page(&s, q, sync_run::Column::Id, &args).await?;
+        s.commit().await?;
+        Ok(connection(page, |m| m.id, SyncRun))
+    }
 }
 
 #[derive(Default)]
@@ -194,6 +419,27 @@ pub struct ConnectorsMutation;
 
 #[Object]
 impl ConnectorsMutation {
+    /// Syncs a connector's resources from the provider as background jobs: only what changed
+    /// since the last sync, or everything with `full`. One run per connector at a time: while one
+    /// is queued or running, that one is returned.
+    async fn sync_run(&self, ctx: &Context<'_>, input: SyncRunInput) -> Result<SyncRunPayload, ApiError> {
+        let p = ctx.admin()?;
+        let Some(id) = parse_gid(&input.connector_id, "Connector") else {
+            return Ok(SyncRunPayload {
+                sync_run: None,
+                user_errors: vec![UserError::not_found(&["input", "connectorId"], "connector")],
+            });
+        };
+        let resources: Vec<String> = input.resources.iter().map(|r| r.as_str().to_owned()).collect();
+        let s = write_tx(ctx, p).await?;
+        let outcome = sync::request(&s, id, &resources, input.full, "manual").await?;
+        s.commit().await?;
+        Ok(match outcome {
+            Ok(run) => SyncRunPayload { sync_run: Some(SyncRun(run)), user_errors: vec![] },
+            Err(user_errors) => SyncRunPayload { sync_run: None, user_errors },
+        })
+    }
+
     /// Connects a store. The credentials are sealed at rest and never returned.
     async fn connector_install(
         &self,

@@ -58,6 +58,7 @@ pub enum Node {
     ReplenishmentLine(super::replenish::ReplenishmentLine),
     Transfer(super::replenish::Transfer),
     Connector(super::connectors::Connector),
+    SyncRun(super::connectors::SyncRun),
 }
 
 /// An amount in one currency; the amount is a decimal string, never a float.

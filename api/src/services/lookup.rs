@@ -7,8 +7,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::db::entities::{
     TenantOwned, alert, alert_rule, api_key, connector, location, order, product, purchase_order, replenishment_line,
-    replenishment_run, return_, shipment, stock_movement, supplier, transfer, user, variant, webhook_endpoint,
-    webhook_message,
+    replenishment_run, return_, shipment, stock_movement, supplier, sync_run, transfer, user, variant,
+    webhook_endpoint, webhook_message,
 };
 use crate::db::{Scoped, repo};
 use crate::graphql::types::{self, Node};
@@ -99,6 +99,9 @@ pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Opt
         "Connector" if admin => by_id::<connector::Entity>(s, connector::Column::Id, id)
             .await?
             .map(|m| Node::Connector(crate::graphql::connectors::Connector(m))),
+        "SyncRun" if admin => by_id::<sync_run::Entity>(s, sync_run::Column::Id, id)
+            .await?
+            .map(|m| Node::SyncRun(crate::graphql::connectors::SyncRun(m))),
         "ApiKey" if admin => {
             by_id::<api_key::Entity>(s, api_key::Column::Id, id).await?.map(|m| Node::ApiKey(types::ApiKey(m)))
         }

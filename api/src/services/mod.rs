@@ -9,4 +9,5 @@ pub mod lookup;
 pub mod orders;
 pub mod replenish;
 pub mod stock;
+pub mod sync;
 pub mod tenants;

@@ -1,0 +1,939 @@
+//! The sync engine: a connector's resources (locations, catalog, inventory) read page by page
+//! from the provider through the capability traits of `qm_connectors::source`, and applied as
+//! upserts keyed by the provider's ids (`external_refs`, beside ours).
+//!
+//! A run is a row (`sync_runs`) and a chain of `connector.sync` jobs. Each page is fetched
+//! outside any transaction, then applied in one transaction that also moves the run's
+//! checkpoint (`position`: resource, cursor, provider location), so a run killed at any point
+//! goes on from the last page it committed, and a page is never applied twice by the same run.
+//! Applying is idempotent on its own as well (a record carries its provider version, and an
+//! older version than the one stored changes nothing), so a page applied again by a later run
+//! changes nothing. A job works for a bounded time and then queues its continuation in the same
+//! transaction as its last checkpoint.
+//!
+//! A record that cannot be read or applied is a problem of the run (kept with its provider id and
+//! the reason), never a failure of the page. A provider refusing the credentials pauses the
+//! connector; rate limits and transient failures retry the job later; anything else fails the
+//! run with its reason.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use qm_connectors::ProviderError;
+use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits};
+use qm_connectors::source::{
+    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalVariant, InventorySource, LocationSource, Problem,
+};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::OnConflict};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::entities::{Dec, connector, external_ref, location, product, sync_cursor, sync_run, variant};
+use crate::db::{Db, Scoped, TxMode, repo};
+use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
+use crate::jobs::worker::{Handler, JobError, Registry};
+use crate::jobs::{self, NewJob};
+use crate::services::connectors::{self as installed, open_credentials, settings_of};
+use crate::state::AppState;
+
+pub const SYNC: &str = "connector.sync";
+/// Every resource, in the order a run takes them (inventory needs the locations and the catalog).
+pub const RESOURCES: [&str; 3] = ["locations", "catalog", "inventory"];
+/// How long one job works before it hands over to its continuation.
+const SLICE: Duration = Duration::from_secs(20);
+/// The longest a call waits for the provider's rate limit inside a job; longer, the job retries later.
+const MAX_WAIT: Duration = Duration::from_secs(20);
+/// Problems kept on a run (all are counted).
+const KEEP_PROBLEMS: usize = 100;
+/// An incremental sync asks for changes since a little before the last one's newest change: a
+/// record saved in the same second as that change is not missed.
+const OVERLAP: chrono::Duration = chrono::Duration::seconds(60);
+
+pub fn register(r: Registry) -> Registry {
+    r.with(SYNC, SyncJob)
+}
+
+/// The providers' clients and the per-shop limits they share, for the whole process.
+pub struct Providers {
+    http: reqwest::Client,
+    limits: Mutex<HashMap<Uuid, Arc<ShopLimits>>>,
+    /// Calls in flight to one shop at most.
+    pub concurrency: usize,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Providers { http, limits: Mutex::default(), concurrency: 2 }
+    }
+}
+
+impl Providers {
+    /// The limits of connector `id`'s shop (one bucket and one call cap per connector).
+    fn limits(&self, id: Uuid) -> Arc<ShopLimits> {
+        let mut all = self.limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.entry(id).or_insert_with(|| Arc::new(ShopLimits::new(self.concurrency))).clone()
+    }
+
+    /// A client of the connector's shop, or `None` when its credentials are gone or do not open.
+    fn shopify(&self, state: &AppState, c: &connector::Model) -> Option<Client> {
+        let (token, _) = open_credentials(&state.sealer, c)?;
+        let settings = settings_of(c);
+        let mut config = ClientConfig::new(&c.external_account, &token, &settings.api_version);
+        config.base_url = settings.base_url;
+        config.max_wait = MAX_WAIT;
+        Some(Client::new(self.http.clone(), config, self.limits(c.id)))
+    }
+}
+
+/// Where a run is: the resources finished, and within the current one the cursor of the next
+/// page (for inventory, of which provider location), and the newest change seen so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Position {
+    #[serde(default)]
+    pub done: Vec<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Inventory: the provider location being read.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// The newest provider `updated_at` applied in the current resource.
+    #[serde(default)]
+    pub newest: Option<DateTime<Utc>>,
+    /// Pages committed so far (all resources).
+    #[serde(default)]
+    pub pages: u64,
+}
+
+/// Per resource: records applied, records already up to date, problems.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    pub applied: u64,
+    pub unchanged: u64,
+    pub problems: u64,
+}
+
+pub type Counts = std::collections::BTreeMap<String, Count>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunProblem {
+    pub resource: String,
+    pub external_id: String,
+    pub message: String,
+}
+
+pub fn position_of(r: &sync_run::Model) -> Position {
+    serde_json::from_value(r.position.clone()).unwrap_or_default()
+}
+
+pub fn counts_of(r: &sync_run::Model) -> Counts {
+    serde_json::from_value(r.counts.clone()).unwrap_or_default()
+}
+
+pub fn problems_of(r: &sync_run::Model) -> Vec<RunProblem> {
+    serde_json::from_value(r.problems.clone()).unwrap_or_default()
+}
+
+pub fn resources_of(r: &sync_run::Model) -> Vec<String> {
+    serde_json::from_value(r.resources.clone()).unwrap_or_default()
+}
+
+/// Queues a sync of `resources` (all when empty) of connector `id`, or returns the run already
+/// queued or running for it (one run per connector at a time).
+pub async fn request(
+    s: &Scoped,
+    id: Uuid,
+    resources: &[String],
+    full: bool,
+    trigger: &str,
+) -> Result<Outcome<sync_run::Model>, DbErr> {
+    let Some(c) = repo::find::<connector::Entity>(s).filter(connector::Column::Id.eq(id)).one(&s.tx).await? else {
+        return Ok(Err(vec![UserError::not_found(&["input", "connectorId"], "connector")]));
+    };
+    if c.status != "active" {
+        return Ok(Err(vec![UserError::new(
+            &["input", "connectorId"],
+            UserErrorCode::InvalidState,
+            format!("the connector is {}: resume it first", c.status),
+        )]));
+    }
+    let active = repo::find::<sync_run::Entity>(s)
+        .filter(sync_run::Column::ConnectorId.eq(id))
+        .filter(sync_run::Column::Status.is_in(["queued", "running"]))
+        .one(&s.tx)
+        .await?;
+    if let Some(run) = active {
+        return Ok(Ok(run));
+    }
+    // In the engine's order, each once; a resource needs the ones before it only for its first run.
+    let wanted: Vec<String> = RESOURCES
+        .iter()
+        .filter(|r| resources.is_empty() || resources.iter().any(|w| w == *r))
+        .map(|r| (*r).to_owned())
+        .collect();
+    let now = repo::now();
+    let run = sync_run::Model {
+        tenant_id: s.tenant(),
+        id: Uuid::now_v7(),
+        connector_id: id,
+        resources: json!(wanted),
+        full_sync: full,
+        trigger: trigger.to_owned(),
+        status: "queued".into(),
+        position: json!(Position::default()),
+        counts: json!({}),
+        problems: json!([]),
+        problem_count: 0,
+        error: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    sync_run::Entity::insert(sync_run::ActiveModel::from(run.clone())).exec_without_returning(&s.tx).await?;
+    jobs::enqueue(s, job_for(run.id, 0)).await?;
+    Ok(Ok(run))
+}
+
+fn job_for(run: Uuid, slice: u64) -> NewJob {
+    let mut job = NewJob::new(SYNC, json!({ "run_id": run }));
+    // One job per slice of a run: a slice queued twice (a retried commit) runs once.
+    job.dedup_key = Some(format!("{SYNC}:{run}:{slice}"));
+    job
+}
+
+pub async fn run_by_id(s: &Scoped, id: Uuid) -> Result<Option<sync_run::Model>, DbErr> {
+    repo::find::<sync_run::Entity>(s).filter(sync_run::Column::Id.eq(id)).one(&s.tx).await
+}
+
+pub async fn cursors(s: &Scoped, connector_id: Uuid) -> Result<Vec<sync_cursor::Model>, DbErr> {
+    repo::find::<sync_cursor::Entity>(s)
+        .filter(sync_cursor::Column::ConnectorId.eq(connector_id))
+        .order_by_asc(sync_cursor::Column::Resource)
+        .all(&s.tx)
+        .await
+}
+
+struct SyncJob;
+
+#[async_trait::async_trait]
+impl Handler for SyncJob {
+    async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
+        let run_id = job.payload["run_id"]
+            .as_str()
+            .and_then(|s| s.parse::<Uuid>().ok())
+            .ok_or_else(|| JobError::Permanent("payload has no run_id".into()))?;
+        let last_attempt = job.attempts + 1 >= job.max_attempts;
+        match sync_slice(state, job.tenant_id, run_id).await {
+            Ok(()) => Ok(()),
+            Err(SliceError::Provider(e)) if e.is_retryable() && !last_attempt => {
+                note_error(&state.db, job.tenant_id, run_id, &e.to_string()).await?;
+                match e {
+                    ProviderError::RateLimited { retry_after } => Err(JobError::RetryAt(
+                        e.to_string(),
+                        Utc::now() + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::seconds(60)),
+                    )),
+                    _ => Err(JobError::Retry(e.to_string())),
+                }
+            }
+            Err(SliceError::Provider(e)) => {
+                let paused = matches!(e, ProviderError::Unauthorized(_));
+                fail(&state.db, job.tenant_id, run_id, &e.to_string(), paused).await?;
+                Ok(())
+            }
+            Err(SliceError::Db(e)) if last_attempt => {
+                fail(&state.db, job.tenant_id, run_id, &format!("database: {e}"), false).await?;
+                Err(e.into())
+            }
+            Err(SliceError::Db(e)) => Err(e.into()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SliceError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Works on run `run_id` for up to [`SLICE`], committing page by page.
+async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), SliceError> {
+    let started = Instant::now();
+    let s = state.db.scoped(tenant, TxMode::Read).await?;
+    let Some(run) = run_by_id(&s, run_id).await? else { return Ok(()) };
+    let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(run.connector_id)).one(&s.tx).await?;
+    s.commit().await?;
+    if !matches!(run.status.as_str(), "queued" | "running") {
+        return Ok(());
+    }
+    let Some(c) = c.filter(|c| c.status == "active") else {
+        fail(&state.db, tenant, run_id, "the connector is paused or uninstalled", false).await?;
+        return Ok(());
+    };
+    let Some(client) = state.providers.shopify(state, &c) else {
+        fail(&state.db, tenant, run_id, "the connector's credentials do not open with the configured keys", false)
+            .await?;
+        return Ok(());
+    };
+    if run.status == "queued" {
+        let s = state.db.scoped(tenant, TxMode::Write).await?;
+        sync_run::Entity::update_many()
+            .col_expr(sync_run::Column::Status, "running".into())
+            .col_expr(sync_run::Column::StartedAt, Some(repo::now()).into())
+            .filter(sync_run::Column::TenantId.eq(tenant))
+            .filter(sync_run::Column::Id.eq(run_id))
+            .exec(&s.tx)
+            .await?;
+        s.commit().await?;
+    }
+    let resources = resources_of(&run);
+    let mut pos = position_of(&run);
+    let ctx = Applier { connector: &c, full: run.full_sync };
+    loop {
+        let Some(resource) = resources.iter().find(|r| !pos.done.contains(r)).cloned() else {
+            finish(&state.db, tenant, run_id, &pos).await?;
+            return Ok(());
+        };
+        if pos.resource.as_deref() != Some(resource.as_str()) {
+            pos = Position { resource: Some(resource.clone()), cursor: None, location: None, newest: None, ..pos };
+        }
+        let since = if run.full_sync { None } else { since_of(&state.db, tenant, c.id, &resource).await? };
+        let continue_after = started.elapsed() >= SLICE;
+        let step = match resource.as_str() {
+            "locations" => {
+                let batch = client.locations(pos.cursor.as_deref()).await?;
+                Step::Locations(batch)
+            }
+            "catalog" => Step::Catalog(client.variants(since, pos.cursor.as_deref()).await?),
+            "inventory" => {
+                let location = match &pos.location {
+                    Some(l) => Some(l.clone()),
+                    None => next_location(&state.db, tenant, c.id, None).await?,
+                };
+                match location {
+                    Some(l) => {
+                        let batch = client.levels(&l, since, pos.cursor.as_deref()).await?;
+                        Step::Inventory(l, batch)
+                    }
+                    None => Step::Inventory(String::new(), Batch::default()),
+                }
+            }
+            other => return Err(ProviderError::Permanent(format!("unknown resource {other}")).into()),
+        };
+        let s = state.db.scoped(tenant, TxMode::Write).await?;
+        // Another worker moved the run on (a lease expired while this one still worked): stop.
+        let Some(current) = run_by_id(&s, run_id).await? else { return Ok(()) };
+        if position_of(&current).pages != pos.pages || current.status != "running" {
+            tracing::warn!(run = %run_id, "the run moved on elsewhere; this slice stops");
+            return Ok(());
+        }
+        let mut counts = counts_of(&current);
+        let mut problems = problems_of(&current);
+        let mut problem_count = current.problem_count;
+        let (read_problems, mut outcome, next, next_location_from) = match step {
+            Step::Locations(b) => (b.problems, ctx.locations(&s, &b.records).await?, b.next, None),
+            Step::Catalog(b) => (b.problems, ctx.catalog(&s, &b.records).await?, b.next, None),
+            Step::Inventory(l, b) if l.is_empty() => (b.problems, Applied::default(), None, None),
+            Step::Inventory(l, b) => (b.problems, ctx.inventory(&s, &l, &b.records).await?, b.next, Some(l)),
+        };
+        outcome.problems.splice(0..0, read_problems);
+        let count = counts.entry(resource.clone()).or_default();
+        count.applied += outcome.applied;
+        count.unchanged += outcome.unchanged;
+        count.problems += outcome.problems.len() as u64;
+        problem_count += outcome.problems.len() as i64;
+        for p in outcome.problems {
+            if problems.len() < KEEP_PROBLEMS {
+                problems.push(RunProblem {
+                    resource: resource.clone(),
+                    external_id: p.external_id,
+                    message: p.message,
+                });
+            }
+        }
+        pos.newest = pos.newest.max(outcome.newest);
+        pos.pages += 1;
+        match (next, next_location_from) {
+            (Some(cursor), location) => {
+                pos.cursor = Some(cursor);
+                pos.location = location;
+            }
+            (None, Some(l)) => {
+                // This provider location is done: the next one, or the end of inventory.
+                pos.cursor = None;
+                pos.location = next_location(&state.db, tenant, c.id, Some(&l)).await?;
+                if pos.location.is_none() {
+                    complete_resource(&s, c.id, &resource, run_id, pos.newest).await?;
+                    pos.done.push(resource.clone());
+                }
+            }
+            (None, None) => {
+                complete_resource(&s, c.id, &resource, run_id, pos.newest).await?;
+                pos.done.push(resource.clone());
+            }
+        }
+        sync_run::Entity::update_many()
+            .col_expr(sync_run::Column::Position, json!(pos).into())
+            .col_expr(sync_run::Column::Counts, json!(counts).into())
+            .col_expr(sync_run::Column::Problems, json!(problems).into())
+            .col_expr(sync_run::Column::ProblemCount, problem_count.into())
+            .filter(sync_run::Column::TenantId.eq(tenant))
+            .filter(sync_run::Column::Id.eq(run_id))
+            .exec(&s.tx)
+            .await?;
+        let more = resources.iter().any(|r| !pos.done.contains(r));
+        if more && continue_after {
+            jobs::enqueue(&s, job_for(run_id, pos.pages)).await?;
+            s.commit().await?;
+            return Ok(());
+        }
+        s.commit().await?;
+    }
+}
+
+enum Step {
+    Locations(Batch<ExternalLocation>),
+    Catalog(Batch<ExternalVariant>),
+    Inventory(String, Batch<ExternalLevel>),
+}
+
+/// What applying one page did.
+#[derive(Debug, Default)]
+struct Applied {
+    applied: u64,
+    unchanged: u64,
+    problems: Vec<Problem>,
+    newest: Option<DateTime<Utc>>,
+}
+
+/// The next provider location (in id order) after `after` that is linked to one of ours.
+async fn next_location(db: &Db, tenant: Uuid, connector: Uuid, after: Option<&str>) -> Result<Option<String>, DbErr> {
+    let s = db.scoped(tenant, TxMode::Read).await?;
+    let mut q = refs_of(&s, connector, "location");
+    if let Some(a) = after {
+        q = q.filter(external_ref::Column::ExternalId.gt(a));
+    }
+    let found = q.order_by_asc(external_ref::Column::ExternalId).one(&s.tx).await?;
+    s.commit().await?;
+    Ok(found.map(|r| r.external_id))
+}
+
+fn refs_of(s: &Scoped, connector: Uuid, kind: &str) -> sea_orm::Select<external_ref::Entity> {
+    repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::ConnectorId.eq(connector))
+        .filter(external_ref::Column::Kind.eq(kind))
+}
+
+/// Where an incremental sync of `resource` starts: a little before the newest change the last
+/// completed sync saw; `None` (everything) before the first.
+async fn since_of(db: &Db, tenant: Uuid, connector: Uuid, resource: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let s = db.scoped(tenant, TxMode::Read).await?;
+    let found = repo::find::<sync_cursor::Entity>(&s)
+        .filter(sync_cursor::Column::ConnectorId.eq(connector))
+        .filter(sync_cursor::Column::Resource.eq(resource))
+        .one(&s.tx)
+        .await?;
+    s.commit().await?;
+    Ok(found.and_then(|c| c.since).map(|t| t - OVERLAP))
+}
+
+async fn complete_resource(
+    s: &Scoped,
+    connector: Uuid,
+    resource: &str,
+    run: Uuid,
+    newest: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let now = repo::now();
+    let existing = repo::find::<sync_cursor::Entity>(s)
+        .filter(sync_cursor::Column::ConnectorId.eq(connector))
+        .filter(sync_cursor::Column::Resource.eq(resource))
+        .one(&s.tx)
+        .await?;
+    let since = existing.as_ref().and_then(|e| e.since).max(newest);
+    let row = sync_cursor::Model {
+        tenant_id: s.tenant(),
+        connector_id: connector,
+        resource: resource.to_owned(),
+        since,
+        last_synced_at: Some(now),
+        last_run_id: Some(run),
+        last_error: None,
+        error_count: existing.as_ref().map_or(0, |e| e.error_count),
+        updated_at: now,
+    };
+    upsert_cursor(s, row).await
+}
+
+async fn upsert_cursor(s: &Scoped, row: sync_cursor::Model) -> Result<(), DbErr> {
+    use sync_cursor::Column as C;
+    sync_cursor::Entity::insert(sync_cursor::ActiveModel::from(row))
+        .on_conflict(
+            OnConflict::columns([C::TenantId, C::ConnectorId, C::Resource])
+                .update_columns([C::Since, C::LastSyncedAt, C::LastRunId, C::LastError, C::ErrorCount, C::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(&s.tx)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed attempt on the run's current resource (the run goes on after the retry).
+async fn note_error(db: &Db, tenant: Uuid, run_id: Uuid, error: &str) -> Result<(), DbErr> {
+    let s = db.scoped(tenant, TxMode::Write).await?;
+    let Some(run) = run_by_id(&s, run_id).await? else { return Ok(()) };
+    let resource = position_of(&run).resource.unwrap_or_else(|| "locations".into());
+    let existing = repo::find::<sync_cursor::Entity>(&s)
+        .filter(sync_cursor::Column::ConnectorId.eq(run.connector_id))
+        .filter(sync_cursor::Column::Resource.eq(resource.as_str()))
+        .one(&s.tx)
+        .await?;
+    let row = sync_cursor::Model {
+        tenant_id: tenant,
+        connector_id: run.connector_id,
+        resource,
+        since: existing.as_ref().and_then(|e| e.since),
+        last_synced_at: existing.as_ref().and_then(|e| e.last_synced_at),
+        last_run_id: existing.as_ref().and_then(|e| e.last_run_id),
+        last_error: Some(error.chars().take(500).collect()),
+        error_count: existing.as_ref().map_or(0, |e| e.error_count) + 1,
+        updated_at: repo::now(),
+    };
+    upsert_cursor(&s, row).await?;
+    sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Error, Some(error.chars().take(500).collect::<String>()).into())
+        .filter(sync_run::Column::TenantId.eq(tenant))
+        .filter(sync_run::Column::Id.eq(run_id))
+        .exec(&s.tx)
+        .await?;
+    s.commit().await
+}
+
+async fn finish(db: &Db, tenant: Uuid, run_id: Uuid, pos: &Position) -> Result<(), DbErr> {
+    let s = db.scoped(tenant, TxMode::Write).await?;
+    sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Status, "completed".into())
+        .col_expr(sync_run::Column::Position, json!(pos).into())
+        .col_expr(sync_run::Column::Error, Option::<String>::None.into())
+        .col_expr(sync_run::Column::FinishedAt, Some(repo::now()).into())
+        .filter(sync_run::Column::TenantId.eq(tenant))
+        .filter(sync_run::Column::Id.eq(run_id))
+        .filter(sync_run::Column::Status.is_in(["queued", "running"]))
+        .exec(&s.tx)
+        .await?;
+    s.commit().await?;
+    tracing::info!(run = %run_id, "sync completed");
+    Ok(())
+}
+
+/// Fails the run with `error`; when the provider refused the credentials, pauses the connector
+/// too (only this tenant's).
+async fn fail(db: &Db, tenant: Uuid, run_id: Uuid, error: &str, pause: bool) -> Result<(), DbErr> {
+    note_error(db, tenant, run_id, error).await?;
+    let s = db.scoped(tenant, TxMode::Write).await?;
+    let Some(run) = run_by_id(&s, run_id).await? else { return Ok(()) };
+    sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Status, "failed".into())
+        .col_expr(sync_run::Column::Error, Some(error.chars().take(500).collect::<String>()).into())
+        .col_expr(sync_run::Column::FinishedAt, Some(repo::now()).into())
+        .filter(sync_run::Column::TenantId.eq(tenant))
+        .filter(sync_run::Column::Id.eq(run_id))
+        .filter(sync_run::Column::Status.is_in(["queued", "running"]))
+        .exec(&s.tx)
+        .await?;
+    if pause {
+        let reason = format!("the provider refused the credentials: {}", error.chars().take(200).collect::<String>());
+        if let Ok(c) = installed::set_active(&s, run.connector_id, false, Some(reason)).await? {
+            tracing::warn!(connector = %c.id, "connector paused: credentials refused");
+        }
+    }
+    s.commit().await?;
+    tracing::warn!(run = %run_id, error, "sync failed");
+    Ok(())
+}
+
+/// Applies pages of one connector's records.
+struct Applier<'a> {
+    connector: &'a connector::Model,
+    full: bool,
+}
+
+/// Whether a stored version makes a record at `version` stale (the same or older).
+fn stale(stored: Option<DateTime<Utc>>, version: Option<DateTime<Utc>>) -> bool {
+    matches!((stored, version), (Some(s), Some(v)) if v <= s)
+}
+
+impl Applier<'_> {
+    async fn refs(
+        &self,
+        s: &Scoped,
+        kind: &str,
+        ids: impl IntoIterator<Item = String>,
+    ) -> Result<HashMap<String, external_ref::Model>, DbErr> {
+        let ids: Vec<String> = ids.into_iter().collect::<HashSet<_>>().into_iter().collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found =
+            refs_of(s, self.connector.id, kind).filter(external_ref::Column::ExternalId.is_in(ids)).all(&s.tx).await?;
+        Ok(found.into_iter().map(|r| (r.external_id.clone(), r)).collect())
+    }
+
+    async fn link(
+        &self,
+        s: &Scoped,
+        kind: &str,
+        external_id: &str,
+        local_id: Uuid,
+        version: Option<DateTime<Utc>>,
+        extra: Option<Uuid>,
+    ) -> Result<(), DbErr> {
+        use external_ref::Column as C;
+        let row = external_ref::Model {
+            tenant_id: s.tenant(),
+            connector_id: self.connector.id,
+            kind: kind.to_owned(),
+            external_id: external_id.to_owned(),
+            local_id,
+            version,
+            extra,
+            updated_at: repo::now(),
+        };
+        external_ref::Entity::insert(external_ref::ActiveModel::from(row))
+            .on_conflict(
+                OnConflict::columns([C::TenantId, C::ConnectorId, C::Kind, C::ExternalId])
+                    .update_columns([C::LocalId, C::Version, C::Extra, C::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&s.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Links each provider location to ours: the one the installation maps it to, else one
+    /// created for it (code `shopify-{id}`). Inactive unmapped locations are left out.
+    async fn locations(&self, s: &Scoped, records: &[ExternalLocation]) -> Result<Applied, DbErr> {
+        let mut out = Applied::default();
+        let known = self.refs(s, "location", records.iter().map(|l| l.id.clone())).await?;
+        let mapping = settings_of(self.connector).location_mapping;
+        for l in records {
+            let mapped = mapping.iter().find(|m| m.provider_location_id == l.id).map(|m| m.location_id);
+            if known.get(&l.id).is_some_and(|r| Some(r.local_id) == mapped || mapped.is_none()) {
+                out.unchanged += 1;
+                continue;
+            }
+            let local = match mapped {
+                Some(id) => id,
+                None if !l.active => {
+                    out.unchanged += 1;
+                    continue;
+                }
+                None => {
+                    let number = l.id.rsplit('/').next().unwrap_or(&l.id);
+                    let code: String = format!("shopify-{number}").chars().take(64).collect();
+                    let existing = repo::find::<location::Entity>(s)
+                        .filter(location::Column::Code.eq(code.as_str()))
+                        .one(&s.tx)
+                        .await?;
+                    match existing {
+                        Some(e) => e.id,
+                        None => {
+                            let now = repo::now();
+                            let m = location::Model {
+                                tenant_id: s.tenant(),
+                                id: Uuid::now_v7(),
+                                code,
+                                name: l.name.chars().take(200).collect(),
+                                kind: "store".into(),
+                                latitude: None,
+                                longitude: None,
+                                created_at: now,
+                                updated_at: now,
+                                capacity_volume: None,
+                            };
+                            location::Entity::insert(location::ActiveModel::from(m.clone()))
+                                .exec_without_returning(&s.tx)
+                                .await?;
+                            m.id
+                        }
+                    }
+                }
+            };
+            self.link(s, "location", &l.id, local, None, None).await?;
+            out.applied += 1;
+        }
+        Ok(out)
+    }
+
+    /// Upserts each variant and its product by the provider's ids; a variant of ours with the
+    /// same SKU and no provider link yet is linked, not duplicated.
+    async fn catalog(&self, s: &Scoped, records: &[ExternalVariant]) -> Result<Applied, DbErr> {
+        let mut out = Applied::default();
+        let variants = self.refs(s, "variant", records.iter().map(|v| v.id.clone())).await?;
+        let mut products: HashMap<String, Uuid> = self
+            .refs(s, "product", records.iter().map(|v| v.product.id.clone()))
+            .await?
+            .into_iter()
+            .map(|(k, r)| (k, r.local_id))
+            .collect();
+        // Products already brought up to date by an earlier variant of this page.
+        let mut fresh = HashSet::new();
+        for v in records {
+            out.newest = out.newest.max(v.updated_at);
+            let known = variants.get(&v.id);
+            if !self.full && known.is_some_and(|r| stale(r.version, v.updated_at)) {
+                out.unchanged += 1;
+                continue;
+            }
+            if qm_domain::Sku::parse(&v.sku).is_err() {
+                out.problems.push(Problem::new(
+                    &v.id,
+                    format!("SKU {:?} is not usable: 1 to 64 characters without spaces", v.sku),
+                ));
+                continue;
+            }
+            if qm_domain::Money::parse(v.price, &v.currency).is_err() {
+                out.problems
+                    .push(Problem::new(&v.id, format!("price {} {} is not a valid amount", v.price, v.currency)));
+                continue;
+            }
+            let product_id = match products.get(&v.product.id) {
+                Some(id) if fresh.contains(&v.product.id) => *id,
+                known => match self.product(s, v, known.copied()).await? {
+                    Ok(id) => {
+                        if known.is_none() {
+                            self.link(s, "product", &v.product.id, id, None, None).await?;
+                            products.insert(v.product.id.clone(), id);
+                        }
+                        fresh.insert(v.product.id.clone());
+                        id
+                    }
+                    Err(p) => {
+                        out.problems.push(p);
+                        continue;
+                    }
+                },
+            };
+            match self.variant(s, v, known, product_id).await? {
+                Ok(variant_id) => {
+                    self.link(s, "variant", &v.id, variant_id, v.updated_at, None).await?;
+                    if let Some(item) = &v.inventory_item_id {
+                        self.link(s, "inventory_item", item, variant_id, None, None).await?;
+                    }
+                    out.applied += 1;
+                }
+                Err(p) => out.problems.push(p),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn product(
+        &self,
+        s: &Scoped,
+        v: &ExternalVariant,
+        known: Option<Uuid>,
+    ) -> Result<Result<Uuid, Problem>, DbErr> {
+        let p = &v.product;
+        let existing = match known {
+            Some(id) => repo::find::<product::Entity>(s).filter(product::Column::Id.eq(id)).one(&s.tx).await?,
+            None => {
+                repo::find::<product::Entity>(s)
+                    .filter(product::Column::Handle.eq(p.handle.as_str()))
+                    .one(&s.tx)
+                    .await?
+            }
+        };
+        let title =
+            if p.title.trim().is_empty() { p.handle.clone() } else { p.title.trim().chars().take(255).collect() };
+        let now = repo::now();
+        Ok(Ok(match existing {
+            Some(e) if e.title == title && e.status == p.status && e.category == p.category => e.id,
+            Some(e) => {
+                let id = e.id;
+                let mut am: product::ActiveModel = e.into();
+                am.title = Set(title);
+                am.status = Set(p.status.clone());
+                am.category = Set(p.category.clone());
+                am.updated_at = Set(now);
+                sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+                id
+            }
+            None => {
+                if p.handle.is_empty() || p.handle.len() > 255 || p.handle.chars().any(char::is_whitespace) {
+                    return Ok(Err(Problem::new(&v.id, format!("product handle {:?} is not usable", p.handle))));
+                }
+                let m = product::Model {
+                    tenant_id: s.tenant(),
+                    id: Uuid::now_v7(),
+                    title,
+                    handle: p.handle.clone(),
+                    category: p.category.clone(),
+                    status: p.status.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                product::Entity::insert(product::ActiveModel::from(m.clone())).exec_without_returning(&s.tx).await?;
+                m.id
+            }
+        }))
+    }
+
+    async fn variant(
+        &self,
+        s: &Scoped,
+        v: &ExternalVariant,
+        known: Option<&external_ref::Model>,
+        product_id: Uuid,
+    ) -> Result<Result<Uuid, Problem>, DbErr> {
+        let by_sku = crate::services::lookup::variant_by_sku(s, &v.sku).await?;
+        let existing = match known {
+            Some(r) => repo::find::<variant::Entity>(s).filter(variant::Column::Id.eq(r.local_id)).one(&s.tx).await?,
+            None => by_sku.clone(),
+        };
+        if let (Some(e), Some(other)) = (&existing, &by_sku)
+            && e.id != other.id
+        {
+            return Ok(Err(Problem::new(
+                &v.id,
+                format!("its SKU changed to {}, which another variant already has", v.sku),
+            )));
+        }
+        let title = if v.title.trim().is_empty() { v.sku.clone() } else { v.title.trim().chars().take(255).collect() };
+        let now = repo::now();
+        Ok(Ok(match existing {
+            Some(e) => {
+                let id = e.id;
+                if e.sku != v.sku
+                    || e.title != title
+                    || e.price.0 != v.price
+                    || e.currency != v.currency
+                    || e.product_id != product_id
+                {
+                    let mut am: variant::ActiveModel = e.into();
+                    am.sku = Set(v.sku.clone());
+                    am.title = Set(title);
+                    am.price = Set(Dec(v.price));
+                    am.currency = Set(v.currency.clone());
+                    am.product_id = Set(product_id);
+                    am.updated_at = Set(now);
+                    sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+                }
+                id
+            }
+            None => {
+                let m = variant::Model {
+                    tenant_id: s.tenant(),
+                    id: Uuid::now_v7(),
+                    product_id,
+                    sku: v.sku.clone(),
+                    title,
+                    price: Dec(v.price),
+                    currency: v.currency.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    unit_volume: None,
+                };
+                variant::Entity::insert(variant::ActiveModel::from(m.clone())).exec_without_returning(&s.tx).await?;
+                m.id
+            }
+        }))
+    }
+
+    /// Sets each level's on-hand stock to the provider's, through the ledger (a `sync` movement
+    /// of the difference); a level no newer than the one applied last changes nothing.
+    async fn inventory(
+        &self,
+        s: &Scoped,
+        provider_location: &str,
+        records: &[ExternalLevel],
+    ) -> Result<Applied, DbErr> {
+        let mut out = Applied::default();
+        let Some(location) = self.refs(s, "location", [provider_location.to_owned()]).await?.remove(provider_location)
+        else {
+            out.problems.push(Problem::new(provider_location, "the location is not linked: sync locations first"));
+            return Ok(out);
+        };
+        let items = self.refs(s, "inventory_item", records.iter().map(|l| l.inventory_item_id.clone())).await?;
+        let levels = self.refs(s, "inventory_level", records.iter().map(|l| l.id.clone())).await?;
+        for l in records {
+            out.newest = out.newest.max(l.updated_at);
+            let Some(item) = items.get(&l.inventory_item_id) else {
+                out.problems.push(Problem::new(
+                    &l.id,
+                    "its inventory item is not in the synced catalog (a variant without SKU?)",
+                ));
+                continue;
+            };
+            if !self.full && levels.get(&l.id).is_some_and(|r| stale(r.version, l.updated_at)) {
+                out.unchanged += 1;
+                continue;
+            }
+            match set_on_hand(s, item.local_id, location.local_id, l.on_hand, &l.id).await? {
+                Ok(changed) => {
+                    self.link(s, "inventory_level", &l.id, item.local_id, l.updated_at, Some(location.local_id))
+                        .await?;
+                    if changed {
+                        out.applied += 1;
+                    } else {
+                        out.unchanged += 1;
+                    }
+                }
+                Err(p) => out.problems.push(p),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Sets a level's on-hand to `on_hand` with a `sync` movement of the difference. `Ok(false)` when
+/// it already was; a problem when our open reservations there exceed it.
+async fn set_on_hand(
+    s: &Scoped,
+    variant_id: Uuid,
+    location_id: Uuid,
+    on_hand: i64,
+    reference: &str,
+) -> Result<Result<bool, Problem>, DbErr> {
+    if !(0..=crate::services::stock::MAX_UNITS).contains(&on_hand) {
+        return Ok(Err(Problem::new(reference, format!("on hand {on_hand} is out of range"))));
+    }
+    repo::ensure_stock_level(s, variant_id, location_id).await?;
+    let level = crate::services::stock::level(s, variant_id, location_id).await?;
+    let delta = on_hand - level.on_hand;
+    if delta == 0 {
+        return Ok(Ok(false));
+    }
+    let Some(v) = repo::find::<variant::Entity>(s).filter(variant::Column::Id.eq(variant_id)).one(&s.tx).await? else {
+        return Ok(Err(Problem::new(reference, "its variant is gone")));
+    };
+    let change = crate::services::stock::OnHandChange {
+        sku: &v.sku,
+        variant_id,
+        location_id,
+        delta,
+        kind: "sync",
+        reason: "stock level read from the connected store",
+        reference,
+        idempotency_key: None,
+    };
+    Ok(match crate::services::stock::change_on_hand(s, change).await? {
+        Some(_) => Ok(true),
+        None => Err(Problem::new(
+            reference,
+            format!("on hand {on_hand} is below the {} units reserved here by open orders", level.reserved),
+        )),
+    })
+}

@@ -1,0 +1,398 @@
+//! The sync engine against the mock Shopify (issue 6; scenarios of the contracts README §7 in the
+//! test names): locations, catalog and stock flow in page by page, exactly once, resuming from
+//! the last checkpoint, obeying the shop's rate limits.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use qm_api::db::TxMode;
+use qm_api::db::entities::{location, stock_level, stock_movement, variant};
+use qm_domain::Role;
+use qm_tests::shopify_mock::{Fault, MockShopify, Shop};
+use qm_tests::{TestApp, TestTenant};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "shpat_mock_token_0123456789";
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).expect("time").to_utc()
+}
+
+/// Installs a connector to `mock` and returns its id.
+async fn install(app: &TestApp, t: &TestTenant, mock: &MockShopify, shop: &str) -> String {
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } userErrors { field message } } }",
+            json!({ "i": { "kind": "SHOPIFY", "config": {
+                "shopDomain": shop, "accessToken": TOKEN, "apiVersion": "2026-01",
+                "webhookSecret": "whsec-test", "baseUrl": mock.url,
+            } } }),
+        )
+        .await;
+    assert_eq!(d["connectorInstall"]["userErrors"], json!([]), "{d}");
+    d["connectorInstall"]["connector"]["id"].as_str().expect("id").to_owned()
+}
+
+const RUN_FIELDS: &str = "id status full trigger error problemCount pages counts { resource applied unchanged problems } problems { resource externalId message }";
+
+async fn request(app: &TestApp, t: &TestTenant, connector: &str, full: bool) -> Value {
+    let d = app
+        .data(
+            &t.owner_key,
+            &format!("mutation($i: SyncRunInput!) {{ syncRun(input: $i) {{ syncRun {{ {RUN_FIELDS} }} userErrors {{ field code message }} }} }}"),
+            json!({ "i": { "connectorId": connector, "full": full } }),
+        )
+        .await;
+    assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
+    d["syncRun"]["syncRun"].clone()
+}
+
+/// The run after every job it queued has run (retries fast-forwarded).
+async fn settle(app: &TestApp, t: &TestTenant, run: &str) -> Value {
+    for _ in 0..50 {
+        app.drain_jobs().await;
+        let d = app
+            .data(
+                &t.owner_key,
+                &format!("query($id: ID!) {{ node(id: $id) {{ ... on SyncRun {{ {RUN_FIELDS} }} }} }}"),
+                json!({ "id": run }),
+            )
+            .await;
+        let r = d["node"].clone();
+        if r["status"] == "COMPLETED" || r["status"] == "FAILED" {
+            return r;
+        }
+        app.make_jobs_due().await;
+    }
+    panic!("the sync run did not finish");
+}
+
+async fn sync(app: &TestApp, t: &TestTenant, connector: &str, full: bool) -> Value {
+    let run = request(app, t, connector, full).await;
+    settle(app, t, run["id"].as_str().expect("run id")).await
+}
+
+fn count(run: &Value, resource: &str) -> (u64, u64, u64) {
+    let c = run["counts"].as_array().and_then(|cs| cs.iter().find(|c| c["resource"] == resource));
+    c.map_or((0, 0, 0), |c| {
+        (c["applied"].as_u64().unwrap_or(0), c["unchanged"].as_u64().unwrap_or(0), c["problems"].as_u64().unwrap_or(0))
+    })
+}
+
+/// What the tenant holds: on hand per (SKU, location code), with the number of variants and of
+/// `sync` movements.
+struct Mirror {
+    on_hand: BTreeMap<(String, String), i64>,
+    variants: usize,
+    movements: usize,
+}
+
+async fn mirror(app: &TestApp, t: &TestTenant) -> Mirror {
+    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+    let variants: BTreeMap<_, _> =
+        variant::Entity::find().all(&s.tx).await.expect("variants").into_iter().map(|v| (v.id, v.sku)).collect();
+    let locations: BTreeMap<_, _> =
+        location::Entity::find().all(&s.tx).await.expect("locations").into_iter().map(|l| (l.id, l.code)).collect();
+    let on_hand = stock_level::Entity::find()
+        .all(&s.tx)
+        .await
+        .expect("levels")
+        .into_iter()
+        .filter(|l| l.on_hand != 0)
+        .map(|l| ((variants[&l.variant_id].clone(), locations[&l.location_id].clone()), l.on_hand))
+        .collect();
+    let movements = stock_movement::Entity::find()
+        .filter(stock_movement::Column::Kind.eq("sync"))
+        .all(&s.tx)
+        .await
+        .expect("movements")
+        .len();
+    s.commit().await.expect("commit");
+    Mirror { on_hand, variants: variants.len(), movements }
+}
+
+/// What the shop holds, keyed as [`mirror`] keys ours (unmapped locations become `shopify-{id}`).
+fn expected(shop: &Shop, mapped: &[(u64, &str)]) -> BTreeMap<(String, String), i64> {
+    let sku: BTreeMap<u64, String> = shop.variants.values().map(|v| (v.inventory_item_id, v.sku.clone())).collect();
+    shop.levels
+        .iter()
+        .filter(|(_, l)| l.on_hand != 0)
+        .map(|((loc, item), l)| {
+            let code = mapped
+                .iter()
+                .find(|(id, _)| id == loc)
+                .map_or_else(|| format!("shopify-{loc}"), |(_, c)| (*c).to_owned());
+            ((sku[item].clone(), code), l.on_hand)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn scenario_1_a_full_sync_follows_cursors_and_mirrors_the_shop_exactly_then_syncs_only_changes() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let t0 = at("2026-11-01T10:00:00Z");
+    let shop = Shop::generate(600, 3, t0);
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    // The first Shopify location feeds our existing warehouse.
+    let wh = app.location(&t.owner_key, "WH").await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    let first_location = format!("gid://shopify/Location/{}", shop.locations[0].id);
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: ConnectorUpdateInput!) { connectorUpdate(input: $i) { userErrors { message } } }",
+            json!({ "i": { "id": connector, "config": { "locationMapping": [{ "shopifyLocationId": first_location, "locationId": wh }] } } }),
+        )
+        .await;
+    assert_eq!(d["connectorUpdate"]["userErrors"], json!([]), "{d}");
+
+    let run = sync(&app, &t, &connector, false).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(run["problemCount"], 0, "{run}");
+    assert_eq!(count(&run, "LOCATIONS"), (3, 0, 0));
+    assert_eq!(count(&run, "CATALOG"), (600, 0, 0));
+    let want = expected(&shop, &[(shop.locations[0].id, "WH")]);
+    let (applied, unchanged, _) = count(&run, "INVENTORY");
+    assert_eq!(applied as usize, want.len(), "one movement per non-zero level");
+    assert_eq!((applied + unchanged) as usize, shop.levels.len(), "every level read once");
+    // Pages of 250: three of variants, three per location of levels, one of locations.
+    assert_eq!(run["pages"], 1 + 3 + 3 * 3, "{run}");
+    let m = mirror(&app, &t).await;
+    assert_eq!(m.on_hand, want);
+    assert_eq!((m.variants, m.movements), (600, want.len()));
+    let seen = mock.seen();
+    assert!(seen.iter().all(|s| s.status == 200 && !s.throttled), "no refusals on a roomy bucket");
+
+    // Nothing changed: an incremental sync applies nothing and writes no movement.
+    let again = sync(&app, &t, &connector, false).await;
+    assert_eq!(again["status"], "COMPLETED", "{again}");
+    for r in ["LOCATIONS", "CATALOG", "INVENTORY"] {
+        assert_eq!(count(&again, r).0, 0, "{r}: {again}");
+    }
+    assert_eq!(mirror(&app, &t).await.movements, want.len());
+
+    // One price and one level change in the shop: the next sync reads and applies just those.
+    let t1 = at("2026-11-02T09:00:00Z");
+    let (vid, item) = {
+        // An old variant, outside the overlap window.
+        let v = shop.variants.values().nth(10).expect("variant");
+        (v.id, v.inventory_item_id)
+    };
+    let loc = shop.locations[1].id;
+    mock.edit(|s| {
+        let v = s.variants.get_mut(&vid).expect("variant");
+        v.price = "77.70".into();
+        v.updated_at = t1;
+        let l = s.levels.get_mut(&(loc, item)).expect("level");
+        l.on_hand += 5;
+        l.updated_at = t1;
+    });
+    let before = mock.seen().len();
+    let changed = sync(&app, &t, &connector, false).await;
+    assert_eq!((count(&changed, "CATALOG").0, count(&changed, "INVENTORY").0), (1, 1), "{changed}");
+    // Read: what changed, and what changed in the minute before the last sync's newest change
+    // (the overlap that keeps a record saved in the same second from being missed).
+    let window = t0 - chrono::Duration::seconds(60);
+    let now = mock.shop();
+    let variants_read = now.variants.values().filter(|v| v.updated_at >= window).count() as u64;
+    let levels_read = now.levels.values().filter(|l| l.updated_at >= window).count() as u64;
+    assert_eq!((variants_read, levels_read), (3, 7), "the two newest variants and their levels, and the changes");
+    let read = |r: &str| count(&changed, r).0 + count(&changed, r).1;
+    assert_eq!((read("CATALOG"), read("INVENTORY")), (variants_read, levels_read), "{changed}");
+    assert_eq!(mock.seen().len() - before, 1 + 1 + 3, "one page each");
+    let sku = &shop.variants[&vid].sku;
+    let d = app
+        .data(&t.owner_key, "query($s: String!) { variantBySku(sku: $s) { price { amount } } }", json!({ "s": sku }))
+        .await;
+    assert_eq!(d["variantBySku"]["price"]["amount"], "77.7", "{d}");
+    let m = mirror(&app, &t).await;
+    assert_eq!(m.on_hand, expected(&mock.shop(), &[(shop.locations[0].id, "WH")]));
+
+    // The connector reports each resource's last sync.
+    let d = app
+        .data(
+            &t.owner_key,
+            "{ connectors { syncState { resource lastSyncedAt since errorCount } lastSyncRun { status } } }",
+            json!({}),
+        )
+        .await;
+    let state = &d["connectors"][0]["syncState"];
+    assert_eq!(state.as_array().map(Vec::len), Some(3), "{d}");
+    assert_eq!(d["connectors"][0]["lastSyncRun"]["status"], "COMPLETED");
+    let catalog = state.as_array().and_then(|s| s.iter().find(|r| r["resource"] == "CATALOG")).expect("catalog");
+    assert_eq!(catalog["since"], "2026-11-02T09:00:00+00:00", "{d}");
+}
+
+#[tokio::test]
+async fn scenario_1_a_run_that_fails_halfway_goes_on_from_its_last_page_without_duplicates() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(1000, 2, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    // After the locations page and two pages of variants the shop fails every call of a whole
+    // attempt (the client's five tries): the job gives up and is retried later.
+    mock.script_after(
+        3,
+        &[Fault::Status(502), Fault::Status(502), Fault::Status(502), Fault::Status(502), Fault::Status(502)],
+    );
+    let run = request(&app, &t, &connector, false).await;
+    let id = run["id"].as_str().expect("id").to_owned();
+    app.drain_jobs().await;
+    let d = app
+        .data(
+            &t.owner_key,
+            &format!("query($id: ID!) {{ node(id: $id) {{ ... on SyncRun {{ {RUN_FIELDS} }} }} }}"),
+            json!({ "id": id }),
+        )
+        .await;
+    let halfway = &d["node"];
+    assert_eq!(halfway["status"], "RUNNING", "{d}");
+    assert_eq!(halfway["pages"], 3, "the pages before the failure are committed: {d}");
+    assert!(halfway["error"].as_str().is_some_and(|e| e.contains("502")), "{d}");
+    assert_eq!(count(halfway, "CATALOG").0, 500);
+
+    let done = settle(&app, &t, &id).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(count(&done, "CATALOG"), (1000, 0, 0), "each variant applied once");
+    let want = expected(&shop, &[]);
+    assert_eq!(count(&done, "INVENTORY").0 as usize, want.len());
+    let m = mirror(&app, &t).await;
+    assert_eq!((m.on_hand, m.variants, m.movements), (want.clone(), 1000, want.len()));
+    // The first page of variants was asked for once: the retry started from the checkpoint.
+    let firsts = mock.seen().iter().filter(|s| s.root == "productVariants" && s.status == 200).count();
+    assert_eq!(firsts, 4, "four pages of variants answered (250 each), none twice");
+}
+
+#[tokio::test]
+async fn scenario_2_throttled_in_both_forms_is_waited_out_as_told() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(20, 1, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    mock.script(&[Fault::Throttled, Fault::TooMany(1.0), Fault::Status(503)]);
+    let run = sync(&app, &t, &connector, false).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(count(&run, "CATALOG").0, 20);
+    let seen = mock.seen();
+    assert_eq!(seen.iter().map(|s| s.status).take(4).collect::<Vec<_>>(), [200, 429, 503, 200]);
+    // Retry-After: 1 on the 429 is obeyed.
+    let gap = seen[2].at - seen[1].at;
+    assert!(gap >= Duration::from_millis(950), "waited {gap:?} after a 429 with Retry-After: 1");
+    assert_eq!(mirror(&app, &t).await.on_hand, expected(&shop, &[]));
+}
+
+#[tokio::test]
+async fn scenario_3_the_connector_waits_for_the_bucket_before_sending_and_splits_too_costly_queries() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(900, 1, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    // A bucket of 1,000 refilling at 2,000/s: a 753-point page leaves too little for the next one.
+    mock.bucket(1000.0, 2000.0, 1000.0);
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    let run = sync(&app, &t, &connector, false).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let seen = mock.seen();
+    assert!(seen.iter().all(|s| !s.throttled), "never sent a query the bucket could not pay for");
+    assert!(seen.iter().filter(|s| s.available < 1000.0).count() >= 2, "pages did wait for the bucket");
+
+    // A shop that refuses queries above 300 points: pages shrink until they fit.
+    let app2 = TestApp::spawn().await;
+    let t2 = app2.tenant("beta").await;
+    let mock2 = MockShopify::start(shop.clone(), TOKEN).await;
+    mock2.max_cost(300.0);
+    let connector2 = install(&app2, &t2, &mock2, "mock-shop.myshopify.com").await;
+    let run2 = sync(&app2, &t2, &connector2, false).await;
+    assert_eq!(run2["status"], "COMPLETED", "{run2}");
+    assert_eq!(count(&run2, "CATALOG").0, 900);
+    assert_eq!(mirror(&app2, &t2).await.on_hand, expected(&shop, &[]));
+    let refused = mock2.seen().iter().filter(|s| s.cost > 300.0).count();
+    assert!(refused >= 1, "the first page was refused as too costly");
+    assert!(mock2.seen().iter().filter(|s| s.cost > 300.0).count() <= 2, "and smaller pages were asked for after");
+}
+
+#[tokio::test]
+async fn scenario_14_15_17_a_version_drift_fails_the_run_and_refused_credentials_pause_only_that_tenant() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("acme").await;
+    let b = app.tenant("beta").await;
+    let shop = Shop::generate(10, 1, at("2026-11-01T10:00:00Z"));
+    let mock_a = MockShopify::start(shop.clone(), TOKEN).await;
+    let mock_b = MockShopify::start(shop.clone(), TOKEN).await;
+    let ca = install(&app, &a, &mock_a, "mock-a.myshopify.com").await;
+    let cb = install(&app, &b, &mock_b, "mock-b.myshopify.com").await;
+
+    mock_a.serve_version(Some("2025-10"));
+    let drift = sync(&app, &a, &ca, false).await;
+    assert_eq!(drift["status"], "FAILED", "{drift}");
+    assert!(drift["error"].as_str().is_some_and(|e| e.contains("2025-10") && e.contains("2026-01")), "{drift}");
+    assert_eq!(mirror(&app, &a).await.variants, 0, "nothing applied from a drifted version");
+
+    // Acme's token is revoked: its run fails and its connector pauses; beta syncs as before.
+    mock_a.serve_version(None);
+    mock_a.edit(|_| {});
+    let d = app
+        .data(
+            &a.owner_key,
+            "mutation($i: ConnectorUpdateInput!) { connectorUpdate(input: $i) { userErrors { message } } }",
+            json!({ "i": { "id": ca, "config": { "accessToken": "shpat_revoked" } } }),
+        )
+        .await;
+    assert_eq!(d["connectorUpdate"]["userErrors"], json!([]), "{d}");
+    let refused = sync(&app, &a, &ca, false).await;
+    assert_eq!(refused["status"], "FAILED", "{refused}");
+    let d = app.data(&a.owner_key, "{ connectors { status statusReason } }", json!({})).await;
+    assert_eq!(d["connectors"][0]["status"], "PAUSED", "{d}");
+    assert!(d["connectors"][0]["statusReason"].as_str().is_some_and(|r| r.contains("credentials")), "{d}");
+    let ok = sync(&app, &b, &cb, false).await;
+    assert_eq!(ok["status"], "COMPLETED", "{ok}");
+    assert_eq!(mirror(&app, &b).await.variants, 10);
+    let d = app.data(&b.owner_key, "{ connectors { status } }", json!({})).await;
+    assert_eq!(d["connectors"][0]["status"], "ACTIVE");
+    // A paused connector does not sync: a typed error, nothing queued.
+    let d = app
+        .data(
+            &a.owner_key,
+            "mutation($i: SyncRunInput!) { syncRun(input: $i) { syncRun { id } userErrors { field code } } }",
+            json!({ "i": { "connectorId": ca } }),
+        )
+        .await;
+    assert_eq!(d["syncRun"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+}
+
+#[tokio::test]
+async fn a_bad_record_is_a_problem_of_the_run_and_the_rest_is_applied() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let mut shop = Shop::generate(6, 1, at("2026-11-01T10:00:00Z"));
+    let first = *shop.variants.keys().next().expect("variant");
+    shop.variants.get_mut(&first).expect("variant").sku = String::new();
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    let run = sync(&app, &t, &connector, false).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(count(&run, "CATALOG"), (5, 0, 1));
+    assert_eq!(run["problems"][0]["externalId"], format!("gid://shopify/ProductVariant/{first}"));
+    assert!(run["problems"][0]["message"].as_str().is_some_and(|m| m.contains("SKU")), "{run}");
+    // Its stock has no variant to land on: a problem too, the other levels applied.
+    assert_eq!(count(&run, "INVENTORY").2, 1, "{run}");
+    assert_eq!(mirror(&app, &t).await.variants, 5);
+    // Runs are listed, newest last, with their counts.
+    let d = app
+        .data(
+            &t.owner_key,
+            "query($c: ID) { syncRuns(connectorId: $c, last: 5) { nodes { status problemCount } } }",
+            json!({ "c": connector }),
+        )
+        .await;
+    assert_eq!(d["syncRuns"]["nodes"], json!([{ "status": "COMPLETED", "problemCount": 2 }]), "{d}");
+    let planner = app.jwt(&t, &[Role::Planner]);
+    let (_, body) = app.gql(&planner, "{ syncRuns(last: 1) { nodes { id } } }", json!({})).await;
+    assert!(body["errors"][0]["extensions"]["code"] == "FORBIDDEN", "admins only: {body}");
+}

@@ -1,0 +1,504 @@
+//! A mock Shopify Admin GraphQL API for tests and the demo, speaking the wire format of
+//! `POST /admin/api/{version}/graphql.json`: the access-token header (401 without it), Relay pages
+//! with opaque cursors (`first` at most 250), `updated_at` search filters, the calculated query
+//! cost in `extensions.cost` with a leaky bucket per shop (THROTTLED in an HTTP 200 when a query
+//! costs more than is left, `MAX_COST_EXCEEDED` above 1,000 points), the served version in
+//! `X-Shopify-API-Version`, and scripted faults (429/503 with `Retry-After`, forced THROTTLED,
+//! 5xx).
+//!
+//! It answers the queries the connector sends (`locations`, `productVariants` with `shop`, a
+//! location's `inventoryLevels`), recognised by their root fields; anything else is a GraphQL
+//! error, as Shopify answers a field it does not know.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub id: u64,
+    pub name: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub id: u64,
+    pub product_id: u64,
+    pub handle: String,
+    pub product_title: String,
+    pub sku: String,
+    pub title: String,
+    pub price: String,
+    pub inventory_item_id: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub on_hand: i64,
+    pub committed: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The shop's data.
+#[derive(Debug, Clone, Default)]
+pub struct Shop {
+    pub currency: String,
+    pub locations: Vec<Location>,
+    /// By variant id (the order pages come in).
+    pub variants: BTreeMap<u64, Variant>,
+    /// By (location id, inventory item id).
+    pub levels: BTreeMap<(u64, u64), Level>,
+}
+
+impl Shop {
+    /// `variants` variants (two per product), each stocked at every one of `locations` locations
+    /// with a quantity derived from its number; ids above 2^53 like real ones. Variant `v` and its
+    /// levels were last changed `variants - 1 - v` minutes before `at`.
+    pub fn generate(variants: usize, locations: usize, at: DateTime<Utc>) -> Shop {
+        let base: u64 = 9_007_199_254_740_993; // 2^53 + 1
+        let mut shop = Shop { currency: "USD".into(), ..Shop::default() };
+        for l in 0..locations {
+            shop.locations.push(Location { id: base + 100 + l as u64, name: format!("Store {}", l + 1), active: true });
+        }
+        for v in 0..variants {
+            let product = v / 2;
+            let id = base + 1_000_000 + v as u64;
+            let updated_at = at - chrono::Duration::minutes((variants - 1 - v) as i64);
+            shop.variants.insert(
+                id,
+                Variant {
+                    id,
+                    product_id: base + 500_000 + product as u64,
+                    handle: format!("product-{product}"),
+                    product_title: format!("Product {product}"),
+                    sku: format!("SKU-{v:06}"),
+                    title: if v % 2 == 0 { "Small".into() } else { "Large".into() },
+                    price: format!("{}.{:02}", 5 + v % 50, v % 100),
+                    inventory_item_id: base + 2_000_000 + v as u64,
+                    updated_at,
+                },
+            );
+            for l in &shop.locations {
+                let on_hand = ((v * 7 + l.id as usize) % 40) as i64;
+                shop.levels.insert(
+                    (l.id, base + 2_000_000 + v as u64),
+                    Level { on_hand, committed: on_hand.min(1), updated_at },
+                );
+            }
+        }
+        shop
+    }
+}
+
+/// A scripted answer, used before the normal one.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// HTTP 200 with a THROTTLED error, whatever the bucket holds.
+    Throttled,
+    /// HTTP 429 with `Retry-After` in seconds.
+    TooMany(f64),
+    /// This status with a short text body.
+    Status(u16),
+}
+
+/// One request as the mock saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Instant,
+    pub root: String,
+    pub cost: f64,
+    /// What was left in the bucket when it arrived (before paying).
+    pub available: f64,
+    /// Answered THROTTLED because the bucket could not pay (not scripted).
+    pub throttled: bool,
+    pub status: u16,
+}
+
+struct Inner {
+    shop: Shop,
+    token: String,
+    /// Answer with this version instead of the one asked for.
+    served_version: Option<String>,
+    maximum: f64,
+    restore_rate: f64,
+    available: f64,
+    refilled_at: Instant,
+    script: VecDeque<Fault>,
+    /// Faults that join the script once this many requests have been answered.
+    later: Option<(usize, Vec<Fault>)>,
+    max_cost: f64,
+    seen: Vec<Seen>,
+    in_flight: usize,
+    max_in_flight: usize,
+    latency: Duration,
+}
+
+/// A running mock shop; stops when dropped.
+pub struct MockShopify {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// What a query costs here: 1 per object, 2 plus `first` per connection, nested fields per node.
+fn cost_of(root: &str, first: u64) -> f64 {
+    match root {
+        "locations" => (2 + first) as f64,
+        // shop (1) + the connection, each node with its product and inventory item.
+        "productVariants" => (1 + 2 + first * 3) as f64,
+        // location (1) + the connection, each node with its item and quantities.
+        "inventoryLevels" => (1 + 2 + first * 3) as f64,
+        _ => 1.0,
+    }
+}
+
+fn cursor_of(id: u64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{{\"last_id\":{id}}}"))
+}
+
+fn after_of(cursor: &Value) -> Result<Option<u64>, String> {
+    let Some(c) = cursor.as_str() else { return Ok(None) };
+    let raw = base64::engine::general_purpose::STANDARD.decode(c).map_err(|_| format!("Invalid cursor {c}"))?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| format!("Invalid cursor {c}"))?;
+    v["last_id"].as_u64().map(Some).ok_or_else(|| format!("Invalid cursor {c}"))
+}
+
+/// `updated_at:>='…'` (or `>`) of a search query.
+fn since_of(query: &Value) -> Option<(DateTime<Utc>, bool)> {
+    let q = query.as_str()?;
+    let rest = q.split("updated_at:").nth(1)?;
+    let inclusive = rest.starts_with(">=");
+    let value = rest.trim_start_matches(['>', '=']).trim_matches(['\'', '"', ' ']);
+    let value = value.split(['\'', '"']).next()?;
+    Some((DateTime::parse_from_rfc3339(value).ok()?.to_utc(), inclusive))
+}
+
+fn newer(t: DateTime<Utc>, since: Option<(DateTime<Utc>, bool)>) -> bool {
+    match since {
+        None => true,
+        Some((s, true)) => t >= s,
+        Some((s, false)) => t > s,
+    }
+}
+
+fn gid(kind: &str, id: u64) -> String {
+    format!("gid://shopify/{kind}/{id}")
+}
+
+fn page(nodes: Vec<Value>, last: Option<u64>, more: bool) -> Value {
+    json!({ "nodes": nodes, "pageInfo": { "hasNextPage": more, "endCursor": last.map(cursor_of) } })
+}
+
+fn graphql_error(message: &str, code: &str) -> Value {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+impl Inner {
+    fn refill(&mut self) {
+        let now = Instant::now();
+        self.available =
+            (self.available + (now - self.refilled_at).as_secs_f64() * self.restore_rate).min(self.maximum);
+        self.refilled_at = now;
+    }
+
+    fn cost(&self, requested: f64, actual: Option<f64>) -> Value {
+        json!({ "cost": {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": { "maximumAvailable": self.maximum, "currentlyAvailable": self.available, "restoreRate": self.restore_rate }
+        }})
+    }
+
+    /// The data of a query, or a GraphQL error message.
+    fn data(&self, root: &str, vars: &Value) -> Result<Value, String> {
+        let first = vars["first"].as_u64().unwrap_or(0);
+        if !(1..=250).contains(&first) {
+            return Err("The first argument must be between 1 and 250".into());
+        }
+        let after = after_of(&vars["after"])?;
+        let since = since_of(&vars["query"]);
+        let take = first as usize;
+        match root {
+            "locations" => {
+                let rest: Vec<&Location> =
+                    self.shop.locations.iter().filter(|l| after.is_none_or(|a| l.id > a)).collect();
+                let nodes = rest
+                    .iter()
+                    .take(take)
+                    .map(|l| json!({ "id": gid("Location", l.id), "name": l.name, "isActive": l.active }))
+                    .collect();
+                let last = rest.get(take.min(rest.len()).saturating_sub(1)).filter(|_| take > 0).map(|l| l.id);
+                Ok(json!({ "locations": page(nodes, last, rest.len() > take) }))
+            }
+            "productVariants" => {
+                let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+                let mut nodes = Vec::new();
+                let mut last = None;
+                let mut more = false;
+                for v in self.shop.variants.range((start, std::ops::Bound::Unbounded)).map(|(_, v)| v) {
+                    if !newer(v.updated_at, since) {
+                        continue;
+                    }
+                    if nodes.len() == take {
+                        more = true;
+                        break;
+                    }
+                    last = Some(v.id);
+                    nodes.push(json!({
+                        "id": gid("ProductVariant", v.id), "sku": v.sku, "title": v.title, "barcode": null,
+                        "price": v.price, "updatedAt": v.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "inventoryItem": { "id": gid("InventoryItem", v.inventory_item_id) },
+                        "product": { "id": gid("Product", v.product_id), "handle": v.handle, "title": v.product_title, "status": "ACTIVE", "productType": "Mock" }
+                    }));
+                }
+                Ok(
+                    json!({ "shop": { "currencyCode": self.shop.currency }, "productVariants": page(nodes, last, more) }),
+                )
+            }
+            "inventoryLevels" => {
+                let location = vars["location"].as_str().unwrap_or_default();
+                let Some(l) = self.shop.locations.iter().find(|l| gid("Location", l.id) == location) else {
+                    return Ok(json!({ "location": null }));
+                };
+                let start =
+                    after.map_or(std::ops::Bound::Included((l.id, 0)), |a| std::ops::Bound::Excluded((l.id, a)));
+                let mut nodes = Vec::new();
+                let mut last = None;
+                let mut more = false;
+                for ((_, item), level) in self.shop.levels.range((start, std::ops::Bound::Included((l.id, u64::MAX)))) {
+                    if !newer(level.updated_at, since) {
+                        continue;
+                    }
+                    if nodes.len() == take {
+                        more = true;
+                        break;
+                    }
+                    last = Some(*item);
+                    nodes.push(json!({
+                        "id": format!("gid://shopify/InventoryLevel/{}?inventory_item_id={item}", l.id),
+                        "updatedAt": level.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "item": { "id": gid("InventoryItem", *item) },
+                        "quantities": [
+                            { "name": "available", "quantity": level.on_hand - level.committed },
+                            { "name": "on_hand", "quantity": level.on_hand },
+                            { "name": "committed", "quantity": level.committed }
+                        ]
+                    }));
+                }
+                Ok(json!({ "location": { "inventoryLevels": page(nodes, last, more) } }))
+            }
+            other => Err(format!("Field '{other}' doesn't exist on type 'QueryRoot'")),
+        }
+    }
+}
+
+/// The root field a query asks for.
+fn root_of(query: &str) -> &'static str {
+    if query.contains("productVariants(") {
+        "productVariants"
+    } else if query.contains("inventoryLevels(") {
+        "inventoryLevels"
+    } else if query.contains("locations(") {
+        "locations"
+    } else {
+        "unknown"
+    }
+}
+
+async fn graphql(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    inner: web::Data<Arc<Mutex<Inner>>>,
+) -> HttpResponse {
+    let version = path.into_inner();
+    let latency = {
+        let mut i = inner.lock().expect("mock lock");
+        i.in_flight += 1;
+        i.max_in_flight = i.max_in_flight.max(i.in_flight);
+        i.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = answer(&req, &version, &body, &inner);
+    inner.lock().expect("mock lock").in_flight -= 1;
+    response
+}
+
+fn answer(req: &HttpRequest, version: &str, body: &[u8], inner: &Mutex<Inner>) -> HttpResponse {
+    let mut i = inner.lock().expect("mock lock");
+    let served = i.served_version.clone().unwrap_or_else(|| version.to_owned());
+    let token = req.headers().get("X-Shopify-Access-Token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let query = request["query"].as_str().unwrap_or_default();
+    let root = root_of(query);
+    let first = request["variables"]["first"].as_u64().unwrap_or(0);
+    let cost = cost_of(root, first);
+    i.refill();
+    let mut seen =
+        Seen { at: Instant::now(), root: root.to_owned(), cost, available: i.available, throttled: false, status: 200 };
+    let respond = |i: &mut Inner, seen: Seen, status: u16, retry_after: Option<f64>, body: Value| {
+        i.seen.push(Seen { status, ..seen });
+        let mut r = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"));
+        r.insert_header(("X-Shopify-API-Version", served.as_str()));
+        if let Some(s) = retry_after {
+            r.insert_header(("Retry-After", s.to_string()));
+        }
+        r.content_type("application/json").body(body.to_string())
+    };
+    if token != i.token {
+        let body = json!({ "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)" });
+        return respond(&mut i, seen, 401, None, body);
+    }
+    if i.later.as_ref().is_some_and(|(n, _)| i.seen.len() >= *n)
+        && let Some((_, faults)) = i.later.take()
+    {
+        i.script.extend(faults);
+    }
+    if let Some(fault) = i.script.pop_front() {
+        return match fault {
+            Fault::Throttled => {
+                let mut body = graphql_error("Throttled", "THROTTLED");
+                body["extensions"] = i.cost(cost, None);
+                respond(&mut i, seen, 200, None, body)
+            }
+            Fault::TooMany(s) => respond(&mut i, seen, 429, Some(s), json!({ "errors": "Too many requests" })),
+            Fault::Status(code) => respond(&mut i, seen, code, None, json!({ "errors": format!("HTTP {code}") })),
+        };
+    }
+    if cost > i.max_cost {
+        let max = i.max_cost;
+        let mut body = graphql_error(
+            &format!("Query cost is {cost}, which exceeds the single query max cost limit ({max})."),
+            "MAX_COST_EXCEEDED",
+        );
+        body["errors"][0]["extensions"]["cost"] = json!(cost);
+        body["errors"][0]["extensions"]["maxCost"] = json!(max);
+        return respond(&mut i, seen, 200, None, body);
+    }
+    if cost > i.available {
+        seen.throttled = true;
+        let mut body = graphql_error("Throttled", "THROTTLED");
+        body["extensions"] = i.cost(cost, None);
+        return respond(&mut i, seen, 200, None, body);
+    }
+    match i.data(root, &request["variables"]) {
+        Ok(data) => {
+            i.available -= cost;
+            let extensions = i.cost(cost, Some(cost));
+            respond(&mut i, seen, 200, None, json!({ "data": data, "extensions": extensions }))
+        }
+        Err(message) => respond(&mut i, seen, 200, None, graphql_error(&message, "BAD_REQUEST")),
+    }
+}
+
+impl MockShopify {
+    /// Serves `shop` to requests carrying `token`, with a bucket of 10,000 points refilling at
+    /// 1,000 a second (Shopify Plus) unless changed with [`MockShopify::bucket`].
+    pub async fn start(shop: Shop, token: &str) -> MockShopify {
+        let inner = Arc::new(Mutex::new(Inner {
+            shop,
+            token: token.to_owned(),
+            served_version: None,
+            maximum: 10_000.0,
+            restore_rate: 1000.0,
+            available: 10_000.0,
+            refilled_at: Instant::now(),
+            script: VecDeque::new(),
+            later: None,
+            max_cost: 1000.0,
+            seen: Vec::new(),
+            in_flight: 0,
+            max_in_flight: 0,
+            latency: Duration::ZERO,
+        }));
+        let data = web::Data::new(inner.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock shopify");
+        let port = listener.local_addr().expect("addr").port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(1 << 20))
+                .route("/admin/api/{version}/graphql.json", web::post().to(graphql))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        MockShopify { url: format!("http://127.0.0.1:{port}"), inner, handle }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().expect("mock lock"))
+    }
+
+    /// Sets the bucket: its size, refill rate and what is in it now.
+    pub fn bucket(&self, maximum: f64, restore_rate: f64, available: f64) {
+        self.with(|i| {
+            i.maximum = maximum;
+            i.restore_rate = restore_rate;
+            i.available = available;
+            i.refilled_at = Instant::now();
+        });
+    }
+
+    /// Answers the next requests with these faults, in order.
+    pub fn script(&self, faults: &[Fault]) {
+        self.with(|i| i.script.extend(faults.iter().cloned()));
+    }
+
+    /// Answers with these faults once `after` requests have been answered.
+    pub fn script_after(&self, after: usize, faults: &[Fault]) {
+        self.with(|i| i.later = Some((after, faults.to_vec())));
+    }
+
+    /// Refuses queries that cost more than `max` points (Shopify: 1,000).
+    pub fn max_cost(&self, max: f64) {
+        self.with(|i| i.max_cost = max);
+    }
+
+    /// Answers as if it served `version` (a pinned version out of support).
+    pub fn serve_version(&self, version: Option<&str>) {
+        self.with(|i| i.served_version = version.map(str::to_owned));
+    }
+
+    /// Each request takes at least this long.
+    pub fn latency(&self, latency: Duration) {
+        self.with(|i| i.latency = latency);
+    }
+
+    /// Changes the shop's data.
+    pub fn edit(&self, f: impl FnOnce(&mut Shop)) {
+        self.with(|i| f(&mut i.shop));
+    }
+
+    pub fn shop(&self) -> Shop {
+        self.with(|i| i.shop.clone())
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.with(|i| i.seen.clone())
+    }
+
+    /// The most requests that were being answered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.with(|i| i.max_in_flight)
+    }
+}
+
+impl Drop for MockShopify {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
