@@ -100,6 +100,13 @@ pub trait CatalogSource: Send + Sync {
         since: Option<DateTime<Utc>>,
         cursor: Option<&str>,
     ) -> Result<Batch<ExternalVariant>, ProviderError>;
+
+    /// The variants of one product as they are now (after a webhook said it changed).
+    async fn product_variants(
+        &self,
+        product_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalVariant>, ProviderError>;
 }
 
 /// Stock levels at one of the provider's locations, all or those changed since `since`.
@@ -111,4 +118,7 @@ pub trait InventorySource: Send + Sync {
         since: Option<DateTime<Utc>>,
         cursor: Option<&str>,
     ) -> Result<Batch<ExternalLevel>, ProviderError>;
+
+    /// One item's level at one location as it is now; `None` when the item is not stocked there.
+    async fn level(&self, inventory_item_id: &str, location_id: &str) -> Result<Option<ExternalLevel>, ProviderError>;
 }

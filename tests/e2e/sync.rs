@@ -396,3 +396,113 @@ async fn a_bad_record_is_a_problem_of_the_run_and_the_rest_is_applied() {
     let (_, body) = app.gql(&planner, "{ syncRuns(last: 1) { nodes { id } } }", json!({})).await;
     assert!(body["errors"][0]["extensions"]["code"] == "FORBIDDEN", "admins only: {body}");
 }
+
+/// The tenant's on-hand of `sku` at the location linked to Shopify location `location`.
+async fn on_hand(app: &TestApp, t: &TestTenant, sku: &str, location: u64) -> i64 {
+    mirror(app, t).await.on_hand.get(&(sku.to_owned(), format!("shopify-{location}"))).copied().unwrap_or(0)
+}
+
+async fn webhook_statuses(app: &TestApp, t: &TestTenant) -> BTreeMap<String, String> {
+    use qm_api::db::entities::connector_webhook;
+    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+    let rows = connector_webhook::Entity::find().all(&s.tx).await.expect("webhooks");
+    s.commit().await.expect("commit");
+    rows.into_iter().map(|w| (w.webhook_id, w.status)).collect()
+}
+
+#[tokio::test]
+async fn scenarios_5_6_7_webhooks_are_acked_at_once_applied_once_and_never_roll_back() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(10, 1, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    assert_eq!(sync(&app, &t, &connector, false).await["status"], "COMPLETED");
+    let url = format!("{}/webhooks/shopify/{}", app.address, connector.rsplit('/').next().expect("uuid"));
+    let v = shop.variants.values().next().expect("variant").clone();
+    let loc = shop.locations[0].id;
+    let start = on_hand(&app, &t, &v.sku, loc).await;
+    let movements = mirror(&app, &t).await.movements;
+
+    // 7: the shop changes the level and notifies; the shop's API stalls, the ack does not wait.
+    mock.edit(|s| {
+        let l = s.levels.get_mut(&(loc, v.inventory_item_id)).expect("level");
+        l.on_hand = start + 4;
+        l.updated_at = at("2026-11-02T10:00:00Z");
+    });
+    mock.latency(Duration::from_secs(5));
+    let body =
+        qm_tests::shopify_mock::inventory_level_body(v.inventory_item_id, loc, start + 3, "2026-11-02T05:00:00-05:00");
+    let (status, took) =
+        qm_tests::shopify_mock::deliver(&url, "whsec-test", "inventory_levels/update", "wh-1", &body).await;
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(2), "acked while the shop stalls, in {took:?}");
+    assert_eq!(on_hand(&app, &t, &v.sku, loc).await, start, "queued, not applied inline");
+    mock.latency(Duration::ZERO);
+
+    // 5: the same delivery three more times, at once: three 2xx, one change.
+    let copies = futures_util::future::join_all(
+        (0..3).map(|_| qm_tests::shopify_mock::deliver(&url, "whsec-test", "inventory_levels/update", "wh-1", &body)),
+    )
+    .await;
+    assert!(copies.iter().all(|(s, _)| *s == 200), "{copies:?}");
+    app.drain_jobs().await;
+    assert_eq!(on_hand(&app, &t, &v.sku, loc).await, start + 4, "the shop's state, read back");
+    assert_eq!(mirror(&app, &t).await.movements, movements + 1, "one change for four deliveries");
+
+    // 6: a newer change, then a late delivery of an older one: the newest state stays.
+    mock.edit(|s| {
+        let l = s.levels.get_mut(&(loc, v.inventory_item_id)).expect("level");
+        l.on_hand = start + 9;
+        l.updated_at = at("2026-11-03T10:00:00Z");
+    });
+    let newer =
+        qm_tests::shopify_mock::inventory_level_body(v.inventory_item_id, loc, start + 8, "2026-11-03T05:00:00-05:00");
+    assert_eq!(
+        qm_tests::shopify_mock::deliver(&url, "whsec-test", "inventory_levels/update", "wh-2", &newer).await.0,
+        200
+    );
+    app.drain_jobs().await;
+    let older =
+        qm_tests::shopify_mock::inventory_level_body(v.inventory_item_id, loc, start + 3, "2026-11-02T05:00:00-05:00");
+    assert_eq!(
+        qm_tests::shopify_mock::deliver(&url, "whsec-test", "inventory_levels/update", "wh-0", &older).await.0,
+        200
+    );
+    app.drain_jobs().await;
+    assert_eq!(on_hand(&app, &t, &v.sku, loc).await, start + 9);
+    assert_eq!(mirror(&app, &t).await.movements, movements + 2, "the late delivery changed nothing");
+
+    // A product update arrives, then a stale copy of an earlier one: the price is the shop's newest.
+    mock.edit(|s| {
+        let x = s.variants.get_mut(&v.id).expect("variant");
+        x.price = "42.50".into();
+        x.updated_at = at("2026-11-03T11:00:00Z");
+    });
+    let fresh = qm_tests::shopify_mock::product_body(&v, "42.50", "2026-11-03T06:00:00-05:00");
+    let stale = qm_tests::shopify_mock::product_body(&v, &v.price, "2026-11-01T05:00:00-05:00");
+    for (id, body) in [("wh-p2", &fresh), ("wh-p1", &stale)] {
+        assert_eq!(qm_tests::shopify_mock::deliver(&url, "whsec-test", "products/update", id, body).await.0, 200);
+        app.drain_jobs().await;
+    }
+    let d = app
+        .data(&t.owner_key, "query($s: String!) { variantBySku(sku: $s) { price { amount } } }", json!({ "s": v.sku }))
+        .await;
+    assert_eq!(d["variantBySku"]["price"]["amount"], "42.5", "{d}");
+
+    // Topics not synced yet are kept and marked ignored; the applied ones applied.
+    assert_eq!(
+        qm_tests::shopify_mock::deliver(&url, "whsec-test", "orders/create", "wh-o1", "{\"id\":1}").await.0,
+        200
+    );
+    app.drain_jobs().await;
+    let statuses = webhook_statuses(&app, &t).await;
+    assert_eq!(statuses["wh-1"], "applied");
+    assert_eq!(statuses["wh-p1"], "applied");
+    assert_eq!(statuses["wh-o1"], "ignored");
+    // A tampered body is refused and stores nothing.
+    let (status, _) =
+        qm_tests::shopify_mock::deliver(&url, "wrong-secret", "inventory_levels/update", "wh-x", &body).await;
+    assert_eq!(status, 401);
+    assert!(!webhook_statuses(&app, &t).await.contains_key("wh-x"));
+}

@@ -155,6 +155,8 @@ fn cost_of(root: &str, first: u64) -> f64 {
         "productVariants" => (1 + 2 + first * 3) as f64,
         // location (1) + the connection, each node with its item and quantities.
         "inventoryLevels" => (1 + 2 + first * 3) as f64,
+        // inventoryItem, its level, the level's item and quantities.
+        "inventoryItem" => 4.0,
         _ => 1.0,
     }
 }
@@ -196,6 +198,19 @@ fn page(nodes: Vec<Value>, last: Option<u64>, more: bool) -> Value {
     json!({ "nodes": nodes, "pageInfo": { "hasNextPage": more, "endCursor": last.map(cursor_of) } })
 }
 
+fn level_node(location: u64, item: u64, level: &Level) -> Value {
+    json!({
+        "id": format!("gid://shopify/InventoryLevel/{location}?inventory_item_id={item}"),
+        "updatedAt": level.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "item": { "id": gid("InventoryItem", item) },
+        "quantities": [
+            { "name": "available", "quantity": level.on_hand - level.committed },
+            { "name": "on_hand", "quantity": level.on_hand },
+            { "name": "committed", "quantity": level.committed }
+        ]
+    })
+}
+
 fn graphql_error(message: &str, code: &str) -> Value {
     json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
@@ -218,12 +233,32 @@ impl Inner {
 
     /// The data of a query, or a GraphQL error message.
     fn data(&self, root: &str, vars: &Value) -> Result<Value, String> {
+        if root == "inventoryItem" {
+            let item = vars["item"].as_str().unwrap_or_default();
+            let location = vars["location"].as_str().unwrap_or_default();
+            let key = self
+                .shop
+                .levels
+                .keys()
+                .find(|(l, i)| gid("InventoryItem", *i) == item && gid("Location", *l) == location);
+            let Some((l, i)) = key.copied() else {
+                let known = self.shop.levels.keys().any(|(_, i)| gid("InventoryItem", *i) == item);
+                return Ok(
+                    json!({ "inventoryItem": if known { json!({ "inventoryLevel": null }) } else { Value::Null } }),
+                );
+            };
+            return Ok(json!({ "inventoryItem": { "inventoryLevel": level_node(l, i, &self.shop.levels[&(l, i)]) } }));
+        }
         let first = vars["first"].as_u64().unwrap_or(0);
         if !(1..=250).contains(&first) {
             return Err("The first argument must be between 1 and 250".into());
         }
         let after = after_of(&vars["after"])?;
         let since = since_of(&vars["query"]);
+        let product = vars["query"]
+            .as_str()
+            .and_then(|q| q.split("product_id:").nth(1))
+            .and_then(|p| p.trim_matches(['\'', '"']).split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok());
         let take = first as usize;
         match root {
             "locations" => {
@@ -243,7 +278,7 @@ impl Inner {
                 let mut last = None;
                 let mut more = false;
                 for v in self.shop.variants.range((start, std::ops::Bound::Unbounded)).map(|(_, v)| v) {
-                    if !newer(v.updated_at, since) {
+                    if !newer(v.updated_at, since) || product.is_some_and(|p| p != v.product_id) {
                         continue;
                     }
                     if nodes.len() == take {
@@ -281,16 +316,7 @@ impl Inner {
                         break;
                     }
                     last = Some(*item);
-                    nodes.push(json!({
-                        "id": format!("gid://shopify/InventoryLevel/{}?inventory_item_id={item}", l.id),
-                        "updatedAt": level.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "item": { "id": gid("InventoryItem", *item) },
-                        "quantities": [
-                            { "name": "available", "quantity": level.on_hand - level.committed },
-                            { "name": "on_hand", "quantity": level.on_hand },
-                            { "name": "committed", "quantity": level.committed }
-                        ]
-                    }));
+                    nodes.push(level_node(l.id, *item, level));
                 }
                 Ok(json!({ "location": { "inventoryLevels": page(nodes, last, more) } }))
             }
@@ -307,6 +333,8 @@ fn root_of(query: &str) -> &'static str {
         "inventoryLevels"
     } else if query.contains("locations(") {
         "locations"
+    } else if query.contains("inventoryItem(") {
+        "inventoryItem"
     } else {
         "unknown"
     }
@@ -495,6 +523,48 @@ impl MockShopify {
     pub fn max_in_flight(&self) -> usize {
         self.with(|i| i.max_in_flight)
     }
+}
+
+/// Delivers a webhook as Shopify does: POSTs `body` (sent byte for byte) to `url` with the
+/// topic, shop, version, delivery id and trigger time headers, signed with `secret`
+/// (base64 HMAC-SHA256 over the raw body). Returns the status and how long the answer took.
+pub async fn deliver(url: &str, secret: &str, topic: &str, webhook_id: &str, body: &str) -> (u16, Duration) {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(body.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("X-Shopify-Topic", topic)
+        .header("X-Shopify-Hmac-Sha256", signature)
+        .header("X-Shopify-Shop-Domain", "mock-shop.myshopify.com")
+        .header("X-Shopify-API-Version", "2026-01")
+        .header("X-Shopify-Webhook-Id", webhook_id)
+        .header("X-Shopify-Event-Id", format!("event-{webhook_id}"))
+        .header("X-Shopify-Triggered-At", Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("deliver webhook");
+    (response.status().as_u16(), started.elapsed())
+}
+
+/// An `inventory_levels/update` body as Shopify sends it (REST form: numeric ids, the shop's
+/// offset in `updated_at`, `/` escaped as `\/`, compact).
+pub fn inventory_level_body(item: u64, location: u64, available: i64, updated_at: &str) -> String {
+    format!(
+        r#"{{"inventory_item_id":{item},"location_id":{location},"available":{available},"updated_at":"{updated_at}","admin_graphql_api_id":"gid:\/\/shopify\/InventoryLevel\/{location}?inventory_item_id={item}"}}"#
+    )
+}
+
+/// A `products/update` body for `v`'s product (REST form).
+pub fn product_body(v: &Variant, price: &str, updated_at: &str) -> String {
+    format!(
+        r#"{{"id":{},"title":"{}","handle":"{}","updated_at":"{updated_at}","status":"active","variants":[{{"id":{},"product_id":{},"sku":"{}","price":"{price}","inventory_item_id":{},"updated_at":"{updated_at}"}}],"admin_graphql_api_id":"gid:\/\/shopify\/Product\/{}"}}"#,
+        v.product_id, v.product_title, v.handle, v.id, v.product_id, v.sku, v.inventory_item_id, v.product_id
+    )
 }
 
 impl Drop for MockShopify {

@@ -2,9 +2,9 @@
 //! with the configured keys (`connector_keys`) and bound to the tenant and connector, so a sealed
 //! value copied to another row does not open. Credentials never leave through the API.
 //!
-//! Inbound webhooks ([`receive_webhook`]) are verified against the connector's sealed secret and
-//! stored once per delivery id; the sync engine that applies them is not here yet (issue 6 is
-//! open), nor are its cursors and `syncRun`.
+//! Inbound webhooks ([`receive_webhook`]) are verified against the connector's sealed secret,
+//! stored once per delivery id, and applied by a `connector.webhook` job queued with them
+//! (`services::sync`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -416,6 +416,7 @@ pub async fn receive_webhook<'a>(
         s.commit().await?;
         return Ok(Received::Duplicate);
     }
+    crate::services::sync::queue_webhook(&s, c.id, &delivery.webhook_id).await?;
     if delivery.topic == "app/uninstalled" && c.status == "active" {
         let mut am: connector::ActiveModel = c.into();
         am.status = Set("paused".to_owned());

@@ -99,6 +99,7 @@ pub struct Client {
 
 const LOCATIONS: &str = "query Locations($first: Int!, $after: String) { locations(first: $first, after: $after, includeInactive: true) { nodes { id name isActive } pageInfo { hasNextPage endCursor } } }";
 const VARIANTS: &str = "query Variants($first: Int!, $after: String, $query: String) { shop { currencyCode } productVariants(first: $first, after: $after, query: $query, sortKey: ID) { nodes { id sku title barcode price updatedAt inventoryItem { id } product { id handle title status productType } } pageInfo { hasNextPage endCursor } } }";
+const LEVEL: &str = "query Level($item: ID!, $location: ID!) { inventoryItem(id: $item) { inventoryLevel(locationId: $location) { id updatedAt item { id } quantities(names: [\"available\", \"on_hand\", \"committed\"]) { name quantity } } } }";
 const LEVELS: &str = "query Levels($location: ID!, $first: Int!, $after: String, $query: String) { location(id: $location) { inventoryLevels(first: $first, after: $after, query: $query) { nodes { id updatedAt item { id } quantities(names: [\"available\", \"on_hand\", \"committed\"]) { name quantity } } pageInfo { hasNextPage endCursor } } } }";
 
 impl Client {
@@ -317,6 +318,24 @@ impl CatalogSource for Client {
             .ok_or_else(|| ProviderError::Decode("the answer has no shop.currencyCode".into()))?;
         Ok(batch(page, |n| variant_of(n, currency)))
     }
+
+    async fn product_variants(
+        &self,
+        product_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalVariant>, ProviderError> {
+        let number = product_id
+            .parse::<super::gid::Gid>()
+            .ok()
+            .filter(|g| g.kind == "Product" && g.number().is_some())
+            .ok_or_else(|| ProviderError::Permanent(format!("not a product id: {product_id}")))?;
+        let vars = json!({ "after": cursor, "query": format!("product_id:{}", number.id) });
+        let (page, data) = self.page(VARIANTS, vars, &["productVariants"], (2, 1)).await?;
+        let currency = data["shop"]["currencyCode"]
+            .as_str()
+            .ok_or_else(|| ProviderError::Decode("the answer has no shop.currencyCode".into()))?;
+        Ok(batch(page, |n| variant_of(n, currency)))
+    }
 }
 
 #[async_trait::async_trait]
@@ -337,6 +356,17 @@ impl InventorySource for Client {
             other => other?.0,
         };
         Ok(batch(page, |n| level_of(n, location_id)))
+    }
+
+    async fn level(&self, inventory_item_id: &str, location_id: &str) -> Result<Option<ExternalLevel>, ProviderError> {
+        let vars = json!({ "item": inventory_item_id, "location": location_id });
+        let a = self.query(LEVEL, vars, 4.0).await?;
+        match a.data.get("inventoryItem").and_then(|i| i.get("inventoryLevel")) {
+            Some(node) if node.is_object() => {
+                level_of(node, location_id).map(Some).map_err(|p| ProviderError::Decode(p.message))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

@@ -86,9 +86,74 @@ pub fn receive<'a>(
     })
 }
 
+/// What a delivery is about, for the topics the sync engine applies. The payload (the REST
+/// representation, a snapshot that may be older than the shop's state when it arrives) only says
+/// which record changed: the engine reads that record's current state back, so deliveries arriving
+/// out of order or twice end in the newest state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// `inventory_levels/update` (and `connect`/`disconnect`): one item at one location.
+    Level { inventory_item_id: String, location_id: String },
+    /// `products/create` and `products/update`: a product and its variants.
+    Product { product_id: String },
+    /// `app/uninstalled`, handled when received.
+    Uninstalled,
+    /// A topic this version does not apply (orders, fulfilments, returns: not synced yet).
+    Other,
+}
+
+/// A numeric REST id (kept exact: serde_json reads integers without going through `f64`) or a
+/// numeric string, as a global id of `kind`.
+fn rest_gid(body: &serde_json::Value, key: &str, kind: &str) -> Option<String> {
+    let v = body.get(key)?;
+    let n = v.as_u64().or_else(|| v.as_str()?.parse().ok())?;
+    Some(format!("gid://shopify/{kind}/{n}"))
+}
+
+/// Reads what a delivery of `topic` is about from its raw body.
+pub fn subject(topic: &str, body: &[u8]) -> Result<Subject, crate::ProviderError> {
+    let bad = |m: &str| crate::ProviderError::Decode(format!("{topic} webhook: {m}"));
+    let parse = || serde_json::from_slice::<serde_json::Value>(body).map_err(|e| bad(&format!("not JSON ({e})")));
+    match topic {
+        "inventory_levels/update" | "inventory_levels/connect" | "inventory_levels/disconnect" => {
+            let v = parse()?;
+            Ok(Subject::Level {
+                inventory_item_id: rest_gid(&v, "inventory_item_id", "InventoryItem")
+                    .ok_or_else(|| bad("no inventory_item_id"))?,
+                location_id: rest_gid(&v, "location_id", "Location").ok_or_else(|| bad("no location_id"))?,
+            })
+        }
+        "products/create" | "products/update" => {
+            let v = parse()?;
+            Ok(Subject::Product { product_id: rest_gid(&v, "id", "Product").ok_or_else(|| bad("no id"))? })
+        }
+        "app/uninstalled" => Ok(Subject::Uninstalled),
+        _ => Ok(Subject::Other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_names_its_record_with_ids_above_two_to_the_53_exact() {
+        let body = br#"{"inventory_item_id":820982911946154508,"location_id":905684977,"available":1,"updated_at":"2026-01-15T10:00:00-05:00"}"#;
+        assert_eq!(
+            subject("inventory_levels/update", body),
+            Ok(Subject::Level {
+                inventory_item_id: "gid://shopify/InventoryItem/820982911946154508".into(),
+                location_id: "gid://shopify/Location/905684977".into(),
+            })
+        );
+        assert_eq!(
+            subject("products/update", br#"{"id":632910392,"title":"IPod Nano - 8GB"}"#),
+            Ok(Subject::Product { product_id: "gid://shopify/Product/632910392".into() })
+        );
+        assert_eq!(subject("orders/create", b"{}"), Ok(Subject::Other));
+        assert!(matches!(subject("products/update", b"{}"), Err(crate::ProviderError::Decode(_))));
+        assert!(matches!(subject("inventory_levels/update", b"<xml>"), Err(crate::ProviderError::Decode(_))));
+    }
 
     /// Shopify's own test vector (shopify-app-js, `webhooks/__tests__/validate.test.ts`).
     const SDK_SECRET: &[u8] = b"test_secret_key";
