@@ -60,6 +60,8 @@ pub struct Config {
     pub limits: Limits,
     pub worker_concurrency: usize,
     pub worker_lease_seconds: u64,
+    /// How often each active connector runs an incremental sync that catches what webhooks missed.
+    pub connector_sync_interval_seconds: u64,
     pub webhook_timeout_seconds: u64,
     pub webhook_allow_private: bool,
     pub webhook_retry_scale: f64,
@@ -221,6 +223,7 @@ impl Config {
             },
             worker_concurrency: positive("worker_concurrency")?,
             worker_lease_seconds: positive("worker_lease_seconds")? as u64,
+            connector_sync_interval_seconds: positive("connector_sync_interval_seconds")? as u64,
             webhook_timeout_seconds: positive("webhook_timeout_seconds")? as u64,
             webhook_allow_private: boolean("webhook_allow_private")?,
             webhook_retry_scale: get("webhook_retry_scale")

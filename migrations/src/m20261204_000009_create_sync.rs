@@ -136,12 +136,13 @@ impl MigrationTrait for Migration {
                 .col("connector_id")
                 .col("created_at")
                 .to_owned(),
+            // Which provider record holds one of ours. Only (tenant, ours): an index sharing the
+            // primary key's (tenant, connector, kind) prefix was chosen by PostgreSQL for lookups
+            // by provider id before statistics existed, scanning every row of the kind.
             Index::create()
                 .name("ix_external_refs_local")
                 .table("external_refs")
                 .col("tenant_id")
-                .col("connector_id")
-                .col("kind")
                 .col("local_id")
                 .to_owned(),
             Index::create()

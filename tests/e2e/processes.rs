@@ -165,3 +165,100 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
     }
     assert!(got.len() >= 1000);
 }
+
+/// Issue 6's crash test: a full sync of 20,000 variants × 3 locations from the mock Shopify, its
+/// worker process SIGKILLed halfway and a new one started: the run goes on from its checkpoint
+/// and ends with exactly the shop's records, each applied once.
+#[tokio::test]
+async fn a_sync_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly_the_shop() {
+    use qm_api::db::entities::{external_ref, location, product, stock_level, stock_movement, variant};
+    use qm_tests::shopify_mock::{MockShopify, Shop};
+    use sea_orm::{ColumnTrait, QueryFilter};
+    if !slow_tests_enabled("a_sync_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly_the_shop") {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(20_000, 3, chrono::Utc::now() - chrono::Duration::days(30));
+    let mock = MockShopify::start(shop.clone(), "shpat_crash").await;
+    // A roomy, fast-refilling bucket: this test is about the crash, not the rate limit.
+    mock.bucket(100_000.0, 100_000.0, 100_000.0);
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } } }",
+            json!({ "i": { "kind": "SHOPIFY", "config": {
+                "shopDomain": "crash-shop.myshopify.com", "accessToken": "shpat_crash", "apiVersion": "2026-01",
+                "webhookSecret": "whsec", "baseUrl": mock.url } } }),
+        )
+        .await;
+    let connector = d["connectorInstall"]["connector"]["id"].as_str().expect("connector").to_owned();
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($c: ID!) { syncRun(input: { connectorId: $c, full: true }) { syncRun { id } } }",
+            json!({ "c": connector }),
+        )
+        .await;
+    let run = d["syncRun"]["syncRun"]["id"].as_str().expect("run").to_owned();
+    // 1 page of locations, 80 of variants, 3 × 80 of levels: killed after about half of them.
+    let env = [("QM_WORKER_LEASE_SECONDS", "6")];
+    let mut first = worker(&app, &env);
+    let started = Instant::now();
+    while mock.seen().len() < 160 {
+        assert!(started.elapsed() < Duration::from_secs(600), "the sync did not get halfway");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    let query = "query($id: ID!) { node(id: $id) { ... on SyncRun { status pages error counts { resource applied unchanged problems } } } }";
+    let halfway = app.data(&t.owner_key, query, json!({ "id": run })).await;
+    assert_eq!(halfway["node"]["status"], "RUNNING", "{halfway}");
+    let _restarted = Workers(vec![worker(&app, &env)]);
+    let done = loop {
+        let d = app.data(&t.owner_key, query, json!({ "id": run })).await;
+        if d["node"]["status"] == "COMPLETED" || d["node"]["status"] == "FAILED" {
+            break d;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1200), "the restarted sync did not finish: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["node"]["status"], "COMPLETED", "{done}");
+    assert_eq!(done["node"]["pages"], 1 + 80 + 240, "every page committed once: {done}");
+    let nonzero = shop.levels.values().filter(|l| l.on_hand != 0).count() as u64;
+    let count =
+        |r: &str| done["node"]["counts"].as_array().and_then(|c| c.iter().find(|c| c["resource"] == r)).cloned();
+    assert_eq!(count("CATALOG").map(|c| c["applied"].clone()), Some(json!(20_000)), "{done}");
+    assert_eq!(
+        count("INVENTORY").map(|c| (c["applied"].clone(), c["unchanged"].clone())),
+        Some((json!(nonzero), json!(60_000 - nonzero)))
+    );
+
+    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+    let n = |v: usize| v as u64;
+    assert_eq!(n(variant::Entity::find().all(&s.tx).await.expect("variants").len()), 20_000);
+    assert_eq!(n(product::Entity::find().all(&s.tx).await.expect("products").len()), 10_000);
+    assert_eq!(n(location::Entity::find().all(&s.tx).await.expect("locations").len()), 3);
+    let movements = stock_movement::Entity::find()
+        .filter(stock_movement::Column::Kind.eq("sync"))
+        .all(&s.tx)
+        .await
+        .expect("movements");
+    assert_eq!(n(movements.len()), nonzero, "one movement per stocked level, none twice");
+    let levels = stock_level::Entity::find().all(&s.tx).await.expect("levels");
+    let total: i64 = levels.iter().map(|l| l.on_hand).sum();
+    assert_eq!(total, shop.levels.values().map(|l| l.on_hand).sum::<i64>());
+    let refs = external_ref::Entity::find().all(&s.tx).await.expect("refs");
+    let by_kind = |k: &str| n(refs.iter().filter(|r| r.kind == k).count());
+    assert_eq!(
+        (
+            by_kind("location"),
+            by_kind("product"),
+            by_kind("variant"),
+            by_kind("inventory_item"),
+            by_kind("inventory_level")
+        ),
+        (3, 10_000, 20_000, 20_000, 60_000)
+    );
+    s.commit().await.expect("commit");
+}

@@ -506,3 +506,57 @@ async fn scenarios_5_6_7_webhooks_are_acked_at_once_applied_once_and_never_roll_
     assert_eq!(status, 401);
     assert!(!webhook_statuses(&app, &t).await.contains_key("wh-x"));
 }
+
+#[tokio::test]
+async fn a_periodic_reconciliation_syncs_what_webhooks_missed_and_skips_paused_connectors() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(4, 1, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    // Each firing is one occurrence (a schedule's jobs are deduplicated per occurrence time).
+    let due = async |occurrence: i64| {
+        let backend = app.owner_db.backend();
+        let sql = if app.is_postgres() {
+            "UPDATE job_schedules SET next_run_at = $1 WHERE kind = 'connector.reconcile'"
+        } else {
+            "UPDATE job_schedules SET next_run_at = ? WHERE kind = 'connector.reconcile'"
+        };
+        let past = Utc::now() - chrono::Duration::minutes(10 * occurrence);
+        app.owner_db
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, [past.into()]))
+            .await
+            .expect("due");
+        qm_api::jobs::tick_schedules(&app.state.db).await.expect("tick");
+        app.drain_jobs().await;
+        app.drain_jobs().await;
+    };
+    // A level changed and its webhook never came: the scheduled sync brings it in.
+    due(2).await;
+    let runs = "{ syncRuns(last: 5) { nodes { trigger status } } }";
+    let d = app.data(&t.owner_key, runs, json!({})).await;
+    assert_eq!(d["syncRuns"]["nodes"], json!([{ "trigger": "schedule", "status": "COMPLETED" }]), "{d}");
+    let v = shop.variants.values().next().expect("variant").clone();
+    let loc = shop.locations[0].id;
+    mock.edit(|s| {
+        let l = s.levels.get_mut(&(loc, v.inventory_item_id)).expect("level");
+        l.on_hand = 33;
+        l.updated_at = at("2026-11-05T10:00:00Z");
+    });
+    due(3).await;
+    assert_eq!(on_hand(&app, &t, &v.sku, loc).await, 33);
+    // Paused: the schedule fires but nothing syncs.
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: ConnectorPauseInput!) { connectorPause(input: $i) { userErrors { message } } }",
+            json!({ "i": { "id": connector } }),
+        )
+        .await;
+    assert_eq!(d["connectorPause"]["userErrors"], json!([]));
+    due(4).await;
+    let d = app.data(&t.owner_key, runs, json!({})).await;
+    assert_eq!(d["syncRuns"]["nodes"].as_array().map(Vec::len), Some(2), "{d}");
+}

@@ -213,6 +213,10 @@ impl Scoped {
         self.tenant
     }
 
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
+    }
+
     /// Queues a live update for subscribers; it is sent on commit and dropped on rollback.
     pub fn publish(&self, update: Update) {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).push(update);

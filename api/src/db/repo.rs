@@ -147,54 +147,71 @@ pub async fn init_ledger(s: &Scoped) -> Result<(), DbErr> {
 /// Appends a movement to the tenant's hash chain. The head row is locked (`FOR UPDATE` on
 /// PostgreSQL; SQLite writers are serialised), so sequence numbers never collide.
 pub async fn append_movement(s: &Scoped, m: NewMovement<'_>) -> Result<stock_movement::Model, DbErr> {
+    let mut appended = append_movements(s, std::slice::from_ref(&m)).await?;
+    appended.pop().ok_or_else(|| DbErr::Custom("no movement appended".into()))
+}
+
+/// Appends `ms` to the chain in order, in three statements however many there are (a sync page
+/// brings hundreds): the head is locked and moved once.
+pub async fn append_movements(s: &Scoped, ms: &[NewMovement<'_>]) -> Result<Vec<stock_movement::Model>, DbErr> {
+    if ms.is_empty() {
+        return Ok(Vec::new());
+    }
     let head = find::<ledger_head::Entity>(s)
         .lock_exclusive()
         .one(&s.tx)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("ledger head of tenant".into()))?;
     let occurred_at = now();
-    let id = Uuid::now_v7();
-    let seq = head.seq + 1;
-    let fields = ledger::MovementFields {
-        tenant_id: s.tenant(),
-        seq,
-        id,
-        variant_id: m.variant_id,
-        location_id: m.location_id,
-        kind: m.kind,
-        delta_on_hand: m.delta_on_hand,
-        delta_reserved: m.delta_reserved,
-        reason: m.reason,
-        reference: m.reference,
-        occurred_at_micros: occurred_at.timestamp_micros(),
-    };
-    let hash = ledger::hash_movement(&fields, &head.hash);
-    let model = stock_movement::Model {
-        tenant_id: s.tenant(),
-        seq,
-        id,
-        variant_id: m.variant_id,
-        location_id: m.location_id,
-        kind: m.kind.to_owned(),
-        delta_on_hand: m.delta_on_hand,
-        delta_reserved: m.delta_reserved,
-        reason: m.reason.to_owned(),
-        reference: m.reference.to_owned(),
-        idempotency_key: m.idempotency_key.map(str::to_owned),
-        occurred_at,
-        prev_hash: head.hash.clone(),
-        hash: hash.clone(),
-    };
-    stock_movement::Entity::insert(stock_movement::ActiveModel::from(model.clone()))
-        .exec_without_returning(&s.tx)
-        .await?;
+    let (mut seq, mut prev) = (head.seq, head.hash);
+    let mut models = Vec::with_capacity(ms.len());
+    for m in ms {
+        let id = Uuid::now_v7();
+        seq += 1;
+        let fields = ledger::MovementFields {
+            tenant_id: s.tenant(),
+            seq,
+            id,
+            variant_id: m.variant_id,
+            location_id: m.location_id,
+            kind: m.kind,
+            delta_on_hand: m.delta_on_hand,
+            delta_reserved: m.delta_reserved,
+            reason: m.reason,
+            reference: m.reference,
+            occurred_at_micros: occurred_at.timestamp_micros(),
+        };
+        let hash = ledger::hash_movement(&fields, &prev);
+        models.push(stock_movement::Model {
+            tenant_id: s.tenant(),
+            seq,
+            id,
+            variant_id: m.variant_id,
+            location_id: m.location_id,
+            kind: m.kind.to_owned(),
+            delta_on_hand: m.delta_on_hand,
+            delta_reserved: m.delta_reserved,
+            reason: m.reason.to_owned(),
+            reference: m.reference.to_owned(),
+            idempotency_key: m.idempotency_key.map(str::to_owned),
+            occurred_at,
+            prev_hash: std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        });
+    }
+    // Chunks keep each statement under SQLite's bound-parameter limit.
+    for chunk in models.chunks(500) {
+        stock_movement::Entity::insert_many(chunk.iter().cloned().map(stock_movement::ActiveModel::from))
+            .exec_without_returning(&s.tx)
+            .await?;
+    }
     ledger_head::Entity::update_many()
         .col_expr(ledger_head::Column::Seq, Expr::value(seq))
-        .col_expr(ledger_head::Column::Hash, Expr::value(hash))
+        .col_expr(ledger_head::Column::Hash, Expr::value(prev))
         .filter(ledger_head::Column::TenantId.eq(s.tenant()))
         .exec(&s.tx)
         .await?;
-    Ok(model)
+    Ok(models)
 }
 
 /// Recomputes the tenant's whole chain, in batches, and reports the first broken link.

@@ -459,7 +459,9 @@ impl ConnectorsMutation {
         };
         let s = write_tx(ctx, p).await?;
         let outcome = service::install(&s, &ctx.state().sealer, config).await?;
-        if outcome.is_ok() {
+        if let Ok(c) = &outcome {
+            let every = std::time::Duration::from_secs(ctx.state().config.connector_sync_interval_seconds);
+            sync::schedule_reconciliation(&s, c.id, every).await?;
             s.commit().await?;
         }
         Ok(payload(outcome))

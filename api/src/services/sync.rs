@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::db::entities::{Dec, connector, external_ref, location, product, sync_cursor, sync_run, variant};
+use crate::db::entities::{
+    Dec, connector, external_ref, location, product, stock_level, sync_cursor, sync_run, variant,
+};
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
 use crate::jobs::worker::{Handler, JobError, Registry};
@@ -42,10 +44,17 @@ use crate::state::AppState;
 pub const SYNC: &str = "connector.sync";
 /// Every resource, in the order a run takes them (inventory needs the locations and the catalog).
 pub const RESOURCES: [&str; 3] = ["locations", "catalog", "inventory"];
-/// How long one job works before it hands over to its continuation.
+/// How long one job works before it hands over to its continuation (at most a third of the
+/// worker's lease, which cuts a job off at nine tenths of it).
 const SLICE: Duration = Duration::from_secs(20);
-/// The longest a call waits for the provider's rate limit inside a job; longer, the job retries later.
+/// The longest a call waits for the provider's rate limit inside a job (likewise bounded by the
+/// lease); longer, the job retries at the time the provider said.
 const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// `limit`, or a third of the worker lease when that is shorter.
+fn within_lease(state: &AppState, limit: Duration) -> Duration {
+    limit.min(Duration::from_secs(state.config.worker_lease_seconds.max(3)) / 3)
+}
 /// Problems kept on a run (all are counted).
 const KEEP_PROBLEMS: usize = 100;
 /// An incremental sync asks for changes since a little before the last one's newest change: a
@@ -55,8 +64,37 @@ const OVERLAP: chrono::Duration = chrono::Duration::seconds(60);
 /// Applies one stored inbound webhook.
 pub const WEBHOOK: &str = "connector.webhook";
 
+/// The periodic incremental sync of one connector.
+pub const RECONCILE: &str = "connector.reconcile";
+
 pub fn register(r: Registry) -> Registry {
-    r.with(SYNC, SyncJob).with(WEBHOOK, WebhookJob)
+    r.with(SYNC, SyncJob).with(WEBHOOK, WebhookJob).with(RECONCILE, ReconcileJob)
+}
+
+/// Schedules connector `id`'s periodic incremental sync (installing it again replaces the schedule).
+pub async fn schedule_reconciliation(s: &Scoped, id: Uuid, every: Duration) -> Result<(), DbErr> {
+    let first = repo::now() + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(1));
+    jobs::schedule(s, &format!("{RECONCILE}:{id}"), RECONCILE, json!({ "connector_id": id }), every, first).await
+}
+
+struct ReconcileJob;
+
+#[async_trait::async_trait]
+impl Handler for ReconcileJob {
+    async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
+        let id = job.payload["connector_id"]
+            .as_str()
+            .and_then(|s| s.parse::<Uuid>().ok())
+            .ok_or_else(|| JobError::Permanent("payload has no connector_id".into()))?;
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        // A paused or uninstalled connector is skipped (its schedule stays for when it resumes);
+        // a run already queued or running is enough.
+        if let Err(e) = request(&s, id, &[], false, "schedule").await? {
+            tracing::debug!(connector = %id, reason = ?e, "no reconciliation sync");
+        }
+        s.commit().await?;
+        Ok(())
+    }
 }
 
 /// The providers' clients and the per-shop limits they share, for the whole process.
@@ -91,7 +129,7 @@ impl Providers {
         let settings = settings_of(c);
         let mut config = ClientConfig::new(&c.external_account, &token, &settings.api_version);
         config.base_url = settings.base_url;
-        config.max_wait = MAX_WAIT;
+        config.max_wait = within_lease(state, MAX_WAIT);
         Some(Client::new(self.http.clone(), config, self.limits(c.id)))
     }
 }
@@ -329,7 +367,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             pos = Position { resource: Some(resource.clone()), cursor: None, location: None, newest: None, ..pos };
         }
         let since = if run.full_sync { None } else { since_of(&state.db, tenant, c.id, &resource).await? };
-        let continue_after = started.elapsed() >= SLICE;
+        let continue_after = started.elapsed() >= within_lease(state, SLICE);
         let step = match resource.as_str() {
             "locations" => {
                 let batch = client.locations(pos.cursor.as_deref()).await?;
@@ -605,23 +643,35 @@ impl Applier<'_> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let found =
-            refs_of(s, self.connector.id, kind).filter(external_ref::Column::ExternalId.is_in(ids)).all(&s.tx).await?;
+        let found = if s.is_postgres() {
+            // One primary-key lookup per id. PostgreSQL 15 applies `external_id = ANY(…)` as a
+            // filter over every row of the kind when the table has no statistics yet (a first
+            // import), which makes each page slower than the last.
+            let sql = "SELECT r.* FROM unnest($1::text[]) AS x(id) CROSS JOIN LATERAL (
+                         SELECT * FROM external_refs
+                         WHERE tenant_id = $2 AND connector_id = $3 AND kind = $4 AND external_id = x.id) r";
+            let values: Vec<sea_orm::Value> =
+                vec![ids.into(), s.tenant().into(), self.connector.id.into(), kind.into()];
+            external_ref::Entity::find()
+                .from_raw_sql(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values))
+                .all(&s.tx)
+                .await?
+        } else {
+            refs_of(s, self.connector.id, kind).filter(external_ref::Column::ExternalId.is_in(ids)).all(&s.tx).await?
+        };
         Ok(found.into_iter().map(|r| (r.external_id.clone(), r)).collect())
     }
 
-    async fn link(
+    fn row(
         &self,
-        s: &Scoped,
         kind: &str,
         external_id: &str,
         local_id: Uuid,
         version: Option<DateTime<Utc>>,
         extra: Option<Uuid>,
-    ) -> Result<(), DbErr> {
-        use external_ref::Column as C;
-        let row = external_ref::Model {
-            tenant_id: s.tenant(),
+    ) -> external_ref::Model {
+        external_ref::Model {
+            tenant_id: self.connector.tenant_id,
             connector_id: self.connector.id,
             kind: kind.to_owned(),
             external_id: external_id.to_owned(),
@@ -629,15 +679,28 @@ impl Applier<'_> {
             version,
             extra,
             updated_at: repo::now(),
-        };
-        external_ref::Entity::insert(external_ref::ActiveModel::from(row))
-            .on_conflict(
-                OnConflict::columns([C::TenantId, C::ConnectorId, C::Kind, C::ExternalId])
-                    .update_columns([C::LocalId, C::Version, C::Extra, C::UpdatedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(&s.tx)
-            .await?;
+        }
+    }
+
+    /// Stores the links (provider id → ours, with the version applied), replacing older ones.
+    async fn link_all(&self, s: &Scoped, rows: Vec<external_ref::Model>) -> Result<(), DbErr> {
+        use external_ref::Column as C;
+        // One row per key: a later row of the page wins (Postgres refuses to update a row twice).
+        let mut unique: HashMap<(String, String), external_ref::Model> = HashMap::new();
+        for r in rows {
+            unique.insert((r.kind.clone(), r.external_id.clone()), r);
+        }
+        let rows: Vec<_> = unique.into_values().collect();
+        for chunk in rows.chunks(500) {
+            external_ref::Entity::insert_many(chunk.iter().cloned().map(external_ref::ActiveModel::from))
+                .on_conflict(
+                    OnConflict::columns([C::TenantId, C::ConnectorId, C::Kind, C::ExternalId])
+                        .update_columns([C::LocalId, C::Version, C::Extra, C::UpdatedAt])
+                        .to_owned(),
+                )
+                .exec_without_returning(&s.tx)
+                .await?;
+        }
         Ok(())
     }
 
@@ -690,28 +753,67 @@ impl Applier<'_> {
                     }
                 }
             };
-            self.link(s, "location", &l.id, local, None, None).await?;
+            self.link_all(s, vec![self.row("location", &l.id, local, None, None)]).await?;
             out.applied += 1;
         }
         Ok(out)
     }
 
     /// Upserts each variant and its product by the provider's ids; a variant of ours with the
-    /// same SKU and no provider link yet is linked, not duplicated.
+    /// same SKU and no provider link yet is linked, not duplicated, and a SKU another provider
+    /// variant already holds is a problem. The rows a page may touch are read in bulk and new
+    /// ones inserted in bulk; only changed rows are updated one by one.
     async fn catalog(&self, s: &Scoped, records: &[ExternalVariant]) -> Result<Applied, DbErr> {
         let mut out = Applied::default();
-        let variants = self.refs(s, "variant", records.iter().map(|v| v.id.clone())).await?;
-        let mut products: HashMap<String, Uuid> = self
+        let variant_refs = self.refs(s, "variant", records.iter().map(|v| v.id.clone())).await?;
+        let mut product_refs: HashMap<String, Uuid> = self
             .refs(s, "product", records.iter().map(|v| v.product.id.clone()))
             .await?
             .into_iter()
             .map(|(k, r)| (k, r.local_id))
             .collect();
+        let mut products: HashMap<Uuid, product::Model> = HashMap::new();
+        let mut by_handle: HashMap<String, Uuid> = HashMap::new();
+        let ids: Vec<Uuid> = product_refs.values().copied().collect();
+        let handles: Vec<String> = records.iter().map(|v| v.product.handle.clone()).collect();
+        for found in [
+            repo::find::<product::Entity>(s).filter(product::Column::Id.is_in(ids)).all(&s.tx).await?,
+            repo::find::<product::Entity>(s).filter(product::Column::Handle.is_in(handles)).all(&s.tx).await?,
+        ] {
+            for p in found {
+                by_handle.insert(p.handle.clone(), p.id);
+                products.insert(p.id, p);
+            }
+        }
+        let mut variants: HashMap<Uuid, variant::Model> = HashMap::new();
+        let mut by_sku: HashMap<String, Uuid> = HashMap::new();
+        let ids: Vec<Uuid> = variant_refs.values().map(|r| r.local_id).collect();
+        let skus: Vec<String> = records.iter().map(|v| v.sku.clone()).collect();
+        for found in [
+            repo::find::<variant::Entity>(s).filter(variant::Column::Id.is_in(ids)).all(&s.tx).await?,
+            repo::find::<variant::Entity>(s).filter(variant::Column::Sku.is_in(skus)).all(&s.tx).await?,
+        ] {
+            for v in found {
+                by_sku.insert(v.sku.clone(), v.id);
+                variants.insert(v.id, v);
+            }
+        }
+        // Which provider variant holds each of our variants already (a SKU can be taken).
+        let mut holder: HashMap<Uuid, String> = refs_of(s, self.connector.id, "variant")
+            .filter(external_ref::Column::LocalId.is_in(variants.keys().copied().collect::<Vec<_>>()))
+            .all(&s.tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.local_id, r.external_id))
+            .collect();
+        let now = repo::now();
+        let (mut new_products, mut new_variants, mut links) = (Vec::new(), Vec::new(), Vec::new());
+        let mut variant_updates: Vec<variant::ActiveModel> = Vec::new();
         // Products already brought up to date by an earlier variant of this page.
         let mut fresh = HashSet::new();
         for v in records {
             out.newest = out.newest.max(v.updated_at);
-            let known = variants.get(&v.id);
+            let known = variant_refs.get(&v.id);
             if !self.full && known.is_some_and(|r| stale(r.version, v.updated_at)) {
                 out.unchanged += 1;
                 continue;
@@ -728,151 +830,147 @@ impl Applier<'_> {
                     .push(Problem::new(&v.id, format!("price {} {} is not a valid amount", v.price, v.currency)));
                 continue;
             }
-            let product_id = match products.get(&v.product.id) {
-                Some(id) if fresh.contains(&v.product.id) => *id,
-                known => match self.product(s, v, known.copied()).await? {
-                    Ok(id) => {
-                        if known.is_none() {
-                            self.link(s, "product", &v.product.id, id, None, None).await?;
-                            products.insert(v.product.id.clone(), id);
-                        }
-                        fresh.insert(v.product.id.clone());
-                        id
-                    }
-                    Err(p) => {
-                        out.problems.push(p);
-                        continue;
-                    }
-                },
-            };
-            match self.variant(s, v, known, product_id).await? {
-                Ok(variant_id) => {
-                    self.link(s, "variant", &v.id, variant_id, v.updated_at, None).await?;
-                    if let Some(item) = &v.inventory_item_id {
-                        self.link(s, "inventory_item", item, variant_id, None, None).await?;
-                    }
-                    out.applied += 1;
-                }
-                Err(p) => out.problems.push(p),
+            // The variant of ours it is: linked, else the one with its SKU unless another holds it.
+            let linked = known.and_then(|r| variants.get(&r.local_id)).map(|m| m.id);
+            let same_sku = by_sku.get(&v.sku).copied();
+            if let Some(other) = same_sku.filter(|o| Some(*o) != linked)
+                && (linked.is_some() || holder.get(&other).is_some_and(|h| *h != v.id))
+            {
+                let message = match holder.get(&other) {
+                    Some(h) => format!("SKU {} is also on {h}: SKUs must be unique to sync stock by them", v.sku),
+                    None => format!("its SKU changed to {}, which another variant already has", v.sku),
+                };
+                out.problems.push(Problem::new(&v.id, message));
+                continue;
             }
+            let p = &v.product;
+            let product_id = match product_refs.get(&p.id).copied().or_else(|| by_handle.get(&p.handle).copied()) {
+                Some(id) if fresh.contains(&p.id) => id,
+                found => {
+                    let title = if p.title.trim().is_empty() {
+                        p.handle.clone()
+                    } else {
+                        p.title.trim().chars().take(255).collect()
+                    };
+                    let id = match found.and_then(|id| products.get_mut(&id)) {
+                        Some(e) => {
+                            if e.title != title || e.status != p.status || e.category != p.category {
+                                let mut am: product::ActiveModel = e.clone().into();
+                                am.title = Set(title.clone());
+                                am.status = Set(p.status.clone());
+                                am.category = Set(p.category.clone());
+                                am.updated_at = Set(now);
+                                sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+                                (e.title, e.status, e.category) = (title, p.status.clone(), p.category.clone());
+                            }
+                            e.id
+                        }
+                        None => {
+                            if p.handle.is_empty() || p.handle.len() > 255 || p.handle.chars().any(char::is_whitespace)
+                            {
+                                out.problems
+                                    .push(Problem::new(&v.id, format!("product handle {:?} is not usable", p.handle)));
+                                continue;
+                            }
+                            let m = product::Model {
+                                tenant_id: s.tenant(),
+                                id: Uuid::now_v7(),
+                                title,
+                                handle: p.handle.clone(),
+                                category: p.category.clone(),
+                                status: p.status.clone(),
+                                created_at: now,
+                                updated_at: now,
+                            };
+                            by_handle.insert(m.handle.clone(), m.id);
+                            products.insert(m.id, m.clone());
+                            let id = m.id;
+                            new_products.push(m);
+                            id
+                        }
+                    };
+                    if product_refs.get(&p.id) != Some(&id) {
+                        links.push(self.row("product", &p.id, id, None, None));
+                        product_refs.insert(p.id.clone(), id);
+                    }
+                    fresh.insert(p.id.clone());
+                    id
+                }
+            };
+            let title =
+                if v.title.trim().is_empty() { v.sku.clone() } else { v.title.trim().chars().take(255).collect() };
+            let variant_id = match linked.or(same_sku).and_then(|id| variants.get_mut(&id)) {
+                Some(e) => {
+                    if e.sku != v.sku
+                        || e.title != title
+                        || e.price.0 != v.price
+                        || e.currency != v.currency
+                        || e.product_id != product_id
+                    {
+                        let mut am: variant::ActiveModel = e.clone().into();
+                        am.sku = Set(v.sku.clone());
+                        am.title = Set(title.clone());
+                        am.price = Set(Dec(v.price));
+                        am.currency = Set(v.currency.clone());
+                        am.product_id = Set(product_id);
+                        am.updated_at = Set(now);
+                        // After the page's new products exist (it may have moved to one).
+                        variant_updates.push(am);
+                        by_sku.remove(&e.sku);
+                        by_sku.insert(v.sku.clone(), e.id);
+                        (e.sku, e.title, e.price, e.currency, e.product_id) =
+                            (v.sku.clone(), title, Dec(v.price), v.currency.clone(), product_id);
+                    }
+                    e.id
+                }
+                None => {
+                    let m = variant::Model {
+                        tenant_id: s.tenant(),
+                        id: Uuid::now_v7(),
+                        product_id,
+                        sku: v.sku.clone(),
+                        title,
+                        price: Dec(v.price),
+                        currency: v.currency.clone(),
+                        created_at: now,
+                        updated_at: now,
+                        unit_volume: None,
+                    };
+                    by_sku.insert(m.sku.clone(), m.id);
+                    variants.insert(m.id, m.clone());
+                    let id = m.id;
+                    new_variants.push(m);
+                    id
+                }
+            };
+            holder.insert(variant_id, v.id.clone());
+            links.push(self.row("variant", &v.id, variant_id, v.updated_at, None));
+            if let Some(item) = &v.inventory_item_id {
+                links.push(self.row("inventory_item", item, variant_id, None, None));
+            }
+            out.applied += 1;
         }
+        for chunk in new_products.chunks(500) {
+            product::Entity::insert_many(chunk.iter().cloned().map(product::ActiveModel::from))
+                .exec_without_returning(&s.tx)
+                .await?;
+        }
+        for am in variant_updates {
+            sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+        }
+        for chunk in new_variants.chunks(500) {
+            variant::Entity::insert_many(chunk.iter().cloned().map(variant::ActiveModel::from))
+                .exec_without_returning(&s.tx)
+                .await?;
+        }
+        self.link_all(s, links).await?;
         Ok(out)
     }
 
-    async fn product(
-        &self,
-        s: &Scoped,
-        v: &ExternalVariant,
-        known: Option<Uuid>,
-    ) -> Result<Result<Uuid, Problem>, DbErr> {
-        let p = &v.product;
-        let existing = match known {
-            Some(id) => repo::find::<product::Entity>(s).filter(product::Column::Id.eq(id)).one(&s.tx).await?,
-            None => {
-                repo::find::<product::Entity>(s)
-                    .filter(product::Column::Handle.eq(p.handle.as_str()))
-                    .one(&s.tx)
-                    .await?
-            }
-        };
-        let title =
-            if p.title.trim().is_empty() { p.handle.clone() } else { p.title.trim().chars().take(255).collect() };
-        let now = repo::now();
-        Ok(Ok(match existing {
-            Some(e) if e.title == title && e.status == p.status && e.category == p.category => e.id,
-            Some(e) => {
-                let id = e.id;
-                let mut am: product::ActiveModel = e.into();
-                am.title = Set(title);
-                am.status = Set(p.status.clone());
-                am.category = Set(p.category.clone());
-                am.updated_at = Set(now);
-                sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
-                id
-            }
-            None => {
-                if p.handle.is_empty() || p.handle.len() > 255 || p.handle.chars().any(char::is_whitespace) {
-                    return Ok(Err(Problem::new(&v.id, format!("product handle {:?} is not usable", p.handle))));
-                }
-                let m = product::Model {
-                    tenant_id: s.tenant(),
-                    id: Uuid::now_v7(),
-                    title,
-                    handle: p.handle.clone(),
-                    category: p.category.clone(),
-                    status: p.status.clone(),
-                    created_at: now,
-                    updated_at: now,
-                };
-                product::Entity::insert(product::ActiveModel::from(m.clone())).exec_without_returning(&s.tx).await?;
-                m.id
-            }
-        }))
-    }
-
-    async fn variant(
-        &self,
-        s: &Scoped,
-        v: &ExternalVariant,
-        known: Option<&external_ref::Model>,
-        product_id: Uuid,
-    ) -> Result<Result<Uuid, Problem>, DbErr> {
-        let by_sku = crate::services::lookup::variant_by_sku(s, &v.sku).await?;
-        let existing = match known {
-            Some(r) => repo::find::<variant::Entity>(s).filter(variant::Column::Id.eq(r.local_id)).one(&s.tx).await?,
-            None => by_sku.clone(),
-        };
-        if let (Some(e), Some(other)) = (&existing, &by_sku)
-            && e.id != other.id
-        {
-            return Ok(Err(Problem::new(
-                &v.id,
-                format!("its SKU changed to {}, which another variant already has", v.sku),
-            )));
-        }
-        let title = if v.title.trim().is_empty() { v.sku.clone() } else { v.title.trim().chars().take(255).collect() };
-        let now = repo::now();
-        Ok(Ok(match existing {
-            Some(e) => {
-                let id = e.id;
-                if e.sku != v.sku
-                    || e.title != title
-                    || e.price.0 != v.price
-                    || e.currency != v.currency
-                    || e.product_id != product_id
-                {
-                    let mut am: variant::ActiveModel = e.into();
-                    am.sku = Set(v.sku.clone());
-                    am.title = Set(title);
-                    am.price = Set(Dec(v.price));
-                    am.currency = Set(v.currency.clone());
-                    am.product_id = Set(product_id);
-                    am.updated_at = Set(now);
-                    sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
-                }
-                id
-            }
-            None => {
-                let m = variant::Model {
-                    tenant_id: s.tenant(),
-                    id: Uuid::now_v7(),
-                    product_id,
-                    sku: v.sku.clone(),
-                    title,
-                    price: Dec(v.price),
-                    currency: v.currency.clone(),
-                    created_at: now,
-                    updated_at: now,
-                    unit_volume: None,
-                };
-                variant::Entity::insert(variant::ActiveModel::from(m.clone())).exec_without_returning(&s.tx).await?;
-                m.id
-            }
-        }))
-    }
-
     /// Sets each level's on-hand stock to the provider's, through the ledger (a `sync` movement
-    /// of the difference); a level no newer than the one applied last changes nothing.
+    /// of the difference); a level no newer than the one applied last changes nothing. A page is
+    /// a few statements plus one guarded update per changed level: the levels, variants and links
+    /// are read and written in bulk, the movements appended to the chain together.
     async fn inventory(
         &self,
         s: &Scoped,
@@ -885,77 +983,133 @@ impl Applier<'_> {
             out.problems.push(Problem::new(provider_location, "the location is not linked: sync locations first"));
             return Ok(out);
         };
+        let location_id = location.local_id;
         let items = self.refs(s, "inventory_item", records.iter().map(|l| l.inventory_item_id.clone())).await?;
-        let levels = self.refs(s, "inventory_level", records.iter().map(|l| l.id.clone())).await?;
+        let known = self.refs(s, "inventory_level", records.iter().map(|l| l.id.clone())).await?;
+        let variant_ids: Vec<Uuid> = items.values().map(|r| r.local_id).collect::<HashSet<_>>().into_iter().collect();
+        let mut levels: HashMap<Uuid, stock_level::Model> = HashMap::new();
+        let mut skus: HashMap<Uuid, String> = HashMap::new();
+        for chunk in variant_ids.chunks(500) {
+            for l in repo::find::<stock_level::Entity>(s)
+                .filter(stock_level::Column::LocationId.eq(location_id))
+                .filter(stock_level::Column::VariantId.is_in(chunk.to_vec()))
+                .all(&s.tx)
+                .await?
+            {
+                levels.insert(l.variant_id, l);
+            }
+            for v in
+                repo::find::<variant::Entity>(s).filter(variant::Column::Id.is_in(chunk.to_vec())).all(&s.tx).await?
+            {
+                skus.insert(v.id, v.sku);
+            }
+        }
+        let mut links = Vec::new();
+        let mut changes: Vec<(Uuid, i64, &str)> = Vec::new();
+        let mut missing = Vec::new();
         for l in records {
             out.newest = out.newest.max(l.updated_at);
-            let Some(item) = items.get(&l.inventory_item_id) else {
+            let Some(variant_id) = items.get(&l.inventory_item_id).map(|r| r.local_id).filter(|v| skus.contains_key(v))
+            else {
                 out.problems.push(Problem::new(
                     &l.id,
                     "its inventory item is not in the synced catalog (a variant without SKU?)",
                 ));
                 continue;
             };
-            if !self.full && levels.get(&l.id).is_some_and(|r| stale(r.version, l.updated_at)) {
+            if !self.full && known.get(&l.id).is_some_and(|r| stale(r.version, l.updated_at)) {
                 out.unchanged += 1;
                 continue;
             }
-            match set_on_hand(s, item.local_id, location.local_id, l.on_hand, &l.id).await? {
-                Ok(changed) => {
-                    self.link(s, "inventory_level", &l.id, item.local_id, l.updated_at, Some(location.local_id))
-                        .await?;
-                    if changed {
-                        out.applied += 1;
-                    } else {
-                        out.unchanged += 1;
-                    }
-                }
-                Err(p) => out.problems.push(p),
+            if !(0..=crate::services::stock::MAX_UNITS).contains(&l.on_hand) {
+                out.problems.push(Problem::new(&l.id, format!("on hand {} is out of range", l.on_hand)));
+                continue;
+            }
+            let (on_hand, reserved) = levels.get(&variant_id).map_or((0, 0), |x| (x.on_hand, x.reserved));
+            if l.on_hand < reserved {
+                out.problems.push(Problem::new(
+                    &l.id,
+                    format!("on hand {} is below the {reserved} units reserved here by open orders", l.on_hand),
+                ));
+                continue;
+            }
+            if !levels.contains_key(&variant_id) {
+                missing.push(variant_id);
+            }
+            links.push(self.row("inventory_level", &l.id, variant_id, l.updated_at, Some(location_id)));
+            let delta = l.on_hand - on_hand;
+            if delta == 0 {
+                out.unchanged += 1;
+            } else {
+                changes.push((variant_id, delta, l.id.as_str()));
             }
         }
+        let now = repo::now();
+        let fresh: Vec<stock_level::Model> = missing
+            .iter()
+            .map(|v| stock_level::Model {
+                tenant_id: s.tenant(),
+                variant_id: *v,
+                location_id,
+                on_hand: 0,
+                reserved: 0,
+                inbound: 0,
+                updated_at: now,
+            })
+            .collect();
+        for chunk in fresh.chunks(500) {
+            stock_level::Entity::insert_many(chunk.iter().cloned().map(stock_level::ActiveModel::from))
+                .on_conflict(
+                    OnConflict::columns([
+                        stock_level::Column::TenantId,
+                        stock_level::Column::VariantId,
+                        stock_level::Column::LocationId,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&s.tx)
+                .await?;
+        }
+        for row in fresh {
+            levels.insert(row.variant_id, row);
+        }
+        let mut movements = Vec::with_capacity(changes.len());
+        let mut changed = Vec::with_capacity(changes.len());
+        for (variant_id, delta, reference) in changes {
+            // Guarded like every stock change: a reservation made since the read fails it.
+            if !repo::change_stock(s, variant_id, location_id, delta, 0).await? {
+                out.problems.push(Problem::new(reference, "a reservation made meanwhile leaves too little on hand"));
+                continue;
+            }
+            movements.push(repo::NewMovement {
+                variant_id,
+                location_id,
+                kind: "sync",
+                delta_on_hand: delta,
+                delta_reserved: 0,
+                reason: SYNC_REASON,
+                reference,
+                idempotency_key: None,
+            });
+            changed.push((variant_id, delta));
+        }
+        repo::append_movements(s, &movements).await?;
+        for (variant_id, delta) in changed {
+            let Some(level) = levels.get_mut(&variant_id) else { continue };
+            level.on_hand += delta;
+            level.updated_at = now;
+            let sku = skus.get(&variant_id).map_or("", String::as_str);
+            crate::services::stock::announce_change(s, sku, level, delta, "sync", SYNC_REASON).await?;
+            out.applied += 1;
+        }
+        self.link_all(s, links).await?;
         Ok(out)
     }
 }
 
-/// Sets a level's on-hand to `on_hand` with a `sync` movement of the difference. `Ok(false)` when
-/// it already was; a problem when our open reservations there exceed it.
-async fn set_on_hand(
-    s: &Scoped,
-    variant_id: Uuid,
-    location_id: Uuid,
-    on_hand: i64,
-    reference: &str,
-) -> Result<Result<bool, Problem>, DbErr> {
-    if !(0..=crate::services::stock::MAX_UNITS).contains(&on_hand) {
-        return Ok(Err(Problem::new(reference, format!("on hand {on_hand} is out of range"))));
-    }
-    repo::ensure_stock_level(s, variant_id, location_id).await?;
-    let level = crate::services::stock::level(s, variant_id, location_id).await?;
-    let delta = on_hand - level.on_hand;
-    if delta == 0 {
-        return Ok(Ok(false));
-    }
-    let Some(v) = repo::find::<variant::Entity>(s).filter(variant::Column::Id.eq(variant_id)).one(&s.tx).await? else {
-        return Ok(Err(Problem::new(reference, "its variant is gone")));
-    };
-    let change = crate::services::stock::OnHandChange {
-        sku: &v.sku,
-        variant_id,
-        location_id,
-        delta,
-        kind: "sync",
-        reason: "stock level read from the connected store",
-        reference,
-        idempotency_key: None,
-    };
-    Ok(match crate::services::stock::change_on_hand(s, change).await? {
-        Some(_) => Ok(true),
-        None => Err(Problem::new(
-            reference,
-            format!("on hand {on_hand} is below the {} units reserved here by open orders", level.reserved),
-        )),
-    })
-}
+/// The reason on every `sync` movement.
+const SYNC_REASON: &str = "stock level read from the connected store";
 
 /// Queues the application of a stored webhook, in the transaction that stored it (once per
 /// delivery id, however often it is delivered).
