@@ -49,14 +49,17 @@ pub enum RuleKind {
     WebhookEndpointDisabled,
     /// The forecast says stock runs out before an order placed now could arrive.
     StockoutPredicted,
+    /// A connector's sync run failed.
+    SyncFailed,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 4] = [
+    pub const ALL: [RuleKind; 5] = [
         RuleKind::StockBelow,
         RuleKind::DaysOfCoverBelow,
         RuleKind::WebhookEndpointDisabled,
         RuleKind::StockoutPredicted,
+        RuleKind::SyncFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl RuleKind {
             RuleKind::DaysOfCoverBelow => "days_of_cover_below",
             RuleKind::WebhookEndpointDisabled => "webhook_endpoint_disabled",
             RuleKind::StockoutPredicted => "stockout_predicted",
+            RuleKind::SyncFailed => "sync_failed",
         }
     }
 
@@ -77,11 +81,13 @@ impl RuleKind {
     }
 }
 
-/// The rules every new tenant starts with: a disabled webhook endpoint alerts owners and admins.
+/// The rules every new tenant starts with: a disabled webhook endpoint and a failed connector
+/// sync alert owners and admins.
 pub async fn create_default_rules(s: &Scoped) -> Result<(), DbErr> {
-    insert_rule(s, "Webhook endpoint disabled", RuleKind::WebhookEndpointDisabled, None, &[Role::Owner, Role::Admin])
-        .await
-        .map(|_| ())
+    let admins = [Role::Owner, Role::Admin];
+    insert_rule(s, "Webhook endpoint disabled", RuleKind::WebhookEndpointDisabled, None, &admins).await?;
+    insert_rule(s, "Connector sync failed", RuleKind::SyncFailed, None, &admins).await?;
+    Ok(())
 }
 
 /// Inserts an enabled rule for every SKU and location.
@@ -185,7 +191,7 @@ fn condition(rule: &alert_rule::Model) -> Option<StockCondition> {
     match RuleKind::parse(&rule.kind)? {
         RuleKind::StockBelow => rule.threshold.map(StockCondition::AvailableAtOrBelow),
         RuleKind::DaysOfCoverBelow => rule.days_of_cover.map(|d| StockCondition::DaysOfCoverAtOrBelow(d.0)),
-        RuleKind::WebhookEndpointDisabled | RuleKind::StockoutPredicted => None,
+        RuleKind::WebhookEndpointDisabled | RuleKind::StockoutPredicted | RuleKind::SyncFailed => None,
     }
 }
 

@@ -4,7 +4,9 @@
 //! ours, so every record is applied as an upsert keyed by the provider's id, with the provider's
 //! version of it (its `updated_at`) to tell a stale delivery from a newer one.
 //!
-//! Also an index the replenishment and forecast reads wanted: open purchase order lines by variant.
+//! Also an index the replenishment and forecast reads wanted (open purchase order lines by
+//! variant), and every existing tenant gets the default "Connector sync failed" alert rule that
+//! new tenants start with.
 
 use sea_orm_migration::prelude::*;
 
@@ -122,6 +124,46 @@ fn refs() -> TableCreateStatement {
     t.to_owned()
 }
 
+/// The default `sync_failed` rule for each existing tenant. On PostgreSQL each insert runs with the
+/// tenant set, as row-level security (forced, so also for the owner) requires.
+async fn sync_failed_rules(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{DbBackend, Statement};
+    let db = manager.get_connection();
+    let backend = manager.get_database_backend();
+    let tenants = db.query_all_raw(Statement::from_string(backend, "SELECT id FROM tenants".to_owned())).await?;
+    let now = chrono::Utc::now();
+    for row in tenants {
+        let tenant: uuid::Uuid = row.try_get("", "id")?;
+        let values: Vec<sea_orm_migration::sea_orm::Value> = vec![
+            tenant.into(),
+            uuid::Uuid::now_v7().into(),
+            "Connector sync failed".into(),
+            "sync_failed".into(),
+            "owner,admin".into(),
+            now.into(),
+        ];
+        let insert =
+            "INSERT INTO alert_rules (tenant_id, id, name, kind, recipient_roles, enabled, created_at, updated_at)
+                      VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)";
+        if backend == DbBackend::Postgres {
+            db.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT set_config($1, $2, false)",
+                [crate::TENANT_SETTING.into(), tenant.to_string().into()],
+            ))
+            .await?;
+            db.execute_raw(Statement::from_sql_and_values(backend, insert, values)).await?;
+        } else {
+            // SQLite numbers parameters the same way with `?N`.
+            db.execute_raw(Statement::from_sql_and_values(backend, insert.replace('$', "?"), values)).await?;
+        }
+    }
+    if backend == DbBackend::Postgres {
+        db.execute_unprepared(&format!("SELECT set_config('{}', '', false)", crate::TENANT_SETTING)).await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -154,10 +196,12 @@ impl MigrationTrait for Migration {
         ] {
             manager.create_index(index.if_not_exists().to_owned()).await?;
         }
-        crate::enable_row_level_security(manager, TABLES).await
+        crate::enable_row_level_security(manager, TABLES).await?;
+        sync_failed_rules(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared("DELETE FROM alert_rules WHERE kind = 'sync_failed'").await?;
         manager
             .drop_index(Index::drop().name("ix_purchase_order_lines_variant").table("purchase_order_lines").to_owned())
             .await?;

@@ -30,7 +30,7 @@ async fn shop(app: &TestApp) -> (TestTenant, String) {
 }
 
 #[tokio::test]
-async fn a_new_tenant_alerts_owners_and_admins_about_disabled_endpoints() {
+async fn a_new_tenant_alerts_owners_and_admins_about_disabled_endpoints_and_failed_syncs() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let d = app
@@ -38,7 +38,10 @@ async fn a_new_tenant_alerts_owners_and_admins_about_disabled_endpoints() {
         .await;
     assert_eq!(
         d["alertRules"]["nodes"],
-        json!([{ "name": "Webhook endpoint disabled", "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"], "enabled": true }])
+        json!([
+            { "name": "Webhook endpoint disabled", "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"], "enabled": true },
+            { "name": "Connector sync failed", "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"], "enabled": true }
+        ])
     );
 }
 
@@ -234,7 +237,7 @@ async fn bad_rules_are_refused_with_typed_errors_and_change_nothing() {
         .await;
     assert_eq!(d["alertRuleUpsert"]["userErrors"][0]["field"], json!(["input", "kind"]), "{d}");
     let d = app.data(&t.owner_key, "{ alertRules(first: 10) { nodes { kind } } }", json!({})).await;
-    assert_eq!(d["alertRules"]["nodes"].as_array().map(Vec::len), Some(2), "the default rule and one stock rule");
+    assert_eq!(d["alertRules"]["nodes"].as_array().map(Vec::len), Some(3), "the two default rules and one stock rule");
     // A viewer may read rules and alerts but not change them.
     let viewer = app.jwt(&t, &[Role::Viewer]);
     app.data(&viewer, "{ alertRules(first: 10) { nodes { id } } alerts(first: 1) { nodes { id } } }", json!({})).await;

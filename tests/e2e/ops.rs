@@ -70,12 +70,13 @@ async fn the_demo_seed_is_deterministic_idempotent_and_queryable() {
     assert_eq!(d["locations"]["nodes"], json!([{ "kind": "WAREHOUSE" }, { "kind": "WAREHOUSE" }, { "kind": "STORE" }]));
     assert_eq!(d["suppliers"]["nodes"].as_array().map(Vec::len), Some(3));
     assert_eq!(d["ledgerVerify"]["ok"], true);
-    // The demo ships a days-of-cover rule beside the default one, so alerts show up as stock moves.
+    // The demo ships a days-of-cover rule beside the default ones, so alerts show up as stock moves.
     let rules = app.data(&token, "{ alertRules(first: 5) { nodes { kind daysOfCover } } }", json!({})).await;
     assert_eq!(
         rules["alertRules"]["nodes"],
         json!([
             { "kind": "WEBHOOK_ENDPOINT_DISABLED", "daysOfCover": null },
+            { "kind": "SYNC_FAILED", "daysOfCover": null },
             { "kind": "DAYS_OF_COVER_BELOW", "daysOfCover": "7" },
             { "kind": "STOCKOUT_PREDICTED", "daysOfCover": null }
         ])
@@ -226,6 +227,31 @@ async fn upgrading_gives_existing_tenants_the_default_alert_rule() {
     let d = app.data(&t.owner_key, "{ alertRules(first: 5) { nodes { kind recipientRoles } } }", json!({})).await;
     assert_eq!(
         d["alertRules"]["nodes"],
-        json!([{ "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"] }])
+        json!([
+            { "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"] },
+            { "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"] }
+        ])
+    );
+}
+
+#[tokio::test]
+async fn upgrading_gives_existing_tenants_the_sync_failed_rule_once() {
+    use sea_orm_migration::MigratorTrait;
+    let app = TestApp::spawn().await;
+    let t = app.tenant("early").await;
+    let conn = app.owner_db.conn();
+    // Back to the schema before the sync engine, then forward: one rule, not two.
+    qm_api::db::Migrator::down(conn, Some(steps_back_before("create_sync"))).await.expect("down");
+    let d = app.data(&t.owner_key, "{ alertRules(first: 5) { nodes { kind } } }", json!({})).await;
+    assert_eq!(d["alertRules"]["nodes"], json!([{ "kind": "WEBHOOK_ENDPOINT_DISABLED" }]), "{d}");
+    qm_api::db::Migrator::up(conn, None).await.expect("up again");
+    app.owner_db.grant_app_role(qm_tests::APP_ROLE).await.expect("grant");
+    let d = app.data(&t.owner_key, "{ alertRules(first: 5) { nodes { kind recipientRoles } } }", json!({})).await;
+    assert_eq!(
+        d["alertRules"]["nodes"],
+        json!([
+            { "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"] },
+            { "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"] }
+        ])
     );
 }

@@ -350,6 +350,24 @@ async fn scenario_14_15_17_a_version_drift_fails_the_run_and_refused_credentials
     let d = app.data(&a.owner_key, "{ connectors { status statusReason } }", json!({})).await;
     assert_eq!(d["connectors"][0]["status"], "PAUSED", "{d}");
     assert!(d["connectors"][0]["statusReason"].as_str().is_some_and(|r| r.contains("credentials")), "{d}");
+    // Owners and admins are alerted, and webhook consumers get sync.failed, for each failure.
+    let d = app.data(&a.owner_key, "{ alerts(first: 10) { nodes { kind subject } } }", json!({})).await;
+    let failed: Vec<&Value> =
+        d["alerts"]["nodes"].as_array().into_iter().flatten().filter(|n| n["kind"] == "SYNC_FAILED").collect();
+    assert_eq!(failed.len(), 2, "{d}");
+    assert_eq!(failed[0]["subject"], "Sync of mock-a.myshopify.com failed");
+    let s = app.state.db.scoped(a.id, TxMode::Read).await.expect("tx");
+    let events = qm_api::db::entities::event::Entity::find()
+        .filter(qm_api::db::entities::event::Column::EventType.eq("sync.failed"))
+        .all(&s.tx)
+        .await
+        .expect("events");
+    s.commit().await.expect("commit");
+    assert_eq!(events.len(), 2);
+    let last = events.iter().max_by_key(|e| e.occurred_at).expect("event");
+    assert_eq!(last.payload["provider"], "shopify");
+    assert_eq!(last.payload["connectorPaused"], true);
+    assert_eq!(last.payload["connectorId"], json!(ca));
     let ok = sync(&app, &b, &cb, false).await;
     assert_eq!(ok["status"], "COMPLETED", "{ok}");
     assert_eq!(mirror(&app, &b).await.variants, 10);

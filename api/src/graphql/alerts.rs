@@ -29,6 +29,8 @@ pub enum AlertRuleKind {
     /// A forecast run projects that stock (available plus dated inbound, minus the forecast)
     /// runs out before an order placed now could arrive (the shortest supplier lead time).
     StockoutPredicted,
+    /// A connector's sync run failed (refused credentials, API version drift, a provider error).
+    SyncFailed,
 }
 
 impl From<AlertRuleKind> for RuleKind {
@@ -38,6 +40,7 @@ impl From<AlertRuleKind> for RuleKind {
             AlertRuleKind::DaysOfCoverBelow => RuleKind::DaysOfCoverBelow,
             AlertRuleKind::WebhookEndpointDisabled => RuleKind::WebhookEndpointDisabled,
             AlertRuleKind::StockoutPredicted => RuleKind::StockoutPredicted,
+            AlertRuleKind::SyncFailed => RuleKind::SyncFailed,
         }
     }
 }
@@ -49,6 +52,7 @@ impl From<RuleKind> for AlertRuleKind {
             RuleKind::DaysOfCoverBelow => AlertRuleKind::DaysOfCoverBelow,
             RuleKind::WebhookEndpointDisabled => AlertRuleKind::WebhookEndpointDisabled,
             RuleKind::StockoutPredicted => AlertRuleKind::StockoutPredicted,
+            RuleKind::SyncFailed => AlertRuleKind::SyncFailed,
         }
     }
 }

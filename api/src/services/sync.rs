@@ -601,7 +601,7 @@ async fn fail(db: &Db, tenant: Uuid, run_id: Uuid, error: &str, pause: bool) -> 
     note_error(db, tenant, run_id, error).await?;
     let s = db.scoped(tenant, TxMode::Write).await?;
     let Some(run) = run_by_id(&s, run_id).await? else { return Ok(()) };
-    sync_run::Entity::update_many()
+    let updated = sync_run::Entity::update_many()
         .col_expr(sync_run::Column::Status, "failed".into())
         .col_expr(sync_run::Column::Error, Some(error.chars().take(500).collect::<String>()).into())
         .col_expr(sync_run::Column::FinishedAt, Some(repo::now()).into())
@@ -610,14 +610,54 @@ async fn fail(db: &Db, tenant: Uuid, run_id: Uuid, error: &str, pause: bool) -> 
         .filter(sync_run::Column::Status.is_in(["queued", "running"]))
         .exec(&s.tx)
         .await?;
+    if updated.rows_affected == 0 {
+        // Already finished (a retried failure): announced then.
+        return s.commit().await;
+    }
     if pause {
         let reason = format!("the provider refused the credentials: {}", error.chars().take(200).collect::<String>());
         if let Ok(c) = installed::set_active(&s, run.connector_id, false, Some(reason)).await? {
             tracing::warn!(connector = %c.id, "connector paused: credentials refused");
         }
     }
+    announce_failure(&s, &run, error, pause).await?;
     s.commit().await?;
     tracing::warn!(run = %run_id, error, "sync failed");
+    Ok(())
+}
+
+/// Emits `sync.failed` and raises the tenant's `SYNC_FAILED` alerts, in the failing transaction.
+async fn announce_failure(s: &Scoped, run: &sync_run::Model, error: &str, paused: bool) -> Result<(), DbErr> {
+    use crate::graphql::types::gid;
+    let c = repo::find::<connector::Entity>(s).filter(connector::Column::Id.eq(run.connector_id)).one(&s.tx).await?;
+    let (shop, provider) = c.map_or_else(Default::default, |c| (c.external_account, c.kind));
+    // The payload the event catalogue fixed for version 1, and what else a consumer needs.
+    let data = json!({
+        "connectorId": gid("Connector", run.connector_id).0,
+        "provider": provider,
+        "resource": position_of(run).resource,
+        "error": error,
+        // A failed run is not retried by itself; the next scheduled sync runs as usual.
+        "retryAt": null,
+        "syncRunId": gid("SyncRun", run.id).0,
+        "shop": shop,
+        "connectorPaused": paused,
+    });
+    crate::events::emit(s, "sync.failed", data).await?;
+    crate::alerts::raise(s, crate::alerts::RuleKind::SyncFailed, || crate::alerts::Raised {
+        subject: format!("Sync of {shop} failed"),
+        lines: vec![
+            format!("The sync run {} failed: {error}", gid("SyncRun", run.id).0),
+            if paused {
+                "The connector is paused until an admin gives it working credentials and resumes it.".to_owned()
+            } else {
+                "The next sync tries again.".to_owned()
+            },
+        ],
+        variant_id: None,
+        location_id: None,
+    })
+    .await?;
     Ok(())
 }
 
