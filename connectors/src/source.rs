@@ -122,3 +122,18 @@ pub trait InventorySource: Send + Sync {
     /// One item's level at one location as it is now; `None` when the item is not stocked there.
     async fn level(&self, inventory_item_id: &str, location_id: &str) -> Result<Option<ExternalLevel>, ProviderError>;
 }
+
+/// Stock changes made on our side, sent to the provider.
+#[async_trait::async_trait]
+pub trait InventorySink: Send + Sync {
+    /// Changes the item's stock at the location by `delta`. `key` makes it idempotent: sending
+    /// the same key again (a retry after a lost answer) does not change it twice.
+    async fn adjust(
+        &self,
+        key: &str,
+        inventory_item_id: &str,
+        location_id: &str,
+        delta: i64,
+        reference: &str,
+    ) -> Result<(), ProviderError>;
+}

@@ -578,3 +578,47 @@ async fn a_periodic_reconciliation_syncs_what_webhooks_missed_and_skips_paused_c
     let d = app.data(&t.owner_key, runs, json!({})).await;
     assert_eq!(d["syncRuns"]["nodes"].as_array().map(Vec::len), Some(2), "{d}");
 }
+
+#[tokio::test]
+async fn scenario_8_a_stock_change_made_here_reaches_the_shop_once_even_when_its_answer_is_lost() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(4, 1, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    assert_eq!(sync(&app, &t, &connector, false).await["status"], "COMPLETED");
+    let v = shop.variants.values().next().expect("variant").clone();
+    let loc = shop.locations[0].id;
+    let start = on_hand(&app, &t, &v.sku, loc).await;
+    assert_eq!(start, shop.levels[&(loc, v.inventory_item_id)].on_hand);
+    let d = app.data(&t.owner_key, "{ locations(first: 10) { nodes { id code } } }", json!({})).await;
+    let linked = d["locations"]["nodes"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["code"] == format!("shopify-{loc}")))
+        .and_then(|l| l["id"].as_str())
+        .expect("linked location")
+        .to_owned();
+
+    // A receipt of 5 here; the shop applies it but the answer is lost: the retry (same key)
+    // must not apply it again.
+    mock.script(&[qm_tests::shopify_mock::Fault::AfterApplying(502)]);
+    app.stock(&t.owner_key, &v.sku, &linked, 5).await;
+    app.drain_jobs().await;
+    assert_eq!(mock.adjustments(), 1, "applied once");
+    assert_eq!(mock.shop().levels[&(loc, v.inventory_item_id)].on_hand, start + 5);
+    let pushes = mock.seen().into_iter().filter(|s| s.root == "inventoryAdjustQuantities").count();
+    assert_eq!(pushes, 2, "sent twice (the lost answer, the retry)");
+
+    // Reading the shop back changes nothing here: both sides agree.
+    let movements = mirror(&app, &t).await.movements;
+    let run = sync(&app, &t, &connector, false).await;
+    assert_eq!(count(&run, "INVENTORY").0, 0, "{run}");
+    assert_eq!(on_hand(&app, &t, &v.sku, loc).await, start + 5);
+    assert_eq!(mirror(&app, &t).await.movements, movements);
+
+    // A change at a location no shop feeds is not sent anywhere.
+    let other = app.location(&t.owner_key, "BACKROOM").await;
+    app.stock(&t.owner_key, &v.sku, &other, 3).await;
+    app.drain_jobs().await;
+    assert_eq!(mock.adjustments(), 1);
+}

@@ -106,6 +106,9 @@ pub enum Fault {
     TooMany(f64),
     /// This status with a short text body.
     Status(u16),
+    /// Run the request (a mutation takes effect), then answer this status as if the connection
+    /// failed before the answer arrived.
+    AfterApplying(u16),
 }
 
 /// One request as the mock saw it.
@@ -133,6 +136,10 @@ struct Inner {
     script: VecDeque<Fault>,
     /// Faults that join the script once this many requests have been answered.
     later: Option<(usize, Vec<Fault>)>,
+    /// Answers of mutations already run, by their `@idempotent` key.
+    idempotent: BTreeMap<String, Value>,
+    /// How many adjustments took effect.
+    pub adjustments: usize,
     max_cost: f64,
     seen: Vec<Seen>,
     in_flight: usize,
@@ -157,6 +164,7 @@ fn cost_of(root: &str, first: u64) -> f64 {
         "inventoryLevels" => (1 + 2 + first * 3) as f64,
         // inventoryItem, its level, the level's item and quantities.
         "inventoryItem" => 4.0,
+        "inventoryAdjustQuantities" => 10.0,
         _ => 1.0,
     }
 }
@@ -229,6 +237,55 @@ impl Inner {
             "actualQueryCost": actual,
             "throttleStatus": { "maximumAvailable": self.maximum, "currentlyAvailable": self.available, "restoreRate": self.restore_rate }
         }})
+    }
+
+    /// Runs a query or mutation: its data, or a GraphQL error message.
+    fn run(&mut self, root: &str, query: &str, vars: &Value) -> Result<Value, String> {
+        if root != "inventoryAdjustQuantities" {
+            return self.data(root, vars);
+        }
+        let key = query.split("@idempotent(key:").nth(1).and_then(|r| r.split('"').nth(1)).map(str::to_owned);
+        let Some(key) = key else {
+            // Required from 2026-04; this mock requires it always.
+            return Err("The @idempotent directive is required for this mutation".into());
+        };
+        if let Some(done) = self.idempotent.get(&key) {
+            return Ok(done.clone());
+        }
+        let input = &vars["input"];
+        let mut changes = Vec::new();
+        let mut errors = Vec::new();
+        let now = Utc::now();
+        for (n, c) in input["changes"].as_array().into_iter().flatten().enumerate() {
+            let id = |k: &str, kind: &str| {
+                c[k].as_str()
+                    .and_then(|g| g.strip_prefix(&format!("gid://shopify/{kind}/")))
+                    .and_then(|n| n.parse::<u64>().ok())
+            };
+            let (Some(item), Some(location), Some(delta)) =
+                (id("inventoryItemId", "InventoryItem"), id("locationId", "Location"), c["delta"].as_i64())
+            else {
+                errors.push(json!({ "field": ["input", "changes", n.to_string()], "message": "Invalid change", "code": "INVALID" }));
+                continue;
+            };
+            let Some(level) = self.shop.levels.get_mut(&(location, item)) else {
+                errors.push(json!({ "field": ["input", "changes", n.to_string(), "inventoryItemId"], "message": "The item is not stocked at the location.", "code": "ITEM_NOT_STOCKED_AT_LOCATION" }));
+                continue;
+            };
+            level.on_hand += delta;
+            level.updated_at = now;
+            changes.push(
+                json!({ "name": "available", "delta": delta, "quantityAfterChange": level.on_hand - level.committed }),
+            );
+        }
+        let data = if errors.is_empty() {
+            self.adjustments += changes.len();
+            json!({ "inventoryAdjustQuantities": { "inventoryAdjustmentGroup": { "createdAt": now.to_rfc3339(), "changes": changes }, "userErrors": [] } })
+        } else {
+            json!({ "inventoryAdjustQuantities": { "inventoryAdjustmentGroup": null, "userErrors": errors } })
+        };
+        self.idempotent.insert(key, data.clone());
+        Ok(data)
     }
 
     /// The data of a query, or a GraphQL error message.
@@ -327,7 +384,9 @@ impl Inner {
 
 /// The root field a query asks for.
 fn root_of(query: &str) -> &'static str {
-    if query.contains("productVariants(") {
+    if query.contains("inventoryAdjustQuantities(") {
+        "inventoryAdjustQuantities"
+    } else if query.contains("productVariants(") {
         "productVariants"
     } else if query.contains("inventoryLevels(") {
         "inventoryLevels"
@@ -400,6 +459,10 @@ fn answer(req: &HttpRequest, version: &str, body: &[u8], inner: &Mutex<Inner>) -
             }
             Fault::TooMany(s) => respond(&mut i, seen, 429, Some(s), json!({ "errors": "Too many requests" })),
             Fault::Status(code) => respond(&mut i, seen, code, None, json!({ "errors": format!("HTTP {code}") })),
+            Fault::AfterApplying(code) => {
+                let _ = i.run(root, query, &request["variables"]);
+                respond(&mut i, seen, code, None, json!({ "errors": format!("HTTP {code}") }))
+            }
         };
     }
     if cost > i.max_cost {
@@ -418,7 +481,7 @@ fn answer(req: &HttpRequest, version: &str, body: &[u8], inner: &Mutex<Inner>) -
         body["extensions"] = i.cost(cost, None);
         return respond(&mut i, seen, 200, None, body);
     }
-    match i.data(root, &request["variables"]) {
+    match i.run(root, query, &request["variables"]) {
         Ok(data) => {
             i.available -= cost;
             let extensions = i.cost(cost, Some(cost));
@@ -442,6 +505,8 @@ impl MockShopify {
             refilled_at: Instant::now(),
             script: VecDeque::new(),
             later: None,
+            idempotent: BTreeMap::new(),
+            adjustments: 0,
             max_cost: 1000.0,
             seen: Vec::new(),
             in_flight: 0,
@@ -509,6 +574,11 @@ impl MockShopify {
     /// Changes the shop's data.
     pub fn edit(&self, f: impl FnOnce(&mut Shop)) {
         self.with(|i| f(&mut i.shop));
+    }
+
+    /// How many stock adjustments took effect (a replayed idempotent mutation is not counted).
+    pub fn adjustments(&self) -> usize {
+        self.with(|i| i.adjustments)
     }
 
     pub fn shop(&self) -> Shop {

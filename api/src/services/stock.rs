@@ -180,6 +180,7 @@ pub async fn change_on_hand(s: &Scoped, c: OnHandChange<'_>) -> Result<Option<Ad
     .await?;
     let level = level(s, c.variant_id, c.location_id).await?;
     announce_change(s, c.sku, &level, c.delta, c.kind, c.reason).await?;
+    crate::services::sync::queue_push(s, &movement).await?;
     Ok(Some(Adjusted { movement, level }))
 }
 

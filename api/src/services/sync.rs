@@ -66,9 +66,102 @@ pub const WEBHOOK: &str = "connector.webhook";
 
 /// The periodic incremental sync of one connector.
 pub const RECONCILE: &str = "connector.reconcile";
+/// A stock change of ours sent to a provider.
+pub const PUSH: &str = "connector.push";
 
 pub fn register(r: Registry) -> Registry {
-    r.with(SYNC, SyncJob).with(WEBHOOK, WebhookJob).with(RECONCILE, ReconcileJob)
+    r.with(SYNC, SyncJob).with(WEBHOOK, WebhookJob).with(RECONCILE, ReconcileJob).with(PUSH, PushJob)
+}
+
+/// Queues sending `movement` (a stock change made here: an adjustment, a receipt, a transfer) to
+/// every active connector that links its location and variant, in the change's transaction. The
+/// movement's id is the provider's idempotency key, so a retried push changes the shop once.
+/// Changes read from a provider (`sync`) are not sent back.
+pub async fn queue_push(s: &Scoped, movement: &crate::db::entities::stock_movement::Model) -> Result<(), DbErr> {
+    if movement.kind == "sync" || movement.delta_on_hand == 0 {
+        return Ok(());
+    }
+    let linked = |kind: &'static str, local: Uuid| {
+        repo::find::<external_ref::Entity>(s)
+            .filter(external_ref::Column::LocalId.eq(local))
+            .filter(external_ref::Column::Kind.eq(kind))
+    };
+    let locations = linked("location", movement.location_id).all(&s.tx).await?;
+    if locations.is_empty() {
+        return Ok(());
+    }
+    let items = linked("inventory_item", movement.variant_id).all(&s.tx).await?;
+    for location in locations {
+        let Some(item) = items.iter().find(|i| i.connector_id == location.connector_id) else { continue };
+        let active = repo::find::<connector::Entity>(s)
+            .filter(connector::Column::Id.eq(location.connector_id))
+            .filter(connector::Column::Status.eq("active"))
+            .one(&s.tx)
+            .await?
+            .is_some();
+        if !active {
+            continue;
+        }
+        let mut job = NewJob::new(
+            PUSH,
+            json!({
+                "connector_id": location.connector_id,
+                "key": movement.id,
+                "item": item.external_id,
+                "location": location.external_id,
+                "delta": movement.delta_on_hand,
+                "reference": format!("quartermaster://stock-movement/{}", movement.id),
+            }),
+        );
+        job.dedup_key = Some(format!("{PUSH}:{}:{}", location.connector_id, movement.id));
+        jobs::enqueue(s, job).await?;
+    }
+    Ok(())
+}
+
+struct PushJob;
+
+#[async_trait::async_trait]
+impl Handler for PushJob {
+    async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
+        let p = &job.payload;
+        let (Some(connector_id), Some(key), Some(item), Some(location), Some(delta), Some(reference)) = (
+            p["connector_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()),
+            p["key"].as_str(),
+            p["item"].as_str(),
+            p["location"].as_str(),
+            p["delta"].as_i64(),
+            p["reference"].as_str(),
+        ) else {
+            return Err(JobError::Permanent(format!("bad payload {p}")));
+        };
+        let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
+        let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(connector_id)).one(&s.tx).await?;
+        s.commit().await?;
+        let Some(c) = c.filter(|c| c.status == "active") else {
+            return Err(JobError::Permanent("the connector is paused or uninstalled; the change was not sent".into()));
+        };
+        let Some(client) = state.providers.shopify(state, &c) else {
+            return Err(JobError::Permanent(NO_CREDENTIALS.into()));
+        };
+        let last_attempt = job.attempts + 1 >= job.max_attempts;
+        match qm_connectors::source::InventorySink::adjust(&client, key, item, location, delta, reference).await {
+            Ok(()) => {
+                tracing::info!(connector = %connector_id, key, delta, "stock change sent to the shop");
+                Ok(())
+            }
+            Err(e) if e.is_retryable() && !last_attempt => on_provider_error(e, false, |_| async { Ok(()) }).await,
+            Err(ProviderError::Unauthorized(m)) => {
+                let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+                let reason =
+                    format!("the provider refused the credentials: {}", m.chars().take(200).collect::<String>());
+                installed::set_active(&s, connector_id, false, Some(reason)).await?.ok();
+                s.commit().await?;
+                Err(JobError::Permanent(format!("credentials refused: {m}")))
+            }
+            Err(e) => Err(JobError::Permanent(e.to_string())),
+        }
+    }
 }
 
 /// Schedules connector `id`'s periodic incremental sync (installing it again replaces the schedule).

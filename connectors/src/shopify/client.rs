@@ -22,8 +22,8 @@ use super::page::{MAX_PAGE, Page};
 use super::throttle::{self, Answer, Bucket};
 use crate::ProviderError;
 use crate::source::{
-    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalProduct, ExternalVariant, InventorySource,
-    LocationSource, Problem,
+    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalProduct, ExternalVariant, InventorySink,
+    InventorySource, LocationSource, Problem,
 };
 
 /// How one installation reaches its shop.
@@ -430,5 +430,57 @@ mod tests {
             since_filter(DateTime::from_timestamp(1_768_471_200, 0)),
             json!("updated_at:>='2026-01-15T10:00:00Z'")
         );
+    }
+}
+
+/// The `@idempotent` key must be a plain token: it is written into the operation's text.
+fn is_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 64 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+#[async_trait::async_trait]
+impl InventorySink for Client {
+    async fn adjust(
+        &self,
+        key: &str,
+        inventory_item_id: &str,
+        location_id: &str,
+        delta: i64,
+        reference: &str,
+    ) -> Result<(), ProviderError> {
+        if !is_key(key) {
+            return Err(ProviderError::Permanent(format!("not a usable idempotency key: {key:?}")));
+        }
+        // The key is the operation's: a retry of this request (same text) applies once.
+        let query = format!(
+            "mutation adjust($input: InventoryAdjustQuantitiesInput!) @idempotent(key: \"{key}\") {{ inventoryAdjustQuantities(input: $input) {{ inventoryAdjustmentGroup {{ createdAt changes {{ name delta quantityAfterChange }} }} userErrors {{ field message code }} }} }}"
+        );
+        let input = json!({ "input": {
+            "reason": "correction",
+            "name": "available",
+            "referenceDocumentUri": reference,
+            "changes": [{ "delta": delta, "inventoryItemId": inventory_item_id, "locationId": location_id }],
+        }});
+        let a = self.query(&query, input, 10.0).await?;
+        let errors = a.data["inventoryAdjustQuantities"]["userErrors"].as_array().cloned().unwrap_or_default();
+        if !errors.is_empty() {
+            let messages: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
+            return Err(ProviderError::Permanent(messages.join("; ")));
+        }
+        if a.data["inventoryAdjustQuantities"]["inventoryAdjustmentGroup"].is_null() {
+            return Err(ProviderError::Decode("no inventoryAdjustmentGroup in the answer".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    #[test]
+    fn only_plain_keys_go_into_the_operation_text() {
+        assert!(super::is_key("01a23e7a-bdaa-706d-9e4c-b0987f642917"));
+        for bad in ["", "a\"b", "x y", &"k".repeat(65)] {
+            assert!(!super::is_key(bad), "{bad}");
+        }
     }
 }
