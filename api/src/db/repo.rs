@@ -70,28 +70,44 @@ pub fn now() -> DateTime<Utc> {
 
 /// Makes sure a stock level row exists for a variant at a location.
 pub async fn ensure_stock_level(s: &Scoped, variant_id: Uuid, location_id: Uuid) -> Result<(), DbErr> {
-    let row = stock_level::ActiveModel {
-        tenant_id: Set(s.tenant()),
-        variant_id: Set(variant_id),
-        location_id: Set(location_id),
-        on_hand: Set(0),
-        reserved: Set(0),
-        inbound: Set(0),
-        updated_at: Set(now()),
-    };
-    stock_level::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                stock_level::Column::TenantId,
-                stock_level::Column::VariantId,
-                stock_level::Column::LocationId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(&s.tx)
-        .await?;
-    Ok(())
+    ensure_stock_levels(s, location_id, &[variant_id]).await.map(|_| ())
+}
+
+/// Makes sure stock level rows exist for `variants` at `location` (in bulk); returns the empty
+/// rows it meant to create for those that had none (as inserted unless a concurrent writer won).
+pub async fn ensure_stock_levels(
+    s: &Scoped,
+    location_id: Uuid,
+    variants: &[Uuid],
+) -> Result<Vec<stock_level::Model>, DbErr> {
+    let at = now();
+    let rows: Vec<stock_level::Model> = variants
+        .iter()
+        .map(|v| stock_level::Model {
+            tenant_id: s.tenant(),
+            variant_id: *v,
+            location_id,
+            on_hand: 0,
+            reserved: 0,
+            inbound: 0,
+            updated_at: at,
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        stock_level::Entity::insert_many(chunk.iter().cloned().map(stock_level::ActiveModel::from))
+            .on_conflict(
+                OnConflict::columns([
+                    stock_level::Column::TenantId,
+                    stock_level::Column::VariantId,
+                    stock_level::Column::LocationId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&s.tx)
+            .await?;
+    }
+    Ok(rows)
 }
 
 /// Applies a change to a stock level only if afterwards `on_hand - reserved >= 0` and

@@ -73,6 +73,14 @@ pub fn register(r: Registry) -> Registry {
     r.with(SYNC, SyncJob).with(WEBHOOK, WebhookJob).with(RECONCILE, ReconcileJob).with(PUSH, PushJob)
 }
 
+/// The UUID at `key` of a job's payload.
+fn payload_id(job: &crate::db::entities::job::Model, key: &str) -> Result<Uuid, JobError> {
+    job.payload[key]
+        .as_str()
+        .and_then(|s| s.parse::<Uuid>().ok())
+        .ok_or_else(|| JobError::Permanent(format!("the payload has no {key}")))
+}
+
 /// Queues sending `movement` (a stock change made here: an adjustment, a receipt, a transfer) to
 /// every active connector that links its location and variant, in the change's transaction. The
 /// movement's id is the provider's idempotency key, so a retried push changes the shop once.
@@ -125,8 +133,8 @@ struct PushJob;
 impl Handler for PushJob {
     async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
         let p = &job.payload;
-        let (Some(connector_id), Some(key), Some(item), Some(location), Some(delta), Some(reference)) = (
-            p["connector_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()),
+        let connector_id = payload_id(job, "connector_id")?;
+        let (Some(key), Some(item), Some(location), Some(delta), Some(reference)) = (
             p["key"].as_str(),
             p["item"].as_str(),
             p["location"].as_str(),
@@ -175,10 +183,7 @@ struct ReconcileJob;
 #[async_trait::async_trait]
 impl Handler for ReconcileJob {
     async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
-        let id = job.payload["connector_id"]
-            .as_str()
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .ok_or_else(|| JobError::Permanent("payload has no connector_id".into()))?;
+        let id = payload_id(job, "connector_id")?;
         let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
         // A paused or uninstalled connector is skipped (its schedule stays for when it resumes);
         // a run already queued or running is enough.
@@ -365,10 +370,7 @@ struct SyncJob;
 #[async_trait::async_trait]
 impl Handler for SyncJob {
     async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
-        let run_id = job.payload["run_id"]
-            .as_str()
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .ok_or_else(|| JobError::Permanent("payload has no run_id".into()))?;
+        let run_id = payload_id(job, "run_id")?;
         let last_attempt = job.attempts + 1 >= job.max_attempts;
         match sync_slice(state, job.tenant_id, run_id).await {
             Ok(()) => Ok(()),
@@ -1178,32 +1180,7 @@ impl Applier<'_> {
             }
         }
         let now = repo::now();
-        let fresh: Vec<stock_level::Model> = missing
-            .iter()
-            .map(|v| stock_level::Model {
-                tenant_id: s.tenant(),
-                variant_id: *v,
-                location_id,
-                on_hand: 0,
-                reserved: 0,
-                inbound: 0,
-                updated_at: now,
-            })
-            .collect();
-        for chunk in fresh.chunks(500) {
-            stock_level::Entity::insert_many(chunk.iter().cloned().map(stock_level::ActiveModel::from))
-                .on_conflict(
-                    OnConflict::columns([
-                        stock_level::Column::TenantId,
-                        stock_level::Column::VariantId,
-                        stock_level::Column::LocationId,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
-                .exec_without_returning(&s.tx)
-                .await?;
-        }
+        let fresh = repo::ensure_stock_levels(s, location_id, &missing).await?;
         for row in fresh {
             levels.insert(row.variant_id, row);
         }
@@ -1258,10 +1235,7 @@ struct WebhookJob;
 #[async_trait::async_trait]
 impl Handler for WebhookJob {
     async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
-        let connector_id = job.payload["connector_id"]
-            .as_str()
-            .and_then(|s| s.parse::<Uuid>().ok())
-            .ok_or_else(|| JobError::Permanent("payload has no connector_id".into()))?;
+        let connector_id = payload_id(job, "connector_id")?;
         let webhook_id = job.payload["webhook_id"]
             .as_str()
             .ok_or_else(|| JobError::Permanent("payload has no webhook_id".into()))?
