@@ -622,3 +622,30 @@ async fn scenario_8_a_stock_change_made_here_reaches_the_shop_once_even_when_its
     app.drain_jobs().await;
     assert_eq!(mock.adjustments(), 1);
 }
+
+#[tokio::test]
+async fn a_shop_location_added_later_has_all_its_stock_read_by_the_next_incremental_sync() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let t0 = at("2026-11-01T10:00:00Z");
+    let shop = Shop::generate(6, 1, t0);
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    assert_eq!(sync(&app, &t, &connector, false).await["status"], "COMPLETED");
+    // The merchant adds a location whose stock was last changed long before the last sync.
+    let new_location = shop.locations[0].id + 1;
+    mock.edit(|s| {
+        s.locations.push(qm_tests::shopify_mock::Location { id: new_location, name: "Outlet".into(), active: true });
+        for v in shop.variants.values() {
+            s.levels.insert(
+                (new_location, v.inventory_item_id),
+                qm_tests::shopify_mock::Level { on_hand: 7, committed: 0, updated_at: t0 - chrono::Duration::days(90) },
+            );
+        }
+    });
+    let run = sync(&app, &t, &connector, false).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(count(&run, "LOCATIONS").0, 1);
+    assert_eq!(mirror(&app, &t).await.on_hand, expected(&mock.shop(), &[]));
+    assert_eq!(on_hand(&app, &t, &shop.variants.values().next().expect("variant").sku, new_location).await, 7);
+}

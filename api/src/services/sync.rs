@@ -476,6 +476,13 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
                 };
                 match location {
                     Some(l) => {
+                        let since = match since {
+                            Some(t) if linked_since_last_sync(&state.db, tenant, c.id, &l).await? => {
+                                tracing::debug!(location = %l, from = %t, "a newly linked location is read whole");
+                                None
+                            }
+                            other => other,
+                        };
                         let batch = client.levels(&l, since, pos.cursor.as_deref()).await?;
                         Step::Inventory(l, batch)
                     }
@@ -586,6 +593,26 @@ fn refs_of(s: &Scoped, connector: Uuid, kind: &str) -> sea_orm::Select<external_
     repo::find::<external_ref::Entity>(s)
         .filter(external_ref::Column::ConnectorId.eq(connector))
         .filter(external_ref::Column::Kind.eq(kind))
+}
+
+/// Whether provider location `location` was linked after the inventory last synced completely:
+/// its levels are then read whole, however old their last change (an incremental read would
+/// leave out every level that did not change since the last sync).
+async fn linked_since_last_sync(db: &Db, tenant: Uuid, connector: Uuid, location: &str) -> Result<bool, DbErr> {
+    let s = db.scoped(tenant, TxMode::Read).await?;
+    let cursor = repo::find::<sync_cursor::Entity>(&s)
+        .filter(sync_cursor::Column::ConnectorId.eq(connector))
+        .filter(sync_cursor::Column::Resource.eq("inventory"))
+        .one(&s.tx)
+        .await?;
+    let link =
+        refs_of(&s, connector, "location").filter(external_ref::Column::ExternalId.eq(location)).one(&s.tx).await?;
+    s.commit().await?;
+    Ok(match (cursor.and_then(|c| c.last_synced_at), link) {
+        (Some(synced), Some(link)) => link.updated_at > synced,
+        (None, _) => true,
+        (_, None) => false,
+    })
 }
 
 /// Where an incremental sync of `resource` starts: a little before the newest change the last
