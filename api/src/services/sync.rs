@@ -161,9 +161,7 @@ impl Handler for PushJob {
             Err(e) if e.is_retryable() && !last_attempt => on_provider_error(e, false, |_| async { Ok(()) }).await,
             Err(ProviderError::Unauthorized(m)) => {
                 let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-                let reason =
-                    format!("the provider refused the credentials: {}", m.chars().take(200).collect::<String>());
-                installed::set_active(&s, connector_id, false, Some(reason)).await?.ok();
+                pause_refused(&s, connector_id, &m).await?;
                 s.commit().await?;
                 Err(JobError::Permanent(format!("credentials refused: {m}")))
             }
@@ -453,6 +451,9 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
     let resources = resources_of(&run);
     let mut pos = position_of(&run);
     let ctx = Applier { connector: &c, full: run.full_sync };
+    // Where the current resource (and provider location) reads from, read once, not per page.
+    let mut since: Option<(String, Option<DateTime<Utc>>)> = None;
+    let mut location_since: Option<(String, Option<DateTime<Utc>>)> = None;
     loop {
         let Some(resource) = resources.iter().find(|r| !pos.done.contains(r)).cloned() else {
             finish(&state.db, tenant, run_id, &pos).await?;
@@ -461,14 +462,18 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
         if pos.resource.as_deref() != Some(resource.as_str()) {
             pos = Position { resource: Some(resource.clone()), cursor: None, location: None, newest: None, ..pos };
         }
-        let since = if run.full_sync { None } else { since_of(&state.db, tenant, c.id, &resource).await? };
+        if since.as_ref().is_none_or(|(r, _)| *r != resource) {
+            let from = if run.full_sync { None } else { since_of(&state.db, tenant, c.id, &resource).await? };
+            since = Some((resource.clone(), from));
+        }
+        let since_resource = since.as_ref().and_then(|(_, t)| *t);
         let continue_after = started.elapsed() >= within_lease(state, SLICE);
         let step = match resource.as_str() {
             "locations" => {
                 let batch = client.locations(pos.cursor.as_deref()).await?;
                 Step::Locations(batch)
             }
-            "catalog" => Step::Catalog(client.variants(since, pos.cursor.as_deref()).await?),
+            "catalog" => Step::Catalog(client.variants(since_resource, pos.cursor.as_deref()).await?),
             "inventory" => {
                 let location = match &pos.location {
                     Some(l) => Some(l.clone()),
@@ -476,14 +481,18 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
                 };
                 match location {
                     Some(l) => {
-                        let since = match since {
-                            Some(t) if linked_since_last_sync(&state.db, tenant, c.id, &l).await? => {
-                                tracing::debug!(location = %l, from = %t, "a newly linked location is read whole");
-                                None
-                            }
-                            other => other,
-                        };
-                        let batch = client.levels(&l, since, pos.cursor.as_deref()).await?;
+                        if location_since.as_ref().is_none_or(|(at, _)| *at != l) {
+                            let from = match since_resource {
+                                Some(_) if linked_since_last_sync(&state.db, tenant, c.id, &l).await? => {
+                                    tracing::debug!(location = %l, "a newly linked location is read whole");
+                                    None
+                                }
+                                other => other,
+                            };
+                            location_since = Some((l.clone(), from));
+                        }
+                        let from = location_since.as_ref().and_then(|(_, t)| *t);
+                        let batch = client.levels(&l, from, pos.cursor.as_deref()).await?;
                         Step::Inventory(l, batch)
                     }
                     None => Step::Inventory(String::new(), Batch::default()),
@@ -717,6 +726,15 @@ async fn finish(db: &Db, tenant: Uuid, run_id: Uuid, pos: &Position) -> Result<(
     Ok(())
 }
 
+/// Pauses a connector whose credentials the provider refused (that tenant's only), with the reason.
+async fn pause_refused(s: &Scoped, connector_id: Uuid, refusal: &str) -> Result<(), DbErr> {
+    let reason = format!("the provider refused the credentials: {}", refusal.chars().take(200).collect::<String>());
+    if installed::set_active(s, connector_id, false, Some(reason)).await?.is_ok() {
+        tracing::warn!(connector = %connector_id, "connector paused: credentials refused");
+    }
+    Ok(())
+}
+
 /// Fails the run with `error`; when the provider refused the credentials, pauses the connector
 /// too (only this tenant's).
 async fn fail(db: &Db, tenant: Uuid, run_id: Uuid, error: &str, pause: bool) -> Result<(), DbErr> {
@@ -737,10 +755,7 @@ async fn fail(db: &Db, tenant: Uuid, run_id: Uuid, error: &str, pause: bool) -> 
         return s.commit().await;
     }
     if pause {
-        let reason = format!("the provider refused the credentials: {}", error.chars().take(200).collect::<String>());
-        if let Ok(c) = installed::set_active(&s, run.connector_id, false, Some(reason)).await? {
-            tracing::warn!(connector = %c.id, "connector paused: credentials refused");
-        }
+        pause_refused(&s, run.connector_id, error).await?;
     }
     announce_failure(&s, &run, error, pause).await?;
     s.commit().await?;
@@ -1277,11 +1292,7 @@ impl Handler for WebhookJob {
                     let s = state.db.scoped(tenant, TxMode::Write).await?;
                     mark_webhook(&s, connector_id, &webhook_id, "failed").await?;
                     if let ProviderError::Unauthorized(m) = &e {
-                        let reason = format!(
-                            "the provider refused the credentials: {}",
-                            m.chars().take(200).collect::<String>()
-                        );
-                        installed::set_active(&s, connector_id, false, Some(reason)).await?.ok();
+                        pause_refused(&s, connector_id, m).await?;
                     }
                     s.commit().await?;
                     tracing::warn!(connector = %connector_id, webhook = %webhook_id, error = %e, "webhook not applied");
