@@ -75,6 +75,10 @@ impl Application {
             )),
             None => None,
         };
+        let providers = Arc::new(
+            crate::services::sync::Providers::new(config.connector_allow_private)
+                .context("building the connectors' HTTP client")?,
+        );
         let state = AppState {
             db,
             jwt: Arc::new(jwt),
@@ -84,7 +88,7 @@ impl Application {
             mailer,
             forecast_models: Arc::default(),
             sealer: Arc::new(sealer),
-            providers: Arc::default(),
+            providers,
         };
         Ok(Self { state, listener, port })
     }

@@ -62,6 +62,8 @@ pub struct Config {
     pub worker_lease_seconds: u64,
     /// How often each active connector runs an incremental sync that catches what webhooks missed.
     pub connector_sync_interval_seconds: u64,
+    /// Whether a connector's `baseUrl` may reach loopback, private and link-local addresses.
+    pub connector_allow_private: bool,
     pub webhook_timeout_seconds: u64,
     pub webhook_allow_private: bool,
     pub webhook_retry_scale: f64,
@@ -123,8 +125,9 @@ impl Config {
         c.data_dir = data_dir.to_owned();
         c.demo = false;
         c.listen = "127.0.0.1:0".into();
-        // Test receivers listen on loopback.
+        // Test receivers and mock providers listen on loopback.
         c.webhook_allow_private = true;
+        c.connector_allow_private = true;
         c
     }
 
@@ -224,6 +227,7 @@ impl Config {
             worker_concurrency: positive("worker_concurrency")?,
             worker_lease_seconds: positive("worker_lease_seconds")? as u64,
             connector_sync_interval_seconds: positive("connector_sync_interval_seconds")? as u64,
+            connector_allow_private: boolean("connector_allow_private")?,
             webhook_timeout_seconds: positive("webhook_timeout_seconds")? as u64,
             webhook_allow_private: boolean("webhook_allow_private")?,
             webhook_retry_scale: get("webhook_retry_scale")

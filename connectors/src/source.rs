@@ -86,6 +86,54 @@ pub struct ExternalLevel {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// A customer order as the store holds it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalOrder {
+    pub id: String,
+    /// What the merchant calls it (`#1001`).
+    pub name: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// The provider location expected to ship what is still unfulfilled (Shopify: the open
+    /// fulfilment order's assigned location), else the one that shipped last.
+    pub location_id: Option<String>,
+    pub currency: String,
+    pub total: Option<Decimal>,
+    pub lines: Vec<ExternalOrderLine>,
+    pub fulfillments: Vec<ExternalFulfillment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalOrderLine {
+    pub id: String,
+    /// `None` for a line that is not a stocked variant (a custom item, a deleted variant).
+    pub variant_id: Option<String>,
+    pub sku: Option<String>,
+    /// Ordered, after removals by order edits.
+    pub quantity: i64,
+    /// Still to ship.
+    pub unfulfilled: i64,
+}
+
+/// A shipment the store made (or was told about) for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalFulfillment {
+    pub id: String,
+    /// `success`, `cancelled`, `error`, `failure`, `open`, `pending`.
+    pub status: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub location_id: Option<String>,
+    pub tracking: Vec<Tracking>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracking {
+    pub company: Option<String>,
+    pub number: Option<String>,
+    pub url: Option<String>,
+}
+
 /// Where the provider keeps stock.
 #[async_trait::async_trait]
 pub trait LocationSource: Send + Sync {
@@ -136,4 +184,18 @@ pub trait InventorySink: Send + Sync {
         delta: i64,
         reference: &str,
     ) -> Result<(), ProviderError>;
+}
+
+/// Customer orders, all of them or those changed since `since`, with their fulfilments.
+#[async_trait::async_trait]
+pub trait OrderSource: Send + Sync {
+    async fn orders(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalOrder>, ProviderError>;
+
+    /// One order as it is now (after a webhook said it changed); `None` when the store has none
+    /// by that id (deleted).
+    async fn order(&self, order_id: &str) -> Result<Option<ExternalOrder>, ProviderError>;
 }

@@ -5,8 +5,6 @@
 //! link-local addresses after DNS resolution (unless allowed), never follows redirects, bounds the
 //! whole exchange by a timeout and keeps only an excerpt of the response.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -15,9 +13,10 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
 
+use crate::net;
+
 pub const SECRET_PREFIX: &str = "whsec_";
 const EXCERPT_BYTES: usize = 1024;
-const FORBIDDEN: &str = "address is private, loopback or link-local";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
@@ -91,34 +90,6 @@ pub fn verify(
     Err(WebhookError::BadSignature)
 }
 
-/// True for addresses a webhook must not reach unless private delivery is allowed.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 0
-                || (v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])) // CGNAT
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let seg0 = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg0 & 0xfe00) == 0xfc00 // unique local
-                || (seg0 & 0xffc0) == 0xfe80 // link local
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     pub timeout: Duration,
@@ -164,26 +135,6 @@ pub struct Outgoing<'a> {
     pub secrets: &'a [&'a str],
 }
 
-/// A DNS resolver that drops forbidden addresses, so the check holds for the address actually
-/// connected to (no DNS rebinding between check and connect).
-struct GuardedResolver {
-    allow_private: bool,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow_private;
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow || !is_private(a.ip())).collect();
-            if allowed.is_empty() {
-                return Err(FORBIDDEN.into());
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 #[derive(Clone)]
 pub struct Deliverer {
     config: DeliveryConfig,
@@ -192,9 +143,7 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub fn new(config: DeliveryConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: config.allow_private }))
+        let client = net::guarded_client(config.allow_private)
             .connect_timeout(config.timeout)
             .user_agent(config.user_agent.clone())
             .pool_max_idle_per_host(8)
@@ -202,26 +151,9 @@ impl Deliverer {
         Ok(Self { config, client })
     }
 
-    /// Checks a URL before it is stored: http(s), a host, and not a forbidden IP literal.
+    /// Checks a URL before it is stored: see [`net::check_url`].
     pub fn check_url(&self, raw: &str) -> Result<reqwest::Url, String> {
-        let url = reqwest::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("only http and https URLs are allowed".into());
-        }
-        match url.host() {
-            None => return Err("the URL has no host".into()),
-            Some(url::Host::Ipv4(ip)) if !self.config.allow_private && is_private(IpAddr::V4(ip)) => {
-                return Err("private, loopback and link-local addresses are not allowed".into());
-            }
-            Some(url::Host::Ipv6(ip)) if !self.config.allow_private && is_private(IpAddr::V6(ip)) => {
-                return Err("private, loopback and link-local addresses are not allowed".into());
-            }
-            _ => {}
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("credentials in the URL are not allowed".into());
-        }
-        Ok(url)
+        net::check_url(raw, self.config.allow_private)
     }
 
     pub async fn deliver(&self, out: &Outgoing<'_>) -> Report {
@@ -286,14 +218,8 @@ impl Deliverer {
                 retry_after: None,
             },
             Ok(Err(e)) => {
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    text.push_str(": ");
-                    text.push_str(&s.to_string());
-                    source = s.source();
-                }
-                let forbidden = text.contains(FORBIDDEN);
+                let text = net::chain(&e);
+                let forbidden = text.contains(net::FORBIDDEN);
                 Report {
                     outcome: if forbidden { Outcome::Refused } else { Outcome::Failed },
                     status: None,
@@ -352,28 +278,6 @@ mod tests {
         assert_eq!(sig.split(' ').count(), 2);
         assert!(verify(&old, "m", "1", &sig, b"x", 1, Duration::from_secs(1)).is_ok());
         assert!(verify(&new, "m", "1", &sig, b"x", 1, Duration::from_secs(1)).is_ok());
-    }
-
-    #[test]
-    fn private_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.4",
-            "169.254.169.254",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-            "0.0.0.0",
-            "100.64.0.1",
-        ] {
-            assert!(is_private(ip.parse().expect("ip")), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
-            assert!(!is_private(ip.parse().expect("ip")), "{ip}");
-        }
     }
 
     #[test]

@@ -159,8 +159,9 @@ async fn scenario_1_a_full_sync_follows_cursors_and_mirrors_the_shop_exactly_the
     let (applied, unchanged, _) = count(&run, "INVENTORY");
     assert_eq!(applied as usize, want.len(), "one movement per non-zero level");
     assert_eq!((applied + unchanged) as usize, shop.levels.len(), "every level read once");
-    // Pages of 250: three of variants, three per location of levels, one of locations.
-    assert_eq!(run["pages"], 1 + 3 + 3 * 3, "{run}");
+    // Pages of 250: one of locations, three of variants, three per location of levels, one
+    // (empty) of orders.
+    assert_eq!(run["pages"], 1 + 3 + 3 * 3 + 1, "{run}");
     let m = mirror(&app, &t).await;
     assert_eq!(m.on_hand, want);
     assert_eq!((m.variants, m.movements), (600, want.len()));
@@ -203,7 +204,7 @@ async fn scenario_1_a_full_sync_follows_cursors_and_mirrors_the_shop_exactly_the
     assert_eq!((variants_read, levels_read), (3, 7), "the two newest variants and their levels, and the changes");
     let read = |r: &str| count(&changed, r).0 + count(&changed, r).1;
     assert_eq!((read("CATALOG"), read("INVENTORY")), (variants_read, levels_read), "{changed}");
-    assert_eq!(mock.seen().len() - before, 1 + 1 + 3, "one page each");
+    assert_eq!(mock.seen().len() - before, 1 + 1 + 3 + 1, "one page each (locations, catalog, levels, orders)");
     let sku = &shop.variants[&vid].sku;
     let d = app
         .data(&t.owner_key, "query($s: String!) { variantBySku(sku: $s) { price { amount } } }", json!({ "s": sku }))
@@ -221,7 +222,7 @@ async fn scenario_1_a_full_sync_follows_cursors_and_mirrors_the_shop_exactly_the
         )
         .await;
     let state = &d["connectors"][0]["syncState"];
-    assert_eq!(state.as_array().map(Vec::len), Some(3), "{d}");
+    assert_eq!(state.as_array().map(Vec::len), Some(4), "{d}");
     assert_eq!(d["connectors"][0]["lastSyncRun"]["status"], "COMPLETED");
     let catalog = state.as_array().and_then(|s| s.iter().find(|r| r["resource"] == "CATALOG")).expect("catalog");
     assert_eq!(catalog["since"], "2026-11-02T09:00:00+00:00", "{d}");
@@ -510,14 +511,14 @@ async fn scenarios_5_6_7_webhooks_are_acked_at_once_applied_once_and_never_roll_
 
     // Topics not synced yet are kept and marked ignored; the applied ones applied.
     assert_eq!(
-        qm_tests::shopify_mock::deliver(&url, "whsec-test", "orders/create", "wh-o1", "{\"id\":1}").await.0,
+        qm_tests::shopify_mock::deliver(&url, "whsec-test", "refunds/create", "wh-r1", "{\"id\":1}").await.0,
         200
     );
     app.drain_jobs().await;
     let statuses = webhook_statuses(&app, &t).await;
     assert_eq!(statuses["wh-1"], "applied");
     assert_eq!(statuses["wh-p1"], "applied");
-    assert_eq!(statuses["wh-o1"], "ignored");
+    assert_eq!(statuses["wh-r1"], "ignored");
     // A tampered body is refused and stores nothing.
     let (status, _) =
         qm_tests::shopify_mock::deliver(&url, "wrong-secret", "inventory_levels/update", "wh-x", &body).await;
@@ -648,4 +649,204 @@ async fn a_shop_location_added_later_has_all_its_stock_read_by_the_next_incremen
     assert_eq!(count(&run, "LOCATIONS").0, 1);
     assert_eq!(mirror(&app, &t).await.on_hand, expected(&mock.shop(), &[]));
     assert_eq!(on_hand(&app, &t, &shop.variants.values().next().expect("variant").sku, new_location).await, 7);
+}
+
+#[tokio::test]
+async fn a_base_url_into_the_servers_own_network_is_refused_unless_allowed() {
+    let app = TestApp::spawn_with(|c| c.connector_allow_private = false).await;
+    let t = app.tenant("acme").await;
+    let mock = MockShopify::start(Shop::generate(3, 1, at("2026-11-01T10:00:00Z")), TOKEN).await;
+    let install = |base_url: String| {
+        let (app, key) = (&app, t.owner_key.clone());
+        async move {
+            app.data(
+                &key,
+                "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } userErrors { field message } } }",
+                json!({ "i": { "kind": "SHOPIFY", "config": {
+                    "shopDomain": "mock.myshopify.com", "accessToken": TOKEN, "apiVersion": "2026-01",
+                    "webhookSecret": "whsec-test", "baseUrl": base_url,
+                } } }),
+            )
+            .await
+        }
+    };
+    // An address literal is refused when stored.
+    for url in [mock.url.clone(), "http://169.254.169.254/latest".to_owned(), "http://[::1]:8080".to_owned()] {
+        let d = install(url.clone()).await;
+        let errors = &d["connectorInstall"]["userErrors"];
+        assert_eq!(errors[0]["field"], json!(["input", "config", "baseUrl"]), "{url}: {d}");
+        assert!(errors[0]["message"].as_str().is_some_and(|m| m.contains("private")), "{d}");
+    }
+    // A name is checked where it resolves: the run fails at once, nothing reaches the mock.
+    let port = mock.url.rsplit(':').next().expect("port").trim_end_matches('/');
+    let d = install(format!("http://localhost:{port}")).await;
+    assert_eq!(d["connectorInstall"]["userErrors"], json!([]), "{d}");
+    let id = d["connectorInstall"]["connector"]["id"].as_str().expect("id").to_owned();
+    let run = sync(&app, &t, &id, true).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert!(run["error"].as_str().is_some_and(|e| e.contains("private, loopback or link-local")), "{run}");
+    assert!(mock.seen().is_empty(), "no request reached the private address");
+}
+
+/// On hand and reserved per (SKU, location code), where either is not zero.
+async fn holdings(app: &TestApp, t: &TestTenant) -> BTreeMap<(String, String), (i64, i64)> {
+    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+    let variants: BTreeMap<_, _> =
+        variant::Entity::find().all(&s.tx).await.expect("variants").into_iter().map(|v| (v.id, v.sku)).collect();
+    let locations: BTreeMap<_, _> =
+        location::Entity::find().all(&s.tx).await.expect("locations").into_iter().map(|l| (l.id, l.code)).collect();
+    let levels = stock_level::Entity::find().all(&s.tx).await.expect("levels");
+    s.commit().await.expect("commit");
+    levels
+        .into_iter()
+        .filter(|l| l.on_hand != 0 || l.reserved != 0)
+        .map(|l| ((variants[&l.variant_id].clone(), locations[&l.location_id].clone()), (l.on_hand, l.reserved)))
+        .collect()
+}
+
+/// The shop's on hand and committed, keyed as [`holdings`] keys ours.
+fn shop_holdings(shop: &Shop) -> BTreeMap<(String, String), (i64, i64)> {
+    let sku: BTreeMap<u64, String> = shop.variants.values().map(|v| (v.inventory_item_id, v.sku.clone())).collect();
+    shop.levels
+        .iter()
+        .filter(|(_, l)| l.on_hand != 0 || l.committed != 0)
+        .map(|((loc, item), l)| ((sku[item].clone(), format!("shopify-{loc}")), (l.on_hand, l.committed)))
+        .collect()
+}
+
+/// Our orders by external id: status, and each shipment's carrier and tracking number.
+async fn orders_of(app: &TestApp, t: &TestTenant) -> BTreeMap<String, (String, Vec<(Option<String>, Option<String>)>)> {
+    use qm_api::db::entities::{order, shipment};
+    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+    let orders = order::Entity::find().all(&s.tx).await.expect("orders");
+    let shipments = shipment::Entity::find().all(&s.tx).await.expect("shipments");
+    s.commit().await.expect("commit");
+    orders
+        .into_iter()
+        .map(|o| {
+            let mut sh: Vec<_> = shipments
+                .iter()
+                .filter(|x| x.order_id == o.id && x.status == "shipped")
+                .map(|x| (x.carrier.clone(), x.tracking_number.clone()))
+                .collect();
+            sh.sort();
+            (o.external_id, (o.status, sh))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn orders_flow_in_reserving_what_the_shop_committed_and_their_fulfilments_become_shipments() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let mut shop = Shop::generate(6, 2, at("2026-11-01T10:00:00Z"));
+    let ids: Vec<u64> = shop.variants.keys().copied().collect();
+    let (here, there) = (shop.locations[0].id, shop.locations[1].id);
+    let a = shop.place_order(here, &[(ids[0], 2), (ids[1], 1)], at("2026-11-01T11:00:00Z"));
+    let b = shop.place_order(there, &[(ids[2], 1)], at("2026-11-01T11:05:00Z"));
+    let mock = MockShopify::start(shop, TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+
+    let first = sync(&app, &t, &connector, false).await;
+    assert_eq!(first["status"], "COMPLETED", "{first}");
+    assert_eq!(count(&first, "ORDERS"), (2, 0, 0), "{first}");
+    // Reserved here is what the shop committed, everywhere: available is what it can still sell.
+    assert_eq!(holdings(&app, &t).await, shop_holdings(&mock.shop()));
+    let ours = orders_of(&app, &t).await;
+    assert_eq!(ours[&format!("shopify-{a}")], ("reserved".to_owned(), vec![]));
+    assert_eq!(ours[&format!("shopify-{b}")].0, "reserved");
+
+    // The shop ships part of A with tracking and cancels B.
+    mock.edit(|s| {
+        s.fulfill(a, 0, None, "1Z999AA10123456784", at("2026-11-02T09:00:00Z"));
+        s.cancel(b, at("2026-11-02T09:30:00Z"));
+    });
+    let second = sync(&app, &t, &connector, false).await;
+    assert_eq!(count(&second, "ORDERS"), (2, 0, 0), "{second}");
+    assert_eq!(holdings(&app, &t).await, shop_holdings(&mock.shop()), "the shipment and the release mirrored");
+    let ours = orders_of(&app, &t).await;
+    assert_eq!(
+        ours[&format!("shopify-{a}")],
+        ("reserved".to_owned(), vec![(Some("UPS".to_owned()), Some("1Z999AA10123456784".to_owned()))]),
+        "one line still to ship"
+    );
+    assert_eq!(ours[&format!("shopify-{b}")].0, "cancelled");
+
+    // The rest of A ships: fulfilled, two shipments; a sync with nothing new changes nothing.
+    mock.edit(|s| s.fulfill(a, 1, None, "1Z999AA10123456785", at("2026-11-03T09:00:00Z")));
+    // B is read again too: it changed within the overlap before the last sync's newest change.
+    assert_eq!(count(&sync(&app, &t, &connector, false).await, "ORDERS"), (1, 1, 0));
+    let ours = orders_of(&app, &t).await;
+    assert_eq!(ours[&format!("shopify-{a}")].0, "fulfilled");
+    assert_eq!(ours[&format!("shopify-{a}")].1.len(), 2);
+    assert_eq!(holdings(&app, &t).await, shop_holdings(&mock.shop()));
+    let again = sync(&app, &t, &connector, false).await;
+    assert_eq!(count(&again, "ORDERS").0, 0, "{again}");
+    let full = sync(&app, &t, &connector, true).await;
+    assert_eq!(count(&full, "ORDERS"), (0, 2, 0), "a full sync re-reads and finds nothing to change: {full}");
+    assert_eq!(orders_of(&app, &t).await.len(), 2, "no duplicates");
+
+    // The store owns its orders: ours refuse to change them.
+    let d = app.data(&t.owner_key, "{ orders(first: 5) { nodes { id externalId } } }", json!({})).await;
+    let id = d["orders"]["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|o| o["externalId"] == format!("shopify-{b}")))
+        .and_then(|o| o["id"].as_str())
+        .expect("order b")
+        .to_owned();
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: OrderFulfillInput!) { orderFulfill(input: $i) { userErrors { code message } } }",
+            json!({ "i": { "id": id } }),
+        )
+        .await;
+    assert_eq!(d["orderFulfill"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+}
+
+#[tokio::test]
+async fn scenario_6_an_order_update_before_its_create_and_late_copies_end_in_the_newest_state() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(4, 1, at("2026-11-01T10:00:00Z"));
+    let ids: Vec<u64> = shop.variants.keys().copied().collect();
+    let loc = shop.locations[0].id;
+    let mock = MockShopify::start(shop, TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    assert_eq!(sync(&app, &t, &connector, false).await["status"], "COMPLETED");
+    let url = format!("{}/webhooks/shopify/{}", app.address, connector.rsplit('/').next().expect("uuid"));
+    let deliver = |topic: &'static str, id: &'static str, body: String| {
+        let url = url.clone();
+        async move { qm_tests::shopify_mock::deliver(&url, "whsec-test", topic, id, &body).await.0 }
+    };
+
+    // Placed and edited at once: orders/updated is delivered before orders/create.
+    let mut order = 0;
+    mock.edit(|s| order = s.place_order(loc, &[(ids[0], 3)], at("2026-11-02T10:00:00Z")));
+    let body = |at: &str| qm_tests::shopify_mock::order_body(order, "#1001", at);
+    assert_eq!(deliver("orders/updated", "wh-o2", body("2026-11-02T05:00:01-05:00")).await, 200);
+    assert_eq!(deliver("orders/create", "wh-o1", body("2026-11-02T05:00:00-05:00")).await, 200);
+    app.drain_jobs().await;
+    assert_eq!(orders_of(&app, &t).await.len(), 1, "one order for both deliveries");
+    assert_eq!(holdings(&app, &t).await, shop_holdings(&mock.shop()));
+
+    // Shipped; then a late copy of the create arrives: the order stays shipped.
+    mock.edit(|s| s.fulfill(order, 0, None, "1Z1", at("2026-11-03T10:00:00Z")));
+    assert_eq!(deliver("orders/fulfilled", "wh-o3", body("2026-11-03T05:00:00-05:00")).await, 200);
+    assert_eq!(deliver("fulfillments/create", "wh-f1", format!(r#"{{"id":1,"order_id":{order}}}"#)).await, 200);
+    assert_eq!(deliver("orders/create", "wh-o1-late", body("2026-11-02T05:00:00-05:00")).await, 200);
+    app.drain_jobs().await;
+    let ours = orders_of(&app, &t).await;
+    assert_eq!(
+        ours[&format!("shopify-{order}")],
+        ("fulfilled".to_owned(), vec![(Some("UPS".to_owned()), Some("1Z1".to_owned()))])
+    );
+    // Reserved is released; on hand follows the shop's level (its webhook is the level's own).
+    let sku = mock.shop().variants[&ids[0]].sku.clone();
+    assert_eq!(holdings(&app, &t).await[&(sku, format!("shopify-{loc}"))].1, 0);
+    let statuses = webhook_statuses(&app, &t).await;
+    assert!(
+        ["wh-o1", "wh-o2", "wh-o3", "wh-f1", "wh-o1-late"].iter().all(|w| statuses[*w] == "applied"),
+        "{statuses:?}"
+    );
 }

@@ -151,6 +151,7 @@ impl TestApp {
             ("QM_DEMO".to_owned(), "false".to_owned()),
             ("QM_LOG_FORMAT".to_owned(), "json".to_owned()),
             ("QM_WEBHOOK_ALLOW_PRIVATE".to_owned(), config.webhook_allow_private.to_string()),
+            ("QM_CONNECTOR_ALLOW_PRIVATE".to_owned(), config.connector_allow_private.to_string()),
             ("QM_WEBHOOK_RETRY_SCALE".to_owned(), config.webhook_retry_scale.to_string()),
         ];
         if let Some(u) = &config.migration_database_url {

@@ -7,8 +7,10 @@
 //! 5xx).
 //!
 //! It answers the queries the connector sends (`locations`, `productVariants` with `shop`, a
-//! location's `inventoryLevels`), recognised by their root fields; anything else is a GraphQL
-//! error, as Shopify answers a field it does not know.
+//! location's `inventoryLevels`, `orders` sorted by `updated_at` with cursors that carry it, one
+//! `order`), recognised by their root fields; anything else is a GraphQL error, as Shopify
+//! answers a field it does not know. Orders placed, shipped and cancelled through [`Shop`] move
+//! the levels' committed and on-hand quantities as Shopify does.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -46,6 +48,41 @@ pub struct Level {
     pub updated_at: DateTime<Utc>,
 }
 
+#[derive(Debug, Clone)]
+pub struct OrderLine {
+    pub id: u64,
+    /// `None`: a custom item.
+    pub variant_id: Option<u64>,
+    pub sku: String,
+    pub quantity: i64,
+    pub fulfilled: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fulfillment {
+    pub id: u64,
+    /// `SUCCESS` or `CANCELLED`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub location_id: u64,
+    pub company: String,
+    pub number: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: u64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// The open fulfilment order's assigned location.
+    pub location_id: u64,
+    pub lines: Vec<OrderLine>,
+    pub fulfillments: Vec<Fulfillment>,
+}
+
 /// The shop's data.
 #[derive(Debug, Clone, Default)]
 pub struct Shop {
@@ -55,12 +92,15 @@ pub struct Shop {
     pub variants: BTreeMap<u64, Variant>,
     /// By (location id, inventory item id).
     pub levels: BTreeMap<(u64, u64), Level>,
+    /// By order id.
+    pub orders: BTreeMap<u64, Order>,
 }
 
 impl Shop {
     /// `variants` variants (two per product), each stocked at every one of `locations` locations
     /// with a quantity derived from its number; ids above 2^53 like real ones. Variant `v` and its
-    /// levels were last changed `variants - 1 - v` minutes before `at`.
+    /// levels were last changed `variants - 1 - v` minutes before `at`. Nothing is committed
+    /// until an order is placed ([`Shop::place_order`]).
     pub fn generate(variants: usize, locations: usize, at: DateTime<Utc>) -> Shop {
         let base: u64 = 9_007_199_254_740_993; // 2^53 + 1
         let mut shop = Shop { currency: "USD".into(), ..Shop::default() };
@@ -87,13 +127,83 @@ impl Shop {
             );
             for l in &shop.locations {
                 let on_hand = ((v * 7 + l.id as usize) % 40) as i64;
-                shop.levels.insert(
-                    (l.id, base + 2_000_000 + v as u64),
-                    Level { on_hand, committed: on_hand.min(1), updated_at },
-                );
+                shop.levels.insert((l.id, base + 2_000_000 + v as u64), Level { on_hand, committed: 0, updated_at });
             }
         }
         shop
+    }
+}
+
+impl Shop {
+    /// Places an order at `location` for `(variant id, quantity)` lines, committing the stock as
+    /// Shopify does (on hand stays, committed grows); returns its id.
+    pub fn place_order(&mut self, location: u64, lines: &[(u64, i64)], at: DateTime<Utc>) -> u64 {
+        let id = 9_007_199_254_740_993 + 7_000_000 + self.orders.len() as u64;
+        let mut order = Order {
+            id,
+            name: format!("#{}", 1001 + self.orders.len()),
+            created_at: at,
+            updated_at: at,
+            cancelled_at: None,
+            location_id: location,
+            lines: Vec::new(),
+            fulfillments: Vec::new(),
+        };
+        for (n, (variant, quantity)) in lines.iter().enumerate() {
+            let v = &self.variants[variant];
+            order.lines.push(OrderLine {
+                id: id * 10 + n as u64,
+                variant_id: Some(*variant),
+                sku: v.sku.clone(),
+                quantity: *quantity,
+                fulfilled: 0,
+            });
+            if let Some(l) = self.levels.get_mut(&(location, v.inventory_item_id)) {
+                l.committed += quantity;
+                l.updated_at = at;
+            }
+        }
+        self.orders.insert(id, order);
+        id
+    }
+
+    /// Ships `quantity` of line `line` (all that is left when `None`) from the order's location
+    /// with tracking: on hand and committed drop.
+    pub fn fulfill(&mut self, order: u64, line: usize, quantity: Option<i64>, number: &str, at: DateTime<Utc>) {
+        let o = self.orders.get_mut(&order).expect("order");
+        let l = &mut o.lines[line];
+        let q = quantity.unwrap_or(l.quantity - l.fulfilled).min(l.quantity - l.fulfilled);
+        l.fulfilled += q;
+        let item = l.variant_id.map(|v| self.variants[&v].inventory_item_id);
+        o.fulfillments.push(Fulfillment {
+            id: order * 100 + o.fulfillments.len() as u64,
+            status: "SUCCESS".into(),
+            created_at: at,
+            location_id: o.location_id,
+            company: "UPS".into(),
+            number: number.into(),
+            url: format!("https://www.ups.com/track?tracknum={number}"),
+        });
+        o.updated_at = at;
+        if let Some(level) = item.and_then(|i| self.levels.get_mut(&(o.location_id, i))) {
+            level.on_hand -= q;
+            level.committed -= q;
+            level.updated_at = at;
+        }
+    }
+
+    /// Cancels the order: what it committed is free again.
+    pub fn cancel(&mut self, order: u64, at: DateTime<Utc>) {
+        let o = self.orders.get_mut(&order).expect("order");
+        o.cancelled_at = Some(at);
+        o.updated_at = at;
+        for l in &o.lines {
+            let item = l.variant_id.map(|v| self.variants[&v].inventory_item_id);
+            if let Some(level) = item.and_then(|i| self.levels.get_mut(&(o.location_id, i))) {
+                level.committed -= l.quantity - l.fulfilled;
+                level.updated_at = at;
+            }
+        }
     }
 }
 
@@ -165,6 +275,10 @@ fn cost_of(root: &str, first: u64) -> f64 {
         // inventoryItem, its level, the level's item and quantities.
         "inventoryItem" => 4.0,
         "inventoryAdjustQuantities" => 10.0,
+        // Each order with 50 lines and their variants, 5 fulfilment orders with their location,
+        // the price set and the fulfilments.
+        "orders" => (2 + first * 128) as f64,
+        "order" => 128.0,
         _ => 1.0,
     }
 }
@@ -217,6 +331,46 @@ fn level_node(location: u64, item: u64, level: &Level) -> Value {
             { "name": "committed", "quantity": level.committed }
         ]
     })
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn order_node(o: &Order) -> Value {
+    let lines: Vec<Value> = o
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "id": gid("LineItem", l.id), "sku": l.sku, "quantity": l.quantity, "currentQuantity": l.quantity,
+                "unfulfilledQuantity": if o.cancelled_at.is_some() { 0 } else { l.quantity - l.fulfilled },
+                "variant": l.variant_id.map(|v| json!({ "id": gid("ProductVariant", v) })),
+            })
+        })
+        .collect();
+    let open = o.cancelled_at.is_none() && o.lines.iter().any(|l| l.fulfilled < l.quantity);
+    json!({
+        "id": gid("Order", o.id), "name": o.name, "createdAt": time(o.created_at), "updatedAt": time(o.updated_at),
+        "cancelledAt": o.cancelled_at.map(time), "currencyCode": "USD",
+        "totalPriceSet": { "shopMoney": { "amount": "10.00" } },
+        "lineItems": { "nodes": lines, "pageInfo": { "hasNextPage": false } },
+        "fulfillmentOrders": { "nodes": [{
+            "status": if open { "OPEN" } else { "CLOSED" },
+            "assignedLocation": { "location": { "id": gid("Location", o.location_id) } },
+        }] },
+        "fulfillments": o.fulfillments.iter().map(|f| json!({
+            "id": gid("Fulfillment", f.id), "status": f.status, "createdAt": time(f.created_at),
+            "location": { "id": gid("Location", f.location_id) },
+            "trackingInfo": [{ "company": f.company, "number": f.number, "url": f.url }],
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// An `orders` cursor: the sort value (`updated_at`) and the id, as Shopify's carry both.
+fn order_cursor(o: &Order) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({ "last_id": o.id, "last_value": time(o.updated_at) }).to_string())
 }
 
 fn graphql_error(message: &str, code: &str) -> Value {
@@ -306,9 +460,45 @@ impl Inner {
             };
             return Ok(json!({ "inventoryItem": { "inventoryLevel": level_node(l, i, &self.shop.levels[&(l, i)]) } }));
         }
+        if root == "order" {
+            let id = vars["id"].as_str().unwrap_or_default();
+            let found = self.shop.orders.values().find(|o| gid("Order", o.id) == id);
+            return Ok(json!({ "order": found.map(order_node) }));
+        }
         let first = vars["first"].as_u64().unwrap_or(0);
         if !(1..=250).contains(&first) {
             return Err("The first argument must be between 1 and 250".into());
+        }
+        if root == "orders" {
+            let after = match vars["after"].as_str() {
+                Some(c) => {
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(c)
+                        .map_err(|_| format!("Invalid cursor {c}"))?;
+                    let v: Value = serde_json::from_slice(&raw).map_err(|_| format!("Invalid cursor {c}"))?;
+                    let at = v["last_value"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+                    match (at, v["last_id"].as_u64()) {
+                        (Some(at), Some(id)) => Some((at.to_utc(), id)),
+                        _ => return Err(format!("Invalid cursor {c}")),
+                    }
+                }
+                None => None,
+            };
+            let since = since_of(&vars["query"]);
+            let mut all: Vec<&Order> = self
+                .shop
+                .orders
+                .values()
+                .filter(|o| newer(o.updated_at, since) && after.is_none_or(|a| (o.updated_at, o.id) > a))
+                .collect();
+            all.sort_by_key(|o| (o.updated_at, o.id));
+            let take = first as usize;
+            let nodes: Vec<Value> = all.iter().take(take).map(|o| order_node(o)).collect();
+            let end =
+                all.get(take.min(all.len()).saturating_sub(1)).filter(|_| !all.is_empty()).map(|o| order_cursor(o));
+            return Ok(json!({ "orders": {
+                "nodes": nodes, "pageInfo": { "hasNextPage": all.len() > take, "endCursor": end }
+            } }));
         }
         let after = after_of(&vars["after"])?;
         let since = since_of(&vars["query"]);
@@ -386,6 +576,10 @@ impl Inner {
 fn root_of(query: &str) -> &'static str {
     if query.contains("inventoryAdjustQuantities(") {
         "inventoryAdjustQuantities"
+    } else if query.contains("orders(") {
+        "orders"
+    } else if query.contains("order(") {
+        "order"
     } else if query.contains("productVariants(") {
         "productVariants"
     } else if query.contains("inventoryLevels(") {
@@ -626,6 +820,13 @@ pub async fn deliver(url: &str, secret: &str, topic: &str, webhook_id: &str, bod
 pub fn inventory_level_body(item: u64, location: u64, available: i64, updated_at: &str) -> String {
     format!(
         r#"{{"inventory_item_id":{item},"location_id":{location},"available":{available},"updated_at":"{updated_at}","admin_graphql_api_id":"gid:\/\/shopify\/InventoryLevel\/{location}?inventory_item_id={item}"}}"#
+    )
+}
+
+/// An `orders/*` body for order `id` (REST form: the order's numeric id, the shop's offset).
+pub fn order_body(id: u64, name: &str, updated_at: &str) -> String {
+    format!(
+        r#"{{"id":{id},"name":"{name}","updated_at":"{updated_at}","admin_graphql_api_id":"gid:\/\/shopify\/Order\/{id}"}}"#
     )
 }
 

@@ -128,6 +128,9 @@ pub enum SyncResource {
     Catalog,
     /// On-hand stock per variant and location.
     Inventory,
+    /// Customer orders: their unshipped lines reserve stock at the location that ships them;
+    /// their fulfilments become shipments with tracking.
+    Orders,
 }
 
 impl SyncResource {
@@ -136,11 +139,14 @@ impl SyncResource {
             SyncResource::Locations => "locations",
             SyncResource::Catalog => "catalog",
             SyncResource::Inventory => "inventory",
+            SyncResource::Orders => "orders",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [SyncResource::Locations, SyncResource::Catalog, SyncResource::Inventory].into_iter().find(|r| r.as_str() == s)
+        [SyncResource::Locations, SyncResource::Catalog, SyncResource::Inventory, SyncResource::Orders]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 
@@ -458,7 +464,7 @@ impl ConnectorsMutation {
             location_mapping: Some(mapping(c.location_mapping)),
         };
         let s = write_tx(ctx, p).await?;
-        let outcome = service::install(&s, &ctx.state().sealer, config).await?;
+        let outcome = service::install(&s, &ctx.state().sealer, &ctx.state().providers, config).await?;
         if let Ok(c) = &outcome {
             let every = std::time::Duration::from_secs(ctx.state().config.connector_sync_interval_seconds);
             sync::schedule_reconciliation(&s, c.id, every).await?;
@@ -489,7 +495,7 @@ impl ConnectorsMutation {
             location_mapping: c.location_mapping.map(mapping),
         };
         let s = write_tx(ctx, p).await?;
-        let outcome = service::update(&s, &ctx.state().sealer, id, config).await?;
+        let outcome = service::update(&s, &ctx.state().sealer, &ctx.state().providers, id, config).await?;
         if outcome.is_ok() {
             s.commit().await?;
         }

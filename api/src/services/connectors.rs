@@ -21,6 +21,7 @@ use crate::db::entities::{connector, connector_webhook};
 use crate::db::{Scoped, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
 use crate::services::lookup;
+use crate::services::sync::Providers;
 
 /// The key file kept in the data directory when no keys are configured.
 const KEY_FILE: &str = "connector-keys";
@@ -118,16 +119,17 @@ fn is_api_version(v: &str) -> bool {
     matches!(v.split_once('-'), Some((y, m)) if y.len() == 4 && y.chars().all(|c| c.is_ascii_digit()) && ["01", "04", "07", "10"].contains(&m))
 }
 
-fn is_base_url(u: &str) -> bool {
-    url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-}
-
 fn at(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
 /// Checks `input`; the values it fixes, or the problems, each naming its field.
-async fn check(s: &Scoped, input: &ConfigInput, installing: bool) -> Result<Outcome<Option<Vec<LocationLink>>>, DbErr> {
+async fn check(
+    s: &Scoped,
+    providers: &Providers,
+    input: &ConfigInput,
+    installing: bool,
+) -> Result<Outcome<Option<Vec<LocationLink>>>, DbErr> {
     let field = |name: &str| vec!["input".to_owned(), "config".to_owned(), name.to_owned()];
     let mut errors = Vec::new();
     let mut invalid = |name: &str, message: &str| errors.push(UserError::invalid(&at(&field(name)), message));
@@ -151,9 +153,9 @@ async fn check(s: &Scoped, input: &ConfigInput, installing: bool) -> Result<Outc
         _ => {}
     }
     if let Some(Some(u)) = &input.base_url
-        && !is_base_url(u)
+        && let Err(e) = providers.check_base_url(u)
     {
-        invalid("baseUrl", "an http or https URL");
+        invalid("baseUrl", &e);
     }
     let mut links = None;
     if let Some(mapping) = &input.location_mapping {
@@ -187,8 +189,13 @@ async fn check(s: &Scoped, input: &ConfigInput, installing: bool) -> Result<Outc
 }
 
 /// Installs a Shopify connector (or installs again one that was uninstalled).
-pub async fn install(s: &Scoped, sealer: &Sealer, input: ConfigInput) -> Result<Outcome<connector::Model>, DbErr> {
-    let links = match check(s, &input, true).await? {
+pub async fn install(
+    s: &Scoped,
+    sealer: &Sealer,
+    providers: &Providers,
+    input: ConfigInput,
+) -> Result<Outcome<connector::Model>, DbErr> {
+    let links = match check(s, providers, &input, true).await? {
         Ok(links) => links,
         Err(e) => return Ok(Err(e)),
     };
@@ -269,6 +276,7 @@ async fn live(s: &Scoped, id: Uuid) -> Result<Outcome<connector::Model>, DbErr> 
 pub async fn update(
     s: &Scoped,
     sealer: &Sealer,
+    providers: &Providers,
     id: Uuid,
     input: ConfigInput,
 ) -> Result<Outcome<connector::Model>, DbErr> {
@@ -282,7 +290,7 @@ pub async fn update(
             "the shop of a connector does not change: install a connector for the other shop",
         )]));
     }
-    let links = match check(s, &input, false).await? {
+    let links = match check(s, providers, &input, false).await? {
         Ok(links) => links,
         Err(e) => return Ok(Err(e)),
     };
@@ -448,6 +456,5 @@ mod tests {
         for bad in ["2026-02", "26-01", "2026-1", "latest", ""] {
             assert!(!is_api_version(bad), "{bad}");
         }
-        assert!(is_base_url("http://127.0.0.1:9000/") && !is_base_url("ftp://x") && !is_base_url("nope"));
     }
 }

@@ -181,7 +181,7 @@ async fn announce_reservation_change(
 }
 
 /// The `shipment.updated` payload: the shipment as it is now and what just happened to it.
-fn shipment_payload(sh: &shipment::Model, description: &str) -> serde_json::Value {
+pub(crate) fn shipment_payload(sh: &shipment::Model, description: &str) -> serde_json::Value {
     use crate::graphql::types::gid;
     serde_json::json!({
         "shipmentId": gid("Shipment", sh.id).0,
@@ -195,7 +195,7 @@ fn shipment_payload(sh: &shipment::Model, description: &str) -> serde_json::Valu
     })
 }
 
-fn order_payload(o: &order::Model, lines: &[LineRequest]) -> serde_json::Value {
+pub(crate) fn order_payload(o: &order::Model, lines: &[LineRequest]) -> serde_json::Value {
     use crate::graphql::types::gid;
     serde_json::json!({
         "orderId": gid("Order", o.id).0,
@@ -269,6 +269,13 @@ pub async fn cancel(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<
         let Some(o) = locked_order(s, id).await? else {
             return Ok(Err(vec![UserError::not_found(&["input", "id"], "order")]));
         };
+        if crate::services::sync::orders::is_mirrored(s, o.id).await? {
+            return Ok(Err(vec![UserError::new(
+                &["input", "id"],
+                UserErrorCode::InvalidState,
+                "the order is mirrored from the connected store: cancel or fulfil it there",
+            )]));
+        }
         match o.status.as_str() {
             "cancelled" => return Ok(Ok(o)),
             "fulfilled" => {
@@ -328,6 +335,13 @@ pub async fn fulfill(
         let Some(o) = locked_order(s, id).await? else {
             return Ok(Err(vec![UserError::not_found(&["input", "id"], "order")]));
         };
+        if crate::services::sync::orders::is_mirrored(s, o.id).await? {
+            return Ok(Err(vec![UserError::new(
+                &["input", "id"],
+                UserErrorCode::InvalidState,
+                "the order is mirrored from the connected store: cancel or fulfil it there",
+            )]));
+        }
         match o.status.as_str() {
             "fulfilled" => {
                 let existing = repo::find::<shipment::Entity>(s)

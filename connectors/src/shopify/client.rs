@@ -22,8 +22,8 @@ use super::page::{MAX_PAGE, Page};
 use super::throttle::{self, Answer, Bucket};
 use crate::ProviderError;
 use crate::source::{
-    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalProduct, ExternalVariant, InventorySink,
-    InventorySource, LocationSource, Problem,
+    Batch, CatalogSource, ExternalFulfillment, ExternalLevel, ExternalLocation, ExternalOrder, ExternalOrderLine,
+    ExternalProduct, ExternalVariant, InventorySink, InventorySource, LocationSource, OrderSource, Problem, Tracking,
 };
 
 /// How one installation reaches its shop.
@@ -100,6 +100,24 @@ pub struct Client {
 const LOCATIONS: &str = "query Locations($first: Int!, $after: String) { locations(first: $first, after: $after, includeInactive: true) { nodes { id name isActive } pageInfo { hasNextPage endCursor } } }";
 const VARIANTS: &str = "query Variants($first: Int!, $after: String, $query: String) { shop { currencyCode } productVariants(first: $first, after: $after, query: $query, sortKey: ID) { nodes { id sku title barcode price updatedAt inventoryItem { id } product { id handle title status productType } } pageInfo { hasNextPage endCursor } } }";
 const LEVEL: &str = "query Level($item: ID!, $location: ID!) { inventoryItem(id: $item) { inventoryLevel(locationId: $location) { id updatedAt item { id } quantities(names: [\"available\", \"on_hand\", \"committed\"]) { name quantity } } } }";
+/// An order's fields: up to 50 lines (an order with more is a problem, not a partial mirror),
+/// the fulfilment orders' assigned locations and the fulfilments with their tracking.
+macro_rules! order_fields {
+    () => {
+        "id name createdAt updatedAt cancelledAt currencyCode totalPriceSet { shopMoney { amount } } lineItems(first: 50) { nodes { id sku quantity currentQuantity unfulfilledQuantity variant { id } } pageInfo { hasNextPage } } fulfillmentOrders(first: 5) { nodes { status assignedLocation { location { id } } } } fulfillments { id status createdAt location { id } trackingInfo { company number url } }"
+    };
+}
+const ORDERS: &str = concat!(
+    "query Orders($first: Int!, $after: String, $query: String) { orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) { nodes { ",
+    order_fields!(),
+    " } pageInfo { hasNextPage endCursor } } }"
+);
+const ORDER: &str = concat!("query Order($id: ID!) { order(id: $id) { ", order_fields!(), " } }");
+/// Objects per order node as Shopify counts them: 50 lines with their variant, 5 fulfilment
+/// orders with location, the price set and the fulfilments.
+const ORDER_OBJECTS: usize = (2 + 50 * 2) + (2 + 5 * 3) + 2 + 6;
+/// The single-query cost Shopify allows.
+const MAX_QUERY_COST: usize = 1000;
 const LEVELS: &str = "query Levels($location: ID!, $first: Int!, $after: String, $query: String) { location(id: $location) { inventoryLevels(first: $first, after: $after, query: $query) { nodes { id updatedAt item { id } quantities(names: [\"available\", \"on_hand\", \"committed\"]) { name quantity } } pageInfo { hasNextPage endCursor } } } }";
 
 impl Client {
@@ -161,6 +179,15 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 self.limits.bucket().refund(cost, Utc::now());
+                // A base URL that resolves only to addresses the server may not reach will not
+                // resolve elsewhere on a retry.
+                if qm_integrations::net::is_forbidden(&e) {
+                    return Err(ProviderError::Permanent(format!(
+                        "{}: {}",
+                        self.endpoint,
+                        qm_integrations::net::FORBIDDEN
+                    )));
+                }
                 return Err(ProviderError::Transient(format!("{}: {e}", self.endpoint)));
             }
         };
@@ -189,8 +216,10 @@ impl Client {
         path: &[&str],
         (objects_per_node, outside): (usize, usize),
     ) -> Result<(Page, Value), ProviderError> {
+        // The largest page whose estimate fits the single-query limit.
+        let fits = (MAX_QUERY_COST.saturating_sub(outside + 2) / (1 + objects_per_node)).max(1);
         loop {
-            let first = self.first.load(Ordering::Relaxed).clamp(1, MAX_PAGE);
+            let first = self.first.load(Ordering::Relaxed).clamp(1, MAX_PAGE).min(fits);
             variables["first"] = json!(first);
             match self.query(query, variables.clone(), estimated_cost(first, objects_per_node, outside)).await {
                 Ok(a) => return Ok((Page::read(&a.data, path)?, a.data)),
@@ -274,6 +303,82 @@ pub fn level_of(node: &Value, location_id: &str) -> Result<ExternalLevel, Proble
         available,
         committed: quantity("committed").unwrap_or(0),
         updated_at: time(node, "updatedAt"),
+        id,
+    })
+}
+
+/// An order node (of `orders` or `order`), or why it cannot be mirrored.
+pub fn order_of(node: &Value) -> Result<ExternalOrder, Problem> {
+    let id = text(node, "id").ok_or_else(|| Problem::new("", "an order without an id"))?;
+    let problem = |m: &str| Problem::new(id.clone(), m);
+    let lines_page = node.get("lineItems").ok_or_else(|| problem("the order has no lineItems"))?;
+    if lines_page.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool) == Some(true) {
+        return Err(problem("the order has more than 50 lines, more than this version mirrors"));
+    }
+    let mut lines = Vec::new();
+    for l in lines_page.get("nodes").and_then(Value::as_array).into_iter().flatten() {
+        let line_id = text(l, "id").ok_or_else(|| problem("a line without an id"))?;
+        let ordered = l.get("currentQuantity").or_else(|| l.get("quantity")).and_then(Value::as_i64);
+        let Some(quantity) = ordered.filter(|q| *q >= 0) else {
+            return Err(problem("a line without a quantity"));
+        };
+        let unfulfilled = l.get("unfulfilledQuantity").and_then(Value::as_i64).unwrap_or(0).clamp(0, quantity);
+        lines.push(ExternalOrderLine {
+            id: line_id,
+            variant_id: l.get("variant").and_then(|v| text(v, "id")),
+            sku: text(l, "sku").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+            quantity,
+            unfulfilled,
+        });
+    }
+    let total = match node.pointer("/totalPriceSet/shopMoney/amount") {
+        Some(Value::String(a)) => Some(Decimal::from_str(a).map_err(|_| problem("its total is not a decimal"))?),
+        _ => None,
+    };
+    let fulfillments: Vec<ExternalFulfillment> = node
+        .get("fulfillments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            Some(ExternalFulfillment {
+                id: text(f, "id")?,
+                status: text(f, "status").unwrap_or_default().to_ascii_lowercase(),
+                created_at: time(f, "createdAt"),
+                location_id: f.get("location").and_then(|l| text(l, "id")),
+                tracking: f
+                    .get("trackingInfo")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|t| Tracking { company: text(t, "company"), number: text(t, "number"), url: text(t, "url") })
+                    .collect(),
+            })
+        })
+        .collect();
+    // Where the rest ships from: an open fulfilment order's location, else any fulfilment
+    // order's, else where it last shipped from.
+    let fulfillment_orders: Vec<&Value> =
+        node.pointer("/fulfillmentOrders/nodes").and_then(Value::as_array).into_iter().flatten().collect();
+    let assigned = |f: &&Value| f.pointer("/assignedLocation/location/id").and_then(Value::as_str).map(str::to_owned);
+    let open =
+        |f: &&&Value| !matches!(f.get("status").and_then(Value::as_str), Some("CLOSED" | "CANCELLED" | "INCOMPLETE"));
+    let location_id = fulfillment_orders
+        .iter()
+        .filter(open)
+        .find_map(assigned)
+        .or_else(|| fulfillment_orders.iter().find_map(assigned))
+        .or_else(|| fulfillments.iter().rev().find_map(|f| f.location_id.clone()));
+    Ok(ExternalOrder {
+        name: text(node, "name").unwrap_or_else(|| id.clone()),
+        created_at: time(node, "createdAt"),
+        updated_at: time(node, "updatedAt"),
+        cancelled_at: time(node, "cancelledAt"),
+        location_id,
+        currency: text(node, "currencyCode").unwrap_or_default(),
+        total,
+        lines,
+        fulfillments,
         id,
     })
 }
@@ -370,6 +475,27 @@ impl InventorySource for Client {
     }
 }
 
+#[async_trait::async_trait]
+impl OrderSource for Client {
+    async fn orders(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalOrder>, ProviderError> {
+        let vars = json!({ "after": cursor, "query": since_filter(since) });
+        let (page, _) = self.page(ORDERS, vars, &["orders"], (ORDER_OBJECTS, 0)).await?;
+        Ok(batch(page, order_of))
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Option<ExternalOrder>, ProviderError> {
+        let a = self.query(ORDER, json!({ "id": order_id }), estimated_cost(1, ORDER_OBJECTS, 0)).await?;
+        match a.data.get("order") {
+            Some(node) if node.is_object() => order_of(node).map(Some).map_err(|p| ProviderError::Decode(p.message)),
+            _ => Ok(None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +543,41 @@ mod tests {
         assert_eq!((l.on_hand, l.available, l.committed), (10, 9, 1));
         let bare = json!({ "id": "x", "item": { "id": "i" }, "quantities": [{ "name": "available", "quantity": 1 }] });
         assert!(level_of(&bare, "l").is_err());
+    }
+
+    #[test]
+    fn an_order_reads_its_open_location_lines_and_tracking() {
+        let node = json!({
+            "id": "gid://shopify/Order/450789469", "name": "#1001",
+            "createdAt": "2026-01-10T16:00:00Z", "updatedAt": "2026-01-15T10:00:00-05:00", "cancelledAt": null,
+            "currencyCode": "USD", "totalPriceSet": { "shopMoney": { "amount": "409.94" } },
+            "lineItems": { "nodes": [
+                { "id": "gid://shopify/LineItem/1", "sku": "A", "quantity": 2, "currentQuantity": 1, "unfulfilledQuantity": 0, "variant": { "id": "gid://shopify/ProductVariant/7" } },
+                { "id": "gid://shopify/LineItem/2", "sku": "", "quantity": 3, "currentQuantity": 3, "unfulfilledQuantity": 3, "variant": null }
+            ], "pageInfo": { "hasNextPage": false } },
+            "fulfillmentOrders": { "nodes": [
+                { "status": "CLOSED", "assignedLocation": { "location": { "id": "gid://shopify/Location/1" } } },
+                { "status": "OPEN", "assignedLocation": { "location": { "id": "gid://shopify/Location/2" } } }
+            ] },
+            "fulfillments": [{ "id": "gid://shopify/Fulfillment/9", "status": "SUCCESS", "createdAt": "2026-01-15T10:00:00Z",
+                "location": { "id": "gid://shopify/Location/1" },
+                "trackingInfo": [{ "company": "UPS", "number": "1Z1", "url": "https://ups.example/1Z1" }] }]
+        });
+        let o = order_of(&node).expect("order");
+        assert_eq!(o.location_id.as_deref(), Some("gid://shopify/Location/2"));
+        assert_eq!(o.total, Some(Decimal::new(40994, 2)));
+        assert_eq!(o.updated_at.map(|t| t.to_rfc3339()), Some("2026-01-15T15:00:00+00:00".to_owned()));
+        assert_eq!((o.lines[0].quantity, o.lines[0].unfulfilled), (1, 0), "the current quantity, after edits");
+        assert_eq!((o.lines[1].variant_id.as_deref(), o.lines[1].sku.as_deref()), (None, None));
+        assert_eq!(o.fulfillments[0].status, "success");
+        assert_eq!(o.fulfillments[0].tracking[0].number.as_deref(), Some("1Z1"));
+        let mut long = node.clone();
+        long["lineItems"]["pageInfo"]["hasNextPage"] = json!(true);
+        assert_eq!(order_of(&long).map_err(|p| p.external_id), Err("gid://shopify/Order/450789469".to_owned()));
+        // With every fulfilment order closed, the last place it shipped from.
+        let mut done = node;
+        done["fulfillmentOrders"]["nodes"][1]["status"] = json!("CLOSED");
+        assert_eq!(order_of(&done).expect("order").location_id.as_deref(), Some("gid://shopify/Location/1"));
     }
 
     #[test]

@@ -96,9 +96,12 @@ pub enum Subject {
     Level { inventory_item_id: String, location_id: String },
     /// `products/create` and `products/update`: a product and its variants.
     Product { product_id: String },
+    /// `orders/*` (the order's id) and `fulfillments/*` (its `order_id`): an order with its
+    /// lines and fulfilments.
+    Order { order_id: String },
     /// `app/uninstalled`, handled when received.
     Uninstalled,
-    /// A topic this version does not apply (orders, fulfilments, returns: not synced yet).
+    /// A topic this version does not apply (returns and refunds: not synced yet).
     Other,
 }
 
@@ -127,6 +130,19 @@ pub fn subject(topic: &str, body: &[u8]) -> Result<Subject, crate::ProviderError
             let v = parse()?;
             Ok(Subject::Product { product_id: rest_gid(&v, "id", "Product").ok_or_else(|| bad("no id"))? })
         }
+        "orders/create"
+        | "orders/updated"
+        | "orders/cancelled"
+        | "orders/fulfilled"
+        | "orders/partially_fulfilled"
+        | "orders/paid" => {
+            let v = parse()?;
+            Ok(Subject::Order { order_id: rest_gid(&v, "id", "Order").ok_or_else(|| bad("no id"))? })
+        }
+        "fulfillments/create" | "fulfillments/update" => {
+            let v = parse()?;
+            Ok(Subject::Order { order_id: rest_gid(&v, "order_id", "Order").ok_or_else(|| bad("no order_id"))? })
+        }
         "app/uninstalled" => Ok(Subject::Uninstalled),
         _ => Ok(Subject::Other),
     }
@@ -150,7 +166,15 @@ mod tests {
             subject("products/update", br#"{"id":632910392,"title":"IPod Nano - 8GB"}"#),
             Ok(Subject::Product { product_id: "gid://shopify/Product/632910392".into() })
         );
-        assert_eq!(subject("orders/create", b"{}"), Ok(Subject::Other));
+        assert_eq!(
+            subject("orders/updated", br##"{"id":820982911946154508,"name":"#1001"}"##),
+            Ok(Subject::Order { order_id: "gid://shopify/Order/820982911946154508".into() })
+        );
+        assert_eq!(
+            subject("fulfillments/create", br#"{"id":255858046,"order_id":450789469}"#),
+            Ok(Subject::Order { order_id: "gid://shopify/Order/450789469".into() })
+        );
+        assert_eq!(subject("refunds/create", b"{}"), Ok(Subject::Other));
         assert!(matches!(subject("products/update", b"{}"), Err(crate::ProviderError::Decode(_))));
         assert!(matches!(subject("inventory_levels/update", b"<xml>"), Err(crate::ProviderError::Decode(_))));
     }

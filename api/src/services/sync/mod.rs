@@ -1,4 +1,4 @@
-//! The sync engine: a connector's resources (locations, catalog, inventory) read page by page
+//! The sync engine: a connector's resources (locations, catalog, inventory, orders) read page by page
 //! from the provider through the capability traits of `qm_connectors::source`, and applied as
 //! upserts keyed by the provider's ids (`external_refs`, beside ours).
 //!
@@ -24,7 +24,8 @@ use chrono::{DateTime, Utc};
 use qm_connectors::ProviderError;
 use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits};
 use qm_connectors::source::{
-    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalVariant, InventorySource, LocationSource, Problem,
+    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalVariant, InventorySource,
+    LocationSource, OrderSource, Problem,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::OnConflict};
 use serde::{Deserialize, Serialize};
@@ -41,9 +42,11 @@ use crate::jobs::{self, NewJob};
 use crate::services::connectors::{self as installed, open_credentials, settings_of};
 use crate::state::AppState;
 
+pub mod orders;
+
 pub const SYNC: &str = "connector.sync";
 /// Every resource, in the order a run takes them (inventory needs the locations and the catalog).
-pub const RESOURCES: [&str; 3] = ["locations", "catalog", "inventory"];
+pub const RESOURCES: [&str; 4] = ["locations", "catalog", "inventory", "orders"];
 /// How long one job works before it hands over to its continuation (at most a third of the
 /// worker's lease, which cuts a job off at nine tenths of it).
 const SLICE: Duration = Duration::from_secs(20);
@@ -199,20 +202,26 @@ pub struct Providers {
     limits: Mutex<HashMap<Uuid, Arc<ShopLimits>>>,
     /// Calls in flight to one shop at most.
     pub concurrency: usize,
-}
-
-impl Default for Providers {
-    fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
-        Providers { http, limits: Mutex::default(), concurrency: 2 }
-    }
+    /// Whether a `baseUrl` may reach loopback, private and link-local addresses.
+    allow_private: bool,
 }
 
 impl Providers {
+    /// Providers' clients never follow redirects and, unless `allow_private`, never connect to
+    /// loopback, private or link-local addresses (a `baseUrl` is an admin's input: SSRF).
+    pub fn new(allow_private: bool) -> Result<Self, reqwest::Error> {
+        let http = qm_integrations::net::guarded_client(allow_private)
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Providers { http, limits: Mutex::default(), concurrency: 2, allow_private })
+    }
+
+    /// Checks a `baseUrl` before it is stored (the client checks the resolved address again).
+    pub fn check_base_url(&self, url: &str) -> Result<(), String> {
+        qm_integrations::net::check_url(url, self.allow_private).map(drop)
+    }
+
     /// The limits of connector `id`'s shop (one bucket and one call cap per connector).
     fn limits(&self, id: Uuid) -> Arc<ShopLimits> {
         let mut all = self.limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -474,6 +483,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
                 Step::Locations(batch)
             }
             "catalog" => Step::Catalog(client.variants(since_resource, pos.cursor.as_deref()).await?),
+            "orders" => Step::Orders(client.orders(since_resource, pos.cursor.as_deref()).await?),
             "inventory" => {
                 let location = match &pos.location {
                     Some(l) => Some(l.clone()),
@@ -513,6 +523,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
         let (read_problems, mut outcome, next, next_location_from) = match step {
             Step::Locations(b) => (b.problems, ctx.locations(&s, &b.records).await?, b.next, None),
             Step::Catalog(b) => (b.problems, ctx.catalog(&s, &b.records).await?, b.next, None),
+            Step::Orders(b) => (b.problems, ctx.orders(&s, &b.records).await?, b.next, None),
             Step::Inventory(l, b) if l.is_empty() => (b.problems, Applied::default(), None, None),
             Step::Inventory(l, b) => (b.problems, ctx.inventory(&s, &l, &b.records).await?, b.next, Some(l)),
         };
@@ -575,6 +586,7 @@ enum Step {
     Locations(Batch<ExternalLocation>),
     Catalog(Batch<ExternalVariant>),
     Inventory(String, Batch<ExternalLevel>),
+    Orders(Batch<ExternalOrder>),
 }
 
 /// What applying one page did.
@@ -1383,6 +1395,16 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
                     None => break,
                 }
             }
+        }
+        Subject::Order { order_id } => {
+            let order = client.order(&order_id).await?;
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            if let Some(order) = order {
+                let outcome = applier.orders(&s, &[order]).await?;
+                log_problems(webhook_id, &outcome.problems);
+            }
+            mark_webhook(&s, connector_id, webhook_id, "applied").await?;
+            s.commit().await?;
         }
         Subject::Uninstalled | Subject::Other => {}
     }

@@ -1,0 +1,470 @@
+//! Orders from the store, mirrored: each order's unshipped quantities reserve stock at the
+//! location that ships them, its fulfilments become shipments with tracking, and a cancelled
+//! order releases what it held.
+//!
+//! The store owns these orders: it ships them and it counts their stock, so on-hand at its
+//! locations keeps coming from its inventory levels (a shipment here moves no on-hand, or the
+//! level read after it would count it twice). What the mirror adds is what the store commits:
+//! reservations, so available here is what the store can still sell, and the plans see demand
+//! that is promised but not yet shipped. Our own `orderCancel` and `orderFulfill` refuse these
+//! orders (they are changed in the store).
+
+use std::collections::{HashMap, HashSet};
+
+use qm_connectors::source::{ExternalOrder, Problem};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::{Applied, Applier, stale};
+use crate::db::entities::{external_ref, order, order_line, reservation, shipment, shipment_event, variant};
+use crate::db::{Scoped, repo};
+use crate::services::orders::{LineRequest, order_payload, shipment_payload};
+
+const PLACED: &str = "order placed in the connected store";
+const SHIPPED: &str = "shipped by the connected store";
+const CANCELLED: &str = "order cancelled in the connected store";
+
+/// What the store's order says one of our lines should hold.
+struct Wanted<'a> {
+    line_id: &'a str,
+    variant_id: Uuid,
+    sku: String,
+    quantity: i64,
+    /// Units to keep reserved: what is still to ship, nothing once cancelled.
+    reserve: i64,
+}
+
+/// The provider ids an order page names, looked up in one go per kind.
+struct Known {
+    orders: HashMap<String, external_ref::Model>,
+    lines: HashMap<String, external_ref::Model>,
+    fulfillments: HashMap<String, external_ref::Model>,
+    variants: HashMap<String, Uuid>,
+    skus: HashMap<Uuid, String>,
+    locations: HashMap<String, Uuid>,
+}
+
+impl Applier<'_> {
+    async fn known(&self, s: &Scoped, records: &[ExternalOrder]) -> Result<Known, DbErr> {
+        // Ids collected before any await: the futures stay `Send`.
+        let order_ids: Vec<String> = records.iter().map(|o| o.id.clone()).collect();
+        let line_ids: Vec<String> = records.iter().flat_map(|o| o.lines.iter().map(|l| l.id.clone())).collect();
+        let variant_ids: Vec<String> =
+            records.iter().flat_map(|o| o.lines.iter().filter_map(|l| l.variant_id.clone())).collect();
+        let fulfillment_ids: Vec<String> =
+            records.iter().flat_map(|o| o.fulfillments.iter().map(|f| f.id.clone())).collect();
+        let mut location_ids: Vec<String> = records.iter().filter_map(|o| o.location_id.clone()).collect();
+        location_ids.extend(records.iter().flat_map(|o| o.fulfillments.iter().filter_map(|f| f.location_id.clone())));
+        let variants: HashMap<String, Uuid> =
+            self.refs(s, "variant", variant_ids).await?.into_iter().map(|(k, r)| (k, r.local_id)).collect();
+        let ids: Vec<Uuid> = variants.values().copied().collect::<HashSet<_>>().into_iter().collect();
+        let mut skus = HashMap::new();
+        for chunk in ids.chunks(500) {
+            for v in
+                repo::find::<variant::Entity>(s).filter(variant::Column::Id.is_in(chunk.to_vec())).all(&s.tx).await?
+            {
+                skus.insert(v.id, v.sku);
+            }
+        }
+        Ok(Known {
+            orders: self.refs(s, "order", order_ids).await?,
+            lines: self.refs(s, "order_line", line_ids).await?,
+            fulfillments: self.refs(s, "fulfillment", fulfillment_ids).await?,
+            locations: self
+                .refs(s, "location", location_ids)
+                .await?
+                .into_iter()
+                .map(|(k, r)| (k, r.local_id))
+                .collect(),
+            variants,
+            skus,
+        })
+    }
+
+    /// Mirrors a page of orders; an order no newer than the version applied changes nothing.
+    pub(super) async fn orders(&self, s: &Scoped, records: &[ExternalOrder]) -> Result<Applied, DbErr> {
+        let mut out = Applied::default();
+        let known = self.known(s, records).await?;
+        for o in records {
+            out.newest = out.newest.max(o.updated_at);
+            if !self.full && known.orders.get(&o.id).is_some_and(|r| stale(r.version, o.updated_at)) {
+                out.unchanged += 1;
+                continue;
+            }
+            let (changed, problems) = self.order(s, o, &known).await?;
+            if changed {
+                out.applied += 1;
+            } else if problems.is_empty() {
+                out.unchanged += 1;
+            }
+            out.problems.extend(problems);
+        }
+        Ok(out)
+    }
+
+    /// Applies one order: whether anything changed, and its problems.
+    async fn order(&self, s: &Scoped, o: &ExternalOrder, known: &Known) -> Result<(bool, Vec<Problem>), DbErr> {
+        let mut problems = Vec::new();
+        let existing = match known.orders.get(&o.id) {
+            Some(r) => repo::find::<order::Entity>(s).filter(order::Column::Id.eq(r.local_id)).one(&s.tx).await?,
+            None => None,
+        };
+        let location_id = match o
+            .location_id
+            .as_ref()
+            .and_then(|l| known.locations.get(l))
+            .copied()
+            .or(existing.as_ref().map(|e| e.location_id))
+        {
+            Some(l) => l,
+            None => {
+                let message = match &o.location_id {
+                    Some(l) => format!("its location {l} is not linked: sync locations first"),
+                    None => "the store names no location for it".to_owned(),
+                };
+                return Ok((false, vec![Problem::new(&o.id, message)]));
+            }
+        };
+        let cancelled = o.cancelled_at.is_some();
+        let mut wanted = Vec::with_capacity(o.lines.len());
+        for l in &o.lines {
+            // A custom item or a deleted variant holds no stock here.
+            let Some(provider_variant) = &l.variant_id else { continue };
+            let Some(variant_id) = known.variants.get(provider_variant).copied() else {
+                problems.push(Problem::new(
+                    &o.id,
+                    format!("line {} is variant {provider_variant}, not in the synced catalog", l.id),
+                ));
+                continue;
+            };
+            wanted.push(Wanted {
+                line_id: &l.id,
+                variant_id,
+                sku: known.skus.get(&variant_id).cloned().unwrap_or_default(),
+                quantity: l.quantity.min(crate::services::stock::MAX_UNITS),
+                reserve: if cancelled { 0 } else { l.unfulfilled.min(crate::services::stock::MAX_UNITS) },
+            });
+        }
+        let shipped = !cancelled && !wanted.is_empty() && wanted.iter().all(|w| w.reserve == 0);
+        let status = if cancelled {
+            "cancelled"
+        } else if shipped {
+            "fulfilled"
+        } else {
+            "reserved"
+        };
+        let now = repo::now();
+        let (ours, created) = match existing {
+            Some(e) => (e, false),
+            None => {
+                let number = o.id.rsplit('/').next().unwrap_or(&o.id);
+                let external_id: String = format!("shopify-{number}").chars().take(255).collect();
+                let adopted = repo::find::<order::Entity>(s)
+                    .filter(order::Column::ExternalId.eq(external_id.as_str()))
+                    .one(&s.tx)
+                    .await?;
+                match adopted {
+                    Some(a) => (a, false),
+                    None => {
+                        let m = order::Model {
+                            tenant_id: s.tenant(),
+                            id: Uuid::now_v7(),
+                            external_id,
+                            location_id,
+                            status: status.to_owned(),
+                            ship_to: Some(serde_json::json!({ "name": o.name })),
+                            created_at: o.created_at.unwrap_or(now),
+                            updated_at: now,
+                        };
+                        order::Entity::insert(order::ActiveModel::from(m.clone()))
+                            .exec_without_returning(&s.tx)
+                            .await?;
+                        (m, true)
+                    }
+                }
+            }
+        };
+        let mut changed = created;
+        let reservations: HashMap<Uuid, reservation::Model> = repo::find::<reservation::Entity>(s)
+            .filter(reservation::Column::OrderId.eq(ours.id))
+            .all(&s.tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.order_line_id, r))
+            .collect();
+        let mut lines = repo::find::<order_line::Entity>(s)
+            .filter(order_line::Column::OrderId.eq(ours.id))
+            .all(&s.tx)
+            .await?
+            .into_iter()
+            .map(|l| (l.id, l))
+            .collect::<HashMap<_, _>>();
+        let mut links = Vec::new();
+        let reference = ours.id.to_string();
+        let reason = if cancelled {
+            CANCELLED
+        } else if shipped {
+            SHIPPED
+        } else {
+            PLACED
+        };
+        for (n, w) in wanted.iter().enumerate() {
+            let quantity = i32::try_from(w.quantity).unwrap_or(i32::MAX);
+            let line_id = match known.lines.get(w.line_id).map(|r| r.local_id).filter(|id| lines.contains_key(id)) {
+                Some(id) => {
+                    if lines.get(&id).is_some_and(|l| l.quantity != quantity) {
+                        order_line::Entity::update_many()
+                            .col_expr(order_line::Column::Quantity, quantity.into())
+                            .filter(order_line::Column::TenantId.eq(s.tenant()))
+                            .filter(order_line::Column::Id.eq(id))
+                            .exec(&s.tx)
+                            .await?;
+                        changed = true;
+                    }
+                    id
+                }
+                None => {
+                    let m = order_line::Model {
+                        tenant_id: s.tenant(),
+                        id: Uuid::now_v7(),
+                        order_id: ours.id,
+                        variant_id: w.variant_id,
+                        quantity,
+                        line_no: i32::try_from(lines.len() + n).unwrap_or(i32::MAX),
+                    };
+                    order_line::Entity::insert(order_line::ActiveModel::from(m.clone()))
+                        .exec_without_returning(&s.tx)
+                        .await?;
+                    links.push(self.row("order_line", w.line_id, m.id, None, Some(ours.id)));
+                    lines.insert(m.id, m.clone());
+                    changed = true;
+                    m.id
+                }
+            };
+            // Release what the line holds where it no longer ships from, then hold what it should.
+            let held = reservations.get(&line_id);
+            let (was_at, mut holding) = held.map_or((location_id, 0), |r| (r.location_id, i64::from(r.quantity)));
+            if was_at != location_id && holding > 0 {
+                self.hold(s, w, was_at, -holding, &reference, reason).await?;
+                holding = 0;
+            }
+            let at = location_id;
+            let mut target = w.reserve;
+            if target != holding && !self.hold(s, w, at, target - holding, &reference, reason).await? {
+                problems.push(Problem::new(
+                    &o.id,
+                    format!(
+                        "{} of {} cannot be reserved: the store sold more than is available here",
+                        target - holding,
+                        w.sku
+                    ),
+                ));
+                target = holding;
+            }
+            let state = if target > 0 {
+                "active"
+            } else if cancelled {
+                "released"
+            } else {
+                "consumed"
+            };
+            let held_now = i32::try_from(target).unwrap_or(i32::MAX);
+            match held {
+                Some(r) if r.quantity == held_now && r.status == state && r.location_id == at => {}
+                Some(r) => {
+                    reservation::Entity::update_many()
+                        .col_expr(reservation::Column::Quantity, held_now.into())
+                        .col_expr(reservation::Column::Status, state.into())
+                        .col_expr(reservation::Column::LocationId, at.into())
+                        .col_expr(reservation::Column::UpdatedAt, now.into())
+                        .filter(reservation::Column::TenantId.eq(s.tenant()))
+                        .filter(reservation::Column::Id.eq(r.id))
+                        .exec(&s.tx)
+                        .await?;
+                    changed = true;
+                }
+                None => {
+                    reservation::Entity::insert(reservation::ActiveModel {
+                        tenant_id: Set(s.tenant()),
+                        id: Set(Uuid::now_v7()),
+                        order_id: Set(ours.id),
+                        order_line_id: Set(line_id),
+                        variant_id: Set(w.variant_id),
+                        location_id: Set(at),
+                        quantity: Set(held_now),
+                        status: Set(state.into()),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    })
+                    .exec_without_returning(&s.tx)
+                    .await?;
+                    changed = true;
+                }
+            }
+        }
+        if ours.status != status || ours.location_id != location_id {
+            order::Entity::update_many()
+                .col_expr(order::Column::Status, status.into())
+                .col_expr(order::Column::LocationId, location_id.into())
+                .col_expr(order::Column::UpdatedAt, now.into())
+                .filter(order::Column::TenantId.eq(s.tenant()))
+                .filter(order::Column::Id.eq(ours.id))
+                .exec(&s.tx)
+                .await?;
+            changed = true;
+        }
+        let ours = order::Model { status: status.to_owned(), location_id, ..ours };
+        changed |= self.shipments(s, o, &ours, known, &mut links).await?;
+        if created {
+            let lines: Vec<LineRequest> =
+                wanted.iter().map(|w| LineRequest { sku: w.sku.clone(), quantity: w.quantity }).collect();
+            crate::events::emit(s, "order.created", order_payload(&ours, &lines)).await?;
+        }
+        if !created && changed && matches!(status, "cancelled" | "fulfilled") {
+            let kind = if cancelled { "order.cancelled" } else { "order.fulfilled" };
+            crate::events::emit(s, kind, order_payload(&ours, &[])).await?;
+        }
+        // An order applied in part is read again in full by the next sync that sees it.
+        let version = if problems.is_empty() { o.updated_at } else { None };
+        links.push(self.row("order", &o.id, ours.id, version, None));
+        self.link_all(s, links).await?;
+        Ok((changed, problems))
+    }
+
+    /// Changes what `w`'s line holds at `location` by `delta` (guarded: false when available
+    /// stock cannot cover it), records it in the ledger and announces it.
+    async fn hold(
+        &self,
+        s: &Scoped,
+        w: &Wanted<'_>,
+        location: Uuid,
+        delta: i64,
+        reference: &str,
+        reason: &str,
+    ) -> Result<bool, DbErr> {
+        repo::ensure_stock_levels(s, location, &[w.variant_id]).await?;
+        if !repo::change_stock(s, w.variant_id, location, 0, delta).await? {
+            return Ok(false);
+        }
+        let kind = if delta > 0 { "reserve" } else { "release" };
+        repo::append_movement(
+            s,
+            repo::NewMovement {
+                variant_id: w.variant_id,
+                location_id: location,
+                kind,
+                delta_on_hand: 0,
+                delta_reserved: delta,
+                reason,
+                reference,
+                idempotency_key: None,
+            },
+        )
+        .await?;
+        let level = crate::services::stock::level(s, w.variant_id, location).await?;
+        crate::services::stock::announce_change(s, &w.sku, &level, -delta, kind, reason).await?;
+        Ok(true)
+    }
+
+    /// The order's fulfilments as shipments: new ones recorded, cancellations and tracking
+    /// changes carried over. Whether anything changed.
+    async fn shipments(
+        &self,
+        s: &Scoped,
+        o: &ExternalOrder,
+        ours: &order::Model,
+        known: &Known,
+        links: &mut Vec<external_ref::Model>,
+    ) -> Result<bool, DbErr> {
+        let mut changed = false;
+        let now = repo::now();
+        for f in &o.fulfillments {
+            let status = match f.status.as_str() {
+                "cancelled" | "error" | "failure" => "cancelled",
+                _ => "shipped",
+            };
+            let tracking = f.tracking.first();
+            let carrier = tracking.and_then(|t| t.company.clone());
+            let number = tracking.and_then(|t| t.number.clone());
+            let existing = match known.fulfillments.get(&f.id) {
+                Some(r) => {
+                    repo::find::<shipment::Entity>(s).filter(shipment::Column::Id.eq(r.local_id)).one(&s.tx).await?
+                }
+                None => None,
+            };
+            let (sh, description) = match existing {
+                Some(e) if e.status == status && e.carrier == carrier && e.tracking_number == number => continue,
+                Some(e) => {
+                    shipment::Entity::update_many()
+                        .col_expr(shipment::Column::Status, status.into())
+                        .col_expr(shipment::Column::Carrier, carrier.clone().into())
+                        .col_expr(shipment::Column::TrackingNumber, number.clone().into())
+                        .col_expr(shipment::Column::UpdatedAt, now.into())
+                        .filter(shipment::Column::TenantId.eq(s.tenant()))
+                        .filter(shipment::Column::Id.eq(e.id))
+                        .exec(&s.tx)
+                        .await?;
+                    let what = if e.status != status { "cancelled in the connected store" } else { "tracking updated" };
+                    (
+                        shipment::Model {
+                            status: status.into(),
+                            carrier,
+                            tracking_number: number,
+                            updated_at: now,
+                            ..e
+                        },
+                        what,
+                    )
+                }
+                None if status == "cancelled" => continue,
+                None => {
+                    let location_id = f
+                        .location_id
+                        .as_ref()
+                        .and_then(|l| known.locations.get(l))
+                        .copied()
+                        .unwrap_or(ours.location_id);
+                    let m = shipment::Model {
+                        tenant_id: s.tenant(),
+                        id: Uuid::now_v7(),
+                        order_id: ours.id,
+                        location_id,
+                        status: status.into(),
+                        carrier,
+                        tracking_number: number,
+                        created_at: f.created_at.unwrap_or(now),
+                        updated_at: now,
+                    };
+                    shipment::Entity::insert(shipment::ActiveModel::from(m.clone()))
+                        .exec_without_returning(&s.tx)
+                        .await?;
+                    links.push(self.row("fulfillment", &f.id, m.id, None, Some(ours.id)));
+                    (m, SHIPPED)
+                }
+            };
+            shipment_event::Entity::insert(shipment_event::ActiveModel {
+                tenant_id: Set(s.tenant()),
+                id: Set(Uuid::now_v7()),
+                shipment_id: Set(sh.id),
+                status: Set(sh.status.clone()),
+                description: Set(description.into()),
+                occurred_at: Set(now),
+            })
+            .exec_without_returning(&s.tx)
+            .await?;
+            crate::events::emit(s, "shipment.updated", shipment_payload(&sh, description)).await?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
+/// Whether an order of ours mirrors a store's (and so changes only there).
+pub async fn is_mirrored(s: &Scoped, order_id: Uuid) -> Result<bool, DbErr> {
+    let found = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::LocalId.eq(order_id))
+        .filter(external_ref::Column::Kind.eq("order"))
+        .one(&s.tx)
+        .await?;
+    Ok(found.is_some())
+}
