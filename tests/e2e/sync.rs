@@ -689,8 +689,8 @@ async fn a_base_url_into_the_servers_own_network_is_refused_unless_allowed() {
 }
 
 /// On hand and reserved per (SKU, location code), where either is not zero.
-async fn holdings(app: &TestApp, t: &TestTenant) -> BTreeMap<(String, String), (i64, i64)> {
-    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+async fn holdings(app: &TestApp, tenant: uuid::Uuid) -> BTreeMap<(String, String), (i64, i64)> {
+    let s = app.state.db.scoped(tenant, TxMode::Read).await.expect("tx");
     let variants: BTreeMap<_, _> =
         variant::Entity::find().all(&s.tx).await.expect("variants").into_iter().map(|v| (v.id, v.sku)).collect();
     let locations: BTreeMap<_, _> =
@@ -751,7 +751,7 @@ async fn orders_flow_in_reserving_what_the_shop_committed_and_their_fulfilments_
     assert_eq!(first["status"], "COMPLETED", "{first}");
     assert_eq!(count(&first, "ORDERS"), (2, 0, 0), "{first}");
     // Reserved here is what the shop committed, everywhere: available is what it can still sell.
-    assert_eq!(holdings(&app, &t).await, shop_holdings(&mock.shop()));
+    assert_eq!(holdings(&app, t.id).await, shop_holdings(&mock.shop()));
     let ours = orders_of(&app, &t).await;
     assert_eq!(ours[&format!("shopify-{a}")], ("reserved".to_owned(), vec![]));
     assert_eq!(ours[&format!("shopify-{b}")].0, "reserved");
@@ -763,7 +763,7 @@ async fn orders_flow_in_reserving_what_the_shop_committed_and_their_fulfilments_
     });
     let second = sync(&app, &t, &connector, false).await;
     assert_eq!(count(&second, "ORDERS"), (2, 0, 0), "{second}");
-    assert_eq!(holdings(&app, &t).await, shop_holdings(&mock.shop()), "the shipment and the release mirrored");
+    assert_eq!(holdings(&app, t.id).await, shop_holdings(&mock.shop()), "the shipment and the release mirrored");
     let ours = orders_of(&app, &t).await;
     assert_eq!(
         ours[&format!("shopify-{a}")],
@@ -779,7 +779,7 @@ async fn orders_flow_in_reserving_what_the_shop_committed_and_their_fulfilments_
     let ours = orders_of(&app, &t).await;
     assert_eq!(ours[&format!("shopify-{a}")].0, "fulfilled");
     assert_eq!(ours[&format!("shopify-{a}")].1.len(), 2);
-    assert_eq!(holdings(&app, &t).await, shop_holdings(&mock.shop()));
+    assert_eq!(holdings(&app, t.id).await, shop_holdings(&mock.shop()));
     let again = sync(&app, &t, &connector, false).await;
     assert_eq!(count(&again, "ORDERS").0, 0, "{again}");
     let full = sync(&app, &t, &connector, true).await;
@@ -828,7 +828,7 @@ async fn scenario_6_an_order_update_before_its_create_and_late_copies_end_in_the
     assert_eq!(deliver("orders/create", "wh-o1", body("2026-11-02T05:00:00-05:00")).await, 200);
     app.drain_jobs().await;
     assert_eq!(orders_of(&app, &t).await.len(), 1, "one order for both deliveries");
-    assert_eq!(holdings(&app, &t).await, shop_holdings(&mock.shop()));
+    assert_eq!(holdings(&app, t.id).await, shop_holdings(&mock.shop()));
 
     // Shipped; then a late copy of the create arrives: the order stays shipped.
     mock.edit(|s| s.fulfill(order, 0, None, "1Z1", at("2026-11-03T10:00:00Z")));
@@ -843,10 +843,44 @@ async fn scenario_6_an_order_update_before_its_create_and_late_copies_end_in_the
     );
     // Reserved is released; on hand follows the shop's level (its webhook is the level's own).
     let sku = mock.shop().variants[&ids[0]].sku.clone();
-    assert_eq!(holdings(&app, &t).await[&(sku, format!("shopify-{loc}"))].1, 0);
+    assert_eq!(holdings(&app, t.id).await[&(sku, format!("shopify-{loc}"))].1, 0);
     let statuses = webhook_statuses(&app, &t).await;
     assert!(
         ["wh-o1", "wh-o2", "wh-o3", "wh-f1", "wh-o1-late"].iter().all(|w| statuses[*w] == "applied"),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn the_demo_with_a_shop_fills_the_demo_tenant_from_the_mock_through_the_api() {
+    use qm_api::jobs::worker::{self, Registry, WorkerConfig};
+    use qm_tests::shopify_demo;
+    let app = TestApp::spawn().await;
+    let end = at("2026-11-30T00:00:00Z").date_naive();
+    let params = qm_domain::demo::DemoParams { seed: 7, end, days: 30, products: 3 };
+    let seeded = qm_api::demo::seed(&app.state.db, &params).await.expect("demo seeded");
+    let token =
+        app.state.jwt.mint(seeded.tenant_id, "demo-admin", &[Role::Owner], None, Utc::now()).expect("owner token");
+    let shop = shopify_demo::shop(60, at("2026-12-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), shopify_demo::TOKEN).await;
+    let cfg = WorkerConfig { poll: Duration::from_millis(50), ..WorkerConfig::default() };
+    let (stop, workers) = worker::spawn(app.state.clone(), Registry::standard(), cfg);
+
+    let run = shopify_demo::connect(&app.address, &token, &mock, Duration::from_secs(120)).await.expect("connected");
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(count(&run, "CATALOG"), (60, 0, 0), "{run}");
+    assert_eq!(count(&run, "ORDERS"), (6, 0, 0), "{run}");
+    // The demo tenant holds the shop's stock and commitments beside its own data.
+    let ours = holdings(&app, seeded.tenant_id).await;
+    for (key, theirs) in shop_holdings(&mock.shop()) {
+        assert_eq!(ours.get(&key), Some(&theirs), "{key:?}");
+    }
+    assert!(ours.len() > shop_holdings(&mock.shop()).len(), "the demo's own stock stays");
+    // Run again (a second demo start against a new mock): the connector is pointed at it, not
+    // installed twice, and nothing changes.
+    let again = shopify_demo::connect(&app.address, &token, &mock, Duration::from_secs(120)).await.expect("again");
+    assert_eq!(again["status"], "COMPLETED", "{again}");
+    assert_eq!(count(&again, "CATALOG").0, 0, "{again}");
+    let _ = stop.send(true);
+    workers.await.expect("workers stop");
 }

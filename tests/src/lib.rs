@@ -383,6 +383,7 @@ impl Drop for TestApp {
     }
 }
 
+pub mod shopify_demo;
 pub mod shopify_mock;
 
 /// A minimal graphql-transport-ws client (the protocol of the `graphql-ws` library), speaking

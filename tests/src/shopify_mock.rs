@@ -369,8 +369,10 @@ fn order_node(o: &Order) -> Value {
 
 /// An `orders` cursor: the sort value (`updated_at`) and the id, as Shopify's carry both.
 fn order_cursor(o: &Order) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(json!({ "last_id": o.id, "last_value": time(o.updated_at) }).to_string())
+    base64::engine::general_purpose::STANDARD.encode(
+        json!({ "last_id": o.id, "last_value": o.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true) })
+            .to_string(),
+    )
 }
 
 fn graphql_error(message: &str, code: &str) -> Value {
