@@ -785,6 +785,19 @@ async fn orders_flow_in_reserving_what_the_shop_committed_and_their_fulfilments_
     let full = sync(&app, &t, &connector, true).await;
     assert_eq!(count(&full, "ORDERS"), (0, 2, 0), "a full sync re-reads and finds nothing to change: {full}");
     assert_eq!(orders_of(&app, &t).await.len(), 2, "no duplicates");
+    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+    let mut numbers: Vec<(uuid::Uuid, i32)> = qm_api::db::entities::order_line::Entity::find()
+        .all(&s.tx)
+        .await
+        .expect("lines")
+        .into_iter()
+        .map(|l| (l.order_id, l.line_no))
+        .collect();
+    s.commit().await.expect("commit");
+    numbers.sort();
+    let per_order: Vec<i32> = numbers.iter().map(|(_, n)| *n).collect();
+    assert_eq!(per_order.len(), 3, "one line of ours per line of theirs");
+    assert!(per_order == [0, 1, 0] || per_order == [0, 0, 1], "lines numbered in order: {numbers:?}");
 
     // The store owns its orders: ours refuse to change them.
     let d = app.data(&t.owner_key, "{ orders(first: 5) { nodes { id externalId } } }", json!({})).await;

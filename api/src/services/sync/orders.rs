@@ -172,7 +172,7 @@ impl Applier<'_> {
                             external_id,
                             location_id,
                             status: status.to_owned(),
-                            ship_to: Some(serde_json::json!({ "name": o.name })),
+                            ship_to: None,
                             created_at: o.created_at.unwrap_or(now),
                             updated_at: now,
                         };
@@ -208,7 +208,7 @@ impl Applier<'_> {
         } else {
             PLACED
         };
-        for (n, w) in wanted.iter().enumerate() {
+        for w in &wanted {
             let quantity = i32::try_from(w.quantity).unwrap_or(i32::MAX);
             let line_id = match known.lines.get(w.line_id).map(|r| r.local_id).filter(|id| lines.contains_key(id)) {
                 Some(id) => {
@@ -230,7 +230,8 @@ impl Applier<'_> {
                         order_id: ours.id,
                         variant_id: w.variant_id,
                         quantity,
-                        line_no: i32::try_from(lines.len() + n).unwrap_or(i32::MAX),
+                        // After every line the order already has (new ones join `lines` below).
+                        line_no: i32::try_from(lines.len()).unwrap_or(i32::MAX),
                     };
                     order_line::Entity::insert(order_line::ActiveModel::from(m.clone()))
                         .exec_without_returning(&s.tx)
