@@ -17,6 +17,11 @@ fn text_ok(s: &str, max: usize) -> bool {
     !s.trim().is_empty() && s.chars().count() <= max
 }
 
+/// A product handle: 1 to 255 characters without whitespace (ours, or one a provider sends).
+pub(crate) fn is_handle(h: &str) -> bool {
+    text_ok(h, 255) && !h.chars().any(char::is_whitespace)
+}
+
 pub struct LocationUpsert {
     /// `Some(None)`: an ID was given but did not parse.
     pub id: Option<Option<Uuid>>,
@@ -128,7 +133,7 @@ pub struct ProductUpsert {
 #[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn upsert_product(db: &Db, p: &Principal, req: &ProductUpsert) -> Result<Outcome<product::Model>, DbErr> {
     let mut errors = Vec::new();
-    if !text_ok(&req.handle, 255) || req.handle.chars().any(char::is_whitespace) {
+    if !is_handle(&req.handle) {
         errors.push(UserError::invalid(&["input", "handle"], "handle must be 1 to 255 characters without spaces"));
     }
     if !text_ok(&req.title, 255) {

@@ -49,6 +49,17 @@ pub async fn variant_by_sku(s: &Scoped, sku: &str) -> Result<Option<variant::Mod
     repo::find::<variant::Entity>(s).filter(variant::Column::Sku.eq(sku)).one(&s.tx).await
 }
 
+/// The SKUs of `ids` (those that exist), in statements of at most 500 ids.
+pub async fn skus(s: &Scoped, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, String>, DbErr> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        for v in repo::find::<variant::Entity>(s).filter(variant::Column::Id.is_in(chunk.to_vec())).all(&s.tx).await? {
+            out.insert(v.id, v.sku);
+        }
+    }
+    Ok(out)
+}
+
 /// Resolves a global ID's parts to an object the principal may see, or `None`.
 pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Option<Node>, DbErr> {
     if !p.has(Role::can_read) {

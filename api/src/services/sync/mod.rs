@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use qm_connectors::ProviderError;
 use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits};
 use qm_connectors::source::{
-    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalVariant, InventorySource,
-    LocationSource, OrderSource, Problem,
+    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalProduct, ExternalVariant,
+    InventorySource, LocationSource, OrderSource, Problem,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::OnConflict};
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::db::entities::{
     Dec, connector, external_ref, location, product, stock_level, sync_cursor, sync_run, variant,
 };
-use crate::db::{Db, Scoped, TxMode, repo};
+use crate::db::{Scoped, TxMode, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
@@ -102,17 +102,16 @@ pub async fn queue_push(s: &Scoped, movement: &crate::db::entities::stock_moveme
         return Ok(());
     }
     let items = linked("inventory_item", movement.variant_id).all(&s.tx).await?;
-    for location in locations {
+    let active: HashSet<Uuid> = repo::find::<connector::Entity>(s)
+        .filter(connector::Column::Id.is_in(locations.iter().map(|l| l.connector_id).collect::<Vec<_>>()))
+        .filter(connector::Column::Status.eq("active"))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    for location in locations.iter().filter(|l| active.contains(&l.connector_id)) {
         let Some(item) = items.iter().find(|i| i.connector_id == location.connector_id) else { continue };
-        let active = repo::find::<connector::Entity>(s)
-            .filter(connector::Column::Id.eq(location.connector_id))
-            .filter(connector::Column::Status.eq("active"))
-            .one(&s.tx)
-            .await?
-            .is_some();
-        if !active {
-            continue;
-        }
         let mut job = NewJob::new(
             PUSH,
             json!({
@@ -383,16 +382,22 @@ impl Handler for SyncJob {
             Ok(()) => Ok(()),
             Err(SliceError::Provider(e)) => {
                 if e.is_retryable() && !last_attempt {
-                    note_error(&state.db, job.tenant_id, run_id, &e.to_string()).await?;
+                    let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+                    note_error(&s, run_id, &e.to_string()).await?;
+                    s.commit().await?;
                 }
                 on_provider_error(e, last_attempt, |e| async move {
                     let paused = matches!(e, ProviderError::Unauthorized(_));
-                    fail(&state.db, job.tenant_id, run_id, &e.to_string(), paused).await
+                    let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+                    fail(&s, run_id, &e.to_string(), paused).await?;
+                    s.commit().await
                 })
                 .await
             }
             Err(SliceError::Db(e)) if last_attempt => {
-                fail(&state.db, job.tenant_id, run_id, &format!("database: {e}"), false).await?;
+                let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+                fail(&s, run_id, &format!("database: {e}"), false).await?;
+                s.commit().await?;
                 Err(e.into())
             }
             Err(SliceError::Db(e)) => Err(e.into()),
@@ -438,20 +443,24 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
     if !matches!(run.status.as_str(), "queued" | "running") {
         return Ok(());
     }
-    let Some(c) = c.filter(|c| c.status == "active") else {
-        fail(&state.db, tenant, run_id, "the connector is paused or uninstalled", false).await?;
-        return Ok(());
+    let client = match c.filter(|c| c.status == "active") {
+        None => Err("the connector is paused or uninstalled"),
+        Some(c) => state.providers.shopify(state, &c).map(|client| (c, client)).ok_or(NO_CREDENTIALS),
     };
-    let Some(client) = state.providers.shopify(state, &c) else {
-        fail(&state.db, tenant, run_id, NO_CREDENTIALS, false).await?;
-        return Ok(());
+    let (c, client) = match client {
+        Ok(found) => found,
+        Err(why) => {
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            fail(&s, run_id, why, false).await?;
+            return Ok(s.commit().await?);
+        }
     };
     if run.status == "queued" {
         let s = state.db.scoped(tenant, TxMode::Write).await?;
         sync_run::Entity::update_many()
             .col_expr(sync_run::Column::Status, "running".into())
             .col_expr(sync_run::Column::StartedAt, Some(repo::now()).into())
-            .filter(sync_run::Column::TenantId.eq(tenant))
+            .filter(sync_run::Column::TenantId.eq(s.tenant()))
             .filter(sync_run::Column::Id.eq(run_id))
             .exec(&s.tx)
             .await?;
@@ -465,15 +474,40 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
     let mut location_since: Option<(String, Option<DateTime<Utc>>)> = None;
     loop {
         let Some(resource) = resources.iter().find(|r| !pos.done.contains(r)).cloned() else {
-            finish(&state.db, tenant, run_id, &pos).await?;
-            return Ok(());
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            finish(&s, run_id, &pos).await?;
+            return Ok(s.commit().await?);
         };
         if pos.resource.as_deref() != Some(resource.as_str()) {
             pos = Position { resource: Some(resource.clone()), cursor: None, location: None, newest: None, ..pos };
         }
-        if since.as_ref().is_none_or(|(r, _)| *r != resource) {
-            let from = if run.full_sync { None } else { since_of(&state.db, tenant, c.id, &resource).await? };
-            since = Some((resource.clone(), from));
+        // Where this page reads from, looked up in one short read when the resource or the
+        // provider location changes (not on every page, and never during a provider call).
+        let new_resource = since.as_ref().is_none_or(|(r, _)| *r != resource);
+        let new_location = resource == "inventory"
+            && (pos.location.is_none() || location_since.as_ref().map(|(at, _)| at) != pos.location.as_ref());
+        if new_resource || new_location {
+            let r = state.db.scoped(tenant, TxMode::Read).await?;
+            if new_resource {
+                let from = if run.full_sync { None } else { since_of(&r, c.id, &resource).await? };
+                since = Some((resource.clone(), from));
+            }
+            if new_location {
+                if pos.location.is_none() {
+                    pos.location = next_location(&r, c.id, None).await?;
+                }
+                if let Some(l) = &pos.location {
+                    let from = match since.as_ref().and_then(|(_, t)| *t) {
+                        Some(_) if linked_since_last_sync(&r, c.id, l).await? => {
+                            tracing::debug!(location = %l, "a newly linked location is read whole");
+                            None
+                        }
+                        other => other,
+                    };
+                    location_since = Some((l.clone(), from));
+                }
+            }
+            r.commit().await?;
         }
         let since_resource = since.as_ref().and_then(|(_, t)| *t);
         let continue_after = started.elapsed() >= within_lease(state, SLICE);
@@ -484,30 +518,14 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             }
             "catalog" => Step::Catalog(client.variants(since_resource, pos.cursor.as_deref()).await?),
             "orders" => Step::Orders(client.orders(since_resource, pos.cursor.as_deref()).await?),
-            "inventory" => {
-                let location = match &pos.location {
-                    Some(l) => Some(l.clone()),
-                    None => next_location(&state.db, tenant, c.id, None).await?,
-                };
-                match location {
-                    Some(l) => {
-                        if location_since.as_ref().is_none_or(|(at, _)| *at != l) {
-                            let from = match since_resource {
-                                Some(_) if linked_since_last_sync(&state.db, tenant, c.id, &l).await? => {
-                                    tracing::debug!(location = %l, "a newly linked location is read whole");
-                                    None
-                                }
-                                other => other,
-                            };
-                            location_since = Some((l.clone(), from));
-                        }
-                        let from = location_since.as_ref().and_then(|(_, t)| *t);
-                        let batch = client.levels(&l, from, pos.cursor.as_deref()).await?;
-                        Step::Inventory(l, batch)
-                    }
-                    None => Step::Inventory(String::new(), Batch::default()),
+            "inventory" => match pos.location.clone() {
+                Some(l) => {
+                    let from = location_since.as_ref().and_then(|(_, t)| *t);
+                    let batch = client.levels(&l, from, pos.cursor.as_deref()).await?;
+                    Step::Inventory(l, batch)
                 }
-            }
+                None => Step::Inventory(String::new(), Batch::default()),
+            },
             other => return Err(ProviderError::Permanent(format!("unknown resource {other}")).into()),
         };
         let s = state.db.scoped(tenant, TxMode::Write).await?;
@@ -552,7 +570,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             (None, Some(l)) => {
                 // This provider location is done: the next one, or the end of inventory.
                 pos.cursor = None;
-                pos.location = next_location(&state.db, tenant, c.id, Some(&l)).await?;
+                pos.location = next_location(&s, c.id, Some(&l)).await?;
                 if pos.location.is_none() {
                     complete_resource(&s, c.id, &resource, run_id, pos.newest).await?;
                     pos.done.push(resource.clone());
@@ -599,15 +617,12 @@ struct Applied {
 }
 
 /// The next provider location (in id order) after `after` that is linked to one of ours.
-async fn next_location(db: &Db, tenant: Uuid, connector: Uuid, after: Option<&str>) -> Result<Option<String>, DbErr> {
-    let s = db.scoped(tenant, TxMode::Read).await?;
-    let mut q = refs_of(&s, connector, "location");
+async fn next_location(s: &Scoped, connector: Uuid, after: Option<&str>) -> Result<Option<String>, DbErr> {
+    let mut q = refs_of(s, connector, "location");
     if let Some(a) = after {
         q = q.filter(external_ref::Column::ExternalId.gt(a));
     }
-    let found = q.order_by_asc(external_ref::Column::ExternalId).one(&s.tx).await?;
-    s.commit().await?;
-    Ok(found.map(|r| r.external_id))
+    Ok(q.order_by_asc(external_ref::Column::ExternalId).one(&s.tx).await?.map(|r| r.external_id))
 }
 
 fn refs_of(s: &Scoped, connector: Uuid, kind: &str) -> sea_orm::Select<external_ref::Entity> {
@@ -619,16 +634,10 @@ fn refs_of(s: &Scoped, connector: Uuid, kind: &str) -> sea_orm::Select<external_
 /// Whether provider location `location` was linked after the inventory last synced completely:
 /// its levels are then read whole, however old their last change (an incremental read would
 /// leave out every level that did not change since the last sync).
-async fn linked_since_last_sync(db: &Db, tenant: Uuid, connector: Uuid, location: &str) -> Result<bool, DbErr> {
-    let s = db.scoped(tenant, TxMode::Read).await?;
-    let cursor = repo::find::<sync_cursor::Entity>(&s)
-        .filter(sync_cursor::Column::ConnectorId.eq(connector))
-        .filter(sync_cursor::Column::Resource.eq("inventory"))
-        .one(&s.tx)
-        .await?;
+async fn linked_since_last_sync(s: &Scoped, connector: Uuid, location: &str) -> Result<bool, DbErr> {
+    let cursor = cursor_of(s, connector, "inventory").await?;
     let link =
-        refs_of(&s, connector, "location").filter(external_ref::Column::ExternalId.eq(location)).one(&s.tx).await?;
-    s.commit().await?;
+        refs_of(s, connector, "location").filter(external_ref::Column::ExternalId.eq(location)).one(&s.tx).await?;
     Ok(match (cursor.and_then(|c| c.last_synced_at), link) {
         (Some(synced), Some(link)) => link.updated_at > synced,
         (None, _) => true,
@@ -638,15 +647,17 @@ async fn linked_since_last_sync(db: &Db, tenant: Uuid, connector: Uuid, location
 
 /// Where an incremental sync of `resource` starts: a little before the newest change the last
 /// completed sync saw; `None` (everything) before the first.
-async fn since_of(db: &Db, tenant: Uuid, connector: Uuid, resource: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let s = db.scoped(tenant, TxMode::Read).await?;
-    let found = repo::find::<sync_cursor::Entity>(&s)
+async fn since_of(s: &Scoped, connector: Uuid, resource: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(cursor_of(s, connector, resource).await?.and_then(|c| c.since).map(|t| t - OVERLAP))
+}
+
+/// The cursor of one resource of a connector.
+async fn cursor_of(s: &Scoped, connector: Uuid, resource: &str) -> Result<Option<sync_cursor::Model>, DbErr> {
+    repo::find::<sync_cursor::Entity>(s)
         .filter(sync_cursor::Column::ConnectorId.eq(connector))
         .filter(sync_cursor::Column::Resource.eq(resource))
         .one(&s.tx)
-        .await?;
-    s.commit().await?;
-    Ok(found.and_then(|c| c.since).map(|t| t - OVERLAP))
+        .await
 }
 
 async fn complete_resource(
@@ -657,11 +668,7 @@ async fn complete_resource(
     newest: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
     let now = repo::now();
-    let existing = repo::find::<sync_cursor::Entity>(s)
-        .filter(sync_cursor::Column::ConnectorId.eq(connector))
-        .filter(sync_cursor::Column::Resource.eq(resource))
-        .one(&s.tx)
-        .await?;
+    let existing = cursor_of(s, connector, resource).await?;
     let since = existing.as_ref().and_then(|e| e.since).max(newest);
     let row = sync_cursor::Model {
         tenant_id: s.tenant(),
@@ -691,17 +698,12 @@ async fn upsert_cursor(s: &Scoped, row: sync_cursor::Model) -> Result<(), DbErr>
 }
 
 /// Records a failed attempt on the run's current resource (the run goes on after the retry).
-async fn note_error(db: &Db, tenant: Uuid, run_id: Uuid, error: &str) -> Result<(), DbErr> {
-    let s = db.scoped(tenant, TxMode::Write).await?;
-    let Some(run) = run_by_id(&s, run_id).await? else { return Ok(()) };
+async fn note_error(s: &Scoped, run_id: Uuid, error: &str) -> Result<(), DbErr> {
+    let Some(run) = run_by_id(s, run_id).await? else { return Ok(()) };
     let resource = position_of(&run).resource.unwrap_or_else(|| "locations".into());
-    let existing = repo::find::<sync_cursor::Entity>(&s)
-        .filter(sync_cursor::Column::ConnectorId.eq(run.connector_id))
-        .filter(sync_cursor::Column::Resource.eq(resource.as_str()))
-        .one(&s.tx)
-        .await?;
+    let existing = cursor_of(s, run.connector_id, &resource).await?;
     let row = sync_cursor::Model {
-        tenant_id: tenant,
+        tenant_id: s.tenant(),
         connector_id: run.connector_id,
         resource,
         since: existing.as_ref().and_then(|e| e.since),
@@ -711,29 +713,27 @@ async fn note_error(db: &Db, tenant: Uuid, run_id: Uuid, error: &str) -> Result<
         error_count: existing.as_ref().map_or(0, |e| e.error_count) + 1,
         updated_at: repo::now(),
     };
-    upsert_cursor(&s, row).await?;
+    upsert_cursor(s, row).await?;
     sync_run::Entity::update_many()
         .col_expr(sync_run::Column::Error, Some(error.chars().take(500).collect::<String>()).into())
-        .filter(sync_run::Column::TenantId.eq(tenant))
+        .filter(sync_run::Column::TenantId.eq(s.tenant()))
         .filter(sync_run::Column::Id.eq(run_id))
         .exec(&s.tx)
         .await?;
-    s.commit().await
+    Ok(())
 }
 
-async fn finish(db: &Db, tenant: Uuid, run_id: Uuid, pos: &Position) -> Result<(), DbErr> {
-    let s = db.scoped(tenant, TxMode::Write).await?;
+async fn finish(s: &Scoped, run_id: Uuid, pos: &Position) -> Result<(), DbErr> {
     sync_run::Entity::update_many()
         .col_expr(sync_run::Column::Status, "completed".into())
         .col_expr(sync_run::Column::Position, json!(pos).into())
         .col_expr(sync_run::Column::Error, Option::<String>::None.into())
         .col_expr(sync_run::Column::FinishedAt, Some(repo::now()).into())
-        .filter(sync_run::Column::TenantId.eq(tenant))
+        .filter(sync_run::Column::TenantId.eq(s.tenant()))
         .filter(sync_run::Column::Id.eq(run_id))
         .filter(sync_run::Column::Status.is_in(["queued", "running"]))
         .exec(&s.tx)
         .await?;
-    s.commit().await?;
     tracing::info!(run = %run_id, "sync completed");
     Ok(())
 }
@@ -749,28 +749,26 @@ async fn pause_refused(s: &Scoped, connector_id: Uuid, refusal: &str) -> Result<
 
 /// Fails the run with `error`; when the provider refused the credentials, pauses the connector
 /// too (only this tenant's).
-async fn fail(db: &Db, tenant: Uuid, run_id: Uuid, error: &str, pause: bool) -> Result<(), DbErr> {
-    note_error(db, tenant, run_id, error).await?;
-    let s = db.scoped(tenant, TxMode::Write).await?;
-    let Some(run) = run_by_id(&s, run_id).await? else { return Ok(()) };
+async fn fail(s: &Scoped, run_id: Uuid, error: &str, pause: bool) -> Result<(), DbErr> {
+    note_error(s, run_id, error).await?;
+    let Some(run) = run_by_id(s, run_id).await? else { return Ok(()) };
     let updated = sync_run::Entity::update_many()
         .col_expr(sync_run::Column::Status, "failed".into())
         .col_expr(sync_run::Column::Error, Some(error.chars().take(500).collect::<String>()).into())
         .col_expr(sync_run::Column::FinishedAt, Some(repo::now()).into())
-        .filter(sync_run::Column::TenantId.eq(tenant))
+        .filter(sync_run::Column::TenantId.eq(s.tenant()))
         .filter(sync_run::Column::Id.eq(run_id))
         .filter(sync_run::Column::Status.is_in(["queued", "running"]))
         .exec(&s.tx)
         .await?;
     if updated.rows_affected == 0 {
         // Already finished (a retried failure): announced then.
-        return s.commit().await;
+        return Ok(());
     }
     if pause {
-        pause_refused(&s, run.connector_id, error).await?;
+        pause_refused(s, run.connector_id, error).await?;
     }
-    announce_failure(&s, &run, error, pause).await?;
-    s.commit().await?;
+    announce_failure(s, &run, error, pause).await?;
     tracing::warn!(run = %run_id, error, "sync failed");
     Ok(())
 }
@@ -819,6 +817,106 @@ struct Applier<'a> {
 /// Whether a stored version makes a record at `version` stale (the same or older).
 fn stale(stored: Option<DateTime<Utc>>, version: Option<DateTime<Utc>>) -> bool {
     matches!((stored, version), (Some(s), Some(v)) if v <= s)
+}
+
+/// The products a catalog page touches: read in bulk, each brought up to date or created once.
+struct PageProducts {
+    /// Provider product id → ours.
+    refs: HashMap<String, Uuid>,
+    models: HashMap<Uuid, product::Model>,
+    by_handle: HashMap<String, Uuid>,
+    /// Provider products already brought up to date by an earlier variant of the page.
+    fresh: HashSet<String>,
+    /// New products, inserted before the page's variants.
+    created: Vec<product::Model>,
+}
+
+impl PageProducts {
+    async fn load(a: &Applier<'_>, s: &Scoped, records: &[ExternalVariant]) -> Result<Self, DbErr> {
+        let refs: HashMap<String, Uuid> = a
+            .refs(s, "product", records.iter().map(|v| v.product.id.clone()))
+            .await?
+            .into_iter()
+            .map(|(k, r)| (k, r.local_id))
+            .collect();
+        let mut page = PageProducts {
+            refs,
+            models: HashMap::new(),
+            by_handle: HashMap::new(),
+            fresh: HashSet::new(),
+            created: vec![],
+        };
+        let ids: Vec<Uuid> = page.refs.values().copied().collect();
+        let handles: Vec<String> = records.iter().map(|v| v.product.handle.clone()).collect();
+        for found in [
+            repo::find::<product::Entity>(s).filter(product::Column::Id.is_in(ids)).all(&s.tx).await?,
+            repo::find::<product::Entity>(s).filter(product::Column::Handle.is_in(handles)).all(&s.tx).await?,
+        ] {
+            for p in found {
+                page.by_handle.insert(p.handle.clone(), p.id);
+                page.models.insert(p.id, p);
+            }
+        }
+        Ok(page)
+    }
+
+    /// Ours for provider product `p` (linked, else the one with its handle), updated to the
+    /// provider's title, status and category, or created; `None` when its handle is not usable.
+    async fn resolve(
+        &mut self,
+        a: &Applier<'_>,
+        s: &Scoped,
+        p: &ExternalProduct,
+        now: DateTime<Utc>,
+        links: &mut Vec<external_ref::Model>,
+    ) -> Result<Option<Uuid>, DbErr> {
+        let found = self.refs.get(&p.id).copied().or_else(|| self.by_handle.get(&p.handle).copied());
+        if let Some(id) = found
+            && self.fresh.contains(&p.id)
+        {
+            return Ok(Some(id));
+        }
+        let title =
+            if p.title.trim().is_empty() { p.handle.clone() } else { p.title.trim().chars().take(255).collect() };
+        let id = match found.and_then(|id| self.models.get_mut(&id)) {
+            Some(e) => {
+                if e.title != title || e.status != p.status || e.category != p.category {
+                    let mut am: product::ActiveModel = e.clone().into();
+                    am.title = Set(title.clone());
+                    am.status = Set(p.status.clone());
+                    am.category = Set(p.category.clone());
+                    am.updated_at = Set(now);
+                    sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+                    (e.title, e.status, e.category) = (title, p.status.clone(), p.category.clone());
+                }
+                e.id
+            }
+            None if !crate::services::catalog::is_handle(&p.handle) => return Ok(None),
+            None => {
+                let m = product::Model {
+                    tenant_id: s.tenant(),
+                    id: Uuid::now_v7(),
+                    title,
+                    handle: p.handle.clone(),
+                    category: p.category.clone(),
+                    status: p.status.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                self.by_handle.insert(m.handle.clone(), m.id);
+                self.models.insert(m.id, m.clone());
+                let id = m.id;
+                self.created.push(m);
+                id
+            }
+        };
+        if self.refs.get(&p.id) != Some(&id) {
+            links.push(a.row("product", &p.id, id, None, None));
+            self.refs.insert(p.id.clone(), id);
+        }
+        self.fresh.insert(p.id.clone());
+        Ok(Some(id))
+    }
 }
 
 impl Applier<'_> {
@@ -955,25 +1053,7 @@ impl Applier<'_> {
     async fn catalog(&self, s: &Scoped, records: &[ExternalVariant]) -> Result<Applied, DbErr> {
         let mut out = Applied::default();
         let variant_refs = self.refs(s, "variant", records.iter().map(|v| v.id.clone())).await?;
-        let mut product_refs: HashMap<String, Uuid> = self
-            .refs(s, "product", records.iter().map(|v| v.product.id.clone()))
-            .await?
-            .into_iter()
-            .map(|(k, r)| (k, r.local_id))
-            .collect();
-        let mut products: HashMap<Uuid, product::Model> = HashMap::new();
-        let mut by_handle: HashMap<String, Uuid> = HashMap::new();
-        let ids: Vec<Uuid> = product_refs.values().copied().collect();
-        let handles: Vec<String> = records.iter().map(|v| v.product.handle.clone()).collect();
-        for found in [
-            repo::find::<product::Entity>(s).filter(product::Column::Id.is_in(ids)).all(&s.tx).await?,
-            repo::find::<product::Entity>(s).filter(product::Column::Handle.is_in(handles)).all(&s.tx).await?,
-        ] {
-            for p in found {
-                by_handle.insert(p.handle.clone(), p.id);
-                products.insert(p.id, p);
-            }
-        }
+        let mut products = PageProducts::load(self, s, records).await?;
         let mut variants: HashMap<Uuid, variant::Model> = HashMap::new();
         let mut by_sku: HashMap<String, Uuid> = HashMap::new();
         let ids: Vec<Uuid> = variant_refs.values().map(|r| r.local_id).collect();
@@ -996,10 +1076,8 @@ impl Applier<'_> {
             .map(|r| (r.local_id, r.external_id))
             .collect();
         let now = repo::now();
-        let (mut new_products, mut new_variants, mut links) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut new_variants, mut links) = (Vec::new(), Vec::new());
         let mut variant_updates: Vec<variant::ActiveModel> = Vec::new();
-        // Products already brought up to date by an earlier variant of this page.
-        let mut fresh = HashSet::new();
         for v in records {
             out.newest = out.newest.max(v.updated_at);
             let known = variant_refs.get(&v.id);
@@ -1032,59 +1110,9 @@ impl Applier<'_> {
                 out.problems.push(Problem::new(&v.id, message));
                 continue;
             }
-            let p = &v.product;
-            let product_id = match product_refs.get(&p.id).copied().or_else(|| by_handle.get(&p.handle).copied()) {
-                Some(id) if fresh.contains(&p.id) => id,
-                found => {
-                    let title = if p.title.trim().is_empty() {
-                        p.handle.clone()
-                    } else {
-                        p.title.trim().chars().take(255).collect()
-                    };
-                    let id = match found.and_then(|id| products.get_mut(&id)) {
-                        Some(e) => {
-                            if e.title != title || e.status != p.status || e.category != p.category {
-                                let mut am: product::ActiveModel = e.clone().into();
-                                am.title = Set(title.clone());
-                                am.status = Set(p.status.clone());
-                                am.category = Set(p.category.clone());
-                                am.updated_at = Set(now);
-                                sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
-                                (e.title, e.status, e.category) = (title, p.status.clone(), p.category.clone());
-                            }
-                            e.id
-                        }
-                        None => {
-                            if p.handle.is_empty() || p.handle.len() > 255 || p.handle.chars().any(char::is_whitespace)
-                            {
-                                out.problems
-                                    .push(Problem::new(&v.id, format!("product handle {:?} is not usable", p.handle)));
-                                continue;
-                            }
-                            let m = product::Model {
-                                tenant_id: s.tenant(),
-                                id: Uuid::now_v7(),
-                                title,
-                                handle: p.handle.clone(),
-                                category: p.category.clone(),
-                                status: p.status.clone(),
-                                created_at: now,
-                                updated_at: now,
-                            };
-                            by_handle.insert(m.handle.clone(), m.id);
-                            products.insert(m.id, m.clone());
-                            let id = m.id;
-                            new_products.push(m);
-                            id
-                        }
-                    };
-                    if product_refs.get(&p.id) != Some(&id) {
-                        links.push(self.row("product", &p.id, id, None, None));
-                        product_refs.insert(p.id.clone(), id);
-                    }
-                    fresh.insert(p.id.clone());
-                    id
-                }
+            let Some(product_id) = products.resolve(self, s, &v.product, now, &mut links).await? else {
+                out.problems.push(Problem::new(&v.id, format!("product handle {:?} is not usable", v.product.handle)));
+                continue;
             };
             let title =
                 if v.title.trim().is_empty() { v.sku.clone() } else { v.title.trim().chars().take(255).collect() };
@@ -1139,7 +1167,7 @@ impl Applier<'_> {
             }
             out.applied += 1;
         }
-        for chunk in new_products.chunks(500) {
+        for chunk in products.created.chunks(500) {
             product::Entity::insert_many(chunk.iter().cloned().map(product::ActiveModel::from))
                 .exec_without_returning(&s.tx)
                 .await?;
@@ -1177,7 +1205,6 @@ impl Applier<'_> {
         let known = self.refs(s, "inventory_level", records.iter().map(|l| l.id.clone())).await?;
         let variant_ids: Vec<Uuid> = items.values().map(|r| r.local_id).collect::<HashSet<_>>().into_iter().collect();
         let mut levels: HashMap<Uuid, stock_level::Model> = HashMap::new();
-        let mut skus: HashMap<Uuid, String> = HashMap::new();
         for chunk in variant_ids.chunks(500) {
             for l in repo::find::<stock_level::Entity>(s)
                 .filter(stock_level::Column::LocationId.eq(location_id))
@@ -1187,12 +1214,8 @@ impl Applier<'_> {
             {
                 levels.insert(l.variant_id, l);
             }
-            for v in
-                repo::find::<variant::Entity>(s).filter(variant::Column::Id.is_in(chunk.to_vec())).all(&s.tx).await?
-            {
-                skus.insert(v.id, v.sku);
-            }
         }
+        let skus = crate::services::lookup::skus(s, &variant_ids).await?;
         let mut links = Vec::new();
         let mut changes: Vec<(Uuid, i64, &str)> = Vec::new();
         let mut missing = Vec::new();

@@ -16,8 +16,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{Applied, Applier, stale};
-use crate::db::entities::{external_ref, order, order_line, reservation, shipment, shipment_event, variant};
+use crate::db::entities::{external_ref, order, order_line, reservation, shipment, shipment_event};
 use crate::db::{Scoped, repo};
+use crate::services::lookup;
 use crate::services::orders::{LineRequest, order_payload, shipment_payload};
 
 const PLACED: &str = "order placed in the connected store";
@@ -58,14 +59,7 @@ impl Applier<'_> {
         let variants: HashMap<String, Uuid> =
             self.refs(s, "variant", variant_ids).await?.into_iter().map(|(k, r)| (k, r.local_id)).collect();
         let ids: Vec<Uuid> = variants.values().copied().collect::<HashSet<_>>().into_iter().collect();
-        let mut skus = HashMap::new();
-        for chunk in ids.chunks(500) {
-            for v in
-                repo::find::<variant::Entity>(s).filter(variant::Column::Id.is_in(chunk.to_vec())).all(&s.tx).await?
-            {
-                skus.insert(v.id, v.sku);
-            }
-        }
+        let skus = lookup::skus(s, &ids).await?;
         Ok(Known {
             orders: self.refs(s, "order", order_ids).await?,
             lines: self.refs(s, "order_line", line_ids).await?,
@@ -106,7 +100,7 @@ impl Applier<'_> {
     async fn order(&self, s: &Scoped, o: &ExternalOrder, known: &Known) -> Result<(bool, Vec<Problem>), DbErr> {
         let mut problems = Vec::new();
         let existing = match known.orders.get(&o.id) {
-            Some(r) => repo::find::<order::Entity>(s).filter(order::Column::Id.eq(r.local_id)).one(&s.tx).await?,
+            Some(r) => lookup::order(s, r.local_id).await?,
             None => None,
         };
         let location_id = match o
@@ -146,12 +140,12 @@ impl Applier<'_> {
             });
         }
         let shipped = !cancelled && !wanted.is_empty() && wanted.iter().all(|w| w.reserve == 0);
-        let status = if cancelled {
-            "cancelled"
+        let (status, reason) = if cancelled {
+            ("cancelled", CANCELLED)
         } else if shipped {
-            "fulfilled"
+            ("fulfilled", SHIPPED)
         } else {
-            "reserved"
+            ("reserved", PLACED)
         };
         let now = repo::now();
         let (ours, created) = match existing {
@@ -201,13 +195,6 @@ impl Applier<'_> {
             .collect::<HashMap<_, _>>();
         let mut links = Vec::new();
         let reference = ours.id.to_string();
-        let reason = if cancelled {
-            CANCELLED
-        } else if shipped {
-            SHIPPED
-        } else {
-            PLACED
-        };
         for w in &wanted {
             let quantity = i32::try_from(w.quantity).unwrap_or(i32::MAX);
             let line_id = match known.lines.get(w.line_id).map(|r| r.local_id).filter(|id| lines.contains_key(id)) {
