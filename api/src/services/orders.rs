@@ -231,6 +231,18 @@ async fn locked_order(s: &Scoped, id: Option<Uuid>) -> Result<Option<order::Mode
     }
 }
 
+/// The refusal to change an order mirrored from a connected store here (it changes there).
+async fn mirrored(s: &Scoped, o: &order::Model) -> Result<Option<Vec<UserError>>, DbErr> {
+    let mirrored = crate::services::sync::orders::is_mirrored(s, o.id).await?;
+    Ok(mirrored.then(|| {
+        vec![UserError::new(
+            &["input", "id"],
+            UserErrorCode::InvalidState,
+            "the order is mirrored from the connected store: cancel or fulfil it there",
+        )]
+    }))
+}
+
 async fn active_reservations(s: &Scoped, order_id: Uuid) -> Result<Vec<reservation::Model>, DbErr> {
     repo::find::<reservation::Entity>(s)
         .filter(reservation::Column::OrderId.eq(order_id))
@@ -269,12 +281,8 @@ pub async fn cancel(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<
         let Some(o) = locked_order(s, id).await? else {
             return Ok(Err(vec![UserError::not_found(&["input", "id"], "order")]));
         };
-        if crate::services::sync::orders::is_mirrored(s, o.id).await? {
-            return Ok(Err(vec![UserError::new(
-                &["input", "id"],
-                UserErrorCode::InvalidState,
-                "the order is mirrored from the connected store: cancel or fulfil it there",
-            )]));
+        if let Some(refused) = mirrored(s, &o).await? {
+            return Ok(Err(refused));
         }
         match o.status.as_str() {
             "cancelled" => return Ok(Ok(o)),
@@ -335,12 +343,8 @@ pub async fn fulfill(
         let Some(o) = locked_order(s, id).await? else {
             return Ok(Err(vec![UserError::not_found(&["input", "id"], "order")]));
         };
-        if crate::services::sync::orders::is_mirrored(s, o.id).await? {
-            return Ok(Err(vec![UserError::new(
-                &["input", "id"],
-                UserErrorCode::InvalidState,
-                "the order is mirrored from the connected store: cancel or fulfil it there",
-            )]));
+        if let Some(refused) = mirrored(s, &o).await? {
+            return Ok(Err(refused));
         }
         match o.status.as_str() {
             "fulfilled" => {

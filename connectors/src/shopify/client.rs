@@ -196,7 +196,8 @@ impl Client {
         let retry_after = header("Retry-After");
         let served = header("X-Shopify-API-Version");
         let bytes = response.bytes().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
-        match throttle::throttle_status_in(&bytes) {
+        let (bucket, answer) = throttle::classify(status, retry_after.as_deref(), &bytes);
+        match bucket {
             Some(status) => self.limits.bucket().observe(status, Utc::now()),
             None => self.limits.bucket().refund(cost, Utc::now()),
         }
@@ -204,7 +205,7 @@ impl Client {
             tracing::warn!(pinned = %self.config.api_version, %served, "Shopify served another API version");
             return Err(ProviderError::VersionMismatch { pinned: self.config.api_version.clone(), served });
         }
-        throttle::classify(status, retry_after.as_deref(), &bytes)
+        answer
     }
 
     /// One page of a connection: asks for the largest page that fits the single-query cost limit

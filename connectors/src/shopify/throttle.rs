@@ -114,25 +114,37 @@ fn cost_of(body: &serde_json::Value) -> Option<Cost> {
     serde_json::from_value(body.get("extensions")?.get("cost")?.clone()).ok()
 }
 
-/// The bucket an answer's body reports, whatever else it says (a THROTTLED answer states it too).
-pub fn throttle_status_in(body: &[u8]) -> Option<ThrottleStatus> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    cost_of(&value).map(|c| c.throttle_status)
+/// Reads one answer of the Admin GraphQL API (HTTP `status`, its `Retry-After` header, the body,
+/// parsed once): the bucket it reports, whatever else it says (a THROTTLED answer states it
+/// too), and its data or typed error.
+pub fn classify(
+    status: u16,
+    retry_after_header: Option<&str>,
+    body: &[u8],
+) -> (Option<ThrottleStatus>, Result<Answer, ProviderError>) {
+    let text = || String::from_utf8_lossy(body).chars().take(300).collect::<String>();
+    let failed = |e: ProviderError| (None, Err(e));
+    match status {
+        401 | 403 => return failed(ProviderError::Unauthorized(text())),
+        429 | 503 => return failed(ProviderError::RateLimited { retry_after: retry_after(retry_after_header) }),
+        500..=599 => return failed(ProviderError::Transient(format!("HTTP {status}: {}", text()))),
+        200..=299 => {}
+        _ => return failed(ProviderError::Permanent(format!("HTTP {status}: {}", text()))),
+    }
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return failed(ProviderError::Decode(format!("not JSON ({e}): {}", text()))),
+    };
+    let cost = cost_of(&value);
+    (cost.map(|c| c.throttle_status), answer(value, cost, text))
 }
 
-/// Reads one answer of the Admin GraphQL API: HTTP `status`, its `Retry-After` header, the body.
-pub fn classify(status: u16, retry_after_header: Option<&str>, body: &[u8]) -> Result<Answer, ProviderError> {
-    let text = || String::from_utf8_lossy(body).chars().take(300).collect::<String>();
-    match status {
-        401 | 403 => return Err(ProviderError::Unauthorized(text())),
-        429 | 503 => return Err(ProviderError::RateLimited { retry_after: retry_after(retry_after_header) }),
-        500..=599 => return Err(ProviderError::Transient(format!("HTTP {status}: {}", text()))),
-        200..=299 => {}
-        _ => return Err(ProviderError::Permanent(format!("HTTP {status}: {}", text()))),
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ProviderError::Decode(format!("not JSON ({e}): {}", text())))?;
-    let cost = cost_of(&value);
+/// The data of a parsed 2xx answer, or the error its `errors` name.
+fn answer(
+    mut value: serde_json::Value,
+    cost: Option<Cost>,
+    text: impl Fn() -> String,
+) -> Result<Answer, ProviderError> {
     if let Some(errors) = value.get("errors").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
         let code = |e: &serde_json::Value| e["extensions"]["code"].as_str().map(str::to_owned);
         if errors.iter().any(|e| code(e).as_deref() == Some("THROTTLED")) {
@@ -152,7 +164,9 @@ pub fn classify(status: u16, retry_after_header: Option<&str>, body: &[u8]) -> R
         let messages: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
         return Err(ProviderError::Permanent(messages.join("; ")));
     }
-    let data = value.get("data").cloned().ok_or_else(|| ProviderError::Decode("no data and no errors".into()))?;
+    // Taken, not cloned: a page's data is the bulk of the answer.
+    let data = value.get_mut("data").map(serde_json::Value::take);
+    let data = data.ok_or_else(|| ProviderError::Decode("no data and no errors".into()))?;
     Ok(Answer { data, cost })
 }
 
@@ -189,7 +203,7 @@ mod tests {
     #[test]
     fn a_successful_answer_carries_its_data_and_cost() {
         let body = br#"{"data":{"shop":{"name":"Shop Name"}},"extensions":{"cost":{"requestedQueryCost":2,"actualQueryCost":2,"throttleStatus":{"maximumAvailable":1000,"currentlyAvailable":998,"restoreRate":50}}}}"#;
-        let a = classify(200, None, body).expect("answer");
+        let a = classify(200, None, body).1.expect("answer");
         assert_eq!(a.data["shop"]["name"], "Shop Name");
         let cost = a.cost.expect("cost");
         assert_eq!((cost.requested_query_cost, cost.actual_query_cost), (2.0, Some(2.0)));
@@ -200,7 +214,7 @@ mod tests {
     fn throttled_in_either_form_says_when_to_retry() {
         // HTTP 200 with THROTTLED: 752 wanted, 666 there, 50 a second -> 1.72 s.
         let body = br#"{"errors":[{"message":"Throttled","extensions":{"code":"THROTTLED"}}],"extensions":{"cost":{"requestedQueryCost":752,"actualQueryCost":null,"throttleStatus":{"maximumAvailable":1000.0,"currentlyAvailable":666,"restoreRate":50.0}}}}"#;
-        match classify(200, None, body) {
+        match classify(200, None, body).1 {
             Err(ProviderError::RateLimited { retry_after }) => {
                 assert!((retry_after.as_secs_f64() - 1.72).abs() < 1e-9, "{retry_after:?}")
             }
@@ -208,11 +222,11 @@ mod tests {
         }
         let too_many = br#"{"errors":"Exceeded 2 calls per second for api client."}"#;
         assert_eq!(
-            classify(429, Some("2.0"), too_many),
+            classify(429, Some("2.0"), too_many).1,
             Err(ProviderError::RateLimited { retry_after: Duration::from_secs(2) })
         );
         assert_eq!(
-            classify(503, None, b"busy"),
+            classify(503, None, b"busy").1,
             Err(ProviderError::RateLimited { retry_after: Duration::from_secs(1) })
         );
     }
@@ -220,17 +234,17 @@ mod tests {
     #[test]
     fn over_cost_refused_credentials_and_garbage_are_typed() {
         let body = br#"{"errors":[{"message":"Query cost is 1512, which exceeds the single query max cost limit (1000).","extensions":{"code":"MAX_COST_EXCEEDED","cost":1512,"maxCost":1000}}]}"#;
-        assert_eq!(classify(200, None, body), Err(ProviderError::TooCostly { requested: 1512.0, maximum: 1000.0 }));
+        assert_eq!(classify(200, None, body).1, Err(ProviderError::TooCostly { requested: 1512.0, maximum: 1000.0 }));
         assert!(matches!(
-            classify(401, None, br#"{"errors":"[API] Invalid API key"}"#),
+            classify(401, None, br#"{"errors":"[API] Invalid API key"}"#).1,
             Err(ProviderError::Unauthorized(_))
         ));
-        assert!(matches!(classify(502, None, b"bad gateway"), Err(ProviderError::Transient(_))));
-        assert!(matches!(classify(404, None, b"no such shop"), Err(ProviderError::Permanent(_))));
-        assert!(matches!(classify(200, None, b"<html>"), Err(ProviderError::Decode(_))));
+        assert!(matches!(classify(502, None, b"bad gateway").1, Err(ProviderError::Transient(_))));
+        assert!(matches!(classify(404, None, b"no such shop").1, Err(ProviderError::Permanent(_))));
+        assert!(matches!(classify(200, None, b"<html>").1, Err(ProviderError::Decode(_))));
         let invalid = br#"{"errors":[{"message":"Field 'nope' doesn't exist on type 'Shop'","extensions":{"code":"undefinedField"}}]}"#;
         assert_eq!(
-            classify(200, None, invalid),
+            classify(200, None, invalid).1,
             Err(ProviderError::Permanent("Field 'nope' doesn't exist on type 'Shop'".into()))
         );
         assert!(ProviderError::RateLimited { retry_after: Duration::ZERO }.is_retryable());
