@@ -171,12 +171,28 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
 /// and ends with exactly the shop's records, each applied once.
 #[tokio::test]
 async fn a_sync_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly_the_shop() {
-    use qm_api::db::entities::{external_ref, location, product, stock_level, stock_movement, variant};
-    use qm_tests::shopify_mock::{MockShopify, Shop};
-    use sea_orm::{ColumnTrait, QueryFilter};
     if !slow_tests_enabled("a_sync_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly_the_shop") {
         return;
     }
+    killed_halfway("NEVER").await;
+}
+
+#[tokio::test]
+async fn a_bulk_import_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly_the_shop() {
+    if !slow_tests_enabled("a_bulk_import_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly_the_shop") {
+        return;
+    }
+    killed_halfway("ALWAYS").await;
+}
+
+/// Scenario 1's crash test: a full sync of 20,000 variants × 3 locations, page by page
+/// (`bulk_import` `NEVER`) or through a bulk operation (`ALWAYS`), killed with SIGKILL halfway and
+/// finished by a new worker.
+async fn killed_halfway(bulk_import: &str) {
+    use qm_api::db::entities::{external_ref, location, product, stock_level, stock_movement, variant};
+    use qm_tests::shopify_mock::{MockShopify, Shop};
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let bulk = bulk_import == "ALWAYS";
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let shop = Shop::generate(20_000, 3, chrono::Utc::now() - chrono::Duration::days(30));
@@ -189,7 +205,7 @@ async fn a_sync_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly
             "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } } }",
             json!({ "i": { "kind": "SHOPIFY", "config": {
                 "shopDomain": "crash-shop.myshopify.com", "accessToken": "shpat_crash", "apiVersion": "2026-01",
-                "webhookSecret": "whsec", "baseUrl": mock.url } } }),
+                "webhookSecret": "whsec", "baseUrl": mock.url, "bulkImport": bulk_import } } }),
         )
         .await;
     let connector = d["connectorInstall"]["connector"]["id"].as_str().expect("connector").to_owned();
@@ -201,17 +217,27 @@ async fn a_sync_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly
         )
         .await;
     let run = d["syncRun"]["syncRun"]["id"].as_str().expect("run").to_owned();
-    // 1 page of locations, 80 of variants, 3 × 80 of levels: killed after about half of them.
+    // Page by page: 1 page of locations, 80 of variants, 3 × 80 of levels; bulk: 1 page of
+    // locations and 80 of the file (250 variants with their levels each). Killed about halfway.
     let env = [("QM_WORKER_LEASE_SECONDS", "6")];
     let mut first = worker(&app, &env);
     let started = Instant::now();
-    while mock.seen().len() < 160 {
+    let query = "query($id: ID!) { node(id: $id) { ... on SyncRun { status pages error counts { resource applied unchanged problems } } } }";
+    loop {
+        let halfway = if bulk {
+            let d = app.data(&t.owner_key, query, json!({ "id": run })).await;
+            d["node"]["pages"].as_u64().unwrap_or(0) >= 40
+        } else {
+            mock.seen().len() >= 160
+        };
+        if halfway {
+            break;
+        }
         assert!(started.elapsed() < Duration::from_secs(600), "the sync did not get halfway");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     first.kill().expect("SIGKILL");
     first.wait().expect("reaped");
-    let query = "query($id: ID!) { node(id: $id) { ... on SyncRun { status pages error counts { resource applied unchanged problems } } } }";
     let halfway = app.data(&t.owner_key, query, json!({ "id": run })).await;
     assert_eq!(halfway["node"]["status"], "RUNNING", "{halfway}");
     let _restarted = Workers(vec![worker(&app, &env)]);
@@ -225,7 +251,16 @@ async fn a_sync_killed_halfway_resumes_from_its_checkpoint_and_ends_with_exactly
     };
     assert_eq!(done["node"]["status"], "COMPLETED", "{done}");
     // Locations, catalog, levels at three locations, and the shop's (empty) orders.
-    assert_eq!(done["node"]["pages"], 1 + 80 + 240 + 1, "every page committed once: {done}");
+    let pages = if bulk { 1 + 80 + 1 } else { 1 + 80 + 240 + 1 };
+    assert_eq!(done["node"]["pages"], pages, "every page committed once: {done}");
+    if bulk {
+        assert_eq!(mock.bulk_operations(), 1, "the import started once");
+        let downloads = mock.downloads();
+        assert!(
+            downloads.len() >= 2 && downloads.last() > Some(&0),
+            "the new worker read on from the checkpoint: {downloads:?}"
+        );
+    }
     let nonzero = shop.levels.values().filter(|l| l.on_hand != 0).count() as u64;
     let count =
         |r: &str| done["node"]["counts"].as_array().and_then(|c| c.iter().find(|c| c["resource"] == r)).cloned();

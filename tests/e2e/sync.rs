@@ -22,13 +22,18 @@ fn at(s: &str) -> DateTime<Utc> {
 
 /// Installs a connector to `mock` and returns its id.
 async fn install(app: &TestApp, t: &TestTenant, mock: &MockShopify, shop: &str) -> String {
+    install_with(app, t, mock, shop, "AUTO").await
+}
+
+/// Installs a connector whose full reads go as `bulk_import` says.
+async fn install_with(app: &TestApp, t: &TestTenant, mock: &MockShopify, shop: &str, bulk_import: &str) -> String {
     let d = app
         .data(
             &t.owner_key,
             "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } userErrors { field message } } }",
             json!({ "i": { "kind": "SHOPIFY", "config": {
                 "shopDomain": shop, "accessToken": TOKEN, "apiVersion": "2026-01",
-                "webhookSecret": "whsec-test", "baseUrl": mock.url,
+                "webhookSecret": "whsec-test", "baseUrl": mock.url, "bulkImport": bulk_import,
             } } }),
         )
         .await;
@@ -234,7 +239,8 @@ async fn scenario_1_a_run_that_fails_halfway_goes_on_from_its_last_page_without_
     let t = app.tenant("acme").await;
     let shop = Shop::generate(1000, 2, at("2026-11-01T10:00:00Z"));
     let mock = MockShopify::start(shop.clone(), TOKEN).await;
-    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    // Page by page (a shop this size would otherwise be read through a bulk operation).
+    let connector = install_with(&app, &t, &mock, "mock-shop.myshopify.com", "NEVER").await;
     // After the locations page and two pages of variants the shop fails every call of a whole
     // attempt (the client's five tries): the job gives up and is retried later.
     mock.script_after(
@@ -267,6 +273,91 @@ async fn scenario_1_a_run_that_fails_halfway_goes_on_from_its_last_page_without_
     // The first page of variants was asked for once: the retry started from the checkpoint.
     let firsts = mock.seen().iter().filter(|s| s.root == "productVariants" && s.status == 200).count();
     assert_eq!(firsts, 4, "four pages of variants answered (250 each), none twice");
+}
+
+#[tokio::test]
+async fn scenario_1_16_a_large_shop_is_imported_through_a_bulk_operation_exactly_and_a_cut_download_goes_on_from_its_checkpoint()
+ {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(1200, 2, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    // The download fails in its second page of 250 variants (each with two levels, ~1 KB).
+    mock.cut_next_download(400_000);
+    let run = sync(&app, &t, &connector, false).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(run["problemCount"], 0, "{run}");
+    assert_eq!(count(&run, "CATALOG"), (1200, 0, 0), "each variant applied once: {run}");
+    let want = expected(&shop, &[]);
+    assert_eq!(count(&run, "INVENTORY"), (want.len() as u64, (shop.levels.len() - want.len()) as u64, 0));
+    // One page of locations, five of the file (250 variants each), one of orders.
+    assert_eq!(run["pages"], 1 + 5 + 1, "{run}");
+    let m = mirror(&app, &t).await;
+    assert_eq!((m.on_hand, m.variants, m.movements), (want.clone(), 1200, want.len()));
+    assert_eq!(mock.bulk_operations(), 1);
+    let seen = mock.seen();
+    assert!(!seen.iter().any(|s| s.root == "productVariants" || s.root == "inventoryLevels"), "no pages were read");
+    let downloads = mock.downloads();
+    assert_eq!(downloads.len(), 2, "{downloads:?}");
+    assert!(
+        downloads[0] == 0 && downloads[1] > 0 && downloads[1] < 400_000,
+        "{downloads:?}: the retry asked for the rest"
+    );
+
+    // Later syncs read changes page by page.
+    let again = sync(&app, &t, &connector, false).await;
+    assert_eq!(
+        (again["status"].as_str(), count(&again, "CATALOG").0, mock.bulk_operations()),
+        (Some("COMPLETED"), 0, 1)
+    );
+    assert!(mock.seen().iter().any(|s| s.root == "productVariants"));
+}
+
+#[tokio::test]
+async fn scenario_16_a_busy_shop_is_waited_for_a_failed_operation_gives_its_partial_data_and_an_expired_file_is_asked_for_again()
+ {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(300, 1, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install_with(&app, &t, &mock, "mock-shop.myshopify.com", "ALWAYS").await;
+    // Another bulk query of the app runs (the start is refused), then the import fails halfway.
+    mock.busy_bulk();
+    mock.fail_next_bulk("INTERNAL_SERVER_ERROR");
+    let run = request(&app, &t, &connector, false).await;
+    let id = run["id"].as_str().expect("id").to_owned();
+    app.drain_jobs().await;
+    let waiting = app
+        .data(
+            &t.owner_key,
+            "query($id: ID!) { node(id: $id) { ... on SyncRun { status error } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(waiting["node"]["status"], "RUNNING", "{waiting}");
+    assert!(waiting["node"]["error"].as_str().is_some_and(|e| e.contains("rate limited")), "{waiting}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let done = settle(&app, &t, &id).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let problems = done["problems"].as_array().cloned().unwrap_or_default();
+    assert_eq!(problems.len(), 1, "{done}");
+    assert!(problems[0]["message"].as_str().is_some_and(|m| m.contains("INTERNAL_SERVER_ERROR")), "{done}");
+    // Half came from the partial file; pages read them again (unchanged) and the rest.
+    let (applied, unchanged, _) = count(&done, "CATALOG");
+    assert_eq!(applied, 300, "{done}");
+    assert!(unchanged > 100 && unchanged < 200, "{done}");
+    assert_eq!(mirror(&app, &t).await.on_hand, expected(&shop, &[]));
+    assert_eq!(mock.bulk_operations(), 2, "the other query and the import");
+
+    // A full sync whose file has expired by the time it is read starts the import again.
+    mock.expire_next_download();
+    let full = sync(&app, &t, &connector, true).await;
+    assert_eq!(full["status"], "COMPLETED", "{full}");
+    assert_eq!(full["problemCount"], 0, "{full}");
+    assert_eq!(count(&full, "CATALOG").0 + count(&full, "CATALOG").1, 300, "{full}");
+    assert_eq!(mock.bulk_operations(), 4);
+    assert_eq!(mirror(&app, &t).await.on_hand, expected(&shop, &[]));
 }
 
 #[tokio::test]

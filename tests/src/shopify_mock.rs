@@ -8,8 +8,15 @@
 //!
 //! It answers the queries the connector sends (`locations`, `productVariants` with `shop`, a
 //! location's `inventoryLevels`, `orders` sorted by `updated_at` with cursors that carry it, one
-//! `order`), recognised by their root fields; anything else is a GraphQL error, as Shopify
-//! answers a field it does not know. Orders placed, shipped and cancelled through [`Shop`] move
+//! `order`, `productVariantsCount`), recognised by their root fields; anything else is a GraphQL
+//! error, as Shopify answers a field it does not know.
+//!
+//! Bulk operations: `bulkOperationRunQuery` of the import query (one at a time; a second start is
+//! refused with Shopify's userError), `node(id:)` and `currentBulkOperation` polls that see it
+//! RUNNING for [`MockShopify::bulk_duration`] and then COMPLETED with a URL, and the JSONL file at
+//! that URL (`/bulk/{id}.jsonl`, variants with their levels as children, `/` escaped as Shopify
+//! writes it), served with HTTP ranges. Scripted: an operation that FAILS with a `partialDataUrl`,
+//! a download cut off mid-file, URLs that have expired. Orders placed, shipped and cancelled through [`Shop`] move
 //! the levels' committed and on-hand quantities as Shopify does.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -255,6 +262,32 @@ struct Inner {
     in_flight: usize,
     max_in_flight: usize,
     latency: Duration,
+    /// Where the mock is served (for result URLs).
+    base_url: String,
+    bulk: Vec<BulkOp>,
+    /// How long an operation runs before its result is ready.
+    bulk_duration: Duration,
+    /// Error codes the next operations fail with (writing half their result as partial data).
+    bulk_failures: VecDeque<String>,
+    /// The next downloads stop after this many bytes.
+    download_cuts: VecDeque<usize>,
+    /// Every result download: the offset it asked for.
+    downloads: Vec<u64>,
+    /// The next downloads answer 403, as Shopify's URLs do once older than seven days.
+    expired_downloads: usize,
+}
+
+struct BulkOp {
+    id: u64,
+    started: Instant,
+    created_at: DateTime<Utc>,
+    query: String,
+    /// `RUNNING`, then `COMPLETED` or `FAILED`.
+    status: &'static str,
+    error_code: Option<String>,
+    completed_at: Option<DateTime<Utc>>,
+    objects: usize,
+    data: Arc<Vec<u8>>,
 }
 
 /// A running mock shop; stops when dropped.
@@ -279,6 +312,7 @@ fn cost_of(root: &str, first: u64) -> f64 {
         // the price set and the fulfilments.
         "orders" => (2 + first * 128) as f64,
         "order" => 128.0,
+        "bulkOperationRunQuery" => 10.0,
         _ => 1.0,
     }
 }
@@ -318,6 +352,15 @@ fn gid(kind: &str, id: u64) -> String {
 
 fn page(nodes: Vec<Value>, last: Option<u64>, more: bool) -> Value {
     json!({ "nodes": nodes, "pageInfo": { "hasNextPage": more, "endCursor": last.map(cursor_of) } })
+}
+
+fn variant_node(v: &Variant) -> Value {
+    json!({
+        "id": gid("ProductVariant", v.id), "sku": v.sku, "title": v.title, "barcode": null,
+        "price": v.price, "updatedAt": time(v.updated_at),
+        "inventoryItem": { "id": gid("InventoryItem", v.inventory_item_id) },
+        "product": { "id": gid("Product", v.product_id), "handle": v.handle, "title": v.product_title, "status": "ACTIVE", "productType": "Mock" }
+    })
 }
 
 fn level_node(location: u64, item: u64, level: &Level) -> Value {
@@ -379,7 +422,112 @@ fn graphql_error(message: &str, code: &str) -> Value {
     json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
 
+/// The shop as a bulk result of the import query: each variant, then its levels as children.
+fn import_file(shop: &Shop) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut objects = 0;
+    let mut push = |v: Value| {
+        // Shopify writes `/` escaped.
+        out.extend_from_slice(v.to_string().replace('/', "\\/").as_bytes());
+        out.push(b'\n');
+        objects += 1;
+    };
+    for v in shop.variants.values() {
+        push(variant_node(v));
+        for l in &shop.locations {
+            if let Some(level) = shop.levels.get(&(l.id, v.inventory_item_id)) {
+                let mut node = level_node(l.id, v.inventory_item_id, level);
+                node["location"] = json!({ "id": gid("Location", l.id) });
+                node["__parentId"] = json!(gid("ProductVariant", v.id));
+                push(node);
+            }
+        }
+    }
+    (out, objects)
+}
+
 impl Inner {
+    fn start_bulk(&mut self, vars: &Value) -> Value {
+        let query = vars["query"].as_str().unwrap_or_default().to_owned();
+        for id in 0..self.bulk.len() {
+            self.refresh_bulk(id);
+        }
+        if self.bulk.iter().any(|b| b.status == "RUNNING") {
+            return json!({ "bulkOperationRunQuery": { "bulkOperation": null, "userErrors": [{
+                "field": null, "message": "A bulk query operation for this app and shop is already in progress: gid://shopify/BulkOperation/1."
+            }] } });
+        }
+        if !(query.contains("productVariants") && query.contains("inventoryLevels")) {
+            return json!({ "bulkOperationRunQuery": { "bulkOperation": null, "userErrors": [{
+                "field": ["query"], "message": "This mock runs only the import query."
+            }] } });
+        }
+        let id = 720_918 + self.bulk.len() as u64;
+        self.bulk.push(BulkOp {
+            id,
+            started: Instant::now(),
+            created_at: Utc::now(),
+            query,
+            status: "RUNNING",
+            error_code: None,
+            completed_at: None,
+            objects: 0,
+            data: Arc::default(),
+        });
+        json!({ "bulkOperationRunQuery": { "bulkOperation": { "id": gid("BulkOperation", id), "status": "CREATED" }, "userErrors": [] } })
+    }
+
+    /// Finishes operation `n` once it has run its time: the shop as it is then, or half of it
+    /// when a failure is scripted.
+    fn refresh_bulk(&mut self, n: usize) {
+        if self.bulk[n].status != "RUNNING" || self.bulk[n].started.elapsed() < self.bulk_duration {
+            return;
+        }
+        if !self.bulk[n].query.contains("productVariants") {
+            // Another query of the app ([`MockShopify::busy_bulk`]): done, nothing to read here.
+            (self.bulk[n].status, self.bulk[n].completed_at) = ("COMPLETED", Some(Utc::now()));
+            return;
+        }
+        let (mut data, mut objects) = import_file(&self.shop);
+        let op = &mut self.bulk[n];
+        op.completed_at = Some(Utc::now());
+        match self.bulk_failures.pop_front() {
+            Some(code) => {
+                op.status = "FAILED";
+                op.error_code = Some(code);
+                // What was written before it stopped: the first half, cut at a line.
+                let half = data.len() / 2;
+                let cut = data[..half].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+                objects = data[..cut].iter().filter(|b| **b == b'\n').count();
+                data.truncate(cut);
+            }
+            None => op.status = "COMPLETED",
+        }
+        op.objects = objects;
+        op.data = Arc::new(data);
+    }
+
+    fn bulk_state(&mut self, root: &str, vars: &Value) -> Value {
+        let n = if root == "node" {
+            let id = vars["id"].as_str().unwrap_or_default();
+            self.bulk.iter().position(|b| gid("BulkOperation", b.id) == id)
+        } else {
+            self.bulk.len().checked_sub(1)
+        };
+        let Some(n) = n else { return json!({ root: null }) };
+        self.refresh_bulk(n);
+        let op = &self.bulk[n];
+        let url = format!("{}/bulk/{}.jsonl", self.base_url, op.id);
+        let has_data = op.objects > 0;
+        json!({ root: {
+            "id": gid("BulkOperation", op.id), "status": op.status, "errorCode": op.error_code,
+            "createdAt": time(op.created_at), "completedAt": op.completed_at.map(time),
+            "objectCount": op.objects.to_string(), "fileSize": op.data.len().to_string(),
+            "url": if op.status == "COMPLETED" && has_data { Some(&url) } else { None },
+            "partialDataUrl": if op.status == "FAILED" && has_data { Some(&url) } else { None },
+            "query": op.query,
+        } })
+    }
     fn refill(&mut self) {
         let now = Instant::now();
         self.available =
@@ -397,8 +545,11 @@ impl Inner {
 
     /// Runs a query or mutation: its data, or a GraphQL error message.
     fn run(&mut self, root: &str, query: &str, vars: &Value) -> Result<Value, String> {
-        if root != "inventoryAdjustQuantities" {
-            return self.data(root, vars);
+        match root {
+            "bulkOperationRunQuery" => return Ok(self.start_bulk(vars)),
+            "node" | "currentBulkOperation" => return Ok(self.bulk_state(root, vars)),
+            "inventoryAdjustQuantities" => {}
+            _ => return self.data(root, vars),
         }
         let key = query.split("@idempotent(key:").nth(1).and_then(|r| r.split('"').nth(1)).map(str::to_owned);
         let Some(key) = key else {
@@ -461,6 +612,10 @@ impl Inner {
                 );
             };
             return Ok(json!({ "inventoryItem": { "inventoryLevel": level_node(l, i, &self.shop.levels[&(l, i)]) } }));
+        }
+        if root == "productVariantsCount" {
+            return Ok(json!({ "shop": { "currencyCode": self.shop.currency },
+                "productVariantsCount": { "count": self.shop.variants.len(), "precision": "EXACT" } }));
         }
         if root == "order" {
             let id = vars["id"].as_str().unwrap_or_default();
@@ -535,12 +690,7 @@ impl Inner {
                         break;
                     }
                     last = Some(v.id);
-                    nodes.push(json!({
-                        "id": gid("ProductVariant", v.id), "sku": v.sku, "title": v.title, "barcode": null,
-                        "price": v.price, "updatedAt": v.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "inventoryItem": { "id": gid("InventoryItem", v.inventory_item_id) },
-                        "product": { "id": gid("Product", v.product_id), "handle": v.handle, "title": v.product_title, "status": "ACTIVE", "productType": "Mock" }
-                    }));
+                    nodes.push(variant_node(v));
                 }
                 Ok(
                     json!({ "shop": { "currencyCode": self.shop.currency }, "productVariants": page(nodes, last, more) }),
@@ -578,6 +728,14 @@ impl Inner {
 fn root_of(query: &str) -> &'static str {
     if query.contains("inventoryAdjustQuantities(") {
         "inventoryAdjustQuantities"
+    } else if query.contains("bulkOperationRunQuery(") {
+        "bulkOperationRunQuery"
+    } else if query.contains("currentBulkOperation(") {
+        "currentBulkOperation"
+    } else if query.contains("productVariantsCount") {
+        "productVariantsCount"
+    } else if query.contains("node(") {
+        "node"
     } else if query.contains("orders(") {
         "orders"
     } else if query.contains("order(") {
@@ -687,6 +845,47 @@ fn answer(req: &HttpRequest, version: &str, body: &[u8], inner: &Mutex<Inner>) -
     }
 }
 
+/// A bulk result file: from the offset of a `Range: bytes=N-` header (206), whole otherwise.
+async fn download(req: HttpRequest, path: web::Path<String>, inner: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
+    let mut i = inner.lock().expect("mock lock");
+    let id = path.trim_end_matches(".jsonl").parse::<u64>().ok();
+    let Some(op) = i.bulk.iter().find(|b| Some(b.id) == id && b.completed_at.is_some()) else {
+        return HttpResponse::NotFound().body("NoSuchKey");
+    };
+    let data = op.data.clone();
+    if i.expired_downloads > 0 {
+        i.expired_downloads -= 1;
+        return HttpResponse::Forbidden()
+            .body("<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>");
+    }
+    let from = req
+        .headers()
+        .get("Range")
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+    i.downloads.push(from.unwrap_or(0) as u64);
+    let cut = i.download_cuts.pop_front();
+    drop(i);
+    let start = from.unwrap_or(0);
+    if start > data.len() {
+        return HttpResponse::RangeNotSatisfiable().finish();
+    }
+    let mut r = if from.is_some() { HttpResponse::PartialContent() } else { HttpResponse::Ok() };
+    r.content_type("application/jsonl");
+    let body = web::Bytes::copy_from_slice(&data[start..]);
+    match cut {
+        None => r.body(body),
+        Some(n) => {
+            // The first `n` bytes, then the connection fails.
+            let head = body.slice(..n.min(body.len()));
+            let chunks: Vec<Result<web::Bytes, std::io::Error>> =
+                vec![Ok(head), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut"))];
+            r.streaming(futures_util::stream::iter(chunks))
+        }
+    }
+}
+
 impl MockShopify {
     /// Serves `shop` to requests carrying `token`, with a bucket of 10,000 points refilling at
     /// 1,000 a second (Shopify Plus) unless changed with [`MockShopify::bucket`].
@@ -708,15 +907,24 @@ impl MockShopify {
             in_flight: 0,
             max_in_flight: 0,
             latency: Duration::ZERO,
+            base_url: String::new(),
+            bulk: Vec::new(),
+            bulk_duration: Duration::from_millis(300),
+            bulk_failures: VecDeque::new(),
+            download_cuts: VecDeque::new(),
+            downloads: Vec::new(),
+            expired_downloads: 0,
         }));
         let data = web::Data::new(inner.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock shopify");
         let port = listener.local_addr().expect("addr").port();
+        inner.lock().expect("mock lock").base_url = format!("http://127.0.0.1:{port}");
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/admin/api/{version}/graphql.json", web::post().to(graphql))
+                .route("/bulk/{file}", web::get().to(download))
         })
         .workers(2)
         .disable_signals()
@@ -783,6 +991,54 @@ impl MockShopify {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.with(|i| i.seen.clone())
+    }
+
+    /// How long a bulk operation runs before its result is ready.
+    pub fn bulk_duration(&self, d: Duration) {
+        self.with(|i| i.bulk_duration = d);
+    }
+
+    /// The next bulk operation fails with this error code, with half its result as partial data.
+    pub fn fail_next_bulk(&self, code: &str) {
+        self.with(|i| i.bulk_failures.push_back(code.to_owned()));
+    }
+
+    /// The next result download stops after `bytes` bytes, the connection failing.
+    pub fn cut_next_download(&self, bytes: usize) {
+        self.with(|i| i.download_cuts.push_back(bytes));
+    }
+
+    /// The next result download answers 403, as Shopify's URLs do once older than seven days.
+    pub fn expire_next_download(&self) {
+        self.with(|i| i.expired_downloads += 1);
+    }
+
+    /// Another bulk query of the app (not the import) runs for [`MockShopify::bulk_duration`].
+    pub fn busy_bulk(&self) {
+        self.with(|i| {
+            let id = 720_918 + i.bulk.len() as u64;
+            i.bulk.push(BulkOp {
+                id,
+                started: Instant::now(),
+                created_at: Utc::now(),
+                query: "{ orders { edges { node { id } } } }".into(),
+                status: "RUNNING",
+                error_code: None,
+                completed_at: None,
+                objects: 0,
+                data: Arc::default(),
+            });
+        });
+    }
+
+    /// Bulk operations started.
+    pub fn bulk_operations(&self) -> usize {
+        self.with(|i| i.bulk.len())
+    }
+
+    /// The offsets result downloads started from.
+    pub fn downloads(&self) -> Vec<u64> {
+        self.with(|i| i.downloads.clone())
     }
 
     /// The most requests that were being answered at once.

@@ -79,6 +79,9 @@ impl Connector {
     async fn base_url(&self) -> Option<String> {
         service::settings_of(&self.0).base_url
     }
+    async fn bulk_import(&self) -> BulkImport {
+        service::settings_of(&self.0).bulk_import.into()
+    }
     async fn location_mapping(&self) -> Vec<LocationMapping> {
         service::settings_of(&self.0)
             .location_mapping
@@ -323,6 +326,40 @@ pub struct ConnectorConfigInput {
     pub location_mapping: Vec<LocationMappingInput>,
     /// Reach the API here instead of the shop's public address (a mock, a staging proxy).
     pub base_url: Option<String>,
+    /// How a full read of the catalog and stock goes; `AUTO` when omitted.
+    pub bulk_import: Option<BulkImport>,
+}
+
+/// How a full read of the catalog and stock (the first sync, or one with `full: true`) goes.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum BulkImport {
+    /// Through a bulk operation when the shop has 1,000 variants or more, else page by page.
+    Auto,
+    /// Always through a bulk operation: Shopify writes every variant with its stock levels to a
+    /// file that is read as a stream; it does not draw on the rate budget.
+    Always,
+    /// Always page by page.
+    Never,
+}
+
+impl From<BulkImport> for service::BulkImport {
+    fn from(b: BulkImport) -> Self {
+        match b {
+            BulkImport::Auto => service::BulkImport::Auto,
+            BulkImport::Always => service::BulkImport::Always,
+            BulkImport::Never => service::BulkImport::Never,
+        }
+    }
+}
+
+impl From<service::BulkImport> for BulkImport {
+    fn from(b: service::BulkImport) -> Self {
+        match b {
+            service::BulkImport::Auto => BulkImport::Auto,
+            service::BulkImport::Always => BulkImport::Always,
+            service::BulkImport::Never => BulkImport::Never,
+        }
+    }
 }
 
 #[derive(InputObject)]
@@ -342,6 +379,7 @@ pub struct ConnectorConfigUpdateInput {
     pub location_mapping: Option<Vec<LocationMappingInput>>,
     /// `null` removes the override; absent leaves it.
     pub base_url: MaybeUndefined<String>,
+    pub bulk_import: Option<BulkImport>,
 }
 
 #[derive(InputObject)]
@@ -462,6 +500,7 @@ impl ConnectorsMutation {
             api_version: Some(c.api_version),
             base_url: Some(c.base_url),
             location_mapping: Some(mapping(c.location_mapping)),
+            bulk_import: c.bulk_import.map(Into::into),
         };
         let s = write_tx(ctx, p).await?;
         let outcome = service::install(&s, &ctx.state().sealer, &ctx.state().providers, config).await?;
@@ -493,6 +532,7 @@ impl ConnectorsMutation {
                 MaybeUndefined::Value(v) => Some(Some(v)),
             },
             location_mapping: c.location_mapping.map(mapping),
+            bulk_import: c.bulk_import.map(Into::into),
         };
         let s = write_tx(ctx, p).await?;
         let outcome = service::update(&s, &ctx.state().sealer, &ctx.state().providers, id, config).await?;

@@ -57,7 +57,26 @@ pub struct Settings {
     /// Where the provider's API is reached instead of its public address (a mock, a staging proxy).
     pub base_url: Option<String>,
     pub location_mapping: Vec<LocationLink>,
+    /// How a full read of the catalog and stock goes: through a bulk operation or page by page.
+    #[serde(default)]
+    pub bulk_import: BulkImport,
 }
+
+/// Whether a full read of the catalog and stock (the first sync, a `full` one) goes through a
+/// bulk operation, which reads a large shop many times faster than pages and does not draw on
+/// the rate budget, or page by page, which has no start-up delay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkImport {
+    /// Bulk from [`BULK_IMPORT_FROM`] variants on.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Where `Auto` switches to a bulk import: below this many variants pages take seconds.
+pub const BULK_IMPORT_FROM: u64 = 1_000;
 
 /// A provider location and the location of ours it feeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +104,7 @@ pub struct ConfigInput {
     /// `Some(None)` removes the override.
     pub base_url: Option<Option<String>>,
     pub location_mapping: Option<Vec<(String, Option<Uuid>)>>,
+    pub bulk_import: Option<BulkImport>,
 }
 
 pub fn settings_of(c: &connector::Model) -> Settings {
@@ -218,6 +238,7 @@ pub async fn install(
         api_version: version,
         base_url: input.base_url.flatten(),
         location_mapping: links.unwrap_or_default(),
+        bulk_import: input.bulk_import.unwrap_or_default(),
     };
     let sealed = seal(sealer, s.tenant(), id, token, secret);
     let row = connector::Model {
@@ -303,6 +324,9 @@ pub async fn update(
     }
     if let Some(l) = links {
         settings.location_mapping = l;
+    }
+    if let Some(b) = input.bulk_import {
+        settings.bulk_import = b;
     }
     let mut am: connector::ActiveModel = c.clone().into();
     if input.access_token.is_some() || input.webhook_secret.is_some() {

@@ -1,8 +1,10 @@
 //! Reading a bulk operation's result: JSONL, one object per line, nested connections flattened
-//! with each child carrying `__parentId` and following its parent. [`Groups`] streams it as one
-//! top-level object at a time with all its descendants, so memory stays bounded by the largest
-//! object (a product and its variants), not the file. A bad line is a per-record problem with its
-//! line number; it does not stop the rest.
+//! with each child carrying `__parentId` and following its parent. A [`Grouper`] is fed the file
+//! line by line and hands back one top-level object at a time with all its descendants, so memory
+//! stays bounded by the largest object (a variant and its stock levels), not the file. Each group
+//! knows the byte offset where what follows it begins: a reader that stops after a group resumes
+//! there. A bad line is a per-record problem with its line number; it does not stop the rest.
+//! [`Groups`] is the same over any `BufRead`.
 
 use std::collections::HashSet;
 use std::io::BufRead;
@@ -27,6 +29,15 @@ pub struct Record {
 pub struct Group {
     pub root: Record,
     pub descendants: Vec<Record>,
+    /// Where the file goes on after this group: the byte offset and the lines before it.
+    pub next: Resume,
+}
+
+/// A place in the file to read on from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub offset: u64,
+    pub lines: usize,
 }
 
 /// A line that could not be used.
@@ -40,35 +51,45 @@ pub enum BulkError {
     Orphan { line: usize, parent: String },
 }
 
-/// Groups of a bulk result read from `reader`, one at a time.
-pub struct Groups<R> {
-    reader: R,
-    line: usize,
-    /// The group being gathered, and the ids in it (a child's parent must be among them).
-    current: Option<(Group, HashSet<String>)>,
-    done: bool,
+impl BulkError {
+    /// The line it is about.
+    pub fn line(&self) -> usize {
+        match self {
+            BulkError::Io { line, .. } | BulkError::NotJson { line, .. } | BulkError::Orphan { line, .. } => *line,
+        }
+    }
 }
 
-impl<R: BufRead> Groups<R> {
-    pub fn new(reader: R) -> Self {
-        Groups { reader, line: 0, current: None, done: false }
+/// Gathers groups from lines fed in file order.
+#[derive(Debug, Default)]
+pub struct Grouper {
+    /// Where the next line starts.
+    at: Resume,
+    /// The group being gathered, and the ids in it (a child's parent must be among them).
+    current: Option<(Group, HashSet<String>)>,
+}
+
+impl Grouper {
+    /// A grouper for a file read from `at` on (a group boundary, or the start).
+    pub fn starting_at(at: Resume) -> Self {
+        Grouper { at, current: None }
     }
 
-    /// The next line as a record; `None` at the end. Blank lines are skipped.
-    fn next_record(&mut self) -> Option<Result<Record, BulkError>> {
-        let mut text = String::new();
-        loop {
-            text.clear();
-            self.line += 1;
-            match self.reader.read_line(&mut text) {
-                Ok(0) => return None,
-                Ok(_) if text.trim().is_empty() => continue,
-                Ok(_) => break,
-                Err(e) => return Some(Err(BulkError::Io { line: self.line, message: e.to_string() })),
-            }
+    /// Feeds the next line (with or without its newline). Returns the group this line closes (the
+    /// one before a new top-level object), or this line's problem.
+    pub fn push(&mut self, raw: &[u8]) -> Option<Result<Group, BulkError>> {
+        let starts = self.at;
+        self.at.offset += raw.len() as u64;
+        self.at.lines += 1;
+        let line = self.at.lines;
+        let text = match std::str::from_utf8(raw) {
+            Ok(t) => t.trim(),
+            Err(e) => return Some(Err(BulkError::NotJson { line, message: e.to_string() })),
+        };
+        if text.is_empty() {
+            return None;
         }
-        let line = self.line;
-        let mut value: Value = match serde_json::from_str(text.trim_end()) {
+        let mut value: Value = match serde_json::from_str(text) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => return Some(Err(BulkError::NotJson { line, message: "not an object".into() })),
             Err(e) => return Some(Err(BulkError::NotJson { line, message: e.to_string() })),
@@ -76,7 +97,56 @@ impl<R: BufRead> Groups<R> {
         let object = value.as_object_mut()?;
         let parent = object.remove("__parentId").and_then(|p| p.as_str().map(str::to_owned));
         let id = object.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        Some(Ok(Record { id, parent, value, line }))
+        // A child may name an object nested inline in its parent (a variant's inventory item).
+        let inline: Vec<String> =
+            object.values().filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_owned)).collect();
+        let record = Record { id, parent, value, line };
+        match &record.parent {
+            None => {
+                let mut ids = HashSet::from([record.id.clone()]);
+                ids.extend(inline);
+                let fresh = (Group { root: record, descendants: Vec::new(), next: Resume::default() }, ids);
+                let mut finished = self.current.replace(fresh)?.0;
+                finished.next = starts;
+                Some(Ok(finished))
+            }
+            Some(parent) => match &mut self.current {
+                Some((group, ids)) if ids.contains(parent) => {
+                    if !record.id.is_empty() {
+                        ids.insert(record.id.clone());
+                    }
+                    ids.extend(inline);
+                    group.descendants.push(record);
+                    None
+                }
+                _ => Some(Err(BulkError::Orphan { line, parent: parent.clone() })),
+            },
+        }
+    }
+
+    /// Whether no group is being gathered (at the start, or after [`Grouper::finish`]).
+    pub fn is_empty(&self) -> bool {
+        self.current.is_none()
+    }
+
+    /// The last group, once the file has ended.
+    pub fn finish(&mut self) -> Option<Group> {
+        let (mut group, _) = self.current.take()?;
+        group.next = self.at;
+        Some(group)
+    }
+}
+
+/// Groups of a bulk result read from `reader`, one at a time.
+pub struct Groups<R> {
+    reader: R,
+    grouper: Grouper,
+    done: bool,
+}
+
+impl<R: BufRead> Groups<R> {
+    pub fn new(reader: R) -> Self {
+        Groups { reader, grouper: Grouper::default(), done: false }
     }
 }
 
@@ -84,35 +154,23 @@ impl<R: BufRead> Iterator for Groups<R> {
     type Item = Result<Group, BulkError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let mut raw = Vec::new();
         while !self.done {
-            let Some(record) = self.next_record() else {
-                self.done = true;
-                break;
-            };
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => return Some(Err(e)),
-            };
-            match &record.parent {
-                None => {
-                    let ids = HashSet::from([record.id.clone()]);
-                    let fresh = (Group { root: record, descendants: Vec::new() }, ids);
-                    if let Some((finished, _)) = self.current.replace(fresh) {
-                        return Some(Ok(finished));
+            raw.clear();
+            match self.reader.read_until(b'\n', &mut raw) {
+                Ok(0) => self.done = true,
+                Ok(_) => {
+                    if let Some(out) = self.grouper.push(&raw) {
+                        return Some(out);
                     }
                 }
-                Some(parent) => match &mut self.current {
-                    Some((group, ids)) if ids.contains(parent) => {
-                        if !record.id.is_empty() {
-                            ids.insert(record.id.clone());
-                        }
-                        group.descendants.push(record);
-                    }
-                    _ => return Some(Err(BulkError::Orphan { line: record.line, parent: parent.clone() })),
-                },
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(BulkError::Io { line: self.grouper.at.lines + 1, message: e.to_string() }));
+                }
             }
         }
-        self.current.take().map(|(group, _)| Ok(group))
+        self.grouper.finish().map(Ok)
     }
 }
 
@@ -156,6 +214,28 @@ mod tests {
         assert!(tee.descendants[0].value.get("__parentId").is_none());
         assert_eq!((groups[1].root.value["title"].as_str(), groups[1].descendants.len()), (Some("Cap"), 0));
         assert_eq!(groups[1].root.line, 6, "blank lines count");
+    }
+
+    #[test]
+    fn reading_on_from_a_groups_end_gives_the_rest_and_the_same_line_numbers() {
+        let all: Vec<Group> = Groups::new(FILE.as_bytes()).collect::<Result<_, _>>().expect("valid");
+        let at = all[0].next;
+        assert_eq!(at.lines, 5, "the blank line before the second product is the first's");
+        let mut g = Grouper::starting_at(at);
+        let rest = &FILE.as_bytes()[at.offset as usize..];
+        let mut out: Vec<Group> =
+            rest.split_inclusive(|b| *b == b'\n').filter_map(|l| g.push(l)).map(|r| r.expect("valid")).collect();
+        out.extend(g.finish());
+        assert_eq!(out, all[1..]);
+        assert_eq!(out[0].next.offset, FILE.len() as u64);
+        // A child nested inline in its parent (a variant's inventory item) may be named as parent.
+        let inline = concat!(
+            r#"{"id":"gid://shopify/ProductVariant/1","inventoryItem":{"id":"gid://shopify/InventoryItem/5"}}"#,
+            "\n",
+            r#"{"id":"gid://shopify/InventoryLevel/7","__parentId":"gid://shopify/InventoryItem/5"}"#
+        );
+        let groups: Vec<Group> = Groups::new(inline.as_bytes()).collect::<Result<_, _>>().expect("valid");
+        assert_eq!(groups[0].descendants.len(), 1);
     }
 
     #[test]
@@ -203,6 +283,6 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, 10_000);
-        assert!(groups.current.is_none());
+        assert!(groups.grouper.current.is_none());
     }
 }

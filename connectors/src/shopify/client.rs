@@ -126,6 +126,11 @@ impl Client {
         Client { http, config, endpoint, limits, first: AtomicUsize::new(MAX_PAGE) }
     }
 
+    /// The HTTP client (for downloads that are not API calls).
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Runs one query, budgeting, waiting and retrying as the module says.
     pub async fn query(&self, query: &str, variables: Value, cost: f64) -> Result<Answer, ProviderError> {
         let deadline = Instant::now() + self.config.max_wait;

@@ -5,6 +5,8 @@
 //! - [`throttle`]: the calculated-cost leaky bucket: how long to wait before sending a query, and
 //!   what a THROTTLED or over-cost answer means.
 //! - [`bulk`]: a bulk operation's JSONL result, streamed one top-level object at a time.
+//! - [`import`]: the initial import through a bulk operation (start, poll, download from any
+//!   group boundary).
 //! - [`gid`]: global ids (`gid://shopify/ProductVariant/…`), parsed losslessly.
 //! - [`page`]: one page of a Relay connection and the cursor of the next.
 //! - [`client`]: the Admin GraphQL client (budgeting, waiting, retrying, smaller pages when a
@@ -13,6 +15,7 @@
 pub mod bulk;
 pub mod client;
 pub mod gid;
+pub mod import;
 pub mod page;
 pub mod throttle;
 pub mod webhook;

@@ -42,6 +42,7 @@ use crate::jobs::{self, NewJob};
 use crate::services::connectors::{self as installed, open_credentials, settings_of};
 use crate::state::AppState;
 
+pub mod bulk;
 pub mod orders;
 
 pub const SYNC: &str = "connector.sync";
@@ -260,6 +261,12 @@ pub struct Position {
     /// Pages committed so far (all resources).
     #[serde(default)]
     pub pages: u64,
+    /// A bulk import of the catalog and stock under way.
+    #[serde(default)]
+    pub bulk: Option<bulk::BulkState>,
+    /// The catalog is read page by page (no bulk import, or what one missed).
+    #[serde(default)]
+    pub paged: bool,
 }
 
 /// Per resource: records applied, records already up to date, problems.
@@ -472,6 +479,8 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
     // Where the current resource (and provider location) reads from, read once, not per page.
     let mut since: Option<(String, Option<DateTime<Utc>>)> = None;
     let mut location_since: Option<(String, Option<DateTime<Utc>>)> = None;
+    // The bulk import's file, while this slice reads it.
+    let mut reading: Option<bulk::Reading> = None;
     loop {
         let Some(resource) = resources.iter().find(|r| !pos.done.contains(r)).cloned() else {
             let s = state.db.scoped(tenant, TxMode::Write).await?;
@@ -510,6 +519,22 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             r.commit().await?;
         }
         let since_resource = since.as_ref().and_then(|(_, t)| *t);
+        if resource == "catalog" && since_resource.is_none() && pos.cursor.is_none() {
+            let cx = bulk::Slice {
+                state,
+                tenant,
+                run: &run,
+                resources: &resources,
+                connector: &c,
+                client: &client,
+                started,
+            };
+            match bulk::step(&cx, &mut pos, &mut reading).await? {
+                bulk::Next::Pages => {}
+                bulk::Next::Again => continue,
+                bulk::Next::Stop => return Ok(()),
+            }
+        }
         let continue_after = started.elapsed() >= within_lease(state, SLICE);
         let step = match resource.as_str() {
             "locations" => {
@@ -529,12 +554,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             other => return Err(ProviderError::Permanent(format!("unknown resource {other}")).into()),
         };
         let s = state.db.scoped(tenant, TxMode::Write).await?;
-        // Another worker moved the run on (a lease expired while this one still worked): stop.
-        let Some(current) = run_by_id(&s, run_id).await? else { return Ok(()) };
-        if position_of(&current).pages != pos.pages || current.status != "running" {
-            tracing::warn!(run = %run_id, "the run moved on elsewhere; this slice stops");
-            return Ok(());
-        }
+        let Some(current) = owned(&s, run_id, &pos).await? else { return Ok(()) };
         let mut counts = counts_of(&current);
         let mut problems = problems_of(&current);
         let mut problem_count = current.problem_count;
@@ -546,21 +566,8 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             Step::Inventory(l, b) => (b.problems, ctx.inventory(&s, &l, &b.records).await?, b.next, Some(l)),
         };
         outcome.problems.splice(0..0, read_problems);
-        let count = counts.entry(resource.clone()).or_default();
-        count.applied += outcome.applied;
-        count.unchanged += outcome.unchanged;
-        count.problems += outcome.problems.len() as u64;
-        problem_count += outcome.problems.len() as i64;
-        for p in outcome.problems {
-            if problems.len() < KEEP_PROBLEMS {
-                problems.push(RunProblem {
-                    resource: resource.clone(),
-                    external_id: p.external_id,
-                    message: p.message,
-                });
-            }
-        }
         pos.newest = pos.newest.max(outcome.newest);
+        tally(&mut counts, &mut problems, &mut problem_count, &resource, outcome);
         pos.pages += 1;
         match (next, next_location_from) {
             (Some(cursor), location) => {
@@ -581,15 +588,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
                 pos.done.push(resource.clone());
             }
         }
-        sync_run::Entity::update_many()
-            .col_expr(sync_run::Column::Position, json!(pos).into())
-            .col_expr(sync_run::Column::Counts, json!(counts).into())
-            .col_expr(sync_run::Column::Problems, json!(problems).into())
-            .col_expr(sync_run::Column::ProblemCount, problem_count.into())
-            .filter(sync_run::Column::TenantId.eq(tenant))
-            .filter(sync_run::Column::Id.eq(run_id))
-            .exec(&s.tx)
-            .await?;
+        save_run(&s, run_id, &pos, &counts, &problems, problem_count).await?;
         let more = resources.iter().any(|r| !pos.done.contains(r));
         if more && continue_after {
             jobs::enqueue(&s, job_for(run_id, pos.pages)).await?;
@@ -598,6 +597,59 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
         }
         s.commit().await?;
     }
+}
+
+/// The run as stored, if this slice still owns it: its position is still `pos` (another worker
+/// moves a run on when a lease expired while this one still worked; this slice then stops).
+async fn owned(s: &Scoped, run_id: Uuid, pos: &Position) -> Result<Option<sync_run::Model>, DbErr> {
+    let Some(current) = run_by_id(s, run_id).await? else { return Ok(None) };
+    let stored = position_of(&current);
+    if stored.pages != pos.pages || stored.bulk != pos.bulk || current.status != "running" {
+        tracing::warn!(run = %run_id, "the run moved on elsewhere; this slice stops");
+        return Ok(None);
+    }
+    Ok(Some(current))
+}
+
+/// Adds what a page did to `resource` to the run's counts and kept problems.
+fn tally(
+    counts: &mut Counts,
+    problems: &mut Vec<RunProblem>,
+    problem_count: &mut i64,
+    resource: &str,
+    outcome: Applied,
+) {
+    let count = counts.entry(resource.to_owned()).or_default();
+    count.applied += outcome.applied;
+    count.unchanged += outcome.unchanged;
+    count.problems += outcome.problems.len() as u64;
+    *problem_count += outcome.problems.len() as i64;
+    for p in outcome.problems {
+        if problems.len() < KEEP_PROBLEMS {
+            problems.push(RunProblem { resource: resource.to_owned(), external_id: p.external_id, message: p.message });
+        }
+    }
+}
+
+/// Stores the run's checkpoint with its counts and problems.
+async fn save_run(
+    s: &Scoped,
+    run_id: Uuid,
+    pos: &Position,
+    counts: &Counts,
+    problems: &[RunProblem],
+    problem_count: i64,
+) -> Result<(), DbErr> {
+    sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Position, json!(pos).into())
+        .col_expr(sync_run::Column::Counts, json!(counts).into())
+        .col_expr(sync_run::Column::Problems, json!(problems).into())
+        .col_expr(sync_run::Column::ProblemCount, problem_count.into())
+        .filter(sync_run::Column::TenantId.eq(s.tenant()))
+        .filter(sync_run::Column::Id.eq(run_id))
+        .exec(&s.tx)
+        .await?;
+    Ok(())
 }
 
 enum Step {
