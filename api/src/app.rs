@@ -76,7 +76,7 @@ impl Application {
             None => None,
         };
         let providers = Arc::new(
-            crate::services::sync::Providers::new(config.connector_allow_private)
+            crate::services::sync::Providers::new(config.connector_allow_private, config.connector_tenant_concurrency)
                 .context("building the connectors' HTTP client")?,
         );
         let state = AppState {

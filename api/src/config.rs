@@ -64,6 +64,8 @@ pub struct Config {
     pub connector_sync_interval_seconds: u64,
     /// Whether a connector's `baseUrl` may reach loopback, private and link-local addresses.
     pub connector_allow_private: bool,
+    /// Provider calls one tenant may have in flight at once, across its connectors (per process).
+    pub connector_tenant_concurrency: usize,
     pub webhook_timeout_seconds: u64,
     pub webhook_allow_private: bool,
     pub webhook_retry_scale: f64,
@@ -228,6 +230,7 @@ impl Config {
             worker_lease_seconds: positive("worker_lease_seconds")? as u64,
             connector_sync_interval_seconds: positive("connector_sync_interval_seconds")? as u64,
             connector_allow_private: boolean("connector_allow_private")?,
+            connector_tenant_concurrency: positive("connector_tenant_concurrency")?,
             webhook_timeout_seconds: positive("webhook_timeout_seconds")? as u64,
             webhook_allow_private: boolean("webhook_allow_private")?,
             webhook_retry_scale: get("webhook_retry_scale")

@@ -21,6 +21,7 @@ pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("order.cancelled", 1, "an order was cancelled and its reservations released"),
     ("order.fulfilled", 1, "an order was shipped"),
     ("shipment.updated", 1, "a shipment was created or its status changed"),
+    ("return.received", 1, "a returned item arrived (a store's return closed after its items were received)"),
     ("endpoint.disabled", 1, "a webhook endpoint was disabled after failing for 5 days or answering 410"),
     ("purchase_order.issued", 1, "a purchase order was issued to its supplier"),
     ("transfer.created", 1, "approving a replenishment plan created a transfer between locations"),

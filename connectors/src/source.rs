@@ -102,6 +102,28 @@ pub struct ExternalOrder {
     pub total: Option<Decimal>,
     pub lines: Vec<ExternalOrderLine>,
     pub fulfillments: Vec<ExternalFulfillment>,
+    /// The returns customers started, with what they send back.
+    pub returns: Vec<ExternalReturn>,
+}
+
+/// A return of some of an order's lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalReturn {
+    pub id: String,
+    pub name: String,
+    /// `requested`, `open`, `closed` (received and processed), `declined`, `canceled`.
+    pub status: String,
+    pub lines: Vec<ExternalReturnLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalReturnLine {
+    pub id: String,
+    /// The order line it returns (`None` for an item the order did not ship, such as an exchange).
+    pub line_id: Option<String>,
+    pub quantity: i64,
+    /// The customer's reason (`defective`, `size_too_small`, …).
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,4 +220,21 @@ pub trait OrderSource: Send + Sync {
     /// One order as it is now (after a webhook said it changed); `None` when the store has none
     /// by that id (deleted).
     async fn order(&self, order_id: &str) -> Result<Option<ExternalOrder>, ProviderError>;
+}
+
+/// A line of an order shipped here, for the provider: the provider's line id and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedLine {
+    pub line_id: String,
+    pub quantity: i64,
+}
+
+/// Shipments made on our side (by us or a 3PL) of orders the provider holds, sent to it.
+#[async_trait::async_trait]
+pub trait ShipmentSink: Send + Sync {
+    /// Tells the provider that `lines` of order `order_id` shipped with `tracking`; returns the
+    /// provider's id of the shipment. Quantities the provider no longer has open are left out
+    /// (partial quantities are respected). Safe to repeat: a shipment the provider already has
+    /// (an attempt whose answer was lost) is found by its tracking number, not made again.
+    async fn ship(&self, order_id: &str, lines: &[ShippedLine], tracking: &Tracking) -> Result<String, ProviderError>;
 }

@@ -88,6 +88,18 @@ pub struct Order {
     pub location_id: u64,
     pub lines: Vec<OrderLine>,
     pub fulfillments: Vec<Fulfillment>,
+    pub returns: Vec<Return>,
+    /// Amounts refunded (with or without a return).
+    pub refunds: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Return {
+    pub id: u64,
+    /// `REQUESTED`, `OPEN`, `CLOSED`, `DECLINED`, `CANCELED`.
+    pub status: String,
+    /// (index of the order's line, quantity, reason).
+    pub lines: Vec<(usize, i64, String)>,
 }
 
 /// The shop's data.
@@ -155,11 +167,13 @@ impl Shop {
             location_id: location,
             lines: Vec::new(),
             fulfillments: Vec::new(),
+            returns: Vec::new(),
+            refunds: Vec::new(),
         };
         for (n, (variant, quantity)) in lines.iter().enumerate() {
             let v = &self.variants[variant];
             order.lines.push(OrderLine {
-                id: id * 10 + n as u64,
+                id: id * 1000 + n as u64,
                 variant_id: Some(*variant),
                 sku: v.sku.clone(),
                 quantity: *quantity,
@@ -197,6 +211,44 @@ impl Shop {
             level.committed -= q;
             level.updated_at = at;
         }
+    }
+
+    /// The customer starts a return of `(line index, quantity)` of a shipped order; its id.
+    pub fn request_return(&mut self, order: u64, lines: &[(usize, i64)], at: DateTime<Utc>) -> u64 {
+        let o = self.orders.get_mut(&order).expect("order");
+        let id = order * 10 + o.returns.len() as u64;
+        o.returns.push(Return {
+            id,
+            status: "OPEN".into(),
+            lines: lines.iter().map(|(l, q)| (*l, *q, "DEFECTIVE".into())).collect(),
+        });
+        o.updated_at = at;
+        id
+    }
+
+    /// The returned items arrived and were processed: the return closes and, with `restock`, they
+    /// are back on hand at the order's location.
+    pub fn close_return(&mut self, order: u64, return_id: u64, restock: bool, at: DateTime<Utc>) {
+        let o = self.orders.get_mut(&order).expect("order");
+        let r = o.returns.iter_mut().find(|r| r.id == return_id).expect("return");
+        r.status = "CLOSED".into();
+        o.updated_at = at;
+        if restock {
+            for (line, quantity, _) in &r.lines {
+                let item = o.lines[*line].variant_id.map(|v| self.variants[&v].inventory_item_id);
+                if let Some(level) = item.and_then(|i| self.levels.get_mut(&(o.location_id, i))) {
+                    level.on_hand += quantity;
+                    level.updated_at = at;
+                }
+            }
+        }
+    }
+
+    /// Refunds money without a return: no stock moves.
+    pub fn refund(&mut self, order: u64, amount: &str, at: DateTime<Utc>) {
+        let o = self.orders.get_mut(&order).expect("order");
+        o.refunds.push(amount.to_owned());
+        o.updated_at = at;
     }
 
     /// Cancels the order: what it committed is free again.
@@ -273,6 +325,8 @@ struct Inner {
     download_cuts: VecDeque<usize>,
     /// Every result download: the offset it asked for.
     downloads: Vec<u64>,
+    /// Serve result files whole, ignoring `Range` (as some servers do).
+    ignore_ranges: bool,
     /// The next downloads answer 403, as Shopify's URLs do once older than seven days.
     expired_downloads: usize,
 }
@@ -311,8 +365,9 @@ fn cost_of(root: &str, first: u64) -> f64 {
         // Each order with 50 lines and their variants, 5 fulfilment orders with their location,
         // the price set and the fulfilments.
         "orders" => (2 + first * 128) as f64,
+        "orderLines" => (3 + first * 2) as f64,
         "order" => 128.0,
-        "bulkOperationRunQuery" => 10.0,
+        "bulkOperationRunQuery" | "fulfillmentCreate" => 10.0,
         _ => 1.0,
     }
 }
@@ -380,28 +435,55 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+fn line_node(o: &Order, l: &OrderLine) -> Value {
+    json!({
+        "id": gid("LineItem", l.id), "sku": l.sku, "quantity": l.quantity, "currentQuantity": l.quantity,
+        "unfulfilledQuantity": if o.cancelled_at.is_some() { 0 } else { l.quantity - l.fulfilled },
+        "variant": l.variant_id.map(|v| json!({ "id": gid("ProductVariant", v) })),
+    })
+}
+
 fn order_node(o: &Order) -> Value {
-    let lines: Vec<Value> = o
-        .lines
-        .iter()
-        .map(|l| {
-            json!({
-                "id": gid("LineItem", l.id), "sku": l.sku, "quantity": l.quantity, "currentQuantity": l.quantity,
-                "unfulfilledQuantity": if o.cancelled_at.is_some() { 0 } else { l.quantity - l.fulfilled },
-                "variant": l.variant_id.map(|v| json!({ "id": gid("ProductVariant", v) })),
-            })
-        })
-        .collect();
+    let lines: Vec<Value> = o.lines.iter().map(|l| line_node(o, l)).collect();
     let open = o.cancelled_at.is_none() && o.lines.iter().any(|l| l.fulfilled < l.quantity);
     json!({
         "id": gid("Order", o.id), "name": o.name, "createdAt": time(o.created_at), "updatedAt": time(o.updated_at),
         "cancelledAt": o.cancelled_at.map(time), "currencyCode": "USD",
         "totalPriceSet": { "shopMoney": { "amount": "10.00" } },
-        "lineItems": { "nodes": lines, "pageInfo": { "hasNextPage": false } },
+        // The first 50 lines, as the connector asks; the rest through `orderLines`.
+        "lineItems": {
+            "nodes": lines.iter().take(50).collect::<Vec<_>>(),
+            "pageInfo": { "hasNextPage": lines.len() > 50, "endCursor": o.lines.get(49).map(|l| cursor_of(l.id)) },
+        },
+        // One fulfilment order per order, its line items numbered as the order's lines.
         "fulfillmentOrders": { "nodes": [{
+            "id": gid("FulfillmentOrder", o.id),
             "status": if open { "OPEN" } else { "CLOSED" },
             "assignedLocation": { "location": { "id": gid("Location", o.location_id) } },
+            "lineItems": { "nodes": o.lines.iter().map(|l| json!({
+                "id": gid("FulfillmentOrderLineItem", l.id), "totalQuantity": l.quantity,
+                "remainingQuantity": if o.cancelled_at.is_some() { 0 } else { l.quantity - l.fulfilled },
+                "lineItem": { "id": gid("LineItem", l.id) },
+            })).collect::<Vec<_>>() },
         }] },
+        "returnStatus": if o.returns.is_empty() {
+            "NO_RETURN"
+        } else if o.returns.iter().any(|r| r.status == "OPEN" || r.status == "REQUESTED") {
+            "IN_PROGRESS"
+        } else {
+            "RETURNED"
+        },
+        "returns": { "nodes": o.returns.iter().map(|r| json!({
+            "id": gid("Return", r.id), "name": format!("{}-R{}", o.name, r.id % 10 + 1), "status": r.status,
+            "returnLineItems": { "nodes": r.lines.iter().enumerate().map(|(n, (line, quantity, reason))| json!({
+                "id": gid("ReturnLineItem", r.id * 100 + n as u64), "quantity": quantity, "returnReason": reason,
+                "fulfillmentLineItem": { "lineItem": { "id": gid("LineItem", o.lines[*line].id) } },
+            })).collect::<Vec<_>>() },
+        })).collect::<Vec<_>>() },
+        "refunds": o.refunds.iter().enumerate().map(|(n, amount)| json!({
+            "id": gid("Refund", o.id * 10 + n as u64),
+            "totalRefundedSet": { "shopMoney": { "amount": amount, "currencyCode": "USD" } },
+        })).collect::<Vec<_>>(),
         "fulfillments": o.fulfillments.iter().map(|f| json!({
             "id": gid("Fulfillment", f.id), "status": f.status, "createdAt": time(f.created_at),
             "location": { "id": gid("Location", f.location_id) },
@@ -422,8 +504,9 @@ fn graphql_error(message: &str, code: &str) -> Value {
     json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
 
-/// The shop as a bulk result of the import query: each variant, then its levels as children.
-fn import_file(shop: &Shop) -> (Vec<u8>, usize) {
+/// The shop as a bulk result of the import query: each variant, then its levels as children; and
+/// the number of objects in it.
+pub fn import_file(shop: &Shop) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
     let mut objects = 0;
     let mut push = |v: Value| {
@@ -447,6 +530,61 @@ fn import_file(shop: &Shop) -> (Vec<u8>, usize) {
 }
 
 impl Inner {
+    /// `fulfillmentCreate`: ships the fulfilment-order line items asked for (on hand and
+    /// committed drop at the order's location), or answers Shopify's userErrors.
+    fn create_fulfillment(&mut self, vars: &Value) -> Value {
+        let refuse = |message: &str| json!({ "fulfillmentCreate": { "fulfillment": null, "userErrors": [{ "field": ["fulfillment"], "message": message }] } });
+        let f = &vars["fulfillment"];
+        let groups = f["lineItemsByFulfillmentOrder"].as_array().cloned().unwrap_or_default();
+        let mut shipped: Vec<(u64, usize, i64)> = Vec::new();
+        for g in &groups {
+            let order = g["fulfillmentOrderId"]
+                .as_str()
+                .and_then(|id| self.shop.orders.values().find(|o| gid("FulfillmentOrder", o.id) == id));
+            let Some(o) = order.filter(|o| o.cancelled_at.is_none()) else {
+                return refuse("Fulfillment order does not exist.");
+            };
+            for item in g["fulfillmentOrderLineItems"].as_array().into_iter().flatten() {
+                let line = item["id"]
+                    .as_str()
+                    .and_then(|id| o.lines.iter().position(|l| gid("FulfillmentOrderLineItem", l.id) == id));
+                let quantity = item["quantity"].as_i64().unwrap_or(0);
+                match line {
+                    Some(n) if quantity > 0 && quantity <= o.lines[n].quantity - o.lines[n].fulfilled => {
+                        shipped.push((o.id, n, quantity));
+                    }
+                    _ => return refuse("Invalid fulfillment order line item quantity requested."),
+                }
+            }
+        }
+        let Some(order_id) = shipped.first().map(|s| s.0) else { return refuse("Line items are required.") };
+        let now = Utc::now();
+        let tracking = &f["trackingInfo"];
+        let o = self.shop.orders.get_mut(&order_id).expect("order found above");
+        let id = order_id * 100 + o.fulfillments.len() as u64;
+        for (_, n, quantity) in &shipped {
+            let line = &mut o.lines[*n];
+            line.fulfilled += quantity;
+            let item = line.variant_id.map(|v| self.shop.variants[&v].inventory_item_id);
+            if let Some(level) = item.and_then(|i| self.shop.levels.get_mut(&(o.location_id, i))) {
+                level.on_hand -= quantity;
+                level.committed -= quantity;
+                level.updated_at = now;
+            }
+        }
+        o.fulfillments.push(Fulfillment {
+            id,
+            status: "SUCCESS".into(),
+            created_at: now,
+            location_id: o.location_id,
+            company: tracking["company"].as_str().unwrap_or_default().into(),
+            number: tracking["number"].as_str().unwrap_or_default().into(),
+            url: tracking["url"].as_str().unwrap_or_default().into(),
+        });
+        o.updated_at = now;
+        json!({ "fulfillmentCreate": { "fulfillment": { "id": gid("Fulfillment", id), "status": "SUCCESS" }, "userErrors": [] } })
+    }
+
     fn start_bulk(&mut self, vars: &Value) -> Value {
         let query = vars["query"].as_str().unwrap_or_default().to_owned();
         for id in 0..self.bulk.len() {
@@ -547,6 +685,7 @@ impl Inner {
     fn run(&mut self, root: &str, query: &str, vars: &Value) -> Result<Value, String> {
         match root {
             "bulkOperationRunQuery" => return Ok(self.start_bulk(vars)),
+            "fulfillmentCreate" => return Ok(self.create_fulfillment(vars)),
             "node" | "currentBulkOperation" => return Ok(self.bulk_state(root, vars)),
             "inventoryAdjustQuantities" => {}
             _ => return self.data(root, vars),
@@ -625,6 +764,18 @@ impl Inner {
         let first = vars["first"].as_u64().unwrap_or(0);
         if !(1..=250).contains(&first) {
             return Err("The first argument must be between 1 and 250".into());
+        }
+        if root == "orderLines" {
+            let id = vars["id"].as_str().unwrap_or_default();
+            let Some(o) = self.shop.orders.values().find(|o| gid("Order", o.id) == id) else {
+                return Ok(json!({ "order": null }));
+            };
+            let after = after_of(&vars["after"])?;
+            let rest: Vec<&OrderLine> = o.lines.iter().filter(|l| after.is_none_or(|a| l.id > a)).collect();
+            let take = first as usize;
+            let nodes: Vec<Value> = rest.iter().take(take).map(|l| line_node(o, l)).collect();
+            let last = rest.get(take.min(rest.len()).saturating_sub(1)).filter(|_| !rest.is_empty()).map(|l| l.id);
+            return Ok(json!({ "order": { "lineItems": page(nodes, last, rest.len() > take) } }));
         }
         if root == "orders" {
             let after = match vars["after"].as_str() {
@@ -728,10 +879,14 @@ impl Inner {
 fn root_of(query: &str) -> &'static str {
     if query.contains("inventoryAdjustQuantities(") {
         "inventoryAdjustQuantities"
+    } else if query.contains("fulfillmentCreate(") {
+        "fulfillmentCreate"
     } else if query.contains("bulkOperationRunQuery(") {
         "bulkOperationRunQuery"
     } else if query.contains("currentBulkOperation(") {
         "currentBulkOperation"
+    } else if query.contains("lineItems(first: $first") {
+        "orderLines"
     } else if query.contains("productVariantsCount") {
         "productVariantsCount"
     } else if query.contains("node(") {
@@ -865,6 +1020,7 @@ async fn download(req: HttpRequest, path: web::Path<String>, inner: web::Data<Ar
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
     i.downloads.push(from.unwrap_or(0) as u64);
+    let from = from.filter(|_| !i.ignore_ranges);
     let cut = i.download_cuts.pop_front();
     drop(i);
     let start = from.unwrap_or(0);
@@ -913,6 +1069,7 @@ impl MockShopify {
             bulk_failures: VecDeque::new(),
             download_cuts: VecDeque::new(),
             downloads: Vec::new(),
+            ignore_ranges: false,
             expired_downloads: 0,
         }));
         let data = web::Data::new(inner.clone());
@@ -1029,6 +1186,11 @@ impl MockShopify {
                 data: Arc::default(),
             });
         });
+    }
+
+    /// Serves result files whole whatever `Range` asks for.
+    pub fn ignore_ranges(&self, ignore: bool) {
+        self.with(|i| i.ignore_ranges = ignore);
     }
 
     /// Bulk operations started.

@@ -15,6 +15,52 @@ pub fn find<E: TenantOwned>(s: &Scoped) -> Select<E> {
     E::find().filter(E::tenant_column().eq(s.tenant()))
 }
 
+/// Rows of `E` (the transaction's tenant's) whose `column` is one of `values` and whose `also`
+/// columns equal their values. On PostgreSQL this is one index probe per value (`unnest` and
+/// `LATERAL`, the array cast to `pg_type`): with `IN (…)` the planner of a table without
+/// statistics (a first import filling it, or a server without autovacuum) may read every row of
+/// the tenant for each lookup, making each page slower than the last. `IN (…)` on SQLite.
+pub async fn find_in<E, V>(
+    s: &Scoped,
+    column: E::Column,
+    values: Vec<V>,
+    pg_type: &str,
+    also: &[(E::Column, Value)],
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: TenantOwned,
+    V: Into<Value>,
+    Vec<V>: Into<Value>,
+{
+    use sea_orm::IdenStatic;
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !s.is_postgres() {
+        let mut q = find::<E>(s).filter(column.is_in(values));
+        for (c, v) in also {
+            q = q.filter(c.eq(v.clone()));
+        }
+        return q.all(&s.tx).await;
+    }
+    let mut sql = format!(
+        "SELECT t.* FROM unnest($1::{pg_type}[]) AS x(v) CROSS JOIN LATERAL (SELECT * FROM {} WHERE {} = $2 AND {} = x.v",
+        E::default().table_name(),
+        E::tenant_column().as_str(),
+        column.as_str()
+    );
+    let mut params: Vec<Value> = vec![values.into(), s.tenant().into()];
+    for (n, (c, v)) in also.iter().enumerate() {
+        sql.push_str(&format!(" AND {} = ${}", c.as_str(), n + 3));
+        params.push(v.clone());
+    }
+    sql.push_str(") t");
+    E::find()
+        .from_raw_sql(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, params))
+        .all(&s.tx)
+        .await
+}
+
 /// Keyset pagination arguments, already validated.
 #[derive(Debug, Clone)]
 pub struct PageArgs<K> {

@@ -181,7 +181,9 @@ impl OrdersMutation {
         })
     }
 
-    /// Ships an order: consumes its reservations and creates a shipment.
+    /// Ships an order: consumes its reservations and creates a shipment. An order mirrored from
+    /// a connected store (shipped here or by a 3PL) is also sent to the store as a fulfilment
+    /// with the carrier and tracking number, in the background.
     async fn order_fulfill(
         &self,
         ctx: &Context<'_>,

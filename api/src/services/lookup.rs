@@ -53,7 +53,7 @@ pub async fn variant_by_sku(s: &Scoped, sku: &str) -> Result<Option<variant::Mod
 pub async fn skus(s: &Scoped, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, String>, DbErr> {
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        for v in repo::find::<variant::Entity>(s).filter(variant::Column::Id.is_in(chunk.to_vec())).all(&s.tx).await? {
+        for v in repo::find_in::<variant::Entity, _>(s, variant::Column::Id, chunk.to_vec(), "uuid", &[]).await? {
             out.insert(v.id, v.sku);
         }
     }

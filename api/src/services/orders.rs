@@ -238,7 +238,7 @@ async fn mirrored(s: &Scoped, o: &order::Model) -> Result<Option<Vec<UserError>>
         vec![UserError::new(
             &["input", "id"],
             UserErrorCode::InvalidState,
-            "the order is mirrored from the connected store: cancel or fulfil it there",
+            "the order is mirrored from the connected store: cancel it there",
         )]
     }))
 }
@@ -343,9 +343,7 @@ pub async fn fulfill(
         let Some(o) = locked_order(s, id).await? else {
             return Ok(Err(vec![UserError::not_found(&["input", "id"], "order")]));
         };
-        if let Some(refused) = mirrored(s, &o).await? {
-            return Ok(Err(refused));
-        }
+        let from_store = crate::services::sync::orders::is_mirrored(s, o.id).await?;
         match o.status.as_str() {
             "fulfilled" => {
                 let existing = repo::find::<shipment::Entity>(s)
@@ -365,7 +363,9 @@ pub async fn fulfill(
             _ => {}
         }
         let reference = o.id.to_string();
-        for r in active_reservations(s, o.id).await? {
+        let reservations = active_reservations(s, o.id).await?;
+        let shipped: Vec<(Uuid, i64)> = reservations.iter().map(|r| (r.order_line_id, i64::from(r.quantity))).collect();
+        for r in reservations {
             let q = i64::from(r.quantity);
             if !repo::change_stock(s, r.variant_id, r.location_id, -q, -q).await? {
                 return Err(DbErr::Custom(format!("reservation {} exceeds stock", r.id)));
@@ -400,6 +400,9 @@ pub async fn fulfill(
             updated_at: now,
         };
         shipment::Entity::insert(shipment::ActiveModel::from(sh.clone())).exec_without_returning(&s.tx).await?;
+        if from_store {
+            crate::services::sync::orders::queue_fulfillment(s, o.id, &sh, &shipped).await?;
+        }
         shipment_event::Entity::insert(shipment_event::ActiveModel {
             tenant_id: Set(s.tenant()),
             id: Set(Uuid::now_v7()),

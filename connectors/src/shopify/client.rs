@@ -23,7 +23,8 @@ use super::throttle::{self, Answer, Bucket};
 use crate::ProviderError;
 use crate::source::{
     Batch, CatalogSource, ExternalFulfillment, ExternalLevel, ExternalLocation, ExternalOrder, ExternalOrderLine,
-    ExternalProduct, ExternalVariant, InventorySink, InventorySource, LocationSource, OrderSource, Problem, Tracking,
+    ExternalProduct, ExternalReturn, ExternalReturnLine, ExternalVariant, InventorySink, InventorySource,
+    LocationSource, OrderSource, Problem, Tracking,
 };
 
 /// How one installation reaches its shop.
@@ -61,17 +62,20 @@ impl ClientConfig {
     }
 }
 
-/// What one shop allows, shared by all its clients: the cost bucket and a cap on calls in flight.
+/// What one shop allows, shared by all its clients: the cost bucket and a cap on calls in flight;
+/// and the cap of the tenant that connected it, shared with the tenant's other shops.
 #[derive(Debug)]
 pub struct ShopLimits {
     bucket: Mutex<Bucket>,
     calls: Semaphore,
+    tenant: std::sync::Arc<Semaphore>,
 }
 
 impl ShopLimits {
-    /// At most `concurrency` calls in flight to the shop (at least one).
-    pub fn new(concurrency: usize) -> Self {
-        ShopLimits { bucket: Mutex::new(Bucket::default()), calls: Semaphore::new(concurrency.max(1)) }
+    /// At most `concurrency` calls in flight to the shop (at least one), and no more than the
+    /// `tenant` semaphore's permits across the tenant's shops.
+    pub fn new(concurrency: usize, tenant: std::sync::Arc<Semaphore>) -> Self {
+        ShopLimits { bucket: Mutex::new(Bucket::default()), calls: Semaphore::new(concurrency.max(1)), tenant }
     }
 
     fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
@@ -104,7 +108,7 @@ const LEVEL: &str = "query Level($item: ID!, $location: ID!) { inventoryItem(id:
 /// the fulfilment orders' assigned locations and the fulfilments with their tracking.
 macro_rules! order_fields {
     () => {
-        "id name createdAt updatedAt cancelledAt currencyCode totalPriceSet { shopMoney { amount } } lineItems(first: 50) { nodes { id sku quantity currentQuantity unfulfilledQuantity variant { id } } pageInfo { hasNextPage } } fulfillmentOrders(first: 5) { nodes { status assignedLocation { location { id } } } } fulfillments { id status createdAt location { id } trackingInfo { company number url } }"
+        "id name createdAt updatedAt cancelledAt returnStatus currencyCode totalPriceSet { shopMoney { amount } } lineItems(first: 50) { nodes { id sku quantity currentQuantity unfulfilledQuantity variant { id } } pageInfo { hasNextPage endCursor } } fulfillmentOrders(first: 5) { nodes { status assignedLocation { location { id } } } } fulfillments { id status createdAt location { id } trackingInfo { company number url } }"
     };
 }
 const ORDERS: &str = concat!(
@@ -113,6 +117,11 @@ const ORDERS: &str = concat!(
     " } pageInfo { hasNextPage endCursor } } }"
 );
 const ORDER: &str = concat!("query Order($id: ID!) { order(id: $id) { ", order_fields!(), " } }");
+/// The lines of an order past the first 50, a page at a time.
+const ORDER_LINES: &str = "query OrderLines($id: ID!, $first: Int!, $after: String) { order(id: $id) { lineItems(first: $first, after: $after) { nodes { id sku quantity currentQuantity unfulfilledQuantity variant { id } } pageInfo { hasNextPage endCursor } } } }";
+/// An order's returns, asked for only when `returnStatus` says it has some (5 returns of 25 lines).
+const RETURNS: &str = "query Returns($id: ID!) { order(id: $id) { returns(first: 5) { nodes { id name status returnLineItems(first: 25) { nodes { ... on ReturnLineItem { id quantity returnReason fulfillmentLineItem { lineItem { id } } } } } } } } }";
+const RETURNS_COST: f64 = (1 + 2 + 5 * (1 + 2 + 25 * 3)) as f64;
 /// Objects per order node as Shopify counts them: 50 lines with their variant, 5 fulfilment
 /// orders with location, the price set and the fulfilments.
 const ORDER_OBJECTS: usize = (2 + 50 * 2) + (2 + 5 * 3) + 2 + 6;
@@ -126,6 +135,28 @@ impl Client {
         Client { http, config, endpoint, limits, first: AtomicUsize::new(MAX_PAGE) }
     }
 
+    /// Reads the rest of an order node's lines when it has more than its first page.
+    async fn all_lines(&self, node: &mut Value) -> Result<(), ProviderError> {
+        let Some(id) = text(node, "id") else { return Ok(()) };
+        while node.pointer("/lineItems/pageInfo/hasNextPage").and_then(Value::as_bool) == Some(true) {
+            let after = node.pointer("/lineItems/pageInfo/endCursor").cloned().unwrap_or(Value::Null);
+            let (page, _) =
+                self.page(ORDER_LINES, json!({ "id": id, "after": after }), &["order", "lineItems"], (1, 1)).await?;
+            let lines = &mut node["lineItems"];
+            if let Some(nodes) = lines.get_mut("nodes").and_then(Value::as_array_mut) {
+                nodes.extend(page.nodes);
+            }
+            lines["pageInfo"] = json!({ "hasNextPage": page.has_next_page, "endCursor": page.end_cursor });
+        }
+        Ok(())
+    }
+
+    /// An order's returns.
+    async fn returns(&self, order_id: &str) -> Result<Vec<ExternalReturn>, ProviderError> {
+        let a = self.query(RETURNS, json!({ "id": order_id }), RETURNS_COST).await?;
+        Ok(a.data.get("order").map(returns_of).unwrap_or_default())
+    }
+
     /// The HTTP client (for downloads that are not API calls).
     pub(super) fn http(&self) -> &reqwest::Client {
         &self.http
@@ -133,6 +164,17 @@ impl Client {
 
     /// Runs one query, budgeting, waiting and retrying as the module says.
     pub async fn query(&self, query: &str, variables: Value, cost: f64) -> Result<Answer, ProviderError> {
+        self.run(query, variables, cost, true).await
+    }
+
+    /// Runs a mutation that is not idempotent once: waits out the rate limit (a throttled
+    /// request did not run) but does not send it again after a transient failure, which may
+    /// have come after the shop applied it; the caller finds out what happened first.
+    pub async fn mutate_once(&self, query: &str, variables: Value, cost: f64) -> Result<Answer, ProviderError> {
+        self.run(query, variables, cost, false).await
+    }
+
+    async fn run(&self, query: &str, variables: Value, cost: f64, retry: bool) -> Result<Answer, ProviderError> {
         let deadline = Instant::now() + self.config.max_wait;
         let body = json!({ "query": query, "variables": variables });
         let mut attempt = 0;
@@ -148,7 +190,9 @@ impl Client {
             }
             self.limits.bucket().take(cost, Utc::now());
             let answer = {
-                let _permit = self.limits.calls.acquire().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
+                let closed = |e: tokio::sync::AcquireError| ProviderError::Transient(e.to_string());
+                let _shop = self.limits.calls.acquire().await.map_err(closed)?;
+                let _tenant = self.limits.tenant.acquire().await.map_err(closed)?;
                 self.send(&body, cost).await
             };
             match answer {
@@ -160,7 +204,7 @@ impl Client {
                     tracing::info!(retry_ms = retry_after.as_millis() as u64, "throttled by the shop; waiting");
                     tokio::time::sleep(retry_after).await;
                 }
-                Err(ProviderError::Transient(e)) if attempt < self.config.max_attempts => {
+                Err(ProviderError::Transient(e)) if retry && attempt < self.config.max_attempts => {
                     let backoff = Duration::from_millis(200u64 << attempt.min(5));
                     tracing::info!(error = %e, attempt, "transient failure; retrying");
                     tokio::time::sleep(backoff).await;
@@ -319,7 +363,7 @@ pub fn order_of(node: &Value) -> Result<ExternalOrder, Problem> {
     let problem = |m: &str| Problem::new(id.clone(), m);
     let lines_page = node.get("lineItems").ok_or_else(|| problem("the order has no lineItems"))?;
     if lines_page.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool) == Some(true) {
-        return Err(problem("the order has more than 50 lines, more than this version mirrors"));
+        return Err(problem("the order's lines past the first page could not be read"));
     }
     let mut lines = Vec::new();
     for l in lines_page.get("nodes").and_then(Value::as_array).into_iter().flatten() {
@@ -385,8 +429,42 @@ pub fn order_of(node: &Value) -> Result<ExternalOrder, Problem> {
         total,
         lines,
         fulfillments,
+        returns: Vec::new(),
         id,
     })
+}
+
+/// An order's `returns` connection (of the Returns query); returns without an id are left out.
+pub fn returns_of(order: &Value) -> Vec<ExternalReturn> {
+    let nodes = order.pointer("/returns/nodes").and_then(Value::as_array).into_iter().flatten();
+    nodes
+        .filter_map(|r| {
+            let lines = r.pointer("/returnLineItems/nodes").and_then(Value::as_array).into_iter().flatten();
+            Some(ExternalReturn {
+                id: text(r, "id")?,
+                name: text(r, "name").unwrap_or_default(),
+                status: text(r, "status").unwrap_or_default().to_ascii_lowercase(),
+                lines: lines
+                    .filter_map(|l| {
+                        Some(ExternalReturnLine {
+                            id: text(l, "id")?,
+                            line_id: l
+                                .pointer("/fulfillmentLineItem/lineItem/id")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned),
+                            quantity: l.get("quantity").and_then(Value::as_i64)?,
+                            reason: text(l, "returnReason").map(|r| r.to_ascii_lowercase()),
+                        })
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// Whether an order node says it has returns to read.
+fn has_returns(node: &Value) -> bool {
+    node.get("returnStatus").and_then(Value::as_str).is_some_and(|s| s != "NO_RETURN")
 }
 
 fn batch<T>(page: Page, read: impl Fn(&Value) -> Result<T, Problem>) -> Batch<T> {
@@ -489,14 +567,32 @@ impl OrderSource for Client {
         cursor: Option<&str>,
     ) -> Result<Batch<ExternalOrder>, ProviderError> {
         let vars = json!({ "after": cursor, "query": since_filter(since) });
-        let (page, _) = self.page(ORDERS, vars, &["orders"], (ORDER_OBJECTS, 0)).await?;
-        Ok(batch(page, order_of))
+        let (mut page, _) = self.page(ORDERS, vars, &["orders"], (ORDER_OBJECTS, 0)).await?;
+        for node in &mut page.nodes {
+            self.all_lines(node).await?;
+        }
+        let with_returns: Vec<String> =
+            page.nodes.iter().filter(|n| has_returns(n)).filter_map(|n| text(n, "id")).collect();
+        let mut out = batch(page, order_of);
+        for o in out.records.iter_mut().filter(|o| with_returns.contains(&o.id)) {
+            o.returns = self.returns(&o.id).await?;
+        }
+        Ok(out)
     }
 
     async fn order(&self, order_id: &str) -> Result<Option<ExternalOrder>, ProviderError> {
         let a = self.query(ORDER, json!({ "id": order_id }), estimated_cost(1, ORDER_OBJECTS, 0)).await?;
         match a.data.get("order") {
-            Some(node) if node.is_object() => order_of(node).map(Some).map_err(|p| ProviderError::Decode(p.message)),
+            Some(node) if node.is_object() => {
+                let mut node = node.clone();
+                self.all_lines(&mut node).await?;
+                let node = &node;
+                let mut o = order_of(node).map_err(|p| ProviderError::Decode(p.message))?;
+                if has_returns(node) {
+                    o.returns = self.returns(&o.id).await?;
+                }
+                Ok(Some(o))
+            }
             _ => Ok(None),
         }
     }
@@ -584,6 +680,29 @@ mod tests {
         let mut done = node;
         done["fulfillmentOrders"]["nodes"][1]["status"] = json!("CLOSED");
         assert_eq!(order_of(&done).expect("order").location_id.as_deref(), Some("gid://shopify/Location/1"));
+    }
+
+    #[test]
+    fn an_orders_returns_read_with_the_line_they_return() {
+        let order = json!({ "returns": { "nodes": [
+            { "id": "gid://shopify/Return/945000954", "name": "#1001-R1", "status": "OPEN",
+              "returnLineItems": { "nodes": [
+                { "id": "gid://shopify/ReturnLineItem/677614677", "quantity": 1, "returnReason": "DEFECTIVE",
+                  "fulfillmentLineItem": { "lineItem": { "id": "gid://shopify/LineItem/466157049" } } },
+                { "id": "gid://shopify/ReturnLineItem/677614678", "returnReason": "OTHER" }
+              ] } },
+            { "name": "no id" }
+        ] } });
+        let returns = returns_of(&order);
+        assert_eq!(returns.len(), 1);
+        assert_eq!(returns[0].status, "open");
+        assert_eq!(returns[0].lines.len(), 1, "a line without a quantity is left out");
+        assert_eq!(returns[0].lines[0].line_id.as_deref(), Some("gid://shopify/LineItem/466157049"));
+        assert_eq!(returns[0].lines[0].reason.as_deref(), Some("defective"));
+        assert!(
+            has_returns(&json!({ "returnStatus": "IN_PROGRESS" }))
+                && !has_returns(&json!({ "returnStatus": "NO_RETURN" }))
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`bulk`]: a bulk operation's JSONL result, streamed one top-level object at a time.
 //! - [`import`]: the initial import through a bulk operation (start, poll, download from any
 //!   group boundary).
+//! - [`fulfillment`]: shipments made here sent to the shop (`fulfillmentCreate` on the open
+//!   fulfilment orders, found again by tracking number when repeated).
 //! - [`gid`]: global ids (`gid://shopify/ProductVariant/…`), parsed losslessly.
 //! - [`page`]: one page of a Relay connection and the cursor of the next.
 //! - [`client`]: the Admin GraphQL client (budgeting, waiting, retrying, smaller pages when a
@@ -14,6 +16,7 @@
 
 pub mod bulk;
 pub mod client;
+pub mod fulfillment;
 pub mod gid;
 pub mod import;
 pub mod page;

@@ -143,6 +143,17 @@ pub fn subject(topic: &str, body: &[u8]) -> Result<Subject, crate::ProviderError
             let v = parse()?;
             Ok(Subject::Order { order_id: rest_gid(&v, "order_id", "Order").ok_or_else(|| bad("no order_id"))? })
         }
+        "refunds/create" => {
+            let v = parse()?;
+            Ok(Subject::Order { order_id: rest_gid(&v, "order_id", "Order").ok_or_else(|| bad("no order_id"))? })
+        }
+        t if t.starts_with("returns/") => {
+            // The return's order, nested (`order.id`) or flat (`order_id`).
+            let v = parse()?;
+            let order =
+                v.get("order").and_then(|o| rest_gid(o, "id", "Order")).or_else(|| rest_gid(&v, "order_id", "Order"));
+            Ok(Subject::Order { order_id: order.ok_or_else(|| bad("no order"))? })
+        }
         "app/uninstalled" => Ok(Subject::Uninstalled),
         _ => Ok(Subject::Other),
     }
@@ -174,7 +185,16 @@ mod tests {
             subject("fulfillments/create", br#"{"id":255858046,"order_id":450789469}"#),
             Ok(Subject::Order { order_id: "gid://shopify/Order/450789469".into() })
         );
-        assert_eq!(subject("refunds/create", b"{}"), Ok(Subject::Other));
+        assert_eq!(
+            subject("refunds/create", br#"{"id":509562969,"order_id":450789469}"#),
+            Ok(Subject::Order { order_id: "gid://shopify/Order/450789469".into() })
+        );
+        assert_eq!(
+            subject("returns/close", br#"{"id":945000954,"order":{"id":450789469,"admin_graphql_api_id":"gid:\/\/shopify\/Order\/450789469"}}"#),
+            Ok(Subject::Order { order_id: "gid://shopify/Order/450789469".into() })
+        );
+        assert!(matches!(subject("returns/request", b"{}"), Err(crate::ProviderError::Decode(_))));
+        assert_eq!(subject("shop/update", b"{}"), Ok(Subject::Other));
         assert!(matches!(subject("products/update", b"{}"), Err(crate::ProviderError::Decode(_))));
         assert!(matches!(subject("inventory_levels/update", b"<xml>"), Err(crate::ProviderError::Decode(_))));
     }

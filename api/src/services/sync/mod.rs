@@ -74,7 +74,11 @@ pub const RECONCILE: &str = "connector.reconcile";
 pub const PUSH: &str = "connector.push";
 
 pub fn register(r: Registry) -> Registry {
-    r.with(SYNC, SyncJob).with(WEBHOOK, WebhookJob).with(RECONCILE, ReconcileJob).with(PUSH, PushJob)
+    r.with(SYNC, SyncJob)
+        .with(WEBHOOK, WebhookJob)
+        .with(RECONCILE, ReconcileJob)
+        .with(PUSH, PushJob)
+        .with(orders::FULFILL, orders::FulfillJob)
 }
 
 /// The UUID at `key` of a job's payload.
@@ -146,12 +150,7 @@ impl Handler for PushJob {
         ) else {
             return Err(JobError::Permanent(format!("bad payload {p}")));
         };
-        let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
-        let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(connector_id)).one(&s.tx).await?;
-        s.commit().await?;
-        let Some(c) = c.filter(|c| c.status == "active") else {
-            return Err(JobError::Permanent("the connector is paused or uninstalled; the change was not sent".into()));
-        };
+        let c = active_connector(state, job.tenant_id, connector_id).await?;
         let Some(client) = state.providers.shopify(state, &c) else {
             return Err(JobError::Permanent(NO_CREDENTIALS.into()));
         };
@@ -171,6 +170,15 @@ impl Handler for PushJob {
             Err(e) => Err(JobError::Permanent(e.to_string())),
         }
     }
+}
+
+/// The connector a push goes through, if it is active (a paused or uninstalled one sends nothing).
+async fn active_connector(state: &AppState, tenant: Uuid, id: Uuid) -> Result<connector::Model, JobError> {
+    let s = state.db.scoped(tenant, TxMode::Read).await?;
+    let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
+    s.commit().await?;
+    c.filter(|c| c.status == "active")
+        .ok_or_else(|| JobError::Permanent("the connector is paused or uninstalled; the change was not sent".into()))
 }
 
 /// Schedules connector `id`'s periodic incremental sync (installing it again replaces the schedule).
@@ -200,8 +208,12 @@ impl Handler for ReconcileJob {
 pub struct Providers {
     http: reqwest::Client,
     limits: Mutex<HashMap<Uuid, Arc<ShopLimits>>>,
+    /// Per tenant, the calls it may have in flight across its connectors.
+    tenants: Mutex<HashMap<Uuid, Arc<tokio::sync::Semaphore>>>,
     /// Calls in flight to one shop at most.
     pub concurrency: usize,
+    /// Calls in flight for one tenant at most, across its connectors (per process).
+    pub tenant_concurrency: usize,
     /// Whether a `baseUrl` may reach loopback, private and link-local addresses.
     allow_private: bool,
 }
@@ -209,12 +221,19 @@ pub struct Providers {
 impl Providers {
     /// Providers' clients never follow redirects and, unless `allow_private`, never connect to
     /// loopback, private or link-local addresses (a `baseUrl` is an admin's input: SSRF).
-    pub fn new(allow_private: bool) -> Result<Self, reqwest::Error> {
+    pub fn new(allow_private: bool, tenant_concurrency: usize) -> Result<Self, reqwest::Error> {
         let http = qm_integrations::net::guarded_client(allow_private)
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Providers { http, limits: Mutex::default(), concurrency: 2, allow_private })
+        Ok(Providers {
+            http,
+            limits: Mutex::default(),
+            tenants: Mutex::default(),
+            concurrency: 2,
+            tenant_concurrency: tenant_concurrency.max(1),
+            allow_private,
+        })
     }
 
     /// Checks a `baseUrl` before it is stored (the client checks the resolved address again).
@@ -222,10 +241,16 @@ impl Providers {
         qm_integrations::net::check_url(url, self.allow_private).map(drop)
     }
 
-    /// The limits of connector `id`'s shop (one bucket and one call cap per connector).
-    fn limits(&self, id: Uuid) -> Arc<ShopLimits> {
+    /// The limits of connector `c`'s shop (one bucket and one call cap per connector, under its
+    /// tenant's cap).
+    fn limits(&self, c: &connector::Model) -> Arc<ShopLimits> {
+        let tenant = {
+            let mut all = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cap = self.tenant_concurrency;
+            all.entry(c.tenant_id).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(cap))).clone()
+        };
         let mut all = self.limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        all.entry(id).or_insert_with(|| Arc::new(ShopLimits::new(self.concurrency))).clone()
+        all.entry(c.id).or_insert_with(|| Arc::new(ShopLimits::new(self.concurrency, tenant))).clone()
     }
 
     /// A client of the connector's shop, or `None` when its credentials are gone or do not open.
@@ -235,7 +260,7 @@ impl Providers {
         let mut config = ClientConfig::new(&c.external_account, &token, &settings.api_version);
         config.base_url = settings.base_url;
         config.max_wait = within_lease(state, MAX_WAIT);
-        Some(Client::new(self.http.clone(), config, self.limits(c.id)))
+        Some(Client::new(self.http.clone(), config, self.limits(c)))
     }
 }
 
@@ -901,8 +926,8 @@ impl PageProducts {
         let ids: Vec<Uuid> = page.refs.values().copied().collect();
         let handles: Vec<String> = records.iter().map(|v| v.product.handle.clone()).collect();
         for found in [
-            repo::find::<product::Entity>(s).filter(product::Column::Id.is_in(ids)).all(&s.tx).await?,
-            repo::find::<product::Entity>(s).filter(product::Column::Handle.is_in(handles)).all(&s.tx).await?,
+            repo::find_in::<product::Entity, _>(s, product::Column::Id, ids, "uuid", &[]).await?,
+            repo::find_in::<product::Entity, _>(s, product::Column::Handle, handles, "text", &[]).await?,
         ] {
             for p in found {
                 page.by_handle.insert(p.handle.clone(), p.id);
@@ -982,22 +1007,9 @@ impl Applier<'_> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let found = if s.is_postgres() {
-            // One primary-key lookup per id. PostgreSQL 15 applies `external_id = ANY(…)` as a
-            // filter over every row of the kind when the table has no statistics yet (a first
-            // import), which makes each page slower than the last.
-            let sql = "SELECT r.* FROM unnest($1::text[]) AS x(id) CROSS JOIN LATERAL (
-                         SELECT * FROM external_refs
-                         WHERE tenant_id = $2 AND connector_id = $3 AND kind = $4 AND external_id = x.id) r";
-            let values: Vec<sea_orm::Value> =
-                vec![ids.into(), s.tenant().into(), self.connector.id.into(), kind.into()];
-            external_ref::Entity::find()
-                .from_raw_sql(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values))
-                .all(&s.tx)
-                .await?
-        } else {
-            refs_of(s, self.connector.id, kind).filter(external_ref::Column::ExternalId.is_in(ids)).all(&s.tx).await?
-        };
+        use external_ref::Column as C;
+        let also = [(C::ConnectorId, self.connector.id.into()), (C::Kind, kind.into())];
+        let found = repo::find_in::<external_ref::Entity, _>(s, C::ExternalId, ids, "text", &also).await?;
         Ok(found.into_iter().map(|r| (r.external_id.clone(), r)).collect())
     }
 
@@ -1111,8 +1123,8 @@ impl Applier<'_> {
         let ids: Vec<Uuid> = variant_refs.values().map(|r| r.local_id).collect();
         let skus: Vec<String> = records.iter().map(|v| v.sku.clone()).collect();
         for found in [
-            repo::find::<variant::Entity>(s).filter(variant::Column::Id.is_in(ids)).all(&s.tx).await?,
-            repo::find::<variant::Entity>(s).filter(variant::Column::Sku.is_in(skus)).all(&s.tx).await?,
+            repo::find_in::<variant::Entity, _>(s, variant::Column::Id, ids, "uuid", &[]).await?,
+            repo::find_in::<variant::Entity, _>(s, variant::Column::Sku, skus, "text", &[]).await?,
         ] {
             for v in found {
                 by_sku.insert(v.sku.clone(), v.id);
@@ -1120,13 +1132,17 @@ impl Applier<'_> {
             }
         }
         // Which provider variant holds each of our variants already (a SKU can be taken).
-        let mut holder: HashMap<Uuid, String> = refs_of(s, self.connector.id, "variant")
-            .filter(external_ref::Column::LocalId.is_in(variants.keys().copied().collect::<Vec<_>>()))
-            .all(&s.tx)
-            .await?
-            .into_iter()
-            .map(|r| (r.local_id, r.external_id))
-            .collect();
+        let also = [
+            (external_ref::Column::ConnectorId, self.connector.id.into()),
+            (external_ref::Column::Kind, "variant".into()),
+        ];
+        let ours: Vec<Uuid> = variants.keys().copied().collect();
+        let mut holder: HashMap<Uuid, String> =
+            repo::find_in::<external_ref::Entity, _>(s, external_ref::Column::LocalId, ours, "uuid", &also)
+                .await?
+                .into_iter()
+                .map(|r| (r.local_id, r.external_id))
+                .collect();
         let now = repo::now();
         let (mut new_variants, mut links) = (Vec::new(), Vec::new());
         let mut variant_updates: Vec<variant::ActiveModel> = Vec::new();
@@ -1258,11 +1274,10 @@ impl Applier<'_> {
         let variant_ids: Vec<Uuid> = items.values().map(|r| r.local_id).collect::<HashSet<_>>().into_iter().collect();
         let mut levels: HashMap<Uuid, stock_level::Model> = HashMap::new();
         for chunk in variant_ids.chunks(500) {
-            for l in repo::find::<stock_level::Entity>(s)
-                .filter(stock_level::Column::LocationId.eq(location_id))
-                .filter(stock_level::Column::VariantId.is_in(chunk.to_vec()))
-                .all(&s.tx)
-                .await?
+            let at = [(stock_level::Column::LocationId, location_id.into())];
+            for l in
+                repo::find_in::<stock_level::Entity, _>(s, stock_level::Column::VariantId, chunk.to_vec(), "uuid", &at)
+                    .await?
             {
                 levels.insert(l.variant_id, l);
             }

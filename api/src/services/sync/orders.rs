@@ -6,8 +6,11 @@
 //! locations keeps coming from its inventory levels (a shipment here moves no on-hand, or the
 //! level read after it would count it twice). What the mirror adds is what the store commits:
 //! reservations, so available here is what the store can still sell, and the plans see demand
-//! that is promised but not yet shipped. Our own `orderCancel` and `orderFulfill` refuse these
-//! orders (they are changed in the store).
+//! that is promised but not yet shipped. Our own `orderCancel` refuses these orders (they are
+//! cancelled in the store); `orderFulfill` ships one here (or for a 3PL) and queues the shipment
+//! to the store (`connector.fulfill`: `fulfillmentCreate` with the tracking), whose fulfilment is
+//! then linked to our shipment. While that is pending, syncs leave the order alone (the store
+//! still shows it open); once sent, the store's newer version is read as usual.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,11 +18,19 @@ use qm_connectors::source::{ExternalOrder, Problem};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::{Applied, Applier, stale};
-use crate::db::entities::{external_ref, order, order_line, reservation, shipment, shipment_event};
-use crate::db::{Scoped, repo};
+use qm_connectors::ProviderError;
+use qm_connectors::source::{ShipmentSink as _, ShippedLine, Tracking};
+
+use super::{Applied, Applier, NO_CREDENTIALS, active_connector, on_provider_error, pause_refused, payload_id, stale};
+use crate::db::entities::{
+    external_ref, job, order, order_line, reservation, return_, return_line, shipment, shipment_event,
+};
+use crate::db::{Scoped, TxMode, repo};
+use crate::jobs::worker::{Handler, JobError};
+use crate::jobs::{self, NewJob};
 use crate::services::lookup;
 use crate::services::orders::{LineRequest, order_payload, shipment_payload};
+use crate::state::AppState;
 
 const PLACED: &str = "order placed in the connected store";
 const SHIPPED: &str = "shipped by the connected store";
@@ -40,6 +51,7 @@ struct Known {
     orders: HashMap<String, external_ref::Model>,
     lines: HashMap<String, external_ref::Model>,
     fulfillments: HashMap<String, external_ref::Model>,
+    returns: HashMap<String, external_ref::Model>,
     variants: HashMap<String, Uuid>,
     skus: HashMap<Uuid, String>,
     locations: HashMap<String, Uuid>,
@@ -54,6 +66,7 @@ impl Applier<'_> {
             records.iter().flat_map(|o| o.lines.iter().filter_map(|l| l.variant_id.clone())).collect();
         let fulfillment_ids: Vec<String> =
             records.iter().flat_map(|o| o.fulfillments.iter().map(|f| f.id.clone())).collect();
+        let return_ids: Vec<String> = records.iter().flat_map(|o| o.returns.iter().map(|r| r.id.clone())).collect();
         let mut location_ids: Vec<String> = records.iter().filter_map(|o| o.location_id.clone()).collect();
         location_ids.extend(records.iter().flat_map(|o| o.fulfillments.iter().filter_map(|f| f.location_id.clone())));
         let variants: HashMap<String, Uuid> =
@@ -64,6 +77,7 @@ impl Applier<'_> {
             orders: self.refs(s, "order", order_ids).await?,
             lines: self.refs(s, "order_line", line_ids).await?,
             fulfillments: self.refs(s, "fulfillment", fulfillment_ids).await?,
+            returns: self.refs(s, "return", return_ids).await?,
             locations: self
                 .refs(s, "location", location_ids)
                 .await?
@@ -79,8 +93,14 @@ impl Applier<'_> {
     pub(super) async fn orders(&self, s: &Scoped, records: &[ExternalOrder]) -> Result<Applied, DbErr> {
         let mut out = Applied::default();
         let known = self.known(s, records).await?;
+        let sending = shipments_being_sent(s).await?;
         for o in records {
             out.newest = out.newest.max(o.updated_at);
+            if known.orders.get(&o.id).is_some_and(|r| sending.contains(&r.local_id)) {
+                // Read again once the shipment made here has reached the store.
+                out.unchanged += 1;
+                continue;
+            }
             if !self.full && known.orders.get(&o.id).is_some_and(|r| stale(r.version, o.updated_at)) {
                 out.unchanged += 1;
                 continue;
@@ -231,7 +251,10 @@ impl Applier<'_> {
             };
             // Release what the line holds where it no longer ships from, then hold what it should.
             let held = reservations.get(&line_id);
-            let (was_at, mut holding) = held.map_or((location_id, 0), |r| (r.location_id, i64::from(r.quantity)));
+            // Only an active reservation holds stock (one consumed by a shipment made here does not).
+            let (was_at, mut holding) = held.map_or((location_id, 0), |r| {
+                (r.location_id, if r.status == "active" { i64::from(r.quantity) } else { 0 })
+            });
             if was_at != location_id && holding > 0 {
                 self.hold(s, w, was_at, -holding, &reference, reason).await?;
                 holding = 0;
@@ -303,6 +326,7 @@ impl Applier<'_> {
         }
         let ours = order::Model { status: status.to_owned(), location_id, ..ours };
         changed |= self.shipments(s, o, &ours, known, &mut links).await?;
+        changed |= self.returns(s, o, &ours, &lines, known, &mut links).await?;
         if created {
             let lines: Vec<LineRequest> =
                 wanted.iter().map(|w| LineRequest { sku: w.sku.clone(), quantity: w.quantity }).collect();
@@ -447,6 +471,105 @@ impl Applier<'_> {
     }
 }
 
+impl Applier<'_> {
+    /// The order's returns: new ones recorded with their lines, status changes carried over
+    /// (`return.received` once one closes: its items arrived). Stock is not moved here: what the
+    /// store restocks comes in with its levels, and a refund without a return restocks nothing.
+    async fn returns(
+        &self,
+        s: &Scoped,
+        o: &ExternalOrder,
+        ours: &order::Model,
+        lines: &HashMap<Uuid, order_line::Model>,
+        known: &Known,
+        links: &mut Vec<external_ref::Model>,
+    ) -> Result<bool, DbErr> {
+        let mut changed = false;
+        let now = repo::now();
+        for r in &o.returns {
+            let status = match r.status.as_str() {
+                "canceled" => "cancelled",
+                s @ ("requested" | "open" | "closed" | "declined") => s,
+                _ => "open",
+            };
+            let existing = match known.returns.get(&r.id) {
+                Some(link) => {
+                    repo::find::<return_::Entity>(s).filter(return_::Column::Id.eq(link.local_id)).one(&s.tx).await?
+                }
+                None => None,
+            };
+            let (ret, was) = match existing {
+                Some(e) if e.status == status => continue,
+                Some(e) => {
+                    return_::Entity::update_many()
+                        .col_expr(return_::Column::Status, status.into())
+                        .col_expr(return_::Column::UpdatedAt, now.into())
+                        .filter(return_::Column::TenantId.eq(s.tenant()))
+                        .filter(return_::Column::Id.eq(e.id))
+                        .exec(&s.tx)
+                        .await?;
+                    let was = e.status.clone();
+                    (return_::Model { status: status.into(), updated_at: now, ..e }, Some(was))
+                }
+                None => {
+                    let m = return_::Model {
+                        tenant_id: s.tenant(),
+                        id: Uuid::now_v7(),
+                        order_id: ours.id,
+                        status: status.into(),
+                        reason: r.lines.iter().find_map(|l| l.reason.clone()).unwrap_or_else(|| "unknown".into()),
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    return_::Entity::insert(return_::ActiveModel::from(m.clone()))
+                        .exec_without_returning(&s.tx)
+                        .await?;
+                    let rows: Vec<return_line::ActiveModel> = r
+                        .lines
+                        .iter()
+                        .filter_map(|l| {
+                            let line = lines.get(&known.lines.get(l.line_id.as_deref()?)?.local_id)?;
+                            Some(return_line::ActiveModel::from(return_line::Model {
+                                tenant_id: s.tenant(),
+                                id: Uuid::now_v7(),
+                                return_id: m.id,
+                                variant_id: line.variant_id,
+                                quantity: i32::try_from(l.quantity).unwrap_or(i32::MAX),
+                                condition: "unknown".into(),
+                            }))
+                        })
+                        .collect();
+                    if !rows.is_empty() {
+                        return_line::Entity::insert_many(rows).exec_without_returning(&s.tx).await?;
+                    }
+                    links.push(self.row("return", &r.id, m.id, None, Some(ours.id)));
+                    (m, None)
+                }
+            };
+            if ret.status == "closed" && was.as_deref() != Some("closed") {
+                let items = repo::find::<return_line::Entity>(s)
+                    .filter(return_line::Column::ReturnId.eq(ret.id))
+                    .all(&s.tx)
+                    .await?;
+                let ids: Vec<Uuid> = items.iter().map(|l| l.variant_id).collect();
+                let skus = lookup::skus(s, &ids).await?;
+                let data = serde_json::json!({
+                    "returnId": crate::graphql::types::gid("Return", ret.id).0,
+                    "orderId": crate::graphql::types::gid("Order", ours.id).0,
+                    "locationId": crate::graphql::types::gid("Location", ours.location_id).0,
+                    // Decided in the store: not known here.
+                    "lines": items.iter().map(|l| serde_json::json!({
+                        "sku": skus.get(&l.variant_id), "quantity": l.quantity, "disposition": null,
+                    })).collect::<Vec<_>>(),
+                });
+                crate::events::emit(s, "return.received", data).await?;
+            }
+            changed = true;
+        }
+        Ok(changed)
+    }
+}
+
 /// Whether an order of ours mirrors a store's (and so changes only there).
 pub async fn is_mirrored(s: &Scoped, order_id: Uuid) -> Result<bool, DbErr> {
     let found = repo::find::<external_ref::Entity>(s)
@@ -455,4 +578,105 @@ pub async fn is_mirrored(s: &Scoped, order_id: Uuid) -> Result<bool, DbErr> {
         .one(&s.tx)
         .await?;
     Ok(found.is_some())
+}
+
+/// Sends a shipment made here of a mirrored order to its store.
+pub const FULFILL: &str = "connector.fulfill";
+
+/// Queues sending shipment `sh` of mirrored order `order_id` (`(our line, quantity)`) to the store
+/// the order came from, in the shipment's transaction.
+pub async fn queue_fulfillment(
+    s: &Scoped,
+    order_id: Uuid,
+    sh: &shipment::Model,
+    lines: &[(Uuid, i64)],
+) -> Result<(), DbErr> {
+    let refs = |kind: &'static str| repo::find::<external_ref::Entity>(s).filter(external_ref::Column::Kind.eq(kind));
+    let Some(order_ref) = refs("order").filter(external_ref::Column::LocalId.eq(order_id)).one(&s.tx).await? else {
+        return Ok(());
+    };
+    let line_ids: Vec<Uuid> = lines.iter().map(|(l, _)| *l).collect();
+    let line_refs: HashMap<Uuid, String> = refs("order_line")
+        .filter(external_ref::Column::ConnectorId.eq(order_ref.connector_id))
+        .filter(external_ref::Column::LocalId.is_in(line_ids))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.local_id, r.external_id))
+        .collect();
+    let shipped: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|(l, q)| Some(serde_json::json!({ "line": line_refs.get(l)?, "quantity": q })))
+        .collect();
+    let mut job = NewJob::new(
+        FULFILL,
+        serde_json::json!({
+            "connector_id": order_ref.connector_id,
+            "order": order_ref.external_id,
+            "order_id": order_id,
+            "shipment_id": sh.id,
+            "lines": shipped,
+            "carrier": sh.carrier,
+            "tracking_number": sh.tracking_number,
+        }),
+    );
+    job.dedup_key = Some(format!("{FULFILL}:{order_id}:{}", sh.id));
+    jobs::enqueue(s, job).await?;
+    Ok(())
+}
+
+/// Our orders with a shipment on its way to their store.
+async fn shipments_being_sent(s: &Scoped) -> Result<HashSet<Uuid>, DbErr> {
+    let pending = repo::find::<job::Entity>(s)
+        .filter(job::Column::Kind.eq(FULFILL))
+        .filter(job::Column::Status.is_in(["ready", "running"]))
+        .all(&s.tx)
+        .await?;
+    Ok(pending.iter().filter_map(|j| j.payload["order_id"].as_str()?.parse().ok()).collect())
+}
+
+pub(super) struct FulfillJob;
+
+#[async_trait::async_trait]
+impl Handler for FulfillJob {
+    async fn run(&self, state: &AppState, j: &job::Model) -> Result<(), JobError> {
+        let p = &j.payload;
+        let connector_id = payload_id(j, "connector_id")?;
+        let order_id = payload_id(j, "order_id")?;
+        let shipment_id = payload_id(j, "shipment_id")?;
+        let Some(order) = p["order"].as_str() else { return Err(JobError::Permanent(format!("bad payload {p}"))) };
+        let lines: Vec<ShippedLine> = p["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| {
+                Some(ShippedLine { line_id: l["line"].as_str()?.to_owned(), quantity: l["quantity"].as_i64()? })
+            })
+            .collect();
+        let text = |k: &str| p[k].as_str().map(str::to_owned);
+        let tracking = Tracking { company: text("carrier"), number: text("tracking_number"), url: None };
+        let c = active_connector(state, j.tenant_id, connector_id).await?;
+        let Some(client) = state.providers.shopify(state, &c) else {
+            return Err(JobError::Permanent(NO_CREDENTIALS.into()));
+        };
+        let last_attempt = j.attempts + 1 >= j.max_attempts;
+        match client.ship(order, &lines, &tracking).await {
+            Ok(fulfillment) => {
+                let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
+                let ctx = Applier { connector: &c, full: false };
+                ctx.link_all(&s, vec![ctx.row("fulfillment", &fulfillment, shipment_id, None, Some(order_id))]).await?;
+                s.commit().await?;
+                tracing::info!(connector = %connector_id, order, %fulfillment, "shipment sent to the store");
+                Ok(())
+            }
+            Err(e) if e.is_retryable() && !last_attempt => on_provider_error(e, false, |_| async { Ok(()) }).await,
+            Err(ProviderError::Unauthorized(m)) => {
+                let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
+                pause_refused(&s, connector_id, &m).await?;
+                s.commit().await?;
+                Err(JobError::Permanent(format!("credentials refused: {m}")))
+            }
+            Err(e) => Err(JobError::Permanent(e.to_string())),
+        }
+    }
 }
