@@ -150,35 +150,49 @@ impl Handler for PushJob {
         ) else {
             return Err(JobError::Permanent(format!("bad payload {p}")));
         };
-        let c = active_connector(state, job.tenant_id, connector_id).await?;
-        let Some(client) = state.providers.shopify(state, &c) else {
-            return Err(JobError::Permanent(NO_CREDENTIALS.into()));
-        };
-        let last_attempt = job.attempts + 1 >= job.max_attempts;
+        let (_, client) = push_client(state, job.tenant_id, connector_id).await?;
         match qm_connectors::source::InventorySink::adjust(&client, key, item, location, delta, reference).await {
             Ok(()) => {
                 tracing::info!(connector = %connector_id, key, delta, "stock change sent to the shop");
                 Ok(())
             }
-            Err(e) if e.is_retryable() && !last_attempt => on_provider_error(e, false, |_| async { Ok(()) }).await,
-            Err(ProviderError::Unauthorized(m)) => {
-                let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-                pause_refused(&s, connector_id, &m).await?;
-                s.commit().await?;
-                Err(JobError::Permanent(format!("credentials refused: {m}")))
-            }
-            Err(e) => Err(JobError::Permanent(e.to_string())),
+            Err(e) => push_failed(state, job, connector_id, e).await,
         }
     }
 }
 
-/// The connector a push goes through, if it is active (a paused or uninstalled one sends nothing).
-async fn active_connector(state: &AppState, tenant: Uuid, id: Uuid) -> Result<connector::Model, JobError> {
+/// The connector a push goes through and its client, if it is active (a paused or uninstalled
+/// one sends nothing) and its credentials open.
+async fn push_client(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(connector::Model, Client), JobError> {
     let s = state.db.scoped(tenant, TxMode::Read).await?;
     let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
     s.commit().await?;
-    c.filter(|c| c.status == "active")
-        .ok_or_else(|| JobError::Permanent("the connector is paused or uninstalled; the change was not sent".into()))
+    let c = c
+        .filter(|c| c.status == "active")
+        .ok_or_else(|| JobError::Permanent("the connector is paused or uninstalled; the change was not sent".into()))?;
+    let client = state.providers.shopify(state, &c).ok_or_else(|| JobError::Permanent(NO_CREDENTIALS.into()))?;
+    Ok((c, client))
+}
+
+/// A push job's outcome for a provider error: retried while that may help; refused credentials
+/// pause the connector; anything else fails the push for good (dead-lettered with the reason).
+async fn push_failed(
+    state: &AppState,
+    job: &crate::db::entities::job::Model,
+    connector_id: Uuid,
+    e: ProviderError,
+) -> Result<(), JobError> {
+    let last_attempt = job.attempts + 1 >= job.max_attempts;
+    match e {
+        e if e.is_retryable() && !last_attempt => on_provider_error(e, false, |_| async { Ok(()) }).await,
+        ProviderError::Unauthorized(m) => {
+            let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+            pause_refused(&s, connector_id, &m).await?;
+            s.commit().await?;
+            Err(JobError::Permanent(format!("credentials refused: {m}")))
+        }
+        e => Err(JobError::Permanent(e.to_string())),
+    }
 }
 
 /// Schedules connector `id`'s periodic incremental sync (installing it again replaces the schedule).

@@ -18,10 +18,9 @@ use qm_connectors::source::{ExternalOrder, Problem};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use qm_connectors::ProviderError;
 use qm_connectors::source::{ShipmentSink as _, ShippedLine, Tracking};
 
-use super::{Applied, Applier, NO_CREDENTIALS, active_connector, on_provider_error, pause_refused, payload_id, stale};
+use super::{Applied, Applier, payload_id, push_client, push_failed, stale};
 use crate::db::entities::{
     external_ref, job, order, order_line, reservation, return_, return_line, shipment, shipment_event,
 };
@@ -655,11 +654,7 @@ impl Handler for FulfillJob {
             .collect();
         let text = |k: &str| p[k].as_str().map(str::to_owned);
         let tracking = Tracking { company: text("carrier"), number: text("tracking_number"), url: None };
-        let c = active_connector(state, j.tenant_id, connector_id).await?;
-        let Some(client) = state.providers.shopify(state, &c) else {
-            return Err(JobError::Permanent(NO_CREDENTIALS.into()));
-        };
-        let last_attempt = j.attempts + 1 >= j.max_attempts;
+        let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
         match client.ship(order, &lines, &tracking).await {
             Ok(fulfillment) => {
                 let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
@@ -669,14 +664,7 @@ impl Handler for FulfillJob {
                 tracing::info!(connector = %connector_id, order, %fulfillment, "shipment sent to the store");
                 Ok(())
             }
-            Err(e) if e.is_retryable() && !last_attempt => on_provider_error(e, false, |_| async { Ok(()) }).await,
-            Err(ProviderError::Unauthorized(m)) => {
-                let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
-                pause_refused(&s, connector_id, &m).await?;
-                s.commit().await?;
-                Err(JobError::Permanent(format!("credentials refused: {m}")))
-            }
-            Err(e) => Err(JobError::Permanent(e.to_string())),
+            Err(e) => push_failed(state, j, connector_id, e).await,
         }
     }
 }
