@@ -54,7 +54,9 @@ where
         sql.push_str(&format!(" AND {} = ${}", c.as_str(), n + 3));
         params.push(v.clone());
     }
-    sql.push_str(") t");
+    // OFFSET 0 keeps the subquery a per-value probe: pulled up into a plain join, a planner
+    // without statistics may put the table outside and scan its tenant's rows per value.
+    sql.push_str(" OFFSET 0) t");
     E::find()
         .from_raw_sql(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, params))
         .all(&s.tx)
