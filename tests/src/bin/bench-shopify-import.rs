@@ -189,20 +189,36 @@ async fn orders(
     })
 }
 
+impl Row {
+    fn line(&self) -> String {
+        let rss = self.peak_rss_mb.map_or_else(|| "-".to_owned(), |m| format!("{m:.0}"));
+        format!(
+            "{:<9} {:<34} {:>17} {:>9.1} {:>19} {:>13}",
+            self.backend, self.what, self.records, self.seconds, self.rate, rss
+        )
+    }
+}
+
+/// Keeps a row, and shows it at once (a long run stopped early keeps what it measured).
+fn keep(rows: &mut Vec<Row>, row: Row) {
+    eprintln!("  {}", row.line());
+    rows.push(row);
+}
+
 async fn backend(backend: &'static str, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let variants = env_usize("QM_BENCH_VARIANTS", 100_000);
     let locations = env_usize("QM_BENCH_LOCATIONS", 5);
     let baseline = env_usize("QM_BENCH_BASELINE_VARIANTS", 5_000);
     let changed = env_usize("QM_BENCH_ORDERS", 1_000);
     let (row, app, t, mock, connector, worker) = import(backend, variants, locations, "ALWAYS").await?;
-    rows.push(row);
+    keep(rows, row);
     for limited in [true, false] {
         eprintln!("[{backend}] {changed} changed orders (rate limit: {limited})...");
-        rows.push(orders(backend, &app, &t, &mock, &connector, changed, limited).await?);
+        keep(rows, orders(backend, &app, &t, &mock, &connector, changed, limited).await?);
     }
     drop(worker);
     let (row, ..) = import(backend, baseline, locations, "NEVER").await?;
-    rows.push(row);
+    keep(rows, row);
     Ok(())
 }
 
@@ -235,8 +251,7 @@ async fn bench() -> anyhow::Result<()> {
     );
     println!("{}", "-".repeat(106));
     for r in &rows {
-        let rss = r.peak_rss_mb.map_or_else(|| "-".to_owned(), |m| format!("{m:.0}"));
-        println!("{:<9} {:<34} {:>17} {:>9.1} {:>19} {:>13}", r.backend, r.what, r.records, r.seconds, r.rate, rss);
+        println!("{}", r.line());
     }
     println!(
         "\nImports: variants + inventory levels, read and applied by one worker process (its peak RSS). The page-by-page \
