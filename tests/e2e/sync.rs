@@ -715,11 +715,35 @@ async fn scenario_8_a_stock_change_made_here_reaches_the_shop_once_even_when_its
     assert_eq!(on_hand(&app, &t, &v.sku, loc).await, start + 5);
     assert_eq!(mirror(&app, &t).await.movements, movements);
 
+    // An order of ours shipped from the shop's location: the shop's stock drops by what shipped,
+    // and reading it back changes nothing here.
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: OrderCreateInput!) { orderCreate(input: $i) { order { id } userErrors { message } } }",
+            json!({ "i": { "externalId": "WEB-1", "locationId": linked, "lines": [{ "sku": v.sku, "quantity": 2 }] } }),
+        )
+        .await;
+    let order = d["orderCreate"]["order"]["id"].as_str().expect("order").to_owned();
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: OrderFulfillInput!) { orderFulfill(input: $i) { userErrors { message } } }",
+            json!({ "i": { "id": order } }),
+        )
+        .await;
+    assert_eq!(d["orderFulfill"]["userErrors"], json!([]), "{d}");
+    app.drain_jobs().await;
+    assert_eq!(mock.adjustments(), 2);
+    assert_eq!(mock.shop().levels[&(loc, v.inventory_item_id)].on_hand, start + 3);
+    assert_eq!(count(&sync(&app, &t, &connector, false).await, "INVENTORY").0, 0);
+    assert_eq!(on_hand(&app, &t, &v.sku, loc).await, start + 3);
+
     // A change at a location no shop feeds is not sent anywhere.
     let other = app.location(&t.owner_key, "BACKROOM").await;
     app.stock(&t.owner_key, &v.sku, &other, 3).await;
     app.drain_jobs().await;
-    assert_eq!(mock.adjustments(), 1);
+    assert_eq!(mock.adjustments(), 2);
 }
 
 #[tokio::test]

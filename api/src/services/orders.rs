@@ -371,7 +371,7 @@ pub async fn fulfill(
                 return Err(DbErr::Custom(format!("reservation {} exceeds stock", r.id)));
             }
             set_reservation_status(s, &r, "consumed").await?;
-            repo::append_movement(
+            let movement = repo::append_movement(
                 s,
                 repo::NewMovement {
                     variant_id: r.variant_id,
@@ -385,6 +385,11 @@ pub async fn fulfill(
                 },
             )
             .await?;
+            // An order of ours shipped from a store's location: the store's stock drops too. (A
+            // store's own order reaches it as a fulfilment instead, below.)
+            if !from_store {
+                crate::services::sync::queue_push(s, &movement).await?;
+            }
             announce_reservation_change(s, &r, 0, "ship", "order fulfilled").await?;
         }
         let now = repo::now();
