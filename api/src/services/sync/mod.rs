@@ -1088,8 +1088,7 @@ impl Applier<'_> {
                     continue;
                 }
                 None => {
-                    let number = l.id.rsplit('/').next().unwrap_or(&l.id);
-                    let code: String = format!("shopify-{number}").chars().take(64).collect();
+                    let code = store_name(&l.id, 64);
                     let existing = repo::find::<location::Entity>(s)
                         .filter(location::Column::Code.eq(code.as_str()))
                         .one(&s.tx)
@@ -1374,6 +1373,13 @@ impl Applier<'_> {
         self.link_all(s, links).await?;
         Ok(out)
     }
+}
+
+/// What we call a record made for a store's (`shopify-{number}`, from its global id), at most
+/// `max` characters: a location's code, an order's external id.
+fn store_name(provider_id: &str, max: usize) -> String {
+    let number = provider_id.rsplit('/').next().unwrap_or(provider_id);
+    format!("shopify-{number}").chars().take(max).collect()
 }
 
 /// The reason on every `sync` movement.

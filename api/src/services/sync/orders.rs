@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use qm_connectors::source::{ShipmentSink as _, ShippedLine, Tracking};
 
-use super::{Applied, Applier, payload_id, push_client, push_failed, stale};
+use super::{Applied, Applier, payload_id, push_client, push_failed, stale, store_name};
 use crate::db::entities::{
     external_ref, job, order, order_line, reservation, return_, return_line, shipment, shipment_event,
 };
@@ -170,8 +170,7 @@ impl Applier<'_> {
         let (ours, created) = match existing {
             Some(e) => (e, false),
             None => {
-                let number = o.id.rsplit('/').next().unwrap_or(&o.id);
-                let external_id: String = format!("shopify-{number}").chars().take(255).collect();
+                let external_id = store_name(&o.id, 255);
                 let adopted = repo::find::<order::Entity>(s)
                     .filter(order::Column::ExternalId.eq(external_id.as_str()))
                     .one(&s.tx)
