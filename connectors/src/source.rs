@@ -149,7 +149,8 @@ pub struct ExternalFulfillment {
     pub tracking: Vec<Tracking>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a shipment can be followed: the carrier, its number, the carrier's tracking page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tracking {
     pub company: Option<String>,
     pub number: Option<String>,

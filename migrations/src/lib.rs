@@ -21,6 +21,7 @@ mod m20261203_000006_create_replenishment;
 mod m20261203_000007_create_connectors;
 mod m20261203_000008_add_plan_terms;
 mod m20261204_000009_create_sync;
+mod m20261204_000010_add_throttle_and_tracking_url;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -83,6 +84,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_create_connectors::Migration),
             Box::new(m20261203_000008_add_plan_terms::Migration),
             Box::new(m20261204_000009_create_sync::Migration),
+            Box::new(m20261204_000010_add_throttle_and_tracking_url::Migration),
         ]
     }
 }

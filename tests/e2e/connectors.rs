@@ -225,6 +225,7 @@ async fn only_owners_and_admins_see_or_change_connectors() {
         settings: Set(json!({ "apiVersion": "2026-01", "baseUrl": null, "locationMapping": [] })),
         credentials: Set(String::new()),
         status_reason: Set(None),
+        throttle: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })

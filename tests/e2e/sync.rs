@@ -400,6 +400,26 @@ async fn scenario_3_the_connector_waits_for_the_bucket_before_sending_and_splits
     let seen = mock.seen();
     assert!(seen.iter().all(|s| !s.throttled), "never sent a query the bucket could not pay for");
     assert!(seen.iter().filter(|s| s.available < 1000.0).count() >= 2, "pages did wait for the bucket");
+    // The admin sees the bucket as the last page left it.
+    let d = app
+        .data(
+            &t.owner_key,
+            "{ connectors { throttle { available maximum restoreRate observedAt availableNow } lastSyncRun { startedAt finishedAt } } }",
+            json!({}),
+        )
+        .await;
+    let c = &d["connectors"][0];
+    let th = &c["throttle"];
+    assert_eq!((th["maximum"].as_f64(), th["restoreRate"].as_f64()), (Some(1000.0), Some(2000.0)), "{d}");
+    // What the last answer reported: what the bucket held when that query came, less its cost.
+    let last = seen.last().expect("calls");
+    let available = th["available"].as_f64().expect("available");
+    assert!(available <= last.available && available >= last.available - last.cost, "{last:?} {d}");
+    let observed = at(th["observedAt"].as_str().expect("observedAt"));
+    assert!(observed >= at(c["lastSyncRun"]["startedAt"].as_str().expect("started")), "{d}");
+    assert!(observed <= at(c["lastSyncRun"]["finishedAt"].as_str().expect("finished")), "{d}");
+    let now = th["availableNow"].as_f64().expect("availableNow");
+    assert!(now >= available && now <= 1000.0, "refilled since, never above the maximum: {d}");
 
     // A shop that refuses queries above 300 points: pages shrink until they fit.
     let app2 = TestApp::spawn().await;
@@ -893,6 +913,19 @@ async fn orders_flow_in_reserving_what_the_shop_committed_and_their_fulfilments_
         "one line still to ship"
     );
     assert_eq!(ours[&format!("shopify-{b}")].0, "cancelled");
+    let id = order_id(&app, &t, &format!("shopify-{a}")).await;
+    let d = app
+        .data(
+            &t.owner_key,
+            "{ shipments(first: 10) { nodes { orderId carrier trackingNumber trackingUrl } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        d["shipments"]["nodes"],
+        json!([{ "orderId": id, "carrier": "UPS", "trackingNumber": "1Z999AA10123456784", "trackingUrl": "https://www.ups.com/track?tracknum=1Z999AA10123456784" }]),
+        "the shop's tracking, with its page"
+    );
 
     // The rest of A ships: fulfilled, two shipments; a sync with nothing new changes nothing.
     mock.edit(|s| s.fulfill(a, 1, None, "1Z999AA10123456785", at("2026-11-03T09:00:00Z")));
@@ -922,7 +955,6 @@ async fn orders_flow_in_reserving_what_the_shop_committed_and_their_fulfilments_
     assert!(per_order == [0, 1, 0] || per_order == [0, 0, 1], "lines numbered in order: {numbers:?}");
 
     // The store owns its orders: they are cancelled there, not here.
-    let id = order_id(&app, &t, &format!("shopify-{a}")).await;
     let d = app
         .data(
             &t.owner_key,
@@ -959,17 +991,36 @@ async fn scenario_10_an_order_shipped_here_becomes_one_fulfilment_in_the_shop_wi
     let id = order_id(&app, &t, &format!("shopify-{a}")).await;
 
     // A 3PL ships it; the shop applies the fulfilment but its answer is lost (a 502 after it).
+    let fulfill = "mutation($i: OrderFulfillInput!) { orderFulfill(input: $i) { order { status } shipment { carrier trackingNumber trackingUrl } userErrors { code field message } } }";
+    let url = "https://www.ups.com/track?tracknum=1ZQM00000001";
+    // A tracking URL that is not a web address is refused before anything ships.
+    for bad in ["ups.com/track", "javascript:alert(1)", "ftp://ups.com/1Z"] {
+        let d = app
+            .data(
+                &t.owner_key,
+                fulfill,
+                json!({ "i": { "id": id, "trackingNumber": "1ZQM00000001", "trackingUrl": bad } }),
+            )
+            .await;
+        assert_eq!(d["orderFulfill"]["userErrors"][0]["code"], "INVALID", "{d}");
+        assert_eq!(d["orderFulfill"]["userErrors"][0]["field"], json!(["input", "trackingUrl"]), "{d}");
+    }
+    assert_eq!(orders_of(&app, &t).await[&format!("shopify-{a}")], ("reserved".to_owned(), vec![]), "nothing shipped");
     let next = mock.seen().len();
     mock.script_after(next + 1, &[Fault::AfterApplying(502)]);
     let d = app
         .data(
             &t.owner_key,
-            "mutation($i: OrderFulfillInput!) { orderFulfill(input: $i) { order { status } userErrors { code message } } }",
-            json!({ "i": { "id": id, "carrier": "UPS", "trackingNumber": "1ZQM00000001" } }),
+            fulfill,
+            json!({ "i": { "id": id, "carrier": "UPS", "trackingNumber": "1ZQM00000001", "trackingUrl": url } }),
         )
         .await;
     assert_eq!(d["orderFulfill"]["userErrors"], json!([]), "{d}");
     assert_eq!(d["orderFulfill"]["order"]["status"], "FULFILLED");
+    assert_eq!(
+        d["orderFulfill"]["shipment"],
+        json!({ "carrier": "UPS", "trackingNumber": "1ZQM00000001", "trackingUrl": url })
+    );
     for _ in 0..3 {
         app.drain_jobs().await;
         app.make_jobs_due().await;
@@ -983,7 +1034,12 @@ async fn scenario_10_an_order_shipped_here_becomes_one_fulfilment_in_the_shop_wi
     let shop = mock.shop();
     let o = &shop.orders[&a];
     assert_eq!(o.fulfillments.len(), 1, "one fulfilment in the shop");
-    assert_eq!((o.fulfillments[0].company.as_str(), o.fulfillments[0].number.as_str()), ("UPS", "1ZQM00000001"));
+    let f = &o.fulfillments[0];
+    assert_eq!(
+        (f.company.as_str(), f.number.as_str(), f.url.as_str()),
+        ("UPS", "1ZQM00000001", url),
+        "with its tracking"
+    );
     assert!(o.lines.iter().all(|l| l.fulfilled == l.quantity), "every line, at its quantity");
     // The shop's levels dropped by the shipment; ours did too: they agree, nothing reserved.
     assert_eq!(holdings(&app, t.id).await, shop_holdings(&shop));

@@ -266,6 +266,7 @@ async fn world(app: &TestApp) -> World {
             settings: json!({ "apiVersion": "2026-01", "baseUrl": null, "locationMapping": [] }),
             credentials: String::new(),
             status_reason: None,
+            throttle: None,
             created_at: now,
             updated_at: now,
         },

@@ -248,6 +248,8 @@ tenant_entity!(shipment, "shipments", {
     pub status: String,
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
+    /// The carrier's tracking page.
+    pub tracking_url: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 });
@@ -457,6 +459,8 @@ tenant_entity!(connector, "connectors", {
     /// Sealed (see `qm_integrations::sealing`); empty once uninstalled.
     pub credentials: String,
     pub status_reason: Option<String>,
+    /// The provider's rate-limit bucket as last observed (see `services::sync::Throttle`).
+    pub throttle: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 });

@@ -108,6 +108,11 @@ impl Connector {
         s.commit().await?;
         Ok(all.into_iter().filter_map(SyncResourceState::of).collect())
     }
+    /// The provider's rate limit as last seen by a sync (null before the first call answered):
+    /// how many cost points the shop's bucket held, of how many, refilling how fast.
+    async fn throttle(&self) -> Option<ConnectorThrottle> {
+        sync::Throttle::stored(&self.0).map(ConnectorThrottle)
+    }
     /// The newest sync run of this connector.
     async fn last_sync_run(&self, ctx: &Context<'_>) -> Result<Option<SyncRun>, ApiError> {
         let p = ctx.principal()?;
@@ -159,6 +164,35 @@ pub enum SyncRunStatus {
     Running,
     Completed,
     Failed,
+}
+
+/// A provider's cost bucket (Shopify's calculated query cost): `available` of `maximum` points
+/// when observed, refilling at `restoreRate` points a second; a query waits until the bucket
+/// holds its cost.
+pub struct ConnectorThrottle(sync::Throttle);
+
+#[Object]
+impl ConnectorThrottle {
+    /// Points the bucket held when observed.
+    async fn available(&self) -> f64 {
+        self.0.available
+    }
+    /// Points the bucket holds at most.
+    async fn maximum(&self) -> f64 {
+        self.0.maximum
+    }
+    /// Points it regains a second.
+    async fn restore_rate(&self) -> f64 {
+        self.0.restore_rate
+    }
+    async fn observed_at(&self) -> DateTime<Utc> {
+        self.0.observed_at
+    }
+    /// Points it holds now, estimated: refilled since it was observed (other clients of the shop
+    /// may have spent some).
+    async fn available_now(&self) -> f64 {
+        self.0.available_at(Utc::now())
+    }
 }
 
 #[derive(SimpleObject)]

@@ -2,6 +2,7 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use qm_connectors::source::Tracking;
 use qm_domain::Role;
 use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
@@ -139,6 +140,8 @@ pub struct OrderFulfillInput {
     pub id: ID,
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
+    /// The carrier's tracking page, an `http` or `https` URL.
+    pub tracking_url: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -191,27 +194,38 @@ impl OrdersMutation {
     ) -> Result<OrderFulfillPayload, ApiError> {
         let p = ctx.operator()?;
         let too_long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.chars().count() > 100);
-        if too_long(&input.carrier) || too_long(&input.tracking_number) {
-            return Ok(OrderFulfillPayload {
+        let refuse = |field: &[&str], message: &str| {
+            Ok(OrderFulfillPayload {
                 order: None,
                 shipment: None,
-                user_errors: vec![UserError::invalid(
-                    &["input"],
-                    "carrier and tracking number are at most 100 characters",
-                )],
-            });
+                user_errors: vec![UserError::invalid(field, message)],
+            })
+        };
+        if too_long(&input.carrier) || too_long(&input.tracking_number) {
+            return refuse(&["input"], "carrier and tracking number are at most 100 characters");
         }
-        Ok(
-            match orders::fulfill(ctx.db(), p, parse_gid(&input.id, "Order"), input.carrier, input.tracking_number)
-                .await?
-            {
-                Ok(f) => OrderFulfillPayload {
-                    order: Some(Order(f.order)),
-                    shipment: Some(Shipment(f.shipment)),
-                    user_errors: vec![],
-                },
-                Err(user_errors) => OrderFulfillPayload { order: None, shipment: None, user_errors },
+        if let Some(url) = &input.tracking_url
+            && !is_tracking_url(url)
+        {
+            return refuse(
+                &["input", "trackingUrl"],
+                "the tracking URL is an http or https URL of at most 2,000 characters",
+            );
+        }
+        let tracking = Tracking { company: input.carrier, number: input.tracking_number, url: input.tracking_url };
+        Ok(match orders::fulfill(ctx.db(), p, parse_gid(&input.id, "Order"), tracking).await? {
+            Ok(f) => OrderFulfillPayload {
+                order: Some(Order(f.order)),
+                shipment: Some(Shipment(f.shipment)),
+                user_errors: vec![],
             },
-        )
+            Err(user_errors) => OrderFulfillPayload { order: None, shipment: None, user_errors },
+        })
     }
+}
+
+/// A carrier's tracking page as a store accepts it: an absolute `http`/`https` URL with a host.
+fn is_tracking_url(raw: &str) -> bool {
+    raw.chars().count() <= 2000
+        && reqwest::Url::parse(raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }

@@ -506,6 +506,10 @@ impl Shipment {
     async fn tracking_number(&self) -> Option<&str> {
         self.0.tracking_number.as_deref()
     }
+    /// The carrier's tracking page.
+    async fn tracking_url(&self) -> Option<&str> {
+        self.0.tracking_url.as_deref()
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

@@ -246,6 +246,8 @@ pub async fn install(
         id,
         kind: SHOPIFY.to_owned(),
         status: "active".to_owned(),
+        // What the shop's bucket was still is, unless this is now another shop.
+        throttle: existing.as_ref().filter(|c| c.external_account == shop).and_then(|c| c.throttle.clone()),
         external_account: shop,
         settings: serde_json::json!(settings),
         credentials: sealed,

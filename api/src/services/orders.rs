@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use qm_connectors::source::Tracking;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -190,6 +191,7 @@ pub(crate) fn shipment_payload(sh: &shipment::Model, description: &str) -> serde
         "status": sh.status,
         "carrier": sh.carrier,
         "trackingNumber": sh.tracking_number,
+        "trackingUrl": sh.tracking_url,
         "description": description,
         "updatedAt": sh.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })
@@ -336,8 +338,7 @@ pub async fn fulfill(
     db: &Db,
     p: &Principal,
     id: Option<Uuid>,
-    carrier: Option<String>,
-    tracking_number: Option<String>,
+    tracking: Tracking,
 ) -> Result<Outcome<Fulfilled>, DbErr> {
     retrying!(db, p, |s| {
         let Some(o) = locked_order(s, id).await? else {
@@ -399,8 +400,9 @@ pub async fn fulfill(
             order_id: o.id,
             location_id: o.location_id,
             status: "shipped".into(),
-            carrier: carrier.clone(),
-            tracking_number: tracking_number.clone(),
+            carrier: tracking.company.clone(),
+            tracking_number: tracking.number.clone(),
+            tracking_url: tracking.url.clone(),
             created_at: now,
             updated_at: now,
         };
@@ -423,6 +425,7 @@ pub async fn fulfill(
         data["shipmentId"] = crate::graphql::types::gid("Shipment", sh.id).0.into();
         data["carrier"] = sh.carrier.clone().into();
         data["trackingNumber"] = sh.tracking_number.clone().into();
+        data["trackingUrl"] = sh.tracking_url.clone().into();
         crate::events::emit(s, "order.fulfilled", data).await?;
         crate::events::emit(s, "shipment.updated", shipment_payload(&sh, "shipped from location")).await?;
         Ok(Ok(Fulfilled { order, shipment: sh }))

@@ -135,6 +135,11 @@ impl Client {
         Client { http, config, endpoint, limits, first: AtomicUsize::new(MAX_PAGE) }
     }
 
+    /// The shop's cost bucket as last known to this process, and when: what to show an admin.
+    pub fn throttle(&self) -> Option<(throttle::ThrottleStatus, DateTime<Utc>)> {
+        self.limits.bucket().last_seen()
+    }
+
     /// Reads the rest of an order node's lines when it has more than its first page.
     async fn all_lines(&self, node: &mut Value) -> Result<(), ProviderError> {
         let Some(id) = text(node, "id") else { return Ok(()) };

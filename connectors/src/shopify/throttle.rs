@@ -56,6 +56,11 @@ impl Bucket {
         self.seen = Some((status, at));
     }
 
+    /// The state as last known (observed, or estimated when a query was sent) and when.
+    pub fn last_seen(&self) -> Option<(ThrottleStatus, DateTime<Utc>)> {
+        self.seen
+    }
+
     /// The state now: what was seen, refilled since (never above the maximum).
     pub fn now(&self, now: DateTime<Utc>) -> Option<ThrottleStatus> {
         self.seen.map(|(s, at)| {

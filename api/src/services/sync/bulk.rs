@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{
     Applied, Applier, Position, SYNC, SliceError, complete_resource, counts_of, job_for, owned, problems_of, refs_of,
-    save_run, tally, within_lease,
+    save_run, save_throttle, tally, within_lease,
 };
 use crate::db::entities::{connector, sync_run};
 use crate::db::{Scoped, TxMode};
@@ -114,6 +114,7 @@ impl Slice<'_> {
             tally(&mut counts, &mut problems, &mut count, "catalog", Applied { problems: notes, ..Applied::default() });
         }
         save_run(&s, self.run.id, pos, &counts, &problems, count).await?;
+        save_throttle(&s, self.connector.id, self.client).await?;
         Ok(Some(s))
     }
 }
@@ -350,6 +351,7 @@ async fn read(
         }
     }
     save_run(&s, cx.run.id, pos, &counts, &problems, count).await?;
+    save_throttle(&s, cx.connector.id, cx.client).await?;
     if continue_after && cx.resources.iter().any(|r| !pos.done.contains(r)) {
         jobs::enqueue(&s, job_for(cx.run.id, pos.pages)).await?;
         s.commit().await?;

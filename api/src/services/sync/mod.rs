@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use qm_connectors::ProviderError;
 use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits};
+use qm_connectors::shopify::throttle::{Bucket, ThrottleStatus};
 use qm_connectors::source::{
     Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalProduct, ExternalVariant,
     InventorySource, LocationSource, OrderSource, Problem,
@@ -306,6 +307,59 @@ pub struct Position {
     /// The catalog is read page by page (no bulk import, or what one missed).
     #[serde(default)]
     pub paged: bool,
+}
+
+/// The provider's rate-limit bucket as last known: `available` of `maximum` points at
+/// `observed_at`, refilling at `restore_rate` a second. Stored on the connector with each sync
+/// checkpoint (`connectors.throttle`), so every replica shows the same state.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Throttle {
+    pub available: f64,
+    pub maximum: f64,
+    pub restore_rate: f64,
+    pub observed_at: DateTime<Utc>,
+}
+
+impl Throttle {
+    fn of(client: &Client) -> Option<Self> {
+        client.throttle().map(|(s, at)| Throttle {
+            available: s.currently_available,
+            maximum: s.maximum_available,
+            restore_rate: s.restore_rate,
+            observed_at: at,
+        })
+    }
+
+    /// What the connector stored, if a call has answered.
+    pub fn stored(c: &connector::Model) -> Option<Self> {
+        serde_json::from_value(c.throttle.clone()?).ok()
+    }
+
+    /// The points available at `now`: refilled since it was observed, never above the maximum.
+    pub fn available_at(&self, now: DateTime<Utc>) -> f64 {
+        let mut bucket = Bucket::default();
+        let status = ThrottleStatus {
+            maximum_available: self.maximum,
+            currently_available: self.available,
+            restore_rate: self.restore_rate,
+        };
+        bucket.observe(status, self.observed_at);
+        bucket.now(now).map_or(self.available, |s| s.currently_available)
+    }
+}
+
+/// Stores what `client` last saw of the provider's bucket on connector `id` (nothing before its
+/// first answer), beside a checkpoint.
+async fn save_throttle(s: &Scoped, id: Uuid, client: &Client) -> Result<(), DbErr> {
+    let Some(t) = Throttle::of(client) else { return Ok(()) };
+    connector::Entity::update_many()
+        .col_expr(connector::Column::Throttle, Some(json!(t)).into())
+        .filter(connector::Column::TenantId.eq(s.tenant()))
+        .filter(connector::Column::Id.eq(id))
+        .exec(&s.tx)
+        .await?;
+    Ok(())
 }
 
 /// Per resource: records applied, records already up to date, problems.
@@ -628,6 +682,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             }
         }
         save_run(&s, run_id, &pos, &counts, &problems, problem_count).await?;
+        save_throttle(&s, c.id, &client).await?;
         let more = resources.iter().any(|r| !pos.done.contains(r));
         if more && continue_after {
             jobs::enqueue(&s, job_for(run_id, pos.pages)).await?;

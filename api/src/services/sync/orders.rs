@@ -396,6 +396,7 @@ impl Applier<'_> {
             let tracking = f.tracking.first();
             let carrier = tracking.and_then(|t| t.company.clone());
             let number = tracking.and_then(|t| t.number.clone());
+            let url = tracking.and_then(|t| t.url.clone());
             let existing = match known.fulfillments.get(&f.id) {
                 Some(r) => {
                     repo::find::<shipment::Entity>(s).filter(shipment::Column::Id.eq(r.local_id)).one(&s.tx).await?
@@ -403,12 +404,20 @@ impl Applier<'_> {
                 None => None,
             };
             let (sh, description) = match existing {
-                Some(e) if e.status == status && e.carrier == carrier && e.tracking_number == number => continue,
+                Some(e)
+                    if e.status == status
+                        && e.carrier == carrier
+                        && e.tracking_number == number
+                        && e.tracking_url == url =>
+                {
+                    continue;
+                }
                 Some(e) => {
                     shipment::Entity::update_many()
                         .col_expr(shipment::Column::Status, status.into())
                         .col_expr(shipment::Column::Carrier, carrier.clone().into())
                         .col_expr(shipment::Column::TrackingNumber, number.clone().into())
+                        .col_expr(shipment::Column::TrackingUrl, url.clone().into())
                         .col_expr(shipment::Column::UpdatedAt, now.into())
                         .filter(shipment::Column::TenantId.eq(s.tenant()))
                         .filter(shipment::Column::Id.eq(e.id))
@@ -420,6 +429,7 @@ impl Applier<'_> {
                             status: status.into(),
                             carrier,
                             tracking_number: number,
+                            tracking_url: url,
                             updated_at: now,
                             ..e
                         },
@@ -442,6 +452,7 @@ impl Applier<'_> {
                         status: status.into(),
                         carrier,
                         tracking_number: number,
+                        tracking_url: url,
                         created_at: f.created_at.unwrap_or(now),
                         updated_at: now,
                     };
@@ -616,6 +627,7 @@ pub async fn queue_fulfillment(
             "lines": shipped,
             "carrier": sh.carrier,
             "tracking_number": sh.tracking_number,
+            "tracking_url": sh.tracking_url,
         }),
     );
     job.dedup_key = Some(format!("{FULFILL}:{order_id}:{}", sh.id));
@@ -652,7 +664,8 @@ impl Handler for FulfillJob {
             })
             .collect();
         let text = |k: &str| p[k].as_str().map(str::to_owned);
-        let tracking = Tracking { company: text("carrier"), number: text("tracking_number"), url: None };
+        let tracking =
+            Tracking { company: text("carrier"), number: text("tracking_number"), url: text("tracking_url") };
         let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
         match client.ship(order, &lines, &tracking).await {
             Ok(fulfillment) => {
