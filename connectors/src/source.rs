@@ -223,6 +223,20 @@ pub trait OrderSource: Send + Sync {
     async fn order(&self, order_id: &str) -> Result<Option<ExternalOrder>, ProviderError>;
 }
 
+/// The shipments the provider made of one order (a store's fulfilments, a 3PL's shipments) with
+/// their tracking, as they are now; none when it has no such order. A store's orders carry
+/// theirs as well ([`ExternalOrder::fulfillments`]); a 3PL serves them on their own.
+#[async_trait::async_trait]
+pub trait ShipmentSource: Send + Sync {
+    async fn shipments(&self, order_id: &str) -> Result<Vec<ExternalFulfillment>, ProviderError>;
+}
+
+/// The returns of one order with their lines, as they are now; none when it has no such order.
+#[async_trait::async_trait]
+pub trait ReturnSource: Send + Sync {
+    async fn returns(&self, order_id: &str) -> Result<Vec<ExternalReturn>, ProviderError>;
+}
+
 /// A line of an order shipped here, for the provider: the provider's line id and how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShippedLine {

@@ -24,7 +24,7 @@ use crate::ProviderError;
 use crate::source::{
     Batch, CatalogSource, ExternalFulfillment, ExternalLevel, ExternalLocation, ExternalOrder, ExternalOrderLine,
     ExternalProduct, ExternalReturn, ExternalReturnLine, ExternalVariant, InventorySink, InventorySource,
-    LocationSource, OrderSource, Problem, Tracking,
+    LocationSource, OrderSource, Problem, ReturnSource, ShipmentSource, Tracking,
 };
 
 /// How one installation reaches its shop.
@@ -120,6 +120,10 @@ const ORDER: &str = concat!("query Order($id: ID!) { order(id: $id) { ", order_f
 /// The lines of an order past the first 50, a page at a time.
 const ORDER_LINES: &str = "query OrderLines($id: ID!, $first: Int!, $after: String) { order(id: $id) { lineItems(first: $first, after: $after) { nodes { id sku quantity currentQuantity unfulfilledQuantity variant { id } } pageInfo { hasNextPage endCursor } } } }";
 /// An order's returns, asked for only when `returnStatus` says it has some (5 returns of 25 lines).
+/// An order's fulfilments with their location and tracking (the field is a list, not a page).
+const FULFILLMENTS: &str = "query Fulfillments($id: ID!) { order(id: $id) { id fulfillments { id status createdAt location { id } trackingInfo { company number url } } } }";
+/// The order, and a fulfilment with its location for each of the 20 an order rarely exceeds.
+const FULFILLMENTS_COST: f64 = (1 + 2 + 20 * 2) as f64;
 const RETURNS: &str = "query Returns($id: ID!) { order(id: $id) { returns(first: 5) { nodes { id name status returnLineItems(first: 25) { nodes { ... on ReturnLineItem { id quantity returnReason fulfillmentLineItem { lineItem { id } } } } } } } } }";
 const RETURNS_COST: f64 = (1 + 2 + 5 * (1 + 2 + 25 * 3)) as f64;
 /// Objects per order node as Shopify counts them: 50 lines with their variant, 5 fulfilment
@@ -154,12 +158,6 @@ impl Client {
             lines["pageInfo"] = json!({ "hasNextPage": page.has_next_page, "endCursor": page.end_cursor });
         }
         Ok(())
-    }
-
-    /// An order's returns.
-    async fn returns(&self, order_id: &str) -> Result<Vec<ExternalReturn>, ProviderError> {
-        let a = self.query(RETURNS, json!({ "id": order_id }), RETURNS_COST).await?;
-        Ok(a.data.get("order").map(returns_of).unwrap_or_default())
     }
 
     /// The HTTP client (for downloads that are not API calls).
@@ -390,27 +388,7 @@ pub fn order_of(node: &Value) -> Result<ExternalOrder, Problem> {
         Some(Value::String(a)) => Some(Decimal::from_str(a).map_err(|_| problem("its total is not a decimal"))?),
         _ => None,
     };
-    let fulfillments: Vec<ExternalFulfillment> = node
-        .get("fulfillments")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| {
-            Some(ExternalFulfillment {
-                id: text(f, "id")?,
-                status: text(f, "status").unwrap_or_default().to_ascii_lowercase(),
-                created_at: time(f, "createdAt"),
-                location_id: f.get("location").and_then(|l| text(l, "id")),
-                tracking: f
-                    .get("trackingInfo")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|t| Tracking { company: text(t, "company"), number: text(t, "number"), url: text(t, "url") })
-                    .collect(),
-            })
-        })
-        .collect();
+    let fulfillments = fulfillments_of(node);
     // Where the rest ships from: an open fulfilment order's location, else any fulfilment
     // order's, else where it last shipped from.
     let fulfillment_orders: Vec<&Value> =
@@ -437,6 +415,27 @@ pub fn order_of(node: &Value) -> Result<ExternalOrder, Problem> {
         returns: Vec::new(),
         id,
     })
+}
+
+/// An order's `fulfillments` with their tracking; fulfilments without an id are left out.
+pub fn fulfillments_of(order: &Value) -> Vec<ExternalFulfillment> {
+    let all = order.get("fulfillments").and_then(Value::as_array).into_iter().flatten();
+    all.filter_map(|f| {
+        Some(ExternalFulfillment {
+            id: text(f, "id")?,
+            status: text(f, "status").unwrap_or_default().to_ascii_lowercase(),
+            created_at: time(f, "createdAt"),
+            location_id: f.get("location").and_then(|l| text(l, "id")),
+            tracking: f
+                .get("trackingInfo")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|t| Tracking { company: text(t, "company"), number: text(t, "number"), url: text(t, "url") })
+                .collect(),
+        })
+    })
+    .collect()
 }
 
 /// An order's `returns` connection (of the Returns query); returns without an id are left out.
@@ -727,6 +726,22 @@ mod tests {
 /// The `@idempotent` key must be a plain token: it is written into the operation's text.
 fn is_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 64 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+#[async_trait::async_trait]
+impl ShipmentSource for Client {
+    async fn shipments(&self, order_id: &str) -> Result<Vec<ExternalFulfillment>, ProviderError> {
+        let a = self.query(FULFILLMENTS, json!({ "id": order_id }), FULFILLMENTS_COST).await?;
+        Ok(a.data.get("order").map(fulfillments_of).unwrap_or_default())
+    }
+}
+
+#[async_trait::async_trait]
+impl ReturnSource for Client {
+    async fn returns(&self, order_id: &str) -> Result<Vec<ExternalReturn>, ProviderError> {
+        let a = self.query(RETURNS, json!({ "id": order_id }), RETURNS_COST).await?;
+        Ok(a.data.get("order").map(returns_of).unwrap_or_default())
+    }
 }
 
 #[async_trait::async_trait]
