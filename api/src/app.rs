@@ -76,8 +76,12 @@ impl Application {
             None => None,
         };
         let providers = Arc::new(
-            crate::services::sync::Providers::new(config.connector_allow_private, config.connector_tenant_concurrency)
-                .context("building the connectors' HTTP client")?,
+            crate::services::sync::Providers::new(
+                config.connector_allow_private,
+                config.connector_tenant_concurrency,
+                config.connector_tenant_rate,
+            )
+            .context("building the connectors' HTTP client")?,
         );
         let state = AppState {
             db,

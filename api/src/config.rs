@@ -66,6 +66,8 @@ pub struct Config {
     pub connector_allow_private: bool,
     /// Provider calls one tenant may have in flight at once, across its connectors (per process).
     pub connector_tenant_concurrency: usize,
+    /// Provider calls one tenant may make a second, across its connectors (per process).
+    pub connector_tenant_rate: u32,
     pub webhook_timeout_seconds: u64,
     pub webhook_allow_private: bool,
     pub webhook_retry_scale: f64,
@@ -231,6 +233,8 @@ impl Config {
             connector_sync_interval_seconds: positive("connector_sync_interval_seconds")? as u64,
             connector_allow_private: boolean("connector_allow_private")?,
             connector_tenant_concurrency: positive("connector_tenant_concurrency")?,
+            connector_tenant_rate: u32::try_from(positive("connector_tenant_rate")?)
+                .context("connector_tenant_rate (QM_CONNECTOR_TENANT_RATE) is too large")?,
             webhook_timeout_seconds: positive("webhook_timeout_seconds")? as u64,
             webhook_allow_private: boolean("webhook_allow_private")?,
             webhook_retry_scale: get("webhook_retry_scale")

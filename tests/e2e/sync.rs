@@ -1200,9 +1200,13 @@ async fn scenario_11_a_return_flows_in_with_its_lines_and_a_refund_without_a_ret
 }
 
 #[tokio::test]
-async fn scenario_2_17_one_tenants_calls_across_its_connectors_stay_within_its_concurrency_cap() {
+async fn scenario_2_17_one_tenants_calls_across_its_connectors_stay_within_its_concurrency_cap_and_call_rate() {
     use qm_api::jobs::worker::{self, Registry, WorkerConfig};
-    let app = TestApp::spawn_with(|c| c.connector_tenant_concurrency = 2).await;
+    let app = TestApp::spawn_with(|c| {
+        c.connector_tenant_concurrency = 2;
+        c.connector_tenant_rate = 10;
+    })
+    .await;
     let t = app.tenant("acme").await;
     let mock = MockShopify::start(Shop::generate(600, 2, at("2026-11-01T10:00:00Z")), TOKEN).await;
     mock.latency(Duration::from_millis(20));
@@ -1234,6 +1238,17 @@ async fn scenario_2_17_one_tenants_calls_across_its_connectors_stay_within_its_c
     let _ = stop.send(true);
     handle.await.expect("worker stops");
     assert_eq!(mock.max_in_flight(), 2, "three syncs at once, never more than the tenant's two calls");
+    // Paced to ten calls a second after a second's worth at once: calls i..=j span at least
+    // (j - i + 1 - 10) / 10 seconds (less 50 ms for the network's jitter).
+    let times: Vec<std::time::Instant> = mock.seen().iter().map(|s| s.at).collect();
+    assert!(times.len() > 30, "{} calls", times.len());
+    for i in 0..times.len() {
+        for j in i..times.len() {
+            let span = (times[j] - times[i]).as_secs_f64() + 0.05;
+            let calls = (j - i + 1) as f64;
+            assert!(calls <= 10.0 + 10.0 * span, "calls {i}..={j}: {calls} in {span:.3} s");
+        }
+    }
 }
 
 #[tokio::test]
@@ -1269,7 +1284,7 @@ async fn an_order_with_more_lines_than_one_page_is_mirrored_whole() {
 async fn an_orders_shipments_and_returns_are_read_on_their_own_as_its_order_carries_them() {
     use std::sync::Arc;
 
-    use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits};
+    use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits, TenantLimits};
     use qm_connectors::source::{OrderSource, ReturnSource, ShipmentSource};
     let mut shop = Shop::generate(4, 1, at("2026-11-01T10:00:00Z"));
     let ids: Vec<u64> = shop.variants.keys().copied().collect();
@@ -1282,7 +1297,7 @@ async fn an_orders_shipments_and_returns_are_read_on_their_own_as_its_order_carr
     let mock = MockShopify::start(shop, TOKEN).await;
     let mut config = ClientConfig::new("mock-shop.myshopify.com", TOKEN, "2026-01");
     config.base_url = Some(mock.url.clone());
-    let limits = Arc::new(ShopLimits::new(2, Arc::new(tokio::sync::Semaphore::new(4))));
+    let limits = Arc::new(ShopLimits::new(2, Arc::new(TenantLimits::new(4, 20))));
     let client = Client::new(reqwest::Client::new(), config, limits);
 
     let id = format!("gid://shopify/Order/{a}");

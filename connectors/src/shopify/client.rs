@@ -1,6 +1,8 @@
 //! The Admin GraphQL API client: one shop, one pinned version, the shop's cost bucket and call
 //! cap shared by every client of that shop in the process ([`ShopLimits`]), so two syncs of one
-//! shop budget together and two shops never wait on each other.
+//! shop budget together and two shops never wait on each other; and under the limits of the
+//! tenant that connected the shop ([`TenantLimits`]: calls in flight and calls a second across
+//! its shops), so one tenant cannot take every connector worker.
 //!
 //! Every call budgets before sending (waits until the bucket holds the query's estimated cost),
 //! waits as told on THROTTLED (HTTP 200) and 429/503 (`Retry-After`), retries transient failures
@@ -63,24 +65,67 @@ impl ClientConfig {
 }
 
 /// What one shop allows, shared by all its clients: the cost bucket and a cap on calls in flight;
-/// and the cap of the tenant that connected it, shared with the tenant's other shops.
+/// and the limits of the tenant that connected it, shared with the tenant's other shops.
 #[derive(Debug)]
 pub struct ShopLimits {
     bucket: Mutex<Bucket>,
     calls: Semaphore,
-    tenant: std::sync::Arc<Semaphore>,
+    tenant: std::sync::Arc<TenantLimits>,
 }
 
 impl ShopLimits {
-    /// At most `concurrency` calls in flight to the shop (at least one), and no more than the
-    /// `tenant` semaphore's permits across the tenant's shops.
-    pub fn new(concurrency: usize, tenant: std::sync::Arc<Semaphore>) -> Self {
+    /// At most `concurrency` calls in flight to the shop (at least one), within the `tenant`'s
+    /// limits across its shops.
+    pub fn new(concurrency: usize, tenant: std::sync::Arc<TenantLimits>) -> Self {
         ShopLimits { bucket: Mutex::new(Bucket::default()), calls: Semaphore::new(concurrency.max(1)), tenant }
     }
 
     fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
         // A panic while holding the lock leaves a bucket that is still a valid estimate.
         self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What one tenant's connectors may do together (per process), so one tenant cannot take the
+/// connector workers from the others: calls in flight, and calls a second (a budget paced as a
+/// generic cell rate: a burst of up to a second's calls, then one every `1 / per_second`).
+#[derive(Debug)]
+pub struct TenantLimits {
+    calls: Semaphore,
+    pace: Mutex<Pace>,
+}
+
+#[derive(Debug)]
+struct Pace {
+    interval: Duration,
+    /// How far ahead of now the next call's theoretical time may be and still go at once.
+    tolerance: Duration,
+    /// When the next call would go at an even pace.
+    next: Instant,
+}
+
+impl TenantLimits {
+    /// At most `concurrency` calls in flight and `per_second` calls a second (each at least one).
+    pub fn new(concurrency: usize, per_second: u32) -> Self {
+        let per_second = per_second.max(1);
+        let interval = Duration::from_secs(1) / per_second;
+        TenantLimits {
+            calls: Semaphore::new(concurrency.max(1)),
+            pace: Mutex::new(Pace { interval, tolerance: interval * (per_second - 1), next: Instant::now() }),
+        }
+    }
+
+    /// How long the next call waits for its turn, the turn taken; or, when that is longer than
+    /// `limit`, how long it would wait, nothing taken.
+    fn turn(&self, now: Instant, limit: Duration) -> Result<Duration, Duration> {
+        let mut p = self.pace.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = p.next.max(now);
+        let wait = next.saturating_duration_since(now + p.tolerance);
+        if wait > limit {
+            return Err(wait);
+        }
+        p.next = next + p.interval;
+        Ok(wait)
     }
 }
 
@@ -191,11 +236,19 @@ impl Client {
                 tracing::debug!(wait_ms = wait.as_millis() as u64, cost, "waiting for the shop's cost bucket");
                 tokio::time::sleep(wait).await;
             }
+            match self.limits.tenant.turn(Instant::now(), deadline.saturating_duration_since(Instant::now())) {
+                Ok(wait) if !wait.is_zero() => {
+                    tracing::debug!(wait_ms = wait.as_millis() as u64, "waiting for the tenant's call budget");
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(_) => {}
+                Err(wait) => return Err(ProviderError::RateLimited { retry_after: wait }),
+            }
             self.limits.bucket().take(cost, Utc::now());
             let answer = {
                 let closed = |e: tokio::sync::AcquireError| ProviderError::Transient(e.to_string());
                 let _shop = self.limits.calls.acquire().await.map_err(closed)?;
-                let _tenant = self.limits.tenant.acquire().await.map_err(closed)?;
+                let _tenant = self.limits.tenant.calls.acquire().await.map_err(closed)?;
                 self.send(&body, cost).await
             };
             match answer {
@@ -605,6 +658,23 @@ impl OrderSource for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_gets_a_seconds_calls_at_once_then_one_per_interval() {
+        let limits = super::TenantLimits::new(4, 5);
+        let t0 = std::time::Instant::now();
+        let limit = Duration::from_secs(10);
+        let waits: Vec<Duration> = (0..7).map(|_| limits.turn(t0, limit).expect("within the limit")).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(waits, [ms(0), ms(0), ms(0), ms(0), ms(0), ms(200), ms(400)]);
+        // A wait past the caller's limit is refused and takes no turn.
+        assert_eq!(limits.turn(t0, ms(500)), Err(ms(600)));
+        assert_eq!(limits.turn(t0, limit), Ok(ms(600)));
+        // Idle for a while, the burst is back (never more than a second's calls).
+        let later = t0 + Duration::from_secs(5);
+        let waits: Vec<Duration> = (0..6).map(|_| limits.turn(later, limit).expect("turn")).collect();
+        assert_eq!(waits, [ms(0), ms(0), ms(0), ms(0), ms(0), ms(200)]);
+    }
 
     #[test]
     fn a_variant_node_reads_with_its_product_and_exact_price() {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use qm_connectors::ProviderError;
-use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits};
+use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits, TenantLimits};
 use qm_connectors::shopify::throttle::{Bucket, ThrottleStatus};
 use qm_connectors::source::{
     Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalProduct, ExternalVariant,
@@ -223,12 +223,14 @@ impl Handler for ReconcileJob {
 pub struct Providers {
     http: reqwest::Client,
     limits: Mutex<HashMap<Uuid, Arc<ShopLimits>>>,
-    /// Per tenant, the calls it may have in flight across its connectors.
-    tenants: Mutex<HashMap<Uuid, Arc<tokio::sync::Semaphore>>>,
+    /// Per tenant, what it may do across its connectors.
+    tenants: Mutex<HashMap<Uuid, Arc<TenantLimits>>>,
     /// Calls in flight to one shop at most.
     pub concurrency: usize,
     /// Calls in flight for one tenant at most, across its connectors (per process).
     pub tenant_concurrency: usize,
+    /// Calls a second for one tenant at most, across its connectors (per process).
+    pub tenant_rate: u32,
     /// Whether a `baseUrl` may reach loopback, private and link-local addresses.
     allow_private: bool,
 }
@@ -236,7 +238,7 @@ pub struct Providers {
 impl Providers {
     /// Providers' clients never follow redirects and, unless `allow_private`, never connect to
     /// loopback, private or link-local addresses (a `baseUrl` is an admin's input: SSRF).
-    pub fn new(allow_private: bool, tenant_concurrency: usize) -> Result<Self, reqwest::Error> {
+    pub fn new(allow_private: bool, tenant_concurrency: usize, tenant_rate: u32) -> Result<Self, reqwest::Error> {
         let http = qm_integrations::net::guarded_client(allow_private)
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
@@ -247,6 +249,7 @@ impl Providers {
             tenants: Mutex::default(),
             concurrency: 2,
             tenant_concurrency: tenant_concurrency.max(1),
+            tenant_rate: tenant_rate.max(1),
             allow_private,
         })
     }
@@ -257,12 +260,12 @@ impl Providers {
     }
 
     /// The limits of connector `c`'s shop (one bucket and one call cap per connector, under its
-    /// tenant's cap).
+    /// tenant's limits).
     fn limits(&self, c: &connector::Model) -> Arc<ShopLimits> {
         let tenant = {
             let mut all = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let cap = self.tenant_concurrency;
-            all.entry(c.tenant_id).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(cap))).clone()
+            let (cap, rate) = (self.tenant_concurrency, self.tenant_rate);
+            all.entry(c.tenant_id).or_insert_with(|| Arc::new(TenantLimits::new(cap, rate))).clone()
         };
         let mut all = self.limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         all.entry(c.id).or_insert_with(|| Arc::new(ShopLimits::new(self.concurrency, tenant))).clone()
