@@ -25,6 +25,10 @@ pub enum ProviderError {
     /// admin moves the pin.
     #[error("the provider served API version {served}, not the pinned {pinned}")]
     VersionMismatch { pinned: String, served: String },
+    /// A compare-and-swap write found another quantity than the one it was computed from (the
+    /// provider's stock changed meanwhile): read it again and recompute; never write blindly.
+    #[error("the provider's quantity changed since it was read: {0}")]
+    Stale(String),
     /// The answer did not have the documented shape.
     #[error("could not read the provider's answer: {0}")]
     Decode(String),

@@ -207,6 +207,19 @@ pub trait InventorySink: Send + Sync {
         delta: i64,
         reference: &str,
     ) -> Result<(), ProviderError>;
+
+    /// Sets the item's on-hand stock at the location to `on_hand` if it is `expected` now
+    /// (compare-and-swap): [`ProviderError::Stale`] when it is not, nothing written. `key` makes it
+    /// idempotent, as for [`InventorySink::adjust`].
+    async fn set(
+        &self,
+        key: &str,
+        inventory_item_id: &str,
+        location_id: &str,
+        expected: i64,
+        on_hand: i64,
+        reference: &str,
+    ) -> Result<(), ProviderError>;
 }
 
 /// Customer orders, all of them or those changed since `since`, with their fulfilments.

@@ -768,6 +768,85 @@ async fn scenario_8_a_stock_change_made_here_reaches_the_shop_once_even_when_its
 }
 
 #[tokio::test]
+async fn scenario_8_a_count_sets_the_shops_on_hand_and_a_stale_answer_is_recomputed_from_the_shops_new_stock_never_overwritten()
+ {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(4, 1, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    assert_eq!(sync(&app, &t, &connector, false).await["status"], "COMPLETED");
+    let v = shop.variants.values().next().expect("variant").clone();
+    let loc = shop.locations[0].id;
+    let at_shop = || mock.shop().levels[&(loc, v.inventory_item_id)].on_hand;
+    let start = on_hand(&app, &t, &v.sku, loc).await;
+    assert_eq!(start, at_shop());
+    let d = app.data(&t.owner_key, "{ locations(first: 10) { nodes { id code } } }", json!({})).await;
+    let linked = d["locations"]["nodes"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["code"] == format!("shopify-{loc}")))
+        .and_then(|l| l["id"].as_str())
+        .expect("linked location")
+        .to_owned();
+    let count = |on_hand: i64| {
+        let (app, t, sku, linked) = (&app, &t, v.sku.clone(), linked.clone());
+        async move {
+            app.data(
+                &t.owner_key,
+                "mutation($i: StockCountInput!) { stockCount(input: $i) { stockLevel { onHand } movement { kind deltaOnHand reason } userErrors { code field } } }",
+                json!({ "i": { "sku": sku, "locationId": linked, "onHand": on_hand } }),
+            )
+            .await["stockCount"]
+                .clone()
+        }
+    };
+
+    // A count here sets the shop's on hand from what it had.
+    let d = count(start + 7).await;
+    assert_eq!(d["movement"], json!({ "kind": "count", "deltaOnHand": 7, "reason": "stock count" }), "{d}");
+    assert_eq!(d["stockLevel"]["onHand"], start + 7);
+    let next = mock.seen().len();
+    app.drain_jobs().await;
+    assert_eq!(at_shop(), start + 7);
+    let roots: Vec<(String, u16)> = mock.seen()[next..].iter().map(|s| (s.root.clone(), s.status)).collect();
+    assert_eq!(roots, [("inventorySetQuantities".to_owned(), 200)]);
+
+    // The shop ships 2 before the next count reaches it: the count's set is stale, the shop is
+    // read again and the count recomputed to keep the shipment (counted 4 fewer: start + 3 here,
+    // start + 1 there). Its answer is lost once: the retry is not applied twice.
+    mock.edit(|s| s.levels.get_mut(&(loc, v.inventory_item_id)).expect("level").on_hand -= 2);
+    let d = count(start + 3).await;
+    assert_eq!(d["movement"]["deltaOnHand"], -4, "{d}");
+    let next = mock.seen().len();
+    mock.script_after(next + 2, &[Fault::AfterApplying(502)]);
+    app.drain_jobs().await;
+    let roots: Vec<(String, u16)> = mock.seen()[next..].iter().map(|s| (s.root.clone(), s.status)).collect();
+    assert_eq!(
+        roots,
+        [
+            ("inventorySetQuantities".to_owned(), 200),
+            ("inventoryItem".to_owned(), 200),
+            ("inventorySetQuantities".to_owned(), 502),
+            ("inventorySetQuantities".to_owned(), 200)
+        ]
+    );
+    assert_eq!(at_shop(), start + 1, "the count less what the shop shipped meanwhile, once");
+    assert_eq!(mock.adjustments(), 2, "two counts set, nothing else");
+    // Reading the shop back brings its shipment here: both sides agree.
+    assert_eq!(sync(&app, &t, &connector, false).await["status"], "COMPLETED");
+    assert_eq!(on_hand(&app, &t, &v.sku, loc).await, start + 1);
+
+    // A count that matches moves nothing and sends nothing; a negative count is refused.
+    let d = count(start + 1).await;
+    assert_eq!((&d["movement"], &d["stockLevel"]["onHand"]), (&Value::Null, &json!(start + 1)), "{d}");
+    let d = count(-1).await;
+    assert_eq!(d["userErrors"], json!([{ "code": "INVALID", "field": ["input", "onHand"] }]));
+    let next = mock.seen().len();
+    app.drain_jobs().await;
+    assert_eq!(mock.seen().len(), next, "nothing sent");
+}
+
+#[tokio::test]
 async fn a_shop_location_added_later_has_all_its_stock_read_by_the_next_incremental_sync() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;

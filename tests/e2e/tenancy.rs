@@ -388,6 +388,11 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Location",
     });
+    m.entry("Mutation.stockCount").or_default().push(Probe {
+        query: "mutation($id: ID!) { stockCount(input: { sku: \"A-SKU\", locationId: $id, onHand: 5 }) { stockLevel { onHand } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
     m.entry("Mutation.replenishmentLaneCostSet").or_default().push(Probe {
         query: "mutation($a: ID!, $id: ID!) { replenishmentLaneCostSet(input: { fromLocationId: $a, toLocationId: $id, unitCost: \"1\" }) { replenishmentSettings { laneCosts { unitCost } } userErrors { field code } } }",
         vars: |w, id| json!({ "a": w.a_loc, "id": id }),

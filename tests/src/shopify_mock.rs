@@ -361,7 +361,7 @@ fn cost_of(root: &str, first: u64) -> f64 {
         "inventoryLevels" => (1 + 2 + first * 3) as f64,
         // inventoryItem, its level, the level's item and quantities.
         "inventoryItem" => 4.0,
-        "inventoryAdjustQuantities" => 10.0,
+        "inventoryAdjustQuantities" | "inventorySetQuantities" => 10.0,
         // Each order with 50 lines and their variants, 5 fulfilment orders with their location,
         // the price set and the fulfilments.
         "orders" => (2 + first * 128) as f64,
@@ -687,7 +687,7 @@ impl Inner {
             "bulkOperationRunQuery" => return Ok(self.start_bulk(vars)),
             "fulfillmentCreate" => return Ok(self.create_fulfillment(vars)),
             "node" | "currentBulkOperation" => return Ok(self.bulk_state(root, vars)),
-            "inventoryAdjustQuantities" => {}
+            "inventoryAdjustQuantities" | "inventorySetQuantities" => {}
             _ => return self.data(root, vars),
         }
         let key = query.split("@idempotent(key:").nth(1).and_then(|r| r.split('"').nth(1)).map(str::to_owned);
@@ -697,6 +697,11 @@ impl Inner {
         };
         if let Some(done) = self.idempotent.get(&key) {
             return Ok(done.clone());
+        }
+        if root == "inventorySetQuantities" {
+            let data = self.set_quantities(&vars["input"]);
+            self.idempotent.insert(key, data.clone());
+            return Ok(data);
         }
         let input = &vars["input"];
         let mut changes = Vec::new();
@@ -732,6 +737,61 @@ impl Inner {
         };
         self.idempotent.insert(key, data.clone());
         Ok(data)
+    }
+
+    /// `inventorySetQuantities` of `on_hand`, compare-and-swap: each quantity carries the one it
+    /// changes from (`changeFromQuantity`, or `compareQuantity` before 2026-04; `null` to opt
+    /// out); any mismatch (`CHANGE_FROM_QUANTITY_STALE`) and nothing is set.
+    fn set_quantities(&mut self, input: &Value) -> Value {
+        let refuse = |errors: Vec<Value>| json!({ "inventorySetQuantities": { "inventoryAdjustmentGroup": null, "userErrors": errors } });
+        if input["name"] != "on_hand" {
+            return refuse(vec![
+                json!({ "field": ["input", "name"], "message": "Only on_hand is supported here.", "code": "INVALID_NAME" }),
+            ]);
+        }
+        let mut sets = Vec::new();
+        let mut errors = Vec::new();
+        for (n, q) in input["quantities"].as_array().into_iter().flatten().enumerate() {
+            let field = |f: &str| json!(["input", "quantities", n.to_string(), f]);
+            let id = |k: &str, kind: &str| {
+                q[k].as_str()
+                    .and_then(|g| g.strip_prefix(&format!("gid://shopify/{kind}/")))
+                    .and_then(|n| n.parse::<u64>().ok())
+            };
+            let (Some(item), Some(location), Some(quantity)) =
+                (id("inventoryItemId", "InventoryItem"), id("locationId", "Location"), q["quantity"].as_i64())
+            else {
+                errors.push(json!({ "field": field("quantity"), "message": "Invalid quantity", "code": "INVALID" }));
+                continue;
+            };
+            let Some(level) = self.shop.levels.get(&(location, item)) else {
+                errors.push(json!({ "field": field("inventoryItemId"), "message": "The item is not stocked at the location.", "code": "ITEM_NOT_STOCKED_AT_LOCATION" }));
+                continue;
+            };
+            let compare = ["changeFromQuantity", "compareQuantity"].into_iter().find_map(|f| q.get(f).map(|v| (f, v)));
+            match compare {
+                None => errors.push(json!({ "field": field("changeFromQuantity"), "message": "changeFromQuantity is required.", "code": "INVALID" })),
+                Some((f, v)) if !v.is_null() && v.as_i64() != Some(level.on_hand) => errors.push(json!({
+                    "field": field(f), "message": "The specified compare quantity does not match the current quantity.",
+                    "code": "CHANGE_FROM_QUANTITY_STALE",
+                })),
+                Some(_) => sets.push(((location, item), quantity)),
+            }
+        }
+        if !errors.is_empty() {
+            return refuse(errors);
+        }
+        let now = Utc::now();
+        let mut changes = Vec::new();
+        for (at, quantity) in sets {
+            let level = self.shop.levels.get_mut(&at).expect("checked above");
+            changes
+                .push(json!({ "name": "on_hand", "delta": quantity - level.on_hand, "quantityAfterChange": quantity }));
+            level.on_hand = quantity;
+            level.updated_at = now;
+        }
+        self.adjustments += changes.len();
+        json!({ "inventorySetQuantities": { "inventoryAdjustmentGroup": { "createdAt": now.to_rfc3339(), "changes": changes }, "userErrors": [] } })
     }
 
     /// The data of a query, or a GraphQL error message.
@@ -879,6 +939,8 @@ impl Inner {
 fn root_of(query: &str) -> &'static str {
     if query.contains("inventoryAdjustQuantities(") {
         "inventoryAdjustQuantities"
+    } else if query.contains("inventorySetQuantities(") {
+        "inventorySetQuantities"
     } else if query.contains("fulfillmentCreate(") {
         "fulfillmentCreate"
     } else if query.contains("bulkOperationRunQuery(") {

@@ -165,6 +165,17 @@ pub struct StockAdjustPayload {
 }
 
 #[derive(InputObject)]
+pub struct StockCountInput {
+    pub sku: String,
+    pub location_id: ID,
+    /// The units counted there: on hand becomes this.
+    pub on_hand: i32,
+    pub reason: Option<String>,
+    /// Repeating a request with the same key returns the first result and changes nothing.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject)]
 pub struct StockTransferInput {
     pub sku: String,
     pub from_location_id: ID,
@@ -200,6 +211,30 @@ impl StockMutation {
             Ok(a) => StockAdjustPayload {
                 stock_level: Some(StockLevel(a.level)),
                 movement: Some(StockMovement(a.movement)),
+                user_errors: vec![],
+            },
+            Err(user_errors) => StockAdjustPayload { stock_level: None, movement: None, user_errors },
+        })
+    }
+
+    /// Records a physical count: on hand at the location becomes `onHand`, the difference a
+    /// `count` movement in the ledger (none when the count matches). At a location linked to a
+    /// store, the store's on hand is set too, compare-and-swap: if the store's stock moved since
+    /// it was last read, the change is recomputed from the store's new quantity, never written
+    /// over it.
+    async fn stock_count(&self, ctx: &Context<'_>, input: StockCountInput) -> Result<StockAdjustPayload, ApiError> {
+        let p = ctx.operator()?;
+        let req = stock::CountRequest {
+            sku: input.sku,
+            location_id: parse_gid(&input.location_id, "Location"),
+            on_hand: i64::from(input.on_hand),
+            reason: input.reason.unwrap_or_default(),
+            idempotency_key: input.idempotency_key,
+        };
+        Ok(match stock::count(ctx.db(), p, &req).await? {
+            Ok(c) => StockAdjustPayload {
+                stock_level: Some(StockLevel(c.level)),
+                movement: c.movement.map(StockMovement),
                 user_errors: vec![],
             },
             Err(user_errors) => StockAdjustPayload { stock_level: None, movement: None, user_errors },

@@ -2,7 +2,7 @@
 //! guarded single-statement updates and appends hash-chained movements; an idempotency key makes a
 //! retried request return the first result instead of applying twice.
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -143,13 +143,115 @@ async fn adjust_in(s: &Scoped, req: &AdjustRequest) -> Result<Outcome<Adjusted>,
     Ok(Ok(Adjusted { movement, level }))
 }
 
+/// A physical count of one SKU at one location: on hand becomes `on_hand`.
+pub struct CountRequest {
+    pub sku: String,
+    /// `None` when the given ID did not parse: it is then simply not found.
+    pub location_id: Option<Uuid>,
+    pub on_hand: i64,
+    pub reason: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// A count's outcome: the level, and the movement when the count differed from it.
+pub struct Counted {
+    pub movement: Option<stock_movement::Model>,
+    pub level: stock_level::Model,
+}
+
+/// Sets on hand at a location to what was counted there, recording the difference as a `count`
+/// movement (none when there is none). A location linked to a store sets the store's on hand
+/// the same way, compare-and-swap (see `services::sync`).
+#[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
+pub async fn count(db: &Db, p: &Principal, req: &CountRequest) -> Result<Outcome<Counted>, DbErr> {
+    if !(0..=MAX_UNITS).contains(&req.on_hand) {
+        return Ok(Err(vec![UserError::invalid(&["input", "onHand"], "on hand is 0 to 1,000,000,000 units")]));
+    }
+    if req.reason.chars().count() > 200 {
+        return Ok(Err(vec![UserError::invalid(&["input", "reason"], "reason is at most 200 characters")]));
+    }
+    if let Err(e) = check_key(req.idempotency_key.as_deref(), &["input", "idempotencyKey"]) {
+        return Ok(Err(vec![e]));
+    }
+    retrying!(db, p, |s| count_in(s, req).await)
+}
+
+async fn count_in(s: &Scoped, req: &CountRequest) -> Result<Outcome<Counted>, DbErr> {
+    let variant = lookup::variant_by_sku(s, &req.sku).await?;
+    // The count's movement says what was counted, so a repeat is known by it.
+    let counted = format!("counted {}", req.on_hand);
+    if let Some(key) = &req.idempotency_key {
+        let previous = repo::find::<stock_movement::Entity>(s)
+            .filter(stock_movement::Column::IdempotencyKey.eq(key.as_str()))
+            .one(&s.tx)
+            .await?;
+        if let Some(m) = previous {
+            let same = m.kind == "count"
+                && Some(m.variant_id) == variant.as_ref().map(|v| v.id)
+                && Some(m.location_id) == req.location_id
+                && m.reference == counted;
+            if !same {
+                return Ok(Err(vec![UserError::new(
+                    &["input", "idempotencyKey"],
+                    UserErrorCode::IdempotencyKeyReused,
+                    "this idempotency key was used for a different change",
+                )]));
+            }
+            let level = level(s, m.variant_id, m.location_id).await?;
+            return Ok(Ok(Counted { movement: Some(m), level }));
+        }
+    }
+    let Some(variant) = variant else {
+        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "sku")]));
+    };
+    let location = match req.location_id {
+        Some(id) => lookup::location(s, id).await?,
+        None => None,
+    };
+    let Some(location) = location else {
+        return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    };
+    repo::ensure_stock_level(s, variant.id, location.id).await?;
+    // Locked, so the difference is taken from the level no other change is moving.
+    let current = repo::find::<stock_level::Entity>(s)
+        .filter(stock_level::Column::VariantId.eq(variant.id))
+        .filter(stock_level::Column::LocationId.eq(location.id))
+        .lock_exclusive()
+        .one(&s.tx)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("stock level".into()))?;
+    let delta = req.on_hand - current.on_hand;
+    if delta == 0 {
+        return Ok(Ok(Counted { movement: None, level: current }));
+    }
+    let reason = if req.reason.is_empty() { "stock count" } else { req.reason.as_str() };
+    let change = OnHandChange {
+        sku: &variant.sku,
+        variant_id: variant.id,
+        location_id: location.id,
+        delta,
+        kind: "count",
+        reason,
+        reference: &counted,
+        idempotency_key: req.idempotency_key.as_deref(),
+    };
+    let Some(Adjusted { movement, level }) = change_on_hand(s, change).await? else {
+        return Ok(Err(vec![UserError::new(
+            &["input", "onHand"],
+            UserErrorCode::InsufficientStock,
+            "the count is below what open orders reserve here",
+        )]));
+    };
+    Ok(Ok(Counted { movement: Some(movement), level }))
+}
+
 /// A change of on-hand stock at one location.
 pub struct OnHandChange<'a> {
     pub sku: &'a str,
     pub variant_id: Uuid,
     pub location_id: Uuid,
     pub delta: i64,
-    /// The ledger movement's kind (`adjust`, `receipt`, `transfer_out`, `transfer_in`), reason,
+    /// The ledger movement's kind (`adjust`, `count`, `receipt`, `transfer_out`, `transfer_in`), reason,
     /// reference and idempotency key.
     pub kind: &'a str,
     pub reason: &'a str,
@@ -184,7 +286,7 @@ pub async fn change_on_hand(s: &Scoped, c: OnHandChange<'_>) -> Result<Option<Ad
     Ok(Some(Adjusted { movement, level }))
 }
 
-/// Tells subscribers about a changed level, emits `stock.adjusted` for adjustments and transfers,
+/// Tells subscribers about a changed level, emits `stock.adjusted` for adjustments, counts and transfers,
 /// `stock.out` when the change used up the last available unit, and fires the stock alert rules it
 /// trips (`stock.low`). Runs in the change's own
 /// transaction (the outbox), so a rolled-back change announces nothing.
@@ -219,7 +321,7 @@ pub async fn announce_change(
         "kind": kind,
         "reason": reason,
     });
-    if kind == "adjust" || kind.starts_with("transfer") {
+    if kind == "adjust" || kind == "count" || kind.starts_with("transfer") {
         crate::events::emit(s, "stock.adjusted", data.clone()).await?;
     }
     if level.on_hand - level.reserved == 0 && delta_available < 0 {

@@ -838,20 +838,84 @@ impl InventorySink for Client {
             "changes": [{ "delta": delta, "inventoryItemId": inventory_item_id, "locationId": location_id }],
         }});
         let a = self.query(&query, input, 10.0).await?;
-        let errors = a.data["inventoryAdjustQuantities"]["userErrors"].as_array().cloned().unwrap_or_default();
-        if !errors.is_empty() {
-            let messages: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
-            return Err(ProviderError::Permanent(messages.join("; ")));
-        }
-        if a.data["inventoryAdjustQuantities"]["inventoryAdjustmentGroup"].is_null() {
-            return Err(ProviderError::Decode("no inventoryAdjustmentGroup in the answer".into()));
-        }
-        Ok(())
+        adjustment_made(&a.data, "inventoryAdjustQuantities")
     }
+
+    async fn set(
+        &self,
+        key: &str,
+        inventory_item_id: &str,
+        location_id: &str,
+        expected: i64,
+        on_hand: i64,
+        reference: &str,
+    ) -> Result<(), ProviderError> {
+        if !is_key(key) {
+            return Err(ProviderError::Permanent(format!("not a usable idempotency key: {key:?}")));
+        }
+        let query = format!(
+            "mutation set($input: InventorySetQuantitiesInput!) @idempotent(key: \"{key}\") {{ inventorySetQuantities(input: $input) {{ inventoryAdjustmentGroup {{ createdAt changes {{ name delta quantityAfterChange }} }} userErrors {{ field message code }} }} }}"
+        );
+        let mut quantity =
+            json!({ "inventoryItemId": inventory_item_id, "locationId": location_id, "quantity": on_hand });
+        // The compare field: `changeFromQuantity` from 2026-04 on, `compareQuantity` before.
+        if self.config.api_version.as_str() >= "2026-04" {
+            quantity["changeFromQuantity"] = expected.into();
+        } else {
+            quantity["compareQuantity"] = expected.into();
+        }
+        let input = json!({ "input": {
+            "name": "on_hand",
+            "reason": "correction",
+            "referenceDocumentUri": reference,
+            "quantities": [quantity],
+        }});
+        let a = self.query(&query, input, 10.0).await?;
+        adjustment_made(&a.data, "inventorySetQuantities")
+    }
+}
+
+/// Whether an inventory mutation's answer (`root`) made its adjustment group: its user errors
+/// typed (a stale compare is [`ProviderError::Stale`]).
+fn adjustment_made(data: &Value, root: &str) -> Result<(), ProviderError> {
+    let errors = data[root]["userErrors"].as_array().cloned().unwrap_or_default();
+    if !errors.is_empty() {
+        let messages = errors.iter().filter_map(|e| e["message"].as_str()).collect::<Vec<_>>().join("; ");
+        let stale =
+            |e: &Value| matches!(e["code"].as_str(), Some("CHANGE_FROM_QUANTITY_STALE" | "COMPARE_QUANTITY_STALE"));
+        return Err(if errors.iter().any(stale) {
+            ProviderError::Stale(messages)
+        } else {
+            ProviderError::Permanent(messages)
+        });
+    }
+    if data[root]["inventoryAdjustmentGroup"].is_null() {
+        return Err(ProviderError::Decode(format!("no inventoryAdjustmentGroup in the {root} answer")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod key_tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_stale_compare_is_its_own_error_and_other_user_errors_are_permanent() {
+        let answer = |code: &str| {
+            json!({ "inventorySetQuantities": { "inventoryAdjustmentGroup": null, "userErrors": [
+                { "field": ["input", "quantities", "0", "changeFromQuantity"], "message": "The specified compare quantity does not match the current quantity.", "code": code }
+            ] } })
+        };
+        let made = |v: &serde_json::Value| super::adjustment_made(v, "inventorySetQuantities");
+        assert!(
+            matches!(made(&answer("CHANGE_FROM_QUANTITY_STALE")), Err(crate::ProviderError::Stale(m)) if m.contains("compare quantity"))
+        );
+        assert!(matches!(made(&answer("COMPARE_QUANTITY_STALE")), Err(crate::ProviderError::Stale(_))));
+        assert!(matches!(made(&answer("INVALID_LOCATION")), Err(crate::ProviderError::Permanent(_))));
+        let ok = json!({ "inventorySetQuantities": { "inventoryAdjustmentGroup": { "createdAt": "2026-01-01T00:00:00Z", "changes": [] }, "userErrors": [] } });
+        assert_eq!(made(&ok), Ok(()));
+    }
+
     #[test]
     fn only_plain_keys_go_into_the_operation_text() {
         assert!(super::is_key("01a23e7a-bdaa-706d-9e4c-b0987f642917"));

@@ -34,7 +34,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::entities::{
-    Dec, connector, external_ref, location, product, stock_level, sync_cursor, sync_run, variant,
+    Dec, connector, external_ref, job, location, product, stock_level, sync_cursor, sync_run, variant,
 };
 use crate::db::{Scoped, TxMode, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
@@ -108,6 +108,14 @@ pub async fn queue_push(s: &Scoped, movement: &crate::db::entities::stock_moveme
         return Ok(());
     }
     let items = linked("inventory_item", movement.variant_id).all(&s.tx).await?;
+    // A count sets the store's on hand, compare-and-swap from what it had as last read here.
+    let count = match movement.kind.as_str() {
+        "count" => {
+            let on_hand = crate::services::stock::level(s, movement.variant_id, movement.location_id).await?.on_hand;
+            Some(SetOnHand { expected: on_hand - movement.delta_on_hand, on_hand, round: 0 })
+        }
+        _ => None,
+    };
     let active: HashSet<Uuid> = repo::find::<connector::Entity>(s)
         .filter(connector::Column::Id.is_in(locations.iter().map(|l| l.connector_id).collect::<Vec<_>>()))
         .filter(connector::Column::Status.eq("active"))
@@ -118,17 +126,18 @@ pub async fn queue_push(s: &Scoped, movement: &crate::db::entities::stock_moveme
         .collect();
     for location in locations.iter().filter(|l| active.contains(&l.connector_id)) {
         let Some(item) = items.iter().find(|i| i.connector_id == location.connector_id) else { continue };
-        let mut job = NewJob::new(
-            PUSH,
-            json!({
-                "connector_id": location.connector_id,
-                "key": movement.id,
-                "item": item.external_id,
-                "location": location.external_id,
-                "delta": movement.delta_on_hand,
-                "reference": format!("quartermaster://stock-movement/{}", movement.id),
-            }),
-        );
+        let mut payload = json!({
+            "connector_id": location.connector_id,
+            "key": movement.id,
+            "item": item.external_id,
+            "location": location.external_id,
+            "delta": movement.delta_on_hand,
+            "reference": format!("quartermaster://stock-movement/{}", movement.id),
+        });
+        if let Some(set) = &count {
+            payload["set"] = json!(set);
+        }
+        let mut job = NewJob::new(PUSH, payload);
         job.dedup_key = Some(format!("{PUSH}:{}:{}", location.connector_id, movement.id));
         jobs::enqueue(s, job).await?;
     }
@@ -136,6 +145,63 @@ pub async fn queue_push(s: &Scoped, movement: &crate::db::entities::stock_moveme
 }
 
 struct PushJob;
+
+/// A count sent to a store: on hand becomes `on_hand` if the store has `expected`. When it has
+/// something else, the store's stock moved since (a sale shipped, a delivery received) and the
+/// count is recomputed to keep that movement: `on_hand + (now - expected)`, as of the next
+/// round. Each round is stored in the job before it is sent and sent with its own idempotency
+/// key, so a retry after a lost answer repeats that round instead of recomputing from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct SetOnHand {
+    expected: i64,
+    on_hand: i64,
+    round: u32,
+}
+
+/// Rounds of re-read and recompute one run of a push job tries before it retries later.
+const SET_ROUNDS: u32 = 5;
+
+/// Sends a count to the store (see [`SetOnHand`]).
+async fn push_count(
+    state: &AppState,
+    job: &job::Model,
+    client: &Client,
+    (key, item, location, reference): (&str, &str, &str, &str),
+    mut set: SetOnHand,
+) -> Result<(), SliceError> {
+    use qm_connectors::source::{InventorySink as _, InventorySource as _};
+    let first = set.round;
+    loop {
+        let round_key = format!("{key}-{}", set.round);
+        match client.set(&round_key, item, location, set.expected, set.on_hand, reference).await {
+            Err(ProviderError::Stale(why)) if set.round < first + SET_ROUNDS => {
+                let Some(now) = client.level(item, location).await? else {
+                    return Err(ProviderError::Permanent(format!("the item is no longer stocked there ({why})")).into());
+                };
+                tracing::info!(job = %job.id, expected = set.expected, found = now.on_hand, "the store's stock moved; recomputing the count");
+                set = SetOnHand {
+                    expected: now.on_hand,
+                    on_hand: set.on_hand + (now.on_hand - set.expected),
+                    round: set.round + 1,
+                };
+                let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+                let mut payload = job.payload.clone();
+                payload["set"] = json!(set);
+                job::Entity::update_many()
+                    .col_expr(job::Column::Payload, payload.into())
+                    .filter(job::Column::TenantId.eq(s.tenant()))
+                    .filter(job::Column::Id.eq(job.id))
+                    .exec(&s.tx)
+                    .await?;
+                s.commit().await?;
+            }
+            Err(ProviderError::Stale(why)) => {
+                return Err(ProviderError::Transient(format!("the store's stock keeps moving: {why}")).into());
+            }
+            other => return Ok(other?),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl Handler for PushJob {
@@ -152,7 +218,19 @@ impl Handler for PushJob {
             return Err(JobError::Permanent(format!("bad payload {p}")));
         };
         let (_, client) = push_client(state, job.tenant_id, connector_id).await?;
-        match qm_connectors::source::InventorySink::adjust(&client, key, item, location, delta, reference).await {
+        let sent = match p.get("set") {
+            Some(set) => {
+                let set = serde_json::from_value::<SetOnHand>(set.clone())
+                    .map_err(|e| JobError::Permanent(format!("bad payload {p}: {e}")))?;
+                match push_count(state, job, &client, (key, item, location, reference), set).await {
+                    Err(SliceError::Db(e)) => return Err(e.into()),
+                    Err(SliceError::Provider(e)) => Err(e),
+                    Ok(()) => Ok(()),
+                }
+            }
+            None => qm_connectors::source::InventorySink::adjust(&client, key, item, location, delta, reference).await,
+        };
+        match sent {
             Ok(()) => {
                 tracing::info!(connector = %connector_id, key, delta, "stock change sent to the shop");
                 Ok(())
