@@ -699,6 +699,17 @@ async fn a_periodic_reconciliation_syncs_what_webhooks_missed_and_skips_paused_c
     assert_eq!(d["syncRuns"]["nodes"].as_array().map(Vec::len), Some(2), "{d}");
 }
 
+/// The GraphQL id of our location linked to shop location `loc` (made for it by the sync).
+async fn linked_location(app: &TestApp, t: &TestTenant, loc: u64) -> String {
+    let d = app.data(&t.owner_key, "{ locations(first: 10) { nodes { id code } } }", json!({})).await;
+    d["locations"]["nodes"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["code"] == format!("shopify-{loc}")))
+        .and_then(|l| l["id"].as_str())
+        .expect("linked location")
+        .to_owned()
+}
+
 #[tokio::test]
 async fn scenario_8_a_stock_change_made_here_reaches_the_shop_once_even_when_its_answer_is_lost() {
     let app = TestApp::spawn().await;
@@ -711,13 +722,7 @@ async fn scenario_8_a_stock_change_made_here_reaches_the_shop_once_even_when_its
     let loc = shop.locations[0].id;
     let start = on_hand(&app, &t, &v.sku, loc).await;
     assert_eq!(start, shop.levels[&(loc, v.inventory_item_id)].on_hand);
-    let d = app.data(&t.owner_key, "{ locations(first: 10) { nodes { id code } } }", json!({})).await;
-    let linked = d["locations"]["nodes"]
-        .as_array()
-        .and_then(|ls| ls.iter().find(|l| l["code"] == format!("shopify-{loc}")))
-        .and_then(|l| l["id"].as_str())
-        .expect("linked location")
-        .to_owned();
+    let linked = linked_location(&app, &t, loc).await;
 
     // A receipt of 5 here; the shop applies it but the answer is lost: the retry (same key)
     // must not apply it again.
@@ -781,13 +786,7 @@ async fn scenario_8_a_count_sets_the_shops_on_hand_and_a_stale_answer_is_recompu
     let at_shop = || mock.shop().levels[&(loc, v.inventory_item_id)].on_hand;
     let start = on_hand(&app, &t, &v.sku, loc).await;
     assert_eq!(start, at_shop());
-    let d = app.data(&t.owner_key, "{ locations(first: 10) { nodes { id code } } }", json!({})).await;
-    let linked = d["locations"]["nodes"]
-        .as_array()
-        .and_then(|ls| ls.iter().find(|l| l["code"] == format!("shopify-{loc}")))
-        .and_then(|l| l["id"].as_str())
-        .expect("linked location")
-        .to_owned();
+    let linked = linked_location(&app, &t, loc).await;
     let count = |on_hand: i64| {
         let (app, t, sku, linked) = (&app, &t, v.sku.clone(), linked.clone());
         async move {

@@ -80,47 +80,78 @@ pub async fn adjust(db: &Db, p: &Principal, req: &AdjustRequest) -> Result<Outco
     if req.delta.abs() > MAX_UNITS {
         return Ok(Err(vec![UserError::invalid(&["input", "delta"], "delta is too large")]));
     }
-    if req.reason.chars().count() > 200 {
-        return Ok(Err(vec![UserError::invalid(&["input", "reason"], "reason is at most 200 characters")]));
-    }
-    if let Err(e) = check_key(req.idempotency_key.as_deref(), &["input", "idempotencyKey"]) {
+    if let Err(e) = check_reason_and_key(&req.reason, req.idempotency_key.as_deref()) {
         return Ok(Err(vec![e]));
     }
     retrying!(db, p, |s| adjust_in(s, req).await)
 }
 
-async fn adjust_in(s: &Scoped, req: &AdjustRequest) -> Result<Outcome<Adjusted>, DbErr> {
-    let variant = lookup::variant_by_sku(s, &req.sku).await?;
-    if let Some(key) = &req.idempotency_key {
-        let previous = repo::find::<stock_movement::Entity>(s)
-            .filter(stock_movement::Column::IdempotencyKey.eq(key.as_str()))
-            .one(&s.tx)
-            .await?;
-        if let Some(m) = previous {
-            let same = m.kind == "adjust"
-                && Some(m.variant_id) == variant.as_ref().map(|v| v.id)
-                && Some(m.location_id) == req.location_id
-                && m.delta_on_hand == req.delta;
-            if !same {
-                return Ok(Err(vec![UserError::new(
-                    &["input", "idempotencyKey"],
-                    UserErrorCode::IdempotencyKeyReused,
-                    "this idempotency key was used for a different change",
-                )]));
-            }
-            let level = level(s, m.variant_id, m.location_id).await?;
-            return Ok(Ok(Adjusted { movement: m, level }));
-        }
+/// A change's free-text reason and idempotency key, as every stock change takes them.
+fn check_reason_and_key(reason: &str, key: Option<&str>) -> Result<(), UserError> {
+    if reason.chars().count() > 200 {
+        return Err(UserError::invalid(&["input", "reason"], "reason is at most 200 characters"));
     }
+    check_key(key, &["input", "idempotencyKey"])
+}
+
+/// What an earlier request with idempotency `key` did, if there was one: its movement with the
+/// level as it is now, or the error of a key reused for a change that is not `same`.
+async fn replay(
+    s: &Scoped,
+    key: Option<&str>,
+    same: impl Fn(&stock_movement::Model) -> bool,
+) -> Result<Option<Outcome<Adjusted>>, DbErr> {
+    let Some(key) = key else { return Ok(None) };
+    let previous = repo::find::<stock_movement::Entity>(s)
+        .filter(stock_movement::Column::IdempotencyKey.eq(key))
+        .one(&s.tx)
+        .await?;
+    let Some(m) = previous else { return Ok(None) };
+    if !same(&m) {
+        return Ok(Some(Err(vec![UserError::new(
+            &["input", "idempotencyKey"],
+            UserErrorCode::IdempotencyKeyReused,
+            "this idempotency key was used for a different change",
+        )])));
+    }
+    let level = level(s, m.variant_id, m.location_id).await?;
+    Ok(Some(Ok(Adjusted { movement: m, level })))
+}
+
+/// The variant with `sku` and the location `id`, or the user error naming what is not found.
+async fn variant_at(
+    s: &Scoped,
+    variant: Option<crate::db::entities::variant::Model>,
+    id: Option<Uuid>,
+) -> Result<Result<(crate::db::entities::variant::Model, crate::db::entities::location::Model), Vec<UserError>>, DbErr>
+{
     let Some(variant) = variant else {
         return Ok(Err(vec![UserError::not_found(&["input", "sku"], "sku")]));
     };
-    let location = match req.location_id {
+    let location = match id {
         Some(id) => lookup::location(s, id).await?,
         None => None,
     };
     let Some(location) = location else {
         return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    };
+    Ok(Ok((variant, location)))
+}
+
+async fn adjust_in(s: &Scoped, req: &AdjustRequest) -> Result<Outcome<Adjusted>, DbErr> {
+    let variant = lookup::variant_by_sku(s, &req.sku).await?;
+    let same = |m: &stock_movement::Model| {
+        m.kind == "adjust"
+            && Some(m.variant_id) == variant.as_ref().map(|v| v.id)
+            && Some(m.location_id) == req.location_id
+            && m.delta_on_hand == req.delta
+    };
+    if let Some(earlier) = replay(s, req.idempotency_key.as_deref(), same).await? {
+        return Ok(earlier);
+    }
+    let (variant, location) = match variant_at(s, variant, req.location_id).await? {
+        Ok(found) => found,
+        Err(e) => return Ok(Err(e)),
     };
     let reason = if req.reason.is_empty() { "adjustment" } else { req.reason.as_str() };
     let change = OnHandChange {
@@ -167,10 +198,7 @@ pub async fn count(db: &Db, p: &Principal, req: &CountRequest) -> Result<Outcome
     if !(0..=MAX_UNITS).contains(&req.on_hand) {
         return Ok(Err(vec![UserError::invalid(&["input", "onHand"], "on hand is 0 to 1,000,000,000 units")]));
     }
-    if req.reason.chars().count() > 200 {
-        return Ok(Err(vec![UserError::invalid(&["input", "reason"], "reason is at most 200 characters")]));
-    }
-    if let Err(e) = check_key(req.idempotency_key.as_deref(), &["input", "idempotencyKey"]) {
+    if let Err(e) = check_reason_and_key(&req.reason, req.idempotency_key.as_deref()) {
         return Ok(Err(vec![e]));
     }
     retrying!(db, p, |s| count_in(s, req).await)
@@ -180,36 +208,18 @@ async fn count_in(s: &Scoped, req: &CountRequest) -> Result<Outcome<Counted>, Db
     let variant = lookup::variant_by_sku(s, &req.sku).await?;
     // The count's movement says what was counted, so a repeat is known by it.
     let counted = format!("counted {}", req.on_hand);
-    if let Some(key) = &req.idempotency_key {
-        let previous = repo::find::<stock_movement::Entity>(s)
-            .filter(stock_movement::Column::IdempotencyKey.eq(key.as_str()))
-            .one(&s.tx)
-            .await?;
-        if let Some(m) = previous {
-            let same = m.kind == "count"
-                && Some(m.variant_id) == variant.as_ref().map(|v| v.id)
-                && Some(m.location_id) == req.location_id
-                && m.reference == counted;
-            if !same {
-                return Ok(Err(vec![UserError::new(
-                    &["input", "idempotencyKey"],
-                    UserErrorCode::IdempotencyKeyReused,
-                    "this idempotency key was used for a different change",
-                )]));
-            }
-            let level = level(s, m.variant_id, m.location_id).await?;
-            return Ok(Ok(Counted { movement: Some(m), level }));
-        }
+    let same = |m: &stock_movement::Model| {
+        m.kind == "count"
+            && Some(m.variant_id) == variant.as_ref().map(|v| v.id)
+            && Some(m.location_id) == req.location_id
+            && m.reference == counted
+    };
+    if let Some(earlier) = replay(s, req.idempotency_key.as_deref(), same).await? {
+        return Ok(earlier.map(|a| Counted { movement: Some(a.movement), level: a.level }));
     }
-    let Some(variant) = variant else {
-        return Ok(Err(vec![UserError::not_found(&["input", "sku"], "sku")]));
-    };
-    let location = match req.location_id {
-        Some(id) => lookup::location(s, id).await?,
-        None => None,
-    };
-    let Some(location) = location else {
-        return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
+    let (variant, location) = match variant_at(s, variant, req.location_id).await? {
+        Ok(found) => found,
+        Err(e) => return Ok(Err(e)),
     };
     repo::ensure_stock_level(s, variant.id, location.id).await?;
     // Locked, so the difference is taken from the level no other change is moving.
