@@ -1,4 +1,5 @@
-//! The `quartermaster` command line: serve (default), migrate, demo, token.
+//! The `quartermaster` command line: serve (default), worker, migrate, demo, token, and the offline
+//! forecast, replenish-sim and route commands.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
     /// Replay the last periods of a demand history against the replenishment policy and two
     /// baselines, offline (no database).
     ReplenishSim(crate::replenish::sim::ReplenishSimArgs),
+    /// Solve a vehicle-routing benchmark instance (Solomon or VRPLIB) offline (no database).
+    Route(crate::routing::cli::RouteArgs),
     /// Mint a JWT for local use.
     Token {
         /// Tenant slug.
@@ -55,6 +58,7 @@ pub fn run() -> anyhow::Result<()> {
         // Offline: no configuration, database or runtime.
         Command::Forecast(args) => forecast(&args),
         Command::ReplenishSim(args) => replenish_sim(&args),
+        Command::Route(args) => route(&args),
         command => run_service(command),
     }
 }
@@ -80,6 +84,24 @@ fn replenish_sim(args: &crate::replenish::sim::ReplenishSimArgs) -> anyhow::Resu
     Ok(())
 }
 
+fn route(args: &crate::routing::cli::RouteArgs) -> anyhow::Result<()> {
+    let outcome = crate::routing::cli::run(args)?;
+    if !outcome.unassigned.is_empty() {
+        eprintln!("{} customers no vehicle can serve: {:?}", outcome.unassigned.len(), outcome.unassigned);
+    }
+    if args.output.as_os_str() != "-" {
+        eprintln!(
+            "{}: distance {} with {} vehicles ({} iterations) -> {}",
+            outcome.name,
+            outcome.distance,
+            outcome.routes.len(),
+            outcome.iterations,
+            args.output.display()
+        );
+    }
+    Ok(())
+}
+
 fn run_service(command: Command) -> anyhow::Result<()> {
     let config = Config::load()?;
     crate::telemetry::init(config.log_format);
@@ -88,6 +110,7 @@ fn run_service(command: Command) -> anyhow::Result<()> {
         match command {
             Command::Forecast(args) => forecast(&args),
             Command::ReplenishSim(args) => replenish_sim(&args),
+            Command::Route(args) => route(&args),
             Command::Serve { no_workers } => serve(config, !no_workers).await,
             Command::Worker => worker(config).await,
             Command::Migrate => {

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod replenish;
+pub mod routing;
 pub mod services;
 pub mod state;
 pub mod telemetry;

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod forecast;
 pub mod ledger;
 pub mod replenish;
+pub mod routing;
 pub mod sampling;
 pub mod types;
 
