@@ -44,6 +44,46 @@ pub fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The Python that runs a benchmark's peers: `QM_BENCH_PYTHON`, or a virtualenv under
+/// target/bench-venv where `import {import}` works, made (once) by installing `package`. `None`,
+/// with the reason on standard error, when `QM_BENCH_PEERS=0` or there is none.
+pub fn bench_python(import: &str, package: &str) -> Option<String> {
+    if std::env::var("QM_BENCH_PEERS").is_ok_and(|v| v == "0") {
+        eprintln!("peers skipped (QM_BENCH_PEERS=0)");
+        return None;
+    }
+    if let Some(p) = std::env::var("QM_BENCH_PYTHON").ok().filter(|p| !p.is_empty()) {
+        return Some(p);
+    }
+    let venv = TestApp::repo_root().join("target/bench-venv");
+    let python = venv.join("bin/python");
+    let has = |py: &std::path::Path| {
+        std::process::Command::new(py)
+            .args(["-c", &format!("import {import}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has(&python) {
+        eprintln!("installing {package} into {} for the peers (once)...", venv.display());
+        let made = (python.exists()
+            || std::process::Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success()))
+            && std::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", package])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !made || !has(&python) {
+            eprintln!("peers skipped: no virtualenv with {package} (set QM_BENCH_PYTHON to one)");
+            return None;
+        }
+    }
+    Some(python.display().to_string())
+}
+
 pub fn set_postgres_url(url: Option<String>) {
     if let Ok(mut o) = PG_OVERRIDE.lock() {
         *o = Some(url);

@@ -179,35 +179,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Python that runs the peers: `QM_BENCH_PYTHON`, or a virtualenv with statsforecast made
-/// (once) under target/bench-venv. `None` (with the reason on stderr) when there is none.
+/// The Python that runs the peers (statsforecast; see `qm_tests::bench_python`).
 fn peers_python() -> Option<String> {
-    if std::env::var("QM_BENCH_PEERS").is_ok_and(|v| v == "0") {
-        eprintln!("peers skipped (QM_BENCH_PEERS=0)");
-        return None;
-    }
-    if let Some(p) = std::env::var("QM_BENCH_PYTHON").ok().filter(|p| !p.is_empty()) {
-        return Some(p);
-    }
-    let venv = qm_tests::TestApp::repo_root().join("target/bench-venv");
-    let python = venv.join("bin/python");
-    let has_peers = |py: &Path| {
-        std::process::Command::new(py).args(["-c", "import statsforecast"]).output().is_ok_and(|o| o.status.success())
-    };
-    if !has_peers(&python) {
-        eprintln!("making {} with statsforecast for the peers (once)...", venv.display());
-        let made =
-            std::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).status().is_ok_and(|s| s.success())
-                && std::process::Command::new(venv.join("bin/pip"))
-                    .args(["install", "--quiet", "--disable-pip-version-check", "statsforecast"])
-                    .status()
-                    .is_ok_and(|s| s.success());
-        if !made || !has_peers(&python) {
-            eprintln!("peers skipped: no virtualenv with statsforecast (set QM_BENCH_PYTHON to one)");
-            return None;
-        }
-    }
-    Some(python.display().to_string())
+    qm_tests::bench_python("statsforecast", "statsforecast")
 }
 
 type Classes = BTreeMap<&'static str, Score>;

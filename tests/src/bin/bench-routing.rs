@@ -3,7 +3,10 @@
 //! the conventions of that folder's README (Solomon: distance only, DIMACS one-decimal truncated
 //! distances and travel times, fleet as in the file; X: distance only, nearest-integer
 //! distances, unlimited fleet), and prints per instance the distance, vehicles, gap to the
-//! best known solution and feasibility, then the mean gaps per family and budget.
+//! best known solution and feasibility, then the mean gaps per family and budget. In the same
+//! run PyVRP (tests/bench/routing_peers.py, in a virtualenv the benchmark makes once under
+//! target/bench-venv; `QM_BENCH_PYTHON` names another, `QM_BENCH_PEERS=0` skips it) solves each
+//! instance with the same budget, one thread, for the side-by-side.
 //!
 //! cargo run --release -p qm-tests --bin bench-routing [-- --data DIR] [--seconds 10,60] [--only PREFIX]
 
@@ -61,11 +64,13 @@ fn main() -> anyhow::Result<()> {
     let cases: Vec<Case> =
         cases(&data)?.into_iter().filter(|c| only.as_ref().is_none_or(|p| c.name.starts_with(p.as_str()))).collect();
     anyhow::ensure!(!cases.is_empty(), "no instances (see {})", data.display());
+    let python = qm_tests::bench_python("pyvrp", "pyvrp");
     for seconds in budgets {
         println!("\n{seconds} s per instance, one thread");
-        println!("| instance | BKS | distance (vehicles) | gap | feasible | iterations |");
-        println!("|---|---|---|---|---|---|");
+        println!("| instance | BKS | distance (vehicles) | gap | feasible | iterations | PyVRP (vehicles) | gap |");
+        println!("|---|---|---|---|---|---|---|---|");
         let mut gaps: Vec<(&'static str, f64)> = Vec::new();
+        let mut peer_gaps: Vec<(&'static str, f64)> = Vec::new();
         for case in &cases {
             let (dir, file, rounding, family) = match case.format {
                 Format::Solomon => ("solomon", format!("{}.txt", case.name), Rounding::Trunc1, "Solomon"),
@@ -80,8 +85,23 @@ fn main() -> anyhow::Result<()> {
             let feasible = outcome.unassigned.is_empty();
             let gap = 100.0 * (outcome.distance - case.bks) / case.bks;
             gaps.push((family, if feasible { gap } else { f64::NAN }));
+            let peer = match &python {
+                Some(py) => match pyvrp(py, &path, case.format, seconds) {
+                    Ok((distance, vehicles, true)) => {
+                        let gap = 100.0 * (distance - case.bks) / case.bks;
+                        peer_gaps.push((family, gap));
+                        format!("{distance:.1} ({vehicles}) | {gap:+.2} %")
+                    }
+                    Ok((distance, vehicles, false)) => {
+                        peer_gaps.push((family, f64::NAN));
+                        format!("{distance:.1} ({vehicles}) infeasible | –")
+                    }
+                    Err(e) => format!("failed: {e} | –"),
+                },
+                None => "– | –".to_owned(),
+            };
             println!(
-                "| {} | {} | {:.1} ({}) | {gap:+.2} % | {} | {} |",
+                "| {} | {} | {:.1} ({}) | {gap:+.2} % | {} | {} | {peer} |",
                 case.name,
                 case.bks,
                 outcome.distance,
@@ -91,12 +111,43 @@ fn main() -> anyhow::Result<()> {
             );
         }
         for family in ["Solomon", "X"] {
-            let of: Vec<f64> = gaps.iter().filter(|(f, _)| *f == family).map(|(_, g)| *g).collect();
-            if !of.is_empty() {
-                let mean = of.iter().sum::<f64>() / of.len() as f64;
-                println!("mean gap {family} ({} instances) at {seconds} s: {mean:+.2} %", of.len());
+            let mean = |all: &[(&str, f64)]| {
+                let of: Vec<f64> = all.iter().filter(|(f, _)| *f == family).map(|(_, g)| *g).collect();
+                (!of.is_empty()).then(|| (of.iter().sum::<f64>() / of.len() as f64, of.len()))
+            };
+            if let Some((ours, n)) = mean(&gaps) {
+                print!("mean gap {family} ({n} instances) at {seconds} s: {ours:+.2} %");
+                match mean(&peer_gaps) {
+                    Some((theirs, _)) => {
+                        println!("; PyVRP {theirs:+.2} %; ours - PyVRP = {:+.2} points", ours - theirs)
+                    }
+                    None => println!(),
+                }
             }
         }
     }
     Ok(())
+}
+
+/// PyVRP on `path` for `seconds`: (distance, vehicles, feasible).
+fn pyvrp(python: &str, path: &std::path::Path, format: Format, seconds: f64) -> anyhow::Result<(f64, usize, bool)> {
+    let script = qm_tests::TestApp::repo_root().join("tests/bench/routing_peers.py");
+    let format = match format {
+        Format::Solomon => "solomon",
+        Format::Vrplib => "vrplib",
+    };
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg(path)
+        .arg(format)
+        .arg(seconds.to_string())
+        .output()
+        .context("running PyVRP")?;
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let value = |key: &str| words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)).copied();
+    let distance = value("distance").and_then(|v| v.parse().ok()).context("no distance from PyVRP")?;
+    let vehicles = value("vehicles").and_then(|v| v.parse().ok()).context("no vehicles from PyVRP")?;
+    Ok((distance, vehicles, value("feasible") == Some("1")))
 }
