@@ -238,24 +238,25 @@ fn vrplib(text: &str) -> Result<Instance, InstanceError> {
         [d, -1] | [d] if *d > 0 => *d as u64,
         _ => return Err(InstanceError::Invalid("exactly one depot is supported".into())),
     };
-    let mut nodes = Vec::with_capacity(coords.len());
+    let mut depot_node = None;
+    let mut nodes = vec![];
     for (number, x, y) in coords {
         let demand = demands
             .iter()
             .find(|(k, _)| *k == number)
             .map(|(_, d)| *d)
             .ok_or_else(|| InstanceError::Invalid(format!("node {number} has no demand")))?;
-        // Customers are numbered from 1 after the depot, as in CVRPLIB solution files.
-        let node = Node { number: number.wrapping_sub(depot), x, y, demand, ready: 0, due: i64::MAX / 4, service: 0 };
+        let node = Node { number: 0, x, y, demand, ready: 0, due: i64::MAX / 4, service: 0 };
         if number == depot {
-            nodes.insert(0, Node { number: 0, ..node });
+            depot_node = Some(node);
         } else {
-            nodes.push(node);
+            // Customers are numbered 1, 2, … in file order, as in CVRPLIB solution files (the
+            // node number less one when the depot is node 1).
+            nodes.push(Node { number: nodes.len() as u64 + 1, ..node });
         }
     }
-    if nodes.first().is_none_or(|d| d.number != 0) {
-        return Err(InstanceError::Invalid("the depot has no coordinates".into()));
-    }
+    let depot = depot_node.ok_or_else(|| InstanceError::Invalid("the depot has no coordinates".into()))?;
+    nodes.insert(0, depot);
     Ok(Instance { name, nodes, vehicles: None, capacity })
 }
 
