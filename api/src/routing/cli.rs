@@ -52,7 +52,9 @@ pub struct Outcome {
     pub iterations: u64,
 }
 
-/// Stops at a wall-clock limit or an iteration count.
+/// Stops at a wall-clock limit or an iteration count. With a count, the search's progress (its
+/// annealing temperature) follows the count alone, so a seed gives the same plan on a slow
+/// machine as on a fast one, as long as the time limit does not stop it first.
 struct Limit {
     started: Instant,
     limit: Duration,
@@ -64,9 +66,8 @@ impl Budget for Limit {
     fn progress(&mut self, iteration: u64) -> Option<f64> {
         self.done = iteration;
         let time = self.started.elapsed().as_secs_f64() / self.limit.as_secs_f64().max(1e-9);
-        let count = self.iterations.map_or(0.0, |n| iteration as f64 / n.max(1) as f64);
-        let progress = time.max(count);
-        (progress < 1.0).then_some(progress)
+        let progress = self.iterations.map_or(time, |n| iteration as f64 / n.max(1) as f64);
+        (progress < 1.0 && time < 1.0).then_some(progress)
     }
 }
 
