@@ -150,7 +150,7 @@ pub struct ExternalFulfillment {
 }
 
 /// Where a shipment can be followed: the carrier, its number, the carrier's tracking page.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracking {
     pub company: Option<String>,
     pub number: Option<String>,

@@ -224,8 +224,8 @@ impl OrdersMutation {
     }
 }
 
-/// A carrier's tracking page as a store accepts it: an absolute `http`/`https` URL with a host.
+/// A carrier's tracking page as a store accepts it: a web address (the rule every stored URL
+/// follows; a carrier's page may be anywhere) of at most 2,000 characters.
 fn is_tracking_url(raw: &str) -> bool {
-    raw.chars().count() <= 2000
-        && reqwest::Url::parse(raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+    raw.chars().count() <= 2000 && qm_integrations::net::check_url(raw, true).is_ok()
 }

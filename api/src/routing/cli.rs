@@ -71,7 +71,7 @@ impl Budget for Limit {
     }
 }
 
-pub fn parse_format(s: &str) -> anyhow::Result<Format> {
+fn parse_format(s: &str) -> anyhow::Result<Format> {
     match s {
         "solomon" => Ok(Format::Solomon),
         "vrplib" => Ok(Format::Vrplib),
@@ -79,7 +79,7 @@ pub fn parse_format(s: &str) -> anyhow::Result<Format> {
     }
 }
 
-pub fn parse_rounding(s: &str) -> anyhow::Result<Rounding> {
+fn parse_rounding(s: &str) -> anyhow::Result<Rounding> {
     match s {
         "none" => Ok(Rounding::None),
         "trunc1" => Ok(Rounding::Trunc1),

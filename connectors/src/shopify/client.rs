@@ -164,11 +164,11 @@ const ORDERS: &str = concat!(
 const ORDER: &str = concat!("query Order($id: ID!) { order(id: $id) { ", order_fields!(), " } }");
 /// The lines of an order past the first 50, a page at a time.
 const ORDER_LINES: &str = "query OrderLines($id: ID!, $first: Int!, $after: String) { order(id: $id) { lineItems(first: $first, after: $after) { nodes { id sku quantity currentQuantity unfulfilledQuantity variant { id } } pageInfo { hasNextPage endCursor } } } }";
-/// An order's returns, asked for only when `returnStatus` says it has some (5 returns of 25 lines).
 /// An order's fulfilments with their location and tracking (the field is a list, not a page).
 const FULFILLMENTS: &str = "query Fulfillments($id: ID!) { order(id: $id) { id fulfillments { id status createdAt location { id } trackingInfo { company number url } } } }";
 /// The order, and a fulfilment with its location for each of the 20 an order rarely exceeds.
 const FULFILLMENTS_COST: f64 = (1 + 2 + 20 * 2) as f64;
+/// An order's returns, asked for only when `returnStatus` says it has some (5 returns of 25 lines).
 const RETURNS: &str = "query Returns($id: ID!) { order(id: $id) { returns(first: 5) { nodes { id name status returnLineItems(first: 25) { nodes { ... on ReturnLineItem { id quantity returnReason fulfillmentLineItem { lineItem { id } } } } } } } } }";
 const RETURNS_COST: f64 = (1 + 2 + 5 * (1 + 2 + 25 * 3)) as f64;
 /// Objects per order node as Shopify counts them: 50 lines with their variant, 5 fulfilment

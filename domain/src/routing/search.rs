@@ -313,7 +313,6 @@ impl Search<'_> {
                     if a == b {
                         continue;
                     }
-                    let a = self.tour_of[u].expect("u is on a tour");
                     let i = self.tours[a].position(u);
                     let j = self.tours[b].position(v);
                     if self.relocate(a, i, b, j)

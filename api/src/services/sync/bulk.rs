@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{
     Applied, Applier, Position, SYNC, SliceError, complete_resource, counts_of, job_for, owned, problems_of, refs_of,
-    save_run, save_throttle, tally, within_lease,
+    save_run, tally, within_lease,
 };
 use crate::db::entities::{connector, sync_run};
 use crate::db::{Scoped, TxMode};
@@ -113,8 +113,7 @@ impl Slice<'_> {
         if !notes.is_empty() {
             tally(&mut counts, &mut problems, &mut count, "catalog", Applied { problems: notes, ..Applied::default() });
         }
-        save_run(&s, self.run.id, pos, &counts, &problems, count).await?;
-        save_throttle(&s, self.connector.id, self.client).await?;
+        save_run(&s, self.run.id, (self.connector.id, self.client), pos, &counts, &problems, count).await?;
         Ok(Some(s))
     }
 }
@@ -350,8 +349,7 @@ async fn read(
             }
         }
     }
-    save_run(&s, cx.run.id, pos, &counts, &problems, count).await?;
-    save_throttle(&s, cx.connector.id, cx.client).await?;
+    save_run(&s, cx.run.id, (cx.connector.id, cx.client), pos, &counts, &problems, count).await?;
     if continue_after && cx.resources.iter().any(|r| !pos.done.contains(r)) {
         jobs::enqueue(&s, job_for(cx.run.id, pos.pages)).await?;
         s.commit().await?;

@@ -431,7 +431,7 @@ impl Throttle {
 }
 
 /// Stores what `client` last saw of the provider's bucket on connector `id` (nothing before its
-/// first answer), beside a checkpoint.
+/// first answer); part of each checkpoint (`save_run`).
 async fn save_throttle(s: &Scoped, id: Uuid, client: &Client) -> Result<(), DbErr> {
     let Some(t) = Throttle::of(client) else { return Ok(()) };
     connector::Entity::update_many()
@@ -762,8 +762,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
                 pos.done.push(resource.clone());
             }
         }
-        save_run(&s, run_id, &pos, &counts, &problems, problem_count).await?;
-        save_throttle(&s, c.id, &client).await?;
+        save_run(&s, run_id, (c.id, &client), &pos, &counts, &problems, problem_count).await?;
         let more = resources.iter().any(|r| !pos.done.contains(r));
         if more && continue_after {
             jobs::enqueue(&s, job_for(run_id, pos.pages)).await?;
@@ -806,10 +805,12 @@ fn tally(
     }
 }
 
-/// Stores the run's checkpoint with its counts and problems.
+/// Stores the run's checkpoint with its counts and problems, and beside it what `client` last saw
+/// of the provider's bucket on `connector` (shown on `Connector.throttle`).
 async fn save_run(
     s: &Scoped,
     run_id: Uuid,
+    (connector, client): (Uuid, &Client),
     pos: &Position,
     counts: &Counts,
     problems: &[RunProblem],
@@ -824,7 +825,7 @@ async fn save_run(
         .filter(sync_run::Column::Id.eq(run_id))
         .exec(&s.tx)
         .await?;
-    Ok(())
+    save_throttle(s, connector, client).await
 }
 
 enum Step {
