@@ -5,11 +5,13 @@
 //!   validated.
 //! - [`solution`]: a plan, its cost, and each route's schedule (or why it cannot run).
 //! - [`search`]: the solver (string-removal ruin and recreate, local search, annealing).
+//! - [`geo`]: great-circle distances (planning without a road network).
 //! - [`instance`]: the Solomon and VRPLIB benchmark files and their rounding conventions.
 //!
 //! Pure and deterministic for a seed and an iteration budget; a time budget is the caller's
 //! [`search::Budget`].
 
+pub mod geo;
 pub mod instance;
 pub mod problem;
 pub mod search;

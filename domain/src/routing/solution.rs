@@ -73,6 +73,37 @@ pub fn schedule(p: &Problem, route: &Route) -> Result<Schedule, Infeasible> {
     Ok(Schedule { starts, departure, back, distance, load })
 }
 
+/// Why a plan leaves a client out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unserved {
+    /// Its demand exceeds every vehicle's capacity.
+    Capacity,
+    /// No vehicle can serve it within its time windows and be back before its shift ends, even
+    /// on a route of its own.
+    TimeWindow,
+    /// It is optional and serving it costs more than its penalty.
+    Optional,
+    /// It could be served on its own, but the fleet has no room left for it.
+    NoRoom,
+}
+
+/// Why `client` is left out of a plan, judged from the client alone against each vehicle type.
+pub fn why_unassigned(p: &Problem, client: usize) -> Unserved {
+    let c = &p.clients[client];
+    let fleet = || p.vehicle_types.iter().enumerate().filter(|(_, v)| v.count > 0);
+    if fleet().all(|(_, v)| c.demand > v.capacity) {
+        return Unserved::Capacity;
+    }
+    let alone = fleet()
+        .filter(|(_, v)| c.demand <= v.capacity)
+        .any(|(t, _)| schedule(p, &Route { vehicle_type: t, visits: vec![client] }).is_ok());
+    match (alone, c.penalty) {
+        (false, _) => Unserved::TimeWindow,
+        (true, Some(_)) => Unserved::Optional,
+        (true, None) => Unserved::NoRoom,
+    }
+}
+
 impl Solution {
     /// What the plan costs: each route's fixed cost and distance at its unit cost, each optional
     /// client left out at its penalty (required ones left out are not priced: see `unassigned`).
@@ -105,4 +136,45 @@ fn route_distance(p: &Problem, r: &Route) -> i64 {
         at = next;
     }
     d + p.distance.get(at, depot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::problem::{Client, Matrix, VehicleType};
+
+    /// The depot at 0 and one client at 10 on a line; one vehicle of capacity 5, shift 0..100.
+    fn one(client: Client, vehicles: usize) -> Problem {
+        let m = Matrix::from_fn(2, |i, j| if i == j { 0 } else { 10 });
+        Problem {
+            distance: m.clone(),
+            duration: m,
+            clients: vec![client],
+            vehicle_types: vec![VehicleType {
+                count: vehicles,
+                capacity: 5,
+                depot: 0,
+                shift: (0, 100),
+                fixed_cost: 0,
+                unit_cost: 1,
+            }],
+        }
+    }
+
+    fn client(demand: i64, windows: Vec<(i64, i64)>, penalty: Option<i64>) -> Client {
+        Client { location: 1, demand, service: 5, windows, penalty }
+    }
+
+    #[test]
+    fn reasons_for_leaving_a_client_out() {
+        assert_eq!(why_unassigned(&one(client(6, vec![], None), 1), 0), Unserved::Capacity);
+        // Reached at 10 at the earliest: a window closing at 9 cannot be met.
+        assert_eq!(why_unassigned(&one(client(1, vec![(0, 9)], None), 1), 0), Unserved::TimeWindow);
+        // Served at 95, back at 110: after the shift.
+        assert_eq!(why_unassigned(&one(client(1, vec![(95, 99)], None), 1), 0), Unserved::TimeWindow);
+        assert_eq!(why_unassigned(&one(client(1, vec![(0, 50)], Some(3)), 1), 0), Unserved::Optional);
+        assert_eq!(why_unassigned(&one(client(1, vec![], None), 1), 0), Unserved::NoRoom);
+        // A vehicle type with no vehicles does not count.
+        assert_eq!(why_unassigned(&one(client(1, vec![], None), 0), 0), Unserved::Capacity);
+    }
 }
