@@ -8,7 +8,7 @@
 //! target/bench-venv; `QM_BENCH_PYTHON` names another, `QM_BENCH_PEERS=0` skips it) solves each
 //! instance with the same budget, one thread, for the side-by-side.
 //!
-//! cargo run --release -p qm-tests --bin bench-routing [-- --data DIR] [--seconds 10,60] [--only PREFIX]
+//! cargo run --release -p qm-tests --bin bench-routing [-- --data DIR] [--seconds 10,60] [--only PREFIX[,PREFIX…]]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut data = qm_tests::TestApp::repo_root().join("../shared/data/vrp");
     let mut budgets = vec![10.0];
-    let mut only: Option<String> = None;
+    let mut only: Vec<String> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--data" => data = PathBuf::from(args.next().context("--data DIR")?),
@@ -57,12 +57,16 @@ fn main() -> anyhow::Result<()> {
                     .map(|s| s.parse::<f64>().context("--seconds takes numbers"))
                     .collect::<anyhow::Result<_>>()?;
             }
-            "--only" => only = Some(args.next().context("--only PREFIX")?),
-            other => anyhow::bail!("unknown argument {other} (use --data DIR, --seconds 10,60, --only PREFIX)"),
+            "--only" => only = args.next().context("--only PREFIX[,PREFIX…]")?.split(',').map(str::to_owned).collect(),
+            other => {
+                anyhow::bail!("unknown argument {other} (use --data DIR, --seconds 10,60, --only PREFIX[,PREFIX…])")
+            }
         }
     }
-    let cases: Vec<Case> =
-        cases(&data)?.into_iter().filter(|c| only.as_ref().is_none_or(|p| c.name.starts_with(p.as_str()))).collect();
+    let cases: Vec<Case> = cases(&data)?
+        .into_iter()
+        .filter(|c| only.is_empty() || only.iter().any(|p| c.name.starts_with(p.as_str())))
+        .collect();
     anyhow::ensure!(!cases.is_empty(), "no instances (see {})", data.display());
     let python = qm_tests::bench_python("pyvrp", "pyvrp");
     for seconds in budgets {
