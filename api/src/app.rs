@@ -83,6 +83,10 @@ impl Application {
             )
             .context("building the connectors' HTTP client")?,
         );
+        let roads = Arc::new(
+            crate::routing::roads::Roads::from_config(&config)
+                .context("osrm_url (QM_OSRM_URL): building the OSRM client")?,
+        );
         let state = AppState {
             db,
             jwt: Arc::new(jwt),
@@ -93,6 +97,7 @@ impl Application {
             forecast_models: Arc::default(),
             sealer: Arc::new(sealer),
             providers,
+            roads,
         };
         Ok(Self { state, listener, port })
     }

@@ -68,6 +68,14 @@ pub struct Config {
     pub connector_tenant_concurrency: usize,
     /// Provider calls one tenant may make a second, across its connectors (per process).
     pub connector_tenant_rate: u32,
+    /// An OSRM server for road durations and distances; `None`: great-circle distances.
+    pub osrm_url: Option<String>,
+    pub osrm_profile: String,
+    pub osrm_table_limit: usize,
+    pub osrm_timeout_seconds: u64,
+    pub osrm_max_snap_meters: f64,
+    pub routing_speed_kmh: f64,
+    pub routing_time_limit_seconds: f64,
     pub webhook_timeout_seconds: u64,
     pub webhook_allow_private: bool,
     pub webhook_retry_scale: f64,
@@ -147,6 +155,13 @@ impl Config {
                 .ok()
                 .filter(|n| *n > 0)
                 .with_context(|| format!("{k} (QM_{}) must be positive", k.to_uppercase()))
+        };
+        let positive_float = |k: &str| -> anyhow::Result<f64> {
+            get(k)
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .with_context(|| format!("{k} (QM_{}) must be a positive number", k.to_uppercase()))
         };
         let boolean = |k: &str| -> anyhow::Result<bool> {
             match get(k).to_lowercase().as_str() {
@@ -235,6 +250,13 @@ impl Config {
             connector_tenant_concurrency: positive("connector_tenant_concurrency")?,
             connector_tenant_rate: u32::try_from(positive("connector_tenant_rate")?)
                 .context("connector_tenant_rate (QM_CONNECTOR_TENANT_RATE) is too large")?,
+            osrm_url: opt("osrm_url"),
+            osrm_profile: get("osrm_profile"),
+            osrm_table_limit: positive("osrm_table_limit")?,
+            osrm_timeout_seconds: positive("osrm_timeout_seconds")? as u64,
+            osrm_max_snap_meters: positive_float("osrm_max_snap_meters")?,
+            routing_speed_kmh: positive_float("routing_speed_kmh")?,
+            routing_time_limit_seconds: positive_float("routing_time_limit_seconds")?,
             webhook_timeout_seconds: positive("webhook_timeout_seconds")? as u64,
             webhook_allow_private: boolean("webhook_allow_private")?,
             webhook_retry_scale: get("webhook_retry_scale")

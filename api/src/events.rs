@@ -25,6 +25,7 @@ pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("endpoint.disabled", 1, "a webhook endpoint was disabled after failing for 5 days or answering 410"),
     ("purchase_order.issued", 1, "a purchase order was issued to its supplier"),
     ("transfer.created", 1, "approving a replenishment plan created a transfer between locations"),
+    ("route_plan.ready", 1, "a route plan (or a re-plan of one) is ready: routes, stops, ETAs, unassigned stops"),
     ("sync.failed", 1, "a connector's sync run failed (refused credentials, API version drift, a provider error)"),
     ("webhook.test", 1, "sent by webhookTestSend"),
 ];

@@ -24,4 +24,6 @@ pub struct AppState {
     pub sealer: Arc<qm_integrations::sealing::Sealer>,
     /// Provider clients and the per-shop rate limits they share.
     pub providers: Arc<crate::services::sync::Providers>,
+    /// Road durations and distances for route plans (OSRM or great-circle), cached per tenant.
+    pub roads: Arc<crate::routing::roads::Roads>,
 }

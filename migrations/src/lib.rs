@@ -22,6 +22,7 @@ mod m20261203_000007_create_connectors;
 mod m20261203_000008_add_plan_terms;
 mod m20261204_000009_create_sync;
 mod m20261204_000010_add_throttle_and_tracking_url;
+mod m20261204_000011_create_route_plans;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -38,6 +39,8 @@ pub use m20261203_000007_create_connectors::TABLES as CONNECTOR_TABLES;
 pub use m20261203_000008_add_plan_terms::TABLES as PLAN_TERMS_TABLES;
 /// Tenant tables of the sync engine (runs, cursors, provider ids).
 pub use m20261204_000009_create_sync::TABLES as SYNC_TABLES;
+/// Tenant tables of route plans, their routes and stops.
+pub use m20261204_000011_create_route_plans::TABLES as ROUTE_PLAN_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";
@@ -85,6 +88,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_add_plan_terms::Migration),
             Box::new(m20261204_000009_create_sync::Migration),
             Box::new(m20261204_000010_add_throttle_and_tracking_url::Migration),
+            Box::new(m20261204_000011_create_route_plans::Migration),
         ]
     }
 }

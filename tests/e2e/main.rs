@@ -13,6 +13,7 @@ mod orders;
 mod processes;
 mod replenish;
 mod replenish_sim;
+mod route_plans;
 mod routing;
 mod schema;
 mod stock;

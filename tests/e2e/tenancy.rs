@@ -297,7 +297,79 @@ async fn world(app: &TestApp) -> World {
     .exec_without_returning(&s.tx)
     .await
     .expect("sync run");
+    // A ready route plan with one route and one stop.
+    use qm_api::db::entities::{route_plan, route_plan_route, route_plan_stop};
+    let (plan, route) = (Uuid::now_v7(), Uuid::now_v7());
+    route_plan::Entity::insert(route_plan::ActiveModel::from(route_plan::Model {
+        tenant_id: b.id,
+        id: plan,
+        location_id: parse(&b_loc),
+        date: now.date_naive(),
+        status: "ready".into(),
+        request: json!({}),
+        base_plan_id: None,
+        changes: None,
+        matrix_source: Some("haversine".into()),
+        distance_m: 1000.0,
+        duration_s: 600.0,
+        co2_kg: 0.2,
+        cost: Some(Dec(rust_decimal::Decimal::ONE)),
+        routes_total: 1,
+        unassigned_total: 0,
+        error: None,
+        requested_by: "b".into(),
+        created_at: now,
+        started_at: Some(now),
+        finished_at: Some(now),
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("route plan");
+    route_plan_route::Entity::insert(route_plan_route::ActiveModel::from(route_plan_route::Model {
+        tenant_id: b.id,
+        id: route,
+        plan_id: plan,
+        seq: 0,
+        vehicle: "B-VAN".into(),
+        status: "planned".into(),
+        capacity: 10,
+        load: 1,
+        departure_at: now,
+        return_at: now,
+        distance_m: 1000.0,
+        duration_s: 600.0,
+        driving_s: 300.0,
+        co2_kg: 0.2,
+        cost: Dec(rust_decimal::Decimal::ONE),
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("route");
+    route_plan_stop::Entity::insert(route_plan_stop::ActiveModel::from(route_plan_stop::Model {
+        tenant_id: b.id,
+        id: Uuid::now_v7(),
+        plan_id: plan,
+        route_id: Some(route),
+        seq: 1,
+        order_id: parse(&b_order),
+        shipment_id: None,
+        latitude: Some(40.71),
+        longitude: Some(-74.01),
+        demand: 1,
+        arrival_at: Some(now),
+        service_start_at: Some(now),
+        departure_at: Some(now),
+        travel_distance_m: Some(500.0),
+        travel_duration_s: Some(150.0),
+        reason: None,
+        message: None,
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("stop");
     s.commit().await.expect("commit");
+    ids.insert("RoutePlan", gid("RoutePlan", plan));
+    ids.insert("RoutePlanRoute", gid("RoutePlanRoute", route));
     ids.insert("Connector", gid("Connector", connector_id));
     ids.insert("SyncRun", gid("SyncRun", sync_run));
     ids.insert("ReplenishmentRun", b_run);
@@ -572,6 +644,31 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Connector",
     });
+    m.entry("Query.routePlan").or_default().push(Probe {
+        query: "query($id: ID!) { routePlan(id: $id) { id routes { id } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "RoutePlan",
+    });
+    m.entry("Query.routePlans").or_default().push(Probe {
+        query: "query($id: ID!) { routePlans(locationId: $id, first: 10) { nodes { id } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.routePlanRun").or_default().push(Probe {
+        query: "mutation($id: ID!) { routePlanRun(input: { locationId: $id, date: \"2026-12-07\", vehicles: [{ name: \"v\", capacity: 5 }] }) { routePlan { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.routePlanRun").or_default().push(Probe {
+        query: "mutation($l: ID!, $id: ID!) { routePlanRun(input: { locationId: $l, date: \"2026-12-07\", vehicles: [{ name: \"v\", capacity: 5 }], shipmentIds: [$id] }) { routePlan { id } userErrors { field code } } }",
+        vars: |w, id| json!({ "l": w.a_loc, "id": id }),
+        kind: "Shipment",
+    });
+    m.entry("Mutation.routePlanReoptimise").or_default().push(Probe {
+        query: "mutation($id: ID!) { routePlanReoptimise(id: $id, changes: {}) { routePlan { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "RoutePlan",
+    });
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -650,6 +747,7 @@ async fn lists_never_include_another_tenants_rows() {
         "{ connectors { id locationMapping { location { id } } } }",
         "{ syncRuns(first: 250) { nodes { id problems { message } } } }",
         "{ connectors { syncState { resource } lastSyncRun { id } } }",
+        "{ routePlans(first: 250) { nodes { id routes { id stops { orderId } } unassigned { orderId } } } }",
     ];
     for q in lists {
         let d = app.data(&a, q, json!({})).await;
@@ -686,6 +784,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
         .chain(qm_api::db::CONNECTOR_TABLES)
         .chain(qm_api::db::PLAN_TERMS_TABLES)
         .chain(qm_api::db::SYNC_TABLES)
+        .chain(qm_api::db::ROUTE_PLAN_TABLES)
     {
         let rows =
             s.tx.query_all_raw(Statement::from_string(

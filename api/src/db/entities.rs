@@ -654,3 +654,70 @@ tenant_entity!(forecast_override, "forecast_overrides", {
     pub set_by: String,
     pub set_at: DateTimeUtc,
 });
+
+tenant_entity!(route_plan, "route_plans", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub location_id: Uuid,
+    pub date: Date,
+    /// `queued`, `running`, `ready`, `failed` or `superseded`.
+    pub status: String,
+    /// `services::routing::Request`.
+    pub request: Json,
+    pub base_plan_id: Option<Uuid>,
+    /// `services::routing::Changes` of a re-plan.
+    pub changes: Option<Json>,
+    /// `osrm` or `haversine`.
+    pub matrix_source: Option<String>,
+    pub distance_m: f64,
+    pub duration_s: f64,
+    pub co2_kg: f64,
+    pub cost: Option<Dec>,
+    pub routes_total: i32,
+    pub unassigned_total: i32,
+    pub error: Option<String>,
+    pub requested_by: String,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+});
+
+tenant_entity!(route_plan_route, "route_plan_routes", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub plan_id: Uuid,
+    pub seq: i32,
+    pub vehicle: String,
+    /// `planned` or `started`.
+    pub status: String,
+    pub capacity: i32,
+    pub load: i32,
+    pub departure_at: DateTimeUtc,
+    pub return_at: DateTimeUtc,
+    pub distance_m: f64,
+    pub duration_s: f64,
+    pub driving_s: f64,
+    pub co2_kg: f64,
+    pub cost: Dec,
+});
+
+tenant_entity!(route_plan_stop, "route_plan_stops", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub plan_id: Uuid,
+    pub route_id: Option<Uuid>,
+    pub seq: i32,
+    pub order_id: Uuid,
+    pub shipment_id: Option<Uuid>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub demand: i32,
+    pub arrival_at: Option<DateTimeUtc>,
+    pub service_start_at: Option<DateTimeUtc>,
+    pub departure_at: Option<DateTimeUtc>,
+    pub travel_distance_m: Option<f64>,
+    pub travel_duration_s: Option<f64>,
+    /// Why an unassigned stop is left out (`UnassignedReason` in GraphQL, snake case).
+    pub reason: Option<String>,
+    pub message: Option<String>,
+});

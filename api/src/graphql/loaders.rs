@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::db::entities::{
-    TenantOwned, location, order_line, product, purchase_order_line, replenishment_line, return_line, shipment,
-    shipment_event, stock_level, supplier, supplier_item, variant,
+    TenantOwned, location, order, order_line, product, purchase_order_line, replenishment_line, return_line,
+    route_plan_route, route_plan_stop, shipment, shipment_event, stock_level, supplier, supplier_item, variant,
 };
 use crate::db::{Db, TxMode, repo};
 
@@ -79,6 +79,7 @@ pub struct Loaders {
     pub variant: DataLoader<ById<variant::Entity>>,
     pub location: DataLoader<ById<location::Entity>>,
     pub supplier: DataLoader<ById<supplier::Entity>>,
+    pub order: DataLoader<ById<order::Entity>>,
     pub variants_of_product: DataLoader<ByParent<variant::Entity>>,
     pub stock_of_variant: DataLoader<ByParent<stock_level::Entity>>,
     pub lines_of_order: DataLoader<ByParent<order_line::Entity>>,
@@ -88,6 +89,8 @@ pub struct Loaders {
     pub lines_of_purchase_order: DataLoader<ByParent<purchase_order_line::Entity>>,
     pub lines_of_replenishment_run: DataLoader<ByParent<replenishment_line::Entity>>,
     pub items_of_supplier: DataLoader<ByParent<supplier_item::Entity>>,
+    pub routes_of_route_plan: DataLoader<ByParent<route_plan_route::Entity>>,
+    pub stops_of_route_plan: DataLoader<ByParent<route_plan_stop::Entity>>,
 }
 
 impl Loaders {
@@ -113,6 +116,7 @@ impl Loaders {
             variant: by_id!(variant),
             location: by_id!(location),
             supplier: by_id!(supplier),
+            order: by_id!(order),
             variants_of_product: by_parent!(variant, ProductId, product_id),
             stock_of_variant: by_parent!(stock_level, VariantId, variant_id),
             lines_of_order: by_parent!(order_line, OrderId, order_id),
@@ -122,6 +126,8 @@ impl Loaders {
             lines_of_purchase_order: by_parent!(purchase_order_line, PurchaseOrderId, purchase_order_id),
             lines_of_replenishment_run: by_parent!(replenishment_line, RunId, run_id),
             items_of_supplier: by_parent!(supplier_item, SupplierId, supplier_id),
+            routes_of_route_plan: by_parent!(route_plan_route, PlanId, plan_id),
+            stops_of_route_plan: by_parent!(route_plan_stop, PlanId, plan_id),
         }
     }
 }

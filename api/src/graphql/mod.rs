@@ -16,6 +16,7 @@ pub mod loaders;
 pub mod orders;
 pub mod pagination;
 pub mod replenish;
+pub mod routing;
 pub mod stock;
 pub mod types;
 pub mod webhooks;
@@ -37,6 +38,7 @@ pub struct Query(
     connectors::ConnectorsQuery,
     forecast::ForecastQuery,
     replenish::ReplenishmentQuery,
+    routing::RoutingQuery,
     stock::StockQuery,
     orders::OrdersQuery,
     webhooks::WebhooksQuery,
@@ -50,6 +52,7 @@ pub struct Mutation(
     connectors::ConnectorsMutation,
     forecast::ForecastMutation,
     replenish::ReplenishmentMutation,
+    routing::RoutingMutation,
     stock::StockMutation,
     orders::OrdersMutation,
     webhooks::WebhooksMutation,

@@ -53,8 +53,8 @@ impl Registry {
 
     /// Every handler the application ships.
     pub fn standard() -> Self {
-        crate::services::sync::register(crate::services::replenish::register(crate::services::forecast::register(
-            crate::alerts::register(crate::webhooks::register(Self::default())),
+        crate::services::routing::register(crate::services::sync::register(crate::services::replenish::register(
+            crate::services::forecast::register(crate::alerts::register(crate::webhooks::register(Self::default()))),
         )))
     }
 }

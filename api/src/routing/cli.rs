@@ -2,11 +2,13 @@
 //! the plan as JSON (and, with `--sol`, in the CVRPLIB solution layout on standard output).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use qm_domain::routing::instance::{self, Format, Instance, Rounding};
-use qm_domain::routing::search::{self, Budget, Options};
+use qm_domain::routing::search::{self, Options};
+
+use super::Limit;
 use qm_domain::routing::solution::{Solution, schedule};
 
 /// The arguments of `quartermaster route`.
@@ -52,25 +54,6 @@ pub struct Outcome {
     pub iterations: u64,
 }
 
-/// Stops at a wall-clock limit or an iteration count. With a count, the search's progress (its
-/// annealing temperature) follows the count alone, so a seed gives the same plan on a slow
-/// machine as on a fast one, as long as the time limit does not stop it first.
-struct Limit {
-    started: Instant,
-    limit: Duration,
-    iterations: Option<u64>,
-    done: u64,
-}
-
-impl Budget for Limit {
-    fn progress(&mut self, iteration: u64) -> Option<f64> {
-        self.done = iteration;
-        let time = self.started.elapsed().as_secs_f64() / self.limit.as_secs_f64().max(1e-9);
-        let progress = self.iterations.map_or(time, |n| iteration as f64 / n.max(1) as f64);
-        (progress < 1.0 && time < 1.0).then_some(progress)
-    }
-}
-
 fn parse_format(s: &str) -> anyhow::Result<Format> {
     match s {
         "solomon" => Ok(Format::Solomon),
@@ -98,7 +81,7 @@ pub fn solve(
 ) -> anyhow::Result<Outcome> {
     let problem = instance.problem(rounding);
     problem.validate().context("the instance")?;
-    let mut budget = Limit { started: Instant::now(), limit, iterations, done: 0 };
+    let mut budget = Limit::new(limit, iterations);
     let plan: Solution = search::solve(&problem, Options { seed, ..Options::default() }, &mut budget);
     for r in &plan.routes {
         schedule(&problem, r).map_err(|e| anyhow::anyhow!("internal error: a planned route cannot run: {e}"))?;

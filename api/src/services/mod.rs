@@ -8,6 +8,7 @@ pub mod forecast;
 pub mod lookup;
 pub mod orders;
 pub mod replenish;
+pub mod routing;
 pub mod stock;
 pub mod sync;
 pub mod tenants;
