@@ -120,6 +120,11 @@ fn every_plan_the_command_prints_is_feasible_and_drives_what_it_says() {
         // The same seed and iterations give the same plan.
         let again = route(&path, &["--time-limit", "600", "--iterations", "4000", "--seed", "7"]);
         assert_eq!(again.stdout, out.stdout);
+        // Two threads: also feasible, and no longer than one thread's plan (thread 0 is it).
+        let out2 = route(&path, &["--time-limit", "600", "--iterations", "4000", "--seed", "7", "--threads", "2"]);
+        assert!(out2.status.success(), "{}", String::from_utf8_lossy(&out2.stderr));
+        let plan2: Value = serde_json::from_slice(&out2.stdout).expect("JSON");
+        assert!(check(&text, &plan2) <= check(&text, &plan) + 1e-6, "{plan2} vs {plan}");
     }
 }
 

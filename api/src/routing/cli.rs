@@ -4,11 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::solve_on;
 use anyhow::Context;
 use qm_domain::routing::instance::{self, Format, Instance, Rounding};
-use qm_domain::routing::search::{self, Options};
-
-use super::Limit;
 use qm_domain::routing::solution::{Solution, schedule};
 
 /// The arguments of `quartermaster route`.
@@ -33,6 +31,9 @@ pub struct RouteArgs {
     pub iterations: Option<u64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Independent searches run in parallel (seeds `seed`, `seed + 1`, …); the best plan wins.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Where to write {"distance", "vehicles", "routes"}; `-` for standard output.
     #[arg(long)]
     pub output: PathBuf,
@@ -71,18 +72,19 @@ fn parse_rounding(s: &str) -> anyhow::Result<Rounding> {
     }
 }
 
-/// Solves `instance` under `rounding` within `limit` (and `iterations`, if given).
+/// Solves `instance` under `rounding` within `limit` (and `iterations`, if given) on `threads`
+/// independent searches.
 pub fn solve(
     instance: &Instance,
     rounding: Rounding,
     limit: Duration,
     iterations: Option<u64>,
     seed: u64,
+    threads: usize,
 ) -> anyhow::Result<Outcome> {
     let problem = instance.problem(rounding);
     problem.validate().context("the instance")?;
-    let mut budget = Limit::new(limit, iterations);
-    let plan: Solution = search::solve(&problem, Options { seed, ..Options::default() }, &mut budget);
+    let (plan, done): (Solution, u64) = solve_on(&problem, seed, threads, limit, iterations);
     for r in &plan.routes {
         schedule(&problem, r).map_err(|e| anyhow::anyhow!("internal error: a planned route cannot run: {e}"))?;
     }
@@ -105,7 +107,7 @@ pub fn solve(
         distance,
         routes,
         unassigned: plan.unassigned.iter().map(|c| instance.number(*c)).collect(),
-        iterations: budget.done,
+        iterations: done,
     })
 }
 
@@ -119,7 +121,9 @@ pub fn run(args: &RouteArgs) -> anyhow::Result<Outcome> {
     let text =
         std::fs::read_to_string(&args.instance).with_context(|| format!("cannot read {}", args.instance.display()))?;
     let instance = instance::parse(&text, format).with_context(|| format!("{}", args.instance.display()))?;
-    let outcome = solve(&instance, rounding, Duration::from_secs_f64(args.time_limit), args.iterations, args.seed)?;
+    anyhow::ensure!((1..=256).contains(&args.threads), "--threads must be between 1 and 256");
+    let limit = Duration::from_secs_f64(args.time_limit);
+    let outcome = solve(&instance, rounding, limit, args.iterations, args.seed, args.threads)?;
     let json = serde_json::json!({
         "instance": outcome.name,
         "distance": outcome.distance,

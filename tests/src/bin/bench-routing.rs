@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
             let inst = instance::parse(&text, case.format).with_context(|| path.display().to_string())?;
             // The solver checks every route's schedule before it answers (an infeasible route is
             // an error); a customer left out makes the plan infeasible for the benchmark.
-            let outcome = solve(&inst, rounding, Duration::from_secs_f64(seconds), None, 0)?;
+            let outcome = solve(&inst, rounding, Duration::from_secs_f64(seconds), None, 0, 1)?;
             let feasible = outcome.unassigned.is_empty();
             let gap = 100.0 * (outcome.distance - case.bks) / case.bks;
             gaps.push((family, if feasible { gap } else { f64::NAN }));
