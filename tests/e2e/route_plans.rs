@@ -260,10 +260,8 @@ async fn a_day_is_planned_onto_the_fleet_with_etas_loads_and_reasons() {
     assert_eq!(d["routePlans"]["nodes"], json!([{ "id": plan["id"], "status": "READY" }]));
     let events = ready_events(&app, &t).await;
     assert_eq!(events.len(), 1);
-    assert_eq!(
-        events[0]["planId"].as_str().map(|id| format!("gid://quartermaster/RoutePlan/{id}")),
-        plan["id"].as_str().map(str::to_owned)
-    );
+    assert_eq!(events[0]["planId"], plan["id"]);
+    assert_eq!(events[0]["locationId"], json!(s.location));
     assert_eq!(events[0]["unassigned"], 3);
 }
 
@@ -433,6 +431,13 @@ async fn bad_route_plan_input_gets_typed_errors_and_queues_nothing() {
             "INVALID",
         ),
         (with("timeLimitSeconds", json!(0)), json!(["input", "timeLimitSeconds"]), "INVALID"),
+        (with("timeLimitSeconds", json!(31)), json!(["input", "timeLimitSeconds"]), "INVALID"),
+        (with("date", json!("1999-12-31")), json!(["input", "date"]), "INVALID"),
+        (
+            with("vehicles", json!([{ "name": "a", "capacity": 2, "fixedCost": "1e12" }])),
+            json!(["input", "vehicles", "0", "fixedCost"]),
+            "INVALID",
+        ),
         (with("serviceMinutes", json!(-1)), json!(["input", "serviceMinutes"]), "INVALID"),
         (with("shipmentIds", json!([foreign_shipment])), json!(["input", "shipmentIds", "0"]), "INVALID"),
         (with("shipmentIds", json!(["not-an-id"])), json!(["input", "shipmentIds", "0"]), "NOT_FOUND"),

@@ -29,6 +29,7 @@ use crate::db::entities::{Dec, location, order, order_line, route_plan, route_pl
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::events;
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
+use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
 use crate::routing::Limit;
@@ -120,6 +121,19 @@ const ACTIVE: [&str; 2] = ["queued", "running"];
 /// default), with room for the matrices. The job also keeps it under half the lease.
 pub const MAX_TIME_LIMIT_SECONDS: f64 = 30.0;
 
+/// The most vehicles and stops one plan takes (a day of a large depot; the matrices of 2,000
+/// stops are 64 MB).
+const MAX_VEHICLES: usize = 500;
+const MAX_STOPS: usize = 2_000;
+
+/// Dates a plan may be for (times on them stay far inside what the clock arithmetic holds).
+fn first_day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or(NaiveDate::MIN)
+}
+fn last_day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 30).unwrap_or(NaiveDate::MAX)
+}
+
 fn invalid(field: &[&str], message: impl Into<String>) -> Vec<UserError> {
     vec![UserError::invalid(field, message)]
 }
@@ -129,11 +143,14 @@ fn check_vehicles(vehicles: &[Vehicle]) -> Result<(), Vec<UserError>> {
     if vehicles.is_empty() {
         return Err(invalid(&["input", "vehicles"], "at least one vehicle is needed"));
     }
+    if vehicles.len() > MAX_VEHICLES {
+        return Err(invalid(&["input", "vehicles"], format!("at most {MAX_VEHICLES} vehicles")));
+    }
     let mut names = HashSet::new();
     for (i, v) in vehicles.iter().enumerate() {
         let at = i.to_string();
         let field = |f: &'static str| vec!["input", "vehicles", at.as_str(), f];
-        if v.name.trim().is_empty() || !names.insert(v.name.clone()) {
+        if v.name.trim().is_empty() || v.name.chars().count() > 200 || !names.insert(v.name.clone()) {
             return Err(invalid(&field("name"), "each vehicle needs a name of its own"));
         }
         if v.capacity <= 0 {
@@ -142,11 +159,14 @@ fn check_vehicles(vehicles: &[Vehicle]) -> Result<(), Vec<UserError>> {
         if v.shift_end <= v.shift_start {
             return Err(invalid(&field("shiftEnd"), "must be after shiftStart"));
         }
-        if v.cost_per_km < Decimal::ZERO || v.fixed_cost < Decimal::ZERO {
-            return Err(invalid(&field("costPerKm"), "costs cannot be negative"));
+        if !(Decimal::ZERO..=Decimal::from(10_000)).contains(&v.cost_per_km) {
+            return Err(invalid(&field("costPerKm"), "must be between 0 and 10000"));
         }
-        if !(v.co2_g_per_km.is_finite() && v.co2_g_per_km >= 0.0) {
-            return Err(invalid(&field("co2GramsPerKm"), "must be zero or more"));
+        if !(Decimal::ZERO..=Decimal::from(1_000_000)).contains(&v.fixed_cost) {
+            return Err(invalid(&field("fixedCost"), "must be between 0 and 1000000"));
+        }
+        if !(v.co2_g_per_km.is_finite() && (0.0..=100_000.0).contains(&v.co2_g_per_km)) {
+            return Err(invalid(&field("co2GramsPerKm"), "must be between 0 and 100000"));
         }
     }
     Ok(())
@@ -165,6 +185,12 @@ pub async fn run(
     }
     if !(request.service_minutes.is_finite() && (0.0..=600.0).contains(&request.service_minutes)) {
         return Ok(Err(invalid(&["input", "serviceMinutes"], "must be between 0 and 600")));
+    }
+    if !(date >= first_day() && date <= last_day()) {
+        return Ok(Err(invalid(&["input", "date"], "must be between 2000-01-01 and 9999-12-30")));
+    }
+    if request.shipment_ids.as_ref().is_some_and(|ids| ids.len() > MAX_STOPS) {
+        return Ok(Err(invalid(&["input", "shipmentIds"], format!("at most {MAX_STOPS} shipments"))));
     }
     if !(request.time_limit_seconds > 0.0 && request.time_limit_seconds <= MAX_TIME_LIMIT_SECONDS) {
         return Ok(Err(invalid(&["input", "timeLimitSeconds"], format!("must be in (0, {MAX_TIME_LIMIT_SECONDS}]"))));
@@ -442,6 +468,12 @@ async fn gather(s: &Scoped, plan: route_plan::Model) -> Result<Result<Gathered, 
     let day_start = plan.date.and_time(NaiveTime::MIN).and_utc();
     let (Some(base_id), Some(changes)) = (plan.base_plan_id, plan.changes.clone()) else {
         let stops = stops_for(s, &plan, &request).await?;
+        if stops.len() > MAX_STOPS {
+            let n = stops.len();
+            return Ok(Err(format!(
+                "{n} stops, more than the {MAX_STOPS} one plan takes: plan them in parts with shipmentIds"
+            )));
+        }
         let free = request.vehicles.clone();
         return Ok(Ok(Gathered {
             plan,
@@ -965,10 +997,10 @@ async fn store(state: &AppState, tenant: Uuid, g: &Gathered, c: &Computed) -> Re
         &s,
         "route_plan.ready",
         json!({
-            "planId": plan.id,
-            "locationId": plan.location_id,
+            "planId": gid("RoutePlan", plan.id).0,
+            "locationId": gid("Location", plan.location_id).0,
             "date": plan.date,
-            "basePlanId": plan.base_plan_id,
+            "basePlanId": plan.base_plan_id.map(|id| gid("RoutePlan", id).0),
             "routes": routes.len(),
             "unassigned": unassigned,
             "distanceMeters": distance,
