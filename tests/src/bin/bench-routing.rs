@@ -8,7 +8,10 @@
 //! target/bench-venv; `QM_BENCH_PYTHON` names another, `QM_BENCH_PEERS=0` skips it) solves each
 //! instance with the same budget, one thread, for the side-by-side.
 //!
-//! cargo run --release -p qm-tests --bin bench-routing [-- --data DIR] [--seconds 10,60] [--only PREFIX[,PREFIX…]]
+//! With `--construction` it times the construction alone (the first plan the search starts
+//! from, what an interactive caller gets at once) per instance instead, with its gap.
+//!
+//! cargo run --release -p qm-tests --bin bench-routing [-- --data DIR] [--seconds 10,60] [--only PREFIX[,PREFIX…]] [--construction]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     let mut data = qm_tests::TestApp::repo_root().join("../shared/data/vrp");
     let mut budgets = vec![10.0];
     let mut only: Vec<String> = Vec::new();
+    let mut construction = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--data" => data = PathBuf::from(args.next().context("--data DIR")?),
@@ -58,9 +62,10 @@ fn main() -> anyhow::Result<()> {
                     .collect::<anyhow::Result<_>>()?;
             }
             "--only" => only = args.next().context("--only PREFIX[,PREFIX…]")?.split(',').map(str::to_owned).collect(),
-            other => {
-                anyhow::bail!("unknown argument {other} (use --data DIR, --seconds 10,60, --only PREFIX[,PREFIX…])")
-            }
+            "--construction" => construction = true,
+            other => anyhow::bail!(
+                "unknown argument {other} (use --data DIR, --seconds 10,60, --only PREFIX[,PREFIX…], --construction)"
+            ),
         }
     }
     let cases: Vec<Case> = cases(&data)?
@@ -68,6 +73,9 @@ fn main() -> anyhow::Result<()> {
         .filter(|c| only.is_empty() || only.iter().any(|p| c.name.starts_with(p.as_str())))
         .collect();
     anyhow::ensure!(!cases.is_empty(), "no instances (see {})", data.display());
+    if construction {
+        return construct(&data, &cases);
+    }
     let python = qm_tests::bench_python("pyvrp", "pyvrp");
     for seconds in budgets {
         println!("\n{seconds} s per instance, one thread");
@@ -76,13 +84,7 @@ fn main() -> anyhow::Result<()> {
         let mut gaps: Vec<(&'static str, f64)> = Vec::new();
         let mut peer_gaps: Vec<(&'static str, f64)> = Vec::new();
         for case in &cases {
-            let (dir, file, rounding, family) = match case.format {
-                Format::Solomon => ("solomon", format!("{}.txt", case.name), Rounding::Trunc1, "Solomon"),
-                Format::Vrplib => ("cvrplib_x", format!("{}.vrp", case.name), Rounding::Nint, "X"),
-            };
-            let path = data.join("instances").join(dir).join(file);
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let inst = instance::parse(&text, case.format).with_context(|| path.display().to_string())?;
+            let (path, inst, rounding, family) = load(&data, case)?;
             // The solver checks every route's schedule before it answers (an infeasible route is
             // an error); a customer left out makes the plan infeasible for the benchmark.
             let outcome = solve(&inst, rounding, Duration::from_secs_f64(seconds), None, 0, 1)?;
@@ -129,6 +131,63 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The instance file of `case`, parsed, with its rounding and family.
+fn load(data: &std::path::Path, case: &Case) -> anyhow::Result<(PathBuf, instance::Instance, Rounding, &'static str)> {
+    let (dir, file, rounding, family) = match case.format {
+        Format::Solomon => ("solomon", format!("{}.txt", case.name), Rounding::Trunc1, "Solomon"),
+        Format::Vrplib => ("cvrplib_x", format!("{}.vrp", case.name), Rounding::Nint, "X"),
+    };
+    let path = data.join("instances").join(dir).join(file);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let inst = instance::parse(&text, case.format).with_context(|| path.display().to_string())?;
+    Ok((path, inst, rounding, family))
+}
+
+/// The construction alone per instance: wall time, distance and gap (best of three timings).
+fn construct(data: &std::path::Path, cases: &[Case]) -> anyhow::Result<()> {
+    println!("\nconstruction only (no search), one thread");
+    println!("| instance | customers | ms | distance (vehicles) | gap | all served |");
+    println!("|---|---|---|---|---|---|");
+    let mut rows: Vec<(&'static str, f64, f64)> = Vec::new();
+    for case in cases {
+        let (_, inst, rounding, family) = load(data, case)?;
+        let mut best = f64::INFINITY;
+        let mut outcome = None;
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            let o = solve(&inst, rounding, Duration::from_secs(600), Some(0), 0, 1)?;
+            best = best.min(started.elapsed().as_secs_f64() * 1000.0);
+            outcome = Some(o);
+        }
+        let o = outcome.context("three runs")?;
+        let gap = 100.0 * (o.distance - case.bks) / case.bks;
+        let customers = inst.problem(rounding).clients.len();
+        println!(
+            "| {} | {customers} | {best:.1} | {:.1} ({}) | {gap:+.1} % | {} |",
+            case.name,
+            o.distance,
+            o.routes.len(),
+            if o.unassigned.is_empty() { "yes" } else { "NO" }
+        );
+        rows.push((family, best, gap));
+    }
+    for family in ["Solomon", "X"] {
+        let of: Vec<&(&str, f64, f64)> = rows.iter().filter(|r| r.0 == family).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let n = of.len() as f64;
+        let max_ms = of.iter().map(|r| r.1).fold(0.0, f64::max);
+        println!(
+            "{family} ({} instances): mean {:.1} ms (at most {max_ms:.1} ms), mean gap {:+.1} %",
+            of.len(),
+            of.iter().map(|r| r.1).sum::<f64>() / n,
+            of.iter().map(|r| r.2).sum::<f64>() / n
+        );
     }
     Ok(())
 }
