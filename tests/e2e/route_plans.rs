@@ -306,7 +306,7 @@ async fn a_re_plan_keeps_started_routes_and_takes_an_urgent_order() {
     })
     .await;
     let as_of = format!("{DATE}T09:00:00Z");
-    let changes = json!({ "startedRouteIds": [started["id"]], "cancelledOrderIds": [cancelled], "addedOrderIds": [urgent], "asOf": as_of });
+    let changes = json!({ "startedRouteIds": [started["id"]], "cancelledOrderIds": [cancelled], "addedOrderIds": [urgent, urgent], "asOf": as_of });
     let d = app.data(&s.token, REPLAN, json!({ "id": first["id"], "c": changes })).await;
     let second = ready(&app, &s.token, &d, "routePlanReoptimise").await;
     assert_eq!(second["basePlanId"], first["id"]);
@@ -477,6 +477,19 @@ fn osrm_url() -> Option<String> {
     std::env::var("QM_TEST_OSRM_URL").ok().filter(|u| !u.is_empty())
 }
 
+/// OSRM's `service` (table, route) over `points` (latitude, longitude), asked directly.
+async fn osrm(url: &str, service: &str, points: &[(f64, f64)], options: &str) -> Value {
+    let list = points.iter().map(|(lat, lon)| format!("{lon:.6},{lat:.6}")).collect::<Vec<_>>().join(";");
+    let answer: Value = reqwest::get(format!("{url}/{service}/v1/driving/{list}?{options}"))
+        .await
+        .expect("OSRM answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(answer["code"], "Ok", "{answer}");
+    answer
+}
+
 #[tokio::test]
 async fn sixty_stops_in_monaco_are_planned_over_osrm_roads() {
     let Some(url) = osrm_url() else {
@@ -514,17 +527,7 @@ async fn sixty_stops_in_monaco_are_planned_over_osrm_roads() {
     // The matrix is OSRM's: one direct table query of all 61 points gives every leg of the plan,
     // and it is asymmetric (one-way streets).
     let coords: Vec<(f64, f64)> = std::iter::once(DEPOT).chain(stops.iter().copied()).collect();
-    let list = coords.iter().map(|(lat, lon)| format!("{lon:.6},{lat:.6}")).collect::<Vec<_>>().join(";");
-    let http = reqwest::Client::new();
-    let table: Value = http
-        .get(format!("{url}/table/v1/driving/{list}?annotations=duration,distance"))
-        .send()
-        .await
-        .expect("OSRM answers")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(table["code"], "Ok", "{table}");
+    let table = osrm(&url, "table", &coords, "annotations=duration,distance").await;
     let cell = |m: &str, i: usize, j: usize| table[m][i][j].as_f64().expect("a number");
     let asymmetric = (0..61)
         .flat_map(|i| (0..61).map(move |j| (i, j)))
@@ -549,16 +552,7 @@ async fn sixty_stops_in_monaco_are_planned_over_osrm_roads() {
                 .map(|s| (s["latitude"].as_f64().expect("lat"), s["longitude"].as_f64().expect("lon"))),
         );
         way.push(DEPOT);
-        let list = way.iter().map(|(lat, lon)| format!("{lon:.6},{lat:.6}")).collect::<Vec<_>>().join(";");
-        let route: Value = http
-            .get(format!("{url}/route/v1/driving/{list}?overview=false&continue_straight=false"))
-            .send()
-            .await
-            .expect("OSRM answers")
-            .json()
-            .await
-            .expect("JSON");
-        assert_eq!(route["code"], "Ok", "{route}");
+        let route = osrm(&url, "route", &way, "overview=false&continue_straight=false").await;
         let osrm = route["routes"][0]["duration"].as_f64().expect("duration");
         let ours = r["drivingDuration"].as_f64().expect("driving");
         assert!((ours - osrm).abs() <= 0.01 * osrm, "route {}: {ours} s planned, OSRM's route {osrm} s", r["vehicle"]);

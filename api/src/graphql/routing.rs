@@ -366,7 +366,8 @@ pub struct RoutePlanRunInput {
 /// Late changes to a ready plan.
 #[derive(InputObject)]
 pub struct RoutePlanChangesInput {
-    /// Orders no longer to deliver.
+    /// Orders no longer to deliver (one on a started route stays there: started routes are
+    /// kept exactly as they are).
     #[graphql(default)]
     pub cancelled_order_ids: Vec<ID>,
     /// Orders to deliver as well (an urgent order): unshipped orders of the plan's location.

@@ -172,14 +172,23 @@ fn check_vehicles(vehicles: &[Vehicle]) -> Result<(), Vec<UserError>> {
     Ok(())
 }
 
+/// Drops repeated ids, keeping the first of each (a list naming one twice means it once).
+fn dedup(ids: &mut Vec<Uuid>) {
+    let mut seen = HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+}
+
 /// Queues a plan of `date`'s deliveries from `location_id`.
 pub async fn run(
     db: &Db,
     p: &Principal,
     location_id: Option<Uuid>,
     date: NaiveDate,
-    request: Request,
+    mut request: Request,
 ) -> Result<Outcome<route_plan::Model>, DbErr> {
+    if let Some(ids) = &mut request.shipment_ids {
+        dedup(ids);
+    }
     if let Err(e) = check_vehicles(&request.vehicles) {
         return Ok(Err(e));
     }
@@ -233,8 +242,16 @@ pub async fn reoptimise(
     db: &Db,
     p: &Principal,
     plan_id: Option<Uuid>,
-    changes: Changes,
+    mut changes: Changes,
 ) -> Result<Outcome<route_plan::Model>, DbErr> {
+    for list in [
+        &mut changes.cancelled_order_ids,
+        &mut changes.added_order_ids,
+        &mut changes.started_route_ids,
+        &mut changes.broken_down_route_ids,
+    ] {
+        dedup(list);
+    }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
     let Some(base) = plan_by_id(&s, plan_id).await? else {
         return Ok(Err(vec![UserError::not_found(&["id"], "route plan")]));
