@@ -1,5 +1,6 @@
 //! A thin client for OSRM's HTTP API (`osrm-routed`): the table service (durations and
-//! distances between points, chunked above the server's table limit) and the nearest service.
+//! distances between points, asked in blocks above the server's table limit, a few at once, and
+//! how far each point lies from the road it joins).
 //!
 //! Written here rather than taken from the `osrm_client` crate: that crate brings a second HTTP
 //! stack (reqwest 0.11 with OpenSSL) beside ours, holds coordinates as `f32` (about a metre off
@@ -7,9 +8,19 @@
 //! arrive as a decoding failure), and defaults to a public server. Two endpoints of plain JSON
 //! are less code than wrapping it.
 
+use std::ops::Range;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde::Deserialize;
+
+/// Table requests in flight at once for one matrix.
+const IN_FLIGHT: usize = 4;
+
+/// One table request under way: the blocks it asks for and their part of the table.
+type Block<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(Range<usize>, Range<usize>, Table), OsrmError>> + Send + 'a>,
+>;
 
 /// A point as OSRM takes it: longitude and latitude in degrees (WGS 84).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,16 +47,6 @@ pub struct Table {
     pub distances: Vec<Vec<Option<f64>>>,
     /// Metres from each point to where OSRM joined it to the road network.
     pub snapped: Vec<f64>,
-}
-
-/// The road position nearest to a point.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Nearest {
-    pub location: Point,
-    /// Metres from the point asked about.
-    pub distance: f64,
-    /// The street's name, empty when it has none.
-    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -120,22 +121,36 @@ impl Osrm {
             return Ok(table);
         }
         let block = if n <= self.table_limit { n } else { self.table_limit / 2 };
-        let blocks: Vec<std::ops::Range<usize>> = (0..n).step_by(block).map(|s| s..(s + block).min(n)).collect();
-        for from in &blocks {
-            for to in &blocks {
-                self.table_block(points, from.clone(), to.clone(), &mut table).await?;
+        let blocks: Vec<Range<usize>> = (0..n).step_by(block).map(|s| s..(s + block).min(n)).collect();
+        // Boxed as `Send` futures up front: a closure making them inside the stream would not be
+        // `Send` for every lifetime, which callers in `async_trait` handlers need.
+        let requests: Vec<Block<'_>> = blocks
+            .iter()
+            .flat_map(|from| blocks.iter().map(move |to| (from.clone(), to.clone())))
+            .map(|(from, to)| -> Block<'_> { Box::pin(self.table_block(points, from, to)) })
+            .collect();
+        let mut answers = futures_util::stream::iter(requests).buffer_unordered(IN_FLIGHT);
+        while let Some(answer) = answers.next().await {
+            let (from, to, a) = answer?;
+            for (r, i) in from.clone().enumerate() {
+                table.snapped[i] = a.snapped[r];
+                for (c, j) in to.clone().enumerate() {
+                    table.durations[i][j] = a.durations[r][c];
+                    table.distances[i][j] = a.distances[r][c];
+                }
             }
         }
         Ok(table)
     }
 
+    /// Durations and distances from the points in `from` to those in `to` (a `from` × `to`
+    /// table), in one request.
     async fn table_block(
         &self,
         points: &[Point],
-        from: std::ops::Range<usize>,
-        to: std::ops::Range<usize>,
-        into: &mut Table,
-    ) -> Result<(), OsrmError> {
+        from: Range<usize>,
+        to: Range<usize>,
+    ) -> Result<(Range<usize>, Range<usize>, Table), OsrmError> {
         // The request's coordinates: the sources, then the destinations not among them.
         let mut coords: Vec<usize> = from.clone().collect();
         let extra: Vec<usize> = to.clone().filter(|i| !from.contains(i)).collect();
@@ -161,28 +176,7 @@ impl Osrm {
         if !fits(&durations) || !fits(&distances) || snapped.len() != from.len() {
             return Err(OsrmError::Decode("the table's size differs from the request".into()));
         }
-        for (r, i) in from.clone().enumerate() {
-            into.snapped[i] = snapped[r].distance;
-            for (c, j) in to.clone().enumerate() {
-                into.durations[i][j] = durations[r][c];
-                into.distances[i][j] = distances[r][c];
-            }
-        }
-        Ok(())
-    }
-
-    /// The road position nearest to `point`.
-    pub async fn nearest(&self, point: Point) -> Result<Nearest, OsrmError> {
-        if !point.is_valid() {
-            return Err(OsrmError::InvalidPoint(0));
-        }
-        let url = format!("{}/nearest/v1/{}/{}?number=1", self.base, self.profile, joined(&[point], &[0]));
-        let answer = self.get(&url).await?;
-        let w = answer
-            .waypoints
-            .and_then(|w| w.into_iter().next())
-            .ok_or_else(|| OsrmError::Decode("no waypoint".into()))?;
-        Ok(Nearest { location: Point { lon: w.location[0], lat: w.location[1] }, distance: w.distance, name: w.name })
+        Ok((from, to, Table { durations, distances, snapped: snapped.iter().map(|w| w.distance).collect() }))
     }
 
     async fn get(&self, url: &str) -> Result<Answer, OsrmError> {
@@ -215,15 +209,12 @@ struct Answer {
     durations: Option<Vec<Vec<Option<f64>>>>,
     distances: Option<Vec<Vec<Option<f64>>>>,
     sources: Option<Vec<Waypoint>>,
-    waypoints: Option<Vec<Waypoint>>,
 }
 
 #[derive(Deserialize)]
 struct Waypoint {
-    location: [f64; 2],
+    /// Metres from the point asked about to the road.
     distance: f64,
-    #[serde(default)]
-    name: String,
 }
 
 #[cfg(test)]
@@ -242,6 +233,44 @@ mod tests {
         assert!(OsrmError::Http { status: 503 }.is_transient());
         assert!(!OsrmError::Http { status: 404 }.is_transient());
         assert!(OsrmError::Timeout(Duration::from_secs(1)).is_transient());
+    }
+
+    /// A server on loopback answering every request with `status` and `body`.
+    fn answering(status: &'static str, body: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn osrm_refusals_keep_their_code_and_outages_are_transient() {
+        let points = [Point::new(43.73, 7.42), Point::new(43.74, 7.43)];
+        let url = answering("400 Bad Request", r#"{"code":"NoSegment","message":"Could not find a matching segment"}"#);
+        let err = Osrm::new(&url, "driving", 100, Duration::from_secs(5)).unwrap().table(&points).await.unwrap_err();
+        assert_eq!(
+            err,
+            OsrmError::Refused { code: "NoSegment".into(), message: "Could not find a matching segment".into() }
+        );
+        assert!(!err.is_transient());
+        let url = answering("503 Service Unavailable", "busy");
+        let err = Osrm::new(&url, "driving", 100, Duration::from_secs(5)).unwrap().table(&points).await.unwrap_err();
+        assert_eq!(err, OsrmError::Http { status: 503 });
+        assert!(err.is_transient());
+        // A table whose size is not the request's is refused rather than misread.
+        let url =
+            answering("200 OK", r#"{"code":"Ok","durations":[[0]],"distances":[[0]],"sources":[{"distance":1}]}"#);
+        let err = Osrm::new(&url, "driving", 100, Duration::from_secs(5)).unwrap().table(&points).await.unwrap_err();
+        assert!(matches!(err, OsrmError::Decode(_)), "{err:?}");
     }
 
     #[tokio::test]
