@@ -249,6 +249,20 @@ async fn a_day_is_planned_onto_the_fleet_with_etas_loads_and_reasons() {
     let cost: f64 = plan["cost"].as_str().expect("cost").parse().expect("decimal");
     assert!((cost - 0.8 * km).abs() < 0.02, "cost at 0.80 per km: {cost} for {km} km");
 
+    // With no search time the construction alone answers: still every servable stop, feasibly.
+    let quick = self::plan(
+        &app,
+        &s.token,
+        json!({ "locationId": s.location, "date": DATE, "vehicles": vans(3, 10), "timeLimitSeconds": 0 }),
+    )
+    .await;
+    assert_eq!(served(&quick).into_iter().flatten().collect::<HashSet<_>>(), servable, "{quick}");
+    check_routes(&quick, 300.0, &haversine_leg);
+    assert!(
+        quick["distance"].as_f64() >= plan["distance"].as_f64().map(|d| d - 1.0),
+        "the search does not make it longer"
+    );
+
     // The plan was announced, and it is listed by location and date.
     let d = app
         .data(
@@ -257,9 +271,12 @@ async fn a_day_is_planned_onto_the_fleet_with_etas_loads_and_reasons() {
             json!({ "l": s.location }),
         )
         .await;
-    assert_eq!(d["routePlans"]["nodes"], json!([{ "id": plan["id"], "status": "READY" }]));
+    assert_eq!(
+        d["routePlans"]["nodes"],
+        json!([{ "id": plan["id"], "status": "READY" }, { "id": quick["id"], "status": "READY" }])
+    );
     let events = ready_events(&app, &t).await;
-    assert_eq!(events.len(), 1);
+    assert_eq!(events.len(), 2);
     assert_eq!(events[0]["planId"], plan["id"]);
     assert_eq!(events[0]["locationId"], json!(s.location));
     assert_eq!(events[0]["unassigned"], 3);
@@ -430,7 +447,7 @@ async fn bad_route_plan_input_gets_typed_errors_and_queues_nothing() {
             json!(["input", "vehicles", "0", "costPerKm"]),
             "INVALID",
         ),
-        (with("timeLimitSeconds", json!(0)), json!(["input", "timeLimitSeconds"]), "INVALID"),
+        (with("timeLimitSeconds", json!(-1)), json!(["input", "timeLimitSeconds"]), "INVALID"),
         (with("timeLimitSeconds", json!(31)), json!(["input", "timeLimitSeconds"]), "INVALID"),
         (with("date", json!("1999-12-31")), json!(["input", "date"]), "INVALID"),
         (

@@ -357,7 +357,8 @@ pub struct RoutePlanRunInput {
     pub shipment_ids: Option<Vec<ID>>,
     /// Minutes spent at each stop (default 5).
     pub service_minutes: Option<f64>,
-    /// How long the solver searches (default `routing_time_limit_seconds`; at most 30).
+    /// How long the solver searches (default `routing_time_limit_seconds`; at most 30). 0: the
+    /// construction alone, a feasible plan in milliseconds for interactive use.
     pub time_limit_seconds: Option<f64>,
     /// The solver's seed (default 0).
     pub seed: Option<i32>,

@@ -201,8 +201,11 @@ pub async fn run(
     if request.shipment_ids.as_ref().is_some_and(|ids| ids.len() > MAX_STOPS) {
         return Ok(Err(invalid(&["input", "shipmentIds"], format!("at most {MAX_STOPS} shipments"))));
     }
-    if !(request.time_limit_seconds > 0.0 && request.time_limit_seconds <= MAX_TIME_LIMIT_SECONDS) {
-        return Ok(Err(invalid(&["input", "timeLimitSeconds"], format!("must be in (0, {MAX_TIME_LIMIT_SECONDS}]"))));
+    if !(0.0..=MAX_TIME_LIMIT_SECONDS).contains(&request.time_limit_seconds) {
+        return Ok(Err(invalid(
+            &["input", "timeLimitSeconds"],
+            format!("must be between 0 and {MAX_TIME_LIMIT_SECONDS}"),
+        )));
     }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
     let Some(location) = find_location(&s, location_id).await? else {
