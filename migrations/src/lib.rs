@@ -23,6 +23,7 @@ mod m20261203_000008_add_plan_terms;
 mod m20261204_000009_create_sync;
 mod m20261204_000010_add_throttle_and_tracking_url;
 mod m20261204_000011_create_route_plans;
+mod m20261204_000012_add_plan_budget;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -89,6 +90,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_create_sync::Migration),
             Box::new(m20261204_000010_add_throttle_and_tracking_url::Migration),
             Box::new(m20261204_000011_create_route_plans::Migration),
+            Box::new(m20261204_000012_add_plan_budget::Migration),
         ]
     }
 }

@@ -468,6 +468,27 @@ async fn supplier_budgets_capacities_and_price_breaks_shape_the_plan() {
         "{d}"
     );
     assert!(d["supplierUpsert"]["supplier"].is_null());
+
+    // A budget for the whole plan: what it buys from every supplier together stays within it,
+    // and lines left short say so. A negative budget is refused.
+    let set = "mutation($i: ReplenishmentSettingsSetInput!) { replenishmentSettingsSet(input: $i) {
+        replenishmentSettings { planBudget } userErrors { field code } } }";
+    let total = |plan: &Value| suppliers.iter().map(|x| spend(plan, x["id"].as_str().expect("id"))).sum::<f64>();
+    let all = total(&broken);
+    let d = app.data(&token, set, json!({ "i": { "targetServiceLevel": 0.95, "planBudget": "-1" } })).await;
+    assert_eq!(d["replenishmentSettingsSet"]["userErrors"][0]["field"], json!(["input", "planBudget"]), "{d}");
+    let cap = (all / 2.0).floor();
+    let d = app.data(&token, set, json!({ "i": { "targetServiceLevel": 0.95, "planBudget": cap.to_string() } })).await;
+    assert_eq!(d["replenishmentSettingsSet"]["replenishmentSettings"]["planBudget"], cap.to_string(), "{d}");
+    let budgeted = plan(&app, &token).await;
+    let spent_all = total(&budgeted);
+    assert!(spent_all <= cap + 1e-9 && spent_all > 0.0, "spent {spent_all} of a {cap} plan budget (was {all})");
+    let short = budgeted["lines"].as_array().expect("lines").iter().any(|l| {
+        l["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("short of the target within") && r.contains("the plan's budget"))
+    });
+    assert!(short, "{budgeted}");
 }
 
 /// The units a plan delivers to `location` (bought or moved there).

@@ -352,6 +352,8 @@ tenant_entity!(replenishment_settings, "replenishment_settings", {
     pub class_c_target: Option<f64>,
     pub transfer_unit_cost: Dec,
     pub updated_at: DateTimeUtc,
+    /// The most one plan spends across all suppliers; `None`: no limit.
+    pub plan_budget: Option<Dec>,
 });
 
 tenant_entity!(replenishment_sku_target, "replenishment_sku_targets", {

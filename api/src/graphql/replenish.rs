@@ -253,6 +253,10 @@ impl ReplenishmentSettings {
     async fn transfer_unit_cost(&self) -> Decimal {
         self.0.transfer_unit_cost
     }
+    /// The most one plan spends across all suppliers; null: no limit.
+    async fn plan_budget(&self) -> Option<Decimal> {
+        self.0.plan_budget
+    }
     /// SKUs with a target of their own (it wins over the class and the default).
     /// Lanes whose transfer cost differs from `transferUnitCost`.
     async fn lane_costs(&self) -> Vec<ReplenishmentLaneCost> {
@@ -429,6 +433,9 @@ pub struct ReplenishmentSettingsSetInput {
     pub class_c_target: Option<f64>,
     /// What moving one unit between two locations costs (default 0.50).
     pub transfer_unit_cost: Option<Decimal>,
+    /// The most one plan spends across all suppliers (each supplier's own `planBudget` applies
+    /// as well); null: no limit.
+    pub plan_budget: Option<Decimal>,
 }
 
 #[derive(SimpleObject)]
@@ -488,6 +495,7 @@ impl ReplenishmentMutation {
             transfer_unit_cost: input.transfer_unit_cost.unwrap_or_else(service::default_transfer_unit_cost),
             sku_targets: Default::default(),
             lane_costs: Default::default(),
+            plan_budget: input.plan_budget,
         };
         Ok(service::set_settings(ctx.db(), p, &new).await?.into())
     }

@@ -63,6 +63,8 @@ pub struct Settings {
     pub sku_targets: HashMap<Uuid, f64>,
     /// The cost of moving a unit from one location to another, where it is not `transfer_unit_cost`.
     pub lane_costs: BTreeMap<(Uuid, Uuid), Decimal>,
+    /// The most one plan spends across all suppliers.
+    pub plan_budget: Option<Decimal>,
 }
 
 impl Settings {
@@ -81,6 +83,7 @@ impl Settings {
                 transfer_unit_cost: r.transfer_unit_cost.0,
                 sku_targets,
                 lane_costs,
+                plan_budget: r.plan_budget.map(|b| b.0),
             },
             None => Settings {
                 fill_rate: true,
@@ -89,6 +92,7 @@ impl Settings {
                 transfer_unit_cost: default_transfer_unit_cost(),
                 sku_targets,
                 lane_costs,
+                plan_budget: None,
             },
         }
     }
@@ -174,6 +178,9 @@ pub async fn set_settings(db: &Db, p: &Principal, new: &Settings) -> Result<Outc
     if new.transfer_unit_cost.is_sign_negative() && !new.transfer_unit_cost.is_zero() {
         return Ok(Err(vec![UserError::invalid(&["input", "transferUnitCost"], "the cost must not be negative")]));
     }
+    if new.plan_budget.is_some_and(|b| b.is_sign_negative() && !b.is_zero()) {
+        return Ok(Err(vec![UserError::invalid(&["input", "planBudget"], "the budget must not be negative")]));
+    }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
     let row = replenishment_settings::Model {
         tenant_id: s.tenant(),
@@ -184,6 +191,7 @@ pub async fn set_settings(db: &Db, p: &Principal, new: &Settings) -> Result<Outc
         class_c_target: new.class_targets[2],
         transfer_unit_cost: Dec(new.transfer_unit_cost),
         updated_at: repo::now(),
+        plan_budget: new.plan_budget.map(Dec),
     };
     use sea_orm::sea_query::OnConflict;
     replenishment_settings::Entity::insert(replenishment_settings::ActiveModel::from(row))
@@ -197,6 +205,7 @@ pub async fn set_settings(db: &Db, p: &Principal, new: &Settings) -> Result<Outc
                     replenishment_settings::Column::ClassCTarget,
                     replenishment_settings::Column::TransferUnitCost,
                     replenishment_settings::Column::UpdatedAt,
+                    replenishment_settings::Column::PlanBudget,
                 ])
                 .to_owned(),
         )
@@ -655,7 +664,14 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         .iter()
         .map(|id| LocationLimits { capacity: g.locations.get(id).and_then(|l| l.capacity_volume) })
         .collect();
-    let input = PlanInput { needs, offers, lanes, suppliers: supplier_limits, locations, ..PlanInput::default() };
+    let input = PlanInput {
+        needs,
+        offers,
+        lanes,
+        suppliers: supplier_limits,
+        locations,
+        budget: g.settings.plan_budget,
+    };
     let planned = plan::plan(&input, PlanOptions::default()).map_err(|e| e.to_string())?;
     // Where each need stands once the plan arrives.
     let mut after: Vec<i64> = slots.iter().map(|sl| sl.position).collect();
@@ -739,6 +755,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 let limits: Vec<String> = [
                     lim.and_then(|x| x.budget).map(|_| format!("{supplier_name}'s plan budget")),
                     lim.and_then(|x| x.capacity).map(|_| format!("{supplier_name}'s plan capacity")),
+                    input.budget.map(|_| "the plan's budget".to_owned()),
                     input
                         .locations
                         .get(o.location)
