@@ -664,14 +664,8 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         .iter()
         .map(|id| LocationLimits { capacity: g.locations.get(id).and_then(|l| l.capacity_volume) })
         .collect();
-    let input = PlanInput {
-        needs,
-        offers,
-        lanes,
-        suppliers: supplier_limits,
-        locations,
-        budget: g.settings.plan_budget,
-    };
+    let input =
+        PlanInput { needs, offers, lanes, suppliers: supplier_limits, locations, budget: g.settings.plan_budget };
     let planned = plan::plan(&input, PlanOptions::default()).map_err(|e| e.to_string())?;
     // Where each need stands once the plan arrives.
     let mut after: Vec<i64> = slots.iter().map(|sl| sl.position).collect();

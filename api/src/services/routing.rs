@@ -856,6 +856,29 @@ async fn fail(state: &AppState, tenant: Uuid, plan: Uuid, error: &str) -> Result
     Ok(())
 }
 
+/// A stop of plan `plan` with nothing planned yet (no route, no times, no reason).
+fn stop_row(tenant: Uuid, plan: Uuid, st: &Stop) -> route_plan_stop::Model {
+    route_plan_stop::Model {
+        tenant_id: tenant,
+        id: Uuid::now_v7(),
+        plan_id: plan,
+        route_id: None,
+        seq: 0,
+        order_id: st.order_id,
+        shipment_id: st.shipment_id,
+        latitude: st.point.map(|p| p.lat),
+        longitude: st.point.map(|p| p.lon),
+        demand: i32::try_from(st.demand).unwrap_or(i32::MAX),
+        arrival_at: None,
+        service_start_at: None,
+        departure_at: None,
+        travel_distance_m: None,
+        travel_duration_s: None,
+        reason: None,
+        message: None,
+    }
+}
+
 /// Stores a computed plan in one transaction: routes, stops, totals, `ready`, the base plan
 /// superseded, `route_plan.ready`. A plan no longer running (stored by an earlier attempt) is
 /// left alone.
@@ -929,48 +952,24 @@ async fn store(state: &AppState, tenant: Uuid, g: &Gathered, c: &Computed) -> Re
             cost: Dec(route_cost(&r.vehicle, r.distance_m)),
         });
         for (k, p) in r.stops.iter().enumerate() {
-            let st = &g.stops[p.stop];
             stops.push(route_plan_stop::Model {
-                tenant_id: tenant,
-                id: Uuid::now_v7(),
-                plan_id: plan.id,
                 route_id: Some(id),
                 seq: k as i32 + 1,
-                order_id: st.order_id,
-                shipment_id: st.shipment_id,
-                latitude: st.point.map(|p| p.lat),
-                longitude: st.point.map(|p| p.lon),
-                demand: i32::try_from(st.demand).unwrap_or(i32::MAX),
                 arrival_at: Some(p.arrival),
                 service_start_at: Some(p.start),
                 departure_at: Some(p.departure),
                 travel_distance_m: Some(p.travel_m),
                 travel_duration_s: Some(p.travel_s),
-                reason: None,
-                message: None,
+                ..stop_row(tenant, plan.id, &g.stops[p.stop])
             });
         }
     }
     for (i, reason, message) in &c.unassigned {
         let st = &g.stops[*i];
         stops.push(route_plan_stop::Model {
-            tenant_id: tenant,
-            id: Uuid::now_v7(),
-            plan_id: plan.id,
-            route_id: None,
-            seq: 0,
-            order_id: st.order_id,
-            shipment_id: st.shipment_id,
-            latitude: st.point.map(|p| p.lat),
-            longitude: st.point.map(|p| p.lon),
-            demand: i32::try_from(st.demand).unwrap_or(i32::MAX),
-            arrival_at: None,
-            service_start_at: None,
-            departure_at: None,
-            travel_distance_m: None,
-            travel_duration_s: None,
             reason: Some(reason.as_str().into()),
             message: Some(message.clone()),
+            ..stop_row(tenant, plan.id, st)
         });
     }
     for r in &routes {
