@@ -34,7 +34,8 @@ impl Point {
         Point { lon, lat }
     }
 
-    fn is_valid(&self) -> bool {
+    /// A finite latitude within ±90° and longitude within ±180°.
+    pub fn is_valid(&self) -> bool {
         self.lat.is_finite() && self.lon.is_finite() && self.lat.abs() <= 90.0 && self.lon.abs() <= 180.0
     }
 }

@@ -25,7 +25,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::db::entities::{Dec, location, order, order_line, route_plan, route_plan_route, route_plan_stop, shipment};
+use crate::db::entities::{Dec, order, order_line, route_plan, route_plan_route, route_plan_stop, shipment};
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::events;
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
@@ -33,6 +33,7 @@ use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
 use crate::routing::Limit;
+use crate::services::lookup;
 use crate::state::AppState;
 
 pub const RUN: &str = "route_plan.run";
@@ -208,7 +209,11 @@ pub async fn run(
         )));
     }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let Some(location) = find_location(&s, location_id).await? else {
+    let location = match location_id {
+        Some(id) => lookup::location(&s, id).await?,
+        None => None,
+    };
+    let Some(location) = location else {
         return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")]));
     };
     if location.latitude.is_none() || location.longitude.is_none() {
@@ -342,11 +347,6 @@ async fn queue(
     Ok(plan)
 }
 
-async fn find_location(s: &Scoped, id: Option<Uuid>) -> Result<Option<location::Model>, DbErr> {
-    let Some(id) = id else { return Ok(None) };
-    repo::find::<location::Entity>(s).filter(location::Column::Id.eq(id)).one(&s.tx).await
-}
-
 pub async fn plan_by_id(s: &Scoped, id: Option<Uuid>) -> Result<Option<route_plan::Model>, DbErr> {
     let Some(id) = id else { return Ok(None) };
     repo::find::<route_plan::Entity>(s).filter(route_plan::Column::Id.eq(id)).one(&s.tx).await
@@ -387,7 +387,7 @@ fn stop_of(o: &order::Model, shipment_id: Option<Uuid>, demand: i64, service_min
     let ship_to = o.ship_to.as_ref();
     let num = |k: &str| ship_to.and_then(|s| s.get(k)).and_then(serde_json::Value::as_f64);
     let point = match (num("latitude"), num("longitude")) {
-        (Some(lat), Some(lon)) => Some(Point::new(lat, lon)).filter(|p| p.lat.abs() <= 90.0 && p.lon.abs() <= 180.0),
+        (Some(lat), Some(lon)) => Some(Point::new(lat, lon)).filter(Point::is_valid),
         _ => None,
     };
     let time = |w: &serde_json::Value, k: &str| {
@@ -479,7 +479,7 @@ struct Gathered {
 async fn gather(s: &Scoped, plan: route_plan::Model) -> Result<Result<Gathered, String>, DbErr> {
     let request: Request =
         serde_json::from_value(plan.request.clone()).map_err(|e| DbErr::Custom(format!("stored plan request: {e}")))?;
-    let Some(location) = find_location(s, Some(plan.location_id)).await? else {
+    let Some(location) = lookup::location(s, plan.location_id).await? else {
         return Ok(Err("the location no longer exists".into()));
     };
     let (Some(lat), Some(lon)) = (location.latitude, location.longitude) else {
@@ -517,7 +517,7 @@ async fn gather(s: &Scoped, plan: route_plan::Model) -> Result<Result<Gathered, 
         .map(|r| r.id)
         .collect();
     let mut kept = Vec::new();
-    let mut replan: Vec<&route_plan_stop::Model> = Vec::new();
+    let mut replan: Vec<route_plan_stop::Model> = Vec::new();
     for r in &routes {
         let on: Vec<route_plan_stop::Model> =
             base_stops.iter().filter(|st| st.route_id == Some(r.id)).cloned().collect();
@@ -527,15 +527,15 @@ async fn gather(s: &Scoped, plan: route_plan::Model) -> Result<Result<Gathered, 
                 // Delivered before the breakdown: kept on the route; the rest goes to others.
                 let (done, rest): (Vec<_>, Vec<_>) =
                     on.into_iter().partition(|st| st.arrival_at.is_some_and(|a| a <= changes.as_of));
-                replan.extend(base_stops.iter().filter(|b| rest.iter().any(|r| r.id == b.id)));
+                replan.extend(rest);
                 if !done.is_empty() {
                     kept.push(Kept { route: r.clone(), stops: done, whole: false });
                 }
             }
-            (false, _) => replan.extend(base_stops.iter().filter(|st| st.route_id == Some(r.id))),
+            (false, _) => replan.extend(on),
         }
     }
-    replan.extend(base_stops.iter().filter(|st| st.route_id.is_none()));
+    replan.extend(base_stops.iter().filter(|st| st.route_id.is_none()).cloned());
     let busy: HashSet<&str> = routes
         .iter()
         .filter(|r| started.contains(&r.id) || broken.contains(&r.id))
