@@ -184,27 +184,6 @@ fn suppliers() -> Vec<DemoSupplier> {
     ]
 }
 
-/// Poisson sample: Knuth's method for small means, a rounded normal for large ones.
-fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> i32 {
-    if mean <= 0.0 {
-        return 0;
-    }
-    if mean < 30.0 {
-        let limit = (-mean).exp();
-        let mut k = 0;
-        let mut p = 1.0;
-        loop {
-            p *= rng.random::<f64>();
-            if p <= limit {
-                return k;
-            }
-            k += 1;
-        }
-    }
-    let z = crate::sampling::standard_normal(rng);
-    (mean + z * mean.sqrt()).round().max(0.0) as i32
-}
-
 fn cents(c: i64) -> Decimal {
     Decimal::new(c, 2)
 }
@@ -304,7 +283,7 @@ pub fn generate(params: &DemoParams) -> DemoDataset {
                     if stockout {
                         stockout_left -= 1;
                     }
-                    let units = if stockout { 0 } else { poisson(&mut rng, mean.max(0.0)) };
+                    let units = if stockout { 0 } else { crate::sampling::poisson(&mut rng, mean.max(0.0)) };
                     demand.push(DemoDemand {
                         product: pi,
                         variant: vi,

@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod demo;
 pub mod forecast;
 pub mod ledger;
+pub mod pricing;
 pub mod replenish;
 pub mod routing;
 pub mod sampling;

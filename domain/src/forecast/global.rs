@@ -253,7 +253,7 @@ impl Moments {
 }
 
 /// Solves the symmetric positive-definite system `a x = b` (Cholesky); `None` if not SPD.
-fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Vec<f64>> {
+pub(crate) fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Vec<f64>> {
     for j in 0..n {
         let mut d = a[j * n + j];
         for k in 0..j {
