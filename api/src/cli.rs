@@ -1,5 +1,5 @@
 //! The `quartermaster` command line: serve (default), worker, migrate, demo, token, and the offline
-//! forecast, replenish-sim and route commands.
+//! forecast, replenish-sim, route and pricing commands.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -37,6 +37,9 @@ enum Command {
     /// Replay the last periods of a demand history against the replenishment policy and two
     /// baselines, offline (no database).
     ReplenishSim(crate::replenish::sim::ReplenishSimArgs),
+    /// Recommend prices from a CSV of daily history and a CSV of stock, offline (no database).
+    /// Exits with 2 on bad input.
+    Pricing(crate::pricing::cli::PricingArgs),
     /// Solve a vehicle-routing benchmark instance (Solomon or VRPLIB) offline (no database).
     Route(crate::routing::cli::RouteArgs),
     /// Mint a JWT for local use.
@@ -59,6 +62,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Forecast(args) => forecast(&args),
         Command::ReplenishSim(args) => replenish_sim(&args),
         Command::Route(args) => route(&args),
+        Command::Pricing(args) => pricing(&args),
         command => run_service(command),
     }
 }
@@ -102,6 +106,21 @@ fn route(args: &crate::routing::cli::RouteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn pricing(args: &crate::pricing::cli::PricingArgs) -> anyhow::Result<()> {
+    match crate::pricing::cli::run(args) {
+        Ok(rows) => {
+            if args.output.as_os_str() != "-" {
+                eprintln!("priced {} series -> {}", rows.len(), args.output.display());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(e.exit_code())
+        }
+    }
+}
+
 fn run_service(command: Command) -> anyhow::Result<()> {
     let config = Config::load()?;
     crate::telemetry::init(config.log_format);
@@ -111,6 +130,7 @@ fn run_service(command: Command) -> anyhow::Result<()> {
             Command::Forecast(args) => forecast(&args),
             Command::ReplenishSim(args) => replenish_sim(&args),
             Command::Route(args) => route(&args),
+            Command::Pricing(args) => pricing(&args),
             Command::Serve { no_workers } => serve(config, !no_workers).await,
             Command::Worker => worker(config).await,
             Command::Migrate => {

@@ -10,6 +10,7 @@ mod forecast_service;
 mod jobs;
 mod ops;
 mod orders;
+mod pricing;
 mod processes;
 mod replenish;
 mod replenish_sim;

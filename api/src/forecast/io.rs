@@ -57,7 +57,7 @@ struct Row {
     extras: Vec<String>,
 }
 
-fn at(file: &str, line: u64, column: &str, message: impl Into<String>) -> InputError {
+pub(crate) fn at(file: &str, line: u64, column: &str, message: impl Into<String>) -> InputError {
     InputError::At { file: file.to_owned(), line, column: column.to_owned(), message: message.into() }
 }
 
