@@ -14,7 +14,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Thirteen months of daily history: `tee` and `hat` sell 100 a day at 10.00 with elasticity −2.5 and a
 /// weekend lift, their regular price moving monthly between 11 and 14; `mug` never changed price.
-fn history() -> String {
+fn history_csv() -> String {
     let mut s = String::from("series_id,date,quantity,price,promo,stockout\n");
     let start = chrono::NaiveDate::from_ymd_opt(2025, 1, 6).expect("date");
     for id in ["tee", "hat"] {
@@ -60,7 +60,7 @@ fn args(dir: &Path, history: &str, stock: &str, policy: Option<&str>) -> Pricing
 #[test]
 fn history_and_stock_become_price_recommendations() {
     let dir = tempfile::tempdir().expect("dir");
-    let a = args(dir.path(), &history(), STOCK, Some(POLICY));
+    let a = args(dir.path(), &history_csv(), STOCK, Some(POLICY));
     let rows = run(&a).expect("runs");
     let text = std::fs::read_to_string(&a.output).expect("output");
     let mut lines = text.lines();
@@ -105,7 +105,7 @@ tee,500,100,6.00,,\n\
 hat,20000,0,6.00,1.00,2026-03-03\n\
 mug,400,0,3.00,,\n";
     let policy = "max_change_per_step = 0.25\n";
-    let rows = run(&args(dir.path(), &history(), stock, Some(policy))).expect("runs");
+    let rows = run(&args(dir.path(), &history_csv(), stock, Some(policy))).expect("runs");
     let tee = &rows[2];
     assert_eq!(tee.series_id, "tee");
     assert!(tee.recommended_price > tee.current_price, "{tee:?}");
@@ -119,7 +119,7 @@ mug,400,0,3.00,,\n";
 #[test]
 fn bad_input_is_refused_with_file_line_and_column() {
     let dir = tempfile::tempdir().expect("dir");
-    let ok = history();
+    let ok = history_csv();
     let err = |history: &str, stock: &str, policy: Option<&str>| {
         let e = run(&args(dir.path(), history, stock, policy)).expect_err("refused");
         assert_eq!(e.exit_code(), 2, "{e}");
@@ -157,29 +157,28 @@ fn bad_input_is_refused_with_file_line_and_column() {
     assert!(!dir.path().join("out.csv").exists(), "nothing written on bad input");
 }
 
+/// Runs `quartermaster pricing` on the files, output to standard output.
+fn cli(history: &Path, stock: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
+        .args(["pricing", "--horizon", "28", "--output", "-", "--history"])
+        .arg(history)
+        .arg("--stock")
+        .arg(stock)
+        .output()
+        .expect("runs")
+}
+
 #[test]
 fn the_command_line_exits_with_2_and_the_message() {
     let dir = tempfile::tempdir().expect("dir");
     let history = write(dir.path(), "h.csv", "series_id,date,quantity,price\ntee,2025-01-06,3,ten\n");
     let stock = write(dir.path(), "s.csv", STOCK);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
-        .args(["pricing", "--horizon", "28", "--output", "-", "--history"])
-        .arg(&history)
-        .arg("--stock")
-        .arg(&stock)
-        .output()
-        .expect("runs");
+    let out = cli(&history, &stock);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("h.csv:2:price: \"ten\" is not a number"), "{stderr}");
-    let history = write(dir.path(), "h.csv", &super::pricing::history());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
-        .args(["pricing", "--horizon", "28", "--output", "-", "--history"])
-        .arg(&history)
-        .arg("--stock")
-        .arg(&stock)
-        .output()
-        .expect("runs");
+    let history = write(dir.path(), "h.csv", &history_csv());
+    let out = cli(&history, &stock);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().next(), Some(HEADER));

@@ -65,7 +65,12 @@ pub(crate) fn at(file: &str, line: u64, column: &str, message: impl Into<String>
 /// The extra column names, and the rows of each series.
 type Rows = (Vec<String>, BTreeMap<String, Vec<Row>>);
 
-fn read_rows(path: &Path, with_quantity: bool) -> Result<Rows, InputError> {
+/// An open CSV file: its name as messages show it, the reader past the header, the header's
+/// names (trimmed).
+pub(crate) type Opened = (String, csv::Reader<std::fs::File>, Vec<String>);
+
+/// Opens a CSV file with a header (rows may differ in length: callers check and name the line).
+pub(crate) fn open_csv(path: &Path) -> Result<Opened, InputError> {
     let file = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_path(path).map_err(|e| match e
         .into_kind()
@@ -79,6 +84,11 @@ fn read_rows(path: &Path, with_quantity: bool) -> Result<Rows, InputError> {
         .iter()
         .map(|h| h.trim().to_owned())
         .collect();
+    Ok((file, reader, header))
+}
+
+fn read_rows(path: &Path, with_quantity: bool) -> Result<Rows, InputError> {
+    let (file, mut reader, header) = open_csv(path)?;
     let fixed: &[&str] = if with_quantity { &["series_id", "date", "quantity"] } else { &["series_id", "date"] };
     for (i, name) in fixed.iter().enumerate() {
         if header.get(i).map(String::as_str) != Some(*name) {

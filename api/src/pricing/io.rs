@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 use qm_domain::pricing::{Day, Guardrails};
 use rust_decimal::Decimal;
 
-use crate::forecast::io::{InputError, at};
+use crate::forecast::io::{InputError, at, open_csv};
 use crate::layered::{self, ParamsError, decimal, shown};
 
 /// One series' history.
@@ -49,20 +49,7 @@ struct Table {
 
 impl Table {
     fn open(path: &Path, required: &[&str]) -> Result<Self, InputError> {
-        let file = path.display().to_string();
-        let mut reader =
-            csv::ReaderBuilder::new().has_headers(true).flexible(true).from_path(path).map_err(|e| {
-                match e.into_kind() {
-                    csv::ErrorKind::Io(source) => InputError::Io { file: file.clone(), source },
-                    other => InputError::File { file: file.clone(), message: format!("{other:?}") },
-                }
-            })?;
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| InputError::File { file: file.clone(), message: format!("unreadable header: {e}") })?
-            .iter()
-            .map(|h| h.trim().to_owned())
-            .collect();
+        let (file, reader, header) = open_csv(path)?;
         let columns: HashMap<String, usize> = header.iter().enumerate().map(|(i, h)| (h.clone(), i)).collect();
         if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
             return Err(at(
