@@ -222,6 +222,15 @@ pub trait InventorySink: Send + Sync {
     ) -> Result<(), ProviderError>;
 }
 
+/// Prices set on our side (approved price recommendations), sent to the provider.
+#[async_trait::async_trait]
+pub trait PriceSink: Send + Sync {
+    /// Sets the prices of variants of one product: `(variant id, price)` in the provider's ids.
+    /// Setting the same prices again changes nothing, so a retry is safe. A variant the provider
+    /// does not have (or not under that product) is [`ProviderError::Permanent`], nothing set.
+    async fn set_prices(&self, product_id: &str, prices: &[(String, Decimal)]) -> Result<(), ProviderError>;
+}
+
 /// Customer orders, all of them or those changed since `since`, with their fulfilments.
 #[async_trait::async_trait]
 pub trait OrderSource: Send + Sync {

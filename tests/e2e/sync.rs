@@ -1404,3 +1404,45 @@ async fn an_orders_shipments_and_returns_are_read_on_their_own_as_its_order_carr
     assert_eq!(client.returns(&unshipped).await.expect("returns"), []);
     assert_eq!(client.shipments("gid://shopify/Order/999999999").await.expect("shipments"), []);
 }
+
+#[tokio::test]
+async fn prices_are_set_on_the_shop_and_refused_variants_named() {
+    use std::sync::Arc;
+
+    use qm_connectors::ProviderError;
+    use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits, TenantLimits};
+    use qm_connectors::source::PriceSink;
+    use rust_decimal::Decimal;
+    let shop = Shop::generate(4, 1, at("2026-11-01T10:00:00Z"));
+    let variants: Vec<(u64, u64)> = shop.variants.values().map(|v| (v.id, v.product_id)).collect();
+    let (a, product) = variants[0];
+    let other = variants.iter().find(|(_, p)| *p != product).map(|(v, _)| *v).expect("a variant of another product");
+    let mock = MockShopify::start(shop, TOKEN).await;
+    let mut config = ClientConfig::new("mock-shop.myshopify.com", TOKEN, "2026-01");
+    config.base_url = Some(mock.url.clone());
+    let limits = Arc::new(ShopLimits::new(2, Arc::new(TenantLimits::new(4, 20))));
+    let client = Client::new(reqwest::Client::new(), config, limits);
+    let product_gid = format!("gid://shopify/Product/{product}");
+
+    client
+        .set_prices(&product_gid, &[(format!("gid://shopify/ProductVariant/{a}"), Decimal::new(1099, 2))])
+        .await
+        .expect("set");
+    assert_eq!(mock.shop().variants[&a].price, "10.99");
+    assert_eq!(mock.price_updates(), 1);
+
+    // A variant of another product under this one: refused by field, nothing set.
+    let err = client
+        .set_prices(
+            &product_gid,
+            &[
+                (format!("gid://shopify/ProductVariant/{a}"), Decimal::new(1299, 2)),
+                (format!("gid://shopify/ProductVariant/{other}"), Decimal::new(500, 2)),
+            ],
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(err, ProviderError::Permanent("variants.1.id: Product variant does not exist".into()));
+    assert_eq!(mock.shop().variants[&a].price, "10.99");
+    assert_eq!(mock.price_updates(), 1);
+}

@@ -309,6 +309,8 @@ struct Inner {
     idempotent: BTreeMap<String, Value>,
     /// How many adjustments took effect.
     pub adjustments: usize,
+    /// How many variant prices `productVariantsBulkUpdate` set.
+    pub price_updates: usize,
     max_cost: f64,
     seen: Vec<Seen>,
     in_flight: usize,
@@ -367,7 +369,7 @@ fn cost_of(root: &str, first: u64) -> f64 {
         "orders" => (2 + first * 128) as f64,
         "orderLines" => (3 + first * 2) as f64,
         "order" => 128.0,
-        "bulkOperationRunQuery" | "fulfillmentCreate" => 10.0,
+        "bulkOperationRunQuery" | "fulfillmentCreate" | "productVariantsBulkUpdate" => 10.0,
         _ => 1.0,
     }
 }
@@ -686,6 +688,7 @@ impl Inner {
         match root {
             "bulkOperationRunQuery" => return Ok(self.start_bulk(vars)),
             "fulfillmentCreate" => return Ok(self.create_fulfillment(vars)),
+            "productVariantsBulkUpdate" => return Ok(self.update_prices(vars)),
             "node" | "currentBulkOperation" => return Ok(self.bulk_state(root, vars)),
             "inventoryAdjustQuantities" | "inventorySetQuantities" => {}
             _ => return self.data(root, vars),
@@ -737,6 +740,48 @@ impl Inner {
         };
         self.idempotent.insert(key, data.clone());
         Ok(data)
+    }
+
+    /// `productVariantsBulkUpdate` of prices: every variant must exist under `productId` and
+    /// every price be a non-negative decimal string, or nothing is set (the user errors name the
+    /// field as Shopify does).
+    fn update_prices(&mut self, vars: &Value) -> Value {
+        let number = |v: &Value, kind: &str| {
+            v.as_str()
+                .and_then(|g| g.strip_prefix(&format!("gid://shopify/{kind}/")))
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        let product = number(&vars["productId"], "Product");
+        let mut updates = Vec::new();
+        let mut errors = Vec::new();
+        for (n, v) in vars["variants"].as_array().into_iter().flatten().enumerate() {
+            let id = number(&v["id"], "ProductVariant")
+                .filter(|id| self.shop.variants.get(id).is_some_and(|x| Some(x.product_id) == product));
+            let price = v["price"].as_str().filter(|p| p.parse::<f64>().is_ok_and(|p| p >= 0.0));
+            match (id, price) {
+                (Some(id), Some(price)) => updates.push((id, price.to_owned())),
+                (None, _) => errors.push(
+                    json!({ "field": ["variants", n.to_string(), "id"], "message": "Product variant does not exist" }),
+                ),
+                (_, None) => {
+                    errors.push(json!({ "field": ["variants", n.to_string(), "price"], "message": "Price is invalid" }))
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return json!({ "productVariantsBulkUpdate": { "productVariants": null, "userErrors": errors } });
+        }
+        let now = Utc::now();
+        let mut changed = Vec::new();
+        for (id, price) in updates {
+            if let Some(v) = self.shop.variants.get_mut(&id) {
+                v.price = price;
+                v.updated_at = now;
+                self.price_updates += 1;
+                changed.push(json!({ "id": gid("ProductVariant", id), "updatedAt": now.to_rfc3339() }));
+            }
+        }
+        json!({ "productVariantsBulkUpdate": { "productVariants": changed, "userErrors": [] } })
     }
 
     /// `inventorySetQuantities` of `on_hand`, compare-and-swap: each quantity carries the one it
@@ -943,6 +988,8 @@ fn root_of(query: &str) -> &'static str {
         "inventorySetQuantities"
     } else if query.contains("fulfillmentCreate(") {
         "fulfillmentCreate"
+    } else if query.contains("productVariantsBulkUpdate(") {
+        "productVariantsBulkUpdate"
     } else if query.contains("bulkOperationRunQuery(") {
         "bulkOperationRunQuery"
     } else if query.contains("currentBulkOperation(") {
@@ -1120,6 +1167,7 @@ impl MockShopify {
             later: None,
             idempotent: BTreeMap::new(),
             adjustments: 0,
+            price_updates: 0,
             max_cost: 1000.0,
             seen: Vec::new(),
             in_flight: 0,
@@ -1197,6 +1245,11 @@ impl MockShopify {
     /// Changes the shop's data.
     pub fn edit(&self, f: impl FnOnce(&mut Shop)) {
         self.with(|i| f(&mut i.shop));
+    }
+
+    /// How many variant prices were set.
+    pub fn price_updates(&self) -> usize {
+        self.with(|i| i.price_updates)
     }
 
     /// How many stock adjustments took effect (a replayed idempotent mutation is not counted).

@@ -26,7 +26,7 @@ use crate::ProviderError;
 use crate::source::{
     Batch, CatalogSource, ExternalFulfillment, ExternalLevel, ExternalLocation, ExternalOrder, ExternalOrderLine,
     ExternalProduct, ExternalReturn, ExternalReturnLine, ExternalVariant, InventorySink, InventorySource,
-    LocationSource, OrderSource, Problem, ReturnSource, ShipmentSource, Tracking,
+    LocationSource, OrderSource, PriceSink, Problem, ReturnSource, ShipmentSource, Tracking,
 };
 
 /// How one installation reaches its shop.
@@ -875,6 +875,42 @@ impl InventorySink for Client {
     }
 }
 
+#[async_trait::async_trait]
+impl PriceSink for Client {
+    async fn set_prices(&self, product_id: &str, prices: &[(String, Decimal)]) -> Result<(), ProviderError> {
+        const QUERY: &str = "mutation prices($productId: ID!, $variants: [ProductVariantsBulkInput!]!) { productVariantsBulkUpdate(productId: $productId, variants: $variants) { productVariants { id updatedAt } userErrors { field message } } }";
+        if prices.is_empty() {
+            return Ok(());
+        }
+        let variants: Vec<Value> =
+            prices.iter().map(|(id, price)| json!({ "id": id, "price": price.normalize().to_string() })).collect();
+        // Absolute prices: sending them again is harmless, so transient failures are retried.
+        let a = self.query(QUERY, json!({ "productId": product_id, "variants": variants }), 10.0).await?;
+        prices_set(&a.data)
+    }
+}
+
+/// Whether a `productVariantsBulkUpdate` answer set the prices: its user errors as one
+/// permanent error naming each field.
+fn prices_set(data: &Value) -> Result<(), ProviderError> {
+    let root = &data["productVariantsBulkUpdate"];
+    let errors = root["userErrors"].as_array().cloned().unwrap_or_default();
+    if !errors.is_empty() {
+        let described: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let field: Vec<&str> = e["field"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                format!("{}: {}", field.join("."), e["message"].as_str().unwrap_or("refused"))
+            })
+            .collect();
+        return Err(ProviderError::Permanent(described.join("; ")));
+    }
+    if !root["productVariants"].is_array() {
+        return Err(ProviderError::Decode("no productVariants in the productVariantsBulkUpdate answer".into()));
+    }
+    Ok(())
+}
+
 /// Whether an inventory mutation's answer (`root`) made its adjustment group: its user errors
 /// typed (a stale compare is [`ProviderError::Stale`]).
 fn adjustment_made(data: &Value, root: &str) -> Result<(), ProviderError> {
@@ -914,6 +950,22 @@ mod key_tests {
         assert!(matches!(made(&answer("INVALID_LOCATION")), Err(crate::ProviderError::Permanent(_))));
         let ok = json!({ "inventorySetQuantities": { "inventoryAdjustmentGroup": { "createdAt": "2026-01-01T00:00:00Z", "changes": [] }, "userErrors": [] } });
         assert_eq!(made(&ok), Ok(()));
+    }
+
+    #[test]
+    fn a_price_update_names_the_refused_field() {
+        let refused = json!({ "productVariantsBulkUpdate": { "productVariants": null, "userErrors": [
+            { "field": ["variants", "0", "id"], "message": "Product variant does not exist" }
+        ] } });
+        assert_eq!(
+            super::prices_set(&refused),
+            Err(crate::ProviderError::Permanent("variants.0.id: Product variant does not exist".into()))
+        );
+        let ok = json!({ "productVariantsBulkUpdate": { "productVariants": [
+            { "id": "gid://shopify/ProductVariant/7", "updatedAt": "2026-01-01T00:00:00Z" }
+        ], "userErrors": [] } });
+        assert_eq!(super::prices_set(&ok), Ok(()));
+        assert!(matches!(super::prices_set(&json!({})), Err(crate::ProviderError::Decode(_))));
     }
 
     #[test]

@@ -167,6 +167,10 @@ fn answer(
             return Err(ProviderError::Unauthorized(text()));
         }
         let messages: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
+        // "This product is currently being modified. Please try again later."
+        if errors.iter().any(|e| code(e).as_deref() == Some("TOO_MANY_PARALLEL_REQUESTS_FOR_THIS_PRODUCT")) {
+            return Err(ProviderError::Transient(messages.join("; ")));
+        }
         return Err(ProviderError::Permanent(messages.join("; ")));
     }
     // Taken, not cloned: a page's data is the bulk of the answer.
@@ -254,5 +258,11 @@ mod tests {
         );
         assert!(ProviderError::RateLimited { retry_after: Duration::ZERO }.is_retryable());
         assert!(!ProviderError::Permanent(String::new()).is_retryable());
+        // A product another request is changing: try again later.
+        let busy = br#"{"errors":[{"message":"This product is currently being modified. Please try again later.","extensions":{"code":"TOO_MANY_PARALLEL_REQUESTS_FOR_THIS_PRODUCT"}}],"data":{"productVariantsBulkUpdate":null}}"#;
+        assert_eq!(
+            classify(200, None, busy).1,
+            Err(ProviderError::Transient("This product is currently being modified. Please try again later.".into()))
+        );
     }
 }
