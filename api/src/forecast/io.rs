@@ -61,6 +61,20 @@ pub(crate) fn at(file: &str, line: u64, column: &str, message: impl Into<String>
     InputError::At { file: file.to_owned(), line, column: column.to_owned(), message: message.into() }
 }
 
+/// An ISO date (YYYY-MM-DD, surrounding spaces ignored); the message shows the field as given.
+pub(crate) fn parse_date(raw: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| format!("{raw:?} is not a date (YYYY-MM-DD)"))
+}
+
+/// A quantity: a finite number, 0 or more.
+pub(crate) fn parse_quantity(raw: &str) -> Result<f64, String> {
+    let q: f64 = raw.parse().map_err(|_| format!("{raw:?} is not a number"))?;
+    if !q.is_finite() || q < 0.0 {
+        return Err(format!("{raw} is negative or not finite"));
+    }
+    Ok(q)
+}
+
 /// Reads rows grouped by series (sorted by id, then date), checking the fixed columns.
 /// The extra column names, and the rows of each series.
 type Rows = (Vec<String>, BTreeMap<String, Vec<Row>>);
@@ -115,15 +129,9 @@ fn read_rows(path: &Path, with_quantity: bool) -> Result<Rows, InputError> {
         if id.is_empty() {
             return Err(at(&file, line, "series_id", "empty series_id"));
         }
-        let date = NaiveDate::parse_from_str(record[1].trim(), "%Y-%m-%d")
-            .map_err(|_| at(&file, line, "date", format!("{:?} is not a date (YYYY-MM-DD)", &record[1])))?;
+        let date = parse_date(&record[1]).map_err(|m| at(&file, line, "date", m))?;
         let quantity = if with_quantity {
-            let raw = record[2].trim();
-            let q: f64 = raw.parse().map_err(|_| at(&file, line, "quantity", format!("{raw:?} is not a number")))?;
-            if !q.is_finite() || q < 0.0 {
-                return Err(at(&file, line, "quantity", format!("{raw} is negative or not finite")));
-            }
-            q
+            parse_quantity(record[2].trim()).map_err(|m| at(&file, line, "quantity", m))?
         } else {
             0.0
         };

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use chrono::Duration;
 use qm_domain::pricing::{self, Binding, Estimate, Situation};
+use qm_domain::types::as_f64 as f;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 
 use super::io::{self, Policy};
 use crate::forecast::io::{InputError, num};
@@ -98,14 +98,6 @@ pub fn run(args: &PricingArgs) -> Result<Vec<Row>, PricingError> {
     Ok(rows)
 }
 
-fn f(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
-}
-
-fn money(v: f64) -> Decimal {
-    Decimal::from_f64(v).unwrap_or_default().round_dp(2)
-}
-
 /// The recommendations for every series, in id order.
 pub fn recommend(
     history: &[io::Series],
@@ -153,8 +145,8 @@ pub fn recommend(
                 elasticity_se: est.se_at(f(current)),
                 expected_units_current: r.current.units,
                 expected_units_recommended: r.recommended.units,
-                expected_profit_current: money(r.current.profit),
-                expected_profit_recommended: money(r.recommended.profit),
+                expected_profit_current: pricing::to_price(r.current.profit),
+                expected_profit_recommended: pricing::to_price(r.recommended.profit),
                 reason,
             })
         })

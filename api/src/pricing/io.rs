@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 use qm_domain::pricing::{Day, Guardrails};
 use rust_decimal::Decimal;
 
-use crate::forecast::io::{InputError, at, open_csv};
+use crate::forecast::io::{InputError, at, open_csv, parse_date, parse_quantity};
 use crate::layered::{self, ParamsError, decimal, shown};
 
 /// One series' history.
@@ -104,12 +104,7 @@ impl Field<'_> {
     }
 
     fn number(&self, column: &str) -> Result<f64, InputError> {
-        let raw = self.raw(column).unwrap_or_default();
-        let v: f64 = raw.parse().map_err(|_| self.error(column, format!("{raw:?} is not a number")))?;
-        if !v.is_finite() || v < 0.0 {
-            return Err(self.error(column, format!("{raw} is negative or not finite")));
-        }
-        Ok(v)
+        parse_quantity(self.raw(column).unwrap_or_default()).map_err(|m| self.error(column, m))
     }
 
     fn money(&self, column: &str) -> Result<Decimal, InputError> {
@@ -129,9 +124,7 @@ impl Field<'_> {
     }
 
     fn date(&self, column: &str) -> Result<NaiveDate, InputError> {
-        let raw = self.raw(column).unwrap_or_default();
-        NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-            .map_err(|_| self.error(column, format!("{raw:?} is not a date (YYYY-MM-DD)")))
+        parse_date(self.raw(column).unwrap_or_default()).map_err(|m| self.error(column, m))
     }
 
     fn flag(&self, column: &str) -> Result<bool, InputError> {
@@ -177,6 +170,11 @@ pub fn read_history(path: &Path) -> Result<Vec<Series>, InputError> {
     Ok(series.into_iter().map(|(id, (days, _))| Series { id, days }).collect())
 }
 
+/// Whether `id` is a series of `known` (in id order, as [`read_history`] returns them).
+fn knows(known: &[Series], id: &str) -> bool {
+    known.binary_search_by(|s| s.id.as_str().cmp(id)).is_ok()
+}
+
 /// Reads the stock file; every series must be one of `known`, and each appear once.
 pub fn read_stock(path: &Path, known: &[Series]) -> Result<BTreeMap<String, Stock>, InputError> {
     let mut table = Table::open(path, &["series_id", "on_hand", "inbound", "unit_cost"])?;
@@ -187,7 +185,7 @@ pub fn read_stock(path: &Path, known: &[Series]) -> Result<BTreeMap<String, Stoc
         let (line, record) = row?;
         let f = Field { file: &file, line, columns: &columns, record: &record };
         let id = f.text("series_id")?;
-        if known.binary_search_by(|s| s.id.as_str().cmp(&id)).is_err() {
+        if !knows(known, &id) {
             return Err(f.error("series_id", format!("series {id} is not in the history")));
         }
         if let Some(first) = lines.get(&id) {
@@ -259,7 +257,7 @@ fn apply(g: &mut Guardrails, key: &str, v: &toml::Value) -> Result<(), String> {
 pub fn read_policy(path: &Path, known: &[Series]) -> Result<Policy, ParamsError> {
     let (file, text) = layered::read(path)?;
     let (defaults, series) = layered::parse(&text, &file, Guardrails::default(), apply)?;
-    if let Some(id) = series.keys().find(|id| known.binary_search_by(|s| s.id.as_str().cmp(id.as_str())).is_err()) {
+    if let Some(id) = series.keys().find(|id| !knows(known, id)) {
         return Err(ParamsError::Series {
             file,
             message: format!("[series.{id:?}]: no series with this id in the history"),

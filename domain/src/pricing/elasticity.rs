@@ -21,7 +21,8 @@ use linfa::prelude::{Dataset, Fit};
 use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
+
+use crate::types::as_f64;
 
 /// One day of a SKU's history.
 #[derive(Debug, Clone, PartialEq)]
@@ -259,7 +260,7 @@ impl Features {
 }
 
 fn ln_price(d: &Day) -> f64 {
-    d.price.to_f64().unwrap_or(0.0).max(1e-9).ln()
+    as_f64(d.price).max(1e-9).ln()
 }
 
 /// The spread of the log price apart from promotions: the pooled standard deviation within

@@ -4,6 +4,8 @@
 //! saying which constraint decided it; `sim` is a market with known demand curves to measure both.
 //! Pure and deterministic.
 
+use chrono::{Duration, NaiveDate};
+
 pub mod elasticity;
 pub mod optimize;
 pub mod sim;
@@ -13,8 +15,6 @@ pub use optimize::{
     Binding, ConstantElasticity, Expected, GuardrailError, Guardrails, Recommendation, Response, Situation, keep,
     optimise, to_price,
 };
-
-use chrono::{Duration, NaiveDate};
 
 /// Expected units per day at `price` for `days` days from `start`, from an estimate's demand
 /// model at its final (shrunk) elasticity; `None` without a model.

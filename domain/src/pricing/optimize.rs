@@ -12,6 +12,8 @@
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 
+use crate::types::as_f64 as f;
+
 /// The merchant's guardrails for one SKU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Guardrails {
@@ -161,10 +163,6 @@ pub struct Recommendation {
     pub current: Expected,
     pub recommended: Expected,
     pub binding: Binding,
-}
-
-fn f(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
 }
 
 fn cents(d: Decimal) -> i64 {

@@ -17,11 +17,11 @@ use chrono::{Datelike, Duration, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
 use super::elasticity::Day;
 use super::optimize::{Guardrails, Response, to_price};
 use crate::sampling::standard_normal;
+use crate::types::as_f64 as f;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Curve {
@@ -237,10 +237,6 @@ pub fn market(n: usize, seed: u64) -> Market {
         })
         .collect();
     Market { skus, horizon, step: 7, guardrails }
-}
-
-fn f(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
 }
 
 /// A mean-one lognormal multiplier: day-to-day swings beyond Poisson noise.

@@ -18,7 +18,8 @@
 
 use good_lp::{Expression, ProblemVariables, ResolutionError, Solution, SolverModel, Variable, constraint, variable};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
+
+use crate::types::as_f64 as f;
 
 /// Where one SKU stands at one location.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,10 +193,6 @@ impl Plan {
 pub fn relative_gap(objective: Decimal, bound: f64) -> f64 {
     let obj = f(objective);
     if obj > 0.0 { ((obj - bound) / obj).max(0.0) } else { 0.0 }
-}
-
-fn f(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
 }
 
 /// The break that prices `qty` units: the last one whose minimum it reaches.

@@ -22,14 +22,10 @@ use chrono::Duration;
 use qm_domain::pricing::optimize::Situation;
 use qm_domain::pricing::sim::{self, Market, Scenario, Sku, TrueResponse, View};
 use qm_domain::pricing::{Estimate, baseline, estimate, optimise, recommend, shrink};
+use qm_domain::types::as_f64 as f;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
 const POLICIES: [&str; 4] = ["static", "rule", "quartermaster", "oracle"];
-
-fn f(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
-}
 
 fn situation(sku: &Sku, view: &View<'_>, baseline: Vec<f64>) -> Situation {
     Situation {
