@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use chrono::Duration;
-use qm_domain::pricing::{self, Binding, Estimate, Situation};
+use qm_domain::pricing::{self, Estimate, Position};
 use qm_domain::types::as_f64 as f;
 use rust_decimal::Decimal;
 
@@ -62,8 +62,7 @@ impl PricingError {
     }
 }
 
-/// The most days a recommendation looks ahead (the horizon, or the season's end).
-pub const MAX_DAYS: usize = 366;
+pub use qm_domain::pricing::MAX_DAYS;
 
 /// One output row. The elasticity is the one at the current price.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,26 +116,16 @@ pub fn recommend(
         .filter_map(|(series, est)| {
             let st = stock.get(&series.id)?;
             let current = series.days.last()?.price;
-            let season_days = st.season_end.map(|end| usize::try_from((end - start).num_days() + 1).unwrap_or(0));
-            let days = season_days.map_or(horizon, |d| d.clamp(horizon, MAX_DAYS));
-            let baseline = pricing::baseline(est, start, days, f(current)).unwrap_or_else(|| {
-                // No demand model (too little history): the recent daily mean.
-                let recent: Vec<f64> = series.days.iter().rev().take(28).map(|d| d.quantity).collect();
-                vec![recent.iter().sum::<f64>() / recent.len().max(1) as f64; days]
-            });
-            let situation = Situation {
+            let position = Position {
                 current_price: current,
                 unit_cost: st.unit_cost,
                 stock: st.on_hand + st.inbound,
-                baseline,
-                season_days,
                 salvage_value: st.salvage_value.unwrap_or_default(),
+                season_end: st.season_end,
             };
-            let r = pricing::recommend(est, &situation, policy.for_series(&series.id));
-            let reason = match (&est.shortfall, r.binding) {
-                (Some(why), Binding::LowConfidence) => format!("low_confidence: {}", why.describe()),
-                (_, binding) => binding.as_str().to_owned(),
-            };
+            let priced =
+                pricing::price_sku(est, &series.days, &position, start, horizon, None, policy.for_series(&series.id));
+            let r = priced.recommendation;
             Some(Row {
                 series_id: series.id.clone(),
                 current_price: current,
@@ -147,7 +136,7 @@ pub fn recommend(
                 expected_units_recommended: r.recommended.units,
                 expected_profit_current: pricing::to_price(r.current.profit),
                 expected_profit_recommended: pricing::to_price(r.recommended.profit),
-                reason,
+                reason: priced.reason,
             })
         })
         .collect()

@@ -200,6 +200,30 @@ pub fn keep(s: &Situation) -> Recommendation {
     Recommendation { price: s.current_price, current, recommended: current, binding: Binding::LowConfidence }
 }
 
+/// The current price when there is no elasticity to price on, unless it is below the minimum
+/// margin or the minimum advertised price: those are the merchant's hard limits, so the price
+/// goes up to the lowest one allowed (on the grid), whatever demand does. Expected units at the
+/// new price are then those at the current one (no response is known): an upper bound.
+pub fn hold(s: &Situation, g: &Guardrails) -> Recommendation {
+    let kept = keep(s);
+    let (floor, binding) = floor_of(s, g);
+    if cents(s.current_price) >= floor {
+        return kept;
+    }
+    let price = price_of(first_at_or_above(floor, g.price_ending));
+    let m = Model { s, response: &ConstantElasticity(0.0), current: f(s.current_price), demand: selling_demand(s) };
+    Recommendation { price, current: kept.current, recommended: m.at(f(price)), binding }
+}
+
+/// The lowest price allowed, in cents (at least a cent), and which guardrail sets it.
+fn floor_of(s: &Situation, g: &Guardrails) -> (i64, Binding) {
+    let margin_floor =
+        (s.unit_cost * (Decimal::ONE + g.min_margin) * Decimal::ONE_HUNDRED).ceil().to_i64().unwrap_or(0);
+    let map_floor = g.min_advertised_price.map_or(0, |m| (m * Decimal::ONE_HUNDRED).ceil().to_i64().unwrap_or(0));
+    let binding = if map_floor > margin_floor { Binding::MinAdvertisedPrice } else { Binding::MinMargin };
+    (margin_floor.max(map_floor).max(1), binding)
+}
+
 fn selling_demand(s: &Situation) -> f64 {
     let days = s.season_days.map_or(s.baseline.len(), |d| d.min(s.baseline.len()));
     s.baseline[..days].iter().map(|d| d.max(0.0)).sum()
@@ -249,11 +273,7 @@ pub fn optimise(s: &Situation, g: &Guardrails, response: &dyn Response) -> Recom
     let p0 = cents(s.current_price);
     let model = Model { s, response, current: f(s.current_price), demand: selling_demand(s) };
     let current = model.at(f(s.current_price));
-    let margin_floor =
-        (s.unit_cost * (Decimal::ONE + g.min_margin) * Decimal::ONE_HUNDRED).ceil().to_i64().unwrap_or(0);
-    let map_floor = g.min_advertised_price.map_or(0, |m| (m * Decimal::ONE_HUNDRED).ceil().to_i64().unwrap_or(0));
-    let floor = margin_floor.max(map_floor).max(1);
-    let floor_binding = if map_floor > margin_floor { Binding::MinAdvertisedPrice } else { Binding::MinMargin };
+    let (floor, floor_binding) = floor_of(s, g);
     let step = s.current_price * g.max_change_per_step;
     let lo_step = (p0 - (step * Decimal::ONE_HUNDRED).floor().to_i64().unwrap_or(0)).max(1);
     let hi_step = p0 + (step * Decimal::ONE_HUNDRED).floor().to_i64().unwrap_or(0);
