@@ -392,6 +392,53 @@ pub async fn lines_of(s: &Scoped, run_id: Uuid) -> Result<Vec<replenishment_line
         .await
 }
 
+/// Stock on its way, per variant × location.
+pub struct Supply {
+    /// Open quantities of open purchase orders (draft ones included: they are approved plans).
+    pub on_order: HashMap<(Uuid, Uuid), i64>,
+    /// Transfers to a location not yet received (draft or in transit).
+    pub inbound: HashMap<(Uuid, Uuid), i64>,
+    /// Draft transfers out of a location (approved, not yet shipped: still on hand there).
+    pub committed: HashMap<(Uuid, Uuid), i64>,
+}
+
+/// Stock on order and in transfer.
+pub async fn supply(s: &Scoped) -> Result<Supply, DbErr> {
+    let pos: HashMap<Uuid, purchase_order::Model> = repo::find::<purchase_order::Entity>(s)
+        .filter(purchase_order::Column::Status.is_in(OPEN_PO))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let mut on_order: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    if !pos.is_empty() {
+        let lines = repo::find::<purchase_order_line::Entity>(s)
+            .filter(purchase_order_line::Column::PurchaseOrderId.is_in(pos.keys().copied().collect::<Vec<_>>()))
+            .all(&s.tx)
+            .await?;
+        for l in lines {
+            if let Some(po) = pos.get(&l.purchase_order_id) {
+                *on_order.entry((l.variant_id, po.location_id)).or_default() +=
+                    i64::from((l.quantity - l.received_quantity).max(0));
+            }
+        }
+    }
+    let mut inbound: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    let mut committed: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    for t in repo::find::<transfer::Entity>(s)
+        .filter(transfer::Column::Status.is_in(["draft", "in_transit"]))
+        .all(&s.tx)
+        .await?
+    {
+        *inbound.entry((t.variant_id, t.to_location_id)).or_default() += i64::from(t.quantity);
+        if t.status == "draft" {
+            *committed.entry((t.variant_id, t.from_location_id)).or_default() += i64::from(t.quantity);
+        }
+    }
+    Ok(Supply { on_order, inbound, committed })
+}
+
 /// What a run reads.
 struct Gathered {
     series: Vec<SeriesIn>,
@@ -438,38 +485,7 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
         .into_iter()
         .map(|l| ((l.variant_id, l.location_id), (l.on_hand, l.reserved)))
         .collect();
-    let pos: HashMap<Uuid, purchase_order::Model> = repo::find::<purchase_order::Entity>(s)
-        .filter(purchase_order::Column::Status.is_in(OPEN_PO))
-        .all(&s.tx)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    let mut on_order: HashMap<(Uuid, Uuid), i64> = HashMap::new();
-    if !pos.is_empty() {
-        let lines = repo::find::<purchase_order_line::Entity>(s)
-            .filter(purchase_order_line::Column::PurchaseOrderId.is_in(pos.keys().copied().collect::<Vec<_>>()))
-            .all(&s.tx)
-            .await?;
-        for l in lines {
-            if let Some(po) = pos.get(&l.purchase_order_id) {
-                *on_order.entry((l.variant_id, po.location_id)).or_default() +=
-                    i64::from((l.quantity - l.received_quantity).max(0));
-            }
-        }
-    }
-    let mut inbound: HashMap<(Uuid, Uuid), i64> = HashMap::new();
-    let mut committed: HashMap<(Uuid, Uuid), i64> = HashMap::new();
-    for t in repo::find::<transfer::Entity>(s)
-        .filter(transfer::Column::Status.is_in(["draft", "in_transit"]))
-        .all(&s.tx)
-        .await?
-    {
-        *inbound.entry((t.variant_id, t.to_location_id)).or_default() += i64::from(t.quantity);
-        if t.status == "draft" {
-            *committed.entry((t.variant_id, t.from_location_id)).or_default() += i64::from(t.quantity);
-        }
-    }
+    let Supply { on_order, inbound, committed } = supply(s).await?;
     let items = repo::find::<supplier_item::Entity>(s).all(&s.tx).await?;
     let suppliers = repo::find::<supplier::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
     let variants = repo::find::<variant::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
