@@ -24,6 +24,7 @@ mod m20261204_000009_create_sync;
 mod m20261204_000010_add_throttle_and_tracking_url;
 mod m20261204_000011_create_route_plans;
 mod m20261204_000012_add_plan_budget;
+mod m20261205_000013_create_pricing;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -42,6 +43,8 @@ pub use m20261203_000008_add_plan_terms::TABLES as PLAN_TERMS_TABLES;
 pub use m20261204_000009_create_sync::TABLES as SYNC_TABLES;
 /// Tenant tables of route plans, their routes and stops.
 pub use m20261204_000011_create_route_plans::TABLES as ROUTE_PLAN_TABLES;
+/// Tenant tables of pricing policies, runs and recommendations.
+pub use m20261205_000013_create_pricing::TABLES as PRICING_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";
@@ -91,6 +94,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_add_throttle_and_tracking_url::Migration),
             Box::new(m20261204_000011_create_route_plans::Migration),
             Box::new(m20261204_000012_add_plan_budget::Migration),
+            Box::new(m20261205_000013_create_pricing::Migration),
         ]
     }
 }

@@ -723,3 +723,67 @@ tenant_entity!(route_plan_stop, "route_plan_stops", {
     pub reason: Option<String>,
     pub message: Option<String>,
 });
+
+tenant_entity!(pricing_policy, "pricing_policies", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// `tenant`, `category` or `variant`.
+    pub scope: String,
+    /// The category's name or the variant's id; empty for the tenant.
+    pub scope_key: String,
+    pub min_margin: Option<Dec>,
+    pub max_change_per_step: Option<Dec>,
+    pub price_ending: Option<Dec>,
+    pub min_advertised_price: Option<Dec>,
+    pub min_expected_gain: Option<Dec>,
+    pub season_end: Option<Date>,
+    pub salvage_value: Option<Dec>,
+    pub updated_by: String,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(pricing_run, "pricing_runs", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// `queued`, `running`, `completed` or `failed`.
+    pub status: String,
+    pub requested_by: String,
+    pub forecast_run_id: Option<Uuid>,
+    pub horizon_days: i32,
+    pub skus_total: i32,
+    pub proposed_total: i32,
+    pub held_total: i32,
+    pub error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+});
+
+tenant_entity!(price_recommendation, "price_recommendations", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub variant_id: Uuid,
+    pub sku: String,
+    /// `proposed`, `held`, `approved`, `rejected` or `superseded`.
+    pub status: String,
+    pub current_price: Dec,
+    pub recommended_price: Dec,
+    pub currency: String,
+    pub unit_cost: Option<Dec>,
+    pub elasticity: Option<f64>,
+    pub elasticity_se: Option<f64>,
+    /// `high`, `medium` or `low`.
+    pub confidence: String,
+    pub expected_units_current: f64,
+    pub expected_units_recommended: f64,
+    pub expected_profit_current: Dec,
+    pub expected_profit_recommended: Dec,
+    /// `qm_domain::pricing::Binding` in snake case, or `no_unit_cost`.
+    pub binding: String,
+    pub reason: String,
+    pub explanation: Json,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+});
