@@ -25,6 +25,8 @@ pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("endpoint.disabled", 1, "a webhook endpoint was disabled after failing for 5 days or answering 410"),
     ("purchase_order.issued", 1, "a purchase order was issued to its supplier"),
     ("transfer.created", 1, "approving a replenishment plan created a transfer between locations"),
+    ("price.recommended", 1, "a pricing run proposed a new price for a variant (awaiting approval)"),
+    ("price.changed", 1, "an approved price recommendation changed a variant's price"),
     ("route_plan.ready", 1, "a route plan (or a re-plan of one) is ready: routes, stops, ETAs, unassigned stops"),
     ("sync.failed", 1, "a connector's sync run failed (refused credentials, API version drift, a provider error)"),
     ("webhook.test", 1, "sent by webhookTestSend"),

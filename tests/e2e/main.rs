@@ -11,6 +11,7 @@ mod jobs;
 mod ops;
 mod orders;
 mod pricing;
+mod pricing_service;
 mod processes;
 mod replenish;
 mod replenish_sim;

@@ -367,7 +367,58 @@ async fn world(app: &TestApp) -> World {
     .exec_without_returning(&s.tx)
     .await
     .expect("stop");
+    // A completed pricing run with one proposed recommendation.
+    use qm_api::db::entities::{price_recommendation, pricing_run};
+    let (pricing, recommendation) = (Uuid::now_v7(), Uuid::now_v7());
+    pricing_run::Entity::insert(pricing_run::ActiveModel::from(pricing_run::Model {
+        tenant_id: b.id,
+        id: pricing,
+        status: "completed".into(),
+        requested_by: "b".into(),
+        forecast_run_id: None,
+        horizon_days: 28,
+        skus_total: 1,
+        proposed_total: 1,
+        held_total: 0,
+        error: None,
+        created_at: now,
+        started_at: Some(now),
+        finished_at: Some(now),
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("pricing run");
+    price_recommendation::Entity::insert(price_recommendation::ActiveModel::from(price_recommendation::Model {
+        tenant_id: b.id,
+        id: recommendation,
+        run_id: pricing,
+        variant_id: parse(&ids["Variant"]),
+        sku: "B-SKU".into(),
+        status: "proposed".into(),
+        current_price: Dec(rust_decimal::Decimal::new(10, 0)),
+        recommended_price: Dec(rust_decimal::Decimal::new(11, 0)),
+        currency: "USD".into(),
+        unit_cost: Some(Dec(rust_decimal::Decimal::new(5, 0))),
+        elasticity: Some(-2.0),
+        elasticity_se: Some(0.2),
+        confidence: "high".into(),
+        expected_units_current: 10.0,
+        expected_units_recommended: 9.0,
+        expected_profit_current: Dec(rust_decimal::Decimal::new(50, 0)),
+        expected_profit_recommended: Dec(rust_decimal::Decimal::new(54, 0)),
+        binding: "max_change_per_step".into(),
+        reason: "b".into(),
+        explanation: json!({}),
+        decided_by: None,
+        decided_at: None,
+        created_at: now,
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("price recommendation");
     s.commit().await.expect("commit");
+    ids.insert("PricingRun", gid("PricingRun", pricing));
+    ids.insert("PriceRecommendation", gid("PriceRecommendation", recommendation));
     ids.insert("RoutePlan", gid("RoutePlan", plan));
     ids.insert("RoutePlanRoute", gid("RoutePlanRoute", route));
     ids.insert("Connector", gid("Connector", connector_id));
@@ -412,6 +463,8 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         "Transfer",
         "Connector",
         "SyncRun",
+        "PricingRun",
+        "PriceRecommendation",
     ] {
         m.entry("Query.node").or_default().push(Probe { query: node, vars: |_, id| json!({ "id": id }), kind });
     }
@@ -669,6 +722,27 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "RoutePlan",
     });
+    m.entry("Query.priceRecommendations").or_default().push(Probe {
+        query: "query($id: ID!) { priceRecommendations(runId: $id, first: 10) { nodes { id } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "PricingRun",
+    });
+    for (field, query) in [
+        (
+            "Mutation.priceRecommendationApprove",
+            "mutation($id: ID!) { priceRecommendationApprove(input: { ids: [$id] }) { priceRecommendations { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.priceRecommendationReject",
+            "mutation($id: ID!) { priceRecommendationReject(input: { ids: [$id] }) { priceRecommendations { id } userErrors { field code } } }",
+        ),
+    ] {
+        m.entry(field).or_default().push(Probe {
+            query,
+            vars: |_, id| json!({ "id": id }),
+            kind: "PriceRecommendation",
+        });
+    }
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -748,6 +822,9 @@ async fn lists_never_include_another_tenants_rows() {
         "{ syncRuns(first: 250) { nodes { id problems { message } } } }",
         "{ connectors { syncState { resource } lastSyncRun { id } } }",
         "{ routePlans(first: 250) { nodes { id routes { id stops { orderId } } unassigned { orderId } } } }",
+        "{ pricingRuns(first: 100) { nodes { id } } pricingPolicies { id variant { id } } }",
+        "{ priceRecommendations(first: 100) { nodes { id sku variant { id } } } }",
+        "{ priceRecommendations(status: PROPOSED, sku: \"B-SKU\", first: 100) { nodes { id } } }",
     ];
     for q in lists {
         let d = app.data(&a, q, json!({})).await;
@@ -785,6 +862,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
         .chain(qm_api::db::PLAN_TERMS_TABLES)
         .chain(qm_api::db::SYNC_TABLES)
         .chain(qm_api::db::ROUTE_PLAN_TABLES)
+        .chain(qm_api::db::PRICING_TABLES)
     {
         let rows =
             s.tx.query_all_raw(Statement::from_string(

@@ -15,6 +15,7 @@ pub mod live;
 pub mod loaders;
 pub mod orders;
 pub mod pagination;
+pub mod pricing;
 pub mod replenish;
 pub mod routing;
 pub mod stock;
@@ -37,6 +38,7 @@ pub struct Query(
     catalog::CatalogQuery,
     connectors::ConnectorsQuery,
     forecast::ForecastQuery,
+    pricing::PricingQuery,
     replenish::ReplenishmentQuery,
     routing::RoutingQuery,
     stock::StockQuery,
@@ -51,6 +53,7 @@ pub struct Mutation(
     catalog::CatalogMutation,
     connectors::ConnectorsMutation,
     forecast::ForecastMutation,
+    pricing::PricingMutation,
     replenish::ReplenishmentMutation,
     routing::RoutingMutation,
     stock::StockMutation,

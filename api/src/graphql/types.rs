@@ -59,6 +59,8 @@ pub enum Node {
     Transfer(super::replenish::Transfer),
     Connector(super::connectors::Connector),
     SyncRun(super::connectors::SyncRun),
+    PricingRun(super::pricing::PricingRun),
+    PriceRecommendation(super::pricing::PriceRecommendation),
 }
 
 /// An amount in one currency; the amount is a decimal string, never a float.

@@ -53,9 +53,10 @@ impl Registry {
 
     /// Every handler the application ships.
     pub fn standard() -> Self {
-        crate::services::routing::register(crate::services::sync::register(crate::services::replenish::register(
-            crate::services::forecast::register(crate::alerts::register(crate::webhooks::register(Self::default()))),
-        )))
+        let r = crate::webhooks::register(Self::default());
+        let r = crate::services::forecast::register(crate::alerts::register(r));
+        let r = crate::services::sync::register(crate::services::replenish::register(r));
+        crate::services::pricing::register(crate::services::routing::register(r))
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 use qm_domain::forecast::{self, Config, Freq, Holdout, Panel, PanelForecast, PanelModel, calendar};
+use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, OnConflict, SimpleExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder,
@@ -174,28 +175,10 @@ async fn load_named(
     first_day: NaiveDate,
     horizon: usize,
 ) -> Result<Vec<Series>, DbErr> {
-    use daily_demand::Column as D;
-    let variant_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
-    let location_ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect::<BTreeSet<_>>().into_iter().collect();
-    // One row per series, its days packed into one text (a row per day costs a few µs each in
-    // the drivers: most of a single re-forecast's time).
-    let packed: Vec<(Uuid, Uuid, Option<String>)> = repo::find::<daily_demand::Entity>(s)
-        .select_only()
-        .columns([D::VariantId, D::LocationId])
-        .column_as(packed_days(s.tx.get_database_backend()), "days")
-        .filter(D::VariantId.is_in(variant_ids))
-        .filter(D::LocationId.is_in(location_ids))
-        .filter(D::Day.lt(first_day))
-        .filter(D::Day.gte(oldest_day(first_day)))
-        .group_by(D::VariantId)
-        .group_by(D::LocationId)
-        .into_tuple()
-        .all(&s.tx)
-        .await?;
     let mut demand: BTreeMap<(Uuid, Uuid), Vec<Demand>> = keys.iter().map(|k| (*k, Vec::new())).collect();
-    for (variant_id, location_id, days) in packed {
-        if let Some(v) = demand.get_mut(&(variant_id, location_id)) {
-            *v = unpack_days(days.as_deref())?;
+    for (key, days) in demand_history(s, Some(keys), oldest_day(first_day), first_day).await? {
+        if let Some(v) = demand.get_mut(&key) {
+            *v = days;
         }
     }
     Ok(demand
@@ -206,6 +189,37 @@ async fn load_named(
             Some(Series { variant_id, location_id, sku, y, exog })
         })
         .collect())
+}
+
+/// Stored daily demand from `from` up to (not including) `to`, per variant × location, oldest
+/// first: of the given SKU × locations (and any other pair of their variants and locations), or
+/// of every series with `None`.
+pub async fn demand_history(
+    s: &Scoped,
+    keys: Option<&[(Uuid, Uuid)]>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<BTreeMap<(Uuid, Uuid), Vec<Demand>>, DbErr> {
+    use daily_demand::Column as D;
+    // One row per series, its days packed into one text (a row per day costs a few µs each in
+    // the drivers: most of a single re-forecast's time).
+    let mut q = repo::find::<daily_demand::Entity>(s)
+        .select_only()
+        .columns([D::VariantId, D::LocationId])
+        .column_as(packed_days(s.tx.get_database_backend()), "days")
+        .filter(D::Day.lt(to))
+        .filter(D::Day.gte(from));
+    if let Some(keys) = keys {
+        let variant_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
+        let location_ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect::<BTreeSet<_>>().into_iter().collect();
+        q = q.filter(D::VariantId.is_in(variant_ids)).filter(D::LocationId.is_in(location_ids));
+    }
+    let packed: Vec<(Uuid, Uuid, Option<String>)> =
+        q.group_by(D::VariantId).group_by(D::LocationId).into_tuple().all(&s.tx).await?;
+    packed
+        .into_iter()
+        .map(|(variant_id, location_id, days)| Ok(((variant_id, location_id), unpack_days(days.as_deref())?)))
+        .collect()
 }
 
 /// At most this many series (an even sample of them) teach the panel model, so a run's fitting
@@ -219,12 +233,13 @@ fn fit_sample(keys: &[(Uuid, Uuid)]) -> Vec<(Uuid, Uuid)> {
 }
 
 /// One day of one series' demand as loaded.
-struct Demand {
-    day: NaiveDate,
-    units: i32,
-    price: Option<f64>,
-    promo: bool,
-    stockout: bool,
+pub struct Demand {
+    pub day: NaiveDate,
+    pub units: i32,
+    /// `None` when not a positive number.
+    pub price: Option<Decimal>,
+    pub promo: bool,
+    pub stockout: bool,
 }
 
 /// Rows packed into one text by an aggregate: each row's `columns` (SQL expressions) as text
@@ -282,7 +297,7 @@ fn unpack_days(packed: Option<&str>) -> Result<Vec<Demand>, DbErr> {
             Ok(Demand {
                 day: day.parse().map_err(|_| bad())?,
                 units: units.parse().map_err(|_| bad())?,
-                price: price.parse::<f64>().ok().filter(|p| p.is_finite() && *p > 0.0),
+                price: price.parse::<Decimal>().ok().filter(|p| p.is_sign_positive() && !p.is_zero()),
                 promo: flag(promo).ok_or_else(bad)?,
                 stockout: flag(stockout).ok_or_else(bad)?,
             })
@@ -307,7 +322,7 @@ fn history(rows: &[Demand], first_day: NaiveDate, horizon: usize) -> (Vec<f64>, 
         y[t] = f64::from(r.units.max(0));
         censored[t] = r.stockout;
         promo[t] = f64::from(u8::from(r.promo));
-        price[t] = r.price;
+        price[t] = r.price.map(qm_domain::types::as_f64);
     }
     let known: Vec<f64> = price.iter().flatten().copied().collect();
     let median = forecast::metrics::median(&known).unwrap_or(1.0);
@@ -958,6 +973,13 @@ impl Handler for ChunkJob {
             move_run(&s, run.id, Step::Complete).await?;
             // A plan from the new forecasts (once per forecast run, however often this runs).
             crate::services::replenish::queue_run(&s, "forecast", Some(run.id)).await?;
+            crate::services::pricing::queue_run(
+                &s,
+                "forecast",
+                Some(run.id),
+                crate::services::pricing::DEFAULT_HORIZON,
+            )
+            .await?;
         }
         s.commit().await?;
         Ok(())
@@ -1061,7 +1083,7 @@ mod tests {
         assert_eq!(days.len(), 2);
         assert_eq!(days[0].day, NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"));
         assert!(days[0].stockout && !days[0].promo && days[0].price.is_none());
-        assert_eq!((days[1].units, days[1].price, days[1].promo), (4, Some(9.5), true));
+        assert_eq!((days[1].units, days[1].price, days[1].promo), (4, Some(Decimal::new(95, 1)), true));
         assert!(unpack_days(Some("")).expect("none").is_empty());
         assert!(unpack_days(None).expect("none").is_empty());
         for bad in [

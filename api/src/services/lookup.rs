@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::entities::{
-    TenantOwned, alert, alert_rule, api_key, connector, location, order, product, purchase_order, replenishment_line,
-    replenishment_run, return_, shipment, stock_movement, supplier, sync_run, transfer, user, variant,
-    webhook_endpoint, webhook_message,
+    TenantOwned, alert, alert_rule, api_key, connector, location, order, price_recommendation, pricing_run, product,
+    purchase_order, replenishment_line, replenishment_run, return_, shipment, stock_movement, supplier, sync_run,
+    transfer, user, variant, webhook_endpoint, webhook_message,
 };
 use crate::db::{Scoped, repo};
 use crate::graphql::types::{self, Node};
@@ -107,6 +107,12 @@ pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Opt
         "Transfer" => by_id::<transfer::Entity>(s, transfer::Column::Id, id)
             .await?
             .map(|m| Node::Transfer(crate::graphql::replenish::Transfer(m))),
+        "PricingRun" => by_id::<pricing_run::Entity>(s, pricing_run::Column::Id, id)
+            .await?
+            .map(|m| Node::PricingRun(crate::graphql::pricing::PricingRun(m))),
+        "PriceRecommendation" => by_id::<price_recommendation::Entity>(s, price_recommendation::Column::Id, id)
+            .await?
+            .map(|m| Node::PriceRecommendation(crate::graphql::pricing::PriceRecommendation(m))),
         "Connector" if admin => by_id::<connector::Entity>(s, connector::Column::Id, id)
             .await?
             .map(|m| Node::Connector(crate::graphql::connectors::Connector(m))),

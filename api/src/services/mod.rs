@@ -7,6 +7,7 @@ pub mod connectors;
 pub mod forecast;
 pub mod lookup;
 pub mod orders;
+pub mod pricing;
 pub mod replenish;
 pub mod routing;
 pub mod stock;

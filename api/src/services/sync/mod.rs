@@ -45,6 +45,7 @@ use crate::state::AppState;
 
 pub mod bulk;
 pub mod orders;
+pub mod prices;
 
 pub const SYNC: &str = "connector.sync";
 /// Every resource, in the order a run takes them (inventory needs the locations and the catalog).
@@ -80,6 +81,7 @@ pub fn register(r: Registry) -> Registry {
         .with(RECONCILE, ReconcileJob)
         .with(PUSH, PushJob)
         .with(orders::FULFILL, orders::FulfillJob)
+        .with(prices::PRICE, prices::PriceJob)
 }
 
 /// The UUID at `key` of a job's payload.
