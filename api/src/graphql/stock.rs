@@ -127,7 +127,7 @@ impl StockQuery {
             checked: i64::try_from(v.checked).unwrap_or(i64::MAX),
             head_hash: v.head_hash.clone(),
             first_broken_seq: v.first_broken.as_ref().map(|b| b.seq),
-            first_broken_movement_id: v.first_broken.as_ref().map(|b| gid("StockMovement", b.movement_id)),
+            first_broken_movement_id: v.first_broken.as_ref().map(|b| gid("StockMovement", b.id)),
             problem: v.first_broken.as_ref().map(|b| match b.problem {
                 qm_domain::ledger::LinkProblem::SequenceGap => LedgerProblem::SequenceGap,
                 qm_domain::ledger::LinkProblem::PrevHashMismatch => LedgerProblem::PrevHashMismatch,
