@@ -42,6 +42,9 @@ enum Command {
     Pricing(crate::pricing::cli::PricingArgs),
     /// Solve a vehicle-routing benchmark instance (Solomon or VRPLIB) offline (no database).
     Route(crate::routing::cli::RouteArgs),
+    /// Check an exported contract ledger with the tenant's public key alone, offline. Exits with
+    /// 1 when the ledger is broken, 2 when the file or the key cannot be used.
+    ContractLedgerVerify(crate::contracts::verify::VerifyArgs),
     /// Mint a JWT for local use.
     Token {
         /// Tenant slug.
@@ -63,6 +66,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::ReplenishSim(args) => replenish_sim(&args),
         Command::Route(args) => route(&args),
         Command::Pricing(args) => pricing(&args),
+        Command::ContractLedgerVerify(args) => contract_ledger_verify(&args),
         command => run_service(command),
     }
 }
@@ -121,6 +125,20 @@ fn pricing(args: &crate::pricing::cli::PricingArgs) -> anyhow::Result<()> {
     }
 }
 
+fn contract_ledger_verify(args: &crate::contracts::verify::VerifyArgs) -> anyhow::Result<()> {
+    use crate::contracts::verify;
+    match verify::run(args) {
+        Ok((export, v)) => {
+            println!("{}", verify::describe(&export, &v));
+            if v.ok() { Ok(()) } else { std::process::exit(1) }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
 fn run_service(command: Command) -> anyhow::Result<()> {
     let config = Config::load()?;
     crate::telemetry::init(config.log_format);
@@ -131,6 +149,7 @@ fn run_service(command: Command) -> anyhow::Result<()> {
             Command::ReplenishSim(args) => replenish_sim(&args),
             Command::Route(args) => route(&args),
             Command::Pricing(args) => pricing(&args),
+            Command::ContractLedgerVerify(args) => contract_ledger_verify(&args),
             Command::Serve { no_workers } => serve(config, !no_workers).await,
             Command::Worker => worker(config).await,
             Command::Migrate => {
