@@ -134,6 +134,8 @@ async fn a_pricing_run_on_the_demo_recommends_within_the_guardrails_and_an_appro
         assert!(dec(&r["expectedProfitRecommended"]) > dec(&r["expectedProfitCurrent"]), "{r}");
         assert!(r["reason"].as_str().expect("reason").contains(" → "), "{r}");
         assert_eq!(r["explanation"]["guardrails"]["priceEnding"], "0.99", "{r}");
+        // The seed's forecast run stored a forecast for every series: it is the baseline.
+        assert_eq!(r["explanation"]["baseline"], "forecast", "{r}");
         assert_eq!(r["variant"]["price"]["amount"], r["currentPrice"], "nothing changes before approval: {r}");
     }
     for r in &held {
