@@ -480,8 +480,11 @@ impl RecOut {
     }
 }
 
+/// An amount with its cents: `3432.00`, not `3432`.
 fn money(v: f64) -> String {
-    pricing::to_price(v).to_string()
+    let mut d = pricing::to_price(v);
+    d.rescale(2);
+    d.to_string()
 }
 
 /// The recommendation's reason in a sentence.
@@ -952,6 +955,11 @@ mod tests {
             (elsewhere.min_margin, elsewhere.max_change_per_step, elsewhere.min_expected_gain),
             (Decimal::new(20, 2), Guardrails::default().max_change_per_step, Guardrails::default().min_expected_gain)
         );
+    }
+
+    #[test]
+    fn amounts_in_reasons_keep_their_cents() {
+        assert_eq!((money(3432.0), money(0.5), money(12.004)), ("3432.00".into(), "0.50".into(), "12.00".into()));
     }
 
     #[test]
