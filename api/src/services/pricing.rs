@@ -377,33 +377,38 @@ struct Gathered {
     categories: HashMap<Uuid, String>,
     unit_costs: HashMap<Uuid, Decimal>,
     stock: HashMap<Uuid, Stock>,
-    history: HashMap<Uuid, Vec<Day>>,
+    /// The locations each variant sold at within the history's window.
+    sold_at: HashMap<Uuid, Vec<Uuid>>,
     /// Units a day from `start`, summed over the variant's locations, where every location it
     /// sold at has a forecast.
     forecasts: HashMap<Uuid, Vec<f64>>,
     policies: Policies,
 }
 
+/// The first day of a run's history window.
+fn history_from(start: NaiveDate) -> NaiveDate {
+    start.checked_sub_days(Days::new(HISTORY_DAYS)).unwrap_or(start)
+}
+
+/// Everything a run reads but the demand history, which [`estimate_chunk`] reads a chunk of
+/// variants at a time.
 async fn gather(s: &Scoped, horizon: usize) -> Result<Gathered, DbErr> {
+    use crate::db::entities::daily_demand::{Column as D, Entity as DailyDemand};
+    use sea_orm::QuerySelect;
     let start = crate::services::forecast::first_day(s).await?;
-    let from = start.checked_sub_days(Days::new(HISTORY_DAYS)).unwrap_or(start);
-    let mut by_day: HashMap<Uuid, BTreeMap<NaiveDate, Day>> = HashMap::new();
+    let pairs: Vec<(Uuid, Uuid)> = repo::find::<DailyDemand>(s)
+        .select_only()
+        .columns([D::VariantId, D::LocationId])
+        .filter(D::Day.gte(history_from(start)))
+        .filter(D::Day.lt(start))
+        .distinct()
+        .into_tuple()
+        .all(&s.tx)
+        .await?;
     let mut sold_at: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for ((variant_id, location_id), days) in crate::services::forecast::demand_history(s, None, from, start).await? {
-        sold_at.entry(variant_id).or_default().push(location_id);
-        let series = by_day.entry(variant_id).or_default();
-        for d in days {
-            // A day without a known price says nothing about the response to price.
-            let Some(price) = d.price else { continue };
-            let day =
-                series.entry(d.day).or_insert(Day { date: d.day, quantity: 0.0, price, promo: false, stockout: false });
-            day.quantity += f64::from(d.units.max(0));
-            day.promo |= d.promo;
-            // Sales at the other locations understate the day's demand.
-            day.stockout |= d.stockout;
-        }
+    for (v, l) in pairs {
+        sold_at.entry(v).or_default().push(l);
     }
-    let history = by_day.into_iter().map(|(v, days)| (v, days.into_values().collect())).collect();
 
     let mut overrides: HashMap<(Uuid, Uuid), Vec<forecast_override::Model>> = HashMap::new();
     for o in repo::find::<forecast_override::Entity>(s).all(&s.tx).await? {
@@ -456,8 +461,81 @@ async fn gather(s: &Scoped, horizon: usize) -> Result<Gathered, DbErr> {
     let mut variants = repo::find::<variant::Entity>(s).all(&s.tx).await?;
     variants.sort_by(|a, b| a.sku.cmp(&b.sku));
     let policies = Policies::from_rows(&policies(s).await?);
-    Ok(Gathered { start, horizon, variants, categories, unit_costs, stock, history, forecasts, policies })
+    Ok(Gathered { start, horizon, variants, categories, unit_costs, stock, sold_at, forecasts, policies })
 }
+
+/// Variants whose history one transaction reads and one blocking task estimates: a tenant's
+/// whole history is never in memory at once.
+const CHUNK: usize = 500;
+
+/// A variant's estimate, with the last weeks of its history (the baseline of last resort).
+struct Estimated {
+    estimate: Estimate,
+    recent: Vec<Day>,
+}
+
+/// The variants a run prices: with some sales in the window and a supplier cost.
+fn priceable(g: &Gathered) -> Vec<Uuid> {
+    g.variants
+        .iter()
+        .filter(|v| g.sold_at.contains_key(&v.id) && g.unit_costs.contains_key(&v.id))
+        .map(|v| v.id)
+        .collect()
+}
+
+/// Reads the demand history of `variants` (summed over their locations) and estimates each one's
+/// elasticity, on a blocking thread.
+async fn estimate_chunk(
+    state: &AppState,
+    tenant: Uuid,
+    g: &Gathered,
+    variants: &[Uuid],
+) -> Result<Vec<(Uuid, Estimated)>, JobError> {
+    let keys: Vec<(Uuid, Uuid)> =
+        variants.iter().flat_map(|v| g.sold_at.get(v).into_iter().flatten().map(move |l| (*v, *l))).collect();
+    let s = state.db.scoped(tenant, TxMode::Read).await?;
+    let rows = crate::services::forecast::demand_history(&s, Some(&keys), history_from(g.start), g.start).await?;
+    s.commit().await?;
+    let mut by_day: HashMap<Uuid, BTreeMap<NaiveDate, Day>> = HashMap::new();
+    for ((variant_id, _), days) in rows {
+        // The query reads every pair of the chunk's variants and locations: only the chunk's.
+        if !variants.contains(&variant_id) {
+            continue;
+        }
+        let series = by_day.entry(variant_id).or_default();
+        for d in days {
+            // A day without a known price says nothing about the response to price.
+            let Some(price) = d.price else { continue };
+            let day =
+                series.entry(d.day).or_insert(Day { date: d.day, quantity: 0.0, price, promo: false, stockout: false });
+            day.quantity += f64::from(d.units.max(0));
+            day.promo |= d.promo;
+            // Sales at the other locations understate the day's demand.
+            day.stockout |= d.stockout;
+        }
+    }
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            by_day
+                .into_iter()
+                .filter(|(_, days)| !days.is_empty())
+                .map(|(v, days)| {
+                    let days: Vec<Day> = days.into_values().collect();
+                    let estimate = pricing::estimate(&days);
+                    let recent = days[days.len().saturating_sub(RECENT_DAYS)..].to_vec();
+                    (v, Estimated { estimate, recent })
+                })
+                .collect()
+        })
+    })
+    .await
+    .map_err(|e| JobError::Retry(format!("pricing task: {e}")))
+}
+
+/// Days of history kept beside an estimate (enough for the recent mean of four weeks without
+/// stockouts).
+const RECENT_DAYS: usize = 56;
 
 /// A recommendation ready to store.
 struct RecOut {
@@ -542,19 +620,18 @@ fn sentence(r: &Priced, est: &Estimate, current: Decimal, fields: &PolicyFields,
     }
 }
 
-/// Estimates and recommendations: pure computing, off the async runtime.
-fn compute(g: &Gathered) -> Vec<RecOut> {
+/// Shrinks the estimates toward their categories and prices each variant: pure computing, off
+/// the async runtime.
+fn compute(g: &Gathered, mut estimated: HashMap<Uuid, Estimated>) -> Vec<RecOut> {
     // Only variants with a cost (the margin guardrail needs it) and some sales history.
-    let priced: Vec<(&variant::Model, &Vec<Day>, Decimal)> = g
-        .variants
-        .iter()
-        .filter_map(|v| {
-            let h = g.history.get(&v.id).filter(|h| !h.is_empty())?;
-            Some((v, h, *g.unit_costs.get(&v.id)?))
-        })
-        .collect();
+    let mut priced: Vec<(&variant::Model, Vec<Day>, Decimal)> = Vec::new();
+    let mut estimates: Vec<Estimate> = Vec::new();
+    for v in &g.variants {
+        let (Some(e), Some(cost)) = (estimated.remove(&v.id), g.unit_costs.get(&v.id)) else { continue };
+        priced.push((v, e.recent, *cost));
+        estimates.push(e.estimate);
+    }
     let category = |v: &variant::Model| g.categories.get(&v.product_id).map_or("", String::as_str);
-    let mut estimates: Vec<Estimate> = priced.iter().map(|(_, h, _)| pricing::estimate(h)).collect();
     let cats: Vec<Option<&str>> = priced.iter().map(|(v, _, _)| Some(category(v)).filter(|c| !c.is_empty())).collect();
     pricing::shrink(&mut estimates, &cats);
     priced
@@ -660,8 +737,12 @@ impl Handler for RunJob {
         let gathered = gather(&s, horizon).await?;
         s.commit().await?;
         let skus_total = gathered.variants.len();
+        let mut estimated = HashMap::new();
+        for chunk in priceable(&gathered).chunks(CHUNK) {
+            estimated.extend(estimate_chunk(state, job.tenant_id, &gathered, chunk).await?);
+        }
         let span = tracing::Span::current();
-        let recs = tokio::task::spawn_blocking(move || span.in_scope(|| compute(&gathered)))
+        let recs = tokio::task::spawn_blocking(move || span.in_scope(|| compute(&gathered, estimated)))
             .await
             .map_err(|e| JobError::Retry(format!("pricing task: {e}")))?;
         // One transaction stores the recommendations, supersedes the previous run's open ones and
