@@ -117,7 +117,7 @@ async fn a_pricing_run_on_the_demo_recommends_within_the_guardrails_and_an_appro
     let held = recommendations(&app, &token, "HELD", None).await;
     assert_eq!(proposed.len() as i64, run["proposedTotal"].as_i64().expect("proposed"), "{run}");
     assert_eq!(held.len() as i64, run["heldTotal"].as_i64().expect("held"), "{run}");
-    assert!(proposed.len() >= 3, "the demo's prices are not all at their optimum: {run}");
+    assert!(proposed.len() >= 4, "the demo's prices are not all at their optimum: {run}");
     assert!(run["skusTotal"].as_i64() >= Some((proposed.len() + held.len()) as i64));
     // Only the latest run's recommendations are open; the previous run's are superseded.
     assert!(proposed.iter().chain(&held).all(|r| r["pricingRunId"] == run["id"]));
@@ -206,6 +206,22 @@ async fn a_pricing_run_on_the_demo_recommends_within_the_guardrails_and_an_appro
     let d = app.data(&token, DECIDE, json!({ "ids": [other["id"]] })).await;
     assert_eq!(d["a"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
     assert_eq!(d["a"]["userErrors"][0]["field"], json!(["input", "ids", "0"]), "{d}");
+
+    // Two approvals of the same recommendation at once: the price changes once, one event.
+    let fourth = &proposed[3];
+    let (x, y) = tokio::join!(
+        app.data(&token, DECIDE, json!({ "ids": [fourth["id"]] })),
+        app.data(&token, DECIDE, json!({ "ids": [fourth["id"]] }))
+    );
+    let approved = [&x, &y].iter().filter(|d| d["a"]["userErrors"] == json!([])).count();
+    assert!(approved >= 1, "{x} {y}");
+    for d in [&x, &y] {
+        if d["a"]["userErrors"] != json!([]) {
+            assert_eq!(d["a"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+        }
+    }
+    let changed = events(&app, tenant, "price.changed").await;
+    assert_eq!(changed.iter().filter(|e| e["priceRecommendationId"] == fourth["id"]).count(), 1, "{changed:?}");
 
     // All or nothing: a held recommendation and an unknown ID refuse the whole approval, and the
     // valid one in the same request stays proposed.

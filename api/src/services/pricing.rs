@@ -916,7 +916,7 @@ pub async fn decide(
     let now = repo::now();
     let ids_decided: Vec<Uuid> = to_decide.iter().map(|r| r.id).collect();
     if !ids_decided.is_empty() {
-        price_recommendation::Entity::update_many()
+        let done = price_recommendation::Entity::update_many()
             .filter(price_recommendation::Column::TenantId.eq(s.tenant()))
             .filter(price_recommendation::Column::Id.is_in(ids_decided.clone()))
             .filter(price_recommendation::Column::Status.eq("proposed"))
@@ -925,6 +925,15 @@ pub async fn decide(
             .col_expr(price_recommendation::Column::DecidedAt, Expr::value(now))
             .exec(&s.tx)
             .await?;
+        // Another request decided some of them since they were read (PostgreSQL re-checks the
+        // status after waiting for it): nothing here is applied, so nothing happens twice.
+        if done.rows_affected != ids_decided.len() as u64 {
+            return Ok(Err(vec![UserError::new(
+                &["input", "ids"],
+                UserErrorCode::InvalidState,
+                "another request decided some of these recommendations at the same time: read them again",
+            )]));
+        }
     }
     if decision == Decision::Approve && !to_decide.is_empty() {
         for r in &to_decide {
