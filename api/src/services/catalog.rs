@@ -283,6 +283,18 @@ pub struct PriceBreak {
     pub unit_cost: Decimal,
 }
 
+/// Each variant's cheapest supplier item (the first listed on a tie).
+pub fn cheapest_items(items: &[supplier_item::Model]) -> std::collections::HashMap<Uuid, &supplier_item::Model> {
+    let mut out: std::collections::HashMap<Uuid, &supplier_item::Model> = std::collections::HashMap::new();
+    for i in items {
+        let best = out.entry(i.variant_id).or_insert(i);
+        if i.unit_cost.0 < best.unit_cost.0 {
+            *best = i;
+        }
+    }
+    out
+}
+
 /// The most price breaks one supplier item may have.
 pub const MAX_PRICE_BREAKS: usize = 20;
 

@@ -530,6 +530,25 @@ pub fn with_overrides(point: &[f64], first_day: NaiveDate, overrides: &[forecast
     out
 }
 
+/// Every stored forecast with its point forecast per day from its first day, planners'
+/// overrides in place (what replenishment and pricing plan with).
+pub async fn with_overrides_all(s: &Scoped) -> Result<Vec<(forecast_e::Model, Vec<f64>)>, DbErr> {
+    let mut overrides: HashMap<(Uuid, Uuid), Vec<forecast_override::Model>> = HashMap::new();
+    for o in repo::find::<forecast_override::Entity>(s).all(&s.tx).await? {
+        overrides.entry((o.variant_id, o.location_id)).or_default().push(o);
+    }
+    Ok(repo::find::<forecast_e::Entity>(s)
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let own = overrides.get(&(r.variant_id, r.location_id)).map_or(&[][..], Vec::as_slice);
+            let point = with_overrides(&point_of(&r), r.first_day, own);
+            (r, point)
+        })
+        .collect())
+}
+
 /// The stored point forecast of a row.
 pub fn point_of(row: &forecast_e::Model) -> Vec<f64> {
     floats(&row.forecast["point"])

@@ -23,15 +23,13 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::entities::{
-    Dec, forecast as forecast_e, forecast_override, price_recommendation, pricing_policy, pricing_run, product,
-    stock_level, supplier_item, variant,
+    Dec, price_recommendation, pricing_policy, pricing_run, product, stock_level, supplier_item, variant,
 };
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
 use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
-use crate::services::forecast::{point_of, with_overrides};
 use crate::state::AppState;
 
 pub const RUN: &str = "pricing.run";
@@ -410,16 +408,9 @@ async fn gather(s: &Scoped, horizon: usize) -> Result<Gathered, DbErr> {
         sold_at.entry(v).or_default().push(l);
     }
 
-    let mut overrides: HashMap<(Uuid, Uuid), Vec<forecast_override::Model>> = HashMap::new();
-    for o in repo::find::<forecast_override::Entity>(s).all(&s.tx).await? {
-        overrides.entry((o.variant_id, o.location_id)).or_default().push(o);
-    }
     let mut per_location: HashMap<Uuid, HashMap<Uuid, Vec<f64>>> = HashMap::new();
-    for r in repo::find::<forecast_e::Entity>(s).all(&s.tx).await? {
+    for (r, point) in crate::services::forecast::with_overrides_all(s).await? {
         let Ok(offset) = usize::try_from((start - r.first_day).num_days()) else { continue };
-        let none = Vec::new();
-        let point =
-            with_overrides(&point_of(&r), r.first_day, overrides.get(&(r.variant_id, r.location_id)).unwrap_or(&none));
         if offset < point.len() {
             per_location.entry(r.variant_id).or_default().insert(r.location_id, point[offset..].to_vec());
         }
@@ -433,11 +424,9 @@ async fn gather(s: &Scoped, horizon: usize) -> Result<Gathered, DbErr> {
         })
         .collect();
 
-    let mut unit_costs: HashMap<Uuid, Decimal> = HashMap::new();
-    for i in repo::find::<supplier_item::Entity>(s).all(&s.tx).await? {
-        let c = unit_costs.entry(i.variant_id).or_insert(i.unit_cost.0);
-        *c = (*c).min(i.unit_cost.0);
-    }
+    let items = repo::find::<supplier_item::Entity>(s).all(&s.tx).await?;
+    let unit_costs: HashMap<Uuid, Decimal> =
+        crate::services::catalog::cheapest_items(&items).into_iter().map(|(v, i)| (v, i.unit_cost.0)).collect();
     let mut stock: HashMap<Uuid, Stock> = HashMap::new();
     for l in repo::find::<stock_level::Entity>(s).all(&s.tx).await? {
         let st = stock.entry(l.variant_id).or_default();

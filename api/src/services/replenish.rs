@@ -26,9 +26,8 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::entities::{
-    Dec, forecast as forecast_e, forecast_override, location, purchase_order, purchase_order_line, replenishment_lane,
-    replenishment_line, replenishment_run, replenishment_settings, replenishment_sku_target, stock_level, supplier,
-    supplier_item, transfer, variant,
+    Dec, location, purchase_order, purchase_order_line, replenishment_lane, replenishment_line, replenishment_run,
+    replenishment_settings, replenishment_sku_target, stock_level, supplier, supplier_item, transfer, variant,
 };
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
@@ -36,7 +35,7 @@ use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
 use crate::services::catalog;
-use crate::services::forecast::{point_of, quantile_of, with_overrides};
+use crate::services::forecast::quantile_of;
 use crate::services::stock::{MAX_UNITS, OnHandChange, change_on_hand, check_key, retrying};
 use crate::state::AppState;
 
@@ -463,19 +462,11 @@ struct SeriesIn {
 }
 
 async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
-    let rows = repo::find::<forecast_e::Entity>(s).all(&s.tx).await?;
-    let mut overrides: HashMap<(Uuid, Uuid), Vec<forecast_override::Model>> = HashMap::new();
-    for o in repo::find::<forecast_override::Entity>(s).all(&s.tx).await? {
-        overrides.entry((o.variant_id, o.location_id)).or_default().push(o);
-    }
-    let series = rows
-        .iter()
-        .map(|r| {
-            let point = point_of(r);
-            let none = Vec::new();
-            let demand =
-                with_overrides(&point, r.first_day, overrides.get(&(r.variant_id, r.location_id)).unwrap_or(&none));
-            let demand_sd = sd_from_band(&quantile_of(r, "0.1"), &quantile_of(r, "0.9"), (0.1, 0.9));
+    let series = crate::services::forecast::with_overrides_all(s)
+        .await?
+        .into_iter()
+        .map(|(r, demand)| {
+            let demand_sd = sd_from_band(&quantile_of(&r, "0.1"), &quantile_of(&r, "0.9"), (0.1, 0.9));
             SeriesIn { variant_id: r.variant_id, location_id: r.location_id, demand, demand_sd }
         })
         .collect();
@@ -548,12 +539,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
     for i in &g.items {
         items_of.entry(i.variant_id).or_default().push(i);
     }
-    let cheapest: HashMap<Uuid, &supplier_item::Model> = items_of
-        .iter()
-        .filter_map(|(v, items)| {
-            items.iter().copied().reduce(|a, b| if b.unit_cost.0 < a.unit_cost.0 { b } else { a }).map(|i| (*v, i))
-        })
-        .collect();
+    let cheapest = catalog::cheapest_items(&g.items);
     // ABC classes by forecast value over the next four weeks, per variant across locations.
     let mut value: BTreeMap<Uuid, f64> = BTreeMap::new();
     for sr in &g.series {
