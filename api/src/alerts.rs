@@ -171,7 +171,7 @@ pub async fn raise(s: &Scoped, kind: RuleKind, make: impl Fn() -> Raised) -> Res
 }
 
 /// Average daily demand of a variant at a location over the last [`COVER_DEMAND_DAYS`] days.
-async fn daily_demand(s: &Scoped, variant_id: Uuid, location_id: Uuid) -> Result<Decimal, DbErr> {
+pub async fn daily_demand(s: &Scoped, variant_id: Uuid, location_id: Uuid) -> Result<Decimal, DbErr> {
     let today = repo::now().date_naive();
     let rows: Vec<i32> = repo::find::<daily_demand::Entity>(s)
         .select_only()

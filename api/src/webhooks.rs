@@ -41,6 +41,14 @@ pub fn subscribes(endpoint: &webhook_endpoint::Model, event_type: &str) -> bool 
     crate::events::matches(endpoint.event_types.split(',').filter(|t| !t.is_empty()), event_type)
 }
 
+/// True when the endpoint may be sent an event with `data`: a supplier's endpoint only the events
+/// that name its supplier (`supplierId`), a tenant's every one.
+pub fn may_see(endpoint: &webhook_endpoint::Model, data: &serde_json::Value) -> bool {
+    endpoint.supplier_id.is_none_or(|id| {
+        data.get("supplierId").and_then(|v| v.as_str()) == Some(crate::graphql::types::gid("Supplier", id).0.as_str())
+    })
+}
+
 /// The exact bytes sent for an event.
 pub fn body(event_type: &str, occurred_at: chrono::DateTime<Utc>, data: &serde_json::Value) -> String {
     json!({ "type": event_type, "timestamp": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "data": data })
@@ -121,7 +129,7 @@ impl Handler for Fanout {
             .all(&s.tx)
             .await?
             .into_iter()
-            .filter(|e| subscribes(e, &ev.event_type))
+            .filter(|e| subscribes(e, &ev.event_type) && may_see(e, &ev.payload))
             .collect();
         s.commit().await?;
         if endpoints.is_empty() {

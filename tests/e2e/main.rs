@@ -5,6 +5,7 @@ mod alerts;
 mod auth;
 mod bad_input;
 mod connectors;
+mod contract_service;
 mod contracts;
 mod forecast;
 mod forecast_service;

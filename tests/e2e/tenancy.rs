@@ -416,7 +416,53 @@ async fn world(app: &TestApp) -> World {
     .exec_without_returning(&s.tx)
     .await
     .expect("price recommendation");
+    // A contract of B's supplier (version 1 proposed) with one ledger event.
+    use qm_api::db::entities::{contract, contract_event, contract_version};
+    let contract_id = Uuid::now_v7();
+    contract::Entity::insert(contract::ActiveModel::from(contract::Model {
+        tenant_id: b.id,
+        id: contract_id,
+        supplier_id: parse(&b_sup),
+        name: "B-CONTRACT".into(),
+        status: "proposed".into(),
+        active_version: None,
+        created_at: now,
+        updated_at: now,
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("contract");
+    contract_version::Entity::insert(contract_version::ActiveModel::from(contract_version::Model {
+        tenant_id: b.id,
+        contract_id,
+        version: 1,
+        document: "{}".into(),
+        status: "proposed".into(),
+        created_by: "b".into(),
+        created_at: now,
+        accepted_by: None,
+        accepted_at: None,
+        activated_at: None,
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("contract version");
+    contract_event::Entity::insert(contract_event::ActiveModel::from(contract_event::Model {
+        tenant_id: b.id,
+        seq: 1,
+        id: Uuid::now_v7(),
+        contract_id,
+        kind: "created".into(),
+        occurred_at_micros: now.timestamp_micros(),
+        data: "{\"name\":\"B-CONTRACT\"}".into(),
+        prev_hash: "0".repeat(64),
+        hash: "1".repeat(64),
+    }))
+    .exec_without_returning(&s.tx)
+    .await
+    .expect("contract event");
     s.commit().await.expect("commit");
+    ids.insert("Contract", gid("Contract", contract_id));
     ids.insert("PricingRun", gid("PricingRun", pricing));
     ids.insert("PriceRecommendation", gid("PriceRecommendation", recommendation));
     ids.insert("RoutePlan", gid("RoutePlan", plan));
@@ -743,6 +789,64 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
             kind: "PriceRecommendation",
         });
     }
+    for (field, query) in [
+        ("Query.contract", "query($id: ID!) { contract(id: $id) { id name } }"),
+        ("Query.contractVersions", "query($id: ID!) { contractVersions(contractId: $id) { version } }"),
+        (
+            "Query.contractEvents",
+            "query($id: ID!) { contractEvents(contractId: $id, first: 10) { nodes { seq kind } } }",
+        ),
+        (
+            "Mutation.contractAccept",
+            "mutation($id: ID!) { contractAccept(input: { contractId: $id }) { contract { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.contractActivate",
+            "mutation($id: ID!) { contractActivate(input: { contractId: $id }) { contract { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.contractCreate",
+            "mutation($id: ID!) { contractCreate(input: { contractId: $id, document: {} }) { contract { id } userErrors { field code } } }",
+        ),
+    ] {
+        m.entry(field).or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind: "Contract" });
+    }
+    m.entry("Query.contractSimulate").or_default().push(Probe {
+        query: "query($id: ID!) { contractSimulate(contractId: $id, from: \"2026-11-01\", to: \"2026-11-02\") { version } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Contract",
+    });
+    m.entry("Query.contracts").or_default().push(Probe {
+        query: "query($id: ID!) { contracts(supplierId: $id, first: 10) { nodes { id } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Supplier",
+    });
+    m.entry("Mutation.contractCreate").or_default().push(Probe {
+        query: "mutation($id: ID!) { contractCreate(input: { supplierId: $id, name: \"x\", document: { terms: { currency: \"USD\", items: [{ sku: \"A-SKU\", unit_price: \"1\" }], lead_time_days: 1, valid_from: \"2026-01-01\", valid_to: \"2027-01-01\" } } }) { contract { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Supplier",
+    });
+    m.entry("Mutation.webhookEndpointCreate").or_default().push(Probe {
+        query: "mutation($id: ID!) { webhookEndpointCreate(input: { url: \"https://hooks.example.com/x\", supplierId: $id }) { endpoint { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Supplier",
+    });
+    for (field, query) in [
+        (
+            "Mutation.purchaseOrderAcknowledge",
+            "mutation($id: ID!) { purchaseOrderAcknowledge(input: { id: $id, promisedOn: \"2099-01-01\" }) { purchaseOrder { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.purchaseOrderReject",
+            "mutation($id: ID!) { purchaseOrderReject(input: { id: $id, reason: \"no\" }) { purchaseOrder { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.shipmentNotify",
+            "mutation($id: ID!) { shipmentNotify(input: { purchaseOrderId: $id, lines: [{ lineId: $id, quantity: 1 }], carrier: \"UPS\", trackingNumber: \"T\" }) { purchaseOrder { id } userErrors { field code } } }",
+        ),
+    ] {
+        m.entry(field).or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind: "PurchaseOrder" });
+    }
     m.entry("Mutation.apiKeyCreate").or_default().push(Probe {
         query: "mutation($id: ID!) { apiKeyCreate(input: { name: \"s\", roles: [SUPPLIER], supplierId: $id }) { secret userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -825,6 +929,9 @@ async fn lists_never_include_another_tenants_rows() {
         "{ pricingRuns(first: 100) { nodes { id } } pricingPolicies { id variant { id } } }",
         "{ priceRecommendations(first: 100) { nodes { id sku variant { id } } } }",
         "{ priceRecommendations(status: PROPOSED, sku: \"B-SKU\", first: 100) { nodes { id } } }",
+        "{ contracts(first: 100) { nodes { id name versions { version } } } }",
+        "{ contractEvents(first: 100) { nodes { seq contractId data } } contractLedgerVerify { eventsChecked } }",
+        "{ contractLedgerExport contractSigningKey { publicKey } }",
     ];
     for q in lists {
         let d = app.data(&a, q, json!({})).await;
@@ -863,6 +970,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
         .chain(qm_api::db::SYNC_TABLES)
         .chain(qm_api::db::ROUTE_PLAN_TABLES)
         .chain(qm_api::db::PRICING_TABLES)
+        .chain(qm_api::db::CONTRACT_TABLES)
     {
         let rows =
             s.tx.query_all_raw(Statement::from_string(

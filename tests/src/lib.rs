@@ -386,6 +386,11 @@ impl TestApp {
             created_at: Set(now),
             updated_at: Set(now),
             issued_at: Set(Some(now)),
+            contract_id: Set(None),
+            promised_on: Set(None),
+            acknowledged_at: Set(None),
+            penalty_amount: Set(None),
+            status_reason: Set(None),
         })
         .exec_without_returning(&s.tx)
         .await
@@ -633,6 +638,51 @@ pub mod receiver {
         mac.update(&r.body);
         let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
         r.signature.split(' ').any(|s| s == expected)
+    }
+
+    /// Checks deliveries with the Python `standardwebhooks` package (the specification's
+    /// reference library) at `QM_TEST_PYTHON` (`.ci/run` installs it and sets it): each must
+    /// verify and the same body with one byte added must not. The event types verified, in order;
+    /// `None` when `QM_TEST_PYTHON` is not set. Panics when the library refuses one.
+    pub fn reference_library_verifies(secret: &str, got: &[Received]) -> Option<Vec<String>> {
+        use std::io::Write;
+        let python = std::env::var("QM_TEST_PYTHON").ok().filter(|p| !p.is_empty())?;
+        let cases: Vec<serde_json::Value> = got
+            .iter()
+            .map(|r| {
+                serde_json::json!({ "id": r.id, "timestamp": r.timestamp, "signature": r.signature,
+                    "body": String::from_utf8_lossy(&r.body) })
+            })
+            .collect();
+        let script = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+data = json.load(sys.stdin)
+wh = Webhook(data["secret"])
+types = []
+for c in data["cases"]:
+    headers = {"webhook-id": c["id"], "webhook-timestamp": c["timestamp"], "webhook-signature": c["signature"]}
+    types.append(wh.verify(c["body"].encode(), headers)["type"])
+    try:
+        wh.verify((c["body"] + " ").encode(), headers)
+        sys.exit("a tampered body verified")
+    except WebhookVerificationError:
+        pass
+print(json.dumps(types))
+"#;
+        let mut child = std::process::Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python starts");
+        let input = serde_json::json!({ "secret": secret, "cases": cases }).to_string();
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("python finishes");
+        assert!(out.status.success(), "standardwebhooks refused a delivery: {}", String::from_utf8_lossy(&out.stderr));
+        Some(serde_json::from_slice(&out.stdout).expect("the verified types"))
     }
 
     /// One request as received.

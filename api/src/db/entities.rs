@@ -294,6 +294,15 @@ tenant_entity!(purchase_order, "purchase_orders", {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub issued_at: Option<DateTimeUtc>,
+    /// The supplier contract that issued it.
+    pub contract_id: Option<Uuid>,
+    /// The delivery date the supplier promised when acknowledging.
+    pub promised_on: Option<Date>,
+    pub acknowledged_at: Option<DateTimeUtc>,
+    /// A late-delivery penalty applied under its contract.
+    pub penalty_amount: Option<Dec>,
+    /// Why it was rejected or cancelled.
+    pub status_reason: Option<String>,
 });
 
 tenant_entity!(purchase_order_line, "purchase_order_lines", {
@@ -543,6 +552,8 @@ tenant_entity!(webhook_endpoint, "webhook_endpoints", {
     pub failing_since: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// A supplier's endpoint: sent only the events about that supplier.
+    pub supplier_id: Option<Uuid>,
 });
 
 tenant_entity!(webhook_message, "webhook_messages", {
@@ -785,5 +796,90 @@ tenant_entity!(price_recommendation, "price_recommendations", {
     pub explanation: Json,
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+});
+
+tenant_entity!(contract, "contracts", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub supplier_id: Uuid,
+    pub name: String,
+    /// `proposed` (no version active yet), `active` or `ended`.
+    pub status: String,
+    pub active_version: Option<i32>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(contract_version, "contract_versions", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub contract_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub version: i32,
+    /// The document as agreed (JSON text).
+    pub document: String,
+    /// `proposed`, `accepted`, `active`, `superseded` or `withdrawn`.
+    pub status: String,
+    pub created_by: String,
+    pub created_at: DateTimeUtc,
+    pub accepted_by: Option<String>,
+    pub accepted_at: Option<DateTimeUtc>,
+    pub activated_at: Option<DateTimeUtc>,
+});
+
+tenant_entity!(contract_event, "contract_events", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub seq: i64,
+    pub id: Uuid,
+    pub contract_id: Uuid,
+    pub kind: String,
+    pub occurred_at_micros: i64,
+    /// Canonical JSON text.
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+});
+
+tenant_entity!(contract_ledger_head, "contract_ledger_heads", {
+    pub seq: i64,
+    pub hash: String,
+});
+
+tenant_entity!(contract_checkpoint, "contract_checkpoints", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub seq: i64,
+    pub head_hash: String,
+    pub signed_at_micros: i64,
+    pub signature: String,
+});
+
+tenant_entity!(contract_key, "contract_keys", {
+    pub public_key: String,
+    pub sealed_secret: String,
+    pub created_at: DateTimeUtc,
+});
+
+tenant_entity!(contract_fired, "contract_fired", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub contract_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub rule_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub subject_key: String,
+    pub version: i32,
+    pub fired_at: DateTimeUtc,
+});
+
+tenant_entity!(purchase_order_shipment, "purchase_order_shipments", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub purchase_order_id: Uuid,
+    pub carrier: String,
+    pub tracking_number: String,
+    /// `[{"lineId": uuid, "quantity": n}]`
+    pub lines: Json,
+    pub shipped_at: DateTimeUtc,
+    pub expected_on: Option<Date>,
+    pub created_by: String,
     pub created_at: DateTimeUtc,
 });

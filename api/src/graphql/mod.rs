@@ -8,6 +8,7 @@ pub mod admin;
 pub mod alerts;
 pub mod catalog;
 pub mod connectors;
+pub mod contracts;
 pub mod errors;
 pub mod forecast;
 pub mod limits;
@@ -37,6 +38,7 @@ pub struct Query(
     alerts::AlertsQuery,
     catalog::CatalogQuery,
     connectors::ConnectorsQuery,
+    contracts::ContractsQuery,
     forecast::ForecastQuery,
     pricing::PricingQuery,
     replenish::ReplenishmentQuery,
@@ -52,6 +54,7 @@ pub struct Mutation(
     alerts::AlertsMutation,
     catalog::CatalogMutation,
     connectors::ConnectorsMutation,
+    contracts::ContractsMutation,
     forecast::ForecastMutation,
     pricing::PricingMutation,
     replenish::ReplenishmentMutation,

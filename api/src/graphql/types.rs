@@ -623,6 +623,37 @@ impl PurchaseOrder {
         let rows = loaders(ctx)?.lines_of_purchase_order.load_one(self.0.id).await?.unwrap_or_default();
         Ok(rows.into_iter().map(PurchaseOrderLine).collect())
     }
+    /// The supplier contract whose rule issued it.
+    async fn contract_id(&self) -> Option<ID> {
+        self.0.contract_id.map(|id| gid("Contract", id))
+    }
+    /// The delivery date the supplier promised (`purchaseOrderAcknowledge`).
+    async fn promised_on(&self) -> Option<NaiveDate> {
+        self.0.promised_on
+    }
+    async fn acknowledged_at(&self) -> Option<DateTime<Utc>> {
+        self.0.acknowledged_at
+    }
+    /// The late-delivery penalty its contract applied.
+    async fn penalty_amount(&self) -> Option<Decimal> {
+        self.0.penalty_amount.map(|d| d.0)
+    }
+    /// Why it was rejected or cancelled.
+    async fn status_reason(&self) -> Option<&str> {
+        self.0.status_reason.as_deref()
+    }
+    /// The supplier's advance shipping notices, oldest first.
+    #[graphql(complexity = "5 * child_complexity")]
+    async fn shipments(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::contracts::PurchaseOrderShipment>, ApiError> {
+        let p = crate::graphql::CtxExt::principal(ctx)?;
+        let s = crate::graphql::read_tx(ctx, p).await?;
+        let rows = crate::services::contracts::supplier::shipments(&s, self.0.id).await?;
+        s.commit().await?;
+        Ok(rows.into_iter().map(crate::graphql::contracts::PurchaseOrderShipment).collect())
+    }
 }
 
 pub struct PurchaseOrderLine(pub purchase_order_line::Model);

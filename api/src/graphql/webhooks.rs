@@ -52,6 +52,10 @@ impl WebhookEndpoint {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The supplier whose receiver this is (sent only that supplier's events).
+    async fn supplier_id(&self) -> Option<ID> {
+        self.0.supplier_id.map(|id| gid("Supplier", id))
+    }
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -223,6 +227,9 @@ pub struct WebhookEndpointCreateInput {
     pub event_types: Vec<String>,
     #[graphql(default)]
     pub description: String,
+    /// A supplier's receiver: it is sent only events about that supplier (its contracts and
+    /// purchase orders), whatever `eventTypes` says.
+    pub supplier_id: Option<ID>,
 }
 
 #[derive(SimpleObject)]
@@ -332,6 +339,14 @@ impl WebhooksMutation {
         if input.description.chars().count() > 500 {
             return Ok(fail(UserError::invalid(&["input", "description"], "at most 500 characters")));
         }
+        let s = write_tx(ctx, p).await?;
+        let supplier_id = match &input.supplier_id {
+            None => None,
+            Some(id) => match parse_gid(id, "Supplier") {
+                Some(id) if crate::services::lookup::supplier(&s, id).await?.is_some() => Some(id),
+                _ => return Ok(fail(UserError::not_found(&["input", "supplierId"], "supplier"))),
+            },
+        };
         let secret = qm_integrations::webhooks::generate_secret();
         let now = repo::now();
         let m = webhook_endpoint::Model {
@@ -347,8 +362,8 @@ impl WebhooksMutation {
             failing_since: None,
             created_at: now,
             updated_at: now,
+            supplier_id,
         };
-        let s = write_tx(ctx, p).await?;
         webhook_endpoint::Entity::insert(webhook_endpoint::ActiveModel::from(m.clone()))
             .exec_without_returning(&s.tx)
             .await?;

@@ -56,7 +56,8 @@ impl Registry {
         let r = crate::webhooks::register(Self::default());
         let r = crate::services::forecast::register(crate::alerts::register(r));
         let r = crate::services::sync::register(crate::services::replenish::register(r));
-        crate::services::pricing::register(crate::services::routing::register(r))
+        let r = crate::services::pricing::register(crate::services::routing::register(r));
+        crate::services::contracts::evaluate::register(crate::services::contracts::ledger::register(r))
     }
 }
 

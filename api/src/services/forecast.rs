@@ -53,8 +53,6 @@ const STALE_AFTER_HOURS: i64 = 2;
 const HISTORY_DAYS: u64 = 420;
 /// The quantile levels every stored forecast carries.
 pub const QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];
-/// Purchase orders in these states will not arrive.
-const CLOSED_PO: [&str; 4] = ["draft", "received", "cancelled", "closed"];
 
 pub fn register(r: Registry) -> Registry {
     r.with(RUN, RunJob).with(CHUNK, ChunkJob)
@@ -435,7 +433,7 @@ async fn standing(
         .filter(purchase_order_line::Column::VariantId.eq(variant_id))
         .filter(purchase_order::Column::TenantId.eq(s.tenant()))
         .filter(purchase_order::Column::LocationId.eq(location_id))
-        .filter(purchase_order::Column::Status.is_not_in(CLOSED_PO));
+        .filter(purchase_order::Column::Status.is_in(crate::services::replenish::RECEIVABLE_PO));
     let lead_times = repo::find::<supplier_item::Entity>(s)
         .select_only()
         .expr(packed(backend, &[r#""lead_time_mean_days""#]))
@@ -999,6 +997,7 @@ impl Handler for ChunkJob {
                 crate::services::pricing::DEFAULT_HORIZON,
             )
             .await?;
+            crate::services::contracts::evaluate::after_change(&s).await?;
         }
         s.commit().await?;
         Ok(())

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod catalog;
 pub mod connectors;
+pub mod contracts;
 pub mod forecast;
 pub mod lookup;
 pub mod orders;

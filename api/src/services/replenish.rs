@@ -299,9 +299,11 @@ pub async fn set_sku_target(
     s.commit().await?;
     Ok(Ok(out))
 }
-/// Purchase orders whose open quantities count as on order: approved (draft), issued, partly
-/// received.
-const OPEN_PO: [&str; 3] = ["draft", "issued", "partially_received"];
+/// Purchase orders that can still receive goods: issued, acknowledged or shipped by the
+/// supplier, partly received.
+pub const RECEIVABLE_PO: [&str; 4] = ["issued", "acknowledged", "shipped", "partially_received"];
+/// Purchase orders whose open quantities count as on order: approved (draft) and receivable.
+pub const OPEN_PO: [&str; 5] = ["draft", "issued", "acknowledged", "shipped", "partially_received"];
 /// A run still queued or running this long after it was asked for is taken as failed.
 const STALE_AFTER_HOURS: i64 = 2;
 
@@ -1044,11 +1046,10 @@ pub async fn approve(
     }
     for ((supplier_id, location_id), lines) in groups {
         let id = Uuid::now_v7();
-        let simple = id.simple().to_string();
         let po = purchase_order::Model {
             tenant_id: s.tenant(),
             id,
-            number: format!("PO-{}-{}", now.format("%Y%m%d"), &simple[simple.len() - 8..]).to_uppercase(),
+            number: po_number(id, now),
             supplier_id,
             location_id,
             status: "draft".into(),
@@ -1057,6 +1058,11 @@ pub async fn approve(
             created_at: now,
             updated_at: now,
             issued_at: None,
+            contract_id: None,
+            promised_on: None,
+            acknowledged_at: None,
+            penalty_amount: None,
+            status_reason: None,
         };
         purchase_order::Entity::insert(purchase_order::ActiveModel::from(po)).exec_without_returning(&s.tx).await?;
         let po_lines: Vec<purchase_order_line::ActiveModel> = lines
@@ -1119,6 +1125,7 @@ pub async fn approve(
             .all(&s.tx)
             .await?
     };
+    crate::services::contracts::evaluate::after_change(&s).await?;
     s.commit().await?;
     Ok(Ok(Approved { purchase_orders, transfers }))
 }
@@ -1157,7 +1164,34 @@ pub async fn transfer_by_id(s: &Scoped, id: Uuid) -> Result<Option<transfer::Mod
     repo::find::<transfer::Entity>(s).filter(transfer::Column::Id.eq(id)).one(&s.tx).await
 }
 
-async fn po_lines(s: &Scoped, po: Uuid) -> Result<Vec<purchase_order_line::Model>, DbErr> {
+/// A purchase order's number: `PO-<date>-<the id's last 8 hex digits>`.
+pub fn po_number(id: Uuid, at: chrono::DateTime<chrono::Utc>) -> String {
+    let simple = id.simple().to_string();
+    format!("PO-{}-{}", at.format("%Y%m%d"), &simple[simple.len() - 8..]).to_uppercase()
+}
+
+/// The `purchase_order.issued` payload of `po`: its supplier, location, lines and dates.
+pub async fn issued_data(s: &Scoped, po: &purchase_order::Model) -> Result<serde_json::Value, DbErr> {
+    let lines = po_lines(s, po.id).await?;
+    let skus = crate::services::lookup::skus(s, &lines.iter().map(|l| l.variant_id).collect::<Vec<_>>()).await?;
+    Ok(json!({
+        "purchaseOrderId": gid("PurchaseOrder", po.id).0,
+        "number": po.number,
+        "supplierId": gid("Supplier", po.supplier_id).0,
+        "locationId": gid("Location", po.location_id).0,
+        "contractId": po.contract_id.map(|c| gid("Contract", c).0),
+        "currency": po.currency,
+        "expectedOn": po.expected_on,
+        "lines": lines.iter().map(|l| json!({
+            "lineId": gid("PurchaseOrderLine", l.id).0,
+            "sku": skus.get(&l.variant_id),
+            "quantity": l.quantity,
+            "unitCost": l.unit_cost.to_string(),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn po_lines(s: &Scoped, po: Uuid) -> Result<Vec<purchase_order_line::Model>, DbErr> {
     repo::find::<purchase_order_line::Entity>(s)
         .filter(purchase_order_line::Column::PurchaseOrderId.eq(po))
         .order_by_asc(purchase_order_line::Column::Id)
@@ -1182,7 +1216,7 @@ pub async fn issue_purchase_order(
     };
     match po.status.as_str() {
         "draft" => {}
-        "issued" | "partially_received" | "received" => {
+        "issued" | "acknowledged" | "shipped" | "partially_received" | "received" => {
             s.commit().await?;
             return Ok(Ok(po));
         }
@@ -1204,28 +1238,7 @@ pub async fn issue_purchase_order(
     am.updated_at = Set(now);
     am.expected_on = Set(expected_on);
     let po = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
-    let lines = po_lines(&s, po.id).await?;
-    let skus: HashMap<Uuid, String> = repo::find::<variant::Entity>(&s)
-        .filter(variant::Column::Id.is_in(lines.iter().map(|l| l.variant_id).collect::<Vec<_>>()))
-        .all(&s.tx)
-        .await?
-        .into_iter()
-        .map(|v| (v.id, v.sku))
-        .collect();
-    let data = json!({
-        "purchaseOrderId": gid("PurchaseOrder", po.id).0,
-        "number": po.number,
-        "supplierId": gid("Supplier", po.supplier_id).0,
-        "locationId": gid("Location", po.location_id).0,
-        "currency": po.currency,
-        "expectedOn": po.expected_on,
-        "lines": lines.iter().map(|l| json!({
-            "lineId": gid("PurchaseOrderLine", l.id).0,
-            "sku": skus.get(&l.variant_id),
-            "quantity": l.quantity,
-            "unitCost": l.unit_cost.to_string(),
-        })).collect::<Vec<_>>(),
-    });
+    let data = issued_data(&s, &po).await?;
     crate::events::emit(&s, "purchase_order.issued", data).await?;
     s.commit().await?;
     Ok(Ok(po))
@@ -1289,7 +1302,7 @@ async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outcome<purchase
             return Ok(Ok(po));
         }
     }
-    if po.status != "issued" && po.status != "partially_received" {
+    if !RECEIVABLE_PO.contains(&po.status.as_str()) {
         return Ok(Err(vec![UserError::new(
             &["input", "purchaseOrderId"],
             UserErrorCode::InvalidState,
@@ -1347,6 +1360,7 @@ async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outcome<purchase
     am.status = Set(if done { "received" } else { "partially_received" }.into());
     am.updated_at = Set(repo::now());
     let po = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    crate::services::contracts::supplier::received(s, &po, &req.lines).await?;
     Ok(Ok(po))
 }
 

@@ -337,7 +337,11 @@ pub async fn announce_change(
     if level.on_hand - level.reserved == 0 && delta_available < 0 {
         crate::events::emit(s, "stock.out", data).await?;
     }
-    crate::alerts::check_stock(s, sku, level, delta_available).await
+    crate::alerts::check_stock(s, sku, level, delta_available).await?;
+    if delta_available < 0 {
+        crate::services::contracts::evaluate::after_change(s).await?;
+    }
+    Ok(())
 }
 
 pub struct TransferRequest {

@@ -11,7 +11,10 @@ pub mod ledger;
 pub mod rules;
 
 pub use eval::{ApprovedLine, Effect, Fired, PoStatus, Position, PurchaseOrder, State, Subject, evaluate};
-pub use rules::{Action, Condition, Document, Item, PriceBreak, Quantity, Rule, RuleError, Terms, parse, validate};
+pub use rules::{
+    Action, Condition, Document, Item, PriceBreak, Quantity, Reference, Rule, RuleError, Terms, parse, path_parts,
+    validate,
+};
 
 #[cfg(test)]
 mod tests;

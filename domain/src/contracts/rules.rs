@@ -349,6 +349,74 @@ fn check_action(a: &Action, path: &str, skus: &BTreeSet<&str>, doc: &Document, e
     }
 }
 
+/// A name a document uses for something the tenant holds: a SKU or a location code.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reference {
+    Sku(String),
+    Location(String),
+}
+
+impl Document {
+    /// Every SKU and location code the document names, each with its path (as in
+    /// [`RuleError`]), in document order.
+    pub fn references(&self) -> Vec<(String, Reference)> {
+        let mut out = Vec::new();
+        for (i, item) in self.terms.items.iter().enumerate() {
+            out.push((format!("terms.items[{i}].sku"), Reference::Sku(item.sku.clone())));
+        }
+        fn walk(c: &Condition, path: &str, out: &mut Vec<(String, Reference)>) {
+            match c {
+                Condition::StockBelow { sku, location, .. }
+                | Condition::DaysOfCoverBelow { sku, location, .. }
+                | Condition::StockoutBeforeLeadTime { sku, location } => {
+                    let name = match c {
+                        Condition::StockBelow { .. } => "stock_below",
+                        Condition::DaysOfCoverBelow { .. } => "days_of_cover_below",
+                        _ => "stockout_before_lead_time",
+                    };
+                    out.push((format!("{path}.{name}.sku"), Reference::Sku(sku.clone())));
+                    out.push((format!("{path}.{name}.location"), Reference::Location(location.clone())));
+                }
+                Condition::All(cs) | Condition::Any(cs) => {
+                    let name = if matches!(c, Condition::All(_)) { "all" } else { "any" };
+                    for (i, c) in cs.iter().enumerate() {
+                        walk(c, &format!("{path}.{name}[{i}]"), out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            walk(&r.when, &format!("rules[{i}].when"), &mut out);
+            if let Action::IssuePo { sku, location, .. } = &r.then {
+                out.push((format!("rules[{i}].then.issue_po.sku"), Reference::Sku(sku.clone())));
+                out.push((format!("rules[{i}].then.issue_po.location"), Reference::Location(location.clone())));
+            }
+        }
+        out
+    }
+
+    /// The (SKU, location code) pairs the rules read or order.
+    pub fn slots(&self) -> BTreeSet<(String, String)> {
+        let refs = self.references();
+        let mut out = BTreeSet::new();
+        for pair in refs.windows(2) {
+            if let [(a, Reference::Sku(sku)), (b, Reference::Location(loc))] = pair
+                && a.rsplit_once('.').map(|x| x.0) == b.rsplit_once('.').map(|x| x.0)
+            {
+                out.insert((sku.clone(), loc.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// A path like `rules[1].when.all[0].stock_below.sku` as its parts: `rules`, `1`, `when`, `all`,
+/// `0`, `stock_below`, `sku`.
+pub fn path_parts(path: &str) -> Vec<String> {
+    path.split(['.', '[', ']']).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
 /// Whether a condition can hold for a purchase order.
 fn names_po(c: &Condition) -> bool {
     match c {

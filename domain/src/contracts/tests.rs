@@ -283,3 +283,17 @@ proptest! {
         prop_assert_eq!(evaluate(&doc, &s), vec![]);
     }
 }
+
+#[test]
+fn a_document_names_its_skus_and_locations_with_their_paths() {
+    let doc = parse(DOC).expect("valid");
+    let refs = doc.references();
+    assert_eq!(refs[0], ("terms.items[0].sku".to_owned(), Reference::Sku("TEE-M".into())));
+    assert!(refs.contains(&("rules[0].when.stock_below.location".to_owned(), Reference::Location("WH".into()))));
+    assert!(refs.contains(&("rules[0].then.issue_po.location".to_owned(), Reference::Location("WH".into()))));
+    assert_eq!(doc.slots().into_iter().collect::<Vec<_>>(), vec![("TEE-M".to_owned(), "WH".to_owned())]);
+    assert_eq!(
+        path_parts("rules[1].when.all[0].stock_below.sku"),
+        ["rules", "1", "when", "all", "0", "stock_below", "sku"]
+    );
+}
