@@ -549,3 +549,141 @@ async fn a_simulation_over_the_demo_history_lists_the_orders_and_writes_nothing(
         .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
 }
+
+/// Moves a purchase order's issue and promised dates into the past, as time passing would.
+async fn age_po(app: &TestApp, tenant: Uuid, po: &Value, issued_hours_ago: i64, promised_days_ago: Option<i64>) {
+    use qm_api::db::entities::purchase_order;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let s = app.state.db.scoped(tenant, TxMode::Write).await.expect("tx");
+    let id = qm_tests::uuid_of(po["id"].as_str().expect("id"));
+    let m = purchase_order::Entity::find()
+        .filter(purchase_order::Column::TenantId.eq(tenant))
+        .filter(purchase_order::Column::Id.eq(id))
+        .one(&s.tx)
+        .await
+        .expect("po")
+        .expect("exists");
+    let mut am: purchase_order::ActiveModel = m.into();
+    am.issued_at = Set(Some(Utc::now() - Duration::hours(issued_hours_ago)));
+    if let Some(days) = promised_days_ago {
+        am.promised_on = Set(Some(Utc::now().date_naive() - Duration::days(days)));
+    }
+    am.update(&s.tx).await.expect("aged");
+    s.commit().await.expect("commit");
+}
+
+/// Moves when a rule last fired into the past.
+async fn age_firing(app: &TestApp, tenant: Uuid, rule: &str, hours_ago: i64) {
+    use qm_api::db::entities::contract_fired;
+    use sea_orm::sea_query::Expr;
+    let s = app.state.db.scoped(tenant, TxMode::Write).await.expect("tx");
+    contract_fired::Entity::update_many()
+        .col_expr(contract_fired::Column::FiredAt, Expr::value(Utc::now() - Duration::hours(hours_ago)))
+        .filter(contract_fired::Column::TenantId.eq(tenant))
+        .filter(contract_fired::Column::RuleId.eq(rule))
+        .exec(&s.tx)
+        .await
+        .expect("aged");
+    s.commit().await.expect("commit");
+}
+
+async fn evaluate(app: &TestApp, token: &str) -> Vec<(String, String)> {
+    let r = app.data(token, "mutation { contractEvaluate { fired { rule action purchaseOrderId } } }", json!({})).await;
+    r["contractEvaluate"]["fired"]
+        .as_array()
+        .expect("fired")
+        .iter()
+        .map(|f| (f["rule"].as_str().expect("rule").to_owned(), f["action"].as_str().expect("action").to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn time_passing_reminds_escalates_cancels_and_penalises_under_the_rules() {
+    let d = demo().await;
+    let app = &d.app;
+    let supplier = supplier_key(&d, d.supplier).await;
+    let rx = Receiver::start().await;
+    let q = "mutation($i: WebhookEndpointCreateInput!) { webhookEndpointCreate(input: $i) { secret userErrors { message } } }";
+    let r = app.data(&d.owner, q, json!({ "i": { "url": rx.url, "supplierId": supplier_gid(d.supplier) } })).await;
+    let secret = r["webhookEndpointCreate"]["secret"].as_str().expect("secret").to_owned();
+    let mut doc = document(&d, d.available + 1);
+    doc["rules"] = json!([
+        doc["rules"][0].clone(),
+        { "id": "nudge", "when": { "po_unacknowledged": { "hours": 24 } }, "then": { "send_reminder": {} } },
+        { "id": "escalate", "when": { "rule_fired": { "rule": "nudge", "hours": 24 } },
+          "then": { "escalate": { "email": "buyer@shop.example" } } },
+        { "id": "give_up", "when": { "po_unacknowledged": { "hours": 96 } }, "then": { "cancel": {} } },
+        { "id": "late", "when": { "shipment_late": { "days": 1 } }, "then": { "apply_late_penalty": {} } }
+    ]);
+    let r = create(&d, doc).await;
+    assert_eq!(r["contractCreate"]["userErrors"], json!([]), "{r}");
+    let c = r["contractCreate"]["contract"]["id"].clone();
+    app.data(&supplier, ACCEPT, json!({ "c": c })).await;
+    app.data(&d.owner, ACTIVATE, json!({ "c": c })).await;
+    // Stock is below the threshold from the start: activation's evaluation orders.
+    settle(app).await;
+    let contract_pos = |v: &Value| -> Vec<Value> {
+        v["purchaseOrders"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter(|p| p["contractId"] == c)
+            .cloned()
+            .collect()
+    };
+    let first = contract_pos(&app.data(&d.owner, POS, json!({})).await);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let po = first[0].clone();
+    assert_eq!(evaluate(app, &d.owner).await, vec![], "nothing more while the order is fresh");
+
+    // A day without an acknowledgement: one reminder; a day after it: one escalation.
+    age_po(app, d.tenant, &po, 30, None).await;
+    assert_eq!(evaluate(app, &d.owner).await, vec![("nudge".to_owned(), "remind".to_owned())]);
+    assert_eq!(evaluate(app, &d.owner).await, vec![], "reminded once");
+    age_firing(app, d.tenant, "nudge", 25).await;
+    assert_eq!(evaluate(app, &d.owner).await, vec![("escalate".to_owned(), "escalate".to_owned())]);
+    // Four days: the order is cancelled; the next evaluation orders again.
+    age_po(app, d.tenant, &po, 100, None).await;
+    assert_eq!(evaluate(app, &d.owner).await, vec![("give_up".to_owned(), "cancel".to_owned())]);
+    assert_eq!(evaluate(app, &d.owner).await, vec![("reorder".to_owned(), "issue_po".to_owned())]);
+    let all = contract_pos(&app.data(&d.owner, POS, json!({})).await);
+    let cancelled = all.iter().find(|p| p["id"] == po["id"]).expect("first order");
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let second = all.iter().find(|p| p["id"] != po["id"]).expect("second order").clone();
+
+    // The second is acknowledged, then its promised date passes by three days: 3 % of its value.
+    let promised = Utc::now().date_naive().to_string();
+    let r = app
+        .data(
+            &supplier,
+            "mutation($p: ID!, $d: NaiveDate!) { purchaseOrderAcknowledge(input: { id: $p, promisedOn: $d }) { userErrors { message } } }",
+            json!({ "p": second["id"], "d": promised }),
+        )
+        .await;
+    assert_eq!(r["purchaseOrderAcknowledge"]["userErrors"], json!([]), "{r}");
+    age_po(app, d.tenant, &second, 1, Some(3)).await;
+    assert_eq!(evaluate(app, &d.owner).await, vec![("late".to_owned(), "penalty".to_owned())]);
+    let r = app
+        .data(
+            &d.owner,
+            "query($p: ID!) { node(id: $p) { ... on PurchaseOrder { penaltyAmount status } } }",
+            json!({ "p": second["id"] }),
+        )
+        .await;
+    // 108 units at 7.00 = 756.00; 3 % = 22.68.
+    assert_eq!(r["node"]["penaltyAmount"], "22.68", "{r}");
+    settle(app).await;
+
+    // The supplier was told of each, by signed webhook.
+    let got = rx.received();
+    let types: Vec<String> = got
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).expect("json")["type"].as_str().expect("type").to_owned())
+        .collect();
+    for t in ["purchase_order.reminder", "purchase_order.cancelled", "purchase_order.penalty_applied"] {
+        assert_eq!(types.iter().filter(|x| *x == t).count(), 1, "{t}: {types:?}");
+    }
+    assert!(got.iter().all(|r| independently_valid(&secret, r)));
+    let v = app.data(&d.owner, VERIFY, json!({})).await;
+    assert_eq!(v["contractLedgerVerify"]["valid"], true, "{v}");
+}
