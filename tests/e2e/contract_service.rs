@@ -461,8 +461,12 @@ async fn a_supplier_key_reaches_only_its_own_contracts_and_orders() {
     assert_eq!(r["contractEvents"]["nodes"], json!([]), "{r}");
     let r = app.data(&other, POS, json!({})).await;
     assert!(r["purchaseOrders"]["nodes"].as_array().expect("nodes").iter().all(|p| p["id"] != po["id"]), "{r}");
-    let r = app.data(&other, "query($p: ID!) { node(id: $p) { id } }", json!({ "p": po["id"] })).await;
-    assert_eq!(r["node"], Value::Null);
+    for id in [&po["id"], &c] {
+        let r = app.data(&other, "query($p: ID!) { node(id: $p) { id } }", json!({ "p": id })).await;
+        assert_eq!(r["node"], Value::Null);
+        let r = app.data(&own, "query($p: ID!) { node(id: $p) { id } }", json!({ "p": id })).await;
+        assert_eq!(&r["node"]["id"], id, "its own supplier's key refetches it");
+    }
     let r = app.data(&other, ACCEPT, json!({ "c": c })).await;
     assert_eq!(r["contractAccept"]["userErrors"][0]["code"], "NOT_FOUND", "{r}");
     for (m, field) in [
@@ -686,4 +690,100 @@ async fn time_passing_reminds_escalates_cancels_and_penalises_under_the_rules() 
     assert!(got.iter().all(|r| independently_valid(&secret, r)));
     let v = app.data(&d.owner, VERIFY, json!({})).await;
     assert_eq!(v["contractLedgerVerify"]["valid"], true, "{v}");
+}
+
+#[tokio::test]
+async fn an_approved_plan_line_is_ordered_under_the_contract_instead_of_its_draft() {
+    let d = demo().await;
+    let app = &d.app;
+    let plan = app
+        .data(
+            &d.owner,
+            "{ replenishmentPlan { id lines { id kind status sku quantity location { id code } supplier { id } } } }",
+            json!({}),
+        )
+        .await;
+    let line = plan["replenishmentPlan"]["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["kind"] == "BUY" && l["status"] == "PROPOSED" && !l["supplier"].is_null())
+        .expect("the demo's plan buys something")
+        .clone();
+    let supplier = qm_tests::uuid_of(line["supplier"]["id"].as_str().expect("supplier"));
+    let (sku, code) = (line["sku"].as_str().expect("sku"), line["location"]["code"].as_str().expect("code"));
+    let today = Utc::now().date_naive();
+    let doc = json!({
+        "terms": {
+            "currency": "USD",
+            "items": [{ "sku": sku, "unit_price": "3.00", "pack_size": 5 }],
+            "lead_time_days": 10,
+            "valid_from": (today - Duration::days(1)).to_string(),
+            "valid_to": (today + Duration::days(90)).to_string()
+        },
+        "rules": [{ "id": "from_plan", "when": { "plan_line_approved": { "sku": sku } },
+                    "then": { "issue_po": { "sku": sku, "location": code, "quantity": "from_plan" } } }]
+    });
+    let r = app
+        .data(
+            &d.owner,
+            CREATE,
+            json!({ "i": { "supplierId": supplier_gid(supplier), "name": "Plan", "document": doc } }),
+        )
+        .await;
+    assert_eq!(r["contractCreate"]["userErrors"], json!([]), "{r}");
+    let c = r["contractCreate"]["contract"]["id"].clone();
+    let key = supplier_key(&d, supplier).await;
+    app.data(&key, ACCEPT, json!({ "c": c })).await;
+    app.data(&d.owner, ACTIVATE, json!({ "c": c })).await;
+    settle(app).await;
+
+    // Approving the line makes its draft order; the contract orders it on its terms instead.
+    let r = app
+        .data(
+            &d.owner,
+            "mutation($r: ID!, $l: ID!) { replenishmentPlanApprove(input: { runId: $r, lineIds: [$l] }) {
+                purchaseOrders { id status } userErrors { field code message } } }",
+            json!({ "r": plan["replenishmentPlan"]["id"], "l": line["id"] }),
+        )
+        .await;
+    assert_eq!(r["replenishmentPlanApprove"]["userErrors"], json!([]), "{r}");
+    let draft = r["replenishmentPlanApprove"]["purchaseOrders"][0]["id"].clone();
+    settle(app).await;
+    let ours: Vec<Value> = app.data(&d.owner, POS, json!({})).await["purchaseOrders"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|p| p["contractId"] == c)
+        .cloned()
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let wanted = line["quantity"].as_i64().expect("quantity");
+    let ordered = ours[0]["lines"][0]["quantity"].as_i64().expect("quantity");
+    assert_eq!(ordered, (wanted + 4) / 5 * 5, "the plan's quantity in whole packs of 5");
+    assert_eq!(ours[0]["lines"][0]["unitCost"], "3");
+    let r = app
+        .data(
+            &d.owner,
+            "query($p: ID!) { node(id: $p) { ... on PurchaseOrder { status statusReason lines { id } } } }",
+            json!({ "p": draft }),
+        )
+        .await;
+    assert_eq!(r["node"]["lines"], json!([]), "{r}");
+    assert_eq!(r["node"]["status"], "cancelled", "{r}");
+    assert!(
+        r["node"]["statusReason"].as_str().is_some_and(|s| s.contains(ours[0]["number"].as_str().expect("n"))),
+        "{r}"
+    );
+    let plan = app.data(&d.owner, "{ replenishmentPlan { lines { id purchaseOrderId } } }", json!({})).await;
+    let now = plan["replenishmentPlan"]["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["id"] == line["id"])
+        .expect("line")
+        .clone();
+    assert_eq!(now["purchaseOrderId"], ours[0]["id"], "the line points at the contract's order");
+    let again = app.data(&d.owner, "mutation { contractEvaluate { fired { rule } } }", json!({})).await;
+    assert_eq!(again["contractEvaluate"]["fired"], json!([]));
 }

@@ -511,6 +511,7 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         "SyncRun",
         "PricingRun",
         "PriceRecommendation",
+        "Contract",
     ] {
         m.entry("Query.node").or_default().push(Probe { query: node, vars: |_, id| json!({ "id": id }), kind });
     }

@@ -34,7 +34,7 @@ pub struct Contract(pub contract::Model);
 
 #[Object]
 impl Contract {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         gid("Contract", self.0.id)
     }
     async fn name(&self) -> &str {

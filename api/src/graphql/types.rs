@@ -61,6 +61,7 @@ pub enum Node {
     SyncRun(super::connectors::SyncRun),
     PricingRun(super::pricing::PricingRun),
     PriceRecommendation(super::pricing::PriceRecommendation),
+    Contract(super::contracts::Contract),
 }
 
 /// An amount in one currency; the amount is a decimal string, never a float.

@@ -63,14 +63,17 @@ pub async fn skus(s: &Scoped, ids: &[Uuid]) -> Result<std::collections::HashMap<
 /// Resolves a global ID's parts to an object the principal may see, or `None`.
 pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Option<Node>, DbErr> {
     if !p.has(Role::can_read) {
-        // A supplier sees only its own purchase orders.
-        if kind != "PurchaseOrder" {
-            return Ok(None);
-        }
-        let po = by_id::<purchase_order::Entity>(s, purchase_order::Column::Id, id).await?;
-        return Ok(po
-            .filter(|po| Some(po.supplier_id) == p.supplier_id)
-            .map(|m| Node::PurchaseOrder(types::PurchaseOrder(m))));
+        // A supplier sees only its own purchase orders and contracts.
+        return Ok(match kind {
+            "PurchaseOrder" => by_id::<purchase_order::Entity>(s, purchase_order::Column::Id, id)
+                .await?
+                .filter(|po| Some(po.supplier_id) == p.supplier_id)
+                .map(|m| Node::PurchaseOrder(types::PurchaseOrder(m))),
+            "Contract" => crate::services::contracts::visible(s, p, Some(id))
+                .await?
+                .map(|c| Node::Contract(crate::graphql::contracts::Contract(c))),
+            _ => None,
+        });
     }
     let admin = p.has(Role::can_administer);
     Ok(match kind {
@@ -119,6 +122,9 @@ pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Opt
         "SyncRun" if admin => by_id::<sync_run::Entity>(s, sync_run::Column::Id, id)
             .await?
             .map(|m| Node::SyncRun(crate::graphql::connectors::SyncRun(m))),
+        "Contract" => crate::services::contracts::visible(s, p, Some(id))
+            .await?
+            .map(|c| Node::Contract(crate::graphql::contracts::Contract(c))),
         "ApiKey" if admin => {
             by_id::<api_key::Entity>(s, api_key::Column::Id, id).await?.map(|m| Node::ApiKey(types::ApiKey(m)))
         }
