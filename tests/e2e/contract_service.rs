@@ -487,10 +487,44 @@ async fn a_supplier_key_reaches_only_its_own_contracts_and_orders() {
         assert_eq!(r["x"]["userErrors"][0]["code"], "NOT_FOUND", "{m}: {r}");
         assert_eq!(r["x"]["userErrors"][0]["field"], field, "{m}: {r}");
     }
-    // Nor any tenant data outside its contracts: the ledger, simulations, other events, writes.
+    // Its ledger export shows its own contract's events and only the place of the others'
+    // (the other supplier's contract here), and verifies offline with the public key.
+    let r = create(&d, document(&d, 1)).await;
+    let c2 = r["contractCreate"]["contract"]["id"].clone();
+    let s = app.state.db.scoped(d.tenant, TxMode::Write).await.expect("tx");
+    {
+        use qm_api::db::entities::contract;
+        use sea_orm::sea_query::Expr;
+        contract::Entity::update_many()
+            .col_expr(contract::Column::SupplierId, Expr::value(d.other_supplier))
+            .filter(contract::Column::TenantId.eq(d.tenant))
+            .filter(contract::Column::Id.eq(qm_tests::uuid_of(c2.as_str().expect("id"))))
+            .exec(&s.tx)
+            .await
+            .expect("moved to the other supplier");
+    }
+    s.commit().await.expect("commit");
+    settle(app).await;
+    let export = app.data(&own, "{ contractLedgerExport contractSigningKey { publicKey } }", json!({})).await;
+    let key = export["contractSigningKey"]["publicKey"].as_str().expect("key").to_owned();
+    let export = export["contractLedgerExport"].clone();
+    let events = export["events"].as_array().expect("events");
+    let c_uuid = c.as_str().expect("id").rsplit('/').next().expect("uuid");
+    let c2_uuid = c2.as_str().expect("id").rsplit('/').next().expect("uuid");
+    assert!(events.iter().any(|e| e["contract_id"] == c_uuid && e["data"].is_object()));
+    let hidden: Vec<&Value> = events.iter().filter(|e| e["redacted"] == true).collect();
+    assert!(!hidden.is_empty(), "the other contract's events are in the chain, redacted");
+    assert!(hidden.iter().all(|e| e["data"].is_null() && e["kind"] == "redacted"));
+    assert!(!export.to_string().contains(c2_uuid), "nothing of the other contract shows");
+    let (code, out) = verify_offline(&export, &key);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("of other parties, redacted"), "{out}");
+    let theirs = app.data(&other, "{ contractLedgerExport }", json!({})).await;
+    assert!(!theirs.to_string().contains(c_uuid), "{theirs}");
+
+    // Nor any tenant data outside its contracts: the ledger check, simulations, other events, writes.
     let today = Utc::now().date_naive();
     for q in [
-        "{ contractLedgerExport }".to_owned(),
         VERIFY.to_owned(),
         "{ contractEvents(first: 10) { nodes { seq } } }".to_owned(),
         format!(

@@ -72,8 +72,10 @@ pub fn describe(export: &Export, v: &LedgerVerification) -> String {
         };
         return format!("BROKEN at the checkpoint of event {seq}: {why}");
     }
+    let redacted = export.events.iter().filter(|e| e.redacted).count();
+    let withheld = if redacted == 0 { String::new() } else { format!(" ({redacted} of other parties, redacted)") };
     format!(
-        "OK: {} events of tenant {} chain to head {}; {} signed checkpoints hold",
+        "OK: {} events{withheld} of tenant {} chain to head {}; {} signed checkpoints hold",
         v.chain.checked, export.tenant_id, v.chain.head_hash, v.checkpoints_checked
     )
 }

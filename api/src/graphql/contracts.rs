@@ -370,13 +370,17 @@ impl ContractsQuery {
         }))
     }
 
-    /// The whole contract ledger in the export format (`qm.contract-ledger.v1`): every event and
+    /// The contract ledger in the export format (`qm.contract-ledger.v1`): every event and
     /// signed checkpoint, verifiable offline with `quartermaster contract-ledger-verify` and the
-    /// public key alone. Null before the first contract.
+    /// public key alone. A supplier's key gets its own contracts' events in full and every other
+    /// event redacted to its place in the chain. Null before the first contract.
     async fn contract_ledger_export(&self, ctx: &Context<'_>) -> Result<Option<Json<Value>>, ApiError> {
-        let p = ctx.reader()?;
+        let p = ctx.principal()?;
         let s = read_tx(ctx, p).await?;
-        let e = ledger::export(&s).await?;
+        let e = match service::confined_to(p) {
+            None => ledger::export(&s).await?,
+            Some(supplier) => ledger::export_for_supplier(&s, supplier).await?,
+        };
         s.commit().await?;
         e.map(|e| serde_json::to_value(e).map(Json).map_err(ApiError::internal)).transpose()
     }

@@ -31,6 +31,12 @@ pub struct Event {
     pub data: Value,
     pub prev_hash: String,
     pub hash: String,
+    /// Another party's event in an export for one supplier: only its place in the chain
+    /// (`seq`, `prev_hash`, `hash`) is given; its contents are withheld (`contract_id` nil,
+    /// `kind` "redacted", `data` null), so its hash is taken as stated, and the events around it
+    /// still chain through it to the signed head.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 /// `value` as canonical JSON: object keys sorted, no whitespace, strings as JSON writes them.
@@ -115,6 +121,22 @@ impl Event {
             data,
             prev_hash: prev_hash.to_owned(),
             hash,
+            redacted: false,
+        }
+    }
+
+    /// The event as another party sees it: its place in the chain only.
+    pub fn redact(&self) -> Event {
+        Event {
+            seq: self.seq,
+            id: self.id,
+            contract_id: Uuid::nil(),
+            kind: "redacted".into(),
+            occurred_at_micros: 0,
+            data: Value::Null,
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+            redacted: true,
         }
     }
 }
@@ -137,6 +159,9 @@ impl Link for OfTenant<'_> {
     }
     fn computed_hash(&self) -> String {
         let e = self.1;
+        if e.redacted {
+            return e.hash.clone();
+        }
         hash_event(self.0, (e.seq, e.id, e.contract_id), &e.kind, e.occurred_at_micros, &e.data, &e.prev_hash)
     }
 }
@@ -340,6 +365,29 @@ mod tests {
         let v = verify(Uuid::from_u128(43), &events, &[], &public_key(&SECRET)).expect("key");
         assert!(!v.ok());
         assert_eq!(verify(tenant(), &events, &[], "abc"), Err(BadPublicKey));
+    }
+
+    #[test]
+    fn a_redacted_event_chains_by_its_hash_and_the_events_around_it_still_verify() {
+        let mut events = chain(5);
+        let cps = vec![sign_checkpoint(&SECRET, tenant(), 5, &events[4].hash, 10)];
+        events[1] = events[1].redact();
+        events[3] = events[3].redact();
+        let v = verify(tenant(), &events, &cps, &public_key(&SECRET)).expect("key");
+        assert!(v.ok(), "{v:?}");
+        // A shown event altered next to a redacted one is still found.
+        events[2].data["quantity"] = json!(1);
+        let v = verify(tenant(), &events, &cps, &public_key(&SECRET)).expect("key");
+        assert_eq!(v.chain.first_broken.map(|b| b.seq), Some(3));
+        // A redacted event's stated hash cannot be swapped: the next event chains to the real one.
+        let mut events = chain(3);
+        events[0] = events[0].redact();
+        events[0].hash = "f".repeat(64);
+        let v = verify(tenant(), &events, &[], &public_key(&SECRET)).expect("key");
+        assert_eq!(v.chain.first_broken.map(|b| b.seq), Some(2));
+        // Redaction survives the export's JSON; full events carry no `redacted` key.
+        let text = serde_json::to_string(&chain(1)[0]).expect("json");
+        assert!(!text.contains("redacted"), "{text}");
     }
 
     #[test]

@@ -169,6 +169,7 @@ pub fn event_of(m: &contract_event::Model) -> Event {
         data: serde_json::from_str(&m.data).unwrap_or_else(|_| Value::String(m.data.clone())),
         prev_hash: m.prev_hash.clone(),
         hash: m.hash.clone(),
+        redacted: false,
     }
 }
 
@@ -216,6 +217,27 @@ pub async fn export(s: &Scoped) -> Result<Option<Export>, DbErr> {
         events: events(s).await?,
         checkpoints: checkpoints(s).await?,
     }))
+}
+
+/// The ledger as one supplier may see it: its own contracts' events in full, every other event
+/// redacted to its place in the chain, so the supplier verifies its events up to the signed head
+/// without learning anything of other suppliers' contracts.
+pub async fn export_for_supplier(s: &Scoped, supplier_id: Uuid) -> Result<Option<Export>, DbErr> {
+    use crate::db::entities::contract;
+    let Some(mut e) = export(s).await? else { return Ok(None) };
+    let own: std::collections::HashSet<Uuid> = repo::find::<contract::Entity>(s)
+        .filter(contract::Column::SupplierId.eq(supplier_id))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    for ev in &mut e.events {
+        if !own.contains(&ev.contract_id) {
+            *ev = ev.redact();
+        }
+    }
+    Ok(Some(e))
 }
 
 /// Recomputes the chain and checks every checkpoint against the tenant's public key.
