@@ -335,6 +335,25 @@ async fn a_stock_drop_fires_the_contract_and_the_supplier_acknowledges_ships_and
         ["created", "accepted", "activated", "triggered", "po_issued", "acknowledged", "shipped", "received"],
         "{r}"
     );
+    // The firing is on the ledger with what the rule read: the stock position at that moment.
+    let r = app
+        .data(
+            &d.owner,
+            "query($c: ID) { contractEvents(contractId: $c, first: 50) { nodes { kind data } } }",
+            json!({ "c": c["id"] }),
+        )
+        .await;
+    let triggered = r["contractEvents"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|e| e["kind"] == "triggered")
+        .expect("triggered")
+        .clone();
+    let position = &triggered["data"]["inputs"]["position"];
+    assert_eq!(position["available"], d.available - 10, "{triggered}");
+    assert_eq!(triggered["data"]["rule"], "reorder");
+    assert_eq!(triggered["data"]["effect"]["quantity"], 108);
     let v = app.data(&d.owner, VERIFY, json!({})).await;
     assert_eq!(v["contractLedgerVerify"]["valid"], true, "{v}");
     assert_eq!(v["contractLedgerVerify"]["eventsChecked"], 8, "{v}");

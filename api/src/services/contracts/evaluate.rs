@@ -106,7 +106,7 @@ pub async fn run(s: &Scoped) -> Result<Vec<Applied>, DbErr> {
         let state = state_of(s, &c, &v, &doc, now).await?;
         let fired = evaluate(&doc, &state);
         if !fired.is_empty() {
-            out.extend(apply(s, &c, &v, &doc, fired, now).await?);
+            out.extend(apply(s, (&c, &v, &doc), &state, fired).await?);
         }
     }
     Ok(out)
@@ -293,12 +293,11 @@ fn effect_name(e: &Effect) -> &'static str {
 /// cancellations applied, reminders and escalations sent; each on the ledger and as events.
 async fn apply(
     s: &Scoped,
-    c: &contract::Model,
-    v: &contract_version::Model,
-    doc: &Document,
+    (c, v, doc): (&contract::Model, &contract_version::Model, &Document),
+    state: &State,
     fired: Vec<Fired>,
-    now: DateTime<Utc>,
 ) -> Result<Vec<Applied>, DbErr> {
+    let now = state.now;
     let mut entries = Vec::new();
     let mut out = Vec::new();
     let supplier = gid("Supplier", c.supplier_id).0;
@@ -333,6 +332,7 @@ async fn apply(
         });
         let mut triggered = base.clone();
         triggered["effect"] = serde_json::to_value(&f.effect).unwrap_or(Value::Null);
+        triggered["inputs"] = inputs(state, &f);
         entries.push(Entry::new(c.id, "triggered", triggered));
         let po_id = match &f.effect {
             Effect::IssuePo { sku, location, quantity, unit_price, due_on, .. } => {
@@ -409,6 +409,24 @@ async fn apply(
     }
     ledger::append(s, entries).await?;
     Ok(out)
+}
+
+/// What the rule read about its subject, for the ledger: with the rule, the version's document
+/// and `at`, enough to replay the decision (`qm_domain::contracts::evaluate` is deterministic).
+fn inputs(state: &State, f: &Fired) -> Value {
+    let mut out = json!({ "at": state.now });
+    match &f.subject {
+        Subject::Slot { sku, location } => {
+            out["position"] = json!(state.stock.get(&(sku.clone(), location.clone())));
+        }
+        Subject::Po { id } => out["purchaseOrder"] = json!(state.purchase_orders.iter().find(|p| p.id == *id)),
+        Subject::Line { id } => out["planLine"] = json!(state.approved_lines.iter().find(|l| l.id == *id)),
+        Subject::Contract => {}
+    }
+    if let Effect::IssuePo { sku, location, .. } = &f.effect {
+        out["position"] = json!(state.stock.get(&(sku.clone(), location.clone())));
+    }
+    out
 }
 
 /// Creates and issues a contract's purchase order of one line on the terms.
