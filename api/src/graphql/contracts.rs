@@ -659,6 +659,14 @@ impl ContractsMutation {
         input: ContractVersionInput,
     ) -> Result<ContractPayload, ApiError> {
         let p = ctx.principal()?;
+        if ctx.supplier().is_err() {
+            // A user error, not FORBIDDEN: the tenant's own users may ask, and are told who accepts.
+            return Ok(ContractPayload::of(Err(vec![UserError::new(
+                &["input", "contractId"],
+                super::UserErrorCode::InvalidState,
+                "only the supplier accepts a contract: use the supplier's API key",
+            )])));
+        }
         Ok(ContractPayload::of(
             service::accept(ctx.db(), p, parse_gid(&input.contract_id, "Contract"), input.version).await?,
         ))
@@ -706,7 +714,7 @@ impl ContractsMutation {
         ctx: &Context<'_>,
         input: PurchaseOrderAcknowledgeInput,
     ) -> Result<PurchaseOrderPayload, ApiError> {
-        let p = ctx.principal()?;
+        let p = ctx.supplier_or_operator()?;
         Ok(po_payload(
             supplier::acknowledge(ctx.db(), p, parse_gid(&input.id, "PurchaseOrder"), input.promised_on).await?,
         ))
@@ -718,7 +726,7 @@ impl ContractsMutation {
         ctx: &Context<'_>,
         input: PurchaseOrderRejectInput,
     ) -> Result<PurchaseOrderPayload, ApiError> {
-        let p = ctx.principal()?;
+        let p = ctx.supplier_or_operator()?;
         Ok(po_payload(supplier::reject(ctx.db(), p, parse_gid(&input.id, "PurchaseOrder"), &input.reason).await?))
     }
 
@@ -728,7 +736,7 @@ impl ContractsMutation {
         ctx: &Context<'_>,
         input: ShipmentNotifyInput,
     ) -> Result<ShipmentNotifyPayload, ApiError> {
-        let p = ctx.principal()?;
+        let p = ctx.supplier_or_operator()?;
         let n = supplier::ShipmentNotice {
             purchase_order_id: parse_gid(&input.purchase_order_id, "PurchaseOrder"),
             lines: input

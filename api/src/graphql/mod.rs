@@ -119,6 +119,16 @@ pub trait CtxExt {
     fn operator(&self) -> Result<&Principal, ApiError> {
         self.principal().and_then(|p| if p.has(Role::can_operate) { Ok(p) } else { Err(ApiError::Forbidden) })
     }
+    /// A supplier's key: the SUPPLIER role with the supplier it speaks for.
+    fn supplier(&self) -> Result<&Principal, ApiError> {
+        self.principal().and_then(|p| {
+            if p.supplier_id.is_some() && p.has(|r| r == Role::Supplier) { Ok(p) } else { Err(ApiError::Forbidden) }
+        })
+    }
+    /// A supplier's key, or an operator recording what a supplier did.
+    fn supplier_or_operator(&self) -> Result<&Principal, ApiError> {
+        self.supplier().or_else(|_| self.operator())
+    }
     /// A principal allowed to manage users and keys.
     fn admin(&self) -> Result<&Principal, ApiError> {
         self.principal().and_then(|p| if p.has(Role::can_administer) { Ok(p) } else { Err(ApiError::Forbidden) })

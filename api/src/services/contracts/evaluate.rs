@@ -30,7 +30,7 @@ use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
 use crate::services::lookup;
-use crate::services::replenish::{OPEN_PO, po_lines};
+use crate::services::replenish::{RECEIVABLE_PO, po_lines};
 use crate::state::AppState;
 
 pub const EVALUATE: &str = "contracts.evaluate";
@@ -137,7 +137,7 @@ async fn position(s: &Scoped, variant_id: Uuid, location_id: Uuid, today: NaiveD
         .select_only()
         .column(purchase_order::Column::Id)
         .filter(purchase_order::Column::LocationId.eq(location_id))
-        .filter(purchase_order::Column::Status.is_in(OPEN_PO.iter().copied().filter(|s| *s != "draft")))
+        .filter(purchase_order::Column::Status.is_in(RECEIVABLE_PO))
         .into_tuple()
         .all(&s.tx)
         .await?;
