@@ -567,7 +567,16 @@ async fn a_supplier_key_reaches_only_its_own_contracts_and_orders() {
         )
         .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
-    let _ = d.tenant;
+    // A tenant viewer may not answer for the supplier; only the supplier's key or an operator.
+    let viewer = app.state.jwt.mint(d.tenant, "viewer", &[Role::Viewer], None, Utc::now()).expect("token");
+    let (_, body) = app
+        .gql(
+            &viewer,
+            "mutation($p: ID!) { purchaseOrderReject(input: { id: $p, reason: \"no\" }) { userErrors { code } } }",
+            json!({ "p": po["id"] }),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN", "{body}");
 }
 
 #[tokio::test]
