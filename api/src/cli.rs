@@ -45,6 +45,9 @@ enum Command {
     /// Check an exported contract ledger with the tenant's public key alone, offline. Exits with
     /// 1 when the ledger is broken, 2 when the file or the key cannot be used.
     ContractLedgerVerify(crate::contracts::verify::VerifyArgs),
+    /// Plan a day's returned items from a JSON file offline (no database): a disposition and a
+    /// destination each. Exits with 2 on bad input.
+    ReturnsPlan(crate::returns::cli::ReturnsPlanArgs),
     /// Mint a JWT for local use.
     Token {
         /// Tenant slug.
@@ -67,6 +70,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Route(args) => route(&args),
         Command::Pricing(args) => pricing(&args),
         Command::ContractLedgerVerify(args) => contract_ledger_verify(&args),
+        Command::ReturnsPlan(args) => returns_plan(&args),
         command => run_service(command),
     }
 }
@@ -125,6 +129,30 @@ fn pricing(args: &crate::pricing::cli::PricingArgs) -> anyhow::Result<()> {
     }
 }
 
+fn returns_plan(args: &crate::returns::cli::ReturnsPlanArgs) -> anyhow::Result<()> {
+    match crate::returns::cli::run(args) {
+        Ok(plan) => {
+            if args.output.as_os_str() != "-" {
+                let held = plan.decisions.iter().filter(|d| d.disposition.is_none()).count();
+                eprintln!(
+                    "planned {} items ({held} held) by {:?}: objective {}, bound {}, gap {:.4} -> {}",
+                    plan.decisions.len(),
+                    plan.method,
+                    plan.objective,
+                    plan.bound,
+                    plan.gap,
+                    args.output.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(e.exit_code())
+        }
+    }
+}
+
 fn contract_ledger_verify(args: &crate::contracts::verify::VerifyArgs) -> anyhow::Result<()> {
     use crate::contracts::verify;
     match verify::run(args) {
@@ -150,6 +178,7 @@ fn run_service(command: Command) -> anyhow::Result<()> {
             Command::Route(args) => route(&args),
             Command::Pricing(args) => pricing(&args),
             Command::ContractLedgerVerify(args) => contract_ledger_verify(&args),
+            Command::ReturnsPlan(args) => returns_plan(&args),
             Command::Serve { no_workers } => serve(config, !no_workers).await,
             Command::Worker => worker(config).await,
             Command::Migrate => {

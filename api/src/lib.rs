@@ -23,6 +23,7 @@ pub mod live;
 pub mod metrics;
 pub mod pricing;
 pub mod replenish;
+pub mod returns;
 pub mod routing;
 pub mod services;
 pub mod state;

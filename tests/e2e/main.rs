@@ -17,6 +17,7 @@ mod pricing_service;
 mod processes;
 mod replenish;
 mod replenish_sim;
+mod returns;
 mod route_plans;
 mod routing;
 mod schema;

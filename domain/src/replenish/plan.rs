@@ -19,6 +19,7 @@
 use good_lp::{Expression, ProblemVariables, ResolutionError, Solution, SolverModel, Variable, constraint, variable};
 use rust_decimal::Decimal;
 
+use crate::lp::solver;
 use crate::types::as_f64 as f;
 
 /// Where one SKU stands at one location.
@@ -108,23 +109,6 @@ impl Default for PlanOptions {
         let max_coupled_integers = if cfg!(feature = "highs") { 400 } else { 60 };
         Self { max_integers: 400, max_coupled_integers }
     }
-}
-
-/// HiGHS explores at most this many branch-and-bound nodes; the best plan found by then is
-/// kept, with its gap to the LP bound.
-#[cfg(feature = "highs")]
-const HIGHS_MAX_NODES: i32 = 20_000;
-
-/// The solver: HiGHS with the `highs` feature, on one thread so plans are deterministic.
-#[cfg(feature = "highs")]
-fn solver(problem: good_lp::variable::UnsolvedProblem) -> good_lp::solvers::highs::HighsProblem {
-    good_lp::highs(problem).set_threads(1).set_option("mip_max_nodes", HIGHS_MAX_NODES)
-}
-
-/// The solver: the pure-Rust microlp.
-#[cfg(not(feature = "highs"))]
-fn solver(problem: good_lp::variable::UnsolvedProblem) -> good_lp::solvers::microlp::MicroLpProblem {
-    good_lp::microlp(problem)
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
