@@ -48,6 +48,9 @@ enum Command {
     /// Plan a day's returned items from a JSON file offline (no database): a disposition and a
     /// destination each. Exits with 2 on bad input.
     ReturnsPlan(crate::returns::cli::ReturnsPlanArgs),
+    /// Allocate orders to shipping locations from a JSON file offline (no database): a location
+    /// per line. Exits with 2 on bad input.
+    Allocate(crate::allocation::cli::AllocateArgs),
     /// Mint a JWT for local use.
     Token {
         /// Tenant slug.
@@ -71,6 +74,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Pricing(args) => pricing(&args),
         Command::ContractLedgerVerify(args) => contract_ledger_verify(&args),
         Command::ReturnsPlan(args) => returns_plan(&args),
+        Command::Allocate(args) => allocate(&args),
         command => run_service(command),
     }
 }
@@ -119,6 +123,28 @@ fn pricing(args: &crate::pricing::cli::PricingArgs) -> anyhow::Result<()> {
         Ok(rows) => {
             if args.output.as_os_str() != "-" {
                 eprintln!("priced {} series -> {}", rows.len(), args.output.display());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(e.exit_code())
+        }
+    }
+}
+
+fn allocate(args: &crate::allocation::cli::AllocateArgs) -> anyhow::Result<()> {
+    match crate::allocation::cli::run(args) {
+        Ok(plan) => {
+            if args.output.as_os_str() != "-" {
+                let parcels: usize = plan.allocations.iter().map(|a| a.parcels).sum();
+                eprintln!(
+                    "allocated {} orders in {parcels} parcels by {:?}: cost {} -> {}",
+                    plan.allocations.len(),
+                    plan.method,
+                    plan.cost,
+                    args.output.display()
+                );
             }
             Ok(())
         }
@@ -179,6 +205,7 @@ fn run_service(command: Command) -> anyhow::Result<()> {
             Command::Pricing(args) => pricing(&args),
             Command::ContractLedgerVerify(args) => contract_ledger_verify(&args),
             Command::ReturnsPlan(args) => returns_plan(&args),
+            Command::Allocate(args) => allocate(&args),
             Command::Serve { no_workers } => serve(config, !no_workers).await,
             Command::Worker => worker(config).await,
             Command::Migrate => {

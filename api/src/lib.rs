@@ -6,6 +6,7 @@
 //! second wall. Engines in `qm_domain` are called from services, never with IO inside them.
 
 pub mod alerts;
+pub mod allocation;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -7,6 +7,7 @@
 //! It depends on no other workspace crate and on no IO crate; `tests/` checks that edge.
 
 pub mod alerts;
+pub mod allocation;
 pub mod contracts;
 pub mod demo;
 pub mod forecast;

@@ -2,6 +2,7 @@
 //! Runs on SQLite, and on PostgreSQL too when `QM_TEST_DATABASE_URL` is set.
 
 mod alerts;
+mod allocation;
 mod auth;
 mod bad_input;
 mod connectors;

@@ -181,6 +181,8 @@ pub struct Decision {
 pub enum Method {
     Milp,
     Greedy,
+    /// Decided elsewhere and scored by [`score`].
+    Given,
 }
 
 /// The plan for a batch.
@@ -274,6 +276,12 @@ fn recovery(p: &Problem, it: &Item, d: Disposition) -> Option<Decimal> {
     })
 }
 
+/// Moving `it` to `loc`: great-circle kilometres at the cost per kilometre.
+fn transport(p: &Problem, it: &Item, loc: &Location) -> Decimal {
+    let km = haversine_m((it.lat, it.lon), (loc.lat, loc.lon)) / 1000.0;
+    (Decimal::from_f64(km).unwrap_or_default() * p.transport_cost_per_km).round_dp(4)
+}
+
 /// For each item, the best disposition at each location that performs one for it.
 fn options(p: &Problem) -> Vec<Vec<Option_>> {
     p.items
@@ -283,8 +291,7 @@ fn options(p: &Problem) -> Vec<Vec<Option_>> {
                 .iter()
                 .enumerate()
                 .filter_map(|(l, loc)| {
-                    let km = haversine_m((it.lat, it.lon), (loc.lat, loc.lon)) / 1000.0;
-                    let transport = (Decimal::from_f64(km).unwrap_or_default() * p.transport_cost_per_km).round_dp(4);
+                    let transport = transport(p, it, loc);
                     Disposition::ALL
                         .iter()
                         .filter_map(|&d| {
@@ -335,6 +342,50 @@ fn decision(it: &Item, o: Option<&Option_>, p: &Problem) -> Decision {
             net: -p.hold_cost,
         },
     }
+}
+
+/// Scores decisions made elsewhere (a location index and a disposition per item, `None` to
+/// hold): what each recovers and costs, the total, and the gap to the Lagrangian bound. Refuses
+/// a disposition the location does not perform or the grade does not allow, and a location
+/// over its capacity.
+pub fn score(p: &Problem, picks: &[Option<(usize, Disposition)>]) -> Result<Plan, ReturnsError> {
+    check(p)?;
+    if picks.len() != p.items.len() {
+        return Err(ReturnsError::Problem(format!("{} decisions for {} items", picks.len(), p.items.len())));
+    }
+    let mut used = vec![0u32; p.locations.len()];
+    let mut decisions = Vec::with_capacity(p.items.len());
+    for (i, (it, pick)) in p.items.iter().zip(picks).enumerate() {
+        let Some((l, d)) = *pick else {
+            decisions.push(decision(it, None, p));
+            continue;
+        };
+        let loc = p.locations.get(l).ok_or_else(|| ReturnsError::Item(i, format!("no location {l}")))?;
+        let (Some(processing), Some(mut recovered)) = (loc.dispositions.get(&d).copied(), recovery(p, it, d)) else {
+            return Err(ReturnsError::Item(i, format!("{} cannot {} it", loc.id, d.as_str())));
+        };
+        used[l] += 1;
+        if used[l] > loc.capacity {
+            return Err(ReturnsError::Location(l, "over its capacity".into()));
+        }
+        if d.restocks() {
+            recovered += it.restock_bonus.get(&loc.id).copied().unwrap_or_default();
+        }
+        let transport = transport(p, it, loc);
+        let o = Option_ {
+            location: l,
+            disposition: d,
+            recovery: recovered,
+            processing,
+            transport,
+            net: recovered - processing - transport,
+        };
+        decisions.push(decision(it, Some(&o), p));
+    }
+    let objective: Decimal = decisions.iter().map(|d| d.net).sum();
+    let bound = lagrangian_bound(p, &options(p)).max(objective);
+    let gap = f(bound - objective) / f(bound).abs().max(1.0);
+    Ok(Plan { decisions, objective, method: Method::Given, bound, gap })
 }
 
 /// The greedy plan: options by net value, best first, while the item is free and its location

@@ -160,6 +160,27 @@ fn the_vendors_credit_and_the_restock_bonus_count() {
 }
 
 #[test]
+fn given_decisions_are_scored_and_refused_when_impossible() {
+    let p = problem(
+        vec![item(1, "40", Grade::A, 40.7, -74.0), item(2, "40", Grade::D, 40.7, -74.0)],
+        vec![location("NYC", 40.71, -74.01, 1, true)],
+    );
+    let plan = score(&p, &[Some((0, Disposition::RestockNew)), None]).expect("scored");
+    check_plan(&p, &plan);
+    assert_eq!(plan.method, Method::Given);
+    assert_eq!(plan.decisions[1].net, dec("-1"));
+    assert_eq!(plan.objective, solve(&p, &SolveOptions::default()).expect("plan").objective);
+    assert!(matches!(
+        score(&p, &[Some((0, Disposition::RestockNew)), Some((0, Disposition::Liquidate))]),
+        Err(ReturnsError::Location(0, _))
+    ));
+    assert!(
+        matches!(score(&p, &[None, Some((0, Disposition::RestockNew))]), Err(ReturnsError::Item(1, _))),
+        "grade D is not restocked"
+    );
+}
+
+#[test]
 fn bad_input_is_named() {
     let mut p = problem(vec![item(1, "-3", Grade::A, 0.0, 0.0)], vec![location("X", 0.0, 0.0, 1, true)]);
     assert_eq!(
