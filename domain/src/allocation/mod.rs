@@ -162,7 +162,9 @@ pub struct SolveOptions {
 
 impl Default for SolveOptions {
     fn default() -> Self {
-        Self { max_variables: if cfg!(feature = "highs") { 100_000 } else { 2_000 }, max_search: 200_000 }
+        // microlp's branch and bound on a batch of 120 orders × 8 locations (about 600
+        // candidates) takes seconds and grows steeply; HiGHS solves 5,000 orders.
+        Self { max_variables: if cfg!(feature = "highs") { 100_000 } else { 400 }, max_search: 200_000 }
     }
 }
 
@@ -471,7 +473,7 @@ pub fn solve(p: &Problem, o: &SolveOptions) -> Result<Plan, AllocationError> {
         .sum();
     let greedy = plan_of(p, &greedy_choices(p, o), Method::Greedy);
     if candidates <= o.max_variables
-        && let Some(choices) = milp(p)
+        && let Some((choices, _)) = milp(p, false)
     {
         let exact = plan_of(p, &choices, Method::Milp);
         // The solver's tolerances can leave it a hair worse than the greedy plan.
@@ -480,6 +482,13 @@ pub fn solve(p: &Problem, o: &SolveOptions) -> Result<Plan, AllocationError> {
         }
     }
     Ok(greedy)
+}
+
+/// A lower bound on the cost of any allocation of the batch: the linear relaxation of the
+/// program [`solve`] solves (the stockout cost by segments, as there). `None` if the solver fails.
+pub fn lower_bound(p: &Problem) -> Result<Option<Decimal>, AllocationError> {
+    check(p)?;
+    Ok(milp(p, true).and_then(|(_, v)| Decimal::from_f64(v)).map(|d| d.round_dp(4)))
 }
 
 /// Segments of the stockout cost of taking units from a site × SKU: (units, cost per unit),
@@ -509,7 +518,9 @@ fn segments(site: &Site, sku: &str, upto: u32) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn milp(p: &Problem) -> Option<Vec<Vec<Option<usize>>>> {
+/// The batch program; `relaxed`: its linear relaxation. The choices and the objective.
+fn milp(p: &Problem, relaxed: bool) -> Option<(Vec<Vec<Option<usize>>>, f64)> {
+    let binary = || if relaxed { variable().min(0.0).max(1.0) } else { variable().binary() };
     let mut vars = variables!();
     let mut objective = Expression::from(0.0);
     // y[o][l]: (site, variable) candidates; u[o][l]: unfilled; z[o]: (site, variable) parcels.
@@ -520,8 +531,7 @@ fn milp(p: &Problem) -> Option<Vec<Vec<Option<usize>>>> {
     let mut demand: BTreeMap<(usize, String), u32> = BTreeMap::new();
     for o in &p.orders {
         let sites = eligible(p, o);
-        let parcels: Vec<(usize, variable::Variable)> =
-            sites.iter().map(|&s| (s, vars.add(variable().binary()))).collect();
+        let parcels: Vec<(usize, variable::Variable)> = sites.iter().map(|&s| (s, vars.add(binary()))).collect();
         for &(s, zv) in &parcels {
             let site = &p.sites[s];
             let b = band(site, o)?;
@@ -540,7 +550,7 @@ fn milp(p: &Problem) -> Option<Vec<Vec<Option<usize>>>> {
                 if site.stock.get(&line.sku).copied().unwrap_or(0) < line.quantity {
                     continue;
                 }
-                let yv = vars.add(variable().binary());
+                let yv = vars.add(binary());
                 let q = f64::from(line.quantity);
                 let b = band(site, o)?;
                 objective += (f(b.unit) + f(site.handling_per_unit)) * q * yv;
@@ -550,7 +560,7 @@ fn milp(p: &Problem) -> Option<Vec<Vec<Option<usize>>>> {
                 one += yv;
                 cands.push((s, yv));
             }
-            let uv = vars.add(variable().binary());
+            let uv = vars.add(binary());
             objective += f(p.unfilled_cost) * f64::from(line.quantity) * uv;
             one += uv;
             constraints.push(constraint!(one == 1.0));
@@ -573,16 +583,17 @@ fn milp(p: &Problem) -> Option<Vec<Vec<Option<usize>>>> {
         constraints.push(constraint!(e.clone() <= stock));
         constraints.push(constraint!(e <= covered));
     }
-    let mut model = crate::lp::solver(vars.minimise(objective));
+    let mut model = crate::lp::solver(vars.minimise(objective.clone()));
     for c in constraints {
         model = model.with(c);
     }
     let solution = model.solve().ok()?;
-    Some(
-        y.iter()
-            .map(|ys| {
-                ys.iter().map(|cands| cands.iter().find(|(_, v)| solution.value(*v) > 0.5).map(|(s, _)| *s)).collect()
-            })
-            .collect(),
-    )
+    let value = solution.eval(&objective);
+    let choices = y
+        .iter()
+        .map(|ys| {
+            ys.iter().map(|cands| cands.iter().find(|(_, v)| solution.value(*v) > 0.5).map(|(s, _)| *s)).collect()
+        })
+        .collect();
+    Some((choices, value))
 }

@@ -209,5 +209,7 @@ proptest! {
         prop_assert!(exact.cost <= quick.cost, "milp {} > greedy {}", exact.cost, quick.cost);
         let best = exhaustive(&p);
         prop_assert!((exact.cost - best).abs() < dec("0.01"), "milp {} vs exhaustive {}", exact.cost, best);
+        let bound = lower_bound(&p).expect("valid").expect("solved");
+        prop_assert!(bound <= best + dec("0.01"), "the bound {} is above the optimum {}", bound, best);
     }
 }
