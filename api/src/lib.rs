@@ -19,6 +19,7 @@ pub mod forecast;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod json_io;
 pub mod layered;
 pub mod live;
 pub mod metrics;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use qm_domain::allocation::{self, Plan, Problem, SolveOptions};
 use serde_json::json;
 
+use crate::json_io::{self, JsonIoError};
+
 /// The arguments of `quartermaster allocate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AllocateArgs {
@@ -21,36 +23,12 @@ pub struct AllocateArgs {
     pub greedy: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AllocateError {
-    #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
-    /// Unreadable JSON or a value out of range, with where.
-    #[error("{file}: {message}")]
-    Input { file: String, message: String },
-}
-
-impl AllocateError {
-    /// 2 for bad input (nothing is written), 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            AllocateError::Input { .. } => 2,
-            AllocateError::Io { .. } => 1,
-        }
-    }
-}
-
 /// Reads, allocates and writes; the plan is returned for the summary.
-pub fn run(args: &AllocateArgs) -> Result<Plan, AllocateError> {
-    let file = args.input.display().to_string();
-    let text =
-        std::fs::read_to_string(&args.input).map_err(|source| AllocateError::Io { file: file.clone(), source })?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    let problem: Problem = serde_path_to_error::deserialize(de)
-        .map_err(|e| AllocateError::Input { file: file.clone(), message: format!("{}: {}", e.path(), e.inner()) })?;
+pub fn run(args: &AllocateArgs) -> Result<Plan, JsonIoError> {
+    let problem: Problem = json_io::read(&args.input)?;
     let opts = SolveOptions::default();
     let plan = if args.greedy { allocation::greedy(&problem, &opts) } else { allocation::solve(&problem, &opts) }
-        .map_err(|e| AllocateError::Input { file: file.clone(), message: e.to_string() })?;
+        .map_err(|e| JsonIoError::input(&args.input, e))?;
     let out = json!({
         "method": plan.method,
         "cost": plan.cost.to_string(),
@@ -66,15 +44,6 @@ pub fn run(args: &AllocateArgs) -> Result<Plan, AllocateError> {
             "cost": a.cost.to_string(),
         })).collect::<Vec<_>>(),
     });
-    let body = serde_json::to_string_pretty(&out).unwrap_or_default() + "\n";
-    if args.output.as_os_str() == "-" {
-        use std::io::Write;
-        std::io::stdout()
-            .write_all(body.as_bytes())
-            .map_err(|source| AllocateError::Io { file: "standard output".into(), source })?;
-    } else {
-        std::fs::write(&args.output, body)
-            .map_err(|source| AllocateError::Io { file: args.output.display().to_string(), source })?;
-    }
+    json_io::write(&args.output, &out)?;
     Ok(plan)
 }

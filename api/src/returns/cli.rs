@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use qm_domain::returns::{self, Plan, Problem, SolveOptions};
 use serde_json::json;
 
+use crate::json_io::{self, JsonIoError};
+
 /// The arguments of `quartermaster returns-plan`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReturnsPlanArgs {
@@ -20,35 +22,11 @@ pub struct ReturnsPlanArgs {
     pub greedy: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReturnsPlanError {
-    #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
-    /// Unreadable JSON or a value out of range, with where.
-    #[error("{file}: {message}")]
-    Input { file: String, message: String },
-}
-
-impl ReturnsPlanError {
-    /// 2 for bad input (nothing is written), 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ReturnsPlanError::Input { .. } => 2,
-            ReturnsPlanError::Io { .. } => 1,
-        }
-    }
-}
-
 /// Reads, plans and writes; the plan is returned for the summary.
-pub fn run(args: &ReturnsPlanArgs) -> Result<Plan, ReturnsPlanError> {
-    let file = args.input.display().to_string();
-    let text =
-        std::fs::read_to_string(&args.input).map_err(|source| ReturnsPlanError::Io { file: file.clone(), source })?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    let problem: Problem = serde_path_to_error::deserialize(de)
-        .map_err(|e| ReturnsPlanError::Input { file: file.clone(), message: format!("{}: {}", e.path(), e.inner()) })?;
+pub fn run(args: &ReturnsPlanArgs) -> Result<Plan, JsonIoError> {
+    let problem: Problem = json_io::read(&args.input)?;
     let plan = if args.greedy { returns::greedy(&problem) } else { returns::solve(&problem, &SolveOptions::default()) }
-        .map_err(|e| ReturnsPlanError::Input { file: file.clone(), message: e.to_string() })?;
+        .map_err(|e| JsonIoError::input(&args.input, e))?;
     let out = json!({
         "method": plan.method,
         "objective": plan.objective.to_string(),
@@ -64,15 +42,6 @@ pub fn run(args: &ReturnsPlanArgs) -> Result<Plan, ReturnsPlanError> {
             "net": d.net.to_string(),
         })).collect::<Vec<_>>(),
     });
-    let body = serde_json::to_string_pretty(&out).unwrap_or_default() + "\n";
-    if args.output.as_os_str() == "-" {
-        use std::io::Write;
-        std::io::stdout()
-            .write_all(body.as_bytes())
-            .map_err(|source| ReturnsPlanError::Io { file: "standard output".into(), source })?;
-    } else {
-        std::fs::write(&args.output, body)
-            .map_err(|source| ReturnsPlanError::Io { file: args.output.display().to_string(), source })?;
-    }
+    json_io::write(&args.output, &out)?;
     Ok(plan)
 }
