@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::routing::geo::haversine_m;
 use crate::types::as_f64 as f;
 
+pub mod rates;
+
 #[cfg(test)]
 mod tests;
 
