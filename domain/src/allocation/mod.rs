@@ -532,15 +532,18 @@ fn milp(p: &Problem, relaxed: bool) -> Option<(Vec<Vec<Option<usize>>>, f64)> {
     for o in &p.orders {
         let sites = eligible(p, o);
         let parcels: Vec<(usize, variable::Variable)> = sites.iter().map(|&s| (s, vars.add(binary()))).collect();
+        let mut count = Expression::from(0.0);
         for &(s, zv) in &parcels {
             let site = &p.sites[s];
             let b = band(site, o)?;
             objective += (f(b.parcel) + f(site.handling_per_parcel) + f(p.split_cost)) * zv;
+            count += zv;
         }
-        // The first parcel is not a split (a line shipping makes its parcel count: `y ≤ z`).
-        if !parcels.is_empty() {
-            objective -= f(p.split_cost);
-        }
+        // The first parcel is not a split: `ships` is 1 when the order has a parcel at all (a
+        // line shipping makes its parcel count, `y ≤ z`), and takes one split cost back.
+        let ships = vars.add(binary());
+        objective -= f(p.split_cost) * ships;
+        constraints.push(constraint!(ships <= count));
         let mut ys = Vec::new();
         for line in &o.lines {
             let mut cands = Vec::new();

@@ -110,6 +110,19 @@ fn a_line_no_site_can_ship_is_unfilled_and_stock_is_shared_in_order() {
 }
 
 #[test]
+fn an_order_left_unfilled_pays_no_split() {
+    // The two A go to one order or the other: unfilling the two-parcel order's A is cheaper
+    // than unfilling the other order (found by the property test below).
+    let p = problem(
+        vec![order("O0", &[("C", 1), ("A", 2)], 40.0, -74.0), order("O1", &[("A", 2)], 40.0, -74.0)],
+        vec![site("S0", 40.0, -74.0, &[("A", 2)]), site("S1", 40.0, -74.0, &[("C", 1)])],
+    );
+    let plan = solve(&p, &SolveOptions::default()).expect("plan");
+    assert_eq!(plan.cost, dec("212.90"), "{plan:?}");
+    assert_eq!(ids(&plan.allocations[1]), [Some("S0")]);
+}
+
+#[test]
 fn bad_input_is_named() {
     let mut p = problem(vec![order("O1", &[("TEE", 0)], 0.0, 0.0)], vec![site("DC", 0.0, 0.0, &[])]);
     assert!(matches!(solve(&p, &SolveOptions::default()), Err(AllocationError::Order(0, _))));
@@ -198,7 +211,7 @@ fn batch(orders: usize, sites: usize) -> impl Strategy<Value = Problem> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn allocations_use_only_available_stock_and_the_milp_is_optimal(p in batch(3, 3)) {

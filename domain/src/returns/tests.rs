@@ -222,7 +222,7 @@ fn batch(n: usize, l: usize) -> impl Strategy<Value = Problem> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn plans_respect_capacity_give_each_item_one_outcome_and_the_milp_is_optimal(p in batch(8, 3)) {
