@@ -108,7 +108,7 @@ impl ContractVersion {
     }
     /// SHA-256 of the document's canonical JSON, as the ledger records it.
     async fn document_hash(&self) -> String {
-        service::document_hash(&serde_json::from_str(&self.0.document).unwrap_or(Value::Null))
+        service::document_hash(&self.0.document)
     }
     async fn created_by(&self) -> &str {
         &self.0.created_by

@@ -452,7 +452,7 @@ pub fn score(p: &Problem, choices: &[Vec<Option<usize>>]) -> Result<Plan, Alloca
             }
         }
     }
-    Ok(Plan { method: Method::Given, ..plan_of(p, choices, Method::Given) })
+    Ok(plan_of(p, choices, Method::Given))
 }
 
 /// The allocation of every order: a MILP up to `o.max_variables` candidates, else greedy.

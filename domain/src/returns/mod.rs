@@ -216,7 +216,7 @@ impl Default for SolveOptions {
 
 /// The best way to process an item at a location.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Option_ {
+struct Candidate {
     location: usize,
     disposition: Disposition,
     recovery: Decimal,
@@ -285,7 +285,7 @@ fn transport(p: &Problem, it: &Item, loc: &Location) -> Decimal {
 }
 
 /// For each item, the best disposition at each location that performs one for it.
-fn options(p: &Problem) -> Vec<Vec<Option_>> {
+fn options(p: &Problem) -> Vec<Vec<Candidate>> {
     p.items
         .iter()
         .map(|it| {
@@ -303,7 +303,7 @@ fn options(p: &Problem) -> Vec<Vec<Option_>> {
                                 recovered += it.restock_bonus.get(&loc.id).copied().unwrap_or_default();
                             }
                             let net = recovered - processing - transport;
-                            Some(Option_ {
+                            Some(Candidate {
                                 location: l,
                                 disposition: d,
                                 recovery: recovered,
@@ -313,7 +313,7 @@ fn options(p: &Problem) -> Vec<Vec<Option_>> {
                             })
                         })
                         // The first of equals, in the dispositions' order.
-                        .fold(None, |best: Option<Option_>, o| match best {
+                        .fold(None, |best: Option<Candidate>, o| match best {
                             Some(b) if b.net >= o.net => Some(b),
                             _ => Some(o),
                         })
@@ -323,7 +323,7 @@ fn options(p: &Problem) -> Vec<Vec<Option_>> {
         .collect()
 }
 
-fn decision(it: &Item, o: Option<&Option_>, p: &Problem) -> Decision {
+fn decision(it: &Item, o: Option<&Candidate>, p: &Problem) -> Decision {
     match o {
         Some(o) => Decision {
             item: it.id.clone(),
@@ -374,7 +374,7 @@ pub fn score(p: &Problem, picks: &[Option<(usize, Disposition)>]) -> Result<Plan
             recovered += it.restock_bonus.get(&loc.id).copied().unwrap_or_default();
         }
         let transport = transport(p, it, loc);
-        let o = Option_ {
+        let o = Candidate {
             location: l,
             disposition: d,
             recovery: recovered,
@@ -396,10 +396,10 @@ pub fn greedy(p: &Problem) -> Result<Plan, ReturnsError> {
     check(p)?;
     let opts = options(p);
     let choice = greedy_choice(p, &opts);
-    Ok(finish(p, &opts, &choice, Method::Greedy, None))
+    Ok(finish(p, &opts, &choice, Method::Greedy))
 }
 
-fn greedy_choice(p: &Problem, opts: &[Vec<Option_>]) -> Vec<Option<usize>> {
+fn greedy_choice(p: &Problem, opts: &[Vec<Candidate>]) -> Vec<Option<usize>> {
     let mut all: Vec<(usize, usize)> =
         opts.iter().enumerate().flat_map(|(i, os)| (0..os.len()).map(move |k| (i, k))).collect();
     all.sort_by(|a, b| opts[b.0][b.1].net.cmp(&opts[a.0][a.1].net).then(a.cmp(b)));
@@ -415,11 +415,12 @@ fn greedy_choice(p: &Problem, opts: &[Vec<Option_>]) -> Vec<Option<usize>> {
     choice
 }
 
-fn finish(p: &Problem, opts: &[Vec<Option_>], choice: &[Option<usize>], method: Method, exact: Option<()>) -> Plan {
+fn finish(p: &Problem, opts: &[Vec<Candidate>], choice: &[Option<usize>], method: Method) -> Plan {
     let decisions: Vec<Decision> =
         p.items.iter().zip(choice).enumerate().map(|(i, (it, c))| decision(it, c.map(|k| &opts[i][k]), p)).collect();
     let objective: Decimal = decisions.iter().map(|d| d.net).sum();
-    let bound = if exact.is_some() { objective } else { lagrangian_bound(p, opts).max(objective) };
+    // The MILP's optimum is its own bound (the relaxation is integral).
+    let bound = if method == Method::Milp { objective } else { lagrangian_bound(p, opts).max(objective) };
     let gap = f(bound - objective) / f(bound).abs().max(1.0);
     Plan { decisions, objective, method, bound, gap }
 }
@@ -427,7 +428,7 @@ fn finish(p: &Problem, opts: &[Vec<Option_>], choice: &[Option<usize>], method: 
 /// An upper bound on the best objective: with capacity prices λ ≥ 0, each item takes its best
 /// option net of its location's price (or holds), plus Σ λ × capacity. Prices follow
 /// subgradient steps; the least bound seen is kept.
-fn lagrangian_bound(p: &Problem, opts: &[Vec<Option_>]) -> Decimal {
+fn lagrangian_bound(p: &Problem, opts: &[Vec<Candidate>]) -> Decimal {
     let hold = -f(p.hold_cost);
     let cap: Vec<f64> = p.locations.iter().map(|l| f64::from(l.capacity)).collect();
     let mut lambda = vec![0.0f64; cap.len()];
@@ -470,13 +471,13 @@ pub fn solve(p: &Problem, o: &SolveOptions) -> Result<Plan, ReturnsError> {
     if n <= o.max_variables
         && let Some(choice) = milp(p, &opts)
     {
-        return Ok(finish(p, &opts, &choice, Method::Milp, Some(())));
+        return Ok(finish(p, &opts, &choice, Method::Milp));
     }
     let choice = greedy_choice(p, &opts);
-    Ok(finish(p, &opts, &choice, Method::Greedy, None))
+    Ok(finish(p, &opts, &choice, Method::Greedy))
 }
 
-fn milp(p: &Problem, opts: &[Vec<Option_>]) -> Option<Vec<Option<usize>>> {
+fn milp(p: &Problem, opts: &[Vec<Candidate>]) -> Option<Vec<Option<usize>>> {
     let mut vars = variables!();
     let x: Vec<Vec<variable::Variable>> =
         opts.iter().map(|os| os.iter().map(|_| vars.add(variable().binary())).collect()).collect();

@@ -62,7 +62,7 @@ fn exhaustive(p: &Problem) -> Decimal {
     fn go(
         i: usize,
         left: &mut Vec<u32>,
-        opts: &[Vec<Option_>],
+        opts: &[Vec<Candidate>],
         hold: Decimal,
         memo: &mut HashMap<(usize, Vec<u32>), Decimal>,
     ) -> Decimal {

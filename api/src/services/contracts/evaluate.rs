@@ -184,28 +184,17 @@ fn run_out(today: NaiveDate, available: i64, rate: Decimal) -> Option<NaiveDate>
     today.checked_add_days(Days::new(days))
 }
 
-/// Names of variants and locations by id, looked up once.
+/// Location codes by id, each looked up once.
 #[derive(Default)]
-struct Names {
-    skus: HashMap<Uuid, String>,
-    codes: HashMap<Uuid, String>,
-}
+struct Codes(HashMap<Uuid, String>);
 
-impl Names {
-    async fn sku(&mut self, s: &Scoped, id: Uuid) -> Result<String, DbErr> {
-        if let Some(v) = self.skus.get(&id) {
-            return Ok(v.clone());
-        }
-        let sku = lookup::variant(s, id).await?.map(|v| v.sku).unwrap_or_default();
-        self.skus.insert(id, sku.clone());
-        Ok(sku)
-    }
-    async fn code(&mut self, s: &Scoped, id: Uuid) -> Result<String, DbErr> {
-        if let Some(v) = self.codes.get(&id) {
+impl Codes {
+    async fn get(&mut self, s: &Scoped, id: Uuid) -> Result<String, DbErr> {
+        if let Some(v) = self.0.get(&id) {
             return Ok(v.clone());
         }
         let code = lookup::location(s, id).await?.map(|l| l.code).unwrap_or_default();
-        self.codes.insert(id, code.clone());
+        self.0.insert(id, code.clone());
         Ok(code)
     }
 }
@@ -227,20 +216,31 @@ async fn state_of(
         };
         stock.insert((sku, code), position(s, var.id, loc.id, today).await?);
     }
-    let mut names = Names::default();
+    let mut codes = Codes::default();
     let mut purchase_orders = Vec::new();
     let pos =
         repo::find::<purchase_order::Entity>(s).filter(purchase_order::Column::ContractId.eq(c.id)).all(&s.tx).await?;
+    // Their lines in statements of at most 500 orders, not one statement per order.
+    let mut lines_of: HashMap<Uuid, Vec<purchase_order_line::Model>> = HashMap::new();
+    for chunk in pos.iter().map(|p| p.id).collect::<Vec<_>>().chunks(500) {
+        let col = purchase_order_line::Column::PurchaseOrderId;
+        for l in repo::find_in::<purchase_order_line::Entity, _>(s, col, chunk.to_vec(), "uuid", &[]).await? {
+            lines_of.entry(l.purchase_order_id).or_default().push(l);
+        }
+    }
+    let variants: Vec<Uuid> = lines_of.values().flatten().map(|l| l.variant_id).collect();
+    let skus = lookup::skus(s, &variants).await?;
     for po in pos {
         let Some(status) = po_status(&po.status) else { continue };
-        let lines = po_lines(s, po.id).await?;
+        let Some(lines) = lines_of.get_mut(&po.id) else { continue };
+        lines.sort_by_key(|l| l.id);
         let Some(first) = lines.first() else { continue };
         let issued_at = po.issued_at.unwrap_or(po.created_at);
         let lead = Days::new(u64::from(doc.terms.lead_time_days));
         purchase_orders.push(PurchaseOrder {
             id: po.id,
-            sku: names.sku(s, first.variant_id).await?,
-            location: names.code(s, po.location_id).await?,
+            sku: skus.get(&first.variant_id).cloned().unwrap_or_default(),
+            location: codes.get(s, po.location_id).await?,
             quantity: lines.iter().map(|l| u32::try_from(l.quantity).unwrap_or(0)).sum(),
             value: lines.iter().map(|l| l.unit_cost.0 * Decimal::from(l.quantity)).sum(),
             status,
@@ -265,7 +265,7 @@ async fn state_of(
         approved_lines.push(ApprovedLine {
             id: l.id,
             sku: l.sku.clone(),
-            location: names.code(s, l.location_id).await?,
+            location: codes.get(s, l.location_id).await?,
             quantity: u32::try_from(l.quantity).unwrap_or(0),
         });
     }

@@ -5,7 +5,7 @@
 //! The signing key is made on first use; its secret is sealed with the connector encryption key
 //! (AES-GCM, bound to the tenant), its public key is published through `contractSigningKey`.
 
-use qm_domain::contracts::ledger::{self as chain, Checkpoint, Event, Export, LedgerVerification};
+use qm_domain::contracts::ledger::{self as chain, Checkpoint, Event, Export};
 use qm_domain::ledger::GENESIS_HASH;
 use qm_integrations::sealing::Sealer;
 use rand::RngCore;
@@ -47,8 +47,13 @@ fn aad(tenant: Uuid) -> Vec<u8> {
 
 /// The tenant's public key (hex), making the key pair on first use.
 pub async fn ensure_key(s: &Scoped, sealer: &Sealer) -> Result<String, DbErr> {
+    Ok(key(s, sealer).await?.public_key)
+}
+
+/// The tenant's key row, made on first use.
+async fn key(s: &Scoped, sealer: &Sealer) -> Result<contract_key::Model, DbErr> {
     if let Some(k) = repo::find::<contract_key::Entity>(s).one(&s.tx).await? {
-        return Ok(k.public_key);
+        return Ok(k);
     }
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
@@ -63,11 +68,10 @@ pub async fn ensure_key(s: &Scoped, sealer: &Sealer) -> Result<String, DbErr> {
         .exec_without_returning(&s.tx)
         .await?;
     // Another transaction may have made it first: the stored one is the key.
-    let k = repo::find::<contract_key::Entity>(s)
+    repo::find::<contract_key::Entity>(s)
         .one(&s.tx)
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound("contract signing key".into()))?;
-    Ok(k.public_key)
+        .ok_or_else(|| DbErr::RecordNotFound("contract signing key".into()))
 }
 
 /// The tenant's public key (hex), if it has one yet.
@@ -76,11 +80,7 @@ pub async fn public_key(s: &Scoped) -> Result<Option<String>, DbErr> {
 }
 
 async fn secret(s: &Scoped, sealer: &Sealer) -> Result<[u8; 32], DbErr> {
-    ensure_key(s, sealer).await?;
-    let k = repo::find::<contract_key::Entity>(s)
-        .one(&s.tx)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("contract signing key".into()))?;
+    let k = key(s, sealer).await?;
     let raw = sealer
         .open(&k.sealed_secret, &aad(s.tenant()))
         .map_err(|e| DbErr::Custom(format!("contract signing key cannot be opened: {e}")))?;
@@ -238,14 +238,6 @@ pub async fn export_for_supplier(s: &Scoped, supplier_id: Uuid) -> Result<Option
         }
     }
     Ok(Some(e))
-}
-
-/// Recomputes the chain and checks every checkpoint against the tenant's public key.
-pub async fn verify(s: &Scoped) -> Result<Option<LedgerVerification>, DbErr> {
-    let Some(e) = export(s).await? else { return Ok(None) };
-    chain::verify(e.tenant_id, &e.events, &e.checkpoints, &e.public_key)
-        .map(Some)
-        .map_err(|err| DbErr::Custom(format!("stored public key: {err}")))
 }
 
 /// Signs the chain's head unless it is signed already.

@@ -57,10 +57,11 @@ pub async fn version(s: &Scoped, contract_id: Uuid, version: i32) -> Result<Opti
         .await
 }
 
-/// The SHA-256 (hex) of a document's canonical JSON: what both sides agreed to.
-pub fn document_hash(doc: &Value) -> String {
+/// The SHA-256 (hex) of a document's canonical JSON (as a version stores it): what both sides
+/// agreed to.
+pub fn document_hash(canonical: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(canonical_json(doc).as_bytes()))
+    hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
 }
 
 fn at_path(path: &str) -> Vec<String> {
@@ -208,7 +209,7 @@ pub async fn create(
     ledger::ensure_key(&s, &state.sealer).await?;
     let mut data = supplier_data(&c);
     data["version"] = json!(number);
-    data["documentHash"] = json!(document_hash(&agreed));
+    data["documentHash"] = json!(document_hash(&v.document));
     data["by"] = json!(p.subject);
     let mut entry = data.clone();
     entry["document"] = agreed;
@@ -265,7 +266,7 @@ pub async fn accept(
         .await?;
     let mut data = supplier_data(&c);
     data["version"] = json!(v.version);
-    data["documentHash"] = json!(document_hash(&serde_json::from_str(&v.document).unwrap_or(Value::Null)));
+    data["documentHash"] = json!(document_hash(&v.document));
     data["by"] = json!(p.subject);
     ledger::append(&s, vec![Entry::new(c.id, "accepted", data.clone())]).await?;
     crate::events::emit(&s, "contract.accepted", data).await?;
