@@ -51,15 +51,18 @@ pub enum RuleKind {
     StockoutPredicted,
     /// A connector's sync run failed.
     SyncFailed,
+    /// A SKU is returned significantly more often than the rest of its category.
+    ReturnRateHigh,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 5] = [
+    pub const ALL: [RuleKind; 6] = [
         RuleKind::StockBelow,
         RuleKind::DaysOfCoverBelow,
         RuleKind::WebhookEndpointDisabled,
         RuleKind::StockoutPredicted,
         RuleKind::SyncFailed,
+        RuleKind::ReturnRateHigh,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +72,7 @@ impl RuleKind {
             RuleKind::WebhookEndpointDisabled => "webhook_endpoint_disabled",
             RuleKind::StockoutPredicted => "stockout_predicted",
             RuleKind::SyncFailed => "sync_failed",
+            RuleKind::ReturnRateHigh => "return_rate_high",
         }
     }
 
@@ -81,12 +85,13 @@ impl RuleKind {
     }
 }
 
-/// The rules every new tenant starts with: a disabled webhook endpoint and a failed connector
-/// sync alert owners and admins.
+/// The rules every new tenant starts with: a disabled webhook endpoint, a failed connector sync
+/// and an anomalous return rate alert owners and admins.
 pub async fn create_default_rules(s: &Scoped) -> Result<(), DbErr> {
     let admins = [Role::Owner, Role::Admin];
     insert_rule(s, "Webhook endpoint disabled", RuleKind::WebhookEndpointDisabled, None, &admins).await?;
     insert_rule(s, "Connector sync failed", RuleKind::SyncFailed, None, &admins).await?;
+    insert_rule(s, "Return rate anomalously high", RuleKind::ReturnRateHigh, None, &[Role::Owner, Role::Admin]).await?;
     Ok(())
 }
 
@@ -191,7 +196,10 @@ fn condition(rule: &alert_rule::Model) -> Option<StockCondition> {
     match RuleKind::parse(&rule.kind)? {
         RuleKind::StockBelow => rule.threshold.map(StockCondition::AvailableAtOrBelow),
         RuleKind::DaysOfCoverBelow => rule.days_of_cover.map(|d| StockCondition::DaysOfCoverAtOrBelow(d.0)),
-        RuleKind::WebhookEndpointDisabled | RuleKind::StockoutPredicted | RuleKind::SyncFailed => None,
+        RuleKind::WebhookEndpointDisabled
+        | RuleKind::StockoutPredicted
+        | RuleKind::SyncFailed
+        | RuleKind::ReturnRateHigh => None,
     }
 }
 

@@ -26,6 +26,7 @@ mod m20261204_000011_create_route_plans;
 mod m20261204_000012_add_plan_budget;
 mod m20261205_000013_create_pricing;
 mod m20261206_000014_create_contracts;
+mod m20261207_000015_create_allocation_and_returns;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -48,6 +49,8 @@ pub use m20261204_000011_create_route_plans::TABLES as ROUTE_PLAN_TABLES;
 pub use m20261205_000013_create_pricing::TABLES as PRICING_TABLES;
 /// Tenant tables of supplier contracts, their ledger and advance shipping notices.
 pub use m20261206_000014_create_contracts::TABLES as CONTRACT_TABLES;
+/// Tenant tables of allocation and returns policies, order allocations and returns plans.
+pub use m20261207_000015_create_allocation_and_returns::TABLES as RETURNS_TABLES;
 
 /// The setting that carries the current tenant inside a PostgreSQL transaction.
 pub const TENANT_SETTING: &str = "app.tenant_id";
@@ -99,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000012_add_plan_budget::Migration),
             Box::new(m20261205_000013_create_pricing::Migration),
             Box::new(m20261206_000014_create_contracts::Migration),
+            Box::new(m20261207_000015_create_allocation_and_returns::Migration),
         ]
     }
 }

@@ -30,7 +30,7 @@ async fn shop(app: &TestApp) -> (TestTenant, String) {
 }
 
 #[tokio::test]
-async fn a_new_tenant_alerts_owners_and_admins_about_disabled_endpoints_and_failed_syncs() {
+async fn a_new_tenant_alerts_owners_and_admins_about_disabled_endpoints_failed_syncs_and_return_rates() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let d = app
@@ -40,7 +40,8 @@ async fn a_new_tenant_alerts_owners_and_admins_about_disabled_endpoints_and_fail
         d["alertRules"]["nodes"],
         json!([
             { "name": "Webhook endpoint disabled", "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"], "enabled": true },
-            { "name": "Connector sync failed", "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"], "enabled": true }
+            { "name": "Connector sync failed", "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"], "enabled": true },
+            { "name": "Return rate anomalously high", "kind": "RETURN_RATE_HIGH", "recipientRoles": ["OWNER", "ADMIN"], "enabled": true }
         ])
     );
 }
@@ -237,7 +238,11 @@ async fn bad_rules_are_refused_with_typed_errors_and_change_nothing() {
         .await;
     assert_eq!(d["alertRuleUpsert"]["userErrors"][0]["field"], json!(["input", "kind"]), "{d}");
     let d = app.data(&t.owner_key, "{ alertRules(first: 10) { nodes { kind } } }", json!({})).await;
-    assert_eq!(d["alertRules"]["nodes"].as_array().map(Vec::len), Some(3), "the two default rules and one stock rule");
+    assert_eq!(
+        d["alertRules"]["nodes"].as_array().map(Vec::len),
+        Some(4),
+        "the three default rules and one stock rule"
+    );
     // A viewer may read rules and alerts but not change them.
     let viewer = app.jwt(&t, &[Role::Viewer]);
     app.data(&viewer, "{ alertRules(first: 10) { nodes { id } } alerts(first: 1) { nodes { id } } }", json!({})).await;

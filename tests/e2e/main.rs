@@ -19,6 +19,7 @@ mod processes;
 mod replenish;
 mod replenish_sim;
 mod returns;
+mod returns_service;
 mod route_plans;
 mod routing;
 mod schema;

@@ -77,6 +77,7 @@ async fn the_demo_seed_is_deterministic_idempotent_and_queryable() {
         json!([
             { "kind": "WEBHOOK_ENDPOINT_DISABLED", "daysOfCover": null },
             { "kind": "SYNC_FAILED", "daysOfCover": null },
+            { "kind": "RETURN_RATE_HIGH", "daysOfCover": null },
             { "kind": "DAYS_OF_COVER_BELOW", "daysOfCover": "7" },
             { "kind": "STOCKOUT_PREDICTED", "daysOfCover": null }
         ])
@@ -229,13 +230,14 @@ async fn upgrading_gives_existing_tenants_the_default_alert_rule() {
         d["alertRules"]["nodes"],
         json!([
             { "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"] },
-            { "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"] }
+            { "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"] },
+            { "kind": "RETURN_RATE_HIGH", "recipientRoles": ["OWNER", "ADMIN"] }
         ])
     );
 }
 
 #[tokio::test]
-async fn upgrading_gives_existing_tenants_the_sync_failed_rule_once() {
+async fn upgrading_gives_existing_tenants_the_sync_failed_and_return_rate_rules_once() {
     use sea_orm_migration::MigratorTrait;
     let app = TestApp::spawn().await;
     let t = app.tenant("early").await;
@@ -251,7 +253,8 @@ async fn upgrading_gives_existing_tenants_the_sync_failed_rule_once() {
         d["alertRules"]["nodes"],
         json!([
             { "kind": "WEBHOOK_ENDPOINT_DISABLED", "recipientRoles": ["OWNER", "ADMIN"] },
-            { "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"] }
+            { "kind": "SYNC_FAILED", "recipientRoles": ["OWNER", "ADMIN"] },
+            { "kind": "RETURN_RATE_HIGH", "recipientRoles": ["OWNER", "ADMIN"] }
         ])
     );
 }

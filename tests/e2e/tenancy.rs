@@ -188,6 +188,29 @@ async fn world(app: &TestApp) -> World {
     app.stock(&tb, "B-SKU", &b_loc, -1).await;
     let d = app.data(&tb, "{ alerts(first: 5) { nodes { id } } }", json!({})).await;
     ids.insert("Alert", d["alerts"]["nodes"][0]["id"].as_str().expect("B's alert fired").to_owned());
+    // B's allocation and returns policies, a graded return of its shipped order, and its plan.
+    let d = app
+        .data(
+            &tb,
+            "mutation { allocationPolicyUpsert(input: { splitCost: \"3\" }) { allocationPolicy { id } } returnsPolicyUpsert(input: { holdCost: \"2\" }) { returnsPolicy { id } } }",
+            json!({}),
+        )
+        .await;
+    assert!(d["allocationPolicyUpsert"]["allocationPolicy"]["id"].is_string(), "{d}");
+    let d = app
+        .data(
+            &tb,
+            "mutation($o: ID!) { returnCreate(input: { orderId: $o, reason: \"b\", lines: [{ sku: \"B-SKU\", quantity: 1, grade: A }] }) { return { id } userErrors { message } } }",
+            json!({ "o": shipped }),
+        )
+        .await;
+    assert!(d["returnCreate"]["return"]["id"].is_string(), "{d}");
+    let d = app.data(&tb, "mutation { returnsPlanRun { returnsRun { id } dispositions { id } } }", json!({})).await;
+    ids.insert("ReturnsRun", d["returnsPlanRun"]["returnsRun"]["id"].as_str().expect("returns run").to_owned());
+    ids.insert(
+        "ReturnDisposition",
+        d["returnsPlanRun"]["dispositions"][0]["id"].as_str().expect("B's disposition").to_owned(),
+    );
     // B's forecast (of a SKU without demand history yet) exists too.
     let d = app
         .data(&tb, "mutation { forecastRun(input: {}) { forecastRun { id } userErrors { message } } }", json!({}))
@@ -769,6 +792,48 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "RoutePlan",
     });
+    m.entry("Mutation.allocationPolicyUpsert").or_default().push(Probe {
+        query: "mutation($id: ID!) { allocationPolicyUpsert(input: { locationId: $id, splitCost: \"1\" }) { allocationPolicy { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.allocationPolicyUpsert").or_default().push(Probe {
+        query: "mutation($id: ID!) { allocationPolicyUpsert(input: { pinnedLocationId: $id }) { allocationPolicy { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.returnsPolicyUpsert").or_default().push(Probe {
+        query: "mutation($id: ID!) { returnsPolicyUpsert(input: { locationId: $id, capacity: 3 }) { returnsPolicy { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
+    m.entry("Mutation.orderAllocate").or_default().push(Probe {
+        query: "mutation($id: ID!) { orderAllocate(input: { orderIds: [$id] }) { allocations { cost } reallocated userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Order",
+    });
+    m.entry("Mutation.returnCreate").or_default().push(Probe {
+        query: "mutation($id: ID!) { returnCreate(input: { orderId: $id, reason: \"x\", lines: [{ sku: \"A-SKU\", quantity: 1, grade: A }] }) { return { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Order",
+    });
+    m.entry("Query.returnDispositions").or_default().push(Probe {
+        query: "query($id: ID!) { returnDispositions(runId: $id, first: 10) { nodes { id } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "ReturnsRun",
+    });
+    for (field, query) in [
+        (
+            "Mutation.returnDispositionApprove",
+            "mutation($id: ID!) { returnDispositionApprove(input: { ids: [$id] }) { returnDispositions { id } userErrors { field code } } }",
+        ),
+        (
+            "Mutation.returnDispositionReject",
+            "mutation($id: ID!) { returnDispositionReject(input: { ids: [$id] }) { returnDispositions { id } userErrors { field code } } }",
+        ),
+    ] {
+        m.entry(field).or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind: "ReturnDisposition" });
+    }
     m.entry("Query.priceRecommendations").or_default().push(Probe {
         query: "query($id: ID!) { priceRecommendations(runId: $id, first: 10) { nodes { id } } }",
         vars: |_, id| json!({ "id": id }),
@@ -933,6 +998,11 @@ async fn lists_never_include_another_tenants_rows() {
         "{ contracts(first: 100) { nodes { id name versions { version } } } }",
         "{ contractEvents(first: 100) { nodes { seq contractId data } } contractLedgerVerify { eventsChecked } }",
         "{ contractLedgerExport contractSigningKey { publicKey } }",
+        "{ allocationPolicies { id location { id } pinnedLocation { id } } allocationKpis { orders } }",
+        "{ orders(first: 250) { nodes { allocation { cost lines { lineId locationId } } } } }",
+        "{ returnsPolicies { id location { id } } returnsRuns(first: 100) { nodes { id itemsTotal } } }",
+        "{ returnDispositions(first: 100) { nodes { id sku returnId location { id } variant { id } } } }",
+        "{ returnRates(groupBy: SKU) { key } c: returnRates(groupBy: REASON) { key } }",
     ];
     for q in lists {
         let d = app.data(&a, q, json!({})).await;
@@ -972,6 +1042,7 @@ async fn row_level_security_hides_other_tenants_rows_from_raw_sql() {
         .chain(qm_api::db::ROUTE_PLAN_TABLES)
         .chain(qm_api::db::PRICING_TABLES)
         .chain(qm_api::db::CONTRACT_TABLES)
+        .chain(qm_api::db::RETURNS_TABLES)
     {
         let rows =
             s.tx.query_all_raw(Statement::from_string(

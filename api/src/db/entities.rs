@@ -883,3 +883,94 @@ tenant_entity!(purchase_order_shipment, "purchase_order_shipments", {
     pub created_by: String,
     pub created_at: DateTimeUtc,
 });
+
+tenant_entity!(allocation_policy, "allocation_policies", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Empty for the tenant, else the location's id.
+    pub scope_key: String,
+    pub pinned_location_id: Option<Uuid>,
+    pub split_cost: Option<Dec>,
+    pub stockout_share: Option<Dec>,
+    pub handling_per_parcel: Option<Dec>,
+    pub handling_per_unit: Option<Dec>,
+    pub ship_from_store: Option<bool>,
+    /// `[{maxKm, parcel, unit}]`, nearest first.
+    pub bands: Option<Json>,
+    pub updated_by: String,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(order_allocation, "order_allocations", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub order_id: Uuid,
+    /// `exact`, `milp`, `greedy` or `pinned`.
+    pub method: String,
+    pub parcels: i32,
+    pub shipping: Dec,
+    pub handling: Dec,
+    pub split: Dec,
+    pub stockout_risk: Dec,
+    pub cost: Dec,
+    pub from_store: bool,
+    /// `[{lineId, locationId}]`.
+    pub lines: Json,
+    pub allocated_at: DateTimeUtc,
+});
+
+tenant_entity!(returns_policy, "returns_policies", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Empty for the tenant, else the location's id.
+    pub scope_key: String,
+    pub capacity: Option<i32>,
+    /// `{disposition: processing cost per item}`.
+    pub processing: Option<Json>,
+    /// `{disposition: {recoveryRate, yield, grades}}`.
+    pub terms: Option<Json>,
+    pub transport_cost_per_km: Option<Dec>,
+    pub hold_cost: Option<Dec>,
+    pub restock_cover_days: Option<Dec>,
+    pub updated_by: String,
+    pub updated_at: DateTimeUtc,
+});
+
+tenant_entity!(returns_run, "returns_runs", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub requested_by: String,
+    /// `milp` or `greedy`.
+    pub method: String,
+    pub items_total: i32,
+    pub held_total: i32,
+    pub ungraded_total: i32,
+    pub objective: Dec,
+    pub bound: Dec,
+    pub gap: f64,
+    pub created_at: DateTimeUtc,
+});
+
+tenant_entity!(return_disposition, "return_dispositions", {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub return_id: Uuid,
+    pub return_line_id: Uuid,
+    pub variant_id: Uuid,
+    pub sku: String,
+    pub quantity: i32,
+    pub grade: String,
+    /// `restock_new`, `open_box`, `refurbish`, `return_to_vendor`, `liquidate`, `recycle`;
+    /// `None`: held for another day.
+    pub disposition: Option<String>,
+    pub location_id: Option<Uuid>,
+    /// `proposed`, `held`, `approved`, `rejected` or `superseded`.
+    pub status: String,
+    pub expected_recovery: Dec,
+    pub processing_cost: Dec,
+    pub transport_cost: Dec,
+    pub net: Dec,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+});

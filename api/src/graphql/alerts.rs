@@ -31,6 +31,9 @@ pub enum AlertRuleKind {
     StockoutPredicted,
     /// A connector's sync run failed (refused credentials, API version drift, a provider error).
     SyncFailed,
+    /// A SKU's return rate is significantly above the rest of its category (checked with each
+    /// returns plan run over the last 90 days: exact binomial test, Bonferroni-corrected).
+    ReturnRateHigh,
 }
 
 impl From<AlertRuleKind> for RuleKind {
@@ -41,6 +44,7 @@ impl From<AlertRuleKind> for RuleKind {
             AlertRuleKind::WebhookEndpointDisabled => RuleKind::WebhookEndpointDisabled,
             AlertRuleKind::StockoutPredicted => RuleKind::StockoutPredicted,
             AlertRuleKind::SyncFailed => RuleKind::SyncFailed,
+            AlertRuleKind::ReturnRateHigh => RuleKind::ReturnRateHigh,
         }
     }
 }
@@ -53,6 +57,7 @@ impl From<RuleKind> for AlertRuleKind {
             RuleKind::WebhookEndpointDisabled => AlertRuleKind::WebhookEndpointDisabled,
             RuleKind::StockoutPredicted => AlertRuleKind::StockoutPredicted,
             RuleKind::SyncFailed => AlertRuleKind::SyncFailed,
+            RuleKind::ReturnRateHigh => AlertRuleKind::ReturnRateHigh,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod orders;
 pub mod pagination;
 pub mod pricing;
 pub mod replenish;
+pub mod returns;
 pub mod routing;
 pub mod stock;
 pub mod types;
@@ -42,6 +43,7 @@ pub struct Query(
     forecast::ForecastQuery,
     pricing::PricingQuery,
     replenish::ReplenishmentQuery,
+    returns::ReturnsQuery,
     routing::RoutingQuery,
     stock::StockQuery,
     orders::OrdersQuery,
@@ -58,6 +60,7 @@ pub struct Mutation(
     forecast::ForecastMutation,
     pricing::PricingMutation,
     replenish::ReplenishmentMutation,
+    returns::ReturnsMutation,
     routing::RoutingMutation,
     stock::StockMutation,
     orders::OrdersMutation,

@@ -147,7 +147,10 @@ pub struct OrderFulfillInput {
 #[derive(SimpleObject)]
 pub struct OrderFulfillPayload {
     pub order: Option<Order>,
+    /// The parcel from the order's location, with the tracking given.
     pub shipment: Option<Shipment>,
+    /// Every parcel: one per location the order ships from (an allocation may split it).
+    pub shipments: Vec<Shipment>,
     pub user_errors: Vec<UserError>,
 }
 
@@ -198,6 +201,7 @@ impl OrdersMutation {
             Ok(OrderFulfillPayload {
                 order: None,
                 shipment: None,
+                shipments: vec![],
                 user_errors: vec![UserError::invalid(field, message)],
             })
         };
@@ -217,9 +221,10 @@ impl OrdersMutation {
             Ok(f) => OrderFulfillPayload {
                 order: Some(Order(f.order)),
                 shipment: Some(Shipment(f.shipment)),
+                shipments: f.shipments.into_iter().map(Shipment).collect(),
                 user_errors: vec![],
             },
-            Err(user_errors) => OrderFulfillPayload { order: None, shipment: None, user_errors },
+            Err(user_errors) => OrderFulfillPayload { order: None, shipment: None, shipments: vec![], user_errors },
         })
     }
 }

@@ -467,6 +467,15 @@ impl Order {
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
         Ok(loaders(ctx)?.location.load_one(self.0.location_id).await?.map(Location))
     }
+    /// How the order was allocated (the location of each line and the cost); null for an order
+    /// placed at a location it named, or mirrored from a store.
+    async fn allocation(&self, ctx: &Context<'_>) -> Result<Option<super::returns::OrderAllocation>, ApiError> {
+        let p = super::CtxExt::reader(ctx)?;
+        let s = super::read_tx(ctx, p).await?;
+        let found = crate::services::allocation::of_order(&s, self.0.id).await?;
+        s.commit().await?;
+        Ok(found.map(super::returns::OrderAllocation))
+    }
     #[graphql(complexity = "5 * child_complexity")]
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>, ApiError> {
         let mut rows = loaders(ctx)?.lines_of_order.load_one(self.0.id).await?.unwrap_or_default();
@@ -576,9 +585,13 @@ pub struct ReturnLine(pub return_line::Model);
 
 #[Object]
 impl ReturnLine {
+    async fn id(&self) -> ID {
+        gid("ReturnLine", self.0.id)
+    }
     async fn quantity(&self) -> i32 {
         self.0.quantity
     }
+    /// `A`–`D` once graded, `unknown` before.
     async fn condition(&self) -> &str {
         &self.0.condition
     }

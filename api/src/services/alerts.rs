@@ -47,7 +47,10 @@ fn validate(req: &RuleUpsert) -> Vec<UserError> {
                 "a DAYS_OF_COVER_BELOW rule needs daysOfCover above 0 and at most 3650",
             )),
         },
-        RuleKind::WebhookEndpointDisabled | RuleKind::StockoutPredicted | RuleKind::SyncFailed => {}
+        RuleKind::WebhookEndpointDisabled
+        | RuleKind::StockoutPredicted
+        | RuleKind::SyncFailed
+        | RuleKind::ReturnRateHigh => {}
     }
     if req.kind != RuleKind::StockBelow && req.threshold.is_some() {
         errors.push(UserError::invalid(&["input", "threshold"], "threshold applies to STOCK_BELOW rules only"));

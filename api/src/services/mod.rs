@@ -2,6 +2,7 @@
 //! Resolvers stay thin and call these; connectors and jobs will call them too.
 
 pub mod alerts;
+pub mod allocation;
 pub mod catalog;
 pub mod connectors;
 pub mod contracts;
@@ -10,6 +11,7 @@ pub mod lookup;
 pub mod orders;
 pub mod pricing;
 pub mod replenish;
+pub mod returns;
 pub mod routing;
 pub mod stock;
 pub mod sync;

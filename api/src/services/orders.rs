@@ -2,18 +2,18 @@
 //! guarded stock update makes concurrent orders unable to reserve more than is available, and the
 //! external id (create) or the order's state (cancel, fulfil) makes a retry return the first result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use qm_connectors::source::Tracking;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::stock::{MAX_UNITS, retrying};
 use crate::auth::Principal;
-use crate::db::entities::{location, order, order_line, reservation, shipment, shipment_event, stock_level};
+use crate::db::entities::{order, order_line, reservation, shipment, shipment_event};
 use crate::db::{Db, Scoped, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
-use crate::services::lookup;
+use crate::services::{allocation, lookup};
 
 pub struct LineRequest {
     pub sku: String,
@@ -54,47 +54,57 @@ async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome
     if let Some(existing) = repo::find::<order::Entity>(s).filter(order::Column::ExternalId.eq(ext)).one(&s.tx).await? {
         return Ok(Ok(existing));
     }
-    // Resolve SKUs and add up quantities per variant.
-    let mut wanted: BTreeMap<Uuid, i64> = BTreeMap::new();
+    // Resolve SKUs.
     let mut line_variants = Vec::with_capacity(req.lines.len());
     let mut errors = Vec::new();
     for (i, l) in req.lines.iter().enumerate() {
         match lookup::variant_by_sku(s, &l.sku).await? {
-            Some(v) => {
-                *wanted.entry(v.id).or_default() += l.quantity;
-                line_variants.push(v.id);
-            }
+            Some(v) => line_variants.push(v.id),
             None => errors.push(UserError::not_found(&["input", "lines", &i.to_string(), "sku"], "sku")),
         }
     }
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    let location_id = match req.location_id {
+    // Where each line ships from: the location asked for, else the allocation's choice.
+    let (at, chosen) = match req.location_id {
         Some(given) => {
             let found = match given {
                 Some(id) => lookup::location(s, id).await?,
                 None => None,
             };
             match found {
-                Some(l) => l.id,
+                Some(l) => (vec![l.id; req.lines.len()], None),
                 None => return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")])),
             }
         }
-        None => match fillable_location(s, &wanted).await? {
-            Some(id) => id,
-            None => {
-                return Ok(Err(vec![UserError::new(
-                    &["input", "lines"],
-                    UserErrorCode::InsufficientStock,
-                    "no location has enough available stock for the whole order",
-                )]));
+        None => {
+            let lines: Vec<allocation::Wanted> = req
+                .lines
+                .iter()
+                .zip(&line_variants)
+                .map(|(l, v)| allocation::Wanted { variant_id: *v, quantity: l.quantity })
+                .collect();
+            match allocation::choose(s, &lines, req.ship_to.as_ref(), &HashMap::new()).await? {
+                Some(c) => (c.locations.clone(), Some(c)),
+                None => {
+                    return Ok(Err(vec![UserError::new(
+                        &["input", "lines"],
+                        UserErrorCode::InsufficientStock,
+                        "no location has enough available stock for every line",
+                    )]));
+                }
             }
-        },
+        }
     };
-    // Reserve in variant order (BTreeMap) so concurrent orders lock rows in the same order.
-    for (variant_id, qty) in &wanted {
-        if !repo::change_stock(s, *variant_id, location_id, 0, *qty).await? {
+    // Reserve per variant and location, in key order so concurrent orders lock rows alike.
+    let mut wanted: BTreeMap<(Uuid, Uuid), i64> = BTreeMap::new();
+    for ((l, v), loc) in req.lines.iter().zip(&line_variants).zip(&at) {
+        *wanted.entry((*v, *loc)).or_default() += l.quantity;
+    }
+    for ((variant_id, location_id), qty) in &wanted {
+        repo::ensure_stock_level(s, *variant_id, *location_id).await?;
+        if !repo::change_stock(s, *variant_id, *location_id, 0, *qty).await? {
             let line = line_variants.iter().position(|v| v == variant_id).unwrap_or(0);
             return Ok(Err(vec![UserError::new(
                 &["input", "lines", &line.to_string(), "quantity"],
@@ -108,7 +118,7 @@ async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome
         tenant_id: s.tenant(),
         id: Uuid::now_v7(),
         external_id: ext.to_owned(),
-        location_id,
+        location_id: at[0],
         status: "reserved".into(),
         ship_to: req.ship_to.clone(),
         created_at: now,
@@ -116,27 +126,25 @@ async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome
     };
     order::Entity::insert(order::ActiveModel::from(o.clone())).exec_without_returning(&s.tx).await?;
     let reference = o.id.to_string();
-    for (i, (l, variant_id)) in req.lines.iter().zip(&line_variants).enumerate() {
-        let line_id = Uuid::now_v7();
-        let quantity = i32::try_from(l.quantity).unwrap_or(i32::MAX);
-        order_line::Entity::insert(order_line::ActiveModel {
-            tenant_id: Set(s.tenant()),
-            id: Set(line_id),
-            order_id: Set(o.id),
-            variant_id: Set(*variant_id),
-            quantity: Set(quantity),
-            line_no: Set(i32::try_from(i).unwrap_or(i32::MAX)),
-        })
-        .exec_without_returning(&s.tx)
-        .await?;
+    let mut lines = Vec::with_capacity(req.lines.len());
+    for (i, ((l, variant_id), location_id)) in req.lines.iter().zip(&line_variants).zip(&at).enumerate() {
+        let line = order_line::Model {
+            tenant_id: s.tenant(),
+            id: Uuid::now_v7(),
+            order_id: o.id,
+            variant_id: *variant_id,
+            quantity: i32::try_from(l.quantity).unwrap_or(i32::MAX),
+            line_no: i32::try_from(i).unwrap_or(i32::MAX),
+        };
+        order_line::Entity::insert(order_line::ActiveModel::from(line.clone())).exec_without_returning(&s.tx).await?;
         reservation::Entity::insert(reservation::ActiveModel {
             tenant_id: Set(s.tenant()),
             id: Set(Uuid::now_v7()),
             order_id: Set(o.id),
-            order_line_id: Set(line_id),
+            order_line_id: Set(line.id),
             variant_id: Set(*variant_id),
-            location_id: Set(location_id),
-            quantity: Set(quantity),
+            location_id: Set(*location_id),
+            quantity: Set(line.quantity),
             status: Set("active".into()),
             created_at: Set(now),
             updated_at: Set(now),
@@ -147,7 +155,7 @@ async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome
             s,
             repo::NewMovement {
                 variant_id: *variant_id,
-                location_id,
+                location_id: *location_id,
                 kind: "reserve",
                 delta_on_hand: 0,
                 delta_reserved: l.quantity,
@@ -157,14 +165,19 @@ async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome
             },
         )
         .await?;
+        lines.push(line);
     }
-    for (variant_id, qty) in &wanted {
-        let level = super::stock::level(s, *variant_id, location_id).await?;
+    for ((variant_id, location_id), qty) in &wanted {
+        let level = super::stock::level(s, *variant_id, *location_id).await?;
         let sku =
             req.lines.iter().zip(&line_variants).find(|(_, v)| *v == variant_id).map_or("", |(l, _)| l.sku.as_str());
         super::stock::announce_change(s, sku, &level, -qty, "reserve", "order").await?;
     }
     crate::events::emit(s, "order.created", order_payload(&o, &req.lines)).await?;
+    if let Some(c) = &chosen {
+        let skus = line_variants.iter().zip(&req.lines).map(|(v, l)| (*v, l.sku.clone())).collect();
+        allocation::record(s, &o, &lines, c, &skus).await?;
+    }
     Ok(Ok(o))
 }
 
@@ -206,24 +219,6 @@ pub(crate) fn order_payload(o: &order::Model, lines: &[LineRequest]) -> serde_js
         "status": o.status,
         "lines": lines.iter().map(|l| serde_json::json!({ "sku": l.sku, "quantity": l.quantity })).collect::<Vec<_>>(),
     })
-}
-
-/// The first location (warehouses before stores, then by code) that can fill every line.
-async fn fillable_location(s: &Scoped, wanted: &BTreeMap<Uuid, i64>) -> Result<Option<Uuid>, DbErr> {
-    let levels = repo::find::<stock_level::Entity>(s)
-        .filter(stock_level::Column::VariantId.is_in(wanted.keys().copied()))
-        .all(&s.tx)
-        .await?;
-    let mut locations = repo::find::<location::Entity>(s).all(&s.tx).await?;
-    locations.sort_by(|a, b| (a.kind != "warehouse", &a.code).cmp(&(b.kind != "warehouse", &b.code)));
-    Ok(locations
-        .into_iter()
-        .find(|loc| {
-            wanted.iter().all(|(v, q)| {
-                levels.iter().any(|l| l.variant_id == *v && l.location_id == loc.id && l.on_hand - l.reserved >= *q)
-            })
-        })
-        .map(|l| l.id))
 }
 
 async fn locked_order(s: &Scoped, id: Option<Uuid>) -> Result<Option<order::Model>, DbErr> {
@@ -328,7 +323,10 @@ pub async fn cancel(db: &Db, p: &Principal, id: Option<Uuid>) -> Result<Outcome<
 
 pub struct Fulfilled {
     pub order: order::Model,
+    /// The parcel from the order's location (the one with the tracking given).
     pub shipment: shipment::Model,
+    /// Every parcel, one per location the order ships from (an allocation may split it).
+    pub shipments: Vec<shipment::Model>,
 }
 
 /// Ships an order: consumes its reservations and creates a shipment. Fulfilling again returns the
@@ -347,12 +345,18 @@ pub async fn fulfill(
         let from_store = crate::services::sync::orders::is_mirrored(s, o.id).await?;
         match o.status.as_str() {
             "fulfilled" => {
-                let existing = repo::find::<shipment::Entity>(s)
+                let shipments = repo::find::<shipment::Entity>(s)
                     .filter(shipment::Column::OrderId.eq(o.id))
-                    .one(&s.tx)
-                    .await?
+                    .order_by_asc(shipment::Column::Id)
+                    .all(&s.tx)
+                    .await?;
+                let first = shipments
+                    .iter()
+                    .find(|sh| sh.location_id == o.location_id)
+                    .or(shipments.first())
+                    .cloned()
                     .ok_or_else(|| DbErr::RecordNotFound("shipment of fulfilled order".into()))?;
-                return Ok(Ok(Fulfilled { order: o, shipment: existing }));
+                return Ok(Ok(Fulfilled { order: o, shipment: first, shipments }));
             }
             "cancelled" => {
                 return Ok(Err(vec![UserError::new(
@@ -366,6 +370,7 @@ pub async fn fulfill(
         let reference = o.id.to_string();
         let reservations = active_reservations(s, o.id).await?;
         let shipped: Vec<(Uuid, i64)> = reservations.iter().map(|r| (r.order_line_id, i64::from(r.quantity))).collect();
+        let reservations_at: Vec<Uuid> = reservations.iter().map(|r| r.location_id).collect();
         for r in reservations {
             let q = i64::from(r.quantity);
             if !repo::change_stock(s, r.variant_id, r.location_id, -q, -q).await? {
@@ -394,32 +399,45 @@ pub async fn fulfill(
             announce_reservation_change(s, &r, 0, "ship", "order fulfilled").await?;
         }
         let now = repo::now();
-        let sh = shipment::Model {
-            tenant_id: s.tenant(),
-            id: Uuid::now_v7(),
-            order_id: o.id,
-            location_id: o.location_id,
-            status: "shipped".into(),
-            carrier: tracking.company.clone(),
-            tracking_number: tracking.number.clone(),
-            tracking_url: tracking.url.clone(),
-            created_at: now,
-            updated_at: now,
-        };
-        shipment::Entity::insert(shipment::ActiveModel::from(sh.clone())).exec_without_returning(&s.tx).await?;
+        // One parcel per location, the order's own first; the tracking given is that parcel's.
+        let mut from: Vec<Uuid> = vec![o.location_id];
+        for r in &reservations_at {
+            if !from.contains(r) {
+                from.push(*r);
+            }
+        }
+        let mut shipments = Vec::with_capacity(from.len());
+        for (i, location_id) in from.into_iter().enumerate() {
+            let first = i == 0;
+            let sh = shipment::Model {
+                tenant_id: s.tenant(),
+                id: Uuid::now_v7(),
+                order_id: o.id,
+                location_id,
+                status: "shipped".into(),
+                carrier: tracking.company.clone(),
+                tracking_number: if first { tracking.number.clone() } else { None },
+                tracking_url: if first { tracking.url.clone() } else { None },
+                created_at: now,
+                updated_at: now,
+            };
+            shipment::Entity::insert(shipment::ActiveModel::from(sh.clone())).exec_without_returning(&s.tx).await?;
+            shipment_event::Entity::insert(shipment_event::ActiveModel {
+                tenant_id: Set(s.tenant()),
+                id: Set(Uuid::now_v7()),
+                shipment_id: Set(sh.id),
+                status: Set("shipped".into()),
+                description: Set("shipped from location".into()),
+                occurred_at: Set(now),
+            })
+            .exec_without_returning(&s.tx)
+            .await?;
+            shipments.push(sh);
+        }
+        let sh = shipments[0].clone();
         if from_store {
             crate::services::sync::orders::queue_fulfillment(s, o.id, &sh, &shipped).await?;
         }
-        shipment_event::Entity::insert(shipment_event::ActiveModel {
-            tenant_id: Set(s.tenant()),
-            id: Set(Uuid::now_v7()),
-            shipment_id: Set(sh.id),
-            status: Set("shipped".into()),
-            description: Set("shipped from location".into()),
-            occurred_at: Set(now),
-        })
-        .exec_without_returning(&s.tx)
-        .await?;
         let order = set_order_status(s, o, "fulfilled").await?;
         let mut data = order_payload(&order, &[]);
         data["shipmentId"] = crate::graphql::types::gid("Shipment", sh.id).0.into();
@@ -427,7 +445,9 @@ pub async fn fulfill(
         data["trackingNumber"] = sh.tracking_number.clone().into();
         data["trackingUrl"] = sh.tracking_url.clone().into();
         crate::events::emit(s, "order.fulfilled", data).await?;
-        crate::events::emit(s, "shipment.updated", shipment_payload(&sh, "shipped from location")).await?;
-        Ok(Ok(Fulfilled { order, shipment: sh }))
+        for sh in &shipments {
+            crate::events::emit(s, "shipment.updated", shipment_payload(sh, "shipped from location")).await?;
+        }
+        Ok(Ok(Fulfilled { order, shipment: sh, shipments }))
     })
 }

@@ -589,6 +589,26 @@ pub async fn is_mirrored(s: &Scoped, order_id: Uuid) -> Result<bool, DbErr> {
     Ok(found.is_some())
 }
 
+/// The channel each of `order_ids` came through: the connector's kind (`shopify`, ...) for an
+/// order mirrored from a store; orders made here through the API are absent.
+pub async fn channels(s: &Scoped, order_ids: &[Uuid]) -> Result<HashMap<Uuid, String>, DbErr> {
+    use crate::db::entities::connector;
+    let mut refs = Vec::new();
+    for chunk in order_ids.chunks(500) {
+        let kind = [(external_ref::Column::Kind, "order".into())];
+        refs.extend(
+            repo::find_in::<external_ref::Entity, _>(s, external_ref::Column::LocalId, chunk.to_vec(), "uuid", &kind)
+                .await?,
+        );
+    }
+    let connectors: HashMap<Uuid, String> =
+        repo::find::<connector::Entity>(s).all(&s.tx).await?.into_iter().map(|c| (c.id, c.kind)).collect();
+    Ok(refs
+        .into_iter()
+        .map(|r| (r.local_id, connectors.get(&r.connector_id).cloned().unwrap_or_else(|| "store".into())))
+        .collect())
+}
+
 /// Sends a shipment made here of a mirrored order to its store.
 pub const FULFILL: &str = "connector.fulfill";
 
