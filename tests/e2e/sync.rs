@@ -957,6 +957,48 @@ async fn orders_of(app: &TestApp, t: &TestTenant) -> BTreeMap<String, (String, V
 }
 
 #[tokio::test]
+async fn an_order_the_shop_assigns_no_location_is_allocated_where_the_stock_is() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let mut shop = Shop::generate(4, 2, at("2026-11-01T10:00:00Z"));
+    let ids: Vec<u64> = shop.variants.keys().copied().collect();
+    let unassigned = shop.place_order(0, &[(ids[0], 1), (ids[1], 2)], at("2026-11-01T11:00:00Z"));
+    let mock = MockShopify::start(shop, TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    let run = sync(&app, &t, &connector, false).await;
+    assert_eq!(count(&run, "ORDERS"), (1, 0, 0), "{run}");
+    let id = order_id(&app, &t, &format!("shopify-{unassigned}")).await;
+    let d = app
+        .data(
+            &t.owner_key,
+            "query($id: ID!) { node(id: $id) { ... on Order { status location { id } allocation { method parcels lines { locationId } } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let o = &d["node"];
+    assert_eq!(o["status"], "RESERVED", "{d}");
+    assert_eq!(o["allocation"]["method"], "EXACT", "{d}");
+    assert_eq!(o["allocation"]["lines"].as_array().map(Vec::len), Some(2), "{d}");
+    // Each line is reserved where allocation put it, and the order's location is the first's.
+    assert_eq!(o["allocation"]["lines"][0]["locationId"], o["location"]["id"], "{d}");
+    let reserved: i64 = holdings(&app, t.id).await.values().map(|(_, r)| r).sum();
+    assert_eq!(reserved, 3, "both lines held");
+    // A later sync keeps the lines where they are.
+    mock.edit(|s| s.orders.get_mut(&unassigned).expect("order").updated_at = at("2026-11-02T09:00:00Z"));
+    let again = sync(&app, &t, &connector, false).await;
+    assert_eq!(count(&again, "ORDERS").2, 0, "{again}");
+    let d2 = app
+        .data(
+            &t.owner_key,
+            "query($id: ID!) { node(id: $id) { ... on Order { allocation { lines { locationId } } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(d2["node"]["allocation"]["lines"], o["allocation"]["lines"]);
+    assert_eq!(holdings(&app, t.id).await.values().map(|(_, r)| r).sum::<i64>(), 3);
+}
+
+#[tokio::test]
 async fn orders_flow_in_reserving_what_the_shop_committed_and_their_fulfilments_become_shipments() {
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;

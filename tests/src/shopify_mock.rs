@@ -84,7 +84,7 @@ pub struct Order {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
-    /// The open fulfilment order's assigned location.
+    /// The open fulfilment order's assigned location (0: none assigned).
     pub location_id: u64,
     pub lines: Vec<OrderLine>,
     pub fulfillments: Vec<Fulfillment>,
@@ -457,8 +457,9 @@ fn order_node(o: &Order) -> Value {
             "nodes": lines.iter().take(50).collect::<Vec<_>>(),
             "pageInfo": { "hasNextPage": lines.len() > 50, "endCursor": o.lines.get(49).map(|l| cursor_of(l.id)) },
         },
-        // One fulfilment order per order, its line items numbered as the order's lines.
-        "fulfillmentOrders": { "nodes": [{
+        // One fulfilment order per order, its line items numbered as the order's lines; none
+        // for an order placed at location 0 (no location assigned yet).
+        "fulfillmentOrders": { "nodes": if o.location_id == 0 { vec![] } else { vec![json!({
             "id": gid("FulfillmentOrder", o.id),
             "status": if open { "OPEN" } else { "CLOSED" },
             "assignedLocation": { "location": { "id": gid("Location", o.location_id) } },
@@ -467,7 +468,7 @@ fn order_node(o: &Order) -> Value {
                 "remainingQuantity": if o.cancelled_at.is_some() { 0 } else { l.quantity - l.fulfilled },
                 "lineItem": { "id": gid("LineItem", l.id) },
             })).collect::<Vec<_>>() },
-        }] },
+        })] } },
         "returnStatus": if o.returns.is_empty() {
             "NO_RETURN"
         } else if o.returns.iter().any(|r| r.status == "OPEN" || r.status == "REQUESTED") {

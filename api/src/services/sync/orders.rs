@@ -122,22 +122,16 @@ impl Applier<'_> {
             Some(r) => lookup::order(s, r.local_id).await?,
             None => None,
         };
-        let location_id = match o
-            .location_id
-            .as_ref()
-            .and_then(|l| known.locations.get(l))
-            .copied()
-            .or(existing.as_ref().map(|e| e.location_id))
+        let named = o.location_id.as_ref().and_then(|l| known.locations.get(l)).copied();
+        if named.is_none()
+            && existing.is_none()
+            && let Some(l) = &o.location_id
         {
-            Some(l) => l,
-            None => {
-                let message = match &o.location_id {
-                    Some(l) => format!("its location {l} is not linked: sync locations first"),
-                    None => "the store names no location for it".to_owned(),
-                };
-                return Ok((false, vec![Problem::new(&o.id, message)]));
-            }
-        };
+            return Ok((
+                false,
+                vec![Problem::new(&o.id, format!("its location {l} is not linked: sync locations first"))],
+            ));
+        }
         let cancelled = o.cancelled_at.is_some();
         let mut wanted = Vec::with_capacity(o.lines.len());
         for l in &o.lines {
@@ -159,6 +153,47 @@ impl Applier<'_> {
             });
         }
         let shipped = !cancelled && !wanted.is_empty() && wanted.iter().all(|w| w.reserve == 0);
+        // Where the lines ship from: the location the store names, else ours: where the order
+        // already is, or (a new order) where allocation puts each line still to ship.
+        let mut allocated: Option<crate::services::allocation::Chosen> = None;
+        let location_id = match named.or(existing.as_ref().map(|e| e.location_id)) {
+            Some(l) => l,
+            None => {
+                let open: Vec<crate::services::allocation::Wanted> = wanted
+                    .iter()
+                    .filter(|w| w.reserve > 0)
+                    .map(|w| crate::services::allocation::Wanted { variant_id: w.variant_id, quantity: w.reserve })
+                    .collect();
+                let chosen = if open.is_empty() {
+                    None
+                } else {
+                    crate::services::allocation::choose(s, &open, None, &HashMap::new()).await?
+                };
+                match chosen {
+                    Some(c) => {
+                        let first = c.locations[0];
+                        allocated = Some(c);
+                        first
+                    }
+                    None => {
+                        let message = if open.is_empty() {
+                            "the store names no location for it".to_owned()
+                        } else {
+                            "the store names no location for it and no location has the stock for every line".to_owned()
+                        };
+                        return Ok((false, vec![Problem::new(&o.id, message)]));
+                    }
+                }
+            }
+        };
+        // Each line still to ship, by our line id once known: where allocation put it.
+        let mut allocated_at: HashMap<&str, Uuid> = HashMap::new();
+        if let Some(c) = &allocated {
+            for (w, at) in wanted.iter().filter(|w| w.reserve > 0).zip(&c.locations) {
+                allocated_at.insert(w.line_id, *at);
+            }
+        }
+
         let (status, reason) = if cancelled {
             ("cancelled", CANCELLED)
         } else if shipped {
@@ -213,6 +248,7 @@ impl Applier<'_> {
             .collect::<HashMap<_, _>>();
         let mut links = Vec::new();
         let reference = ours.id.to_string();
+        let mut line_ids = Vec::with_capacity(wanted.len());
         for w in &wanted {
             let quantity = i32::try_from(w.quantity).unwrap_or(i32::MAX);
             let line_id = match known.lines.get(w.line_id).map(|r| r.local_id).filter(|id| lines.contains_key(id)) {
@@ -247,17 +283,22 @@ impl Applier<'_> {
                     m.id
                 }
             };
+            line_ids.push(line_id);
             // Release what the line holds where it no longer ships from, then hold what it should.
             let held = reservations.get(&line_id);
             // Only an active reservation holds stock (one consumed by a shipment made here does not).
             let (was_at, mut holding) = held.map_or((location_id, 0), |r| {
                 (r.location_id, if r.status == "active" { i64::from(r.quantity) } else { 0 })
             });
-            if was_at != location_id && holding > 0 {
+            // The store's location wins; without one a line stays where it was allocated.
+            let at = match named {
+                Some(l) => l,
+                None => allocated_at.get(w.line_id).copied().or(held.map(|r| r.location_id)).unwrap_or(location_id),
+            };
+            if was_at != at && holding > 0 {
                 self.hold(s, w, was_at, -holding, &reference, reason).await?;
                 holding = 0;
             }
-            let at = location_id;
             let mut target = w.reserve;
             if target != holding && !self.hold(s, w, at, target - holding, &reference, reason).await? {
                 problems.push(Problem::new(
@@ -329,6 +370,16 @@ impl Applier<'_> {
             let lines: Vec<LineRequest> =
                 wanted.iter().map(|w| LineRequest { sku: w.sku.clone(), quantity: w.quantity }).collect();
             crate::events::emit(s, "order.created", order_payload(&ours, &lines)).await?;
+        }
+        if let Some(c) = &allocated {
+            let allocated_lines: Vec<order_line::Model> = wanted
+                .iter()
+                .zip(&line_ids)
+                .filter(|(w, _)| w.reserve > 0)
+                .filter_map(|(_, id)| lines.get(id).cloned())
+                .collect();
+            let skus = wanted.iter().map(|w| (w.variant_id, w.sku.clone())).collect();
+            crate::services::allocation::record(s, &ours, &allocated_lines, c, &skus).await?;
         }
         if !created && changed && matches!(status, "cancelled" | "fulfilled") {
             let kind = if cancelled { "order.cancelled" } else { "order.fulfilled" };
