@@ -344,6 +344,14 @@ async fn a_returns_plan_is_approved_into_the_stock_of_its_location_with_ledger_m
     assert_eq!(run["heldTotal"], 1, "{d}");
     assert_eq!(run["method"], "MILP");
     let first_run = run["id"].clone();
+    let d = app
+        .data(
+            &token,
+            "query($id: ID!) { node(id: $id) { ... on ReturnsRun { id heldTotal } } }",
+            json!({ "id": first_run }),
+        )
+        .await;
+    assert_eq!(d["node"]["heldTotal"], 1, "{d}");
 
     // Room for all: the next run replaces the first's proposals.
     for at in [east, west] {

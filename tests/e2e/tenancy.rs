@@ -535,6 +535,8 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         "PricingRun",
         "PriceRecommendation",
         "Contract",
+        "ReturnsRun",
+        "ReturnDisposition",
     ] {
         m.entry("Query.node").or_default().push(Probe { query: node, vars: |_, id| json!({ "id": id }), kind });
     }

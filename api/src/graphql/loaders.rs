@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::db::entities::{
-    TenantOwned, location, order, order_line, product, purchase_order_line, replenishment_line, return_line,
-    route_plan_route, route_plan_stop, shipment, shipment_event, stock_level, supplier, supplier_item, variant,
+    TenantOwned, location, order, order_allocation, order_line, product, purchase_order_line, replenishment_line,
+    return_line, route_plan_route, route_plan_stop, shipment, shipment_event, stock_level, supplier, supplier_item,
+    variant,
 };
 use crate::db::{Db, TxMode, repo};
 
@@ -80,6 +81,7 @@ pub struct Loaders {
     pub location: DataLoader<ById<location::Entity>>,
     pub supplier: DataLoader<ById<supplier::Entity>>,
     pub order: DataLoader<ById<order::Entity>>,
+    pub allocation_of_order: DataLoader<ById<order_allocation::Entity>>,
     pub variants_of_product: DataLoader<ByParent<variant::Entity>>,
     pub stock_of_variant: DataLoader<ByParent<stock_level::Entity>>,
     pub lines_of_order: DataLoader<ByParent<order_line::Entity>>,
@@ -117,6 +119,15 @@ impl Loaders {
             location: by_id!(location),
             supplier: by_id!(supplier),
             order: by_id!(order),
+            allocation_of_order: DataLoader::new(
+                ById::<order_allocation::Entity> {
+                    db: db.clone(),
+                    tenant,
+                    column: order_allocation::Column::OrderId,
+                    key: |m| m.order_id,
+                },
+                tokio::spawn,
+            ),
             variants_of_product: by_parent!(variant, ProductId, product_id),
             stock_of_variant: by_parent!(stock_level, VariantId, variant_id),
             lines_of_order: by_parent!(order_line, OrderId, order_id),

@@ -245,11 +245,12 @@ impl ReturnDispositionStatus {
 }
 
 /// One planning of the open returns.
+#[derive(Clone)]
 pub struct ReturnsRun(pub returns_run::Model);
 
 #[Object]
 impl ReturnsRun {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         gid("ReturnsRun", self.0.id)
     }
     async fn requested_by(&self) -> &str {
@@ -289,11 +290,12 @@ impl ReturnsRun {
 }
 
 /// What becomes of some units of a returned line, and where they go.
+#[derive(Clone)]
 pub struct ReturnDisposition(pub return_disposition::Model);
 
 #[Object]
 impl ReturnDisposition {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         gid("ReturnDisposition", self.0.id)
     }
     async fn run_id(&self) -> ID {

@@ -62,6 +62,8 @@ pub enum Node {
     PricingRun(super::pricing::PricingRun),
     PriceRecommendation(super::pricing::PriceRecommendation),
     Contract(super::contracts::Contract),
+    ReturnsRun(super::returns::ReturnsRun),
+    ReturnDisposition(super::returns::ReturnDisposition),
 }
 
 /// An amount in one currency; the amount is a decimal string, never a float.
@@ -470,11 +472,7 @@ impl Order {
     /// How the order was allocated (the location of each line and the cost); null for an order
     /// placed at a location it named, or mirrored from a store.
     async fn allocation(&self, ctx: &Context<'_>) -> Result<Option<super::returns::OrderAllocation>, ApiError> {
-        let p = super::CtxExt::reader(ctx)?;
-        let s = super::read_tx(ctx, p).await?;
-        let found = crate::services::allocation::of_order(&s, self.0.id).await?;
-        s.commit().await?;
-        Ok(found.map(super::returns::OrderAllocation))
+        Ok(loaders(ctx)?.allocation_of_order.load_one(self.0.id).await?.map(super::returns::OrderAllocation))
     }
     #[graphql(complexity = "5 * child_complexity")]
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>, ApiError> {

@@ -125,6 +125,12 @@ pub async fn node(s: &Scoped, p: &Principal, kind: &str, id: Uuid) -> Result<Opt
         "Contract" => crate::services::contracts::visible(s, p, Some(id))
             .await?
             .map(|c| Node::Contract(crate::graphql::contracts::Contract(c))),
+        "ReturnsRun" => crate::services::returns::run_by_id(s, id)
+            .await?
+            .map(|m| Node::ReturnsRun(crate::graphql::returns::ReturnsRun(m))),
+        "ReturnDisposition" => crate::services::returns::disposition_by_id(s, id)
+            .await?
+            .map(|m| Node::ReturnDisposition(crate::graphql::returns::ReturnDisposition(m))),
         "ApiKey" if admin => {
             by_id::<api_key::Entity>(s, api_key::Column::Id, id).await?.map(|m| Node::ApiKey(types::ApiKey(m)))
         }
