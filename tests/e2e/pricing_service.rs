@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use qm_api::db::TxMode;
-use qm_api::db::entities::{event, variant};
+use qm_api::db::entities::variant;
 use qm_domain::Role;
 use qm_domain::demo::DemoParams;
 use qm_tests::TestApp;
@@ -31,18 +31,6 @@ const REJECT: &str = "mutation($ids: [ID!]!) {
 
 fn dec(v: &Value) -> Decimal {
     v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("a decimal: {v}"))
-}
-
-async fn events(app: &TestApp, tenant: uuid::Uuid, kind: &str) -> Vec<Value> {
-    let s = app.state.db.scoped(tenant, TxMode::Read).await.expect("tx");
-    let rows = event::Entity::find()
-        .filter(event::Column::TenantId.eq(tenant))
-        .filter(event::Column::EventType.eq(kind))
-        .all(&s.tx)
-        .await
-        .expect("events");
-    s.commit().await.expect("commit");
-    rows.into_iter().map(|e| e.payload).collect()
 }
 
 async fn run_pricing(app: &TestApp, token: &str) -> Value {
@@ -142,7 +130,7 @@ async fn a_pricing_run_on_the_demo_recommends_within_the_guardrails_and_an_appro
         assert_eq!(r["currentPrice"], r["recommendedPrice"], "{r}");
         assert!(r["reason"].as_str().expect("reason").starts_with("Keep "), "{r}");
     }
-    let announced = events(&app, tenant, "price.recommended").await;
+    let announced = app.events(tenant, "price.recommended").await;
     let first_event = announced.iter().find(|e| e["priceRecommendationId"] == proposed[0]["id"]).expect("announced");
     assert_eq!(first_event["recommendedPrice"], proposed[0]["recommendedPrice"]);
     assert_eq!(
@@ -177,7 +165,7 @@ async fn a_pricing_run_on_the_demo_recommends_within_the_guardrails_and_an_appro
         .data(&token, "query($s: String!) { variantBySku(sku: $s) { price { amount } } }", json!({ "s": sku }))
         .await;
     assert_eq!(v["variantBySku"]["price"]["amount"], chosen["recommendedPrice"], "{v}");
-    let changed = events(&app, tenant, "price.changed").await;
+    let changed = app.events(tenant, "price.changed").await;
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert_eq!(changed[0]["sku"], sku.as_str());
     assert_eq!(changed[0]["previousPrice"], chosen["currentPrice"]);
@@ -196,7 +184,7 @@ async fn a_pricing_run_on_the_demo_recommends_within_the_guardrails_and_an_appro
     assert_eq!(d["a"]["userErrors"], json!([]), "{d}");
     assert_eq!(d["a"]["priceRecommendations"][0]["status"], "APPROVED");
     app.drain_jobs().await;
-    assert_eq!(events(&app, tenant, "price.changed").await.len(), 1);
+    assert_eq!(app.events(tenant, "price.changed").await.len(), 1);
     assert_eq!(mock.price_updates(), 1);
 
     // Reject another: the price stays. Then neither decision applies to it any more.
@@ -220,7 +208,7 @@ async fn a_pricing_run_on_the_demo_recommends_within_the_guardrails_and_an_appro
             assert_eq!(d["a"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
         }
     }
-    let changed = events(&app, tenant, "price.changed").await;
+    let changed = app.events(tenant, "price.changed").await;
     assert_eq!(changed.iter().filter(|e| e["priceRecommendationId"] == fourth["id"]).count(), 1, "{changed:?}");
 
     // All or nothing: a held recommendation and an unknown ID refuse the whole approval, and the

@@ -1,11 +1,8 @@
 //! Replenishment end to end on the demo tenant: forecast → plan → approve → purchase orders issued
 //! and received, transfers shipped and received, with stock, ledger and events.
 
-use qm_api::db::TxMode;
-use qm_api::db::entities::event;
 use qm_domain::demo::DemoParams;
 use qm_tests::{TestApp, TestTenant};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 const PLAN: &str = "query($id: ID) { replenishmentPlan(runId: $id) { id status method seriesTotal linesTotal shortTotal
@@ -17,18 +14,6 @@ async fn demo(app: &TestApp) -> (TestTenant, usize) {
     let params = DemoParams { seed: 5, end: today.pred_opt().expect("yesterday"), days: 120, products: 5 };
     let seeded = qm_api::demo::seed(&app.state.db, &params).await.expect("seed");
     (TestTenant { id: seeded.tenant_id, slug: "demo".into(), owner_key: String::new() }, seeded.variants * 3)
-}
-
-async fn events(app: &TestApp, t: &TestTenant, kind: &str) -> Vec<Value> {
-    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
-    let rows = event::Entity::find()
-        .filter(event::Column::TenantId.eq(t.id))
-        .filter(event::Column::EventType.eq(kind))
-        .all(&s.tx)
-        .await
-        .expect("events");
-    s.commit().await.expect("commit");
-    rows.into_iter().map(|e| e.payload).collect()
 }
 
 async fn on_hand(app: &TestApp, token: &str, sku: &str, loc: &str) -> i64 {
@@ -225,7 +210,7 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
     assert_eq!(po_lines, buys);
     assert!(pos.iter().all(|p| p["status"] == "draft"));
     assert_eq!(transfers.len(), lines.len() - buys);
-    assert_eq!(events(&app, &t, "transfer.created").await.len(), transfers.len());
+    assert_eq!(app.events(t.id, "transfer.created").await.len(), transfers.len());
     // Runs, lines and transfers refetch through node(id:).
     let d = app
         .data(
@@ -242,7 +227,7 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
     // Approving again makes nothing new.
     let again = app.data(&token, approve, json!({ "id": run["id"] })).await;
     assert_eq!(again["replenishmentPlanApprove"]["purchaseOrders"], a["purchaseOrders"]);
-    assert_eq!(events(&app, &t, "transfer.created").await.len(), transfers.len());
+    assert_eq!(app.events(t.id, "transfer.created").await.len(), transfers.len());
 
     // Planning again right away orders nothing for what was approved: open orders count.
     let rerun = plan(&app, &token).await;
@@ -267,7 +252,7 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
     assert_eq!(d["purchaseOrderIssue"]["purchaseOrder"]["status"], "issued", "{d}");
     assert!(d["purchaseOrderIssue"]["purchaseOrder"]["expectedOn"].is_string());
     app.data(&token, issue, json!({ "id": po["id"] })).await;
-    let issued = events(&app, &t, "purchase_order.issued").await;
+    let issued = app.events(t.id, "purchase_order.issued").await;
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0]["number"], po["number"]);
 

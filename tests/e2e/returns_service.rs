@@ -5,12 +5,9 @@
 //! with ledger movements and events; return rates and the anomaly alert.
 
 use chrono::Utc;
-use qm_api::db::TxMode;
-use qm_api::db::entities::event;
 use qm_domain::Role;
 use qm_domain::demo::DemoParams;
 use qm_tests::TestApp;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 const CREATE: &str = "mutation($i: OrderCreateInput!) { orderCreate(input: $i) {
@@ -41,18 +38,6 @@ const PLAN: &str = "mutation { returnsPlanRun {
 
 const APPROVE: &str = "mutation($ids: [ID!]!) { returnDispositionApprove(input: { ids: $ids }) {
     returnDispositions { id status decidedBy } userErrors { field code message } } }";
-
-async fn events(app: &TestApp, tenant: uuid::Uuid, kind: &str) -> Vec<Value> {
-    let s = app.state.db.scoped(tenant, TxMode::Read).await.expect("tx");
-    let rows = event::Entity::find()
-        .filter(event::Column::TenantId.eq(tenant))
-        .filter(event::Column::EventType.eq(kind))
-        .all(&s.tx)
-        .await
-        .expect("events");
-    s.commit().await.expect("commit");
-    rows.into_iter().map(|e| e.payload).collect()
-}
 
 /// The demo tenant (3 locations with coordinates) and an owner's token.
 async fn demo(app: &TestApp) -> (uuid::Uuid, String) {
@@ -274,7 +259,7 @@ async fn orders_are_allocated_on_creation_and_open_ones_reallocated_as_a_batch()
             .any(|m| m["kind"] == "release" && m["reason"] == "order re-allocated" && m["deltaReserved"] == -3),
         "{d}"
     );
-    let allocated = events(&app, tenant, "order.allocated").await;
+    let allocated = app.events(tenant, "order.allocated").await;
     assert!(allocated.len() >= 6, "{allocated:?}");
     assert!(allocated.iter().any(|e| e["method"] == "milp" && e["lines"][0]["sku"] == "AL-TEE"));
     let d = app
@@ -418,7 +403,7 @@ async fn a_returns_plan_is_approved_into_the_stock_of_its_location_with_ledger_m
         .collect();
     assert!(statuses.contains(&("too small", "closed")), "every line decided: {statuses:?}");
     assert!(statuses.contains(&("changed mind", "open")), "{statuses:?}");
-    let decided = events(&app, tenant, "return.disposition_decided").await;
+    let decided = app.events(tenant, "return.disposition_decided").await;
     assert_eq!(decided.len(), 2, "{decided:?}");
     let restocked = decided.iter().find(|e| e["disposition"] == "restock_new").expect("restock event");
     assert_eq!(restocked["quantity"], 2);

@@ -331,6 +331,21 @@ impl TestApp {
         (p["endpoint"]["id"].as_str().expect("id").to_owned(), p["secret"].as_str().expect("secret").to_owned())
     }
 
+    /// The payloads of a tenant's events of one type, in the order they were emitted.
+    pub async fn events(&self, tenant: Uuid, kind: &str) -> Vec<Value> {
+        use qm_api::db::entities::event;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let s = self.state.db.scoped(tenant, qm_api::db::TxMode::Read).await.expect("tx");
+        let rows = event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant))
+            .filter(event::Column::EventType.eq(kind))
+            .all(&s.tx)
+            .await
+            .expect("events");
+        s.commit().await.expect("commit");
+        rows.into_iter().map(|e| e.payload).collect()
+    }
+
     /// Runs every due background job now, in this task; returns how many ran.
     pub async fn drain_jobs(&self) -> usize {
         let cfg = qm_api::jobs::worker::WorkerConfig::default();

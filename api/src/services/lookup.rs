@@ -29,6 +29,19 @@ pub async fn location(s: &Scoped, id: Uuid) -> Result<Option<location::Model>, D
     by_id::<location::Entity>(s, location::Column::Id, id).await
 }
 
+/// The scope key of a policy for the tenant (`None`: empty) or a location (its id), or
+/// `NOT_FOUND` on `input.locationId` for an ID that is not one of the tenant's locations.
+pub async fn location_scope(
+    s: &Scoped,
+    location: Option<Option<Uuid>>,
+) -> Result<Result<String, crate::graphql::errors::UserError>, DbErr> {
+    Ok(match location {
+        None => Ok(String::new()),
+        Some(Some(id)) if self::location(s, id).await?.is_some() => Ok(id.to_string()),
+        Some(_) => Err(crate::graphql::errors::UserError::not_found(&["input", "locationId"], "location")),
+    })
+}
+
 pub async fn supplier(s: &Scoped, id: Uuid) -> Result<Option<supplier::Model>, DbErr> {
     by_id::<supplier::Entity>(s, supplier::Column::Id, id).await
 }

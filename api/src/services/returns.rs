@@ -167,10 +167,9 @@ pub async fn upsert_policy(
         return Ok(Err(errors));
     }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let key = match location {
-        None => String::new(),
-        Some(Some(id)) if lookup::location(&s, id).await?.is_some() => id.to_string(),
-        Some(_) => return Ok(Err(vec![UserError::not_found(&["input", "locationId"], "location")])),
+    let key = match lookup::location_scope(&s, location).await? {
+        Ok(k) => k,
+        Err(e) => return Ok(Err(vec![e])),
     };
     let existing = repo::find::<returns_policy::Entity>(&s)
         .filter(returns_policy::Column::ScopeKey.eq(key.clone()))
