@@ -10,7 +10,10 @@
 //! [`source`]; the sync engine in `api/` drives them and stores what they read.
 
 pub mod error;
+pub mod netsuite;
+pub mod shipbob;
 pub mod shopify;
 pub mod source;
+pub mod time;
 
 pub use error::ProviderError;

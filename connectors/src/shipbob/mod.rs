@@ -1,0 +1,3 @@
+//! ShipBob (a 3PL): the pure pieces so far — inbound webhook verification ([`webhook`]).
+
+pub mod webhook;
