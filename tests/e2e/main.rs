@@ -11,6 +11,7 @@ mod contracts;
 mod forecast;
 mod forecast_service;
 mod jobs;
+mod netsuite;
 mod ops;
 mod orders;
 mod pricing;

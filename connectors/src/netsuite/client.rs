@@ -1,0 +1,527 @@
+//! A SuiteQL client for one NetSuite account: locations, items and stock per location, read with
+//! Token-Based Authentication and implemented as the capability traits of [`crate::source`].
+//!
+//! Paging: offset and limit (at most 1,000 a page, `hasMore` says whether there is more), every
+//! query ordered by id; REST serves at most 100,000 rows of one query, so past that the cursor
+//! switches to keyset paging (`WHERE id > last ORDER BY id`), which also keeps a restarted sync
+//! from skipping or repeating rows. Cursors are `o:<offset>:<last id>` and `k:<last id>`.
+//!
+//! Limits: NetSuite's limit is concurrency, account-wide and shared by every integration; a
+//! request over it is answered `429 CONCURRENCY_LIMIT_EXCEEDED` without a `Retry-After`. Calls
+//! go through the account's [`Limits`] (a semaphore, 2 by default) and a 429 is retried with
+//! exponential backoff and jitter until [`Config::max_wait`]. Under load some accounts answer
+//! `401 INVALID_LOGIN` instead: a 401 is retried as throttling while fewer than
+//! [`UNAUTHORIZED_BURST`] have come within a minute, and only then refused as bad credentials.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::suiteql::{self, DATE_FORMAT, DateStyle};
+use super::tba::{self, Credentials};
+use crate::ProviderError;
+use crate::source::{
+    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalProduct, ExternalVariant, InventorySource,
+    LocationSource, Problem,
+};
+
+/// The most rows one SuiteQL page holds.
+pub const MAX_PAGE: usize = 1000;
+/// The most rows REST serves of one query by offset.
+pub const MAX_OFFSET_ROWS: usize = 100_000;
+/// 401s within a minute that are still taken for throttling.
+pub const UNAUTHORIZED_BURST: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The account id (`1234567` or `1234567_SB1`).
+    pub account: String,
+    pub credentials: Credentials,
+    /// Where the API is instead of `https://{account}.suitetalk.api.netsuite.com` (a mock).
+    pub base_url: Option<String>,
+    /// The account's time zone and the integration user's date style (for dates SuiteQL writes).
+    pub time_zone: Tz,
+    pub date_style: DateStyle,
+    /// The account's currency (item prices carry none in SuiteQL).
+    pub currency: String,
+    /// Rows a page (at most [`MAX_PAGE`]).
+    pub page_size: usize,
+    /// The longest one call waits for the account in all before it gives up.
+    pub max_wait: Duration,
+    /// The first backoff after a 429; it doubles each time, with jitter.
+    pub first_backoff: Duration,
+}
+
+impl Config {
+    pub fn new(credentials: Credentials, time_zone: Tz, currency: &str) -> Self {
+        Config {
+            account: credentials.account.clone(),
+            credentials,
+            base_url: None,
+            time_zone,
+            date_style: DateStyle::MonthFirst,
+            currency: currency.to_owned(),
+            page_size: MAX_PAGE,
+            max_wait: Duration::from_secs(120),
+            first_backoff: Duration::from_secs(2),
+        }
+    }
+
+    fn base(&self) -> String {
+        match &self.base_url {
+            Some(b) => b.trim_end_matches('/').to_owned(),
+            None => format!("https://{}.suitetalk.api.netsuite.com", tba::host_account(&self.account)),
+        }
+    }
+}
+
+/// One account's limits, shared by every client of the account in this process: requests in
+/// flight and the recent 401s.
+#[derive(Debug)]
+pub struct Limits {
+    calls: Semaphore,
+    unauthorized: Mutex<VecDeque<Instant>>,
+}
+
+impl Limits {
+    /// At most `concurrency` requests in flight (at least one).
+    pub fn new(concurrency: usize) -> Self {
+        Limits { calls: Semaphore::new(concurrency.max(1)), unauthorized: Mutex::new(VecDeque::new()) }
+    }
+
+    /// Records a 401 now; whether it is still within a burst taken for throttling.
+    fn unauthorized_is_throttling(&self, now: Instant) -> bool {
+        let mut seen = self.unauthorized.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while seen.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+            seen.pop_front();
+        }
+        seen.push_back(now);
+        seen.len() < UNAUTHORIZED_BURST
+    }
+}
+
+/// One page of SuiteQL rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows {
+    pub items: Vec<Value>,
+    pub has_more: bool,
+}
+
+/// Where the next page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// By offset; the last id read so far.
+    Offset(usize, i64),
+    /// By id.
+    After(i64),
+}
+
+impl Cursor {
+    pub fn parse(raw: Option<&str>) -> Result<Cursor, ProviderError> {
+        let bad = || ProviderError::Permanent(format!("not a NetSuite cursor: {raw:?}"));
+        let Some(raw) = raw else { return Ok(Cursor::Offset(0, 0)) };
+        let mut parts = raw.split(':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("o"), Some(o), Some(l)) => {
+                Ok(Cursor::Offset(o.parse().map_err(|_| bad())?, l.parse().map_err(|_| bad())?))
+            }
+            (Some("k"), Some(l), None) => Ok(Cursor::After(l.parse().map_err(|_| bad())?)),
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn render(self) -> String {
+        match self {
+            Cursor::Offset(o, l) => format!("o:{o}:{l}"),
+            Cursor::After(l) => format!("k:{l}"),
+        }
+    }
+
+    /// The cursor after a page of `read` rows whose last id is `last`, or `None` at the end.
+    pub fn next(self, read: usize, last: Option<i64>, has_more: bool) -> Option<Cursor> {
+        if !has_more || read == 0 {
+            return None;
+        }
+        let last = last.unwrap_or(match self {
+            Cursor::Offset(_, l) | Cursor::After(l) => l,
+        });
+        Some(match self {
+            Cursor::Offset(o, _) if o + read + MAX_PAGE <= MAX_OFFSET_ROWS => Cursor::Offset(o + read, last),
+            _ => Cursor::After(last),
+        })
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    config: Config,
+    limits: Arc<Limits>,
+}
+
+impl Client {
+    pub fn new(http: reqwest::Client, config: Config, limits: Arc<Limits>) -> Self {
+        Client { http, config, limits }
+    }
+
+    /// Runs one SuiteQL page, waiting and retrying as the module says.
+    pub async fn suiteql(&self, q: &str, limit: usize, offset: usize) -> Result<Rows, ProviderError> {
+        let url = format!(
+            "{}/services/rest/query/v1/suiteql?limit={}&offset={offset}",
+            self.config.base(),
+            limit.clamp(1, MAX_PAGE)
+        );
+        let deadline = Instant::now() + self.config.max_wait;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let answer = {
+                let _turn = self.limits.calls.acquire().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
+                self.send(&url, q).await
+            };
+            let wait = match answer {
+                Ok(rows) => return Ok(rows),
+                Err(ProviderError::RateLimited { .. }) => self.backoff(attempt),
+                Err(ProviderError::Unauthorized(e)) => {
+                    if !self.limits.unauthorized_is_throttling(Instant::now()) {
+                        return Err(ProviderError::Unauthorized(e));
+                    }
+                    tracing::info!(error = %e, "NetSuite refused the login; taken for throttling while it is a burst");
+                    self.backoff(attempt)
+                }
+                Err(ProviderError::Transient(e)) if attempt < 5 => {
+                    tracing::info!(error = %e, attempt, "transient NetSuite failure; retrying");
+                    self.backoff(attempt)
+                }
+                Err(e) => return Err(e),
+            };
+            if Instant::now() + wait > deadline {
+                return Err(ProviderError::RateLimited { retry_after: wait });
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Exponential backoff with full jitter: up to `first × 2^(attempt-1)`, at most a minute.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.config.first_backoff.saturating_mul(1 << attempt.saturating_sub(1).min(5));
+        let ceiling = ceiling.min(Duration::from_secs(60));
+        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+        Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+    }
+
+    async fn send(&self, url: &str, q: &str) -> Result<Rows, ProviderError> {
+        let nonce: String = {
+            let mut r = rand::rng();
+            (0..24).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[r.random_range(0..36)])).collect()
+        };
+        let header = tba::authorization("POST", url, &self.config.credentials, &nonce, Utc::now().timestamp())
+            .map_err(|e| ProviderError::Permanent(e.to_string()))?;
+        let sent = self
+            .http
+            .post(url)
+            .header("Authorization", header)
+            .header("Prefer", "transient")
+            .json(&json!({ "q": q }))
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) if qm_integrations::net::is_forbidden(&e) => {
+                return Err(ProviderError::Permanent(format!("{url}: {}", qm_integrations::net::FORBIDDEN)));
+            }
+            Err(e) => return Err(ProviderError::Transient(format!("{url}: {e}"))),
+        };
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
+        classify(status, &bytes)
+    }
+}
+
+/// The error code and detail of a NetSuite error body.
+fn error_of(body: &Value) -> (String, String) {
+    let d = &body["o:errorDetails"][0];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    (text(&d["o:errorCode"]), text(&d["detail"]))
+}
+
+/// An answer as rows or a typed error.
+pub fn classify(status: u16, bytes: &[u8]) -> Result<Rows, ProviderError> {
+    let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let (code, detail) = error_of(&body);
+    match status {
+        200 => {
+            let items = body["items"]
+                .as_array()
+                .cloned()
+                .ok_or_else(|| ProviderError::Decode("a SuiteQL page without items".into()))?;
+            Ok(Rows { items, has_more: body["hasMore"].as_bool().unwrap_or(false) })
+        }
+        429 => Err(ProviderError::RateLimited { retry_after: Duration::ZERO }),
+        401 => Err(ProviderError::Unauthorized(format!("{code}: {detail}"))),
+        403 => Err(ProviderError::Unauthorized(format!("{code}: {detail}"))),
+        500..=599 => Err(ProviderError::Transient(format!("HTTP {status} {code}: {detail}"))),
+        _ => Err(ProviderError::Permanent(format!("HTTP {status} {code}: {detail}"))),
+    }
+}
+
+impl Client {
+    /// One page of a query over a table with an `id`: `select` with `{where}` where the paging
+    /// condition goes (joined with `and` to `filter`), ordered by id.
+    async fn page(
+        &self,
+        select: &str,
+        filter: &str,
+        cursor: Option<&str>,
+    ) -> Result<(Rows, Option<String>), ProviderError> {
+        let at = Cursor::parse(cursor)?;
+        let (condition, offset) = match at {
+            Cursor::Offset(o, _) => (filter.to_owned(), o),
+            Cursor::After(last) => (format!("{filter} AND t.id > {last}"), 0),
+        };
+        let q = select.replace("{where}", &condition);
+        let limit = self.config.page_size.clamp(1, MAX_PAGE);
+        let rows = self.suiteql(&q, limit, offset).await?;
+        let last = rows.items.iter().rev().find_map(|r| suiteql::integer(&r["id"]));
+        let next = at.next(rows.items.len(), last, rows.has_more).map(Cursor::render);
+        Ok((rows, next))
+    }
+
+    fn since(&self, since: Option<DateTime<Utc>>) -> String {
+        match since {
+            // The account's own zone, as SuiteQL compares.
+            Some(t) => format!(
+                "t.lastmodifieddate >= TO_DATE('{}', 'YYYY-MM-DD HH24:MI:SS')",
+                t.with_timezone(&self.config.time_zone).format("%Y-%m-%d %H:%M:%S")
+            ),
+            None => "1 = 1".into(),
+        }
+    }
+}
+
+fn text(v: &Value, k: &str) -> Option<String> {
+    match &v[k] {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl LocationSource for Client {
+    async fn locations(&self, cursor: Option<&str>) -> Result<Batch<ExternalLocation>, ProviderError> {
+        let select = "SELECT t.id, t.name, t.isinactive FROM location t WHERE {where} ORDER BY t.id";
+        let (rows, next) = self.page(select, "1 = 1", cursor).await?;
+        let mut batch = Batch { next, ..Batch::default() };
+        for r in rows.items {
+            match (text(&r, "id"), text(&r, "name")) {
+                (Some(id), Some(name)) => batch.records.push(ExternalLocation {
+                    id,
+                    name,
+                    active: suiteql::boolean(&r["isinactive"]) != Some(true),
+                }),
+                _ => batch
+                    .problems
+                    .push(Problem::new(text(&r, "id").unwrap_or_default(), "a location without an id or a name")),
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// The item columns read: a matrix item's `parent` is its product.
+const ITEMS: &str = "SELECT t.id, t.itemid, t.displayname, t.upccode, t.itemtype, t.isinactive, t.parent, \
+    t.baseprice, TO_CHAR(t.lastmodifieddate, '{format}') AS lastmodified FROM item t \
+    WHERE {where} AND t.itemtype IN ('InvtPart', 'Assembly', 'Kit') ORDER BY t.id";
+
+impl Client {
+    fn variant_of(&self, r: &Value) -> Result<ExternalVariant, Problem> {
+        let id = text(r, "id").ok_or_else(|| Problem::new("", "an item without an id"))?;
+        let sku = text(r, "itemid").ok_or_else(|| Problem::new(&id, "an item without an item name (SKU)"))?;
+        let price = match &r["baseprice"] {
+            Value::Null => rust_decimal::Decimal::ZERO,
+            v => suiteql::decimal(v).ok_or_else(|| Problem::new(&id, format!("its base price {v} is not a number")))?,
+        };
+        let updated_at = match text(r, "lastmodified") {
+            Some(s) => Some(
+                suiteql::instant(&s, self.config.time_zone, self.config.date_style)
+                    .ok_or_else(|| Problem::new(&id, format!("its last-modified date {s:?} is not a date")))?,
+            ),
+            None => None,
+        };
+        let title = text(r, "displayname").unwrap_or_else(|| sku.clone());
+        let inactive = suiteql::boolean(&r["isinactive"]) == Some(true);
+        let product_id = text(r, "parent").unwrap_or_else(|| id.clone());
+        Ok(ExternalVariant {
+            id: id.clone(),
+            sku: sku.clone(),
+            title: title.clone(),
+            barcode: text(r, "upccode"),
+            price,
+            currency: self.config.currency.clone(),
+            inventory_item_id: Some(id),
+            product: ExternalProduct {
+                handle: format!("netsuite-{product_id}"),
+                id: product_id,
+                title,
+                status: if inactive { "archived" } else { "active" }.into(),
+                category: text(r, "itemtype").unwrap_or_default(),
+            },
+            updated_at,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl CatalogSource for Client {
+    async fn variants(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalVariant>, ProviderError> {
+        let select = ITEMS.replace("{format}", DATE_FORMAT);
+        let (rows, next) = self.page(&select, &self.since(since), cursor).await?;
+        let mut batch = Batch { next, ..Batch::default() };
+        for r in &rows.items {
+            match self.variant_of(r) {
+                Ok(v) => batch.records.push(v),
+                Err(p) => batch.problems.push(p),
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn product_variants(
+        &self,
+        product_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalVariant>, ProviderError> {
+        let id: i64 = product_id.parse().map_err(|_| ProviderError::Permanent(format!("item id {product_id:?}")))?;
+        let select = ITEMS.replace("{format}", DATE_FORMAT);
+        let (rows, next) = self.page(&select, &format!("(t.id = {id} OR t.parent = {id})"), cursor).await?;
+        let mut batch = Batch { next, ..Batch::default() };
+        for r in &rows.items {
+            match self.variant_of(r) {
+                Ok(v) => batch.records.push(v),
+                Err(p) => batch.problems.push(p),
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// Stock per item at one location (`aggregateItemLocation`: one row per item there), paged by item.
+const LEVELS: &str = "SELECT t.id, ail.location, ail.quantityonhand, ail.quantityavailable, ail.quantitycommitted \
+    FROM aggregateItemLocation ail JOIN item t ON t.id = ail.item WHERE {where} ORDER BY t.id";
+
+fn level_of(r: &Value, location: &str) -> Result<ExternalLevel, Problem> {
+    let item = text(r, "id").ok_or_else(|| Problem::new("", "a stock row without an item"))?;
+    let qty = |k: &str| match &r[k] {
+        Value::Null => Ok(0),
+        v => suiteql::integer(v).ok_or_else(|| Problem::new(&item, format!("its {k} {v} is not a whole number"))),
+    };
+    Ok(ExternalLevel {
+        id: format!("{item}:{location}"),
+        inventory_item_id: item.clone(),
+        location_id: location.to_owned(),
+        on_hand: qty("quantityonhand")?,
+        available: qty("quantityavailable")?,
+        committed: qty("quantitycommitted")?,
+        updated_at: None,
+    })
+}
+
+#[async_trait::async_trait]
+impl InventorySource for Client {
+    async fn levels(
+        &self,
+        location_id: &str,
+        _since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalLevel>, ProviderError> {
+        // aggregateItemLocation has no last-modified date: every read is whole.
+        let loc: i64 =
+            location_id.parse().map_err(|_| ProviderError::Permanent(format!("location id {location_id:?}")))?;
+        let (rows, next) = self.page(LEVELS, &format!("ail.location = {loc}"), cursor).await?;
+        let mut batch = Batch { next, ..Batch::default() };
+        for r in &rows.items {
+            match level_of(r, location_id) {
+                Ok(l) => batch.records.push(l),
+                Err(p) => batch.problems.push(p),
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn level(&self, inventory_item_id: &str, location_id: &str) -> Result<Option<ExternalLevel>, ProviderError> {
+        let (item, loc): (i64, i64) = match (inventory_item_id.parse(), location_id.parse()) {
+            (Ok(i), Ok(l)) => (i, l),
+            _ => return Err(ProviderError::Permanent(format!("item {inventory_item_id:?} at {location_id:?}"))),
+        };
+        let q = LEVELS.replace("{where}", &format!("t.id = {item} AND ail.location = {loc}"));
+        let rows = self.suiteql(&q, 1, 0).await?;
+        rows.items.first().map(|r| level_of(r, location_id)).transpose().map_err(|p| ProviderError::Decode(p.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_give_way_to_ids_before_the_row_limit() {
+        let start = Cursor::parse(None).expect("start");
+        assert_eq!(start, Cursor::Offset(0, 0));
+        assert_eq!(start.next(1000, Some(1500), true), Some(Cursor::Offset(1000, 1500)));
+        assert_eq!(start.next(1000, Some(1500), false), None, "the last page");
+        assert_eq!(
+            Cursor::Offset(98_000, 7).next(1000, Some(98_999), true),
+            Some(Cursor::Offset(99_000, 98_999)),
+            "the last 1,000 rows by offset"
+        );
+        assert_eq!(
+            Cursor::Offset(99_000, 7).next(1000, Some(99_999), true),
+            Some(Cursor::After(99_999)),
+            "past 100,000 by id"
+        );
+        assert_eq!(Cursor::After(99_999).next(1000, Some(120_000), true), Some(Cursor::After(120_000)));
+        for c in [Cursor::Offset(3000, 42), Cursor::After(42)] {
+            assert_eq!(Cursor::parse(Some(&c.render())), Ok(c));
+        }
+        assert!(Cursor::parse(Some("x:1")).is_err());
+        assert!(Cursor::parse(Some("o:1")).is_err());
+    }
+
+    #[test]
+    fn answers_are_rows_or_typed_errors() {
+        let page = br#"{"links":[],"count":1,"hasMore":true,"items":[{"links":[],"id":"1201","itemid":"A"}],"offset":0,"totalResults":2}"#;
+        let rows = classify(200, page).expect("rows");
+        assert!(rows.has_more);
+        assert_eq!(rows.items.len(), 1);
+        let limited = br#"{"status":429,"o:errorDetails":[{"detail":"Concurrent request limit exceeded.","o:errorCode":"CONCURRENCY_LIMIT_EXCEEDED"}]}"#;
+        assert!(matches!(classify(429, limited), Err(ProviderError::RateLimited { .. })));
+        let login =
+            br#"{"status":401,"o:errorDetails":[{"detail":"Invalid login attempt.","o:errorCode":"INVALID_LOGIN"}]}"#;
+        assert!(matches!(classify(401, login), Err(ProviderError::Unauthorized(m)) if m.starts_with("INVALID_LOGIN")));
+        assert!(matches!(classify(400, b"{}"), Err(ProviderError::Permanent(_))));
+        assert!(matches!(classify(503, b""), Err(ProviderError::Transient(_))));
+        assert!(matches!(classify(200, b"{}"), Err(ProviderError::Decode(_))));
+    }
+
+    #[test]
+    fn a_burst_of_401s_is_throttling_until_it_persists() {
+        let l = Limits::new(2);
+        let now = Instant::now();
+        assert!(l.unauthorized_is_throttling(now));
+        assert!(l.unauthorized_is_throttling(now + Duration::from_secs(1)));
+        assert!(!l.unauthorized_is_throttling(now + Duration::from_secs(2)), "the third within a minute");
+        let later = Limits::new(2);
+        assert!(later.unauthorized_is_throttling(now));
+        assert!(later.unauthorized_is_throttling(now + Duration::from_secs(61)), "the first expired");
+    }
+}
