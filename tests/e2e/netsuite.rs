@@ -73,6 +73,9 @@ async fn scenario_1_a_catalog_and_its_stock_are_read_whole_across_pages() {
 
 #[tokio::test]
 async fn past_100000_rows_the_pages_go_on_by_id() {
+    if !qm_tests::slow_tests_enabled("past_100000_rows_the_pages_go_on_by_id") {
+        return;
+    }
     let mock = MockNetSuite::start().await;
     let c = credentials("7654321", "k");
     mock.add_account(c.clone(), Account::generate(101_500), 4);

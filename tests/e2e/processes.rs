@@ -8,18 +8,9 @@ use qm_api::db::TxMode;
 use qm_api::db::entities::job;
 use qm_tests::TestApp;
 use qm_tests::receiver::Receiver;
+use qm_tests::slow_tests_enabled;
 use sea_orm::EntityTrait;
 use serde_json::json;
-
-/// These tests start real processes and move thousands of jobs: they run when `QM_SLOW_TESTS=1`
-/// (as `.ci/run` sets).
-fn slow_tests_enabled(name: &str) -> bool {
-    let on = std::env::var("QM_SLOW_TESTS").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("skipping {name}: set QM_SLOW_TESTS=1 to run it");
-    }
-    on
-}
 
 fn worker(app: &TestApp, extra: &[(&str, &str)]) -> Child {
     let log = std::env::var_os("TEST_LOG").is_some();

@@ -117,6 +117,16 @@ pub fn with_database(url: &str, db: &str, user: Option<&str>) -> String {
 }
 
 /// The UUID inside a global ID (`gid://quartermaster/<Type>/<uuid>`).
+/// Whether the slow tests run (real processes, thousands of jobs, 100,000-row reads): when
+/// `QM_SLOW_TESTS=1`, as `.ci/run` sets; otherwise the test says it is skipped.
+pub fn slow_tests_enabled(name: &str) -> bool {
+    let on = std::env::var("QM_SLOW_TESTS").is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("skipping {name}: set QM_SLOW_TESTS=1 to run it");
+    }
+    on
+}
+
 pub fn uuid_of(gid: &str) -> Uuid {
     Uuid::parse_str(gid.rsplit('/').next().unwrap_or_default()).expect("a global id")
 }
