@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use qm_connectors::ProviderError;
 use qm_connectors::netsuite::client::{Client, Config, Limits};
 use qm_connectors::netsuite::tba::Credentials;
-use qm_connectors::source::{CatalogSource, InventorySource, LocationSource};
-use qm_tests::netsuite_mock::{Account, Fault, MockNetSuite};
+use qm_connectors::source::{CatalogSource, InventorySource, LocationSource, OrderSource};
+use qm_tests::netsuite_mock::{Account, Fault, MockNetSuite, SalesOrder};
 
 fn credentials(account: &str, secret: &str) -> Credentials {
     Credentials {
@@ -148,5 +148,43 @@ async fn scenario_17_one_accounts_throttling_or_bad_login_never_delays_or_mis_si
     slow.await.expect("task").expect("A gets through in the end");
     // B's requests were signed with B's secrets (the mock checks every signature per account).
     assert!(mock.stats("2222222").0 >= 1);
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn sales_orders_come_with_every_line_quantities_made_positive_and_what_is_left_to_ship() {
+    let mock = MockNetSuite::start().await;
+    let c = credentials("3333333", "o");
+    let mut account = Account::generate(60);
+    // 30 orders of 50 lines: one page of orders, their 1,500 lines in two pages.
+    for k in 0..30i64 {
+        let lines = (0..50i64).map(|n| (k * 100 + n, 1001 + n, 2, if n == 0 { 1 } else { 0 }, 1)).collect();
+        let status = if k == 7 { "C" } else { "B" };
+        account.orders.push(SalesOrder {
+            id: 5000 + k,
+            tranid: format!("SO{k}"),
+            status: status.into(),
+            total: "199.00".into(),
+            lines,
+        });
+    }
+    mock.add_account(c.clone(), account, 4);
+    let ns = client(&mock, c, Arc::new(Limits::new(2)), 1000);
+    let b = ns.orders(None, None).await.expect("orders");
+    assert!(b.problems.is_empty(), "{:?}", b.problems);
+    assert_eq!(b.records.len(), 30);
+    assert_eq!(b.next, None);
+    assert!(b.records.iter().all(|o| o.lines.len() == 50), "no order's lines cut off at a page");
+    let first = &b.records[0];
+    assert_eq!(first.name, "SO0");
+    assert_eq!(first.total, Some(rust_decimal::Decimal::new(19900, 2)), "money stays exact");
+    assert_eq!(first.location_id.as_deref(), Some("1"));
+    assert_eq!((first.lines[0].quantity, first.lines[0].unfulfilled), (2, 1), "negated quantities read as positive");
+    assert_eq!(first.lines[1].sku.as_deref(), Some("NS-1002"));
+    assert_eq!(first.updated_at, Some("2026-01-16T14:00:00Z".parse().expect("utc")));
+    assert!(b.records[7].cancelled_at.is_some() && b.records[6].cancelled_at.is_none());
+    let one = ns.order("5003").await.expect("order").expect("found");
+    assert_eq!((one.name.as_str(), one.lines.len()), ("SO3", 50));
+    assert_eq!(ns.order("9999").await.expect("order"), None);
     mock.stop().await;
 }

@@ -27,6 +27,20 @@ pub struct Account {
     pub items: Vec<(i64, String, String, Option<i64>)>,
     /// `(item, location) → (on hand, available, committed)`.
     pub stock: BTreeMap<(i64, i64), (i64, i64, i64)>,
+    pub orders: Vec<SalesOrder>,
+}
+
+/// A sales order as SuiteQL's `transaction` and `transactionline` hold it.
+#[derive(Debug, Clone, Default)]
+pub struct SalesOrder {
+    pub id: i64,
+    pub tranid: String,
+    /// `B` pending fulfilment, `C` cancelled, `D` partially fulfilled, …
+    pub status: String,
+    pub total: String,
+    /// `(line id, item, quantity, shipped, location)`, quantities as positive numbers (the mock
+    /// writes them negated, as NetSuite stores a sales order's lines).
+    pub lines: Vec<(i64, i64, i64, i64, i64)>,
 }
 
 impl Account {
@@ -166,6 +180,36 @@ async fn suiteql(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<M
             .iter()
             .filter(|(id, _)| *id > after)
             .map(|(id, name)| json!({ "links": [], "id": id.to_string(), "name": name, "isinactive": "F" }))
+            .collect()
+    } else if q.contains("FROM transactionline") {
+        let ids: Vec<i64> = q
+            .split_once("IN (")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(list, _)| list.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        let items: HashMap<i64, &String> = t.account.items.iter().map(|(id, sku, ..)| (*id, sku)).collect();
+        t.account
+            .orders
+            .iter()
+            .filter(|o| ids.contains(&o.id))
+            .flat_map(|o| {
+                o.lines.iter().map(|(line, item, qty, shipped, loc)| {
+                    json!({ "links": [], "transaction": o.id.to_string(), "id": line.to_string(), "item": item.to_string(),
+                        "itemid": items.get(item), "quantity": (-qty).to_string(), "quantityshiprecv": (-shipped).to_string(),
+                        "location": loc.to_string(), "isclosed": "F" })
+                })
+            })
+            .collect()
+    } else if q.contains("FROM transaction") {
+        t.account
+            .orders
+            .iter()
+            .filter(|o| o.id > after && only.is_none_or(|x| x == o.id))
+            .map(|o| {
+                json!({ "links": [], "id": o.id.to_string(), "tranid": o.tranid, "status": o.status,
+                    "foreigntotal": o.total, "currency": "USD", "created": "2026-01-15T10:04:05",
+                    "modified": "2026-01-16T09:00:00" })
+            })
             .collect()
     } else if q.contains("FROM aggregateItemLocation") {
         let loc = number_after(&q, "ail.location =");

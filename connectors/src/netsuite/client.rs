@@ -27,8 +27,8 @@ use super::suiteql::{self, DATE_FORMAT, DateStyle};
 use super::tba::{self, Credentials};
 use crate::ProviderError;
 use crate::source::{
-    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalProduct, ExternalVariant, InventorySource,
-    LocationSource, Problem,
+    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalOrderLine, ExternalProduct,
+    ExternalVariant, InventorySource, LocationSource, OrderSource, Problem,
 };
 
 /// The most rows one SuiteQL page holds.
@@ -466,6 +466,137 @@ impl InventorySource for Client {
         let q = LEVELS.replace("{where}", &format!("t.id = {item} AND ail.location = {loc}"));
         let rows = self.suiteql(&q, 1, 0).await?;
         rows.items.first().map(|r| level_of(r, location_id)).transpose().map_err(|p| ProviderError::Decode(p.message))
+    }
+}
+
+/// Sales orders, a page of orders at a time; their lines are read for the page's orders in a
+/// second query, so an order's lines are never split across pages.
+const SALES_ORDERS: &str = "SELECT t.id, t.tranid, t.status, t.foreigntotal, c.symbol AS currency, \
+    TO_CHAR(t.createddate, '{format}') AS created, TO_CHAR(t.lastmodifieddate, '{format}') AS modified \
+    FROM transaction t LEFT JOIN currency c ON c.id = t.currency WHERE {where} AND t.type = 'SalesOrd' ORDER BY t.id";
+
+/// The lines of some orders: NetSuite stores a sales order's quantities negated on its lines
+/// (`quantity`, `quantityshiprecv`); the main line and tax/shipping lines are left out.
+const ORDER_LINES: &str = "SELECT tl.transaction, tl.id, tl.item, i.itemid, tl.quantity, tl.quantityshiprecv, \
+    tl.location, tl.isclosed FROM transactionline tl LEFT JOIN item i ON i.id = tl.item \
+    WHERE tl.transaction IN ({ids}) AND tl.mainline = 'F' AND tl.taxline = 'F' AND tl.itemtype IN ('InvtPart', 'Assembly', 'Kit') \
+    ORDER BY tl.transaction, tl.id";
+
+impl Client {
+    fn instant_of(&self, r: &Value, k: &str) -> Option<DateTime<Utc>> {
+        text(r, k).and_then(|s| suiteql::instant(&s, self.config.time_zone, self.config.date_style))
+    }
+
+    /// The orders of a page with their lines read in one more query.
+    async fn with_lines(&self, rows: Vec<Value>) -> Result<Batch<ExternalOrder>, ProviderError> {
+        let ids: Vec<i64> = rows.iter().filter_map(|r| suiteql::integer(&r["id"])).collect();
+        let mut lines: std::collections::BTreeMap<String, Vec<Value>> = std::collections::BTreeMap::new();
+        if !ids.is_empty() {
+            let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+            // At most a page of orders: their lines may be more than one page.
+            let mut offset = 0;
+            loop {
+                let page = self.suiteql(&ORDER_LINES.replace("{ids}", &list), MAX_PAGE, offset).await?;
+                offset += page.items.len();
+                for l in page.items {
+                    if let Some(order) = text(&l, "transaction") {
+                        lines.entry(order).or_default().push(l);
+                    }
+                }
+                if !page.has_more || offset >= MAX_OFFSET_ROWS {
+                    break;
+                }
+            }
+        }
+        let mut batch = Batch::default();
+        for r in rows {
+            let Some(id) = text(&r, "id") else {
+                batch.problems.push(Problem::new("", "a sales order without an id"));
+                continue;
+            };
+            let total = match &r["foreigntotal"] {
+                Value::Null => None,
+                v => match suiteql::decimal(v) {
+                    Some(d) => Some(d),
+                    None => {
+                        batch.problems.push(Problem::new(&id, format!("its total {v} is not a number")));
+                        continue;
+                    }
+                },
+            };
+            let mut order_lines = Vec::new();
+            let mut location = None;
+            let mut bad = None;
+            for l in lines.remove(&id).unwrap_or_default() {
+                let (Some(line_id), Some(q)) = (text(&l, "id"), suiteql::integer(&l["quantity"])) else {
+                    bad = Some("a line without an id or a quantity");
+                    break;
+                };
+                // Sales order lines carry quantities negated.
+                let quantity = q.abs();
+                let shipped = suiteql::integer(&l["quantityshiprecv"]).unwrap_or(0).abs();
+                let closed = suiteql::boolean(&l["isclosed"]) == Some(true);
+                location = location.or_else(|| text(&l, "location"));
+                order_lines.push(ExternalOrderLine {
+                    id: line_id,
+                    variant_id: text(&l, "item"),
+                    sku: text(&l, "itemid"),
+                    quantity,
+                    unfulfilled: if closed { 0 } else { (quantity - shipped).max(0) },
+                });
+            }
+            if let Some(why) = bad {
+                batch.problems.push(Problem::new(&id, why));
+                continue;
+            }
+            let status = text(&r, "status").unwrap_or_default();
+            let updated_at = self.instant_of(&r, "modified");
+            batch.records.push(ExternalOrder {
+                name: text(&r, "tranid").unwrap_or_else(|| id.clone()),
+                created_at: self.instant_of(&r, "created"),
+                updated_at,
+                // `C`: cancelled; NetSuite keeps no time of it, so the last change stands for it.
+                cancelled_at: if status == "C" || status == "SalesOrd:C" {
+                    updated_at.or_else(|| Some(Utc::now()))
+                } else {
+                    None
+                },
+                location_id: location,
+                currency: text(&r, "currency").unwrap_or_else(|| self.config.currency.clone()),
+                total,
+                lines: order_lines,
+                fulfillments: Vec::new(),
+                returns: Vec::new(),
+                id,
+            });
+        }
+        Ok(batch)
+    }
+}
+
+#[async_trait::async_trait]
+impl OrderSource for Client {
+    async fn orders(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<Batch<ExternalOrder>, ProviderError> {
+        let select = SALES_ORDERS.replace("{format}", DATE_FORMAT);
+        let (rows, next) = self.page(&select, &self.since(since), cursor).await?;
+        let mut batch = self.with_lines(rows.items).await?;
+        batch.next = next;
+        Ok(batch)
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Option<ExternalOrder>, ProviderError> {
+        let id: i64 = order_id.parse().map_err(|_| ProviderError::Permanent(format!("sales order id {order_id:?}")))?;
+        let q = SALES_ORDERS.replace("{format}", DATE_FORMAT).replace("{where}", &format!("t.id = {id}"));
+        let rows = self.suiteql(&q, 1, 0).await?;
+        let mut batch = self.with_lines(rows.items).await?;
+        if let Some(p) = batch.problems.pop() {
+            return Err(ProviderError::Decode(p.message));
+        }
+        Ok(batch.records.pop())
     }
 }
 

@@ -1,8 +1,8 @@
 //! NetSuite (SuiteTalk REST web services and SuiteQL): Token-Based Authentication headers
-//! ([`tba`]), SuiteQL's value formats ([`suiteql`]), a SuiteQL client reading locations, items
-//! and stock per location ([`client`]), and the signed messages of our User Event script
-//! ([`inbound`]). Not yet: orders, fulfilments, returns and stock pushed back, OAuth 2.0, and the
-//! sync engine driving this client.
+//! ([`tba`]), SuiteQL's value formats ([`suiteql`]), a SuiteQL client reading locations, items,
+//! stock per location and sales orders ([`client`]), and the signed messages of our User Event script
+//! ([`inbound`]). Not yet: fulfilments, returns and stock pushed back, OAuth 2.0, and the sync
+//! engine driving this client.
 
 pub mod client;
 pub mod inbound;
