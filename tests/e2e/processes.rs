@@ -90,7 +90,8 @@ async fn two_worker_processes_run_ten_thousand_jobs_once_each() {
     }
     let started = Instant::now();
     loop {
-        let jobs = all_jobs(&app).await;
+        // The fan-outs only: the tenant's nightly forecast may come due while this runs.
+        let jobs: Vec<_> = all_jobs(&app).await.into_iter().filter(|j| j.kind == qm_api::webhooks::FANOUT).collect();
         let done = jobs.iter().filter(|j| j.status == "done").count();
         if done == 10_000 {
             assert!(jobs.iter().all(|j| j.attempts == 1), "a job was claimed more than once");

@@ -361,6 +361,32 @@ async fn a_returns_plan_is_approved_into_the_stock_of_its_location_with_ledger_m
     // Nothing moves before approval.
     let (on_hand, _) = level(&app, &token, "RT-TEE", east).await;
     assert_eq!(on_hand, 16);
+    // Two plans racing could each propose the same units: a copy of the restock proposal (as a
+    // concurrent run would leave) can never be received on top of it.
+    let copy = {
+        use qm_api::db::entities::return_disposition;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let s = app.state.db.scoped(tenant, qm_api::db::TxMode::Write).await.expect("tx");
+        let id = qm_tests::uuid_of(restock["id"].as_str().expect("id"));
+        let row = return_disposition::Entity::find()
+            .filter(return_disposition::Column::TenantId.eq(tenant))
+            .filter(return_disposition::Column::Id.eq(id))
+            .one(&s.tx)
+            .await
+            .expect("read")
+            .expect("row");
+        let dup = return_disposition::Model { id: uuid::Uuid::now_v7(), ..row };
+        return_disposition::Entity::insert(return_disposition::ActiveModel::from(dup.clone()))
+            .exec_without_returning(&s.tx)
+            .await
+            .expect("insert");
+        s.commit().await.expect("commit");
+        format!("gid://quartermaster/ReturnDisposition/{}", dup.id)
+    };
+    let d = app.data(&token, APPROVE, json!({ "ids": [restock["id"], copy] })).await;
+    let e = &d["returnDispositionApprove"]["userErrors"][0];
+    assert_eq!((&e["field"], e["code"].as_str()), (&json!(["input", "ids", "1"]), Some("INVALID_STATE")), "{d}");
+    assert_eq!(level(&app, &token, "RT-TEE", east).await.0, 16, "all or none: nothing received");
     let ids = json!([restock["id"], broken["id"]]);
     let d = app.data(&token, APPROVE, json!({ "ids": ids })).await;
     assert_eq!(d["returnDispositionApprove"]["userErrors"], json!([]), "{d}");
@@ -372,6 +398,9 @@ async fn a_returns_plan_is_approved_into_the_stock_of_its_location_with_ledger_m
             .all(|x| x["status"] == "APPROVED")
     );
     assert_eq!(level(&app, &token, "RT-TEE", east).await.0, 18, "the two grade-A units are back on the shelf");
+    let d = app.data(&token, APPROVE, json!({ "ids": [copy] })).await;
+    assert_eq!(d["returnDispositionApprove"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+    assert_eq!(level(&app, &token, "RT-TEE", east).await.0, 18, "received once");
     // Approving again changes nothing.
     let d = app.data(&token, APPROVE, json!({ "ids": ids })).await;
     assert_eq!(d["returnDispositionApprove"]["userErrors"], json!([]), "{d}");
@@ -474,4 +503,44 @@ async fn a_sku_returned_far_more_than_its_category_raises_an_alert() {
     let d = app.data(&t.owner_key, "{ alerts(first: 10) { nodes { kind } } }", json!({})).await;
     let n = d["alerts"]["nodes"].as_array().expect("alerts").iter().filter(|a| a["kind"] == "RETURN_RATE_HIGH").count();
     assert_eq!(n, 1, "{d}");
+}
+
+#[tokio::test]
+async fn units_held_for_capacity_are_planned_again_after_the_rest_of_their_line_is_received() {
+    let app = TestApp::spawn().await;
+    let (_, token) = demo(&app).await;
+    let loc = location_ids(&app, &token).await;
+    let (east, west) = (&loc["WH-EAST"], &loc["WH-WEST"]);
+    app.product(&token, "held-tee", &["HT-TEE"]).await;
+    app.stock(&token, "HT-TEE", east, 10).await;
+    let d = app
+        .data(&token, CREATE, order("ht-1", json!([{ "sku": "HT-TEE", "quantity": 3 }]), NEWARK.0, NEWARK.1, None))
+        .await;
+    let o = d["orderCreate"]["order"]["id"].clone();
+    app.data(&token, FULFIL, json!({ "id": o })).await;
+    let lines = json!([{ "sku": "HT-TEE", "quantity": 3, "grade": "A" }]);
+    let d = app.data(&token, RETURN, json!({ "i": { "orderId": o, "reason": "too big", "lines": lines } })).await;
+    assert_eq!(d["returnCreate"]["userErrors"], json!([]), "{d}");
+    let rp = "mutation($i: ReturnsPolicyUpsertInput!) { returnsPolicyUpsert(input: $i) { userErrors { message } } }";
+    for (at, capacity) in [(east, 2), (west, 0)] {
+        app.data(&token, rp, json!({ "i": { "locationId": at, "capacity": capacity } })).await;
+    }
+    let d = app.data(&token, PLAN, json!({})).await;
+    assert_eq!(d["returnsPlanRun"]["returnsRun"]["heldTotal"], 1, "{d}");
+    let proposed: Vec<Value> = d["returnsPlanRun"]["dispositions"]
+        .as_array()
+        .expect("dispositions")
+        .iter()
+        .filter(|x| x["status"] == "PROPOSED")
+        .cloned()
+        .collect();
+    assert_eq!(proposed.len(), 1, "{d}");
+    assert_eq!(proposed[0]["quantity"], 2);
+    let d = app.data(&token, APPROVE, json!({ "ids": [proposed[0]["id"]] })).await;
+    assert_eq!(d["returnDispositionApprove"]["userErrors"], json!([]), "{d}");
+    // The next day's plan takes the held unit, and only it.
+    let d = app.data(&token, PLAN, json!({})).await;
+    assert_eq!(d["returnsPlanRun"]["returnsRun"]["itemsTotal"], 1, "{d}");
+    let left = &d["returnsPlanRun"]["dispositions"][0];
+    assert_eq!((left["quantity"].as_i64(), left["status"].as_str()), (Some(1), Some("PROPOSED")), "{d}");
 }

@@ -358,10 +358,34 @@ impl TestApp {
 
     /// Runs every due background job now, in this task; returns how many ran.
     pub async fn drain_jobs(&self) -> usize {
+        self.hold_nightly_schedules().await;
         let cfg = qm_api::jobs::worker::WorkerConfig::default();
         qm_api::jobs::worker::drain(&self.state, &qm_api::jobs::worker::Registry::standard(), &cfg)
             .await
             .expect("jobs drain")
+    }
+
+    /// Tenants get a nightly forecast at 02:00 UTC: a test running across that hour would see an
+    /// extra run. A schedule that came due within the last two hours by the clock is moved a day
+    /// on; one a test makes due on purpose sets its time further back (see the forecast tests).
+    async fn hold_nightly_schedules(&self) {
+        use sea_orm::{ConnectionTrait, Statement};
+        let now = chrono::Utc::now();
+        let (since, tomorrow) = (now - chrono::Duration::hours(2), now + chrono::Duration::days(1));
+        let sql = if self.is_postgres() {
+            "UPDATE job_schedules SET next_run_at = $1 WHERE name = 'forecast.nightly' AND next_run_at > $2 AND next_run_at <= $3"
+        } else {
+            "UPDATE job_schedules SET next_run_at = ? WHERE name = 'forecast.nightly' AND next_run_at > ? AND next_run_at <= ?"
+        };
+        self.owner_db
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(
+                self.owner_db.backend(),
+                sql,
+                [tomorrow.into(), since.into(), now.into()],
+            ))
+            .await
+            .expect("hold the nightly schedules");
     }
 
     /// Makes every waiting job due now (fast-forwards retry delays).

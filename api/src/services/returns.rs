@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use qm_domain::returns::{self as engine, Disposition, Grade, Item, Location, Terms, rates};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -353,7 +353,7 @@ struct Unit {
 #[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]
 pub async fn plan(db: &Db, p: &Principal) -> Result<returns_run::Model, DbErr> {
     let s = db.scoped(p.tenant_id, TxMode::Read).await?;
-    let (problem, units, ungraded, location_ids) = gather(&s).await?;
+    let (problem, units, ungraded, location_ids, approved_then) = gather(&s).await?;
     s.commit().await?;
     let solved = tokio::task::spawn_blocking(move || {
         let plan = engine::solve(&problem, &engine::SolveOptions::default());
@@ -390,13 +390,14 @@ pub async fn plan(db: &Db, p: &Principal) -> Result<returns_run::Model, DbErr> {
         .filter(return_disposition::Column::Status.is_in(["proposed", "held"]))
         .exec(&s.tx)
         .await?;
-    // A line decided since the plan was read keeps its decision.
+    // A line with units approved since the plan was read is left to the next run.
     let line_ids: Vec<Uuid> = units.iter().map(|u| u.line.id).collect::<HashSet<_>>().into_iter().collect();
-    let decided = decided_lines(&s, &line_ids).await?;
+    let approved_now = approved_units(&s, &line_ids).await?;
+    let changed = |line: &Uuid| approved_now.get(line) != approved_then.get(line);
     // Units of a line with the same outcome become one row.
     let mut groups: BTreeMap<LineOutcome, Group> = BTreeMap::new();
     for (k, (u, d)) in units.iter().zip(&plan.decisions).enumerate() {
-        if decided.contains(&u.line.id) {
+        if changed(&u.line.id) {
             continue;
         }
         let loc = d.location.as_ref().and_then(|l| problem.locations.iter().position(|x| &x.id == l));
@@ -440,9 +441,9 @@ pub async fn plan(db: &Db, p: &Principal) -> Result<returns_run::Model, DbErr> {
     Ok(run)
 }
 
-/// Lines with an approved disposition.
-async fn decided_lines(s: &Scoped, lines: &[Uuid]) -> Result<HashSet<Uuid>, DbErr> {
-    let mut out = HashSet::new();
+/// Units of each line that already have an approved disposition.
+async fn approved_units(s: &Scoped, lines: &[Uuid]) -> Result<HashMap<Uuid, i32>, DbErr> {
+    let mut out = HashMap::new();
     for chunk in lines.chunks(500) {
         let approved = [(return_disposition::Column::Status, "approved".into())];
         for d in repo::find_in::<return_disposition::Entity, _>(
@@ -454,13 +455,15 @@ async fn decided_lines(s: &Scoped, lines: &[Uuid]) -> Result<HashSet<Uuid>, DbEr
         )
         .await?
         {
-            out.insert(d.return_line_id);
+            *out.entry(d.return_line_id).or_insert(0) += d.quantity;
         }
     }
     Ok(out)
 }
 
-type Gathered = (engine::Problem, Vec<Unit>, usize, Vec<Uuid>);
+/// The batch, its units, the ungraded units left out, the locations' ids, and the units of each
+/// line already approved when it was read.
+type Gathered = (engine::Problem, Vec<Unit>, usize, Vec<Uuid>, HashMap<Uuid, i32>);
 
 /// The day's batch: every graded unit of the open returns' undecided lines, the returns-handling
 /// locations and the terms.
@@ -488,8 +491,9 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
                 .await?,
         );
     }
-    let decided = decided_lines(s, &lines.iter().map(|l| l.id).collect::<Vec<_>>()).await?;
-    lines.retain(|l| !decided.contains(&l.id));
+    // Units already approved are received; the rest of a line (held, rejected) is planned again.
+    let approved = approved_units(s, &lines.iter().map(|l| l.id).collect::<Vec<_>>()).await?;
+    lines.retain(|l| l.quantity > approved.get(&l.id).copied().unwrap_or(0));
     let mut variants: Vec<Uuid> = lines.iter().map(|l| l.variant_id).collect();
     variants.sort_unstable();
     variants.dedup();
@@ -574,7 +578,7 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
                 Some((id.to_string(), (v.price.0 * Decimal::from_f64(*share)?).round_dp(2)))
             })
             .collect();
-        for k in 0..l.quantity.max(0) {
+        for k in 0..(l.quantity - approved.get(&l.id).copied().unwrap_or(0)).max(0) {
             items.push(Item {
                 id: format!("{}:{k}", l.id),
                 sku: v.sku.clone(),
@@ -596,7 +600,7 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
         transport_cost_per_km: tenant.transport_cost_per_km.unwrap_or(Decimal::new(1, 2)),
         hold_cost: tenant.hold_cost.unwrap_or(Decimal::ONE),
     };
-    Ok((problem, units, ungraded, site_ids))
+    Ok((problem, units, ungraded, site_ids, approved))
 }
 
 /// Each variant's cheapest supplier cost (what a supplier credits a unit sent back against).
@@ -664,10 +668,35 @@ pub async fn decide(
         let now = repo::now();
         let mut out = Vec::with_capacity(found.len());
         let mut touched = HashSet::new();
-        for d in found {
+        for (i, d) in found.into_iter().enumerate() {
             if d.status == to {
                 out.push(d);
                 continue;
+            }
+            let at = ["input", "ids", &i.to_string()];
+            // The line's row lock serialises decisions on it: never more approved than returned
+            // (two runs' proposals for one line cannot both be received).
+            let line = repo::find::<return_line::Entity>(s)
+                .filter(return_line::Column::Id.eq(d.return_line_id))
+                .lock_exclusive()
+                .one(&s.tx)
+                .await?;
+            if approve {
+                let approved: i32 = repo::find::<return_disposition::Entity>(s)
+                    .filter(return_disposition::Column::ReturnLineId.eq(d.return_line_id))
+                    .filter(return_disposition::Column::Status.eq("approved"))
+                    .all(&s.tx)
+                    .await?
+                    .iter()
+                    .map(|x| x.quantity)
+                    .sum();
+                if line.as_ref().is_none_or(|l| approved + d.quantity > l.quantity) {
+                    return Ok(Err(vec![UserError::new(
+                        &at,
+                        UserErrorCode::InvalidState,
+                        "the line's returned units already have their dispositions: plan again",
+                    )]));
+                }
             }
             let res = return_disposition::Entity::update_many()
                 .col_expr(return_disposition::Column::Status, to.into())
@@ -679,7 +708,12 @@ pub async fn decide(
                 .exec(&s.tx)
                 .await?;
             if res.rows_affected != 1 {
-                return Err(DbErr::Custom("return disposition decided concurrently".into()));
+                // Decided or superseded since it was read: nothing of this decision stays.
+                return Ok(Err(vec![UserError::new(
+                    &at,
+                    UserErrorCode::InvalidState,
+                    "the disposition was decided or replaced by a new plan meanwhile",
+                )]));
             }
             let d = return_disposition::Model {
                 status: to.into(),
