@@ -443,6 +443,35 @@ async fn a_returns_plan_is_approved_into_the_stock_of_its_location_with_ledger_m
     assert_eq!(d["returnsPlanRun"]["returnsRun"]["itemsTotal"], 0, "{d}");
     assert_eq!(d["returnsPlanRun"]["returnsRun"]["ungradedTotal"], 1, "{d}");
 
+    // The ungraded unit, graded on inspection, is planned by the next run.
+    let d = app.data(&token, "{ returns(first: 5) { nodes { reason lines { id condition } } } }", json!({})).await;
+    let ungraded = d["returns"]["nodes"]
+        .as_array()
+        .expect("returns")
+        .iter()
+        .find(|r| r["reason"] == "changed mind")
+        .map(|r| r["lines"][0].clone())
+        .expect("the ungraded return");
+    assert_eq!(ungraded["condition"], "unknown");
+    let grade = "mutation($i: ReturnGradeInput!) { returnGrade(input: $i) { returnLines { id condition } userErrors { field code } } }";
+    let d = app.data(&token, grade, json!({ "i": { "lines": [{ "id": ungraded["id"], "grade": "B" }] } })).await;
+    assert_eq!(d["returnGrade"]["returnLines"][0]["condition"], "B", "{d}");
+    let d = app.data(&token, PLAN, json!({})).await;
+    assert_eq!(d["returnsPlanRun"]["returnsRun"]["itemsTotal"], 1, "{d}");
+    assert_eq!(d["returnsPlanRun"]["returnsRun"]["ungradedTotal"], 0, "{d}");
+    // A line whose units were received keeps its grade.
+    let d = app.data(&token, "{ returns(first: 5) { nodes { reason lines { id } } } }", json!({})).await;
+    let small = d["returns"]["nodes"]
+        .as_array()
+        .expect("returns")
+        .iter()
+        .find(|r| r["reason"] == "too small")
+        .cloned()
+        .expect("return");
+    let d =
+        app.data(&token, grade, json!({ "i": { "lines": [{ "id": small["lines"][0]["id"], "grade": "D" }] } })).await;
+    assert_eq!(d["returnGrade"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+
     // Rates over the window.
     let rates = "query($g: ReturnRateGroup!) { returnRates(groupBy: $g) { key sold returned rate anomalous } }";
     let d = app.data(&token, rates, json!({ "g": "SKU" })).await;

@@ -200,11 +200,15 @@ async fn world(app: &TestApp) -> World {
     let d = app
         .data(
             &tb,
-            "mutation($o: ID!) { returnCreate(input: { orderId: $o, reason: \"b\", lines: [{ sku: \"B-SKU\", quantity: 1, grade: A }] }) { return { id } userErrors { message } } }",
+            "mutation($o: ID!) { returnCreate(input: { orderId: $o, reason: \"b\", lines: [{ sku: \"B-SKU\", quantity: 1, grade: A }] }) { return { id lines { id } } userErrors { message } } }",
             json!({ "o": shipped }),
         )
         .await;
     assert!(d["returnCreate"]["return"]["id"].is_string(), "{d}");
+    ids.insert(
+        "ReturnLine",
+        d["returnCreate"]["return"]["lines"][0]["id"].as_str().expect("B's return line").to_owned(),
+    );
     let d = app.data(&tb, "mutation { returnsPlanRun { returnsRun { id } dispositions { id } } }", json!({})).await;
     ids.insert("ReturnsRun", d["returnsPlanRun"]["returnsRun"]["id"].as_str().expect("returns run").to_owned());
     ids.insert(
@@ -818,6 +822,11 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         query: "mutation($id: ID!) { returnCreate(input: { orderId: $id, reason: \"x\", lines: [{ sku: \"A-SKU\", quantity: 1, grade: A }] }) { return { id } userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
         kind: "Order",
+    });
+    m.entry("Mutation.returnGrade").or_default().push(Probe {
+        query: "mutation($id: ID!) { returnGrade(input: { lines: [{ id: $id, grade: D }] }) { returnLines { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "ReturnLine",
     });
     m.entry("Query.returnDispositions").or_default().push(Probe {
         query: "query($id: ID!) { returnDispositions(runId: $id, first: 10) { nodes { id } } }",

@@ -684,6 +684,24 @@ pub struct ReturnCreatePayload {
     pub user_errors: Vec<UserError>,
 }
 
+#[derive(InputObject)]
+pub struct ReturnLineGradeInput {
+    pub id: ID,
+    pub grade: ReturnGrade,
+}
+
+#[derive(InputObject)]
+pub struct ReturnGradeInput {
+    /// 1 to 250 return lines; all are graded or none.
+    pub lines: Vec<ReturnLineGradeInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReturnGradePayload {
+    pub return_lines: Vec<super::types::ReturnLine>,
+    pub user_errors: Vec<UserError>,
+}
+
 #[derive(SimpleObject)]
 pub struct ReturnsPlanRunPayload {
     pub returns_run: Option<ReturnsRun>,
@@ -846,6 +864,21 @@ impl ReturnsMutation {
         Ok(match returns::create(ctx.db(), p, &req).await? {
             Ok(r) => ReturnCreatePayload { return_: Some(Return(r)), user_errors: vec![] },
             Err(user_errors) => ReturnCreatePayload { return_: None, user_errors },
+        })
+    }
+
+    /// Grades returned lines on inspection (`A` as new to `D` broken); a store's returns arrive
+    /// ungraded and are planned once graded. Planning uses the grade of the next run.
+    async fn return_grade(&self, ctx: &Context<'_>, input: ReturnGradeInput) -> Result<ReturnGradePayload, ApiError> {
+        let p = ctx.operator()?;
+        let lines: Vec<(Option<Uuid>, G)> =
+            input.lines.iter().map(|l| (parse_gid(&l.id, "ReturnLine"), G::from(l.grade))).collect();
+        Ok(match returns::grade(ctx.db(), p, &lines).await? {
+            Ok(rows) => ReturnGradePayload {
+                return_lines: rows.into_iter().map(super::types::ReturnLine).collect(),
+                user_errors: vec![],
+            },
+            Err(user_errors) => ReturnGradePayload { return_lines: vec![], user_errors },
         })
     }
 

@@ -302,6 +302,56 @@ pub async fn create(db: &Db, p: &Principal, req: &ReturnRequest) -> Result<Outco
     })
 }
 
+/// Grades returned lines on inspection (a store's returns arrive ungraded): all or none; a
+/// line with units already approved keeps its grade.
+pub async fn grade(
+    db: &Db,
+    p: &Principal,
+    lines: &[(Option<Uuid>, Grade)],
+) -> Result<Outcome<Vec<return_line::Model>>, DbErr> {
+    if lines.is_empty() || lines.len() > MAX_DECISIONS {
+        return Ok(Err(vec![UserError::invalid(&["input", "lines"], format!("1 to {MAX_DECISIONS} lines"))]));
+    }
+    crate::services::stock::retrying!(db, p, |s| {
+        let mut out = Vec::with_capacity(lines.len());
+        let mut errors = Vec::new();
+        for (i, (id, g)) in lines.iter().enumerate() {
+            let at = ["input", "lines", &i.to_string(), "id"];
+            let found = match id {
+                Some(id) => {
+                    repo::find::<return_line::Entity>(s)
+                        .filter(return_line::Column::Id.eq(*id))
+                        .lock_exclusive()
+                        .one(&s.tx)
+                        .await?
+                }
+                None => None,
+            };
+            let Some(line) = found else {
+                errors.push(UserError::not_found(&at, "return line"));
+                continue;
+            };
+            if approved_units(s, &[line.id]).await?.get(&line.id).copied().unwrap_or(0) > 0 {
+                errors.push(UserError::new(&at, UserErrorCode::InvalidState, "units of the line are already received"));
+                continue;
+            }
+            out.push(return_line::Model { condition: grade_str(*g).into(), ..line });
+        }
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        for l in &out {
+            return_line::Entity::update_many()
+                .col_expr(return_line::Column::Condition, l.condition.clone().into())
+                .filter(return_line::Column::TenantId.eq(s.tenant()))
+                .filter(return_line::Column::Id.eq(l.id))
+                .exec(&s.tx)
+                .await?;
+        }
+        Ok(Ok(out))
+    })
+}
+
 pub fn grade_str(g: Grade) -> &'static str {
     match g {
         Grade::A => "A",
