@@ -523,11 +523,6 @@ pub async fn record(
     Ok(row)
 }
 
-/// How an order was allocated, if it was.
-pub async fn of_order(s: &Scoped, order_id: Uuid) -> Result<Option<order_allocation::Model>, DbErr> {
-    repo::find::<order_allocation::Entity>(s).filter(order_allocation::Column::OrderId.eq(order_id)).one(&s.tx).await
-}
-
 // ---------------------------------------------------------------------------------------------
 // Re-allocating open orders
 
@@ -756,6 +751,23 @@ async fn reallocate_in(s: &Scoped, ids: Option<&[Option<Uuid>]>) -> Result<Outco
         }
     }
     let skus = net.skus.clone();
+    // The allocations of the orders that stay where they are, read in one go.
+    let unmoved: Vec<Uuid> =
+        open.iter().enumerate().filter(|(i, _)| !new.contains_key(i)).map(|(_, o)| o.order.id).collect();
+    let mut kept: HashMap<Uuid, order_allocation::Model> = HashMap::new();
+    for chunk in unmoved.chunks(500) {
+        for a in repo::find_in::<order_allocation::Entity, _>(
+            s,
+            order_allocation::Column::OrderId,
+            chunk.to_vec(),
+            "uuid",
+            &[],
+        )
+        .await?
+        {
+            kept.insert(a.order_id, a);
+        }
+    }
     for (i, o) in open.iter().enumerate() {
         let row = match new.get(&i) {
             Some(c) => {
@@ -763,7 +775,7 @@ async fn reallocate_in(s: &Scoped, ids: Option<&[Option<Uuid>]>) -> Result<Outco
                 batch.changed += 1;
                 record(s, &o.order, &o.lines, c, &skus).await?
             }
-            None => match of_order(s, o.order.id).await? {
+            None => match kept.remove(&o.order.id) {
                 Some(r) => r,
                 None => continue,
             },

@@ -587,6 +587,8 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
     let levels =
         repo::find_in::<stock_level::Entity, _>(s, stock_level::Column::VariantId, variants.clone(), "uuid", &[])
             .await?;
+    let available: HashMap<(Uuid, Uuid), i64> =
+        levels.iter().map(|x| ((x.variant_id, x.location_id), x.on_hand - x.reserved)).collect();
     let mut bonus_share: HashMap<(Uuid, Uuid), f64> = HashMap::new();
     for id in &site_ids {
         for v in &variants {
@@ -594,10 +596,7 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
             if rate <= 0.0 || cover_target <= 0.0 {
                 continue;
             }
-            let available = levels
-                .iter()
-                .find(|x| x.variant_id == *v && x.location_id == *id)
-                .map_or(0, |x| x.on_hand - x.reserved);
+            let available = available.get(&(*v, *id)).copied().unwrap_or(0);
             let cover = available.max(0) as f64 / rate;
             if cover < cover_target {
                 bonus_share.insert((*v, *id), 0.25 * (cover_target - cover) / cover_target);

@@ -263,8 +263,7 @@ pub fn classify(status: u16, bytes: &[u8]) -> Result<Rows, ProviderError> {
             Ok(Rows { items, has_more: body["hasMore"].as_bool().unwrap_or(false) })
         }
         429 => Err(ProviderError::RateLimited { retry_after: Duration::ZERO }),
-        401 => Err(ProviderError::Unauthorized(format!("{code}: {detail}"))),
-        403 => Err(ProviderError::Unauthorized(format!("{code}: {detail}"))),
+        401 | 403 => Err(ProviderError::Unauthorized(format!("{code}: {detail}"))),
         500..=599 => Err(ProviderError::Transient(format!("HTTP {status} {code}: {detail}"))),
         _ => Err(ProviderError::Permanent(format!("HTTP {status} {code}: {detail}"))),
     }
@@ -377,6 +376,20 @@ impl Client {
     }
 }
 
+impl Client {
+    /// A page of item rows as variants, the unreadable ones as problems.
+    fn variants_of(&self, rows: &[Value], next: Option<String>) -> Batch<ExternalVariant> {
+        let mut batch = Batch { next, ..Batch::default() };
+        for r in rows {
+            match self.variant_of(r) {
+                Ok(v) => batch.records.push(v),
+                Err(p) => batch.problems.push(p),
+            }
+        }
+        batch
+    }
+}
+
 #[async_trait::async_trait]
 impl CatalogSource for Client {
     async fn variants(
@@ -386,14 +399,7 @@ impl CatalogSource for Client {
     ) -> Result<Batch<ExternalVariant>, ProviderError> {
         let select = ITEMS.replace("{format}", DATE_FORMAT);
         let (rows, next) = self.page(&select, &self.since(since), cursor).await?;
-        let mut batch = Batch { next, ..Batch::default() };
-        for r in &rows.items {
-            match self.variant_of(r) {
-                Ok(v) => batch.records.push(v),
-                Err(p) => batch.problems.push(p),
-            }
-        }
-        Ok(batch)
+        Ok(self.variants_of(&rows.items, next))
     }
 
     async fn product_variants(
@@ -404,14 +410,7 @@ impl CatalogSource for Client {
         let id: i64 = product_id.parse().map_err(|_| ProviderError::Permanent(format!("item id {product_id:?}")))?;
         let select = ITEMS.replace("{format}", DATE_FORMAT);
         let (rows, next) = self.page(&select, &format!("(t.id = {id} OR t.parent = {id})"), cursor).await?;
-        let mut batch = Batch { next, ..Batch::default() };
-        for r in &rows.items {
-            match self.variant_of(r) {
-                Ok(v) => batch.records.push(v),
-                Err(p) => batch.problems.push(p),
-            }
-        }
-        Ok(batch)
+        Ok(self.variants_of(&rows.items, next))
     }
 }
 
