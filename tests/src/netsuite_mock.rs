@@ -6,6 +6,11 @@
 //! answers), the account's concurrency limit (`429 CONCURRENCY_LIMIT_EXCEEDED`, no
 //! `Retry-After`), and scripted faults (429, the 401-under-load variant, 503).
 //!
+//! Records: `PUT /services/rest/record/v1/{type}/eid:{externalId}` creates or updates the record
+//! with that external id (`204` and a `Location` with its id); an `inventoryAdjustment` moves the
+//! stock by its `adjustQtyBy` (an update moves it by the difference only); `GET …/eid:{externalId}`
+//! reads one back (`404 NONEXISTENT_ID` without).
+//!
 //! It understands the client's queries by their table (`location`, `item`,
 //! `aggregateItemLocation`) and conditions (`t.id > N`, `ail.location = N`, `t.id = N`); the rest
 //! of the SQL is not interpreted.
@@ -28,6 +33,9 @@ pub struct Account {
     /// `(item, location) → (on hand, available, committed)`.
     pub stock: BTreeMap<(i64, i64), (i64, i64, i64)>,
     pub orders: Vec<SalesOrder>,
+    /// An item's `lastmodifieddate` as SuiteQL writes it with `TO_CHAR` (the account's time);
+    /// `2026-01-15T10:04:05` for those not here.
+    pub item_modified: BTreeMap<i64, String>,
 }
 
 /// A sales order as SuiteQL's `transaction` and `transactionline` hold it.
@@ -66,6 +74,8 @@ pub enum Fault {
     /// `401 INVALID_LOGIN` though the credentials are good (NetSuite under load).
     InvalidLogin,
     Unavailable,
+    /// The write is made, and the answer lost (`503`).
+    LostAnswer,
 }
 
 struct Tenant {
@@ -76,6 +86,9 @@ struct Tenant {
     max_in_flight: usize,
     requests: usize,
     script: VecDeque<Fault>,
+    /// `(record type, external id) → (internal id, body)`.
+    records: BTreeMap<(String, String), (i64, Value)>,
+    next_id: i64,
 }
 
 struct Inner {
@@ -120,25 +133,38 @@ fn number_after(q: &str, marker: &str) -> Option<i64> {
     })
 }
 
-async fn suiteql(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
+/// Checks a request's TBA header against its account's credentials: its realm, or `Err` for
+/// NetSuite's refusal ([`refused`]).
+fn authenticate(req: &HttpRequest, method: &str, inner: &mut Inner) -> Result<String, ()> {
     let header = req.headers().get("Authorization").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
-    let Some(params) = oauth_params(&header) else { return error(401, "INVALID_LOGIN", "Invalid login attempt.") };
+    let params = oauth_params(&header).ok_or(())?;
     let realm = params.get("realm").cloned().unwrap_or_default();
     let url = format!("http://{}{}", req.connection_info().host(), req.uri());
+    let t = inner.accounts.get_mut(&realm).ok_or(())?;
+    let (nonce, ts) = (params.get("oauth_nonce").cloned().unwrap_or_default(), params.get("oauth_timestamp"));
+    let expected = ts
+        .and_then(|x| x.parse::<i64>().ok())
+        .and_then(|x| tba::authorization(method, &url, &t.credentials, &nonce, x).ok());
+    if expected.as_deref() != Some(header.as_str()) {
+        return Err(());
+    }
+    t.requests += 1;
+    Ok(realm)
+}
+
+fn refused() -> HttpResponse {
+    error(401, "INVALID_LOGIN", "Invalid login attempt.")
+}
+
+async fn suiteql(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
     let (latency, fault, rows) = {
         let mut inner = data.lock().expect("mock lock");
         let latency = inner.latency;
-        let Some(t) = inner.accounts.get_mut(&realm) else {
-            return error(401, "INVALID_LOGIN", "Invalid login attempt.");
+        let realm = match authenticate(&req, "POST", &mut inner) {
+            Ok(r) => r,
+            Err(()) => return refused(),
         };
-        let (nonce, ts) = (params.get("oauth_nonce").cloned().unwrap_or_default(), params.get("oauth_timestamp"));
-        let expected = ts
-            .and_then(|x| x.parse::<i64>().ok())
-            .and_then(|x| tba::authorization("POST", &url, &t.credentials, &nonce, x).ok());
-        if expected.as_deref() != Some(header.as_str()) {
-            return error(401, "INVALID_LOGIN", "Invalid login attempt.");
-        }
-        t.requests += 1;
+        let t = inner.accounts.get_mut(&realm).expect("account");
         if let Some(f) = t.script.pop_front() {
             (latency, Some(f), None)
         } else if t.in_flight >= t.limit {
@@ -154,7 +180,7 @@ async fn suiteql(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<M
             return error(429, "CONCURRENCY_LIMIT_EXCEEDED", "Concurrent request limit exceeded. Request blocked.");
         }
         Some(Fault::InvalidLogin) => return error(401, "INVALID_LOGIN", "Invalid login attempt."),
-        Some(Fault::Unavailable) => return HttpResponse::ServiceUnavailable().finish(),
+        Some(Fault::Unavailable | Fault::LostAnswer) => return HttpResponse::ServiceUnavailable().finish(),
         None => {}
     }
     if !latency.is_zero() {
@@ -231,7 +257,8 @@ async fn suiteql(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<M
             .map(|(id, sku, price, parent)| {
                 json!({ "links": [], "id": id.to_string(), "itemid": sku, "displayname": format!("Item {sku}"),
                     "itemtype": "InvtPart", "isinactive": "F", "parent": parent.map(|p| p.to_string()),
-                    "baseprice": price, "lastmodified": "2026-01-15T10:04:05" })
+                    "baseprice": price,
+                    "lastmodified": t.account.item_modified.get(id).map_or("2026-01-15T10:04:05", String::as_str) })
             })
             .collect()
     } else {
@@ -249,6 +276,89 @@ async fn suiteql(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<M
     }))
 }
 
+/// The record type and external id of `…/record/v1/{type}/eid:{externalId}`.
+fn record_path(req: &HttpRequest) -> Option<(String, String)> {
+    let kind = req.match_info().get("kind")?.to_owned();
+    let key = req.match_info().get("key")?.strip_prefix("eid:")?;
+    let key = url::form_urlencoded::parse(format!("k={key}").as_bytes()).next()?.1.into_owned();
+    Some((kind, key))
+}
+
+async fn upsert_record(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
+    let mut inner = data.lock().expect("mock lock");
+    let realm = match authenticate(&req, "PUT", &mut inner) {
+        Ok(r) => r,
+        Err(()) => return refused(),
+    };
+    let Some((kind, key)) = record_path(&req) else { return error(404, "NONEXISTENT_ID", "no such record") };
+    let t = inner.accounts.get_mut(&realm).expect("account");
+    let fault = t.script.pop_front();
+    match fault {
+        Some(Fault::Concurrency) => {
+            return error(429, "CONCURRENCY_LIMIT_EXCEEDED", "Concurrent request limit exceeded. Request blocked.");
+        }
+        Some(Fault::InvalidLogin) => return error(401, "INVALID_LOGIN", "Invalid login attempt."),
+        Some(Fault::Unavailable) => return HttpResponse::ServiceUnavailable().finish(),
+        Some(Fault::LostAnswer) | None => {}
+    }
+    let body = body.into_inner();
+    let before = t.records.get(&(kind.clone(), key.clone())).cloned();
+    if kind == "inventoryAdjustment" {
+        let moves = |b: &Value| -> Vec<(i64, i64, i64)> {
+            b["inventory"]["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| {
+                    let id = |v: &Value| v["id"].as_str().and_then(|x| x.parse::<i64>().ok());
+                    Some((id(&l["item"])?, id(&l["location"])?, l["adjustQtyBy"].as_i64()?))
+                })
+                .collect()
+        };
+        if body["account"]["id"].as_str().is_none() {
+            return error(400, "USER_ERROR", "Please enter value(s) for: Adjustment Account");
+        }
+        // An update replaces the old adjustment: take it back, then make the new one.
+        let undo = before.as_ref().map(|(_, b)| moves(b)).unwrap_or_default();
+        for (item, loc, by) in undo.into_iter().map(|(i, l, q)| (i, l, -q)).chain(moves(&body)) {
+            let level = t.account.stock.entry((item, loc)).or_insert((0, 0, 0));
+            level.0 += by;
+            level.1 += by;
+        }
+    }
+    let id = before.map_or_else(
+        || {
+            t.next_id += 1;
+            9000 + t.next_id
+        },
+        |(id, _)| id,
+    );
+    t.records.insert((kind.clone(), key), (id, body));
+    if fault == Some(Fault::LostAnswer) {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let host = req.connection_info().host().to_owned();
+    HttpResponse::NoContent()
+        .insert_header(("Location", format!("http://{host}/services/rest/record/v1/{kind}/{id}")))
+        .finish()
+}
+
+async fn get_record(req: HttpRequest, data: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
+    let mut inner = data.lock().expect("mock lock");
+    let realm = match authenticate(&req, "GET", &mut inner) {
+        Ok(r) => r,
+        Err(()) => return refused(),
+    };
+    let found = record_path(&req).and_then(|k| inner.accounts[&realm].records.get(&k).cloned());
+    match found {
+        Some((id, mut body)) => {
+            body["id"] = json!(id.to_string());
+            HttpResponse::Ok().json(body)
+        }
+        None => error(404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid record instance ID."),
+    }
+}
+
 impl MockNetSuite {
     pub async fn start() -> MockNetSuite {
         let inner = Arc::new(Mutex::new(Inner { accounts: HashMap::new(), latency: Duration::ZERO }));
@@ -256,7 +366,11 @@ impl MockNetSuite {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock netsuite");
         let port = listener.local_addr().expect("addr").port();
         let server = HttpServer::new(move || {
-            App::new().app_data(data.clone()).route("/services/rest/query/v1/suiteql", web::post().to(suiteql))
+            App::new()
+                .app_data(data.clone())
+                .route("/services/rest/query/v1/suiteql", web::post().to(suiteql))
+                .route("/services/rest/record/v1/{kind}/{key}", web::put().to(upsert_record))
+                .route("/services/rest/record/v1/{kind}/{key}", web::get().to(get_record))
         })
         .workers(4)
         .disable_signals()
@@ -287,6 +401,8 @@ impl MockNetSuite {
                     max_in_flight: 0,
                     requests: 0,
                     script: VecDeque::new(),
+                    records: BTreeMap::new(),
+                    next_id: 0,
                 },
             )
         });
@@ -308,6 +424,28 @@ impl MockNetSuite {
             let t = &i.accounts[&tba::realm(account)];
             (t.requests, t.max_in_flight)
         })
+    }
+
+    /// Changes an account's data (a change made in NetSuite).
+    pub fn edit(&self, account: &str, f: impl FnOnce(&mut Account)) {
+        self.with(|i| f(&mut i.accounts.get_mut(&tba::realm(account)).expect("account").account));
+    }
+
+    /// The records of `kind` the account was sent, by external id.
+    pub fn records(&self, account: &str, kind: &str) -> BTreeMap<String, Value> {
+        self.with(|i| {
+            i.accounts[&tba::realm(account)]
+                .records
+                .iter()
+                .filter(|((k, _), _)| k == kind)
+                .map(|((_, key), (_, body))| (key.clone(), body.clone()))
+                .collect()
+        })
+    }
+
+    /// An item's `(on hand, available, committed)` at a location.
+    pub fn stock(&self, account: &str, item: i64, location: i64) -> Option<(i64, i64, i64)> {
+        self.with(|i| i.accounts[&tba::realm(account)].account.stock.get(&(item, location)).copied())
     }
 
     pub async fn stop(self) {

@@ -28,7 +28,7 @@ use super::tba::{self, Credentials};
 use crate::ProviderError;
 use crate::source::{
     Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalOrderLine, ExternalProduct,
-    ExternalVariant, InventorySource, LocationSource, OrderSource, Problem,
+    ExternalVariant, InventorySink, InventorySource, LocationSource, OrderSource, Problem,
 };
 
 /// The most rows one SuiteQL page holds.
@@ -56,6 +56,10 @@ pub struct Config {
     pub max_wait: Duration,
     /// The first backoff after a 429; it doubles each time, with jitter.
     pub first_backoff: Duration,
+    /// The account inventory adjustments post to (stock pushed back); none: nothing is pushed.
+    pub adjustment_account: Option<String>,
+    /// The subsidiary of the adjustments, in OneWorld accounts.
+    pub subsidiary: Option<String>,
 }
 
 impl Config {
@@ -70,6 +74,8 @@ impl Config {
             page_size: MAX_PAGE,
             max_wait: Duration::from_secs(120),
             first_backoff: Duration::from_secs(2),
+            adjustment_account: None,
+            subsidiary: None,
         }
     }
 
@@ -176,16 +182,35 @@ impl Client {
             self.config.base(),
             limit.clamp(1, MAX_PAGE)
         );
+        let body = json!({ "q": q });
+        let answer = self.call(reqwest::Method::POST, &url, &body, &[("Prefer", "transient")], &[]).await?;
+        classify(answer.status, &answer.body)
+    }
+
+    /// Sends one request, waiting for the account's turn and retrying 429s, 401 bursts and
+    /// transient failures as the module says; the answer when NetSuite took it (2xx, or a status
+    /// in `answers`) or refused it for good.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+        answers: &[u16],
+    ) -> Result<Answer, ProviderError> {
         let deadline = Instant::now() + self.config.max_wait;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let answer = {
                 let _turn = self.limits.calls.acquire().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
-                self.send(&url, q).await
+                match self.send(method.clone(), url, body, headers).await {
+                    Ok(a) if answers.contains(&a.status) => Ok(a),
+                    other => other.and_then(Answer::checked),
+                }
             };
             let wait = match answer {
-                Ok(rows) => return Ok(rows),
+                Ok(a) => return Ok(a),
                 Err(ProviderError::RateLimited { .. }) => self.backoff(attempt),
                 Err(ProviderError::Unauthorized(e)) => {
                     if !self.limits.unauthorized_is_throttling(Instant::now()) {
@@ -215,22 +240,27 @@ impl Client {
         Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
     }
 
-    async fn send(&self, url: &str, q: &str) -> Result<Rows, ProviderError> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, ProviderError> {
         let nonce: String = {
             let mut r = rand::rng();
             (0..24).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[r.random_range(0..36)])).collect()
         };
-        let header = tba::authorization("POST", url, &self.config.credentials, &nonce, Utc::now().timestamp())
+        let header = tba::authorization(method.as_str(), url, &self.config.credentials, &nonce, Utc::now().timestamp())
             .map_err(|e| ProviderError::Permanent(e.to_string()))?;
-        let sent = self
-            .http
-            .post(url)
-            .header("Authorization", header)
-            .header("Prefer", "transient")
-            .json(&json!({ "q": q }))
-            .send()
-            .await;
-        let response = match sent {
+        let mut request = self.http.request(method, url).header("Authorization", header);
+        if !body.is_null() {
+            request = request.json(body);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) if qm_integrations::net::is_forbidden(&e) => {
                 return Err(ProviderError::Permanent(format!("{url}: {}", qm_integrations::net::FORBIDDEN)));
@@ -238,8 +268,58 @@ impl Client {
             Err(e) => return Err(ProviderError::Transient(format!("{url}: {e}"))),
         };
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
-        classify(status, &bytes)
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = response.bytes().await.map_err(|e| ProviderError::Transient(e.to_string()))?.to_vec();
+        Ok(Answer { status, location, body })
+    }
+
+    /// Creates or updates the record of `record_type` whose external id is `external_id`
+    /// (`PUT record/v1/{type}/eid:{externalId}`): sending it again updates that record, never
+    /// makes a second one. The record's internal id, from the `Location` NetSuite answers with.
+    pub async fn upsert(
+        &self,
+        record_type: &str,
+        external_id: &str,
+        body: &Value,
+    ) -> Result<Option<String>, ProviderError> {
+        let url = format!("{}/services/rest/record/v1/{record_type}/eid:{}", self.config.base(), tba::pct(external_id));
+        let answer = self.call(reqwest::Method::PUT, &url, body, &[], &[]).await?;
+        Ok(answer.location.as_deref().and_then(|l| l.rsplit('/').next()).map(str::to_owned))
+    }
+
+    /// Whether NetSuite has a record of `record_type` with external id `external_id`.
+    pub async fn exists(&self, record_type: &str, external_id: &str) -> Result<bool, ProviderError> {
+        let url = format!(
+            "{}/services/rest/record/v1/{record_type}/eid:{}?fields=id",
+            self.config.base(),
+            tba::pct(external_id)
+        );
+        let answer = self.call(reqwest::Method::GET, &url, &Value::Null, &[], &[404]).await?;
+        Ok(answer.status != 404)
+    }
+}
+
+/// An answer as received.
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// The answer if NetSuite took the request, else its error typed.
+    fn checked(self) -> Result<Answer, ProviderError> {
+        if (200..300).contains(&self.status) {
+            return Ok(self);
+        }
+        let body: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        let (code, detail) = error_of(&body);
+        Err(match self.status {
+            429 => ProviderError::RateLimited { retry_after: Duration::ZERO },
+            401 | 403 => ProviderError::Unauthorized(format!("{code}: {detail}")),
+            500..=599 => ProviderError::Transient(format!("HTTP {} {code}: {detail}", self.status)),
+            s => ProviderError::Permanent(format!("HTTP {s} {code}: {detail}")),
+        })
     }
 }
 
@@ -252,21 +332,13 @@ fn error_of(body: &Value) -> (String, String) {
 
 /// An answer as rows or a typed error.
 pub fn classify(status: u16, bytes: &[u8]) -> Result<Rows, ProviderError> {
-    let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-    let (code, detail) = error_of(&body);
-    match status {
-        200 => {
-            let items = body["items"]
-                .as_array()
-                .cloned()
-                .ok_or_else(|| ProviderError::Decode("a SuiteQL page without items".into()))?;
-            Ok(Rows { items, has_more: body["hasMore"].as_bool().unwrap_or(false) })
-        }
-        429 => Err(ProviderError::RateLimited { retry_after: Duration::ZERO }),
-        401 | 403 => Err(ProviderError::Unauthorized(format!("{code}: {detail}"))),
-        500..=599 => Err(ProviderError::Transient(format!("HTTP {status} {code}: {detail}"))),
-        _ => Err(ProviderError::Permanent(format!("HTTP {status} {code}: {detail}"))),
-    }
+    let answer = Answer { status, location: None, body: bytes.to_vec() }.checked()?;
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let items = body["items"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| ProviderError::Decode("a SuiteQL page without items".into()))?;
+    Ok(Rows { items, has_more: body["hasMore"].as_bool().unwrap_or(false) })
 }
 
 impl Client {
@@ -465,6 +537,68 @@ impl InventorySource for Client {
         let q = LEVELS.replace("{where}", &format!("t.id = {item} AND ail.location = {loc}"));
         let rows = self.suiteql(&q, 1, 0).await?;
         rows.items.first().map(|r| level_of(r, location_id)).transpose().map_err(|p| ProviderError::Decode(p.message))
+    }
+}
+
+/// Stock changed here, pushed back as inventory adjustments whose external id is the change's
+/// key: a retry updates the adjustment it made before (`PUT …/eid:`), never posts a second one.
+#[async_trait::async_trait]
+impl InventorySink for Client {
+    async fn adjust(
+        &self,
+        key: &str,
+        inventory_item_id: &str,
+        location_id: &str,
+        delta: i64,
+        reference: &str,
+    ) -> Result<(), ProviderError> {
+        let Some(account) = &self.config.adjustment_account else {
+            return Err(ProviderError::Permanent(
+                "no adjustment account is configured: stock changes are not sent to NetSuite".into(),
+            ));
+        };
+        let mut body = json!({
+            "externalId": format!("qm-{key}"),
+            "account": { "id": account },
+            "adjLocation": { "id": location_id },
+            "tranDate": Utc::now().with_timezone(&self.config.time_zone).format("%Y-%m-%d").to_string(),
+            "memo": reference,
+            "inventory": { "items": [
+                { "item": { "id": inventory_item_id }, "location": { "id": location_id }, "adjustQtyBy": delta }
+            ] },
+        });
+        if let Some(subsidiary) = &self.config.subsidiary {
+            body["subsidiary"] = json!({ "id": subsidiary });
+        }
+        let id = self.upsert("inventoryAdjustment", &format!("qm-{key}"), &body).await?;
+        tracing::debug!(key, adjustment = ?id, "inventory adjustment sent to NetSuite");
+        Ok(())
+    }
+
+    /// NetSuite has no compare-and-swap: the level is read, and the difference adjusted only if it
+    /// still is `expected` ([`ProviderError::Stale`] otherwise, for the caller to recompute).
+    async fn set(
+        &self,
+        key: &str,
+        inventory_item_id: &str,
+        location_id: &str,
+        expected: i64,
+        on_hand: i64,
+        reference: &str,
+    ) -> Result<(), ProviderError> {
+        // A retry of a round whose adjustment was made (its answer lost) finds it and stops: the
+        // level it reads now already has the change, and adjusting from it again would double it.
+        if self.exists("inventoryAdjustment", &format!("qm-{key}")).await? {
+            return Ok(());
+        }
+        let now = self.level(inventory_item_id, location_id).await?.map_or(0, |l| l.on_hand);
+        if now != expected {
+            return Err(ProviderError::Stale(format!("NetSuite has {now}, not {expected}")));
+        }
+        if on_hand == now {
+            return Ok(());
+        }
+        self.adjust(key, inventory_item_id, location_id, on_hand - now, reference).await
     }
 }
 

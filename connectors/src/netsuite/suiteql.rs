@@ -9,8 +9,10 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 /// The date format of the integration user's preferences: `M/D/YYYY` or `D/M/YYYY`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum DateStyle {
+    #[default]
     MonthFirst,
     DayFirst,
 }
