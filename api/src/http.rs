@@ -268,19 +268,55 @@ async fn shopify_webhook(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    use crate::services::connectors::{InboundError, receive_webhook};
-    use qm_connectors::shopify::webhook::{SIGNATURE_HEADER, WebhookError};
     let Ok(id) = uuid::Uuid::parse_str(&path) else {
         return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
     };
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    match receive_webhook(&state.db, &state.sealer, id, &body, header).await {
+    inbound_response(
+        id,
+        crate::services::connectors::receive_webhook(&state.db, &state.sealer, id, &body, header).await,
+    )
+}
+
+/// `POST /webhooks/netsuite/{connectorId}`: a message of the NetSuite User Event script; 200 once
+/// verified and stored (or already stored: a retry), 401 for a signature that does not match or a
+/// timestamp more than five minutes off (a replay), 400 for missing headers or a body that is not
+/// a change of this connector's account, 404 for an unknown or uninstalled connector.
+async fn netsuite_webhook(
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Ok(id) = uuid::Uuid::parse_str(&path) else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
+    };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    inbound_response(
+        id,
+        crate::services::connectors::receive_netsuite(&state.db, &state.sealer, id, &body, header).await,
+    )
+}
+
+fn inbound_response(
+    id: uuid::Uuid,
+    received: Result<crate::services::connectors::Received, crate::services::connectors::InboundError>,
+) -> HttpResponse {
+    use crate::services::connectors::InboundError;
+    use qm_connectors::netsuite::inbound::InboundError as NetSuite;
+    use qm_connectors::shopify::webhook::{SIGNATURE_HEADER, WebhookError};
+    match received {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({ "ok": true })),
         Err(InboundError::NotFound) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector"),
         Err(InboundError::Refused(
             e @ (WebhookError::BadSignature | WebhookError::MissingHeader(SIGNATURE_HEADER)),
         )) => error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string()),
-        Err(InboundError::Refused(e)) => error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string()),
+        Err(InboundError::NetSuite(e @ (NetSuite::BadSignature | NetSuite::Stale))) => {
+            error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string())
+        }
+        Err(e @ (InboundError::Refused(_) | InboundError::NetSuite(_) | InboundError::OtherAccount(_))) => {
+            error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string())
+        }
         Err(InboundError::Db(e)) => {
             tracing::error!(error = %e, connector = %id, "storing a webhook failed");
             error_response(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "try again")
@@ -302,6 +338,7 @@ pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io:
             .route("/graphql", web::get().guard(guard::fn_guard(is_websocket_upgrade)).to(graphql_ws))
             .route("/graphql", web::get().to(graphiql))
             .route("/webhooks/shopify/{connector_id}", web::post().to(shopify_webhook))
+            .route("/webhooks/netsuite/{connector_id}", web::post().to(netsuite_webhook))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))

@@ -12,6 +12,7 @@ mod forecast;
 mod forecast_service;
 mod jobs;
 mod netsuite;
+mod netsuite_connector;
 mod ops;
 mod orders;
 mod pricing;

@@ -742,6 +742,11 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Location",
     });
+    m.entry("Mutation.connectorInstall").or_default().push(Probe {
+        query: "mutation($id: ID!) { connectorInstall(input: { kind: NETSUITE, netsuite: { accountId: \"1234567\", consumerKey: \"k\", consumerSecret: \"s\", tokenId: \"t\", tokenSecret: \"u\", webhookSecret: \"w\", timeZone: \"UTC\", currency: \"USD\", locationMapping: [{ netsuiteLocationId: \"1\", locationId: $id }] } }) { connector { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
     m.entry("Mutation.connectorUpdate").or_default().push(Probe {
         query: "mutation($id: ID!) { connectorUpdate(input: { id: $id, config: { apiVersion: \"2026-04\" } }) { connector { id } userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),

@@ -18,6 +18,9 @@ use crate::services::{lookup, sync};
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ConnectorKind {
     Shopify,
+    /// A NetSuite account (SuiteTalk REST and SuiteQL, token-based authentication).
+    #[graphql(name = "NETSUITE")]
+    NetSuite,
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -38,7 +41,12 @@ pub struct LocationMapping {
 
 #[Object]
 impl LocationMapping {
+    /// The provider's location id (named for Shopify, the first provider; any provider's).
     async fn shopify_location_id(&self) -> &str {
+        &self.shopify_location_id
+    }
+    /// The provider's location id: a Shopify global id, a NetSuite internal id.
+    async fn provider_location_id(&self) -> &str {
         &self.shopify_location_id
     }
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
@@ -56,7 +64,18 @@ impl Connector {
         gid("Connector", self.0.id)
     }
     async fn kind(&self) -> ConnectorKind {
-        ConnectorKind::Shopify
+        match self.0.kind.as_str() {
+            service::NETSUITE => ConnectorKind::NetSuite,
+            _ => ConnectorKind::Shopify,
+        }
+    }
+    /// The provider account: the shop's domain, the NetSuite account id (`1234567_SB1`).
+    async fn account(&self) -> &str {
+        &self.0.external_account
+    }
+    /// How a NetSuite account is read and written (null for other kinds).
+    async fn netsuite(&self) -> Option<NetSuiteSettings> {
+        service::settings_of(&self.0).netsuite.map(NetSuiteSettings)
     }
     async fn status(&self) -> ConnectorStatus {
         match self.0.status.as_str() {
@@ -399,7 +418,85 @@ impl From<service::BulkImport> for BulkImport {
 #[derive(InputObject)]
 pub struct ConnectorInstallInput {
     pub kind: ConnectorKind,
-    pub config: ConnectorConfigInput,
+    /// A Shopify store's configuration (kind `SHOPIFY`).
+    pub config: Option<ConnectorConfigInput>,
+    /// A NetSuite account's configuration (kind `NETSUITE`).
+    pub netsuite: Option<NetSuiteConfigInput>,
+}
+
+/// The integration user's date format in NetSuite (Home > Set Preferences > Date Format), which
+/// SuiteQL writes dates in.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "service::DateStyle")]
+pub enum NetSuiteDateStyle {
+    /// `1/15/2026`
+    MonthFirst,
+    /// `15/1/2026`
+    DayFirst,
+}
+
+#[derive(InputObject)]
+pub struct NetSuiteLocationMappingInput {
+    /// The NetSuite location's internal id.
+    pub netsuite_location_id: String,
+    pub location_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct NetSuiteConfigInput {
+    /// `1234567`, or `1234567_SB1` for a sandbox (either spelling).
+    pub account_id: String,
+    /// The integration record's consumer key and secret; sealed at rest, never returned.
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    /// The access token's id and secret (token-based authentication); sealed, never returned.
+    pub token_id: String,
+    pub token_secret: String,
+    /// The secret the User Event script signs its messages with; sealed, never returned.
+    pub webhook_secret: String,
+    /// The account's time zone (IANA, e.g. `America/Los_Angeles`).
+    pub time_zone: String,
+    #[graphql(default_with = "NetSuiteDateStyle::MonthFirst")]
+    pub date_style: NetSuiteDateStyle,
+    /// The account's base currency, ISO 4217.
+    pub currency: String,
+    /// Requests in flight to the account at most; the account's concurrency limit is shared with
+    /// its other integrations.
+    #[graphql(default = 2)]
+    pub concurrency: i32,
+    /// The account stock adjustments post to; without it stock changed here is not sent.
+    pub adjustment_account_id: Option<String>,
+    /// The subsidiary of those adjustments (OneWorld accounts).
+    pub subsidiary_id: Option<String>,
+    #[graphql(default)]
+    pub location_mapping: Vec<NetSuiteLocationMappingInput>,
+    /// Reach the API here instead of the account's public address (a mock, a proxy).
+    pub base_url: Option<String>,
+}
+
+/// How a NetSuite account is read and written.
+pub struct NetSuiteSettings(service::NetSuiteSettings);
+
+#[Object]
+impl NetSuiteSettings {
+    async fn time_zone(&self) -> &str {
+        &self.0.time_zone
+    }
+    async fn date_style(&self) -> NetSuiteDateStyle {
+        self.0.date_style.into()
+    }
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    async fn concurrency(&self) -> i32 {
+        i32::try_from(self.0.concurrency).unwrap_or(i32::MAX)
+    }
+    async fn adjustment_account_id(&self) -> Option<&str> {
+        self.0.adjustment_account_id.as_deref()
+    }
+    async fn subsidiary_id(&self) -> Option<&str> {
+        self.0.subsidiary_id.as_deref()
+    }
 }
 
 #[derive(InputObject)]
@@ -525,19 +622,56 @@ impl ConnectorsMutation {
         input: ConnectorInstallInput,
     ) -> Result<ConnectorPayload, ApiError> {
         let p = ctx.admin()?;
-        let ConnectorKind::Shopify = input.kind;
-        let c = input.config;
-        let config = ConfigInput {
-            shop_domain: Some(c.shop_domain),
-            access_token: Some(c.access_token),
-            webhook_secret: Some(c.webhook_secret),
-            api_version: Some(c.api_version),
-            base_url: Some(c.base_url),
-            location_mapping: Some(mapping(c.location_mapping)),
-            bulk_import: c.bulk_import.map(Into::into),
+        let (state, s) = (ctx.state(), write_tx(ctx, p).await?);
+        let outcome = match (input.kind, input.config, input.netsuite) {
+            (ConnectorKind::Shopify, Some(c), None) => {
+                let config = ConfigInput {
+                    shop_domain: Some(c.shop_domain),
+                    access_token: Some(c.access_token),
+                    webhook_secret: Some(c.webhook_secret),
+                    api_version: Some(c.api_version),
+                    base_url: Some(c.base_url),
+                    location_mapping: Some(mapping(c.location_mapping)),
+                    bulk_import: c.bulk_import.map(Into::into),
+                };
+                service::install(&s, &state.sealer, &state.providers, config).await?
+            }
+            (ConnectorKind::NetSuite, None, Some(n)) => {
+                let input = service::NetSuiteInput {
+                    account_id: n.account_id,
+                    secrets: service::TbaSecrets {
+                        consumer_key: n.consumer_key,
+                        consumer_secret: n.consumer_secret,
+                        token_id: n.token_id,
+                        token_secret: n.token_secret,
+                    },
+                    webhook_secret: n.webhook_secret,
+                    settings: service::NetSuiteSettings {
+                        time_zone: n.time_zone,
+                        date_style: n.date_style.into(),
+                        currency: n.currency,
+                        concurrency: usize::try_from(n.concurrency).unwrap_or(0),
+                        adjustment_account_id: n.adjustment_account_id,
+                        subsidiary_id: n.subsidiary_id,
+                    },
+                    base_url: n.base_url,
+                    location_mapping: n
+                        .location_mapping
+                        .into_iter()
+                        .map(|l| (l.netsuite_location_id, parse_gid(&l.location_id, "Location")))
+                        .collect(),
+                };
+                service::install_netsuite(&s, &state.sealer, &state.providers, input).await?
+            }
+            (ConnectorKind::Shopify, _, _) => Err(vec![UserError::invalid(
+                &["input", "config"],
+                "a SHOPIFY connector is configured with config (and no netsuite)",
+            )]),
+            (ConnectorKind::NetSuite, _, _) => Err(vec![UserError::invalid(
+                &["input", "netsuite"],
+                "a NETSUITE connector is configured with netsuite (and no config)",
+            )]),
         };
-        let s = write_tx(ctx, p).await?;
-        let outcome = service::install(&s, &ctx.state().sealer, &ctx.state().providers, config).await?;
         if let Ok(c) = &outcome {
             let every = std::time::Duration::from_secs(ctx.state().config.connector_sync_interval_seconds);
             sync::schedule_reconciliation(&s, c.id, every).await?;

@@ -48,6 +48,7 @@ pub fn sealer(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Res
 }
 
 pub const SHOPIFY: &str = "shopify";
+pub const NETSUITE: &str = "netsuite";
 
 /// Settings kept in the clear.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -60,7 +61,30 @@ pub struct Settings {
     /// How a full read of the catalog and stock goes: through a bulk operation or page by page.
     #[serde(default)]
     pub bulk_import: BulkImport,
+    /// A NetSuite account's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netsuite: Option<NetSuiteSettings>,
 }
+
+/// How a NetSuite account is read and written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetSuiteSettings {
+    /// The account's time zone (IANA), in which SuiteQL writes and compares dates.
+    pub time_zone: String,
+    /// The integration user's date format.
+    pub date_style: DateStyle,
+    /// The account's base currency (ISO 4217).
+    pub currency: String,
+    /// Requests in flight to the account at most (its concurrency limit is shared with every
+    /// other integration of the account).
+    pub concurrency: usize,
+    /// The account stock adjustments post to; none: stock changed here is not sent.
+    pub adjustment_account_id: Option<String>,
+    pub subsidiary_id: Option<String>,
+}
+
+pub use qm_connectors::netsuite::suiteql::DateStyle;
 
 /// Whether a full read of the catalog and stock (the first sync, a `full` one) goes through a
 /// bulk operation, which reads a large shop many times faster than pages and does not draw on
@@ -86,12 +110,25 @@ pub struct LocationLink {
     pub location_id: Uuid,
 }
 
-/// What is sealed.
-#[derive(Serialize, Deserialize)]
+/// What is sealed: Shopify's access token, or NetSuite's token-based authentication secrets, and
+/// the secret inbound messages are signed with.
+#[derive(Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Credentials {
+    #[serde(default)]
     access_token: String,
     webhook_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tba: Option<TbaSecrets>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TbaSecrets {
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub token_id: String,
+    pub token_secret: String,
 }
 
 /// A change to a connector's configuration: `None` leaves a value as it is.
@@ -115,14 +152,25 @@ fn owner(tenant: Uuid, id: Uuid) -> Vec<u8> {
     format!("connector:{tenant}:{id}").into_bytes()
 }
 
-/// Opens a connector's credentials (for the sync engine); `None` once uninstalled.
-pub fn open_credentials(sealer: &Sealer, c: &connector::Model) -> Option<(String, String)> {
+fn open(sealer: &Sealer, c: &connector::Model) -> Option<Credentials> {
     if c.credentials.is_empty() {
         return None;
     }
     let raw = sealer.open(&c.credentials, &owner(c.tenant_id, c.id)).ok()?;
-    let creds: Credentials = serde_json::from_slice(&raw).ok()?;
-    Some((creds.access_token, creds.webhook_secret))
+    serde_json::from_slice(&raw).ok()
+}
+
+/// Opens a connector's credentials (for the sync engine): the access token and the webhook
+/// secret; `None` once uninstalled.
+pub fn open_credentials(sealer: &Sealer, c: &connector::Model) -> Option<(String, String)> {
+    open(sealer, c).map(|creds| (creds.access_token, creds.webhook_secret))
+}
+
+/// Opens a NetSuite connector's token-based authentication secrets and the secret its User Event
+/// script signs with; `None` once uninstalled.
+pub fn open_netsuite(sealer: &Sealer, c: &connector::Model) -> Option<(TbaSecrets, String)> {
+    let creds = open(sealer, c)?;
+    Some((creds.tba?, creds.webhook_secret))
 }
 
 fn is_shop_domain(d: &str) -> bool {
@@ -224,31 +272,47 @@ pub async fn install(
     else {
         return Ok(Err(vec![UserError::invalid(&["input", "config"], "incomplete")]));
     };
-    let existing = repo::find::<connector::Entity>(s)
-        .filter(connector::Column::Kind.eq(SHOPIFY))
-        .filter(connector::Column::ExternalAccount.eq(shop.as_str()))
-        .one(&s.tx)
-        .await?;
-    if existing.as_ref().is_some_and(|c| c.status != "uninstalled") {
-        return Ok(Err(taken(&shop)));
-    }
-    let now = repo::now();
-    let id = existing.as_ref().map_or_else(Uuid::now_v7, |c| c.id);
     let settings = Settings {
         api_version: version,
         base_url: input.base_url.flatten(),
         location_mapping: links.unwrap_or_default(),
         bulk_import: input.bulk_import.unwrap_or_default(),
+        netsuite: None,
     };
-    let sealed = seal(sealer, s.tenant(), id, token, secret);
+    let creds = Credentials { access_token: token, webhook_secret: secret, tba: None };
+    save_install(s, sealer, SHOPIFY, shop, settings, &creds, &["input", "config", "shopDomain"]).await
+}
+
+/// Stores an installed connector of `kind` for `account` (again, if it was uninstalled): `TAKEN`
+/// at `field` while another connector of the tenant has the account.
+async fn save_install(
+    s: &Scoped,
+    sealer: &Sealer,
+    kind: &str,
+    account: String,
+    settings: Settings,
+    creds: &Credentials,
+    field: &[&str],
+) -> Result<Outcome<connector::Model>, DbErr> {
+    let existing = repo::find::<connector::Entity>(s)
+        .filter(connector::Column::Kind.eq(kind))
+        .filter(connector::Column::ExternalAccount.eq(account.as_str()))
+        .one(&s.tx)
+        .await?;
+    if existing.as_ref().is_some_and(|c| c.status != "uninstalled") {
+        return Ok(Err(taken(field, &account)));
+    }
+    let now = repo::now();
+    let id = existing.as_ref().map_or_else(Uuid::now_v7, |c| c.id);
+    let sealed = seal_credentials(sealer, s.tenant(), id, creds);
     let row = connector::Model {
         tenant_id: s.tenant(),
         id,
-        kind: SHOPIFY.to_owned(),
+        kind: kind.to_owned(),
         status: "active".to_owned(),
-        // What the shop's bucket was still is, unless this is now another shop.
-        throttle: existing.as_ref().filter(|c| c.external_account == shop).and_then(|c| c.throttle.clone()),
-        external_account: shop,
+        // What the account's bucket was still is.
+        throttle: existing.as_ref().and_then(|c| c.throttle.clone()),
+        external_account: account,
         settings: serde_json::json!(settings),
         credentials: sealed,
         status_reason: None,
@@ -261,26 +325,117 @@ pub async fn install(
     } else {
         match connector::Entity::insert(am).exec_without_returning(&s.tx).await {
             // Installed by a concurrent request between the check and the insert.
-            Err(e) if crate::db::is_unique_violation(&e) => return Ok(Err(taken(&row.external_account))),
+            Err(e) if crate::db::is_unique_violation(&e) => return Ok(Err(taken(field, &row.external_account))),
             other => {
                 other?;
             }
         }
     }
-    tracing::info!(connector = %id, shop = %row.external_account, "connector installed");
+    tracing::info!(connector = %id, kind, account = %row.external_account, "connector installed");
     Ok(Ok(row))
 }
 
-fn taken(shop: &str) -> Vec<UserError> {
-    vec![UserError::new(
-        &["input", "config", "shopDomain"],
-        UserErrorCode::Taken,
-        format!("{shop} is already connected"),
-    )]
+/// A NetSuite account to connect.
+pub struct NetSuiteInput {
+    pub account_id: String,
+    pub secrets: TbaSecrets,
+    pub webhook_secret: String,
+    pub settings: NetSuiteSettings,
+    pub base_url: Option<String>,
+    pub location_mapping: Vec<(String, Option<Uuid>)>,
+}
+
+/// Installs a NetSuite connector (or installs again one that was uninstalled).
+pub async fn install_netsuite(
+    s: &Scoped,
+    sealer: &Sealer,
+    providers: &Providers,
+    input: NetSuiteInput,
+) -> Result<Outcome<connector::Model>, DbErr> {
+    let field = |name: &str| vec!["input".to_owned(), "netsuite".to_owned(), name.to_owned()];
+    let mut errors = Vec::new();
+    let mut invalid = |name: &str, message: &str| errors.push(UserError::invalid(&at(&field(name)), message));
+    let account = qm_connectors::netsuite::tba::realm(&input.account_id);
+    if account.is_empty() || account.len() > 64 || !account.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        invalid("accountId", "a NetSuite account id is like 1234567 or 1234567_SB1");
+    }
+    let secrets = [
+        ("consumerKey", &input.secrets.consumer_key),
+        ("consumerSecret", &input.secrets.consumer_secret),
+        ("tokenId", &input.secrets.token_id),
+        ("tokenSecret", &input.secrets.token_secret),
+        ("webhookSecret", &input.webhook_secret),
+    ];
+    for (name, v) in secrets {
+        if v.trim().is_empty() || v.len() > 1024 {
+            invalid(name, "must be 1 to 1024 characters");
+        }
+    }
+    let n = &input.settings;
+    if n.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        invalid("timeZone", "an IANA time zone, like America/Los_Angeles");
+    }
+    if n.currency.len() != 3 || !n.currency.chars().all(|c| c.is_ascii_uppercase()) {
+        invalid("currency", "an ISO 4217 code, like USD");
+    }
+    if !(1..=50).contains(&n.concurrency) {
+        invalid("concurrency", "from 1 to 50 requests at once");
+    }
+    for (name, v) in [("adjustmentAccountId", &n.adjustment_account_id), ("subsidiaryId", &n.subsidiary_id)] {
+        if v.as_ref().is_some_and(|v| v.parse::<u64>().is_err()) {
+            invalid(name, "a NetSuite internal id (digits)");
+        }
+    }
+    if let Some(u) = &input.base_url
+        && let Err(e) = providers.check_base_url(u)
+    {
+        invalid("baseUrl", &e);
+    }
+    let mut links = Vec::with_capacity(input.location_mapping.len());
+    let mut seen = BTreeSet::new();
+    for (i, (provider, ours)) in input.location_mapping.iter().enumerate() {
+        let path = |leaf: &str| {
+            let mut p = field("locationMapping");
+            p.extend([i.to_string(), leaf.to_owned()]);
+            p
+        };
+        if provider.parse::<u64>().is_err() {
+            errors.push(UserError::invalid(&at(&path("netsuiteLocationId")), "a NetSuite location id (digits)"));
+        } else if !seen.insert(provider.clone()) {
+            errors.push(UserError::invalid(&at(&path("netsuiteLocationId")), "mapped twice"));
+        }
+        match ours {
+            Some(id) if lookup::location(s, *id).await?.is_some() => {
+                links.push(LocationLink { provider_location_id: provider.clone(), location_id: *id })
+            }
+            _ => errors.push(UserError::not_found(&at(&path("locationId")), "location")),
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let settings = Settings {
+        api_version: String::new(),
+        base_url: input.base_url,
+        location_mapping: links,
+        bulk_import: BulkImport::Never,
+        netsuite: Some(input.settings),
+    };
+    let creds =
+        Credentials { access_token: String::new(), webhook_secret: input.webhook_secret, tba: Some(input.secrets) };
+    save_install(s, sealer, NETSUITE, account, settings, &creds, &["input", "netsuite", "accountId"]).await
+}
+
+fn taken(field: &[&str], account: &str) -> Vec<UserError> {
+    vec![UserError::new(field, UserErrorCode::Taken, format!("{account} is already connected"))]
 }
 
 fn seal(sealer: &Sealer, tenant: Uuid, id: Uuid, access_token: String, webhook_secret: String) -> String {
-    let plain = serde_json::to_vec(&Credentials { access_token, webhook_secret }).unwrap_or_default();
+    seal_credentials(sealer, tenant, id, &Credentials { access_token, webhook_secret, tba: None })
+}
+
+fn seal_credentials(sealer: &Sealer, tenant: Uuid, id: Uuid, creds: &Credentials) -> String {
+    let plain = serde_json::to_vec(creds).unwrap_or_default();
     sealer.seal(&plain, &owner(tenant, id))
 }
 
@@ -307,6 +462,13 @@ pub async fn update(
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),
     };
+    if c.kind != SHOPIFY {
+        return Ok(Err(vec![UserError::new(
+            &["input", "id"],
+            UserErrorCode::InvalidState,
+            format!("a {} connector is changed by uninstalling it and installing it again", c.kind),
+        )]));
+    }
     if input.shop_domain.as_ref().is_some_and(|d| *d != c.external_account) {
         return Ok(Err(vec![UserError::invalid(
             &["input", "config", "shopDomain"],
@@ -401,6 +563,11 @@ pub enum InboundError {
     #[error(transparent)]
     Refused(#[from] qm_connectors::shopify::webhook::WebhookError),
     #[error(transparent)]
+    NetSuite(#[from] qm_connectors::netsuite::inbound::InboundError),
+    /// A message signed for this connector about another NetSuite account.
+    #[error("the message is about account {0}, not this connector's")]
+    OtherAccount(String),
+    #[error(transparent)]
     Db(#[from] DbErr),
 }
 
@@ -434,6 +601,67 @@ pub async fn receive_webhook<'a>(
         status: "received".to_owned(),
         received_at: repo::now(),
     };
+    if store_delivery(&s, row).await? == Received::Duplicate {
+        s.commit().await?;
+        return Ok(Received::Duplicate);
+    }
+    if delivery.topic == "app/uninstalled" && c.status == "active" {
+        let mut am: connector::ActiveModel = c.into();
+        am.status = Set("paused".to_owned());
+        am.status_reason = Set(Some("the app was uninstalled from the shop".to_owned()));
+        am.updated_at = Set(repo::now());
+        sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    }
+    s.commit().await?;
+    tracing::info!(connector = %id, topic = %delivery.topic, webhook = %delivery.webhook_id, "webhook received");
+    Ok(Received::New)
+}
+
+/// Receives a message of connector `id`'s NetSuite User Event script: verifies its signature
+/// over the raw `body` and its timestamp (a replay more than five minutes later is refused),
+/// stores it once per `X-QM-Event-Id` and queues applying it. Quick: the record is read back
+/// from NetSuite by the job.
+pub async fn receive_netsuite<'a>(
+    db: &crate::db::Db,
+    sealer: &Sealer,
+    id: Uuid,
+    body: &[u8],
+    header: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Received, InboundError> {
+    let tx = db.connector_lookup(id).await?;
+    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
+    tx.commit().await?;
+    let Some(c) = found.filter(|c| c.status != "uninstalled" && c.kind == NETSUITE) else {
+        return Err(InboundError::NotFound);
+    };
+    let Some((_, secret)) = open_netsuite(sealer, &c) else { return Err(InboundError::NotFound) };
+    let now = chrono::Utc::now().timestamp();
+    let message = qm_connectors::netsuite::inbound::verify(secret.as_bytes(), &header, body, now)?;
+    let about = qm_connectors::netsuite::tba::realm(&message.change.account);
+    if about != c.external_account {
+        return Err(InboundError::OtherAccount(message.change.account));
+    }
+    let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
+    let row = connector_webhook::Model {
+        tenant_id: c.tenant_id,
+        connector_id: c.id,
+        webhook_id: message.event_id.clone(),
+        topic: message.change.kind.clone(),
+        triggered_at: chrono::DateTime::from_timestamp(message.timestamp, 0),
+        body: String::from_utf8_lossy(body).into_owned(),
+        status: "received".to_owned(),
+        received_at: repo::now(),
+    };
+    let received = store_delivery(&s, row).await?;
+    s.commit().await?;
+    tracing::info!(connector = %id, kind = %message.change.kind, record = %message.change.id, event = %message.event_id, ?received, "NetSuite change received");
+    Ok(received)
+}
+
+/// Stores a delivery once per id (three deliveries of one id, even at once, make one row) and
+/// queues applying it with the first.
+async fn store_delivery(s: &Scoped, row: connector_webhook::Model) -> Result<Received, DbErr> {
+    let (connector_id, webhook_id) = (row.connector_id, row.webhook_id.clone());
     let inserted = connector_webhook::Entity::insert(connector_webhook::ActiveModel::from(row))
         .on_conflict(
             sea_orm::sea_query::OnConflict::columns([
@@ -447,19 +675,9 @@ pub async fn receive_webhook<'a>(
         .exec_without_returning(&s.tx)
         .await?;
     if inserted == 0 {
-        s.commit().await?;
         return Ok(Received::Duplicate);
     }
-    crate::services::sync::queue_webhook(&s, c.id, &delivery.webhook_id).await?;
-    if delivery.topic == "app/uninstalled" && c.status == "active" {
-        let mut am: connector::ActiveModel = c.into();
-        am.status = Set("paused".to_owned());
-        am.status_reason = Set(Some("the app was uninstalled from the shop".to_owned()));
-        am.updated_at = Set(repo::now());
-        sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
-    }
-    s.commit().await?;
-    tracing::info!(connector = %id, topic = %delivery.topic, webhook = %delivery.webhook_id, "webhook received");
+    crate::services::sync::queue_webhook(s, connector_id, &webhook_id).await?;
     Ok(Received::New)
 }
 

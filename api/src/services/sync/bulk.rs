@@ -91,7 +91,9 @@ pub(super) struct Slice<'a> {
     pub run: &'a sync_run::Model,
     pub resources: &'a [String],
     pub connector: &'a connector::Model,
-    pub client: &'a Client,
+    pub client: &'a super::Provider,
+    /// The client's Shopify side (bulk operations are Shopify's).
+    pub shop: &'a Client,
     pub started: Instant,
 }
 
@@ -148,12 +150,12 @@ async fn start(cx: &Slice<'_>, pos: &mut Position) -> Result<Next, SliceError> {
     if pos.paged || mode == BulkImport::Never {
         return Ok(Next::Pages);
     }
-    let size = cx.client.shop_size().await?;
+    let size = cx.shop.shop_size().await?;
     if mode == BulkImport::Auto && size.variants < BULK_IMPORT_FROM {
         pos.paged = true;
         return Ok(Next::Pages);
     }
-    let op = match cx.client.start_import().await? {
+    let op = match cx.shop.start_import().await? {
         Started::Started(op) => op,
         Started::Busy(why) => {
             tracing::info!(run = %cx.run.id, why, "another bulk query runs on the shop; trying again later");
@@ -182,7 +184,7 @@ const BUSY: Duration = Duration::from_secs(30);
 /// Polls the operation while the slice lasts; then a continuation polls on a little later.
 async fn wait(cx: &Slice<'_>, pos: &mut Position, mut b: BulkState) -> Result<Next, SliceError> {
     loop {
-        let op = cx.client.bulk_operation(&b.operation).await?;
+        let op = cx.shop.bulk_operation(&b.operation).await?;
         let before = pos.clone();
         let Some(op) = op else {
             tracing::warn!(operation = %b.operation, "the shop no longer knows the bulk import; starting again");
@@ -257,7 +259,7 @@ async fn read(
         if fresh {
             let timeout = Duration::from_secs(cx.state.config.worker_lease_seconds.max(3));
             let at = Resume { offset: b.offset, lines: b.lines };
-            let Some(download) = cx.client.download(&url, at, timeout).await? else {
+            let Some(download) = cx.shop.download(&url, at, timeout).await? else {
                 tracing::info!(operation = %b.operation, "the bulk import's file is gone; starting it again");
                 pos.bulk = None;
                 *reading = None;

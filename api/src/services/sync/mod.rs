@@ -25,8 +25,7 @@ use qm_connectors::ProviderError;
 use qm_connectors::shopify::client::{Client, ClientConfig, ShopLimits, TenantLimits};
 use qm_connectors::shopify::throttle::{Bucket, ThrottleStatus};
 use qm_connectors::source::{
-    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalProduct, ExternalVariant,
-    InventorySource, LocationSource, OrderSource, Problem,
+    Batch, ExternalLevel, ExternalLocation, ExternalOrder, ExternalProduct, ExternalVariant, Problem,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::OnConflict};
 use serde::{Deserialize, Serialize};
@@ -46,6 +45,9 @@ use crate::state::AppState;
 pub mod bulk;
 pub mod orders;
 pub mod prices;
+pub mod provider;
+
+pub use provider::Provider;
 
 pub const SYNC: &str = "connector.sync";
 /// Every resource, in the order a run takes them (inventory needs the locations and the catalog).
@@ -167,17 +169,16 @@ const SET_ROUNDS: u32 = 5;
 async fn push_count(
     state: &AppState,
     job: &job::Model,
-    client: &Client,
+    client: &Provider,
     (key, item, location, reference): (&str, &str, &str, &str),
     mut set: SetOnHand,
 ) -> Result<(), SliceError> {
-    use qm_connectors::source::{InventorySink as _, InventorySource as _};
     let first = set.round;
     loop {
         let round_key = format!("{key}-{}", set.round);
-        match client.set(&round_key, item, location, set.expected, set.on_hand, reference).await {
+        match client.stock_sink().set(&round_key, item, location, set.expected, set.on_hand, reference).await {
             Err(ProviderError::Stale(why)) if set.round < first + SET_ROUNDS => {
-                let Some(now) = client.level(item, location).await? else {
+                let Some(now) = client.inventory().level(item, location).await? else {
                     return Err(ProviderError::Permanent(format!("the item is no longer stocked there ({why})")).into());
                 };
                 tracing::info!(job = %job.id, expected = set.expected, found = now.on_hand, "the store's stock moved; recomputing the count");
@@ -230,7 +231,7 @@ impl Handler for PushJob {
                     Ok(()) => Ok(()),
                 }
             }
-            None => qm_connectors::source::InventorySink::adjust(&client, key, item, location, delta, reference).await,
+            None => client.stock_sink().adjust(key, item, location, delta, reference).await,
         };
         match sent {
             Ok(()) => {
@@ -244,14 +245,14 @@ impl Handler for PushJob {
 
 /// The connector a push goes through and its client, if it is active (a paused or uninstalled
 /// one sends nothing) and its credentials open.
-async fn push_client(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(connector::Model, Client), JobError> {
+async fn push_client(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(connector::Model, Provider), JobError> {
     let s = state.db.scoped(tenant, TxMode::Read).await?;
     let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
     s.commit().await?;
     let c = c
         .filter(|c| c.status == "active")
         .ok_or_else(|| JobError::Permanent("the connector is paused or uninstalled; the change was not sent".into()))?;
-    let client = state.providers.shopify(state, &c).ok_or_else(|| JobError::Permanent(NO_CREDENTIALS.into()))?;
+    let client = state.providers.client(state, &c).ok_or_else(|| JobError::Permanent(NO_CREDENTIALS.into()))?;
     Ok((c, client))
 }
 
@@ -303,6 +304,8 @@ impl Handler for ReconcileJob {
 pub struct Providers {
     http: reqwest::Client,
     limits: Mutex<HashMap<Uuid, Arc<ShopLimits>>>,
+    /// Per NetSuite connector: its requests in flight and recent refusals.
+    netsuite: Mutex<HashMap<Uuid, Arc<qm_connectors::netsuite::client::Limits>>>,
     /// Per tenant, what it may do across its connectors.
     tenants: Mutex<HashMap<Uuid, Arc<TenantLimits>>>,
     /// Calls in flight to one shop at most.
@@ -326,6 +329,7 @@ impl Providers {
         Ok(Providers {
             http,
             limits: Mutex::default(),
+            netsuite: Mutex::default(),
             tenants: Mutex::default(),
             concurrency: 2,
             tenant_concurrency: tenant_concurrency.max(1),
@@ -351,7 +355,16 @@ impl Providers {
         all.entry(c.id).or_insert_with(|| Arc::new(ShopLimits::new(self.concurrency, tenant))).clone()
     }
 
-    /// A client of the connector's shop, or `None` when its credentials are gone or do not open.
+    /// A client of the connector's provider, or `None` when its credentials are gone or do not
+    /// open (or it is of a kind this version does not know).
+    pub fn client(&self, state: &AppState, c: &connector::Model) -> Option<Provider> {
+        match c.kind.as_str() {
+            installed::SHOPIFY => self.shopify(state, c).map(Provider::Shopify),
+            installed::NETSUITE => self.netsuite(state, c).map(Provider::NetSuite),
+            _ => None,
+        }
+    }
+
     fn shopify(&self, state: &AppState, c: &connector::Model) -> Option<Client> {
         let (token, _) = open_credentials(&state.sealer, c)?;
         let settings = settings_of(c);
@@ -359,6 +372,33 @@ impl Providers {
         config.base_url = settings.base_url;
         config.max_wait = within_lease(state, MAX_WAIT);
         Some(Client::new(self.http.clone(), config, self.limits(c)))
+    }
+
+    /// A NetSuite client with the connector's own limits: one installation's throttling or
+    /// refused logins never hold up another's.
+    fn netsuite(&self, state: &AppState, c: &connector::Model) -> Option<qm_connectors::netsuite::client::Client> {
+        use qm_connectors::netsuite::{client, tba};
+        let (secrets, _) = installed::open_netsuite(&state.sealer, c)?;
+        let settings = settings_of(c);
+        let n = settings.netsuite?;
+        let credentials = tba::Credentials {
+            account: c.external_account.clone(),
+            consumer_key: secrets.consumer_key,
+            consumer_secret: secrets.consumer_secret,
+            token_id: secrets.token_id,
+            token_secret: secrets.token_secret,
+        };
+        let mut config = client::Config::new(credentials, n.time_zone.parse().ok()?, &n.currency);
+        config.base_url = settings.base_url;
+        config.date_style = n.date_style;
+        config.max_wait = within_lease(state, MAX_WAIT);
+        config.adjustment_account = n.adjustment_account_id;
+        config.subsidiary = n.subsidiary_id;
+        let limits = {
+            let mut all = self.netsuite.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            all.entry(c.id).or_insert_with(|| Arc::new(client::Limits::new(n.concurrency))).clone()
+        };
+        Some(client::Client::new(self.http.clone(), config, limits))
     }
 }
 
@@ -405,8 +445,8 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    fn of(client: &Client) -> Option<Self> {
-        client.throttle().map(|(s, at)| Throttle {
+    fn of(client: &Provider) -> Option<Self> {
+        client.shopify()?.throttle().map(|(s, at)| Throttle {
             available: s.currently_available,
             maximum: s.maximum_available,
             restore_rate: s.restore_rate,
@@ -434,7 +474,7 @@ impl Throttle {
 
 /// Stores what `client` last saw of the provider's bucket on connector `id` (nothing before its
 /// first answer); part of each checkpoint (`save_run`).
-async fn save_throttle(s: &Scoped, id: Uuid, client: &Client) -> Result<(), DbErr> {
+async fn save_throttle(s: &Scoped, id: Uuid, client: &Provider) -> Result<(), DbErr> {
     let Some(t) = Throttle::of(client) else { return Ok(()) };
     connector::Entity::update_many()
         .col_expr(connector::Column::Throttle, Some(json!(t)).into())
@@ -628,7 +668,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
     }
     let client = match c.filter(|c| c.status == "active") {
         None => Err("the connector is paused or uninstalled"),
-        Some(c) => state.providers.shopify(state, &c).map(|client| (c, client)).ok_or(NO_CREDENTIALS),
+        Some(c) => state.providers.client(state, &c).map(|client| (c, client)).ok_or(NO_CREDENTIALS),
     };
     let (c, client) = match client {
         Ok(found) => found,
@@ -695,7 +735,11 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             r.commit().await?;
         }
         let since_resource = since.as_ref().and_then(|(_, t)| *t);
-        if resource == "catalog" && since_resource.is_none() && pos.cursor.is_none() {
+        if let Some(shop) = client.shopify()
+            && resource == "catalog"
+            && since_resource.is_none()
+            && pos.cursor.is_none()
+        {
             let cx = bulk::Slice {
                 state,
                 tenant,
@@ -703,6 +747,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
                 resources: &resources,
                 connector: &c,
                 client: &client,
+                shop,
                 started,
             };
             match bulk::step(&cx, &mut pos, &mut reading).await? {
@@ -714,15 +759,15 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
         let continue_after = started.elapsed() >= within_lease(state, SLICE);
         let step = match resource.as_str() {
             "locations" => {
-                let batch = client.locations(pos.cursor.as_deref()).await?;
+                let batch = client.locations().locations(pos.cursor.as_deref()).await?;
                 Step::Locations(batch)
             }
-            "catalog" => Step::Catalog(client.variants(since_resource, pos.cursor.as_deref()).await?),
-            "orders" => Step::Orders(client.orders(since_resource, pos.cursor.as_deref()).await?),
+            "catalog" => Step::Catalog(client.catalog().variants(since_resource, pos.cursor.as_deref()).await?),
+            "orders" => Step::Orders(client.orders().orders(since_resource, pos.cursor.as_deref()).await?),
             "inventory" => match pos.location.clone() {
                 Some(l) => {
                     let from = location_since.as_ref().and_then(|(_, t)| *t);
-                    let batch = client.levels(&l, from, pos.cursor.as_deref()).await?;
+                    let batch = client.inventory().levels(&l, from, pos.cursor.as_deref()).await?;
                     Step::Inventory(l, batch)
                 }
                 None => Step::Inventory(String::new(), Batch::default()),
@@ -812,7 +857,7 @@ fn tally(
 async fn save_run(
     s: &Scoped,
     run_id: Uuid,
-    (connector, client): (Uuid, &Client),
+    (connector, client): (Uuid, &Provider),
     pos: &Position,
     counts: &Counts,
     problems: &[RunProblem],
@@ -1227,7 +1272,7 @@ impl Applier<'_> {
                     continue;
                 }
                 None => {
-                    let code = store_name(&l.id, 64);
+                    let code = store_name(&self.connector.kind, &l.id, 64);
                     let existing = repo::find::<location::Entity>(s)
                         .filter(location::Column::Code.eq(code.as_str()))
                         .one(&s.tx)
@@ -1514,11 +1559,11 @@ impl Applier<'_> {
     }
 }
 
-/// What we call a record made for a store's (`shopify-{number}`, from its global id), at most
-/// `max` characters: a location's code, an order's external id.
-fn store_name(provider_id: &str, max: usize) -> String {
+/// What we call a record made for a provider's (`shopify-{number}` from a Shopify global id,
+/// `netsuite-{id}`), at most `max` characters: a location's code, an order's external id.
+fn store_name(kind: &str, provider_id: &str, max: usize) -> String {
     let number = provider_id.rsplit('/').next().unwrap_or(provider_id);
-    format!("shopify-{number}").chars().take(max).collect()
+    format!("{kind}-{number}").chars().take(max).collect()
 }
 
 /// The reason on every `sync` movement.
@@ -1577,12 +1622,52 @@ async fn mark_webhook(s: &Scoped, connector_id: Uuid, webhook_id: &str, status: 
     Ok(())
 }
 
+/// What a stored webhook says changed.
+enum About {
+    Level {
+        inventory_item_id: String,
+        location_id: String,
+    },
+    Product {
+        product_id: String,
+    },
+    Order {
+        order_id: String,
+    },
+    /// Stock moved in ways the message does not spell out: an incremental inventory sync reads it.
+    Stock,
+    /// Nothing this version syncs (or applied on receipt).
+    Nothing,
+}
+
+impl About {
+    /// What a delivery to connector `c` is about, or why it is not understood.
+    fn of(c: &connector::Model, topic: &str, body: &[u8]) -> Result<About, String> {
+        use qm_connectors::shopify::webhook::{Subject, subject};
+        if c.kind == installed::NETSUITE {
+            let change: qm_connectors::netsuite::inbound::Change =
+                serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            return Ok(match change.kind.as_str() {
+                "item" => About::Product { product_id: change.id },
+                "sales_order" => About::Order { order_id: change.id },
+                "inventory" | "item_fulfillment" | "item_receipt" => About::Stock,
+                _ => About::Nothing,
+            });
+        }
+        Ok(match subject(topic, body).map_err(|e| e.to_string())? {
+            Subject::Level { inventory_item_id, location_id } => About::Level { inventory_item_id, location_id },
+            Subject::Product { product_id } => About::Product { product_id },
+            Subject::Order { order_id } => About::Order { order_id },
+            Subject::Uninstalled | Subject::Other => About::Nothing,
+        })
+    }
+}
+
 /// Applies a stored webhook: reads the record it names back from the provider (its current
 /// state: a delivery that arrives late or twice cannot roll anything back) and applies it as a
 /// sync page would, version-checked.
 async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webhook_id: &str) -> Result<(), SliceError> {
     use crate::db::entities::connector_webhook as w;
-    use qm_connectors::shopify::webhook::{Subject, subject};
     let s = state.db.scoped(tenant, TxMode::Read).await?;
     let row = repo::find::<w::Entity>(&s)
         .filter(w::Column::ConnectorId.eq(connector_id))
@@ -1595,7 +1680,7 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
     if row.status != "received" {
         return Ok(());
     }
-    let about = match subject(&row.topic, row.body.as_bytes()) {
+    let about = match About::of(&c, &row.topic, row.body.as_bytes()) {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(webhook = webhook_id, error = %e, "webhook body not understood");
@@ -1604,20 +1689,20 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
             return Ok(s.commit().await?);
         }
     };
-    if matches!(about, Subject::Uninstalled | Subject::Other) || c.status != "active" {
+    if matches!(about, About::Nothing) || c.status != "active" {
         // Uninstalled was applied on receipt; other topics are not synced by this version; a
         // paused connector's deliveries are caught up by the next sync after it resumes.
         let s = state.db.scoped(tenant, TxMode::Write).await?;
         mark_webhook(&s, connector_id, webhook_id, "ignored").await?;
         return Ok(s.commit().await?);
     }
-    let Some(client) = state.providers.shopify(state, &c) else {
+    let Some(client) = state.providers.client(state, &c) else {
         return Err(ProviderError::Unauthorized(NO_CREDENTIALS.into()).into());
     };
     let applier = Applier { connector: &c, full: false };
     match about {
-        Subject::Level { inventory_item_id, location_id } => {
-            let level = client.level(&inventory_item_id, &location_id).await?;
+        About::Level { inventory_item_id, location_id } => {
+            let level = client.inventory().level(&inventory_item_id, &location_id).await?;
             let s = state.db.scoped(tenant, TxMode::Write).await?;
             let known = applier.refs(&s, "location", [location_id.clone()]).await?.contains_key(&location_id);
             if let (Some(level), true) = (level, known) {
@@ -1627,10 +1712,10 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
             mark_webhook(&s, connector_id, webhook_id, "applied").await?;
             s.commit().await?;
         }
-        Subject::Product { product_id } => {
+        About::Product { product_id } => {
             let mut cursor: Option<String> = None;
             loop {
-                let batch = client.product_variants(&product_id, cursor.as_deref()).await?;
+                let batch = client.catalog().product_variants(&product_id, cursor.as_deref()).await?;
                 let s = state.db.scoped(tenant, TxMode::Write).await?;
                 let outcome = applier.catalog(&s, &batch.records).await?;
                 log_problems(webhook_id, &batch.problems);
@@ -1645,8 +1730,8 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
                 }
             }
         }
-        Subject::Order { order_id } => {
-            let order = client.order(&order_id).await?;
+        About::Order { order_id } => {
+            let order = client.orders().order(&order_id).await?;
             let s = state.db.scoped(tenant, TxMode::Write).await?;
             if let Some(order) = order {
                 let outcome = applier.orders(&s, &[order]).await?;
@@ -1655,7 +1740,15 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
             mark_webhook(&s, connector_id, webhook_id, "applied").await?;
             s.commit().await?;
         }
-        Subject::Uninstalled | Subject::Other => {}
+        About::Stock => {
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            if let Err(e) = request(&s, connector_id, &["inventory".to_owned()], false, "webhook").await? {
+                tracing::debug!(connector = %connector_id, reason = ?e, "no inventory sync");
+            }
+            mark_webhook(&s, connector_id, webhook_id, "applied").await?;
+            s.commit().await?;
+        }
+        About::Nothing => {}
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use qm_connectors::source::{ExternalOrder, Problem};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use qm_connectors::source::{ShipmentSink as _, ShippedLine, Tracking};
+use qm_connectors::source::{ShippedLine, Tracking};
 
 use super::{Applied, Applier, payload_id, push_client, push_failed, stale, store_name};
 use crate::db::entities::{
@@ -205,7 +205,7 @@ impl Applier<'_> {
         let (ours, created) = match existing {
             Some(e) => (e, false),
             None => {
-                let external_id = store_name(&o.id, 255);
+                let external_id = store_name(&self.connector.kind, &o.id, 255);
                 let adopted = repo::find::<order::Entity>(s)
                     .filter(order::Column::ExternalId.eq(external_id.as_str()))
                     .one(&s.tx)
@@ -675,6 +675,12 @@ pub async fn queue_fulfillment(
     let Some(order_ref) = refs("order").filter(external_ref::Column::LocalId.eq(order_id)).one(&s.tx).await? else {
         return Ok(());
     };
+    use crate::db::entities::connector;
+    let store =
+        repo::find::<connector::Entity>(s).filter(connector::Column::Id.eq(order_ref.connector_id)).one(&s.tx).await?;
+    if !store.is_some_and(|c| super::provider::takes(&c.kind, "shipments")) {
+        return Ok(());
+    }
     let line_ids: Vec<Uuid> = lines.iter().map(|(l, _)| *l).collect();
     let line_refs: HashMap<Uuid, String> = refs("order_line")
         .filter(external_ref::Column::ConnectorId.eq(order_ref.connector_id))
@@ -738,7 +744,7 @@ impl Handler for FulfillJob {
         let tracking =
             Tracking { company: text("carrier"), number: text("tracking_number"), url: text("tracking_url") };
         let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
-        match client.ship(order, &lines, &tracking).await {
+        match async { client.shipment_sink()?.ship(order, &lines, &tracking).await }.await {
             Ok(fulfillment) => {
                 let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
                 let ctx = Applier { connector: &c, full: false };

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use qm_connectors::source::PriceSink as _;
 use rust_decimal::Decimal;
 use sea_orm::{ColumnTrait, DbErr, QueryFilter};
 use serde::{Deserialize, Serialize};
@@ -55,6 +54,7 @@ pub async fn queue_prices(s: &Scoped, approved: &[(Uuid, Uuid, Uuid, Decimal)]) 
         .all(&s.tx)
         .await?
         .into_iter()
+        .filter(|c| super::provider::takes(&c.kind, "prices"))
         .map(|c| c.id)
         .collect();
     let product_of: HashMap<(Uuid, Uuid), &str> =
@@ -120,7 +120,7 @@ impl Handler for PriceJob {
             return Ok(());
         }
         let (_, client) = push_client(state, j.tenant_id, connector_id).await?;
-        match client.set_prices(product, &send).await {
+        match async { client.price_sink()?.set_prices(product, &send).await }.await {
             Ok(()) => {
                 tracing::info!(connector = %connector_id, product, variants = send.len(), "prices sent to the store");
                 Ok(())
