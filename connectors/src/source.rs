@@ -275,3 +275,39 @@ pub trait ShipmentSink: Send + Sync {
     /// (an attempt whose answer was lost) is found by its tracking number, not made again.
     async fn ship(&self, order_id: &str, lines: &[ShippedLine], tracking: &Tracking) -> Result<String, ProviderError>;
 }
+
+/// An order of ours (made here or mirrored from a store) sent to a system that keeps the order
+/// book (an ERP) or ships it (a 3PL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundOrder {
+    /// Our id for it, the provider's idempotency key: sending it again changes that order.
+    pub key: String,
+    /// What the merchant calls it (`#1001`).
+    pub number: String,
+    pub created_at: DateTime<Utc>,
+    /// The provider location it ships from, if it has one.
+    pub location_id: Option<String>,
+    pub lines: Vec<OutboundLine>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundLine {
+    /// The provider's item.
+    pub item_id: String,
+    pub quantity: i64,
+    pub price: Decimal,
+}
+
+/// The provider's ids of an order it was sent: its own, and its line ids in the order sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedOrder {
+    pub id: String,
+    pub line_ids: Vec<String>,
+}
+
+/// Orders sent to the provider.
+#[async_trait::async_trait]
+pub trait OrderSink: Send + Sync {
+    /// Creates the order, or updates the one made by an earlier send of the same key: never two.
+    async fn export(&self, order: &OutboundOrder) -> Result<ExportedOrder, ProviderError>;
+}

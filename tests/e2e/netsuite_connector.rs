@@ -340,3 +340,89 @@ async fn scenario_15_17_refused_credentials_pause_only_their_own_tenants_connect
     assert_eq!(d["connectors"][0]["status"], "ACTIVE");
     mock.stop().await;
 }
+
+#[tokio::test]
+async fn scenarios_9_10_an_order_goes_to_netsuite_once_and_its_shipment_becomes_one_item_fulfilment() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("ns-orders").await;
+    let mock = MockNetSuite::start().await;
+    let c = credentials("3691215", "d");
+    mock.add_account(c.clone(), account(), 4);
+    let main = app.location(&t.owner_key, "MAIN").await;
+    let extra = json!({ "orderCustomerId": "42", "adjustmentAccountId": "215" });
+    let connector = install(&app, &t, &mock, &c, &main, extra).await;
+    assert_eq!(sync(&app, &t, &connector).await["status"], "COMPLETED");
+    app.stock(&t.owner_key, "NS-1002", &main, 4).await;
+    app.drain_jobs().await;
+    let before = mock.stock("3691215", 1002, 1).expect("stocked");
+    assert_eq!(before, (5, 5, 0), "the receipt here was sent as an adjustment");
+
+    // An order made here: the answer to the sales order is lost, and the retry updates it.
+    mock.script("3691215", &[Fault::LostAnswer]);
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: OrderCreateInput!) { orderCreate(input: $i) { order { id } userErrors { field message } } }",
+            json!({ "i": { "externalId": "WEB-77", "locationId": main,
+                "lines": [{ "sku": "NS-1002", "quantity": 2 }, { "sku": "NS-1004", "quantity": 1 }] } }),
+        )
+        .await;
+    assert_eq!(d["orderCreate"]["userErrors"], json!([]), "{d}");
+    let order_id = d["orderCreate"]["order"]["id"].as_str().expect("order").to_owned();
+    app.drain_jobs().await;
+    let sent = mock.records("3691215", "salesOrder");
+    assert_eq!(sent.len(), 1, "one sales order however often it is sent: {sent:?}");
+    let (key, so) = sent.iter().next().expect("one");
+    assert_eq!(*key, format!("qm-{}", qm_tests::uuid_of(&order_id)));
+    assert_eq!(so["entity"]["id"], "42");
+    assert_eq!(so["otherRefNum"], "WEB-77");
+    assert_eq!(so["location"]["id"], "1");
+    let items = so["item"]["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!((items[0]["item"]["id"].as_str(), items[0]["quantity"].as_i64()), (Some("1002"), Some(2)));
+    assert_eq!(items[0]["rate"], "11.01", "the variant's price, exact");
+    assert_eq!((items[1]["item"]["id"].as_str(), items[1]["quantity"].as_i64()), (Some("1004"), Some(1)));
+
+    // Polling NetSuite again never reads our own sales order back as a new order.
+    let again = sync(&app, &t, &connector).await;
+    assert_eq!(again["status"], "COMPLETED", "{again}");
+    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+    let orders = order::Entity::find().all(&s.tx).await.expect("orders");
+    s.commit().await.expect("commit");
+    assert_eq!(orders.len(), 2, "SO-5001 and ours: {orders:?}");
+
+    // Shipped here: an item fulfilment of the sales order with the tracking number; the answer
+    // is lost, and the retry finds the fulfilment instead of making a second.
+    mock.script("3691215", &[Fault::LostAnswer]);
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($id: ID!) { orderFulfill(input: { id: $id, carrier: \"UPS\", trackingNumber: \"1Z999\" }) { order { status } userErrors { code } } }",
+            json!({ "id": order_id }),
+        )
+        .await;
+    assert_eq!(d["orderFulfill"]["userErrors"], json!([]), "{d}");
+    for _ in 0..4 {
+        app.drain_jobs().await;
+        app.make_jobs_due().await;
+    }
+    let fulfilments = mock.records("3691215", "itemFulfillment");
+    assert_eq!(fulfilments.len(), 1, "{fulfilments:?}");
+    let f = fulfilments.values().next().expect("one");
+    assert_eq!(f["package"]["items"][0]["packageTrackingNumber"], "1Z999");
+    assert_eq!(f["package"]["items"][0]["packageDescr"], "UPS");
+    let lines: Vec<(i64, i64)> = f["item"]["items"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| (l["orderLine"].as_i64().expect("line"), l["quantity"].as_i64().expect("qty")))
+        .collect();
+    assert_eq!(lines, vec![(1, 2), (2, 1)]);
+    assert_eq!(
+        mock.stock("3691215", 1002, 1),
+        Some(before),
+        "the shipment is NetSuite's item fulfilment: no stock adjustment on top"
+    );
+    assert_eq!(mock.records("3691215", "inventoryAdjustment").len(), 1);
+    mock.stop().await;
+}

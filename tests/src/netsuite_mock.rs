@@ -9,7 +9,10 @@
 //! Records: `PUT /services/rest/record/v1/{type}/eid:{externalId}` creates or updates the record
 //! with that external id (`204` and a `Location` with its id); an `inventoryAdjustment` moves the
 //! stock by its `adjustQtyBy` (an update moves it by the difference only); `GET …/eid:{externalId}`
-//! reads one back (`404 NONEXISTENT_ID` without).
+//! reads one back (`404 NONEXISTENT_ID` without). `POST …/salesOrder/{id}/!transform/itemFulfillment`
+//! fulfils lines of a sales order sent here (never more than is left on a line; `400` otherwise).
+//! Sales orders sent here show in SuiteQL's `transaction` unless the query leaves out external ids
+//! `LIKE 'qm-%'`.
 //!
 //! It understands the client's queries by their table (`location`, `item`,
 //! `aggregateItemLocation`) and conditions (`t.id > N`, `ail.location = N`, `t.id = N`); the rest
@@ -227,6 +230,16 @@ async fn suiteql(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<M
             })
             .collect()
     } else if q.contains("FROM transaction") {
+        let sent = t.records.iter().filter(|((kind, key), _)| {
+            kind == "salesOrder" && !(q.contains("NOT LIKE 'qm-%'") && key.starts_with("qm-"))
+        });
+        let sent: Vec<Value> = sent
+            .map(|(_, (id, body))| {
+                json!({ "links": [], "id": id.to_string(), "tranid": body["otherRefNum"], "status": "B",
+                    "foreigntotal": "0.00", "currency": "USD", "created": "2026-01-15T10:04:05",
+                    "modified": "2026-01-16T09:00:00" })
+            })
+            .collect();
         t.account
             .orders
             .iter()
@@ -236,6 +249,7 @@ async fn suiteql(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<M
                     "foreigntotal": o.total, "currency": "USD", "created": "2026-01-15T10:04:05",
                     "modified": "2026-01-16T09:00:00" })
             })
+            .chain(sent)
             .collect()
     } else if q.contains("FROM aggregateItemLocation") {
         let loc = number_after(&q, "ail.location =");
@@ -343,6 +357,65 @@ async fn upsert_record(req: HttpRequest, body: web::Json<Value>, data: web::Data
         .finish()
 }
 
+async fn transform(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
+    let mut inner = data.lock().expect("mock lock");
+    let realm = match authenticate(&req, "POST", &mut inner) {
+        Ok(r) => r,
+        Err(()) => return refused(),
+    };
+    let t = inner.accounts.get_mut(&realm).expect("account");
+    let (from, id, to) = (
+        req.match_info().get("kind").unwrap_or_default().to_owned(),
+        req.match_info().get("id").and_then(|i| i.parse::<i64>().ok()),
+        req.match_info().get("to").unwrap_or_default().to_owned(),
+    );
+    let order = t.records.iter().find(|((k, _), (rid, _))| *k == from && Some(*rid) == id).map(|(_, (_, b))| b.clone());
+    let (Some(order), Some(order_id), "salesOrder", "itemFulfillment") = (order, id, from.as_str(), to.as_str()) else {
+        return error(404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid record instance ID.");
+    };
+    let fault = t.script.pop_front();
+    match fault {
+        Some(Fault::Concurrency) => {
+            return error(429, "CONCURRENCY_LIMIT_EXCEEDED", "Concurrent request limit exceeded. Request blocked.");
+        }
+        Some(Fault::InvalidLogin) => return error(401, "INVALID_LOGIN", "Invalid login attempt."),
+        Some(Fault::Unavailable) => return HttpResponse::ServiceUnavailable().finish(),
+        Some(Fault::LostAnswer) | None => {}
+    }
+    let body = body.into_inner();
+    // What is left on each line after the fulfilments made so far.
+    let mut left: Vec<i64> =
+        order["item"]["items"].as_array().into_iter().flatten().map(|l| l["quantity"].as_i64().unwrap_or(0)).collect();
+    let made = t.records.iter().filter(|((k, _), (_, b))| k == "itemFulfillment" && b["createdFrom"] == order_id);
+    for l in made.flat_map(|(_, (_, b))| b["item"]["items"].as_array().cloned().unwrap_or_default()) {
+        let line = l["orderLine"].as_u64().unwrap_or(0) as usize;
+        if let Some(q) = line.checked_sub(1).and_then(|i| left.get_mut(i)) {
+            *q -= l["quantity"].as_i64().unwrap_or(0);
+        }
+    }
+    for l in body["item"]["items"].as_array().into_iter().flatten() {
+        let line = l["orderLine"].as_u64().unwrap_or(0) as usize;
+        let q = l["quantity"].as_i64().unwrap_or(0);
+        match line.checked_sub(1).and_then(|i| left.get_mut(i)) {
+            Some(rest) if q > 0 && q <= *rest => *rest -= q,
+            _ => return error(400, "USER_ERROR", &format!("You cannot fulfill {q} of line {line}.")),
+        }
+    }
+    let key = body["externalId"].as_str().map_or_else(|| format!("anonymous-{}", t.next_id), str::to_owned);
+    t.next_id += 1;
+    let new_id = 9000 + t.next_id;
+    let mut stored = body;
+    stored["createdFrom"] = json!(order_id);
+    t.records.insert((to.clone(), key), (new_id, stored));
+    if fault == Some(Fault::LostAnswer) {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let host = req.connection_info().host().to_owned();
+    HttpResponse::NoContent()
+        .insert_header(("Location", format!("http://{host}/services/rest/record/v1/{to}/{new_id}")))
+        .finish()
+}
+
 async fn get_record(req: HttpRequest, data: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
     let mut inner = data.lock().expect("mock lock");
     let realm = match authenticate(&req, "GET", &mut inner) {
@@ -371,6 +444,7 @@ impl MockNetSuite {
                 .route("/services/rest/query/v1/suiteql", web::post().to(suiteql))
                 .route("/services/rest/record/v1/{kind}/{key}", web::put().to(upsert_record))
                 .route("/services/rest/record/v1/{kind}/{key}", web::get().to(get_record))
+                .route("/services/rest/record/v1/{kind}/{id}/!transform/{to}", web::post().to(transform))
         })
         .workers(4)
         .disable_signals()

@@ -468,6 +468,9 @@ pub struct NetSuiteConfigInput {
     pub adjustment_account_id: Option<String>,
     /// The subsidiary of those adjustments (OneWorld accounts).
     pub subsidiary_id: Option<String>,
+    /// The customer (internal id) orders are entered for when sent to NetSuite: orders made here
+    /// and open orders placed in connected stores. Without it no order is sent.
+    pub order_customer_id: Option<String>,
     #[graphql(default)]
     pub location_mapping: Vec<NetSuiteLocationMappingInput>,
     /// Reach the API here instead of the account's public address (a mock, a proxy).
@@ -496,6 +499,9 @@ impl NetSuiteSettings {
     }
     async fn subsidiary_id(&self) -> Option<&str> {
         self.0.subsidiary_id.as_deref()
+    }
+    async fn order_customer_id(&self) -> Option<&str> {
+        self.0.order_customer_id.as_deref()
     }
 }
 
@@ -653,6 +659,7 @@ impl ConnectorsMutation {
                         concurrency: usize::try_from(n.concurrency).unwrap_or(0),
                         adjustment_account_id: n.adjustment_account_id,
                         subsidiary_id: n.subsidiary_id,
+                        order_customer_id: n.order_customer_id,
                     },
                     base_url: n.base_url,
                     location_mapping: n

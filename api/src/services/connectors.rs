@@ -82,6 +82,9 @@ pub struct NetSuiteSettings {
     /// The account stock adjustments post to; none: stock changed here is not sent.
     pub adjustment_account_id: Option<String>,
     pub subsidiary_id: Option<String>,
+    /// The customer orders sent to NetSuite are entered for; none: orders are not sent.
+    #[serde(default)]
+    pub order_customer_id: Option<String>,
 }
 
 pub use qm_connectors::netsuite::suiteql::DateStyle;
@@ -381,7 +384,12 @@ pub async fn install_netsuite(
     if !(1..=50).contains(&n.concurrency) {
         invalid("concurrency", "from 1 to 50 requests at once");
     }
-    for (name, v) in [("adjustmentAccountId", &n.adjustment_account_id), ("subsidiaryId", &n.subsidiary_id)] {
+    let ids = [
+        ("adjustmentAccountId", &n.adjustment_account_id),
+        ("subsidiaryId", &n.subsidiary_id),
+        ("orderCustomerId", &n.order_customer_id),
+    ];
+    for (name, v) in ids {
         if v.as_ref().is_some_and(|v| v.parse::<u64>().is_err()) {
             invalid(name, "a NetSuite internal id (digits)");
         }

@@ -174,6 +174,7 @@ async fn create_in(s: &Scoped, req: &CreateRequest, ext: &str) -> Result<Outcome
         super::stock::announce_change(s, sku, &level, -qty, "reserve", "order").await?;
     }
     crate::events::emit(s, "order.created", order_payload(&o, &req.lines)).await?;
+    crate::services::sync::export::queue_export(s, o.id, None).await?;
     if let Some(c) = &chosen {
         let skus = line_variants.iter().zip(&req.lines).map(|(v, l)| (*v, l.sku.clone())).collect();
         allocation::record(s, &o, &lines, c, &skus).await?;
@@ -369,6 +370,9 @@ pub async fn fulfill(
         }
         let reference = o.id.to_string();
         let reservations = active_reservations(s, o.id).await?;
+        // Where the order was sent as a sales order the shipment arrives as an item fulfilment,
+        // which moves that system's stock itself.
+        let fulfilled_elsewhere = crate::services::sync::export::exported_to(s, o.id).await?;
         let shipped: Vec<(Uuid, i64)> = reservations.iter().map(|r| (r.order_line_id, i64::from(r.quantity))).collect();
         let reservations_at: Vec<Uuid> = reservations.iter().map(|r| r.location_id).collect();
         for r in reservations {
@@ -394,7 +398,7 @@ pub async fn fulfill(
             // An order of ours shipped from a store's location: the store's stock drops too. (A
             // store's own order reaches it as a fulfilment instead, below.)
             if !from_store {
-                crate::services::sync::queue_push(s, &movement).await?;
+                crate::services::sync::queue_push_except(s, &movement, &fulfilled_elsewhere).await?;
             }
             announce_reservation_change(s, &r, 0, "ship", "order fulfilled").await?;
         }
@@ -435,9 +439,7 @@ pub async fn fulfill(
             shipments.push(sh);
         }
         let sh = shipments[0].clone();
-        if from_store {
-            crate::services::sync::orders::queue_fulfillment(s, o.id, &sh, &shipped).await?;
-        }
+        crate::services::sync::orders::queue_fulfillment(s, o.id, &sh, &shipped).await?;
         let order = set_order_status(s, o, "fulfilled").await?;
         let mut data = order_payload(&order, &[]);
         data["shipmentId"] = crate::graphql::types::gid("Shipment", sh.id).0.into();

@@ -27,8 +27,9 @@ use super::suiteql::{self, DATE_FORMAT, DateStyle};
 use super::tba::{self, Credentials};
 use crate::ProviderError;
 use crate::source::{
-    Batch, CatalogSource, ExternalLevel, ExternalLocation, ExternalOrder, ExternalOrderLine, ExternalProduct,
-    ExternalVariant, InventorySink, InventorySource, LocationSource, OrderSource, Problem,
+    Batch, CatalogSource, ExportedOrder, ExternalLevel, ExternalLocation, ExternalOrder, ExternalOrderLine,
+    ExternalProduct, ExternalVariant, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource,
+    OutboundOrder, Problem, ShipmentSink, ShippedLine, Tracking,
 };
 
 /// The most rows one SuiteQL page holds.
@@ -60,6 +61,8 @@ pub struct Config {
     pub adjustment_account: Option<String>,
     /// The subsidiary of the adjustments, in OneWorld accounts.
     pub subsidiary: Option<String>,
+    /// The customer orders sent to NetSuite are entered for; none: no order is sent.
+    pub order_customer: Option<String>,
 }
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
             first_backoff: Duration::from_secs(2),
             adjustment_account: None,
             subsidiary: None,
+            order_customer: None,
         }
     }
 
@@ -183,13 +187,14 @@ impl Client {
             limit.clamp(1, MAX_PAGE)
         );
         let body = json!({ "q": q });
-        let answer = self.call(reqwest::Method::POST, &url, &body, &[("Prefer", "transient")], &[]).await?;
+        let answer = self.call(reqwest::Method::POST, &url, &body, &[("Prefer", "transient")], &[], true).await?;
         classify(answer.status, &answer.body)
     }
 
     /// Sends one request, waiting for the account's turn and retrying 429s, 401 bursts and
     /// transient failures as the module says; the answer when NetSuite took it (2xx, or a status
-    /// in `answers`) or refused it for good.
+    /// in `answers`) or refused it for good. A request that is not `idempotent` is not sent again
+    /// after a transient failure (NetSuite may have done it): that is the caller's to find out.
     async fn call(
         &self,
         method: reqwest::Method,
@@ -197,6 +202,7 @@ impl Client {
         body: &Value,
         headers: &[(&str, &str)],
         answers: &[u16],
+        idempotent: bool,
     ) -> Result<Answer, ProviderError> {
         let deadline = Instant::now() + self.config.max_wait;
         let mut attempt: u32 = 0;
@@ -219,7 +225,7 @@ impl Client {
                     tracing::info!(error = %e, "NetSuite refused the login; taken for throttling while it is a burst");
                     self.backoff(attempt)
                 }
-                Err(ProviderError::Transient(e)) if attempt < 5 => {
+                Err(ProviderError::Transient(e)) if idempotent && attempt < 5 => {
                     tracing::info!(error = %e, attempt, "transient NetSuite failure; retrying");
                     self.backoff(attempt)
                 }
@@ -283,19 +289,45 @@ impl Client {
         body: &Value,
     ) -> Result<Option<String>, ProviderError> {
         let url = format!("{}/services/rest/record/v1/{record_type}/eid:{}", self.config.base(), tba::pct(external_id));
-        let answer = self.call(reqwest::Method::PUT, &url, body, &[], &[]).await?;
-        Ok(answer.location.as_deref().and_then(|l| l.rsplit('/').next()).map(str::to_owned))
+        let answer = self.call(reqwest::Method::PUT, &url, body, &[], &[], true).await?;
+        match answer.created_id() {
+            Some(id) => Ok(Some(id)),
+            None => self.find(record_type, external_id).await,
+        }
     }
 
-    /// Whether NetSuite has a record of `record_type` with external id `external_id`.
-    pub async fn exists(&self, record_type: &str, external_id: &str) -> Result<bool, ProviderError> {
+    /// The internal id of the record of `record_type` with external id `external_id`, if NetSuite
+    /// has one.
+    pub async fn find(&self, record_type: &str, external_id: &str) -> Result<Option<String>, ProviderError> {
         let url = format!(
             "{}/services/rest/record/v1/{record_type}/eid:{}?fields=id",
             self.config.base(),
             tba::pct(external_id)
         );
-        let answer = self.call(reqwest::Method::GET, &url, &Value::Null, &[], &[404]).await?;
-        Ok(answer.status != 404)
+        let answer = self.call(reqwest::Method::GET, &url, &Value::Null, &[], &[404], true).await?;
+        if answer.status == 404 {
+            return Ok(None);
+        }
+        let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        Ok(Some(
+            text(&body, "id")
+                .ok_or_else(|| ProviderError::Decode(format!("{record_type} {external_id} without an id")))?,
+        ))
+    }
+
+    /// Transforms record `id` of `from` into a new record of `to` (`POST
+    /// record/v1/{from}/{id}/!transform/{to}`); the new record's id. Not idempotent: sent once,
+    /// never again on a transient failure (see [`Client::call`]).
+    pub async fn transform(
+        &self,
+        from: &str,
+        id: &str,
+        to: &str,
+        body: &Value,
+    ) -> Result<Option<String>, ProviderError> {
+        let url = format!("{}/services/rest/record/v1/{from}/{}/!transform/{to}", self.config.base(), tba::pct(id));
+        let answer = self.call(reqwest::Method::POST, &url, body, &[], &[], false).await?;
+        Ok(answer.created_id())
     }
 }
 
@@ -307,6 +339,11 @@ struct Answer {
 }
 
 impl Answer {
+    /// The id of the record made, from the `Location` NetSuite answers a create with.
+    fn created_id(&self) -> Option<String> {
+        self.location.as_deref().and_then(|l| l.rsplit('/').next()).filter(|id| !id.is_empty()).map(str::to_owned)
+    }
+
     /// The answer if NetSuite took the request, else its error typed.
     fn checked(self) -> Result<Answer, ProviderError> {
         if (200..300).contains(&self.status) {
@@ -588,7 +625,7 @@ impl InventorySink for Client {
     ) -> Result<(), ProviderError> {
         // A retry of a round whose adjustment was made (its answer lost) finds it and stops: the
         // level it reads now already has the change, and adjusting from it again would double it.
-        if self.exists("inventoryAdjustment", &format!("qm-{key}")).await? {
+        if self.find("inventoryAdjustment", &format!("qm-{key}")).await?.is_some() {
             return Ok(());
         }
         let now = self.level(inventory_item_id, location_id).await?.map_or(0, |l| l.on_hand);
@@ -602,11 +639,94 @@ impl InventorySink for Client {
     }
 }
 
+/// Orders of ours become sales orders whose external id is our order's (`qm-{key}`): sent again,
+/// NetSuite updates that sales order (`PUT …/eid:`). Their lines are numbered 1, 2, … in the order
+/// sent, as NetSuite numbers a new order's lines. The customer is the account's configured one.
+#[async_trait::async_trait]
+impl OrderSink for Client {
+    async fn export(&self, order: &OutboundOrder) -> Result<ExportedOrder, ProviderError> {
+        let Some(customer) = &self.config.order_customer else {
+            return Err(ProviderError::Permanent("no customer is configured for orders sent to NetSuite".into()));
+        };
+        let external_id = format!("qm-{}", order.key);
+        let at = |location: &Option<String>| location.as_ref().map(|l| json!({ "id": l }));
+        let items: Vec<Value> = order
+            .lines
+            .iter()
+            .map(|l| {
+                let mut line = json!({ "item": { "id": l.item_id }, "quantity": l.quantity, "rate": l.price });
+                if let Some(loc) = at(&order.location_id) {
+                    line["location"] = loc;
+                }
+                line
+            })
+            .collect();
+        let mut body = json!({
+            "externalId": external_id,
+            "entity": { "id": customer },
+            "tranDate": order.created_at.with_timezone(&self.config.time_zone).format("%Y-%m-%d").to_string(),
+            "otherRefNum": order.number,
+            "memo": format!("Quartermaster order {}", order.number),
+            "item": { "items": items },
+        });
+        if let Some(loc) = at(&order.location_id) {
+            body["location"] = loc;
+        }
+        let id = self
+            .upsert("salesOrder", &external_id, &body)
+            .await?
+            .ok_or_else(|| ProviderError::Decode(format!("NetSuite kept no sales order {external_id}")))?;
+        Ok(ExportedOrder { id, line_ids: (1..=order.lines.len()).map(|n| n.to_string()).collect() })
+    }
+}
+
+/// A shipment becomes an item fulfilment transformed from the sales order, with the tracking
+/// number on its package. Its external id is made of the order and the tracking number (or the
+/// lines, without one), so a retry after a lost answer finds the fulfilment it made.
+#[async_trait::async_trait]
+impl ShipmentSink for Client {
+    async fn ship(&self, order_id: &str, lines: &[ShippedLine], tracking: &Tracking) -> Result<String, ProviderError> {
+        let what = match &tracking.number {
+            Some(n) => n.clone(),
+            None => lines.iter().map(|l| format!("{}x{}", l.line_id, l.quantity)).collect::<Vec<_>>().join("-"),
+        };
+        let external_id = format!("qm-ship-{order_id}-{what}").chars().take(300).collect::<String>();
+        if let Some(id) = self.find("itemFulfillment", &external_id).await? {
+            return Ok(id);
+        }
+        let mut items = Vec::with_capacity(lines.len());
+        for l in lines.iter().filter(|l| l.quantity > 0) {
+            let line: i64 =
+                l.line_id.parse().map_err(|_| ProviderError::Permanent(format!("order line {:?}", l.line_id)))?;
+            items.push(json!({ "orderLine": line, "itemReceive": true, "quantity": l.quantity }));
+        }
+        let mut package = json!({ "packageDescr": tracking.company.clone().unwrap_or_else(|| "Shipped".into()) });
+        if let Some(n) = &tracking.number {
+            package["packageTrackingNumber"] = json!(n);
+        }
+        let body = json!({
+            "externalId": external_id,
+            "shipStatus": { "id": "C" },
+            "item": { "items": items },
+            "package": { "items": [package] },
+        });
+        match self.transform("salesOrder", order_id, "itemFulfillment", &body).await? {
+            Some(id) => Ok(id),
+            None => self
+                .find("itemFulfillment", &external_id)
+                .await?
+                .ok_or_else(|| ProviderError::Decode(format!("NetSuite kept no item fulfilment {external_id}"))),
+        }
+    }
+}
+
 /// Sales orders, a page of orders at a time; their lines are read for the page's orders in a
-/// second query, so an order's lines are never split across pages.
+/// second query, so an order's lines are never split across pages. The orders Quartermaster sent
+/// (external id `qm-…`) are its own and never read back.
 const SALES_ORDERS: &str = "SELECT t.id, t.tranid, t.status, t.foreigntotal, c.symbol AS currency, \
     TO_CHAR(t.createddate, '{format}') AS created, TO_CHAR(t.lastmodifieddate, '{format}') AS modified \
-    FROM transaction t LEFT JOIN currency c ON c.id = t.currency WHERE {where} AND t.type = 'SalesOrd' ORDER BY t.id";
+    FROM transaction t LEFT JOIN currency c ON c.id = t.currency WHERE {where} AND t.type = 'SalesOrd' \
+    AND (t.externalid IS NULL OR t.externalid NOT LIKE 'qm-%') ORDER BY t.id";
 
 /// The lines of some orders: NetSuite stores a sales order's quantities negated on its lines
 /// (`quantity`, `quantityshiprecv`); the main line and tax/shipping lines are left out.

@@ -43,6 +43,7 @@ use crate::services::connectors::{self as installed, open_credentials, settings_
 use crate::state::AppState;
 
 pub mod bulk;
+pub mod export;
 pub mod orders;
 pub mod prices;
 pub mod provider;
@@ -83,6 +84,7 @@ pub fn register(r: Registry) -> Registry {
         .with(RECONCILE, ReconcileJob)
         .with(PUSH, PushJob)
         .with(orders::FULFILL, orders::FulfillJob)
+        .with(export::EXPORT, export::ExportJob)
         .with(prices::PRICE, prices::PriceJob)
 }
 
@@ -99,6 +101,16 @@ fn payload_id(job: &crate::db::entities::job::Model, key: &str) -> Result<Uuid, 
 /// movement's id is the provider's idempotency key, so a retried push changes the shop once.
 /// Changes read from a provider (`sync`) are not sent back.
 pub async fn queue_push(s: &Scoped, movement: &crate::db::entities::stock_movement::Model) -> Result<(), DbErr> {
+    queue_push_except(s, movement, &[]).await
+}
+
+/// [`queue_push`], but not to connectors `except` (a shipment of an order NetSuite fulfils itself
+/// moves its stock there already).
+pub async fn queue_push_except(
+    s: &Scoped,
+    movement: &crate::db::entities::stock_movement::Model,
+    except: &[Uuid],
+) -> Result<(), DbErr> {
     if movement.kind == "sync" || movement.delta_on_hand == 0 {
         return Ok(());
     }
@@ -126,6 +138,7 @@ pub async fn queue_push(s: &Scoped, movement: &crate::db::entities::stock_moveme
         .all(&s.tx)
         .await?
         .into_iter()
+        .filter(|c| provider::takes_stock(c) && !except.contains(&c.id))
         .map(|c| c.id)
         .collect();
     for location in locations.iter().filter(|l| active.contains(&l.connector_id)) {
@@ -394,6 +407,7 @@ impl Providers {
         config.max_wait = within_lease(state, MAX_WAIT);
         config.adjustment_account = n.adjustment_account_id;
         config.subsidiary = n.subsidiary_id;
+        config.order_customer = n.order_customer_id;
         let limits = {
             let mut all = self.netsuite.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             all.entry(c.id).or_insert_with(|| Arc::new(client::Limits::new(n.concurrency))).clone()

@@ -370,6 +370,10 @@ impl Applier<'_> {
             let lines: Vec<LineRequest> =
                 wanted.iter().map(|w| LineRequest { sku: w.sku.clone(), quantity: w.quantity }).collect();
             crate::events::emit(s, "order.created", order_payload(&ours, &lines)).await?;
+            // An open order placed in a store goes to the order book too (not back to its source).
+            if !matches!(status, "cancelled" | "fulfilled") {
+                super::export::queue_export(s, ours.id, Some(self.connector.id)).await?;
+            }
         }
         if let Some(c) = &allocated {
             let allocated_lines: Vec<order_line::Model> = wanted
@@ -663,52 +667,73 @@ pub async fn channels(s: &Scoped, order_ids: &[Uuid]) -> Result<HashMap<Uuid, St
 /// Sends a shipment made here of a mirrored order to its store.
 pub const FULFILL: &str = "connector.fulfill";
 
-/// Queues sending shipment `sh` of mirrored order `order_id` (`(our line, quantity)`) to the store
-/// the order came from, in the shipment's transaction.
+/// Queues sending shipment `sh` of order `order_id` (`(our line, quantity)`) to the store the
+/// order came from and to each system it was sent to (`export`), in the shipment's transaction.
 pub async fn queue_fulfillment(
     s: &Scoped,
     order_id: Uuid,
     sh: &shipment::Model,
     lines: &[(Uuid, i64)],
 ) -> Result<(), DbErr> {
-    let refs = |kind: &'static str| repo::find::<external_ref::Entity>(s).filter(external_ref::Column::Kind.eq(kind));
-    let Some(order_ref) = refs("order").filter(external_ref::Column::LocalId.eq(order_id)).one(&s.tx).await? else {
-        return Ok(());
-    };
     use crate::db::entities::connector;
-    let store =
-        repo::find::<connector::Entity>(s).filter(connector::Column::Id.eq(order_ref.connector_id)).one(&s.tx).await?;
-    if !store.is_some_and(|c| super::provider::takes(&c.kind, "shipments")) {
+    let refs = |kind: &'static str| repo::find::<external_ref::Entity>(s).filter(external_ref::Column::Kind.eq(kind));
+    // The store the order came from, and the systems it was sent to (an ERP's sales order).
+    let mut targets = refs("order").filter(external_ref::Column::LocalId.eq(order_id)).all(&s.tx).await?;
+    targets.extend(
+        refs(super::export::EXPORTED_ORDER).filter(external_ref::Column::LocalId.eq(order_id)).all(&s.tx).await?,
+    );
+    if targets.is_empty() {
         return Ok(());
     }
-    let line_ids: Vec<Uuid> = lines.iter().map(|(l, _)| *l).collect();
-    let line_refs: HashMap<Uuid, String> = refs("order_line")
-        .filter(external_ref::Column::ConnectorId.eq(order_ref.connector_id))
-        .filter(external_ref::Column::LocalId.is_in(line_ids))
+    let kinds: HashMap<Uuid, String> = repo::find::<connector::Entity>(s)
+        .filter(connector::Column::Id.is_in(targets.iter().map(|t| t.connector_id).collect::<Vec<_>>()))
         .all(&s.tx)
         .await?
         .into_iter()
-        .map(|r| (r.local_id, r.external_id))
+        .map(|c| (c.id, c.kind))
         .collect();
-    let shipped: Vec<serde_json::Value> = lines
-        .iter()
-        .filter_map(|(l, q)| Some(serde_json::json!({ "line": line_refs.get(l)?, "quantity": q })))
-        .collect();
-    let mut job = NewJob::new(
-        FULFILL,
-        serde_json::json!({
-            "connector_id": order_ref.connector_id,
-            "order": order_ref.external_id,
-            "order_id": order_id,
-            "shipment_id": sh.id,
-            "lines": shipped,
-            "carrier": sh.carrier,
-            "tracking_number": sh.tracking_number,
-            "tracking_url": sh.tracking_url,
-        }),
-    );
-    job.dedup_key = Some(format!("{FULFILL}:{order_id}:{}", sh.id));
-    jobs::enqueue(s, job).await?;
+    let line_ids: Vec<Uuid> = lines.iter().map(|(l, _)| *l).collect();
+    for order_ref in targets {
+        if !kinds.get(&order_ref.connector_id).is_some_and(|k| super::provider::takes(k, "shipments")) {
+            continue;
+        }
+        let line_kind = if order_ref.kind == "order" { "order_line" } else { super::export::EXPORTED_LINE };
+        let line_refs: HashMap<Uuid, String> = refs(line_kind)
+            .filter(external_ref::Column::ConnectorId.eq(order_ref.connector_id))
+            .filter(external_ref::Column::LocalId.is_in(line_ids.clone()))
+            .all(&s.tx)
+            .await?
+            .into_iter()
+            .map(|r| {
+                // An exported line's link is `{sales order}:{line}` (line numbers repeat across
+                // orders); the provider knows the line by its number.
+                let id = match line_kind {
+                    super::export::EXPORTED_LINE => r.external_id.rsplit(':').next().unwrap_or_default().to_owned(),
+                    _ => r.external_id,
+                };
+                (r.local_id, id)
+            })
+            .collect();
+        let shipped: Vec<serde_json::Value> = lines
+            .iter()
+            .filter_map(|(l, q)| Some(serde_json::json!({ "line": line_refs.get(l)?, "quantity": q })))
+            .collect();
+        let mut job = NewJob::new(
+            FULFILL,
+            serde_json::json!({
+                "connector_id": order_ref.connector_id,
+                "order": order_ref.external_id,
+                "order_id": order_id,
+                "shipment_id": sh.id,
+                "lines": shipped,
+                "carrier": sh.carrier,
+                "tracking_number": sh.tracking_number,
+                "tracking_url": sh.tracking_url,
+            }),
+        );
+        job.dedup_key = Some(format!("{FULFILL}:{}:{order_id}:{}", order_ref.connector_id, sh.id));
+        jobs::enqueue(s, job).await?;
+    }
     Ok(())
 }
 
@@ -744,7 +769,7 @@ impl Handler for FulfillJob {
         let tracking =
             Tracking { company: text("carrier"), number: text("tracking_number"), url: text("tracking_url") };
         let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
-        match async { client.shipment_sink()?.ship(order, &lines, &tracking).await }.await {
+        match client.shipment_sink().ship(order, &lines, &tracking).await {
             Ok(fulfillment) => {
                 let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
                 let ctx = Applier { connector: &c, full: false };

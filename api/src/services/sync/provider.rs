@@ -4,11 +4,12 @@
 
 use qm_connectors::ProviderError;
 use qm_connectors::source::{
-    CatalogSource, InventorySink, InventorySource, LocationSource, OrderSource, PriceSink, ShipmentSink,
+    CatalogSource, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource, PriceSink, ShipmentSink,
 };
 use qm_connectors::{netsuite, shopify};
 
-use crate::services::connectors::{NETSUITE, SHOPIFY};
+use crate::db::entities::connector;
+use crate::services::connectors::{NETSUITE, SHOPIFY, settings_of};
 
 pub enum Provider {
     Shopify(shopify::client::Client),
@@ -59,11 +60,19 @@ impl Provider {
         }
     }
 
-    /// Where shipments made here are reported.
-    pub fn shipment_sink(&self) -> Result<&dyn ShipmentSink, ProviderError> {
+    /// Where shipments made here are reported: a store's fulfilments, an ERP's item fulfilments.
+    pub fn shipment_sink(&self) -> &dyn ShipmentSink {
         match self {
-            Provider::Shopify(c) => Ok(c),
-            Provider::NetSuite(_) => Err(ProviderError::Permanent(not_taken(NETSUITE, "shipments"))),
+            Provider::Shopify(c) => c,
+            Provider::NetSuite(c) => c,
+        }
+    }
+
+    /// Where orders are sent: an ERP's order book. A store takes none (it has its own).
+    pub fn order_sink(&self) -> Result<&dyn OrderSink, ProviderError> {
+        match self {
+            Provider::Shopify(_) => Err(ProviderError::Permanent(not_taken(SHOPIFY, "orders"))),
+            Provider::NetSuite(c) => Ok(c),
         }
     }
 
@@ -80,11 +89,18 @@ fn not_taken(kind: &str, what: &str) -> String {
     format!("a {kind} connector is not sent {what} by this version")
 }
 
-/// Whether a connector of `kind` is sent `what` (`prices`, `shipments`): jobs are queued only for
+/// Whether a connector of `kind` is sent `what` (`prices`, `orders`): jobs are queued only for
 /// those that are.
 pub fn takes(kind: &str, what: &str) -> bool {
     match what {
-        "prices" | "shipments" => kind == SHOPIFY,
+        "prices" => kind == SHOPIFY,
+        "orders" => kind == NETSUITE,
         _ => true,
     }
+}
+
+/// Whether stock changed here is sent to connector `c`: a NetSuite account only with an account
+/// for the adjustments configured.
+pub fn takes_stock(c: &connector::Model) -> bool {
+    c.kind != NETSUITE || settings_of(c).netsuite.is_some_and(|n| n.adjustment_account_id.is_some())
 }

@@ -1,0 +1,142 @@
+//! Orders sent to the order book (`connector.order_export`): an order made here, or an open one
+//! placed in a connected store, becomes a sales order in each active NetSuite connector that has
+//! a customer configured for them (never in the connector the order came from). The order's id is
+//! the provider's external id, so a retry, or sending it again, changes that sales order and
+//! never makes a second one. The sales order and its lines are linked to ours
+//! (`exported_order`, `exported_line`), and the shipments made of the order later go to it as
+//! item fulfilments (`orders::queue_fulfillment`).
+
+use std::collections::HashMap;
+
+use qm_connectors::source::{OutboundLine, OutboundOrder};
+use sea_orm::{ColumnTrait, DbErr, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::{Applier, payload_id, push_client, push_failed};
+use crate::db::entities::{connector, external_ref, job, order, order_line, variant};
+use crate::db::{Scoped, TxMode, repo};
+use crate::jobs::worker::{Handler, JobError};
+use crate::jobs::{self, NewJob};
+use crate::services::connectors::{NETSUITE, settings_of};
+use crate::state::AppState;
+
+pub const EXPORT: &str = "connector.order_export";
+/// The link of an order of ours to the provider's copy of it.
+pub const EXPORTED_ORDER: &str = "exported_order";
+/// The link of an order line of ours to the provider's line (`extra`: the order).
+pub const EXPORTED_LINE: &str = "exported_line";
+
+/// Queues sending order `order_id` to each connector that keeps the order book, but `source`
+/// (where it came from), in the order's transaction.
+pub async fn queue_export(s: &Scoped, order_id: Uuid, source: Option<Uuid>) -> Result<(), DbErr> {
+    let books = repo::find::<connector::Entity>(s)
+        .filter(connector::Column::Kind.eq(NETSUITE))
+        .filter(connector::Column::Status.eq("active"))
+        .all(&s.tx)
+        .await?;
+    for c in books.into_iter().filter(|c| Some(c.id) != source) {
+        if settings_of(&c).netsuite.is_none_or(|n| n.order_customer_id.is_none()) {
+            continue;
+        }
+        let mut job = NewJob::new(EXPORT, serde_json::json!({ "connector_id": c.id, "order_id": order_id }));
+        job.dedup_key = Some(format!("{EXPORT}:{}:{order_id}", c.id));
+        jobs::enqueue(s, job).await?;
+    }
+    Ok(())
+}
+
+/// The connectors order `order_id` was sent to.
+pub async fn exported_to(s: &Scoped, order_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    let refs = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::Kind.eq(EXPORTED_ORDER))
+        .filter(external_ref::Column::LocalId.eq(order_id))
+        .all(&s.tx)
+        .await?;
+    Ok(refs.into_iter().map(|r| r.connector_id).collect())
+}
+
+pub(super) struct ExportJob;
+
+/// The order as the connector's provider knows its items and locations: lines in their order.
+async fn outbound(
+    s: &Scoped,
+    connector_id: Uuid,
+    order_id: Uuid,
+) -> Result<Result<(OutboundOrder, Vec<Uuid>), String>, DbErr> {
+    let Some(o) = repo::find::<order::Entity>(s).filter(order::Column::Id.eq(order_id)).one(&s.tx).await? else {
+        return Ok(Err("the order no longer exists".into()));
+    };
+    let lines = repo::find::<order_line::Entity>(s)
+        .filter(order_line::Column::OrderId.eq(order_id))
+        .order_by_asc(order_line::Column::LineNo)
+        .all(&s.tx)
+        .await?;
+    let variant_ids: Vec<Uuid> = lines.iter().map(|l| l.variant_id).collect();
+    let variants: HashMap<Uuid, variant::Model> = repo::find::<variant::Entity>(s)
+        .filter(variant::Column::Id.is_in(variant_ids.clone()))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|v| (v.id, v))
+        .collect();
+    let refs = |kind: &'static str, ids: Vec<Uuid>| {
+        repo::find::<external_ref::Entity>(s)
+            .filter(external_ref::Column::ConnectorId.eq(connector_id))
+            .filter(external_ref::Column::Kind.eq(kind))
+            .filter(external_ref::Column::LocalId.is_in(ids))
+    };
+    let items: HashMap<Uuid, String> =
+        refs("variant", variant_ids).all(&s.tx).await?.into_iter().map(|r| (r.local_id, r.external_id)).collect();
+    let location = refs("location", vec![o.location_id]).one(&s.tx).await?.map(|r| r.external_id);
+    let mut out = Vec::with_capacity(lines.len());
+    for l in &lines {
+        let v = variants.get(&l.variant_id);
+        let Some(item) = items.get(&l.variant_id) else {
+            let sku = v.map_or("?", |v| v.sku.as_str());
+            return Ok(Err(format!("{sku} is not an item of the NetSuite account: sync its catalog first")));
+        };
+        out.push(OutboundLine {
+            item_id: item.clone(),
+            quantity: i64::from(l.quantity),
+            price: v.map(|v| v.price.0).unwrap_or_default(),
+        });
+    }
+    let order = OutboundOrder {
+        key: o.id.to_string(),
+        number: o.external_id.clone(),
+        created_at: o.created_at,
+        location_id: location,
+        lines: out,
+    };
+    Ok(Ok((order, lines.iter().map(|l| l.id).collect())))
+}
+
+#[async_trait::async_trait]
+impl Handler for ExportJob {
+    async fn run(&self, state: &AppState, j: &job::Model) -> Result<(), JobError> {
+        let connector_id = payload_id(j, "connector_id")?;
+        let order_id = payload_id(j, "order_id")?;
+        let s = state.db.scoped(j.tenant_id, TxMode::Read).await?;
+        let found = outbound(&s, connector_id, order_id).await?;
+        s.commit().await?;
+        let (order, line_ids) = found.map_err(JobError::Permanent)?;
+        let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
+        let sent = async { client.order_sink()?.export(&order).await }.await;
+        match sent {
+            Ok(exported) => {
+                let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
+                let ctx = Applier { connector: &c, full: false };
+                let mut links = vec![ctx.row(EXPORTED_ORDER, &exported.id, order_id, None, None)];
+                for (line, provider_line) in line_ids.iter().zip(&exported.line_ids) {
+                    let key = format!("{}:{provider_line}", exported.id);
+                    links.push(ctx.row(EXPORTED_LINE, &key, *line, None, Some(order_id)));
+                }
+                ctx.link_all(&s, links).await?;
+                s.commit().await?;
+                tracing::info!(connector = %connector_id, order = %order_id, sales_order = %exported.id, "order sent");
+                Ok(())
+            }
+            Err(e) => push_failed(state, j, connector_id, e).await,
+        }
+    }
+}
