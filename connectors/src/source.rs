@@ -147,6 +147,16 @@ pub struct ExternalFulfillment {
     pub created_at: Option<DateTime<Utc>>,
     pub location_id: Option<String>,
     pub tracking: Vec<Tracking>,
+    /// What it holds, by the provider's variant (a 3PL's shipments say; a store's fulfilments
+    /// carried with their order leave it empty).
+    pub items: Vec<ShippedItem>,
+}
+
+/// Units of one provider variant in a shipment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedItem {
+    pub variant_id: String,
+    pub quantity: i64,
 }
 
 /// Where a shipment can be followed: the carrier, its number, the carrier's tracking page.
@@ -288,6 +298,9 @@ pub struct OutboundOrder {
     /// The provider location it ships from, if it has one.
     pub location_id: Option<String>,
     pub lines: Vec<OutboundLine>,
+    /// Where it goes, as our order holds it (`name`, `address1`, `city`, `postalCode`,
+    /// `country`, …), when it says.
+    pub ship_to: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

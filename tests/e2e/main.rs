@@ -25,6 +25,7 @@ mod returns_service;
 mod route_plans;
 mod routing;
 mod schema;
+mod shipbob;
 mod stock;
 mod subscriptions;
 mod sync;

@@ -478,6 +478,7 @@ impl Drop for TestApp {
 }
 
 pub mod netsuite_mock;
+pub mod shipbob_mock;
 pub mod shopify_demo;
 pub mod shopify_mock;
 

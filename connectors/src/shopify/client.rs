@@ -486,6 +486,7 @@ pub fn fulfillments_of(order: &Value) -> Vec<ExternalFulfillment> {
                 .flatten()
                 .map(|t| Tracking { company: text(t, "company"), number: text(t, "number"), url: text(t, "url") })
                 .collect(),
+            items: Vec::new(),
         })
     })
     .collect()

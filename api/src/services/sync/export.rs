@@ -107,6 +107,7 @@ async fn outbound(
         created_at: o.created_at,
         location_id: location,
         lines: out,
+        ship_to: o.ship_to.clone(),
     };
     Ok(Ok((order, lines.iter().map(|l| l.id).collect())))
 }
