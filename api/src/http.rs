@@ -298,6 +298,25 @@ async fn netsuite_webhook(
     )
 }
 
+/// `POST /webhooks/shipbob/{connectorId}`: a ShipBob webhook (Standard Webhooks); 200 once verified
+/// and stored (or already stored), 401 for a signature that does not match or a stale timestamp,
+/// 400 for missing headers, 404 for an unknown or uninstalled connector.
+async fn shipbob_webhook(
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Ok(id) = uuid::Uuid::parse_str(&path) else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
+    };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    inbound_response(
+        id,
+        crate::services::connectors::receive_shipbob(&state.db, &state.sealer, id, &body, header).await,
+    )
+}
+
 fn inbound_response(
     id: uuid::Uuid,
     received: Result<crate::services::connectors::Received, crate::services::connectors::InboundError>,
@@ -305,6 +324,7 @@ fn inbound_response(
     use crate::services::connectors::InboundError;
     use qm_connectors::netsuite::inbound::InboundError as NetSuite;
     use qm_connectors::shopify::webhook::{SIGNATURE_HEADER, WebhookError};
+    use qm_integrations::webhooks::WebhookError as Standard;
     match received {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({ "ok": true })),
         Err(InboundError::NotFound) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector"),
@@ -314,9 +334,15 @@ fn inbound_response(
         Err(InboundError::NetSuite(e @ (NetSuite::BadSignature | NetSuite::Stale))) => {
             error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string())
         }
-        Err(e @ (InboundError::Refused(_) | InboundError::NetSuite(_) | InboundError::OtherAccount(_))) => {
-            error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string())
+        Err(InboundError::ShipBob(e @ (Standard::BadSignature | Standard::StaleTimestamp))) => {
+            error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string())
         }
+        Err(
+            e @ (InboundError::Refused(_)
+            | InboundError::NetSuite(_)
+            | InboundError::ShipBob(_)
+            | InboundError::OtherAccount(_)),
+        ) => error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string()),
         Err(InboundError::Db(e)) => {
             tracing::error!(error = %e, connector = %id, "storing a webhook failed");
             error_response(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "try again")
@@ -339,6 +365,7 @@ pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io:
             .route("/graphql", web::get().to(graphiql))
             .route("/webhooks/shopify/{connector_id}", web::post().to(shopify_webhook))
             .route("/webhooks/netsuite/{connector_id}", web::post().to(netsuite_webhook))
+            .route("/webhooks/shipbob/{connector_id}", web::post().to(shipbob_webhook))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))

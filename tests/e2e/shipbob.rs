@@ -158,3 +158,217 @@ async fn scenario_17_two_merchants_on_one_mock_never_see_or_slow_each_other() {
     assert_eq!(b.locations(None).await.expect("b").records.len(), 2);
     mock.stop().await;
 }
+
+mod through_the_api {
+    //! ShipBob installed through the API beside NetSuite: its centres' stock synced, an order
+    //! allocated to one of its warehouses sent to it (and to NetSuite), and its split shipments,
+    //! reported by signed webhooks, becoming shipments here and item fulfilments in NetSuite with
+    //! their tracking (scenario 10's 3PL leg), once however often a webhook is delivered.
+
+    use qm_api::db::TxMode;
+    use qm_api::db::entities::{shipment, variant};
+    use qm_connectors::netsuite::tba::Credentials;
+    use qm_tests::netsuite_mock::{Account, MockNetSuite};
+    use qm_tests::shipbob_mock::{Merchant, MockShipBob};
+    use qm_tests::{TestApp, TestTenant};
+    use sea_orm::EntityTrait;
+    use serde_json::{Value, json};
+
+    const RUN: &str = "id status error problemCount problems { resource externalId message }";
+
+    async fn install(app: &TestApp, t: &TestTenant, kind: &str, key: &str, config: Value) -> String {
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id kind } userErrors { field code message } } }",
+                json!({ "i": { "kind": kind, key: config } }),
+            )
+            .await;
+        assert_eq!(d["connectorInstall"]["userErrors"], json!([]), "{d}");
+        d["connectorInstall"]["connector"]["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn sync(app: &TestApp, t: &TestTenant, connector: &str) -> Value {
+        let d = app
+            .data(
+                &t.owner_key,
+                &format!("mutation($i: SyncRunInput!) {{ syncRun(input: $i) {{ syncRun {{ {RUN} }} userErrors {{ message }} }} }}"),
+                json!({ "i": { "connectorId": connector } }),
+            )
+            .await;
+        let id = d["syncRun"]["syncRun"]["id"].as_str().expect("run").to_owned();
+        for _ in 0..50 {
+            app.drain_jobs().await;
+            let d = app
+                .data(
+                    &t.owner_key,
+                    &format!("query($id: ID!) {{ node(id: $id) {{ ... on SyncRun {{ {RUN} }} }} }}"),
+                    json!({ "id": id }),
+                )
+                .await;
+            if d["node"]["status"] == "COMPLETED" || d["node"]["status"] == "FAILED" {
+                return d["node"].clone();
+            }
+            app.make_jobs_due().await;
+        }
+        panic!("the sync run did not finish");
+    }
+
+    async fn deliver(app: &TestApp, connector: &str, secret: &str, id: &str, topic: &str, body: &Value) -> u16 {
+        let raw = serde_json::to_vec(body).expect("json");
+        let ts = chrono::Utc::now().timestamp();
+        let signature = qm_integrations::webhooks::sign(&[secret], id, ts, &raw).expect("sign");
+        let uuid = connector.rsplit('/').next().expect("uuid");
+        app.client
+            .post(format!("{}/webhooks/shipbob/{uuid}", app.address))
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .header("x-webhook-topic", topic)
+            .body(raw)
+            .send()
+            .await
+            .expect("sent")
+            .status()
+            .as_u16()
+    }
+
+    async fn order_status(app: &TestApp, t: &TestTenant, id: &str) -> Value {
+        let d = app
+            .data(&t.owner_key, "query($id: ID!) { node(id: $id) { ... on Order { status } } }", json!({ "id": id }))
+            .await;
+        d["node"]["status"].clone()
+    }
+
+    #[tokio::test]
+    async fn scenario_10_a_shipbob_split_shipment_becomes_shipments_here_and_item_fulfilments_in_netsuite() {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("sb-flow").await;
+        let (sb, ns) = (MockShipBob::start().await, MockNetSuite::start().await);
+        sb.add_merchant("pat-1", "77", Merchant::generate(5));
+        // NetSuite holds the catalog (the same SKUs) and the order book.
+        let c = Credentials {
+            account: "5550001".into(),
+            consumer_key: "ck".into(),
+            consumer_secret: "cs".into(),
+            token_id: "tk".into(),
+            token_secret: "ts".into(),
+        };
+        let mut account = Account { locations: vec![(1, "Main DC".into())], ..Account::default() };
+        for k in 0..5_i64 {
+            account.items.push((1001 + k, format!("SB-{k}"), format!("{}.50", 10 + k), None));
+        }
+        ns.add_account(c.clone(), account, 4);
+        let cicero = app.location(&t.owner_key, "CICERO").await;
+        let riverside = app.location(&t.owner_key, "RIVERSIDE").await;
+        let netsuite = install(
+            &app,
+            &t,
+            "NETSUITE",
+            "netsuite",
+            json!({
+                "accountId": c.account, "consumerKey": c.consumer_key, "consumerSecret": c.consumer_secret,
+                "tokenId": c.token_id, "tokenSecret": c.token_secret, "webhookSecret": "ns-secret",
+                "timeZone": "America/Chicago", "currency": "USD", "baseUrl": ns.url, "orderCustomerId": "42",
+            }),
+        )
+        .await;
+        let secret = qm_integrations::webhooks::generate_secret();
+        let shipbob = install(&app, &t, "SHIPBOB", "shipbob", json!({
+            "accessToken": "pat-1", "webhookSecret": secret, "channelId": "77", "baseUrl": sb.url,
+            "locationMapping": [{ "shipbobLocationId": "10", "locationId": cicero }, { "shipbobLocationId": "11", "locationId": riverside }],
+        }))
+        .await;
+        assert_eq!(sync(&app, &t, &netsuite).await["status"], "COMPLETED");
+        let run = sync(&app, &t, &shipbob).await;
+        assert_eq!(run["status"], "COMPLETED", "{run}");
+        assert_eq!(run["problemCount"], 0, "{run}");
+        // ShipBob linked to NetSuite's variants by SKU and changed none of them.
+        let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+        let variants = variant::Entity::find().all(&s.tx).await.expect("variants");
+        s.commit().await.expect("commit");
+        assert_eq!(variants.len(), 5);
+        assert!(
+            variants
+                .iter()
+                .any(|v| v.sku == "SB-3" && v.price.0 == rust_decimal::Decimal::new(1350, 2) && v.title == "Item SB-3"),
+            "{variants:?}"
+        );
+
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: OrderCreateInput!) { orderCreate(input: $i) { order { id } userErrors { field message } } }",
+                json!({ "i": { "externalId": "WEB-9", "locationId": cicero, "shipTo": { "name": "Ada", "city": "Chicago" },
+                    "lines": [{ "sku": "SB-3", "quantity": 3 }, { "sku": "SB-1", "quantity": 1 }] } }),
+            )
+            .await;
+        assert_eq!(d["orderCreate"]["userErrors"], json!([]), "{d}");
+        let order = d["orderCreate"]["order"]["id"].as_str().expect("order").to_owned();
+        app.drain_jobs().await;
+        let at_shipbob = sb.orders("pat-1");
+        assert_eq!(at_shipbob.len(), 1, "sent to the warehouse's 3PL");
+        let (sb_id, sent) = at_shipbob.into_iter().next().expect("one");
+        assert_eq!(sent["reference_id"], json!(qm_tests::uuid_of(&order).to_string()));
+        assert_eq!(sent["location_id"], 10);
+        assert_eq!(ns.records("5550001", "salesOrder").len(), 1, "and to the order book");
+
+        // Two parcels from two centres: SB-3 ×2 first, then SB-3 ×1 with SB-1 ×1.
+        sb.ship("pat-1", sb_id, 10, &[(503, 2)], "9400A");
+        let body = json!({ "event_time": "2026-02-03T17:20:00.1234567Z", "order_id": sb_id, "status": "Completed" });
+        for _ in 0..3 {
+            assert_eq!(deliver(&app, &shipbob, &secret, "msg_1", "order.shipped", &body).await, 200);
+        }
+        app.drain_jobs().await;
+        assert_eq!(order_status(&app, &t, &order).await, "RESERVED", "partly shipped");
+        sb.ship("pat-1", sb_id, 11, &[(503, 1), (501, 1)], "9400B");
+        assert_eq!(deliver(&app, &shipbob, &secret, "msg_2", "order.shipped", &body).await, 200);
+        assert_eq!(
+            deliver(
+                &app,
+                &shipbob,
+                "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                "msg_3",
+                "order.shipped",
+                &body
+            )
+            .await,
+            401
+        );
+        for _ in 0..3 {
+            app.drain_jobs().await;
+            app.make_jobs_due().await;
+        }
+        assert_eq!(order_status(&app, &t, &order).await, "FULFILLED");
+        let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+        let mut shipments = shipment::Entity::find().all(&s.tx).await.expect("shipments");
+        s.commit().await.expect("commit");
+        shipments.sort_by_key(|sh| sh.tracking_number.clone());
+        let seen: Vec<(Option<String>, bool)> = shipments
+            .iter()
+            .map(|sh| (sh.tracking_number.clone(), sh.location_id == qm_tests::uuid_of(&riverside)))
+            .collect();
+        assert_eq!(
+            seen,
+            [(Some("9400A".into()), false), (Some("9400B".into()), true)],
+            "one per parcel, from its centre"
+        );
+        let fulfilments = ns.records("5550001", "itemFulfillment");
+        let mut got: Vec<(String, Vec<(i64, i64)>)> = fulfilments
+            .values()
+            .map(|f| {
+                let lines = f["item"]["items"]
+                    .as_array()
+                    .expect("lines")
+                    .iter()
+                    .map(|l| (l["orderLine"].as_i64().expect("line"), l["quantity"].as_i64().expect("qty")))
+                    .collect();
+                (f["package"]["items"][0]["packageTrackingNumber"].as_str().expect("tracking").to_owned(), lines)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, [("9400A".to_owned(), vec![(1, 2)]), ("9400B".to_owned(), vec![(1, 1), (2, 1)])]);
+        sb.stop().await;
+        ns.stop().await;
+    }
+}

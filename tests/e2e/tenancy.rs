@@ -747,6 +747,11 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Location",
     });
+    m.entry("Mutation.connectorInstall").or_default().push(Probe {
+        query: "mutation($id: ID!) { connectorInstall(input: { kind: SHIPBOB, shipbob: { accessToken: \"p\", webhookSecret: \"whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\", channelId: \"77\", locationMapping: [{ shipbobLocationId: \"10\", locationId: $id }] } }) { connector { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
     m.entry("Mutation.connectorUpdate").or_default().push(Probe {
         query: "mutation($id: ID!) { connectorUpdate(input: { id: $id, config: { apiVersion: \"2026-04\" } }) { connector { id } userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),

@@ -21,6 +21,9 @@ pub enum ConnectorKind {
     /// A NetSuite account (SuiteTalk REST and SuiteQL, token-based authentication).
     #[graphql(name = "NETSUITE")]
     NetSuite,
+    /// A ShipBob merchant (a 3PL: ships orders from its warehouses and owns their stock).
+    #[graphql(name = "SHIPBOB")]
+    ShipBob,
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -66,6 +69,7 @@ impl Connector {
     async fn kind(&self) -> ConnectorKind {
         match self.0.kind.as_str() {
             service::NETSUITE => ConnectorKind::NetSuite,
+            service::SHIPBOB => ConnectorKind::ShipBob,
             _ => ConnectorKind::Shopify,
         }
     }
@@ -76,6 +80,12 @@ impl Connector {
     /// How a NetSuite account is read and written (null for other kinds).
     async fn netsuite(&self) -> Option<NetSuiteSettings> {
         service::settings_of(&self.0).netsuite.map(NetSuiteSettings)
+    }
+    /// How orders go to ShipBob (null for other kinds).
+    async fn shipbob(&self) -> Option<ShipBobSettings> {
+        service::settings_of(&self.0)
+            .shipbob
+            .map(|s| ShipBobSettings { channel_id: s.channel_id, shipping_method: s.shipping_method })
     }
     async fn status(&self) -> ConnectorStatus {
         match self.0.status.as_str() {
@@ -422,6 +432,40 @@ pub struct ConnectorInstallInput {
     pub config: Option<ConnectorConfigInput>,
     /// A NetSuite account's configuration (kind `NETSUITE`).
     pub netsuite: Option<NetSuiteConfigInput>,
+    /// A ShipBob merchant's configuration (kind `SHIPBOB`).
+    pub shipbob: Option<ShipBobConfigInput>,
+}
+
+#[derive(InputObject)]
+pub struct ShipBobLocationMappingInput {
+    /// The ShipBob fulfilment centre's id (`GET /location`).
+    pub shipbob_location_id: String,
+    pub location_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct ShipBobConfigInput {
+    /// A personal access token (ShipBob: Integrations > API Tokens); sealed at rest, never returned.
+    pub access_token: String,
+    /// The webhook subscription's `whsec_…` secret; sealed, never returned.
+    pub webhook_secret: String,
+    /// The channel orders are sent in (`GET /channel`).
+    pub channel_id: String,
+    #[graphql(default_with = "String::from(\"Standard\")")]
+    pub shipping_method: String,
+    /// Which of our locations each fulfilment centre is: orders allocated there are sent to
+    /// ShipBob, and its stock there is ShipBob's.
+    #[graphql(default)]
+    pub location_mapping: Vec<ShipBobLocationMappingInput>,
+    /// Reach the API here instead of ShipBob's (the sandbox, a mock).
+    pub base_url: Option<String>,
+}
+
+/// How orders go to ShipBob.
+#[derive(SimpleObject)]
+pub struct ShipBobSettings {
+    pub channel_id: String,
+    pub shipping_method: String,
 }
 
 /// The integration user's date format in NetSuite (Home > Set Preferences > Date Format), which
@@ -629,8 +673,8 @@ impl ConnectorsMutation {
     ) -> Result<ConnectorPayload, ApiError> {
         let p = ctx.admin()?;
         let (state, s) = (ctx.state(), write_tx(ctx, p).await?);
-        let outcome = match (input.kind, input.config, input.netsuite) {
-            (ConnectorKind::Shopify, Some(c), None) => {
+        let outcome = match (input.kind, input.config, input.netsuite, input.shipbob) {
+            (ConnectorKind::Shopify, Some(c), None, None) => {
                 let config = ConfigInput {
                     shop_domain: Some(c.shop_domain),
                     access_token: Some(c.access_token),
@@ -642,7 +686,7 @@ impl ConnectorsMutation {
                 };
                 service::install(&s, &state.sealer, &state.providers, config).await?
             }
-            (ConnectorKind::NetSuite, None, Some(n)) => {
+            (ConnectorKind::NetSuite, None, Some(n), None) => {
                 let input = service::NetSuiteInput {
                     account_id: n.account_id,
                     secrets: service::TbaSecrets {
@@ -670,13 +714,31 @@ impl ConnectorsMutation {
                 };
                 service::install_netsuite(&s, &state.sealer, &state.providers, input).await?
             }
-            (ConnectorKind::Shopify, _, _) => Err(vec![UserError::invalid(
+            (ConnectorKind::ShipBob, None, None, Some(b)) => {
+                let input = service::ShipBobInput {
+                    token: b.access_token,
+                    webhook_secret: b.webhook_secret,
+                    settings: service::ShipBobSettings { channel_id: b.channel_id, shipping_method: b.shipping_method },
+                    base_url: b.base_url,
+                    location_mapping: b
+                        .location_mapping
+                        .into_iter()
+                        .map(|l| (l.shipbob_location_id, parse_gid(&l.location_id, "Location")))
+                        .collect(),
+                };
+                service::install_shipbob(&s, &state.sealer, &state.providers, input).await?
+            }
+            (ConnectorKind::Shopify, ..) => Err(vec![UserError::invalid(
                 &["input", "config"],
-                "a SHOPIFY connector is configured with config (and no netsuite)",
+                "a SHOPIFY connector is configured with config (and nothing else)",
             )]),
-            (ConnectorKind::NetSuite, _, _) => Err(vec![UserError::invalid(
+            (ConnectorKind::NetSuite, ..) => Err(vec![UserError::invalid(
                 &["input", "netsuite"],
-                "a NETSUITE connector is configured with netsuite (and no config)",
+                "a NETSUITE connector is configured with netsuite (and nothing else)",
+            )]),
+            (ConnectorKind::ShipBob, ..) => Err(vec![UserError::invalid(
+                &["input", "shipbob"],
+                "a SHIPBOB connector is configured with shipbob (and nothing else)",
             )]),
         };
         if let Ok(c) = &outcome {

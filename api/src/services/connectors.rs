@@ -49,6 +49,7 @@ pub fn sealer(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Res
 
 pub const SHOPIFY: &str = "shopify";
 pub const NETSUITE: &str = "netsuite";
+pub const SHIPBOB: &str = "shipbob";
 
 /// Settings kept in the clear.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +65,19 @@ pub struct Settings {
     /// A NetSuite account's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netsuite: Option<NetSuiteSettings>,
+    /// A ShipBob merchant's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipbob: Option<ShipBobSettings>,
+}
+
+/// How orders go to ShipBob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipBobSettings {
+    /// The channel orders are sent in (`GET /channel`).
+    pub channel_id: String,
+    /// The shipping method orders are sent with.
+    pub shipping_method: String,
 }
 
 /// How a NetSuite account is read and written.
@@ -281,6 +295,7 @@ pub async fn install(
         location_mapping: links.unwrap_or_default(),
         bulk_import: input.bulk_import.unwrap_or_default(),
         netsuite: None,
+        shipbob: None,
     };
     let creds = Credentials { access_token: token, webhook_secret: secret, tba: None };
     save_install(s, sealer, SHOPIFY, shop, settings, &creds, &["input", "config", "shopDomain"]).await
@@ -336,6 +351,95 @@ async fn save_install(
     }
     tracing::info!(connector = %id, kind, account = %row.external_account, "connector installed");
     Ok(Ok(row))
+}
+
+/// The links of a NetSuite or 3PL location mapping (provider ids are digits), the problems in
+/// `errors` at `{field}.locationMapping.{i}.{id_field|locationId}`.
+async fn provider_links(
+    s: &Scoped,
+    mapping: &[(String, Option<Uuid>)],
+    field: &(dyn Fn(&str) -> Vec<String> + Sync),
+    id_field: &str,
+    errors: &mut Vec<UserError>,
+) -> Result<Vec<LocationLink>, DbErr> {
+    let mut links = Vec::with_capacity(mapping.len());
+    let mut seen = BTreeSet::new();
+    for (i, (provider, ours)) in mapping.iter().enumerate() {
+        let path = |leaf: &str| {
+            let mut p = field("locationMapping");
+            p.extend([i.to_string(), leaf.to_owned()]);
+            p
+        };
+        if provider.parse::<u64>().is_err() {
+            errors.push(UserError::invalid(&at(&path(id_field)), "a location id (digits)"));
+        } else if !seen.insert(provider.clone()) {
+            errors.push(UserError::invalid(&at(&path(id_field)), "mapped twice"));
+        }
+        match ours {
+            Some(id) if lookup::location(s, *id).await?.is_some() => {
+                links.push(LocationLink { provider_location_id: provider.clone(), location_id: *id })
+            }
+            _ => errors.push(UserError::not_found(&at(&path("locationId")), "location")),
+        }
+    }
+    Ok(links)
+}
+
+/// A ShipBob merchant to connect.
+pub struct ShipBobInput {
+    /// A personal access token.
+    pub token: String,
+    /// The subscription's `whsec_` secret that signs ShipBob's webhooks.
+    pub webhook_secret: String,
+    pub settings: ShipBobSettings,
+    pub base_url: Option<String>,
+    pub location_mapping: Vec<(String, Option<Uuid>)>,
+}
+
+/// Installs a ShipBob connector (or installs again one that was uninstalled); the account is the
+/// channel.
+pub async fn install_shipbob(
+    s: &Scoped,
+    sealer: &Sealer,
+    providers: &Providers,
+    input: ShipBobInput,
+) -> Result<Outcome<connector::Model>, DbErr> {
+    let field = |name: &str| vec!["input".to_owned(), "shipbob".to_owned(), name.to_owned()];
+    let mut errors = Vec::new();
+    if input.token.trim().is_empty() || input.token.len() > 4096 {
+        errors.push(UserError::invalid(&at(&field("accessToken")), "must be 1 to 4096 characters"));
+    }
+    if qm_integrations::webhooks::sign(&[input.webhook_secret.as_str()], "check", 0, b"").is_err() {
+        errors
+            .push(UserError::invalid(&at(&field("webhookSecret")), "a ShipBob webhook secret is like whsec_<base64>"));
+    }
+    if input.settings.channel_id.parse::<u64>().is_err() {
+        errors.push(UserError::invalid(&at(&field("channelId")), "a ShipBob channel id (digits, from GET /channel)"));
+    }
+    let method = input.settings.shipping_method.trim();
+    if method.is_empty() || method.len() > 100 {
+        errors.push(UserError::invalid(&at(&field("shippingMethod")), "must be 1 to 100 characters"));
+    }
+    if let Some(u) = &input.base_url
+        && let Err(e) = providers.check_base_url(u)
+    {
+        errors.push(UserError::invalid(&at(&field("baseUrl")), &e));
+    }
+    let links = provider_links(s, &input.location_mapping, &field, "shipbobLocationId", &mut errors).await?;
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let account = input.settings.channel_id.clone();
+    let settings = Settings {
+        api_version: qm_connectors::shipbob::client::API_VERSION.to_owned(),
+        base_url: input.base_url,
+        location_mapping: links,
+        bulk_import: BulkImport::Never,
+        netsuite: None,
+        shipbob: Some(input.settings),
+    };
+    let creds = Credentials { access_token: input.token, webhook_secret: input.webhook_secret, tba: None };
+    save_install(s, sealer, SHIPBOB, account, settings, &creds, &["input", "shipbob", "channelId"]).await
 }
 
 /// A NetSuite account to connect.
@@ -399,26 +503,7 @@ pub async fn install_netsuite(
     {
         invalid("baseUrl", &e);
     }
-    let mut links = Vec::with_capacity(input.location_mapping.len());
-    let mut seen = BTreeSet::new();
-    for (i, (provider, ours)) in input.location_mapping.iter().enumerate() {
-        let path = |leaf: &str| {
-            let mut p = field("locationMapping");
-            p.extend([i.to_string(), leaf.to_owned()]);
-            p
-        };
-        if provider.parse::<u64>().is_err() {
-            errors.push(UserError::invalid(&at(&path("netsuiteLocationId")), "a NetSuite location id (digits)"));
-        } else if !seen.insert(provider.clone()) {
-            errors.push(UserError::invalid(&at(&path("netsuiteLocationId")), "mapped twice"));
-        }
-        match ours {
-            Some(id) if lookup::location(s, *id).await?.is_some() => {
-                links.push(LocationLink { provider_location_id: provider.clone(), location_id: *id })
-            }
-            _ => errors.push(UserError::not_found(&at(&path("locationId")), "location")),
-        }
-    }
+    let links = provider_links(s, &input.location_mapping, &field, "netsuiteLocationId", &mut errors).await?;
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
@@ -428,6 +513,7 @@ pub async fn install_netsuite(
         location_mapping: links,
         bulk_import: BulkImport::Never,
         netsuite: Some(input.settings),
+        shipbob: None,
     };
     let creds =
         Credentials { access_token: String::new(), webhook_secret: input.webhook_secret, tba: Some(input.secrets) };
@@ -572,6 +658,8 @@ pub enum InboundError {
     Refused(#[from] qm_connectors::shopify::webhook::WebhookError),
     #[error(transparent)]
     NetSuite(#[from] qm_connectors::netsuite::inbound::InboundError),
+    #[error(transparent)]
+    ShipBob(#[from] qm_integrations::webhooks::WebhookError),
     /// A message signed for this connector about another NetSuite account.
     #[error("the message is about account {0}, not this connector's")]
     OtherAccount(String),
@@ -663,6 +751,43 @@ pub async fn receive_netsuite<'a>(
     let received = store_delivery(&s, row).await?;
     s.commit().await?;
     tracing::info!(connector = %id, kind = %message.change.kind, record = %message.change.id, event = %message.event_id, ?received, "NetSuite change received");
+    Ok(received)
+}
+
+/// Receives a ShipBob webhook for connector `id`: verifies it as Standard Webhooks (the
+/// subscription's `whsec_` secret over `{webhook-id}.{webhook-timestamp}.{raw body}`; a timestamp
+/// more than five minutes off is refused), stores it once per `webhook-id` (ShipBob retries for a
+/// day and does not keep order), and queues applying it.
+pub async fn receive_shipbob<'a>(
+    db: &crate::db::Db,
+    sealer: &Sealer,
+    id: Uuid,
+    body: &[u8],
+    header: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Received, InboundError> {
+    let tx = db.connector_lookup(id).await?;
+    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
+    tx.commit().await?;
+    let Some(c) = found.filter(|c| c.status != "uninstalled" && c.kind == SHIPBOB) else {
+        return Err(InboundError::NotFound);
+    };
+    let Some((_, secret)) = open_credentials(sealer, &c) else { return Err(InboundError::NotFound) };
+    let now = chrono::Utc::now().timestamp();
+    let delivery = qm_connectors::shipbob::webhook::verify(&secret, &header, body, now)?;
+    let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
+    let row = connector_webhook::Model {
+        tenant_id: c.tenant_id,
+        connector_id: c.id,
+        webhook_id: delivery.id.clone(),
+        topic: delivery.topic.clone(),
+        triggered_at: chrono::DateTime::from_timestamp(delivery.timestamp, 0),
+        body: String::from_utf8_lossy(body).into_owned(),
+        status: "received".to_owned(),
+        received_at: repo::now(),
+    };
+    let received = store_delivery(&s, row).await?;
+    s.commit().await?;
+    tracing::info!(connector = %id, topic = %delivery.topic, webhook = %delivery.id, ?received, "ShipBob webhook received");
     Ok(received)
 }
 

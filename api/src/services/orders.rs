@@ -330,6 +330,113 @@ pub struct Fulfilled {
     pub shipments: Vec<shipment::Model>,
 }
 
+/// Ships `lines` (`(order line, units)`) of order `order_id` from `location_id`, as a 3PL reports
+/// a shipment it made: part of an order, or one of several parcels. Each line's reservation gives
+/// up the units shipped (what is left stays reserved) and on-hand drops with it, one shipment
+/// from `location_id` with the tracking is made, the order is `fulfilled` once nothing is left to ship, and
+/// the shipment goes on to the store the order came from and the systems it was sent to. Why not,
+/// when a line has fewer units left to ship or the order is not open.
+pub async fn ship_lines(
+    s: &Scoped,
+    order_id: Uuid,
+    lines: &[(Uuid, i64)],
+    location_id: Uuid,
+    tracking: &Tracking,
+) -> Result<Result<shipment::Model, String>, DbErr> {
+    let Some(o) = locked_order(s, Some(order_id)).await? else { return Ok(Err("no such order".into())) };
+    if o.status != "reserved" {
+        return Ok(Err(format!("the order is {}", o.status)));
+    }
+    let from_store = crate::services::sync::orders::is_mirrored(s, o.id).await?;
+    let elsewhere = crate::services::sync::export::exported_to(s, o.id).await?;
+    let reservations = active_reservations(s, o.id).await?;
+    let reference = o.id.to_string();
+    for (line, q) in lines {
+        let left = reservations.iter().find(|r| r.order_line_id == *line).map_or(0, |r| i64::from(r.quantity));
+        if *q <= 0 || *q > left {
+            return Ok(Err(format!("line {line} has {left} units left to ship, not {q}")));
+        }
+    }
+    for (line, q) in lines {
+        let Some(r) = reservations.iter().find(|r| r.order_line_id == *line) else { continue };
+        // The units leave where they were reserved, even when the 3PL sent them from another of
+        // its centres: its stock is its own, and the next read of its levels puts each centre
+        // right.
+        if !repo::change_stock(s, r.variant_id, r.location_id, -q, -q).await? {
+            return Err(DbErr::Custom(format!("shipping {q} of reservation {} exceeds stock", r.id)));
+        }
+        let left = i64::from(r.quantity) - q;
+        if left == 0 {
+            set_reservation_status(s, r, "consumed").await?;
+        } else {
+            reservation::Entity::update_many()
+                .col_expr(
+                    reservation::Column::Quantity,
+                    sea_orm::sea_query::Expr::value(i32::try_from(left).unwrap_or(0)),
+                )
+                .col_expr(reservation::Column::UpdatedAt, sea_orm::sea_query::Expr::value(repo::now()))
+                .filter(reservation::Column::TenantId.eq(s.tenant()))
+                .filter(reservation::Column::Id.eq(r.id))
+                .exec(&s.tx)
+                .await?;
+        }
+        let movement = repo::append_movement(
+            s,
+            repo::NewMovement {
+                variant_id: r.variant_id,
+                location_id: r.location_id,
+                kind: "ship",
+                delta_on_hand: -q,
+                delta_reserved: -q,
+                reason: "shipped by the 3PL",
+                reference: &reference,
+                idempotency_key: None,
+            },
+        )
+        .await?;
+        if !from_store {
+            crate::services::sync::queue_push_except(s, &movement, &elsewhere).await?;
+        }
+        announce_reservation_change(s, r, 0, "ship", "shipped by the 3PL").await?;
+    }
+    let now = repo::now();
+    let sh = shipment::Model {
+        tenant_id: s.tenant(),
+        id: Uuid::now_v7(),
+        order_id: o.id,
+        location_id,
+        status: "shipped".into(),
+        carrier: tracking.company.clone(),
+        tracking_number: tracking.number.clone(),
+        tracking_url: tracking.url.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    shipment::Entity::insert(shipment::ActiveModel::from(sh.clone())).exec_without_returning(&s.tx).await?;
+    shipment_event::Entity::insert(shipment_event::ActiveModel {
+        tenant_id: Set(s.tenant()),
+        id: Set(Uuid::now_v7()),
+        shipment_id: Set(sh.id),
+        status: Set("shipped".into()),
+        description: Set("shipped by the 3PL".into()),
+        occurred_at: Set(now),
+    })
+    .exec_without_returning(&s.tx)
+    .await?;
+    crate::services::sync::orders::queue_fulfillment(s, o.id, &sh, lines).await?;
+    crate::events::emit(s, "shipment.updated", shipment_payload(&sh, "shipped by the 3PL")).await?;
+    if active_reservations(s, o.id).await?.is_empty() {
+        let order = set_order_status(s, o, "fulfilled").await?;
+        let mut data = order_payload(&order, &[]);
+        data["shipmentId"] = crate::graphql::types::gid("Shipment", sh.id).0.into();
+        data["carrier"] = sh.carrier.clone().into();
+        data["trackingNumber"] = sh.tracking_number.clone().into();
+        data["trackingUrl"] = sh.tracking_url.clone().into();
+        crate::events::emit(s, "order.fulfilled", data).await?;
+    }
+    Ok(Ok(sh))
+}
+
 /// Ships an order: consumes its reservations and creates a shipment. Fulfilling again returns the
 /// same shipment.
 #[tracing::instrument(skip_all, fields(tenant = %p.tenant_id))]

@@ -1,10 +1,12 @@
-//! Orders sent to the order book (`connector.order_export`): an order made here, or an open one
-//! placed in a connected store, becomes a sales order in each active NetSuite connector that has
-//! a customer configured for them (never in the connector the order came from). The order's id is
-//! the provider's external id, so a retry, or sending it again, changes that sales order and
-//! never makes a second one. The sales order and its lines are linked to ours
-//! (`exported_order`, `exported_line`), and the shipments made of the order later go to it as
-//! item fulfilments (`orders::queue_fulfillment`).
+//! Orders sent on (`connector.order_export`): an order made here, or an open one placed in a
+//! connected store, becomes a sales order in each active NetSuite connector that has a customer
+//! configured for them, and an order to ship at the 3PL (ShipBob) whose warehouse it is allocated
+//! to; never in the connector it came from. The order's id is the provider's idempotency key
+//! (NetSuite's external id, ShipBob's reference id), so a retry, or sending it again, never makes
+//! a second one. The provider's order and its lines are linked to ours (`exported_order`,
+//! `exported_line`): shipments made here later go to an ERP as item fulfilments
+//! (`orders::queue_fulfillment`), and a 3PL's shipments come back through them
+//! (`orders::from_3pl`).
 
 use std::collections::HashMap;
 
@@ -17,7 +19,7 @@ use crate::db::entities::{connector, external_ref, job, order, order_line, varia
 use crate::db::{Scoped, TxMode, repo};
 use crate::jobs::worker::{Handler, JobError};
 use crate::jobs::{self, NewJob};
-use crate::services::connectors::{NETSUITE, settings_of};
+use crate::services::connectors::{NETSUITE, SHIPBOB, settings_of};
 use crate::state::AppState;
 
 pub const EXPORT: &str = "connector.order_export";
@@ -26,16 +28,36 @@ pub const EXPORTED_ORDER: &str = "exported_order";
 /// The link of an order line of ours to the provider's line (`extra`: the order).
 pub const EXPORTED_LINE: &str = "exported_line";
 
-/// Queues sending order `order_id` to each connector that keeps the order book, but `source`
-/// (where it came from), in the order's transaction.
+/// Queues sending order `order_id` to each connector that keeps the order book (a NetSuite
+/// account with an order customer) and to the 3PL whose warehouse ships it (a ShipBob connector
+/// linked to the order's location), but never to `source` (where it came from), in the order's
+/// transaction.
 pub async fn queue_export(s: &Scoped, order_id: Uuid, source: Option<Uuid>) -> Result<(), DbErr> {
-    let books = repo::find::<connector::Entity>(s)
-        .filter(connector::Column::Kind.eq(NETSUITE))
+    let candidates = repo::find::<connector::Entity>(s)
+        .filter(connector::Column::Kind.is_in([NETSUITE, SHIPBOB]))
         .filter(connector::Column::Status.eq("active"))
         .all(&s.tx)
         .await?;
-    for c in books.into_iter().filter(|c| Some(c.id) != source) {
-        if settings_of(&c).netsuite.is_none_or(|n| n.order_customer_id.is_none()) {
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let Some(o) = repo::find::<order::Entity>(s).filter(order::Column::Id.eq(order_id)).one(&s.tx).await? else {
+        return Ok(());
+    };
+    let warehouses: Vec<Uuid> = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::Kind.eq("location"))
+        .filter(external_ref::Column::LocalId.eq(o.location_id))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|r| r.connector_id)
+        .collect();
+    for c in candidates.into_iter().filter(|c| Some(c.id) != source) {
+        let wanted = match c.kind.as_str() {
+            NETSUITE => settings_of(&c).netsuite.is_some_and(|n| n.order_customer_id.is_some()),
+            _ => warehouses.contains(&c.id),
+        };
+        if !wanted {
             continue;
         }
         let mut job = NewJob::new(EXPORT, serde_json::json!({ "connector_id": c.id, "order_id": order_id }));
@@ -93,7 +115,7 @@ async fn outbound(
         let v = variants.get(&l.variant_id);
         let Some(item) = items.get(&l.variant_id) else {
             let sku = v.map_or("?", |v| v.sku.as_str());
-            return Ok(Err(format!("{sku} is not an item of the NetSuite account: sync its catalog first")));
+            return Ok(Err(format!("{sku} is not an item of the connected account: sync its catalog first")));
         };
         out.push(OutboundLine {
             item_id: item.clone(),

@@ -189,7 +189,7 @@ async fn push_count(
     let first = set.round;
     loop {
         let round_key = format!("{key}-{}", set.round);
-        match client.stock_sink().set(&round_key, item, location, set.expected, set.on_hand, reference).await {
+        match client.stock_sink()?.set(&round_key, item, location, set.expected, set.on_hand, reference).await {
             Err(ProviderError::Stale(why)) if set.round < first + SET_ROUNDS => {
                 let Some(now) = client.inventory().level(item, location).await? else {
                     return Err(ProviderError::Permanent(format!("the item is no longer stocked there ({why})")).into());
@@ -244,7 +244,7 @@ impl Handler for PushJob {
                     Ok(()) => Ok(()),
                 }
             }
-            None => client.stock_sink().adjust(key, item, location, delta, reference).await,
+            None => async { client.stock_sink()?.adjust(key, item, location, delta, reference).await }.await,
         };
         match sent {
             Ok(()) => {
@@ -319,6 +319,8 @@ pub struct Providers {
     limits: Mutex<HashMap<Uuid, Arc<ShopLimits>>>,
     /// Per NetSuite connector: its requests in flight and recent refusals.
     netsuite: Mutex<HashMap<Uuid, Arc<qm_connectors::netsuite::client::Limits>>>,
+    /// Per ShipBob connector: its requests in flight.
+    shipbob: Mutex<HashMap<Uuid, Arc<qm_connectors::shipbob::client::Limits>>>,
     /// Per tenant, what it may do across its connectors.
     tenants: Mutex<HashMap<Uuid, Arc<TenantLimits>>>,
     /// Calls in flight to one shop at most.
@@ -343,6 +345,7 @@ impl Providers {
             http,
             limits: Mutex::default(),
             netsuite: Mutex::default(),
+            shipbob: Mutex::default(),
             tenants: Mutex::default(),
             concurrency: 2,
             tenant_concurrency: tenant_concurrency.max(1),
@@ -374,6 +377,7 @@ impl Providers {
         match c.kind.as_str() {
             installed::SHOPIFY => self.shopify(state, c).map(Provider::Shopify),
             installed::NETSUITE => self.netsuite(state, c).map(Provider::NetSuite),
+            installed::SHIPBOB => self.shipbob(state, c).map(Provider::ShipBob),
             _ => None,
         }
     }
@@ -385,6 +389,24 @@ impl Providers {
         config.base_url = settings.base_url;
         config.max_wait = within_lease(state, MAX_WAIT);
         Some(Client::new(self.http.clone(), config, self.limits(c)))
+    }
+
+    /// A ShipBob client with the connector's own limits.
+    fn shipbob(&self, state: &AppState, c: &connector::Model) -> Option<qm_connectors::shipbob::client::Client> {
+        use qm_connectors::shipbob::client;
+        let (token, _) = open_credentials(&state.sealer, c)?;
+        let settings = settings_of(c);
+        let sb = settings.shipbob?;
+        let mut config = client::Config::new(&token);
+        config.base_url = settings.base_url;
+        config.channel_id = Some(sb.channel_id);
+        config.shipping_method = sb.shipping_method;
+        config.max_wait = within_lease(state, MAX_WAIT);
+        let limits = {
+            let mut all = self.shipbob.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            all.entry(c.id).or_insert_with(|| Arc::new(client::Limits::new(self.concurrency))).clone()
+        };
+        Some(client::Client::new(self.http.clone(), config, limits))
     }
 
     /// A NetSuite client with the connector's own limits: one installation's throttling or
@@ -561,7 +583,7 @@ pub async fn request(
         return Ok(Ok(run));
     }
     // In the engine's order, each once; a resource needs the ones before it only for its first run.
-    let wanted: Vec<String> = RESOURCES
+    let wanted: Vec<String> = provider::resources(&c.kind)
         .iter()
         .filter(|r| resources.is_empty() || resources.iter().any(|w| w == *r))
         .map(|r| (*r).to_owned())
@@ -777,7 +799,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
                 Step::Locations(batch)
             }
             "catalog" => Step::Catalog(client.catalog().variants(since_resource, pos.cursor.as_deref()).await?),
-            "orders" => Step::Orders(client.orders().orders(since_resource, pos.cursor.as_deref()).await?),
+            "orders" => Step::Orders(client.orders()?.orders(since_resource, pos.cursor.as_deref()).await?),
             "inventory" => match pos.location.clone() {
                 Some(l) => {
                     let from = location_since.as_ref().and_then(|(_, t)| *t);
@@ -1389,6 +1411,18 @@ impl Applier<'_> {
                 out.problems.push(Problem::new(&v.id, message));
                 continue;
             }
+            // A 3PL links to our variant with its SKU and leaves it (and its product) as it is.
+            if !provider::owns_catalog(&self.connector.kind)
+                && let Some(id) = linked.or(same_sku)
+            {
+                holder.insert(id, v.id.clone());
+                links.push(self.row("variant", &v.id, id, v.updated_at, None));
+                if let Some(item) = &v.inventory_item_id {
+                    links.push(self.row("inventory_item", item, id, None, None));
+                }
+                out.applied += 1;
+                continue;
+            }
             let Some(product_id) = products.resolve(self, s, &v.product, now, &mut links).await? else {
                 out.problems.push(Problem::new(&v.id, format!("product handle {:?} is not usable", v.product.handle)));
                 continue;
@@ -1648,6 +1682,10 @@ enum About {
     Order {
         order_id: String,
     },
+    /// A 3PL's shipments of an order sent to it.
+    Shipments {
+        order_id: String,
+    },
     /// Stock moved in ways the message does not spell out: an incremental inventory sync reads it.
     Stock,
     /// Nothing this version syncs (or applied on receipt).
@@ -1658,6 +1696,18 @@ impl About {
     /// What a delivery to connector `c` is about, or why it is not understood.
     fn of(c: &connector::Model, topic: &str, body: &[u8]) -> Result<About, String> {
         use qm_connectors::shopify::webhook::{Subject, subject};
+        if c.kind == installed::SHIPBOB {
+            // Every order and shipment topic names the order; its shipments are read back whole.
+            if !topic.starts_with("order.") {
+                return Ok(About::Nothing);
+            }
+            let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            let order = v["order_id"].as_u64().or_else(|| v["shipment"]["order_id"].as_u64());
+            return Ok(match order {
+                Some(id) => About::Shipments { order_id: id.to_string() },
+                None => About::Nothing,
+            });
+        }
         if c.kind == installed::NETSUITE {
             let change: qm_connectors::netsuite::inbound::Change =
                 serde_json::from_slice(body).map_err(|e| e.to_string())?;
@@ -1745,12 +1795,20 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
             }
         }
         About::Order { order_id } => {
-            let order = client.orders().order(&order_id).await?;
+            let order = client.orders()?.order(&order_id).await?;
             let s = state.db.scoped(tenant, TxMode::Write).await?;
             if let Some(order) = order {
                 let outcome = applier.orders(&s, &[order]).await?;
                 log_problems(webhook_id, &outcome.problems);
             }
+            mark_webhook(&s, connector_id, webhook_id, "applied").await?;
+            s.commit().await?;
+        }
+        About::Shipments { order_id } => {
+            let shipments = client.shipment_source()?.shipments(&order_id).await?;
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            let outcome = orders::from_3pl(&s, &c, &order_id, &shipments).await?;
+            log_problems(webhook_id, &outcome.problems);
             mark_webhook(&s, connector_id, webhook_id, "applied").await?;
             s.commit().await?;
         }

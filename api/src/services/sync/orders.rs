@@ -769,7 +769,7 @@ impl Handler for FulfillJob {
         let tracking =
             Tracking { company: text("carrier"), number: text("tracking_number"), url: text("tracking_url") };
         let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
-        match client.shipment_sink().ship(order, &lines, &tracking).await {
+        match async { client.shipment_sink()?.ship(order, &lines, &tracking).await }.await {
             Ok(fulfillment) => {
                 let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
                 let ctx = Applier { connector: &c, full: false };
@@ -781,4 +781,61 @@ impl Handler for FulfillJob {
             Err(e) => push_failed(state, j, connector_id, e).await,
         }
     }
+}
+
+/// A 3PL's shipments of its order `order_id` (an order of ours sent to it): each one not seen
+/// before becomes a shipment of ours of the lines it holds (`orders::ship_lines`: split and
+/// partial shipments as they come), linked (`3pl_shipment`) so it is applied once, and goes on
+/// to the store and the order book. A shipment that cannot be applied (units not on the order, or
+/// more than are left) is a problem, the others still apply.
+pub(super) async fn from_3pl(
+    s: &Scoped,
+    c: &crate::db::entities::connector::Model,
+    order_id: &str,
+    shipments: &[qm_connectors::source::ExternalFulfillment],
+) -> Result<Applied, DbErr> {
+    use super::export::{EXPORTED_LINE, EXPORTED_ORDER};
+    let ctx = Applier { connector: c, full: false };
+    let mut out = Applied::default();
+    let Some(ours) = ctx.refs(s, EXPORTED_ORDER, [order_id.to_owned()]).await?.remove(order_id) else {
+        out.problems.push(Problem::new(order_id, "not an order sent from here"));
+        return Ok(out);
+    };
+    let known = ctx.refs(s, "3pl_shipment", shipments.iter().map(|f| f.id.clone())).await?;
+    let prefix = format!("{order_id}:");
+    let line_of: HashMap<String, Uuid> = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::ConnectorId.eq(c.id))
+        .filter(external_ref::Column::Kind.eq(EXPORTED_LINE))
+        .filter(external_ref::Column::Extra.eq(ours.local_id))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r.external_id.strip_prefix(&prefix)?.to_owned(), r.local_id)))
+        .collect();
+    let centres = ctx.refs(s, "location", shipments.iter().filter_map(|f| f.location_id.clone())).await?;
+    let Some(o) = repo::find::<order::Entity>(s).filter(order::Column::Id.eq(ours.local_id)).one(&s.tx).await? else {
+        return Ok(out);
+    };
+    for f in shipments.iter().filter(|f| !known.contains_key(&f.id) && f.status != "cancelled") {
+        let mut lines = Vec::with_capacity(f.items.len());
+        for i in &f.items {
+            match line_of.get(&i.variant_id) {
+                Some(line) => lines.push((*line, i.quantity)),
+                None => out.problems.push(Problem::new(&f.id, format!("variant {} is not on the order", i.variant_id))),
+            }
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        let from = f.location_id.as_ref().and_then(|l| centres.get(l)).map_or(o.location_id, |r| r.local_id);
+        let tracking = f.tracking.first().cloned().unwrap_or(Tracking { company: None, number: None, url: None });
+        match crate::services::orders::ship_lines(s, o.id, &lines, from, &tracking).await? {
+            Ok(sh) => {
+                ctx.link_all(s, vec![ctx.row("3pl_shipment", &f.id, sh.id, f.created_at, Some(o.id))]).await?;
+                out.applied += 1;
+            }
+            Err(why) => out.problems.push(Problem::new(&f.id, why)),
+        }
+    }
+    Ok(out)
 }

@@ -5,15 +5,17 @@
 use qm_connectors::ProviderError;
 use qm_connectors::source::{
     CatalogSource, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource, PriceSink, ShipmentSink,
+    ShipmentSource,
 };
-use qm_connectors::{netsuite, shopify};
+use qm_connectors::{netsuite, shipbob, shopify};
 
 use crate::db::entities::connector;
-use crate::services::connectors::{NETSUITE, SHOPIFY, settings_of};
+use crate::services::connectors::{NETSUITE, SHIPBOB, SHOPIFY, settings_of};
 
 pub enum Provider {
     Shopify(shopify::client::Client),
     NetSuite(netsuite::client::Client),
+    ShipBob(shipbob::client::Client),
 }
 
 impl Provider {
@@ -21,6 +23,7 @@ impl Provider {
         match self {
             Provider::Shopify(c) => c,
             Provider::NetSuite(c) => c,
+            Provider::ShipBob(c) => c,
         }
     }
 
@@ -28,6 +31,7 @@ impl Provider {
         match self {
             Provider::Shopify(c) => c,
             Provider::NetSuite(c) => c,
+            Provider::ShipBob(c) => c,
         }
     }
 
@@ -35,20 +39,34 @@ impl Provider {
         match self {
             Provider::Shopify(c) => c,
             Provider::NetSuite(c) => c,
+            Provider::ShipBob(c) => c,
         }
     }
 
-    pub fn orders(&self) -> &dyn OrderSource {
+    /// Orders placed with the provider (a 3PL has none of its own: it ships ours).
+    pub fn orders(&self) -> Result<&dyn OrderSource, ProviderError> {
         match self {
-            Provider::Shopify(c) => c,
-            Provider::NetSuite(c) => c,
+            Provider::Shopify(c) => Ok(c),
+            Provider::NetSuite(c) => Ok(c),
+            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_read(SHIPBOB, "orders"))),
         }
     }
 
-    pub fn stock_sink(&self) -> &dyn InventorySink {
+    /// Where stock changed here goes; a 3PL owns its warehouses' stock and takes none.
+    pub fn stock_sink(&self) -> Result<&dyn InventorySink, ProviderError> {
         match self {
-            Provider::Shopify(c) => c,
-            Provider::NetSuite(c) => c,
+            Provider::Shopify(c) => Ok(c),
+            Provider::NetSuite(c) => Ok(c),
+            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "stock"))),
+        }
+    }
+
+    /// The shipments a 3PL made of an order sent to it.
+    pub fn shipment_source(&self) -> Result<&dyn ShipmentSource, ProviderError> {
+        match self {
+            Provider::ShipBob(c) => Ok(c),
+            Provider::Shopify(_) => Err(ProviderError::Permanent(not_read(SHOPIFY, "shipments on their own"))),
+            Provider::NetSuite(_) => Err(ProviderError::Permanent(not_read(NETSUITE, "shipments on their own"))),
         }
     }
 
@@ -57,14 +75,16 @@ impl Provider {
         match self {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(_) => Err(ProviderError::Permanent(not_taken(NETSUITE, "prices"))),
+            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "prices"))),
         }
     }
 
     /// Where shipments made here are reported: a store's fulfilments, an ERP's item fulfilments.
-    pub fn shipment_sink(&self) -> &dyn ShipmentSink {
+    pub fn shipment_sink(&self) -> Result<&dyn ShipmentSink, ProviderError> {
         match self {
-            Provider::Shopify(c) => c,
-            Provider::NetSuite(c) => c,
+            Provider::Shopify(c) => Ok(c),
+            Provider::NetSuite(c) => Ok(c),
+            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "shipments"))),
         }
     }
 
@@ -73,6 +93,7 @@ impl Provider {
         match self {
             Provider::Shopify(_) => Err(ProviderError::Permanent(not_taken(SHOPIFY, "orders"))),
             Provider::NetSuite(c) => Ok(c),
+            Provider::ShipBob(c) => Ok(c),
         }
     }
 
@@ -80,27 +101,49 @@ impl Provider {
     pub fn shopify(&self) -> Option<&shopify::client::Client> {
         match self {
             Provider::Shopify(c) => Some(c),
-            Provider::NetSuite(_) => None,
+            Provider::NetSuite(_) | Provider::ShipBob(_) => None,
         }
     }
 }
 
 fn not_taken(kind: &str, what: &str) -> String {
-    format!("a {kind} connector is not sent {what} by this version")
+    format!("a {kind} connector is not sent {what}")
 }
 
-/// Whether a connector of `kind` is sent `what` (`prices`, `orders`): jobs are queued only for
-/// those that are.
+fn not_read(kind: &str, what: &str) -> String {
+    format!("a {kind} connector has no {what} to read")
+}
+
+/// Whether a connector of `kind` is sent `what` (`prices`, `shipments`): jobs are queued only for
+/// those that are. (Orders: see `export::queue_export`.)
 pub fn takes(kind: &str, what: &str) -> bool {
     match what {
         "prices" => kind == SHOPIFY,
-        "orders" => kind == NETSUITE,
+        "shipments" => kind != SHIPBOB,
         _ => true,
     }
 }
 
 /// Whether stock changed here is sent to connector `c`: a NetSuite account only with an account
-/// for the adjustments configured.
+/// for the adjustments configured; a 3PL never (its warehouses' stock is its own).
 pub fn takes_stock(c: &connector::Model) -> bool {
-    c.kind != NETSUITE || settings_of(c).netsuite.is_some_and(|n| n.adjustment_account_id.is_some())
+    match c.kind.as_str() {
+        NETSUITE => settings_of(c).netsuite.is_some_and(|n| n.adjustment_account_id.is_some()),
+        SHIPBOB => false,
+        _ => true,
+    }
+}
+
+/// The resources a sync of a connector of `kind` reads, in the engine's order.
+pub fn resources(kind: &str) -> &'static [&'static str] {
+    match kind {
+        SHIPBOB => &["locations", "catalog", "inventory"],
+        _ => &super::RESOURCES,
+    }
+}
+
+/// Whether a connector of `kind` owns the catalog records it shares with ours (a store, an ERP),
+/// or only links to them by SKU (a 3PL: it never changes a title or a price of ours).
+pub fn owns_catalog(kind: &str) -> bool {
+    kind != SHIPBOB
 }
