@@ -162,8 +162,9 @@ async fn scenario_17_two_merchants_on_one_mock_never_see_or_slow_each_other() {
 mod through_the_api {
     //! ShipBob installed through the API beside NetSuite: its centres' stock synced, an order
     //! allocated to one of its warehouses sent to it (and to NetSuite), and its split shipments,
-    //! reported by signed webhooks, becoming shipments here and item fulfilments in NetSuite with
-    //! their tracking (scenario 10's 3PL leg), once however often a webhook is delivered.
+    //! reported by a signed webhook or read by the reconciliation when none came, becoming
+    //! shipments here and item fulfilments in NetSuite with their tracking (scenario 10's 3PL
+    //! leg), once however often a webhook is delivered.
 
     use qm_api::db::TxMode;
     use qm_api::db::entities::{shipment, variant};
@@ -258,6 +259,8 @@ mod through_the_api {
         for k in 0..5_i64 {
             account.items.push((1001 + k, format!("SB-{k}"), format!("{}.50", 10 + k), None));
         }
+        // NetSuite counts 99 of SB-3 at its location 1, which is ShipBob's Cicero centre too.
+        account.stock.insert((1004, 1), (99, 99, 0));
         ns.add_account(c.clone(), account, 4);
         let cicero = app.location(&t.owner_key, "CICERO").await;
         let riverside = app.location(&t.owner_key, "RIVERSIDE").await;
@@ -288,6 +291,13 @@ mod through_the_api {
         let variants = variant::Entity::find().all(&s.tx).await.expect("variants");
         s.commit().await.expect("commit");
         assert_eq!(variants.len(), 5);
+        // ShipBob is the stock master of its warehouse: NetSuite's count there is not applied.
+        assert_eq!(sync(&app, &t, &netsuite).await["status"], "COMPLETED");
+        let sb3 = variants.iter().find(|v| v.sku == "SB-3").expect("SB-3").id;
+        let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+        let level = qm_api::services::stock::level(&s, sb3, qm_tests::uuid_of(&cicero)).await.expect("level");
+        s.commit().await.expect("commit");
+        assert_eq!(level.on_hand, 4, "ShipBob's 4, not NetSuite's 99");
         assert!(
             variants
                 .iter()
@@ -321,8 +331,24 @@ mod through_the_api {
         }
         app.drain_jobs().await;
         assert_eq!(order_status(&app, &t, &order).await, "RESERVED", "partly shipped");
+        // The second parcel's webhook never comes: the hourly reconciliation reads it.
         sb.ship("pat-1", sb_id, 11, &[(503, 1), (501, 1)], "9400B");
-        assert_eq!(deliver(&app, &shipbob, &secret, "msg_2", "order.shipped", &body).await, 200);
+        {
+            use sea_orm::{ConnectionTrait, Statement};
+            let sql = if app.is_postgres() {
+                "UPDATE job_schedules SET next_run_at = $1 WHERE kind = 'connector.reconcile'"
+            } else {
+                "UPDATE job_schedules SET next_run_at = ? WHERE kind = 'connector.reconcile'"
+            };
+            let past = chrono::Utc::now() - chrono::Duration::minutes(10);
+            let backend = app.owner_db.backend();
+            app.owner_db
+                .conn()
+                .execute_raw(Statement::from_sql_and_values(backend, sql, [past.into()]))
+                .await
+                .expect("due");
+            qm_api::jobs::tick_schedules(&app.state.db).await.expect("tick");
+        }
         assert_eq!(
             deliver(
                 &app,

@@ -309,8 +309,71 @@ impl Handler for ReconcileJob {
             tracing::debug!(connector = %id, reason = ?e, "no reconciliation sync");
         }
         s.commit().await?;
-        Ok(())
+        // A 3PL's shipments that no webhook brought (one lost, or never subscribed) are read.
+        match poll_shipments(state, job.tenant_id, id).await {
+            Ok(()) => Ok(()),
+            Err(SliceError::Db(e)) => Err(e.into()),
+            Err(SliceError::Provider(e)) => {
+                tracing::warn!(connector = %id, error = %e, "the 3PL's shipments were not read; the next reconciliation tries again");
+                Ok(())
+            }
+        }
     }
+}
+
+/// Open orders sent to a 3PL read at most per reconciliation (the oldest first).
+const POLL_ORDERS: u64 = 200;
+
+/// Reads the shipments of the open orders sent to connector `id`, if it is an active 3PL, and
+/// applies the new ones as its webhooks would (`orders::from_3pl`), within a slice.
+async fn poll_shipments(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), SliceError> {
+    use sea_orm::QuerySelect as _;
+    let started = Instant::now();
+    let s = state.db.scoped(tenant, TxMode::Read).await?;
+    let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
+    let Some(c) = c.filter(|c| c.status == "active" && c.kind == installed::SHIPBOB) else {
+        return Ok(s.commit().await?);
+    };
+    // Open orders sent to it, by order id, a page of open orders at a time.
+    use crate::db::entities::order;
+    let mut sent: Vec<external_ref::Model> = Vec::new();
+    let mut after = Uuid::nil();
+    while (sent.len() as u64) < POLL_ORDERS {
+        let page: Vec<Uuid> = repo::find::<order::Entity>(&s)
+            .filter(order::Column::Status.eq("reserved"))
+            .filter(order::Column::Id.gt(after))
+            .order_by_asc(order::Column::Id)
+            .limit(500)
+            .all(&s.tx)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        let Some(last) = page.last().copied() else { break };
+        after = last;
+        sent.extend(
+            refs_of(&s, id, export::EXPORTED_ORDER)
+                .filter(external_ref::Column::LocalId.is_in(page))
+                .all(&s.tx)
+                .await?,
+        );
+    }
+    s.commit().await?;
+    let Some(client) = state.providers.client(state, &c) else { return Ok(()) };
+    for r in sent.into_iter().take(POLL_ORDERS as usize) {
+        if started.elapsed() >= within_lease(state, SLICE) {
+            break;
+        }
+        let shipments = client.shipment_source()?.shipments(&r.external_id).await?;
+        if shipments.is_empty() {
+            continue;
+        }
+        let s = state.db.scoped(tenant, TxMode::Write).await?;
+        let outcome = orders::from_3pl(&s, &c, &r.external_id, &shipments).await?;
+        log_problems(&format!("poll:{}", r.external_id), &outcome.problems);
+        s.commit().await?;
+    }
+    Ok(())
 }
 
 /// The providers' clients and the per-shop limits they share, for the whole process.
@@ -1267,6 +1330,30 @@ impl Applier<'_> {
         }
     }
 
+    /// Whether location `location_id` of ours is a 3PL's warehouse (an active 3PL connector
+    /// links it) and this connector is not that 3PL: the 3PL is the stock master there, and
+    /// another system's levels for it are not applied (they would undo each other).
+    async fn stock_kept_by_3pl(&self, s: &Scoped, location_id: Uuid) -> Result<bool, DbErr> {
+        if provider::is_3pl(&self.connector.kind) {
+            return Ok(false);
+        }
+        let links = repo::find::<external_ref::Entity>(s)
+            .filter(external_ref::Column::Kind.eq("location"))
+            .filter(external_ref::Column::LocalId.eq(location_id))
+            .filter(external_ref::Column::ConnectorId.ne(self.connector.id))
+            .all(&s.tx)
+            .await?;
+        if links.is_empty() {
+            return Ok(false);
+        }
+        let keepers = repo::find::<connector::Entity>(s)
+            .filter(connector::Column::Id.is_in(links.iter().map(|l| l.connector_id).collect::<Vec<_>>()))
+            .filter(connector::Column::Status.eq("active"))
+            .all(&s.tx)
+            .await?;
+        Ok(keepers.iter().any(|c| provider::is_3pl(&c.kind)))
+    }
+
     /// Stores the links (provider id → ours, with the version applied), replacing older ones.
     async fn link_all(&self, s: &Scoped, rows: Vec<external_ref::Model>) -> Result<(), DbErr> {
         use external_ref::Column as C;
@@ -1514,6 +1601,10 @@ impl Applier<'_> {
             return Ok(out);
         };
         let location_id = location.local_id;
+        if self.stock_kept_by_3pl(s, location_id).await? {
+            out.unchanged += records.len() as u64;
+            return Ok(out);
+        }
         let items = self.refs(s, "inventory_item", records.iter().map(|l| l.inventory_item_id.clone())).await?;
         let known = self.refs(s, "inventory_level", records.iter().map(|l| l.id.clone())).await?;
         let variant_ids: Vec<Uuid> = items.values().map(|r| r.local_id).collect::<HashSet<_>>().into_iter().collect();

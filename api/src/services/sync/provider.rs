@@ -142,8 +142,14 @@ pub fn resources(kind: &str) -> &'static [&'static str] {
     }
 }
 
+/// Whether a connector of `kind` is a 3PL: it ships from its own warehouses and is the stock
+/// master there.
+pub fn is_3pl(kind: &str) -> bool {
+    kind == SHIPBOB
+}
+
 /// Whether a connector of `kind` owns the catalog records it shares with ours (a store, an ERP),
 /// or only links to them by SKU (a 3PL: it never changes a title or a price of ours).
 pub fn owns_catalog(kind: &str) -> bool {
-    kind != SHIPBOB
+    !is_3pl(kind)
 }
