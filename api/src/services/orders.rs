@@ -362,48 +362,78 @@ pub async fn ship_lines(
         // The units leave where they were reserved, even when the 3PL sent them from another of
         // its centres: its stock is its own, and the next read of its levels puts each centre
         // right.
-        if !repo::change_stock(s, r.variant_id, r.location_id, -q, -q).await? {
-            return Err(DbErr::Custom(format!("shipping {q} of reservation {} exceeds stock", r.id)));
-        }
-        let left = i64::from(r.quantity) - q;
-        if left == 0 {
-            set_reservation_status(s, r, "consumed").await?;
-        } else {
-            reservation::Entity::update_many()
-                .col_expr(
-                    reservation::Column::Quantity,
-                    sea_orm::sea_query::Expr::value(i32::try_from(left).unwrap_or(0)),
-                )
-                .col_expr(reservation::Column::UpdatedAt, sea_orm::sea_query::Expr::value(repo::now()))
-                .filter(reservation::Column::TenantId.eq(s.tenant()))
-                .filter(reservation::Column::Id.eq(r.id))
-                .exec(&s.tx)
-                .await?;
-        }
-        let movement = repo::append_movement(
-            s,
-            repo::NewMovement {
-                variant_id: r.variant_id,
-                location_id: r.location_id,
-                kind: "ship",
-                delta_on_hand: -q,
-                delta_reserved: -q,
-                reason: "shipped by the 3PL",
-                reference: &reference,
-                idempotency_key: None,
-            },
-        )
-        .await?;
-        if !from_store {
-            crate::services::sync::queue_push_except(s, &movement, &elsewhere).await?;
-        }
-        announce_reservation_change(s, r, 0, "ship", "shipped by the 3PL").await?;
+        let push = (!from_store).then_some(elsewhere.as_slice());
+        ship_reserved(s, r, *q, &reference, "shipped by the 3PL", push).await?;
     }
+    let sh = insert_shipment(s, o.id, location_id, tracking, "shipped by the 3PL").await?;
+    crate::services::sync::orders::queue_fulfillment(s, o.id, &sh, lines).await?;
+    crate::events::emit(s, "shipment.updated", shipment_payload(&sh, "shipped by the 3PL")).await?;
+    if active_reservations(s, o.id).await?.is_empty() {
+        let order = set_order_status(s, o, "fulfilled").await?;
+        announce_fulfilled(s, &order, &sh).await?;
+    }
+    Ok(Ok(sh))
+}
+
+/// Ships `q` units of reservation `r`, all of it or part (what is left stays reserved): on-hand
+/// and reserved drop where it is, with a `ship` movement sent on to the connectors linked there
+/// but `push` (none: `None`, for a store's own order, whose store counts the shipment itself).
+async fn ship_reserved(
+    s: &Scoped,
+    r: &reservation::Model,
+    q: i64,
+    reference: &str,
+    reason: &str,
+    push: Option<&[Uuid]>,
+) -> Result<(), DbErr> {
+    if !repo::change_stock(s, r.variant_id, r.location_id, -q, -q).await? {
+        return Err(DbErr::Custom(format!("shipping {q} of reservation {} exceeds stock", r.id)));
+    }
+    let left = i64::from(r.quantity) - q;
+    if left <= 0 {
+        set_reservation_status(s, r, "consumed").await?;
+    } else {
+        reservation::Entity::update_many()
+            .col_expr(reservation::Column::Quantity, sea_orm::sea_query::Expr::value(i32::try_from(left).unwrap_or(0)))
+            .col_expr(reservation::Column::UpdatedAt, sea_orm::sea_query::Expr::value(repo::now()))
+            .filter(reservation::Column::TenantId.eq(s.tenant()))
+            .filter(reservation::Column::Id.eq(r.id))
+            .exec(&s.tx)
+            .await?;
+    }
+    let movement = repo::append_movement(
+        s,
+        repo::NewMovement {
+            variant_id: r.variant_id,
+            location_id: r.location_id,
+            kind: "ship",
+            delta_on_hand: -q,
+            delta_reserved: -q,
+            reason,
+            reference,
+            idempotency_key: None,
+        },
+    )
+    .await?;
+    if let Some(except) = push {
+        crate::services::sync::queue_push_except(s, &movement, except).await?;
+    }
+    announce_reservation_change(s, r, 0, "ship", reason).await
+}
+
+/// A shipment of order `order_id` from `location_id`, shipped now, with its first event.
+async fn insert_shipment(
+    s: &Scoped,
+    order_id: Uuid,
+    location_id: Uuid,
+    tracking: &Tracking,
+    description: &str,
+) -> Result<shipment::Model, DbErr> {
     let now = repo::now();
     let sh = shipment::Model {
         tenant_id: s.tenant(),
         id: Uuid::now_v7(),
-        order_id: o.id,
+        order_id,
         location_id,
         status: "shipped".into(),
         carrier: tracking.company.clone(),
@@ -418,23 +448,22 @@ pub async fn ship_lines(
         id: Set(Uuid::now_v7()),
         shipment_id: Set(sh.id),
         status: Set("shipped".into()),
-        description: Set("shipped by the 3PL".into()),
+        description: Set(description.into()),
         occurred_at: Set(now),
     })
     .exec_without_returning(&s.tx)
     .await?;
-    crate::services::sync::orders::queue_fulfillment(s, o.id, &sh, lines).await?;
-    crate::events::emit(s, "shipment.updated", shipment_payload(&sh, "shipped by the 3PL")).await?;
-    if active_reservations(s, o.id).await?.is_empty() {
-        let order = set_order_status(s, o, "fulfilled").await?;
-        let mut data = order_payload(&order, &[]);
-        data["shipmentId"] = crate::graphql::types::gid("Shipment", sh.id).0.into();
-        data["carrier"] = sh.carrier.clone().into();
-        data["trackingNumber"] = sh.tracking_number.clone().into();
-        data["trackingUrl"] = sh.tracking_url.clone().into();
-        crate::events::emit(s, "order.fulfilled", data).await?;
-    }
-    Ok(Ok(sh))
+    Ok(sh)
+}
+
+/// `order.fulfilled`, with the parcel that carries the tracking.
+async fn announce_fulfilled(s: &Scoped, order: &order::Model, sh: &shipment::Model) -> Result<(), DbErr> {
+    let mut data = order_payload(order, &[]);
+    data["shipmentId"] = crate::graphql::types::gid("Shipment", sh.id).0.into();
+    data["carrier"] = sh.carrier.clone().into();
+    data["trackingNumber"] = sh.tracking_number.clone().into();
+    data["trackingUrl"] = sh.tracking_url.clone().into();
+    crate::events::emit(s, "order.fulfilled", data).await.map(drop)
 }
 
 /// Ships an order: consumes its reservations and creates a shipment. Fulfilling again returns the
@@ -482,34 +511,12 @@ pub async fn fulfill(
         let fulfilled_elsewhere = crate::services::sync::export::exported_to(s, o.id).await?;
         let shipped: Vec<(Uuid, i64)> = reservations.iter().map(|r| (r.order_line_id, i64::from(r.quantity))).collect();
         let reservations_at: Vec<Uuid> = reservations.iter().map(|r| r.location_id).collect();
-        for r in reservations {
-            let q = i64::from(r.quantity);
-            if !repo::change_stock(s, r.variant_id, r.location_id, -q, -q).await? {
-                return Err(DbErr::Custom(format!("reservation {} exceeds stock", r.id)));
-            }
-            set_reservation_status(s, &r, "consumed").await?;
-            let movement = repo::append_movement(
-                s,
-                repo::NewMovement {
-                    variant_id: r.variant_id,
-                    location_id: r.location_id,
-                    kind: "ship",
-                    delta_on_hand: -q,
-                    delta_reserved: -q,
-                    reason: "order fulfilled",
-                    reference: &reference,
-                    idempotency_key: None,
-                },
-            )
-            .await?;
-            // An order of ours shipped from a store's location: the store's stock drops too. (A
-            // store's own order reaches it as a fulfilment instead, below.)
-            if !from_store {
-                crate::services::sync::queue_push_except(s, &movement, &fulfilled_elsewhere).await?;
-            }
-            announce_reservation_change(s, &r, 0, "ship", "order fulfilled").await?;
+        // An order of ours shipped from a store's location: the store's stock drops too. (A
+        // store's own order reaches it as a fulfilment instead, below.)
+        let push = (!from_store).then_some(fulfilled_elsewhere.as_slice());
+        for r in &reservations {
+            ship_reserved(s, r, i64::from(r.quantity), &reference, "order fulfilled", push).await?;
         }
-        let now = repo::now();
         // One parcel per location, the order's own first; the tracking given is that parcel's.
         let mut from: Vec<Uuid> = vec![o.location_id];
         for r in &reservations_at {
@@ -519,41 +526,16 @@ pub async fn fulfill(
         }
         let mut shipments = Vec::with_capacity(from.len());
         for (i, location_id) in from.into_iter().enumerate() {
-            let first = i == 0;
-            let sh = shipment::Model {
-                tenant_id: s.tenant(),
-                id: Uuid::now_v7(),
-                order_id: o.id,
-                location_id,
-                status: "shipped".into(),
-                carrier: tracking.company.clone(),
-                tracking_number: if first { tracking.number.clone() } else { None },
-                tracking_url: if first { tracking.url.clone() } else { None },
-                created_at: now,
-                updated_at: now,
+            let parcel = match i {
+                0 => tracking.clone(),
+                _ => Tracking { company: tracking.company.clone(), number: None, url: None },
             };
-            shipment::Entity::insert(shipment::ActiveModel::from(sh.clone())).exec_without_returning(&s.tx).await?;
-            shipment_event::Entity::insert(shipment_event::ActiveModel {
-                tenant_id: Set(s.tenant()),
-                id: Set(Uuid::now_v7()),
-                shipment_id: Set(sh.id),
-                status: Set("shipped".into()),
-                description: Set("shipped from location".into()),
-                occurred_at: Set(now),
-            })
-            .exec_without_returning(&s.tx)
-            .await?;
-            shipments.push(sh);
+            shipments.push(insert_shipment(s, o.id, location_id, &parcel, "shipped from location").await?);
         }
         let sh = shipments[0].clone();
         crate::services::sync::orders::queue_fulfillment(s, o.id, &sh, &shipped).await?;
         let order = set_order_status(s, o, "fulfilled").await?;
-        let mut data = order_payload(&order, &[]);
-        data["shipmentId"] = crate::graphql::types::gid("Shipment", sh.id).0.into();
-        data["carrier"] = sh.carrier.clone().into();
-        data["trackingNumber"] = sh.tracking_number.clone().into();
-        data["trackingUrl"] = sh.tracking_url.clone().into();
-        crate::events::emit(s, "order.fulfilled", data).await?;
+        announce_fulfilled(s, &order, &sh).await?;
         for sh in &shipments {
             crate::events::emit(s, "shipment.updated", shipment_payload(sh, "shipped from location")).await?;
         }

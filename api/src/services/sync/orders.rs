@@ -801,6 +801,14 @@ pub(super) async fn from_3pl(
         out.problems.push(Problem::new(order_id, "not an order sent from here"));
         return Ok(out);
     };
+    use sea_orm::QuerySelect as _;
+    // The order's row lock first: two deliveries about one order (each reading its shipments)
+    // apply one after the other, the second seeing what the first linked.
+    let Some(o) =
+        repo::find::<order::Entity>(s).filter(order::Column::Id.eq(ours.local_id)).lock_exclusive().one(&s.tx).await?
+    else {
+        return Ok(out);
+    };
     let known = ctx.refs(s, "3pl_shipment", shipments.iter().map(|f| f.id.clone())).await?;
     let prefix = format!("{order_id}:");
     let line_of: HashMap<String, Uuid> = repo::find::<external_ref::Entity>(s)
@@ -813,9 +821,6 @@ pub(super) async fn from_3pl(
         .filter_map(|r| Some((r.external_id.strip_prefix(&prefix)?.to_owned(), r.local_id)))
         .collect();
     let centres = ctx.refs(s, "location", shipments.iter().filter_map(|f| f.location_id.clone())).await?;
-    let Some(o) = repo::find::<order::Entity>(s).filter(order::Column::Id.eq(ours.local_id)).one(&s.tx).await? else {
-        return Ok(out);
-    };
     for f in shipments.iter().filter(|f| !known.contains_key(&f.id) && f.status != "cancelled") {
         let mut lines = Vec::with_capacity(f.items.len());
         for i in &f.items {
