@@ -324,3 +324,23 @@ pub trait OrderSink: Send + Sync {
     /// Creates the order, or updates the one made by an earlier send of the same key: never two.
     async fn export(&self, order: &OutboundOrder) -> Result<ExportedOrder, ProviderError>;
 }
+
+/// A return of some of an order's units, for the provider: our id for it (its idempotency key)
+/// and the provider's order lines with how many come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundReturn {
+    pub key: String,
+    pub lines: Vec<ShippedLine>,
+}
+
+/// Returns recorded in the provider's books (an ERP): authorised against the order, then
+/// received. Both are safe to repeat: a step the provider already has is found, not made again.
+#[async_trait::async_trait]
+pub trait ReturnSink: Send + Sync {
+    /// Authorises the return against order `order_id`; the authorisation's id. Its lines are
+    /// numbered 1, 2, … in the order given.
+    async fn authorize(&self, order_id: &str, ret: &OutboundReturn) -> Result<String, ProviderError>;
+
+    /// Records the units of authorisation `authorization_id` as received; the receipt's id.
+    async fn receive(&self, authorization_id: &str, ret: &OutboundReturn) -> Result<String, ProviderError>;
+}

@@ -426,3 +426,66 @@ async fn scenarios_9_10_an_order_goes_to_netsuite_once_and_its_shipment_becomes_
     assert_eq!(mock.records("3691215", "inventoryAdjustment").len(), 1);
     mock.stop().await;
 }
+
+#[tokio::test]
+async fn scenario_11_a_return_of_an_order_sent_to_netsuite_is_authorised_then_received_once_back() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("ns-returns").await;
+    let mock = MockNetSuite::start().await;
+    let c = credentials("4812000", "e");
+    mock.add_account(c.clone(), account(), 4);
+    let main = app.location(&t.owner_key, "MAIN").await;
+    let connector = install(&app, &t, &mock, &c, &main, json!({ "orderCustomerId": "42" })).await;
+    assert_eq!(sync(&app, &t, &connector).await["status"], "COMPLETED");
+    app.stock(&t.owner_key, "NS-1003", &main, 5).await;
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: OrderCreateInput!) { orderCreate(input: $i) { order { id } userErrors { field message } } }",
+            json!({ "i": { "externalId": "WEB-88", "locationId": main,
+                "lines": [{ "sku": "NS-1002", "quantity": 1 }, { "sku": "NS-1003", "quantity": 3 }] } }),
+        )
+        .await;
+    let order = d["orderCreate"]["order"]["id"].as_str().expect("order").to_owned();
+    app.drain_jobs().await;
+    let fulfil = "mutation($id: ID!) { orderFulfill(input: { id: $id, carrier: \"UPS\", trackingNumber: \"1Z11\" }) { userErrors { code } } }";
+    assert_eq!(app.data(&t.owner_key, fulfil, json!({ "id": order })).await["orderFulfill"]["userErrors"], json!([]));
+    app.drain_jobs().await;
+    let so = mock.records("4812000", "salesOrder");
+    assert_eq!(so.len(), 1);
+
+    // The customer sends two of NS-1003 back: authorised at once; received when inspected.
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: ReturnCreateInput!) { returnCreate(input: $i) { return { id lines { id } } userErrors { field code message } } }",
+            json!({ "i": { "orderId": order, "reason": "too big", "lines": [{ "sku": "NS-1003", "quantity": 2 }] } }),
+        )
+        .await;
+    assert_eq!(d["returnCreate"]["userErrors"], json!([]), "{d}");
+    let ret = d["returnCreate"]["return"]["id"].as_str().expect("return").to_owned();
+    let line = d["returnCreate"]["return"]["lines"][0]["id"].as_str().expect("line").to_owned();
+    app.drain_jobs().await;
+    let authorisations = mock.records("4812000", "returnAuthorization");
+    assert_eq!(authorisations.len(), 1, "{authorisations:?}");
+    let (key, ra) = authorisations.iter().next().expect("one");
+    assert_eq!(*key, format!("qm-ret-{}", qm_tests::uuid_of(&ret)));
+    assert_eq!(
+        ra["item"]["items"],
+        json!([{ "orderLine": 2, "itemReceive": true, "quantity": 2 }]),
+        "NS-1003 is line 2"
+    );
+    assert!(mock.records("4812000", "itemReceipt").is_empty(), "nothing is back yet");
+
+    let grade = "mutation($i: ReturnGradeInput!) { returnGrade(input: $i) { userErrors { field code message } } }";
+    let d = app.data(&t.owner_key, grade, json!({ "i": { "lines": [{ "id": line, "grade": "A" }] } })).await;
+    assert_eq!(d["returnGrade"]["userErrors"], json!([]), "{d}");
+    app.drain_jobs().await;
+    app.drain_jobs().await;
+    let receipts = mock.records("4812000", "itemReceipt");
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    let receipt = receipts.values().next().expect("one");
+    assert_eq!(receipt["item"]["items"], json!([{ "orderLine": 1, "itemReceive": true, "quantity": 2 }]));
+    assert_eq!(mock.records("4812000", "returnAuthorization").len(), 1, "not authorised twice");
+    mock.stop().await;
+}

@@ -10,7 +10,8 @@
 //! with that external id (`204` and a `Location` with its id); an `inventoryAdjustment` moves the
 //! stock by its `adjustQtyBy` (an update moves it by the difference only); `GET …/eid:{externalId}`
 //! reads one back (`404 NONEXISTENT_ID` without). `POST …/salesOrder/{id}/!transform/itemFulfillment`
-//! fulfils lines of a sales order sent here (never more than is left on a line; `400` otherwise).
+//! (or `returnAuthorization`) and `…/returnAuthorization/{id}/!transform/itemReceipt` make a record
+//! of lines of one sent here (never more than is left on a line; `400` otherwise).
 //! Sales orders sent here show in SuiteQL's `transaction` unless the query leaves out external ids
 //! `LIKE 'qm-%'`.
 //!
@@ -370,7 +371,11 @@ async fn transform(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc
         req.match_info().get("to").unwrap_or_default().to_owned(),
     );
     let order = t.records.iter().find(|((k, _), (rid, _))| *k == from && Some(*rid) == id).map(|(_, (_, b))| b.clone());
-    let (Some(order), Some(order_id), "salesOrder", "itemFulfillment") = (order, id, from.as_str(), to.as_str()) else {
+    let known = matches!(
+        (from.as_str(), to.as_str()),
+        ("salesOrder", "itemFulfillment" | "returnAuthorization") | ("returnAuthorization", "itemReceipt")
+    );
+    let (Some(order), Some(order_id), true) = (order, id, known) else {
         return error(404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid record instance ID.");
     };
     let fault = t.script.pop_front();
@@ -383,10 +388,10 @@ async fn transform(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc
         Some(Fault::LostAnswer) | None => {}
     }
     let body = body.into_inner();
-    // What is left on each line after the fulfilments made so far.
+    // What is left on each line after the records of this kind made from it so far.
     let mut left: Vec<i64> =
         order["item"]["items"].as_array().into_iter().flatten().map(|l| l["quantity"].as_i64().unwrap_or(0)).collect();
-    let made = t.records.iter().filter(|((k, _), (_, b))| k == "itemFulfillment" && b["createdFrom"] == order_id);
+    let made = t.records.iter().filter(|((k, _), (_, b))| *k == to && b["createdFrom"] == order_id);
     for l in made.flat_map(|(_, (_, b))| b["item"]["items"].as_array().cloned().unwrap_or_default()) {
         let line = l["orderLine"].as_u64().unwrap_or(0) as usize;
         if let Some(q) = line.checked_sub(1).and_then(|i| left.get_mut(i)) {
@@ -398,7 +403,7 @@ async fn transform(req: HttpRequest, body: web::Json<Value>, data: web::Data<Arc
         let q = l["quantity"].as_i64().unwrap_or(0);
         match line.checked_sub(1).and_then(|i| left.get_mut(i)) {
             Some(rest) if q > 0 && q <= *rest => *rest -= q,
-            _ => return error(400, "USER_ERROR", &format!("You cannot fulfill {q} of line {line}.")),
+            _ => return error(400, "USER_ERROR", &format!("You cannot {to} {q} of line {line}.")),
         }
     }
     let key = body["externalId"].as_str().map_or_else(|| format!("anonymous-{}", t.next_id), str::to_owned);

@@ -298,6 +298,7 @@ pub async fn create(db: &Db, p: &Principal, req: &ReturnRequest) -> Result<Outco
         return_line::Entity::insert_many(rows.into_iter().map(return_line::ActiveModel::from))
             .exec_without_returning(&s.tx)
             .await?;
+        crate::services::sync::export::queue_return(s, ret.id, ret.order_id, "created").await?;
         Ok(Ok(ret))
     })
 }
@@ -347,6 +348,13 @@ pub async fn grade(
                 .filter(return_line::Column::Id.eq(l.id))
                 .exec(&s.tx)
                 .await?;
+        }
+        // Graded on inspection: the units are back, for the order books the order went to.
+        let mut returns: Vec<Uuid> = out.iter().map(|l| l.return_id).collect();
+        returns.sort_unstable();
+        returns.dedup();
+        for r in repo::find::<return_::Entity>(s).filter(return_::Column::Id.is_in(returns)).all(&s.tx).await? {
+            crate::services::sync::export::queue_return(s, r.id, r.order_id, "graded").await?;
         }
         Ok(Ok(out))
     })

@@ -10,12 +10,12 @@
 
 use std::collections::HashMap;
 
-use qm_connectors::source::{OutboundLine, OutboundOrder};
+use qm_connectors::source::{OutboundLine, OutboundOrder, OutboundReturn, ShippedLine};
 use sea_orm::{ColumnTrait, DbErr, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::{Applier, payload_id, push_client, push_failed};
-use crate::db::entities::{connector, external_ref, job, order, order_line, variant};
+use crate::db::entities::{connector, external_ref, job, order, order_line, return_, return_line, variant};
 use crate::db::{Scoped, TxMode, repo};
 use crate::jobs::worker::{Handler, JobError};
 use crate::jobs::{self, NewJob};
@@ -27,6 +27,11 @@ pub const EXPORT: &str = "connector.order_export";
 pub const EXPORTED_ORDER: &str = "exported_order";
 /// The link of an order line of ours to the provider's line (`extra`: the order).
 pub const EXPORTED_LINE: &str = "exported_line";
+pub const RETURN_EXPORT: &str = "connector.return_export";
+/// The link of a return of ours to the provider's authorisation of it.
+pub const EXPORTED_RETURN: &str = "exported_return";
+/// The link of a return of ours to the provider's receipt of it.
+pub const RECEIVED_RETURN: &str = "received_return";
 
 /// Queues sending order `order_id` to each connector that keeps the order book (a NetSuite
 /// account with an order customer) and to the 3PL whose warehouse ships it (a ShipBob connector
@@ -157,6 +162,143 @@ impl Handler for ExportJob {
                 ctx.link_all(&s, links).await?;
                 s.commit().await?;
                 tracing::info!(connector = %connector_id, order = %order_id, sales_order = %exported.id, "order sent");
+                Ok(())
+            }
+            Err(e) => push_failed(state, j, connector_id, e).await,
+        }
+    }
+}
+
+/// Queues recording return `return_id` in each order book its order was sent to (NetSuite: a
+/// return authorisation, and an item receipt once its units are back), in the return's
+/// transaction; `why` tells apart the moments it is queued at (created, received).
+pub async fn queue_return(s: &Scoped, return_id: Uuid, order_id: Uuid, why: &str) -> Result<(), DbErr> {
+    let books = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::Kind.eq(EXPORTED_ORDER))
+        .filter(external_ref::Column::LocalId.eq(order_id))
+        .all(&s.tx)
+        .await?;
+    let kinds: HashMap<Uuid, String> = repo::find::<connector::Entity>(s)
+        .filter(connector::Column::Id.is_in(books.iter().map(|b| b.connector_id).collect::<Vec<_>>()))
+        .filter(connector::Column::Status.eq("active"))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.kind))
+        .collect();
+    for b in books.iter().filter(|b| kinds.get(&b.connector_id).is_some_and(|k| k == NETSUITE)) {
+        let payload = serde_json::json!({ "connector_id": b.connector_id, "return_id": return_id });
+        let mut job = NewJob::new(RETURN_EXPORT, payload);
+        job.dedup_key = Some(format!("{RETURN_EXPORT}:{}:{return_id}:{why}", b.connector_id));
+        jobs::enqueue(s, job).await?;
+    }
+    Ok(())
+}
+
+/// What a return job needs: the order's provider id, the return for the provider, whether its
+/// units are back (a store's return closed, or ours graded on inspection), and what is linked.
+struct ReturnState {
+    order: String,
+    ret: OutboundReturn,
+    received: bool,
+    authorization: Option<String>,
+    receipt: bool,
+}
+
+async fn return_state(s: &Scoped, connector_id: Uuid, return_id: Uuid) -> Result<Result<ReturnState, String>, DbErr> {
+    let Some(r) = repo::find::<return_::Entity>(s).filter(return_::Column::Id.eq(return_id)).one(&s.tx).await? else {
+        return Ok(Err("the return no longer exists".into()));
+    };
+    let refs = |kind: &'static str| {
+        repo::find::<external_ref::Entity>(s)
+            .filter(external_ref::Column::ConnectorId.eq(connector_id))
+            .filter(external_ref::Column::Kind.eq(kind))
+    };
+    let Some(order) = refs(EXPORTED_ORDER).filter(external_ref::Column::LocalId.eq(r.order_id)).one(&s.tx).await?
+    else {
+        return Ok(Err("the order was not sent to this connector".into()));
+    };
+    let lines = repo::find::<return_line::Entity>(s).filter(return_line::Column::ReturnId.eq(r.id)).all(&s.tx).await?;
+    let order_lines = repo::find::<order_line::Entity>(s)
+        .filter(order_line::Column::OrderId.eq(r.order_id))
+        .order_by_asc(order_line::Column::LineNo)
+        .all(&s.tx)
+        .await?;
+    let provider_line: HashMap<Uuid, String> = refs(EXPORTED_LINE)
+        .filter(external_ref::Column::Extra.eq(r.order_id))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|x| (x.local_id, x.external_id.rsplit(':').next().unwrap_or_default().to_owned()))
+        .collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for l in &lines {
+        let line = order_lines.iter().find(|o| o.variant_id == l.variant_id).and_then(|o| provider_line.get(&o.id));
+        let Some(line) = line else { return Ok(Err(format!("return line {} is on no line sent", l.id))) };
+        match out.iter_mut().find(|x: &&mut ShippedLine| x.line_id == *line) {
+            Some(x) => x.quantity += i64::from(l.quantity),
+            None => out.push(ShippedLine { line_id: line.clone(), quantity: i64::from(l.quantity) }),
+        }
+    }
+    let linked = |kind: &'static str| refs(kind).filter(external_ref::Column::LocalId.eq(r.id)).one(&s.tx);
+    let authorization = linked(EXPORTED_RETURN).await?.map(|x| x.external_id);
+    let receipt = linked(RECEIVED_RETURN).await?.is_some();
+    let mirrored = crate::services::sync::orders::is_mirrored(s, r.order_id).await?;
+    let received = match mirrored {
+        true => r.status == "closed",
+        false => !lines.is_empty() && lines.iter().all(|l| l.condition != "unknown"),
+    };
+    Ok(Ok(ReturnState {
+        order: order.external_id,
+        ret: OutboundReturn { key: r.id.to_string(), lines: out },
+        received,
+        authorization,
+        receipt,
+    }))
+}
+
+pub(super) struct ReturnJob;
+
+#[async_trait::async_trait]
+impl Handler for ReturnJob {
+    async fn run(&self, state: &AppState, j: &job::Model) -> Result<(), JobError> {
+        let connector_id = payload_id(j, "connector_id")?;
+        let return_id = payload_id(j, "return_id")?;
+        let s = state.db.scoped(j.tenant_id, TxMode::Read).await?;
+        let found = return_state(&s, connector_id, return_id).await?;
+        s.commit().await?;
+        let st = found.map_err(JobError::Permanent)?;
+        if st.receipt || (st.authorization.is_some() && !st.received) {
+            return Ok(());
+        }
+        let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
+        let ctx = Applier { connector: &c, full: false };
+        let sink = match client.return_sink() {
+            Ok(sink) => sink,
+            Err(e) => return push_failed(state, j, connector_id, e).await,
+        };
+        let authorization = match st.authorization {
+            Some(a) => a,
+            None => match sink.authorize(&st.order, &st.ret).await {
+                Ok(a) => {
+                    let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
+                    ctx.link_all(&s, vec![ctx.row(EXPORTED_RETURN, &a, return_id, None, None)]).await?;
+                    s.commit().await?;
+                    tracing::info!(connector = %connector_id, %return_id, authorization = %a, "return authorised");
+                    a
+                }
+                Err(e) => return push_failed(state, j, connector_id, e).await,
+            },
+        };
+        if !st.received {
+            return Ok(());
+        }
+        match sink.receive(&authorization, &st.ret).await {
+            Ok(receipt) => {
+                let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
+                ctx.link_all(&s, vec![ctx.row(RECEIVED_RETURN, &receipt, return_id, None, None)]).await?;
+                s.commit().await?;
+                tracing::info!(connector = %connector_id, %return_id, %receipt, "return received");
                 Ok(())
             }
             Err(e) => push_failed(state, j, connector_id, e).await,

@@ -85,6 +85,7 @@ pub fn register(r: Registry) -> Registry {
         .with(PUSH, PushJob)
         .with(orders::FULFILL, orders::FulfillJob)
         .with(export::EXPORT, export::ExportJob)
+        .with(export::RETURN_EXPORT, export::ReturnJob)
         .with(prices::PRICE, prices::PriceJob)
 }
 

@@ -607,6 +607,11 @@ impl Applier<'_> {
                         return_line::Entity::insert_many(rows).exec_without_returning(&s.tx).await?;
                     }
                     links.push(self.row("return", &r.id, m.id, None, Some(ours.id)));
+                    // Into the order books the order went to: an authorisation now (with its
+                    // receipt, below, when it arrives closed).
+                    if m.status != "closed" {
+                        super::export::queue_return(s, m.id, ours.id, "created").await?;
+                    }
                     (m, None)
                 }
             };
@@ -627,6 +632,7 @@ impl Applier<'_> {
                     })).collect::<Vec<_>>(),
                 });
                 crate::events::emit(s, "return.received", data).await?;
+                super::export::queue_return(s, ret.id, ours.id, "received").await?;
             }
             changed = true;
         }

@@ -4,8 +4,8 @@
 
 use qm_connectors::ProviderError;
 use qm_connectors::source::{
-    CatalogSource, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource, PriceSink, ShipmentSink,
-    ShipmentSource,
+    CatalogSource, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource, PriceSink, ReturnSink,
+    ShipmentSink, ShipmentSource,
 };
 use qm_connectors::{netsuite, shipbob, shopify};
 
@@ -58,6 +58,15 @@ impl Provider {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "stock"))),
+        }
+    }
+
+    /// Where returns of orders sent to an ERP are recorded.
+    pub fn return_sink(&self) -> Result<&dyn ReturnSink, ProviderError> {
+        match self {
+            Provider::NetSuite(c) => Ok(c),
+            Provider::Shopify(_) => Err(ProviderError::Permanent(not_taken(SHOPIFY, "returns"))),
+            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "returns"))),
         }
     }
 
