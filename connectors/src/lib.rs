@@ -12,6 +12,7 @@
 pub mod error;
 pub mod netsuite;
 pub mod shipbob;
+pub mod shipstation;
 pub mod shopify;
 pub mod source;
 pub mod time;

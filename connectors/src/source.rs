@@ -307,6 +307,7 @@ pub struct OutboundOrder {
 pub struct OutboundLine {
     /// The provider's item.
     pub item_id: String,
+    pub sku: String,
     pub quantity: i64,
     pub price: Decimal,
 }

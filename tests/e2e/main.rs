@@ -26,6 +26,7 @@ mod route_plans;
 mod routing;
 mod schema;
 mod shipbob;
+mod shipstation;
 mod stock;
 mod subscriptions;
 mod sync;

@@ -95,8 +95,8 @@ fn order(key: &str) -> OutboundOrder {
         created_at: "2026-02-01T10:00:00Z".parse().expect("instant"),
         location_id: Some("10".into()),
         lines: vec![
-            OutboundLine { item_id: "500".into(), quantity: 2, price: Decimal::new(1999, 2) },
-            OutboundLine { item_id: "503".into(), quantity: 1, price: Decimal::new(500, 2) },
+            OutboundLine { item_id: "500".into(), sku: "SB-0".into(), quantity: 2, price: Decimal::new(1999, 2) },
+            OutboundLine { item_id: "503".into(), sku: "SB-3".into(), quantity: 1, price: Decimal::new(500, 2) },
         ],
         ship_to: Some(
             json!({ "name": "Ada", "address1": "1 Main St", "city": "Newark", "postalCode": "07102", "country": "US" }),

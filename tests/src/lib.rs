@@ -479,6 +479,7 @@ impl Drop for TestApp {
 
 pub mod netsuite_mock;
 pub mod shipbob_mock;
+pub mod shipstation_mock;
 pub mod shopify_demo;
 pub mod shopify_mock;
 

@@ -124,6 +124,7 @@ async fn outbound(
         };
         out.push(OutboundLine {
             item_id: item.clone(),
+            sku: v.map(|v| v.sku.clone()).unwrap_or_default(),
             quantity: i64::from(l.quantity),
             price: v.map(|v| v.price.0).unwrap_or_default(),
         });
