@@ -317,6 +317,26 @@ async fn shipbob_webhook(
     )
 }
 
+/// `POST /webhooks/shipstation/{connectorId}?token=…`: a ShipStation V1 webhook (unsigned: the
+/// connector's token in the URL authenticates it); 200 once stored (or already stored), 401 for a
+/// missing or wrong token, 400 for a body without `resource_url` and `resource_type`, 404 for an
+/// unknown or uninstalled connector.
+async fn shipstation_webhook(
+    path: web::Path<String>,
+    query: web::Query<std::collections::HashMap<String, String>>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Ok(id) = uuid::Uuid::parse_str(&path) else {
+        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
+    };
+    let token = query.get("token").map(String::as_str);
+    inbound_response(
+        id,
+        crate::services::connectors::receive_shipstation(&state.db, &state.sealer, id, token, &body).await,
+    )
+}
+
 fn inbound_response(
     id: uuid::Uuid,
     received: Result<crate::services::connectors::Received, crate::services::connectors::InboundError>,
@@ -334,13 +354,13 @@ fn inbound_response(
         Err(InboundError::NetSuite(e @ (NetSuite::BadSignature | NetSuite::Stale))) => {
             error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string())
         }
-        Err(InboundError::ShipBob(e @ (Standard::BadSignature | Standard::StaleTimestamp))) => {
+        Err(InboundError::Webhook(e @ (Standard::BadSignature | Standard::StaleTimestamp))) => {
             error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string())
         }
         Err(
             e @ (InboundError::Refused(_)
             | InboundError::NetSuite(_)
-            | InboundError::ShipBob(_)
+            | InboundError::Webhook(_)
             | InboundError::OtherAccount(_)),
         ) => error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string()),
         Err(InboundError::Db(e)) => {
@@ -366,6 +386,7 @@ pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io:
             .route("/webhooks/shopify/{connector_id}", web::post().to(shopify_webhook))
             .route("/webhooks/netsuite/{connector_id}", web::post().to(netsuite_webhook))
             .route("/webhooks/shipbob/{connector_id}", web::post().to(shipbob_webhook))
+            .route("/webhooks/shipstation/{connector_id}", web::post().to(shipstation_webhook))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))

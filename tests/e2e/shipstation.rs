@@ -106,3 +106,115 @@ async fn scenario_9_10_12_an_order_is_upserted_by_its_key_and_its_shipment_read_
     }
     mock.stop().await;
 }
+
+mod through_the_api {
+    //! ShipStation installed through the API: an order allocated to its warehouse sent to it,
+    //! and its labels, named by thin SHIP_NOTIFY webhooks carrying the connector's token, becoming
+    //! shipments here part by part (scenario 10's ShipStation leg); a wrong token or a forged
+    //! resource URL changes nothing.
+
+    use qm_api::db::TxMode;
+    use qm_api::db::entities::shipment;
+    use qm_tests::TestApp;
+    use qm_tests::shipstation_mock::{Account, MockShipStation};
+    use sea_orm::EntityTrait;
+    use serde_json::{Value, json};
+
+    const TOKEN: &str = "ss-webhook-token-0123456789abcdef";
+
+    async fn notify(app: &TestApp, connector: &str, token: Option<&str>, body: &Value) -> u16 {
+        let uuid = connector.rsplit('/').next().expect("uuid");
+        let url = match token {
+            Some(t) => format!("{}/webhooks/shipstation/{uuid}?token={t}", app.address),
+            None => format!("{}/webhooks/shipstation/{uuid}", app.address),
+        };
+        app.client.post(url).json(body).send().await.expect("sent").status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn scenario_10_shipstation_labels_named_by_ship_notify_become_shipments_here() {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("ss-flow").await;
+        let mock = MockShipStation::start().await;
+        mock.add_account("key", "secret", Account::generate(3), 40, std::time::Duration::from_secs(60));
+        let main = app.location(&t.owner_key, "MAIN").await;
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id kind } userErrors { field code message } } }",
+                json!({ "i": { "kind": "SHIPSTATION", "shipstation": { "apiKey": "key", "apiSecret": "secret",
+                    "webhookToken": TOKEN, "baseUrl": mock.url,
+                    "locationMapping": [{ "shipstationWarehouseId": "17977", "locationId": main }] } } }),
+            )
+            .await;
+        assert_eq!(d["connectorInstall"]["userErrors"], json!([]), "{d}");
+        let connector = d["connectorInstall"]["connector"]["id"].as_str().expect("id").to_owned();
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: SyncRunInput!) { syncRun(input: $i) { syncRun { id } userErrors { message } } }",
+                json!({ "i": { "connectorId": connector } }),
+            )
+            .await;
+        assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
+        for _ in 0..5 {
+            app.drain_jobs().await;
+        }
+        app.stock(&t.owner_key, "SS-0", &main, 5).await;
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: OrderCreateInput!) { orderCreate(input: $i) { order { id } userErrors { field message } } }",
+                json!({ "i": { "externalId": "WEB-SS", "locationId": main, "lines": [{ "sku": "SS-0", "quantity": 2 }] } }),
+            )
+            .await;
+        assert_eq!(d["orderCreate"]["userErrors"], json!([]), "{d}");
+        let order = d["orderCreate"]["order"]["id"].as_str().expect("order").to_owned();
+        app.drain_jobs().await;
+        let sent = mock.orders("key", "secret");
+        assert_eq!(sent.len(), 1, "sent to the warehouse's ShipStation");
+        let ss_order = sent.values().next().expect("one")["orderId"].as_u64().expect("id");
+
+        let status = async || {
+            let d = app
+                .data(
+                    &t.owner_key,
+                    "query($id: ID!) { node(id: $id) { ... on Order { status } } }",
+                    json!({ "id": order }),
+                )
+                .await;
+            d["node"]["status"].clone()
+        };
+        let shipments = async || {
+            let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+            let all = shipment::Entity::find().all(&s.tx).await.expect("shipments");
+            s.commit().await.expect("commit");
+            all.len()
+        };
+        mock.ship("key", "secret", (ss_order, 555), &[("7000", 1)], "9400P1", "2026-02-03T09:45:00.0000000");
+        let batch = json!({ "resource_url": format!("{}/shipments?storeID=1&batchId=555&includeShipmentItems=False", mock.url),
+            "resource_type": "SHIP_NOTIFY" });
+        for _ in 0..3 {
+            assert_eq!(notify(&app, &connector, Some(TOKEN), &batch).await, 200);
+        }
+        assert_eq!(notify(&app, &connector, Some("wrong-token-0123456789abcdef00"), &batch).await, 401);
+        assert_eq!(notify(&app, &connector, None, &batch).await, 401);
+        let forged =
+            json!({ "resource_url": "http://169.254.169.254/latest/meta-data", "resource_type": "SHIP_NOTIFY" });
+        assert_eq!(notify(&app, &connector, Some(TOKEN), &forged).await, 200, "stored, never fetched");
+        for _ in 0..3 {
+            app.drain_jobs().await;
+            app.make_jobs_due().await;
+        }
+        assert_eq!(shipments().await, 1, "one label, one shipment");
+        assert_eq!(status().await, "RESERVED", "one of two units shipped");
+
+        mock.ship("key", "secret", (ss_order, 556), &[("7000", 1)], "9400P2", "2026-02-03T10:05:00.0000000");
+        let second = json!({ "resource_url": format!("{}/shipments?storeID=1&batchId=556", mock.url), "resource_type": "SHIP_NOTIFY" });
+        assert_eq!(notify(&app, &connector, Some(TOKEN), &second).await, 200);
+        app.drain_jobs().await;
+        assert_eq!(shipments().await, 2);
+        assert_eq!(status().await, "FULFILLED");
+        mock.stop().await;
+    }
+}

@@ -752,6 +752,11 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "Location",
     });
+    m.entry("Mutation.connectorInstall").or_default().push(Probe {
+        query: "mutation($id: ID!) { connectorInstall(input: { kind: SHIPSTATION, shipstation: { apiKey: \"k\", apiSecret: \"s\", webhookToken: \"0123456789abcdef0123456789\", locationMapping: [{ shipstationWarehouseId: \"17977\", locationId: $id }] } }) { connector { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Location",
+    });
     m.entry("Mutation.connectorUpdate").or_default().push(Probe {
         query: "mutation($id: ID!) { connectorUpdate(input: { id: $id, config: { apiVersion: \"2026-04\" } }) { connector { id } userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),

@@ -24,6 +24,9 @@ pub enum ConnectorKind {
     /// A ShipBob merchant (a 3PL: ships orders from its warehouses and owns their stock).
     #[graphql(name = "SHIPBOB")]
     ShipBob,
+    /// A ShipStation account (V1): ships orders from its warehouses.
+    #[graphql(name = "SHIPSTATION")]
+    ShipStation,
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -70,6 +73,7 @@ impl Connector {
         match self.0.kind.as_str() {
             service::NETSUITE => ConnectorKind::NetSuite,
             service::SHIPBOB => ConnectorKind::ShipBob,
+            service::SHIPSTATION => ConnectorKind::ShipStation,
             _ => ConnectorKind::Shopify,
         }
     }
@@ -434,6 +438,33 @@ pub struct ConnectorInstallInput {
     pub netsuite: Option<NetSuiteConfigInput>,
     /// A ShipBob merchant's configuration (kind `SHIPBOB`).
     pub shipbob: Option<ShipBobConfigInput>,
+    /// A ShipStation account's configuration (kind `SHIPSTATION`).
+    pub shipstation: Option<ShipStationConfigInput>,
+}
+
+#[derive(InputObject)]
+pub struct ShipStationLocationMappingInput {
+    /// The ShipStation warehouse's id (`GET /warehouses`).
+    pub shipstation_warehouse_id: String,
+    pub location_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct ShipStationConfigInput {
+    /// The V1 API key and secret (ShipStation: Settings > Account > API Settings); sealed, never
+    /// returned.
+    pub api_key: String,
+    pub api_secret: String,
+    /// A random token of 24 characters or more: the V1 webhooks' target URL is
+    /// `…/webhooks/shipstation/{connector id}?token={webhookToken}` (V1 webhooks are unsigned);
+    /// sealed, never returned.
+    pub webhook_token: String,
+    /// Which of our locations each ShipStation warehouse is: orders allocated there are sent to
+    /// ShipStation.
+    #[graphql(default)]
+    pub location_mapping: Vec<ShipStationLocationMappingInput>,
+    /// Reach the API here instead of ShipStation's (a mock).
+    pub base_url: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -673,8 +704,8 @@ impl ConnectorsMutation {
     ) -> Result<ConnectorPayload, ApiError> {
         let p = ctx.admin()?;
         let (state, s) = (ctx.state(), write_tx(ctx, p).await?);
-        let outcome = match (input.kind, input.config, input.netsuite, input.shipbob) {
-            (ConnectorKind::Shopify, Some(c), None, None) => {
+        let outcome = match (input.kind, input.config, input.netsuite, input.shipbob, input.shipstation) {
+            (ConnectorKind::Shopify, Some(c), None, None, None) => {
                 let config = ConfigInput {
                     shop_domain: Some(c.shop_domain),
                     access_token: Some(c.access_token),
@@ -686,7 +717,7 @@ impl ConnectorsMutation {
                 };
                 service::install(&s, &state.sealer, &state.providers, config).await?
             }
-            (ConnectorKind::NetSuite, None, Some(n), None) => {
+            (ConnectorKind::NetSuite, None, Some(n), None, None) => {
                 let input = service::NetSuiteInput {
                     account_id: n.account_id,
                     secrets: service::TbaSecrets {
@@ -714,7 +745,21 @@ impl ConnectorsMutation {
                 };
                 service::install_netsuite(&s, &state.sealer, &state.providers, input).await?
             }
-            (ConnectorKind::ShipBob, None, None, Some(b)) => {
+            (ConnectorKind::ShipStation, None, None, None, Some(x)) => {
+                let input = service::ShipStationInput {
+                    api_key: x.api_key,
+                    api_secret: x.api_secret,
+                    webhook_token: x.webhook_token,
+                    base_url: x.base_url,
+                    location_mapping: x
+                        .location_mapping
+                        .into_iter()
+                        .map(|l| (l.shipstation_warehouse_id, parse_gid(&l.location_id, "Location")))
+                        .collect(),
+                };
+                service::install_shipstation(&s, &state.sealer, &state.providers, input).await?
+            }
+            (ConnectorKind::ShipBob, None, None, Some(b), None) => {
                 let input = service::ShipBobInput {
                     token: b.access_token,
                     webhook_secret: b.webhook_secret,
@@ -739,6 +784,10 @@ impl ConnectorsMutation {
             (ConnectorKind::ShipBob, ..) => Err(vec![UserError::invalid(
                 &["input", "shipbob"],
                 "a SHIPBOB connector is configured with shipbob (and nothing else)",
+            )]),
+            (ConnectorKind::ShipStation, ..) => Err(vec![UserError::invalid(
+                &["input", "shipstation"],
+                "a SHIPSTATION connector is configured with shipstation (and nothing else)",
             )]),
         };
         if let Ok(c) = &outcome {

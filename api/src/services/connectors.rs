@@ -50,6 +50,7 @@ pub fn sealer(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Res
 pub const SHOPIFY: &str = "shopify";
 pub const NETSUITE: &str = "netsuite";
 pub const SHIPBOB: &str = "shipbob";
+pub const SHIPSTATION: &str = "shipstation";
 
 /// Settings kept in the clear.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -137,6 +138,9 @@ struct Credentials {
     webhook_secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tba: Option<TbaSecrets>,
+    /// ShipStation's API secret (its key is `access_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_secret: Option<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -181,6 +185,13 @@ fn open(sealer: &Sealer, c: &connector::Model) -> Option<Credentials> {
 /// secret; `None` once uninstalled.
 pub fn open_credentials(sealer: &Sealer, c: &connector::Model) -> Option<(String, String)> {
     open(sealer, c).map(|creds| (creds.access_token, creds.webhook_secret))
+}
+
+/// Opens a ShipStation connector's API key and secret and its webhook token; `None` once
+/// uninstalled.
+pub fn open_shipstation(sealer: &Sealer, c: &connector::Model) -> Option<(String, String, String)> {
+    let creds = open(sealer, c)?;
+    Some((creds.access_token, creds.api_secret?, creds.webhook_secret))
 }
 
 /// Opens a NetSuite connector's token-based authentication secrets and the secret its User Event
@@ -297,7 +308,7 @@ pub async fn install(
         netsuite: None,
         shipbob: None,
     };
-    let creds = Credentials { access_token: token, webhook_secret: secret, tba: None };
+    let creds = Credentials { access_token: token, webhook_secret: secret, tba: None, api_secret: None };
     save_install(s, sealer, SHOPIFY, shop, settings, &creds, &["input", "config", "shopDomain"]).await
 }
 
@@ -438,8 +449,65 @@ pub async fn install_shipbob(
         netsuite: None,
         shipbob: Some(input.settings),
     };
-    let creds = Credentials { access_token: input.token, webhook_secret: input.webhook_secret, tba: None };
+    let creds =
+        Credentials { access_token: input.token, webhook_secret: input.webhook_secret, tba: None, api_secret: None };
     save_install(s, sealer, SHIPBOB, account, settings, &creds, &["input", "shipbob", "channelId"]).await
+}
+
+/// A ShipStation account to connect (its V1 API).
+pub struct ShipStationInput {
+    pub api_key: String,
+    pub api_secret: String,
+    /// The token in the webhook target URL (V1 webhooks are unsigned).
+    pub webhook_token: String,
+    pub base_url: Option<String>,
+    pub location_mapping: Vec<(String, Option<Uuid>)>,
+}
+
+/// Installs a ShipStation connector (or installs again one that was uninstalled); the account
+/// is the API key.
+pub async fn install_shipstation(
+    s: &Scoped,
+    sealer: &Sealer,
+    providers: &Providers,
+    input: ShipStationInput,
+) -> Result<Outcome<connector::Model>, DbErr> {
+    let field = |name: &str| vec!["input".to_owned(), "shipstation".to_owned(), name.to_owned()];
+    let mut errors = Vec::new();
+    let values = [
+        ("apiKey", &input.api_key, 1),
+        ("apiSecret", &input.api_secret, 1),
+        ("webhookToken", &input.webhook_token, 24),
+    ];
+    for (name, v, min) in values {
+        if v.trim().len() < min || v.len() > 256 || v.chars().any(char::is_whitespace) {
+            errors.push(UserError::invalid(&at(&field(name)), format!("{min} to 256 characters without spaces")));
+        }
+    }
+    if let Some(u) = &input.base_url
+        && let Err(e) = providers.check_base_url(u)
+    {
+        errors.push(UserError::invalid(&at(&field("baseUrl")), &e));
+    }
+    let links = provider_links(s, &input.location_mapping, &field, "shipstationWarehouseId", &mut errors).await?;
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let settings = Settings {
+        api_version: "v1".to_owned(),
+        base_url: input.base_url,
+        location_mapping: links,
+        bulk_import: BulkImport::Never,
+        netsuite: None,
+        shipbob: None,
+    };
+    let creds = Credentials {
+        access_token: input.api_key.clone(),
+        webhook_secret: input.webhook_token,
+        tba: None,
+        api_secret: Some(input.api_secret),
+    };
+    save_install(s, sealer, SHIPSTATION, input.api_key, settings, &creds, &["input", "shipstation", "apiKey"]).await
 }
 
 /// A NetSuite account to connect.
@@ -515,8 +583,12 @@ pub async fn install_netsuite(
         netsuite: Some(input.settings),
         shipbob: None,
     };
-    let creds =
-        Credentials { access_token: String::new(), webhook_secret: input.webhook_secret, tba: Some(input.secrets) };
+    let creds = Credentials {
+        access_token: String::new(),
+        webhook_secret: input.webhook_secret,
+        tba: Some(input.secrets),
+        api_secret: None,
+    };
     save_install(s, sealer, NETSUITE, account, settings, &creds, &["input", "netsuite", "accountId"]).await
 }
 
@@ -525,7 +597,7 @@ fn taken(field: &[&str], account: &str) -> Vec<UserError> {
 }
 
 fn seal(sealer: &Sealer, tenant: Uuid, id: Uuid, access_token: String, webhook_secret: String) -> String {
-    seal_credentials(sealer, tenant, id, &Credentials { access_token, webhook_secret, tba: None })
+    seal_credentials(sealer, tenant, id, &Credentials { access_token, webhook_secret, tba: None, api_secret: None })
 }
 
 fn seal_credentials(sealer: &Sealer, tenant: Uuid, id: Uuid, creds: &Credentials) -> String {
@@ -659,7 +731,7 @@ pub enum InboundError {
     #[error(transparent)]
     NetSuite(#[from] qm_connectors::netsuite::inbound::InboundError),
     #[error(transparent)]
-    ShipBob(#[from] qm_integrations::webhooks::WebhookError),
+    Webhook(#[from] qm_integrations::webhooks::WebhookError),
     /// A message signed for this connector about another NetSuite account.
     #[error("the message is about account {0}, not this connector's")]
     OtherAccount(String),
@@ -788,6 +860,55 @@ pub async fn receive_shipbob<'a>(
     let received = store_delivery(&s, row).await?;
     s.commit().await?;
     tracing::info!(connector = %id, topic = %delivery.topic, webhook = %delivery.id, ?received, "ShipBob webhook received");
+    Ok(received)
+}
+
+/// Receives a ShipStation V1 webhook for connector `id`: unsigned, so it is accepted only with the
+/// connector's token in the URL (compared in constant time); stored once per resource (V1 names
+/// no delivery id: the resource type and URL are the key) and applied by fetching the resource
+/// from ShipStation.
+pub async fn receive_shipstation(
+    db: &crate::db::Db,
+    sealer: &Sealer,
+    id: Uuid,
+    token: Option<&str>,
+    body: &[u8],
+) -> Result<Received, InboundError> {
+    use qm_integrations::webhooks::WebhookError;
+    use sha2::Digest as _;
+    let tx = db.connector_lookup(id).await?;
+    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
+    tx.commit().await?;
+    let Some(c) = found.filter(|c| c.status != "uninstalled" && c.kind == SHIPSTATION) else {
+        return Err(InboundError::NotFound);
+    };
+    let Some((_, _, expected)) = open_shipstation(sealer, &c) else { return Err(InboundError::NotFound) };
+    let given = token.unwrap_or_default();
+    let same = given.len() == expected.len()
+        && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !same {
+        return Err(InboundError::Webhook(WebhookError::BadSignature));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| InboundError::Webhook(WebhookError::BadHeaders))?;
+    let (Some(url), Some(kind)) = (v["resource_url"].as_str(), v["resource_type"].as_str()) else {
+        return Err(InboundError::Webhook(WebhookError::BadHeaders));
+    };
+    let key = sha2::Sha256::digest(format!("{kind}|{url}").as_bytes());
+    let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
+    let row = connector_webhook::Model {
+        tenant_id: c.tenant_id,
+        connector_id: c.id,
+        webhook_id: key.iter().map(|b| format!("{b:02x}")).collect(),
+        topic: kind.to_owned(),
+        triggered_at: None,
+        body: String::from_utf8_lossy(body).into_owned(),
+        status: "received".to_owned(),
+        received_at: repo::now(),
+    };
+    let received = store_delivery(&s, row).await?;
+    s.commit().await?;
+    tracing::info!(connector = %id, kind, ?received, "ShipStation webhook received");
     Ok(received)
 }
 

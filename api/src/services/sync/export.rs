@@ -19,7 +19,7 @@ use crate::db::entities::{connector, external_ref, job, order, order_line, retur
 use crate::db::{Scoped, TxMode, repo};
 use crate::jobs::worker::{Handler, JobError};
 use crate::jobs::{self, NewJob};
-use crate::services::connectors::{NETSUITE, SHIPBOB, settings_of};
+use crate::services::connectors::{NETSUITE, SHIPBOB, SHIPSTATION, settings_of};
 use crate::state::AppState;
 
 pub const EXPORT: &str = "connector.order_export";
@@ -39,7 +39,7 @@ pub const RECEIVED_RETURN: &str = "received_return";
 /// transaction.
 pub async fn queue_export(s: &Scoped, order_id: Uuid, source: Option<Uuid>) -> Result<(), DbErr> {
     let candidates = repo::find::<connector::Entity>(s)
-        .filter(connector::Column::Kind.is_in([NETSUITE, SHIPBOB]))
+        .filter(connector::Column::Kind.is_in([NETSUITE, SHIPBOB, SHIPSTATION]))
         .filter(connector::Column::Status.eq("active"))
         .all(&s.tx)
         .await?;

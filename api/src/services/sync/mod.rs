@@ -192,7 +192,7 @@ async fn push_count(
         let round_key = format!("{key}-{}", set.round);
         match client.stock_sink()?.set(&round_key, item, location, set.expected, set.on_hand, reference).await {
             Err(ProviderError::Stale(why)) if set.round < first + SET_ROUNDS => {
-                let Some(now) = client.inventory().level(item, location).await? else {
+                let Some(now) = client.inventory()?.level(item, location).await? else {
                     return Err(ProviderError::Permanent(format!("the item is no longer stocked there ({why})")).into());
                 };
                 tracing::info!(job = %job.id, expected = set.expected, found = now.on_hand, "the store's stock moved; recomputing the count");
@@ -332,7 +332,7 @@ async fn poll_shipments(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), 
     let started = Instant::now();
     let s = state.db.scoped(tenant, TxMode::Read).await?;
     let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
-    let Some(c) = c.filter(|c| c.status == "active" && c.kind == installed::SHIPBOB) else {
+    let Some(c) = c.filter(|c| c.status == "active" && provider::is_3pl(&c.kind)) else {
         return Ok(s.commit().await?);
     };
     // Open orders sent to it, by order id, a page of open orders at a time.
@@ -385,6 +385,8 @@ pub struct Providers {
     netsuite: Mutex<HashMap<Uuid, Arc<qm_connectors::netsuite::client::Limits>>>,
     /// Per ShipBob connector: its requests in flight.
     shipbob: Mutex<HashMap<Uuid, Arc<qm_connectors::shipbob::client::Limits>>>,
+    /// Per ShipStation connector: its rate window.
+    shipstation: Mutex<HashMap<Uuid, Arc<qm_connectors::shipstation::v1::Limits>>>,
     /// Per tenant, what it may do across its connectors.
     tenants: Mutex<HashMap<Uuid, Arc<TenantLimits>>>,
     /// Calls in flight to one shop at most.
@@ -410,6 +412,7 @@ impl Providers {
             limits: Mutex::default(),
             netsuite: Mutex::default(),
             shipbob: Mutex::default(),
+            shipstation: Mutex::default(),
             tenants: Mutex::default(),
             concurrency: 2,
             tenant_concurrency: tenant_concurrency.max(1),
@@ -442,6 +445,7 @@ impl Providers {
             installed::SHOPIFY => self.shopify(state, c).map(Provider::Shopify),
             installed::NETSUITE => self.netsuite(state, c).map(Provider::NetSuite),
             installed::SHIPBOB => self.shipbob(state, c).map(Provider::ShipBob),
+            installed::SHIPSTATION => self.shipstation(state, c).map(Provider::ShipStation),
             _ => None,
         }
     }
@@ -453,6 +457,20 @@ impl Providers {
         config.base_url = settings.base_url;
         config.max_wait = within_lease(state, MAX_WAIT);
         Some(Client::new(self.http.clone(), config, self.limits(c)))
+    }
+
+    /// A ShipStation V1 client with the connector's own rate window.
+    fn shipstation(&self, state: &AppState, c: &connector::Model) -> Option<qm_connectors::shipstation::v1::Client> {
+        use qm_connectors::shipstation::v1;
+        let (key, secret, _) = installed::open_shipstation(&state.sealer, c)?;
+        let mut config = v1::Config::new(&key, &secret);
+        config.base_url = settings_of(c).base_url;
+        config.max_wait = within_lease(state, MAX_WAIT);
+        let limits = {
+            let mut all = self.shipstation.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            all.entry(c.id).or_default().clone()
+        };
+        Some(v1::Client::new(self.http.clone(), config, limits))
     }
 
     /// A ShipBob client with the connector's own limits.
@@ -867,7 +885,7 @@ async fn sync_slice(state: &AppState, tenant: Uuid, run_id: Uuid) -> Result<(), 
             "inventory" => match pos.location.clone() {
                 Some(l) => {
                     let from = location_since.as_ref().and_then(|(_, t)| *t);
-                    let batch = client.inventory().levels(&l, from, pos.cursor.as_deref()).await?;
+                    let batch = client.inventory()?.levels(&l, from, pos.cursor.as_deref()).await?;
                     Step::Inventory(l, batch)
                 }
                 None => Step::Inventory(String::new(), Batch::default()),
@@ -1335,7 +1353,7 @@ impl Applier<'_> {
     /// links it) and this connector is not that 3PL: the 3PL is the stock master there, and
     /// another system's levels for it are not applied (they would undo each other).
     async fn stock_kept_by_3pl(&self, s: &Scoped, location_id: Uuid) -> Result<bool, DbErr> {
-        if provider::is_3pl(&self.connector.kind) {
+        if provider::keeps_stock(&self.connector.kind) {
             return Ok(false);
         }
         let links = repo::find::<external_ref::Entity>(s)
@@ -1352,7 +1370,7 @@ impl Applier<'_> {
             .filter(connector::Column::Status.eq("active"))
             .all(&s.tx)
             .await?;
-        Ok(keepers.iter().any(|c| provider::is_3pl(&c.kind)))
+        Ok(keepers.iter().any(|c| provider::keeps_stock(&c.kind)))
     }
 
     /// Stores the links (provider id → ours, with the version applied), replacing older ones.
@@ -1778,6 +1796,10 @@ enum About {
     Shipments {
         order_id: String,
     },
+    /// A batch of ShipStation shipments, named by a V1 webhook.
+    ShipNotify {
+        resource_url: String,
+    },
     /// Stock moved in ways the message does not spell out: an incremental inventory sync reads it.
     Stock,
     /// Nothing this version syncs (or applied on receipt).
@@ -1788,6 +1810,13 @@ impl About {
     /// What a delivery to connector `c` is about, or why it is not understood.
     fn of(c: &connector::Model, topic: &str, body: &[u8]) -> Result<About, String> {
         use qm_connectors::shopify::webhook::{Subject, subject};
+        if c.kind == installed::SHIPSTATION {
+            let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            return Ok(match (topic, v["resource_url"].as_str()) {
+                ("SHIP_NOTIFY" | "ITEM_SHIP_NOTIFY", Some(url)) => About::ShipNotify { resource_url: url.to_owned() },
+                _ => About::Nothing,
+            });
+        }
         if c.kind == installed::SHIPBOB {
             // Every order and shipment topic names the order; its shipments are read back whole.
             if !topic.starts_with("order.") {
@@ -1858,7 +1887,7 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
     let applier = Applier { connector: &c, full: false };
     match about {
         About::Level { inventory_item_id, location_id } => {
-            let level = client.inventory().level(&inventory_item_id, &location_id).await?;
+            let level = client.inventory()?.level(&inventory_item_id, &location_id).await?;
             let s = state.db.scoped(tenant, TxMode::Write).await?;
             let known = applier.refs(&s, "location", [location_id.clone()]).await?.contains_key(&location_id);
             if let (Some(level), true) = (level, known) {
@@ -1901,6 +1930,24 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
             let s = state.db.scoped(tenant, TxMode::Write).await?;
             let outcome = orders::from_3pl(&s, &c, &order_id, &shipments).await?;
             log_problems(webhook_id, &outcome.problems);
+            mark_webhook(&s, connector_id, webhook_id, "applied").await?;
+            s.commit().await?;
+        }
+        About::ShipNotify { resource_url } => {
+            let Provider::ShipStation(ss) = &client else { return Ok(()) };
+            let batch = ss.resource(&resource_url).await?;
+            let mut by_order: std::collections::BTreeMap<String, Vec<_>> = std::collections::BTreeMap::new();
+            for raw in batch["shipments"].as_array().into_iter().flatten() {
+                let order = raw["orderId"].as_u64().map(|o| o.to_string());
+                if let (Some(order), Some(sh)) = (order, qm_connectors::shipstation::v1::shipment_of(raw)) {
+                    by_order.entry(order).or_default().push(sh);
+                }
+            }
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            for (order, shipments) in by_order {
+                let outcome = orders::from_3pl(&s, &c, &order, &shipments).await?;
+                log_problems(webhook_id, &outcome.problems);
+            }
             mark_webhook(&s, connector_id, webhook_id, "applied").await?;
             s.commit().await?;
         }

@@ -7,15 +7,16 @@ use qm_connectors::source::{
     CatalogSource, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource, PriceSink, ReturnSink,
     ShipmentSink, ShipmentSource,
 };
-use qm_connectors::{netsuite, shipbob, shopify};
+use qm_connectors::{netsuite, shipbob, shipstation, shopify};
 
 use crate::db::entities::connector;
-use crate::services::connectors::{NETSUITE, SHIPBOB, SHOPIFY, settings_of};
+use crate::services::connectors::{NETSUITE, SHIPBOB, SHIPSTATION, SHOPIFY, settings_of};
 
 pub enum Provider {
     Shopify(shopify::client::Client),
     NetSuite(netsuite::client::Client),
     ShipBob(shipbob::client::Client),
+    ShipStation(shipstation::v1::Client),
 }
 
 impl Provider {
@@ -24,6 +25,7 @@ impl Provider {
             Provider::Shopify(c) => c,
             Provider::NetSuite(c) => c,
             Provider::ShipBob(c) => c,
+            Provider::ShipStation(c) => c,
         }
     }
 
@@ -32,14 +34,16 @@ impl Provider {
             Provider::Shopify(c) => c,
             Provider::NetSuite(c) => c,
             Provider::ShipBob(c) => c,
+            Provider::ShipStation(c) => c,
         }
     }
 
-    pub fn inventory(&self) -> &dyn InventorySource {
+    pub fn inventory(&self) -> Result<&dyn InventorySource, ProviderError> {
         match self {
-            Provider::Shopify(c) => c,
-            Provider::NetSuite(c) => c,
-            Provider::ShipBob(c) => c,
+            Provider::Shopify(c) => Ok(c),
+            Provider::NetSuite(c) => Ok(c),
+            Provider::ShipBob(c) => Ok(c),
+            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_read(SHIPSTATION, "stock (V1)"))),
         }
     }
 
@@ -49,6 +53,7 @@ impl Provider {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(_) => Err(ProviderError::Permanent(not_read(SHIPBOB, "orders"))),
+            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_read(SHIPSTATION, "orders"))),
         }
     }
 
@@ -58,6 +63,7 @@ impl Provider {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "stock"))),
+            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_taken(SHIPSTATION, "stock (V1)"))),
         }
     }
 
@@ -67,6 +73,7 @@ impl Provider {
             Provider::NetSuite(c) => Ok(c),
             Provider::Shopify(_) => Err(ProviderError::Permanent(not_taken(SHOPIFY, "returns"))),
             Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "returns"))),
+            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_taken(SHIPSTATION, "returns"))),
         }
     }
 
@@ -74,6 +81,7 @@ impl Provider {
     pub fn shipment_source(&self) -> Result<&dyn ShipmentSource, ProviderError> {
         match self {
             Provider::ShipBob(c) => Ok(c),
+            Provider::ShipStation(c) => Ok(c),
             Provider::Shopify(_) => Err(ProviderError::Permanent(not_read(SHOPIFY, "shipments on their own"))),
             Provider::NetSuite(_) => Err(ProviderError::Permanent(not_read(NETSUITE, "shipments on their own"))),
         }
@@ -85,6 +93,7 @@ impl Provider {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(_) => Err(ProviderError::Permanent(not_taken(NETSUITE, "prices"))),
             Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "prices"))),
+            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_taken(SHIPSTATION, "prices"))),
         }
     }
 
@@ -94,6 +103,7 @@ impl Provider {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "shipments"))),
+            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_taken(SHIPSTATION, "shipments"))),
         }
     }
 
@@ -103,6 +113,7 @@ impl Provider {
             Provider::Shopify(_) => Err(ProviderError::Permanent(not_taken(SHOPIFY, "orders"))),
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(c) => Ok(c),
+            Provider::ShipStation(c) => Ok(c),
         }
     }
 
@@ -110,7 +121,7 @@ impl Provider {
     pub fn shopify(&self) -> Option<&shopify::client::Client> {
         match self {
             Provider::Shopify(c) => Some(c),
-            Provider::NetSuite(_) | Provider::ShipBob(_) => None,
+            Provider::NetSuite(_) | Provider::ShipBob(_) | Provider::ShipStation(_) => None,
         }
     }
 }
@@ -128,7 +139,7 @@ fn not_read(kind: &str, what: &str) -> String {
 pub fn takes(kind: &str, what: &str) -> bool {
     match what {
         "prices" => kind == SHOPIFY,
-        "shipments" => kind != SHIPBOB,
+        "shipments" => !is_3pl(kind),
         _ => true,
     }
 }
@@ -138,7 +149,7 @@ pub fn takes(kind: &str, what: &str) -> bool {
 pub fn takes_stock(c: &connector::Model) -> bool {
     match c.kind.as_str() {
         NETSUITE => settings_of(c).netsuite.is_some_and(|n| n.adjustment_account_id.is_some()),
-        SHIPBOB => false,
+        SHIPBOB | SHIPSTATION => false,
         _ => true,
     }
 }
@@ -147,13 +158,20 @@ pub fn takes_stock(c: &connector::Model) -> bool {
 pub fn resources(kind: &str) -> &'static [&'static str] {
     match kind {
         SHIPBOB => &["locations", "catalog", "inventory"],
+        SHIPSTATION => &["locations", "catalog"],
         _ => &super::RESOURCES,
     }
 }
 
-/// Whether a connector of `kind` is a 3PL: it ships from its own warehouses and is the stock
-/// master there.
+/// Whether a connector of `kind` ships orders from warehouses of its own (a 3PL, a shipping
+/// platform): orders allocated there are sent to it, and its shipments come back.
 pub fn is_3pl(kind: &str) -> bool {
+    matches!(kind, SHIPBOB | SHIPSTATION)
+}
+
+/// Whether a connector of `kind` is the stock master of the warehouses it is mapped to (ShipBob;
+/// ShipStation's V1 reads no stock).
+pub fn keeps_stock(kind: &str) -> bool {
     kind == SHIPBOB
 }
 
