@@ -259,82 +259,40 @@ async fn not_found() -> HttpResponse {
     error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
 }
 
-/// `POST /webhooks/shopify/{connectorId}`: 200 once the delivery is verified and stored (or was
-/// already), 401 for a bad or missing signature, 400 for other missing or malformed headers, 404
-/// for an unknown or uninstalled connector.
-async fn shopify_webhook(
-    path: web::Path<String>,
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let Ok(id) = uuid::Uuid::parse_str(&path) else {
-        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
-    };
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    inbound_response(
-        id,
-        crate::services::connectors::receive_webhook(&state.db, &state.sealer, id, &body, header).await,
-    )
-}
-
-/// `POST /webhooks/netsuite/{connectorId}`: a message of the NetSuite User Event script; 200 once
-/// verified and stored (or already stored: a retry), 401 for a signature that does not match or a
-/// timestamp more than five minutes off (a replay), 400 for missing headers or a body that is not
-/// a change of this connector's account, 404 for an unknown or uninstalled connector.
-async fn netsuite_webhook(
-    path: web::Path<String>,
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let Ok(id) = uuid::Uuid::parse_str(&path) else {
-        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
-    };
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    inbound_response(
-        id,
-        crate::services::connectors::receive_netsuite(&state.db, &state.sealer, id, &body, header).await,
-    )
-}
-
-/// `POST /webhooks/shipbob/{connectorId}`: a ShipBob webhook (Standard Webhooks); 200 once verified
-/// and stored (or already stored), 401 for a signature that does not match or a stale timestamp,
-/// 400 for missing headers, 404 for an unknown or uninstalled connector.
-async fn shipbob_webhook(
-    path: web::Path<String>,
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let Ok(id) = uuid::Uuid::parse_str(&path) else {
-        return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
-    };
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    inbound_response(
-        id,
-        crate::services::connectors::receive_shipbob(&state.db, &state.sealer, id, &body, header).await,
-    )
-}
-
-/// `POST /webhooks/shipstation/{connectorId}?token=…`: a ShipStation V1 webhook (unsigned: the
-/// connector's token in the URL authenticates it); 200 once stored (or already stored), 401 for a
-/// missing or wrong token, 400 for a body without `resource_url` and `resource_type`, 404 for an
-/// unknown or uninstalled connector.
-async fn shipstation_webhook(
-    path: web::Path<String>,
+/// `POST /webhooks/{provider}/{connectorId}`: a provider's webhook for one of its connectors, 200
+/// once verified and stored (or already stored: a retry), the work queued.
+/// - `shopify`: `X-Shopify-Hmac-Sha256` over the raw body; 401 for a bad or missing signature.
+/// - `netsuite`: our User Event script's `X-QM-Signature` over timestamp and body; 401 when it does
+///   not match or the timestamp is more than five minutes off (a replay); 400 for a change of
+///   another account.
+/// - `shipbob`: Standard Webhooks; 401 for a bad signature or a stale timestamp.
+/// - `shipstation`: V1 is unsigned: `?token=` must be the connector's (401 otherwise); 400 for a
+///   body without `resource_url` and `resource_type`.
+///
+/// 400 for other missing or malformed headers, 404 for an unknown provider, or an unknown or
+/// uninstalled connector.
+async fn provider_webhook(
+    path: web::Path<(String, String)>,
     query: web::Query<std::collections::HashMap<String, String>>,
+    req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let Ok(id) = uuid::Uuid::parse_str(&path) else {
+    use crate::services::connectors as c;
+    let (provider, id) = path.into_inner();
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
         return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector");
     };
-    let token = query.get("token").map(String::as_str);
-    inbound_response(
-        id,
-        crate::services::connectors::receive_shipstation(&state.db, &state.sealer, id, token, &body).await,
-    )
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let (db, sealer) = (&state.db, &state.sealer);
+    let received = match provider.as_str() {
+        "shopify" => c::receive_webhook(db, sealer, id, &body, header).await,
+        "netsuite" => c::receive_netsuite(db, sealer, id, &body, header).await,
+        "shipbob" => c::receive_shipbob(db, sealer, id, &body, header).await,
+        "shipstation" => c::receive_shipstation(db, sealer, id, query.get("token").map(String::as_str), &body).await,
+        _ => return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route"),
+    };
+    inbound_response(id, received)
 }
 
 fn inbound_response(
@@ -383,10 +341,7 @@ pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io:
             .route("/graphql", web::post().to(graphql))
             .route("/graphql", web::get().guard(guard::fn_guard(is_websocket_upgrade)).to(graphql_ws))
             .route("/graphql", web::get().to(graphiql))
-            .route("/webhooks/shopify/{connector_id}", web::post().to(shopify_webhook))
-            .route("/webhooks/netsuite/{connector_id}", web::post().to(netsuite_webhook))
-            .route("/webhooks/shipbob/{connector_id}", web::post().to(shipbob_webhook))
-            .route("/webhooks/shipstation/{connector_id}", web::post().to(shipstation_webhook))
+            .route("/webhooks/{provider}/{connector_id}", web::post().to(provider_webhook))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))

@@ -255,31 +255,7 @@ async fn check(
     }
     let mut links = None;
     if let Some(mapping) = &input.location_mapping {
-        let mut seen = BTreeSet::new();
-        let mut out = Vec::with_capacity(mapping.len());
-        for (i, (provider, ours)) in mapping.iter().enumerate() {
-            let path = |leaf: &str| {
-                let mut p = field("locationMapping");
-                p.extend([i.to_string(), leaf.to_owned()]);
-                p
-            };
-            let gid = provider.parse::<Gid>().ok().filter(|g| g.kind == "Location");
-            if gid.is_none() {
-                errors.push(UserError::invalid(
-                    &at(&path("shopifyLocationId")),
-                    "a Shopify location id is like gid://shopify/Location/1234",
-                ));
-            } else if !seen.insert(provider.clone()) {
-                errors.push(UserError::invalid(&at(&path("shopifyLocationId")), "mapped twice"));
-            }
-            match ours {
-                Some(id) if lookup::location(s, *id).await?.is_some() => {
-                    out.push(LocationLink { provider_location_id: provider.clone(), location_id: *id })
-                }
-                _ => errors.push(UserError::not_found(&at(&path("locationId")), "location")),
-            }
-        }
-        links = Some(out);
+        links = Some(provider_links(s, mapping, &field, &SHOPIFY_LOCATION, &mut errors).await?);
     }
     Ok(if errors.is_empty() { Ok(links) } else { Err(errors) })
 }
@@ -364,13 +340,31 @@ async fn save_install(
     Ok(Ok(row))
 }
 
-/// The links of a NetSuite or 3PL location mapping (provider ids are digits), the problems in
-/// `errors` at `{field}.locationMapping.{i}.{id_field|locationId}`.
+/// How a provider names its locations in a location mapping: the input field and what it takes.
+struct MappedId {
+    field: &'static str,
+    valid: fn(&str) -> bool,
+    message: &'static str,
+}
+
+const SHOPIFY_LOCATION: MappedId = MappedId {
+    field: "shopifyLocationId",
+    valid: |id| id.parse::<Gid>().is_ok_and(|g| g.kind == "Location"),
+    message: "a Shopify location id is like gid://shopify/Location/1234",
+};
+
+/// A NetSuite, ShipBob or ShipStation location id (digits), in the input field `field`.
+const fn numeric_location(field: &'static str) -> MappedId {
+    MappedId { field, valid: |id| id.parse::<u64>().is_ok(), message: "a location id (digits)" }
+}
+
+/// The links of a location mapping, the problems in `errors` at
+/// `{field}.locationMapping.{i}.{id field|locationId}`.
 async fn provider_links(
     s: &Scoped,
     mapping: &[(String, Option<Uuid>)],
     field: &(dyn Fn(&str) -> Vec<String> + Sync),
-    id_field: &str,
+    id: &MappedId,
     errors: &mut Vec<UserError>,
 ) -> Result<Vec<LocationLink>, DbErr> {
     let mut links = Vec::with_capacity(mapping.len());
@@ -381,10 +375,10 @@ async fn provider_links(
             p.extend([i.to_string(), leaf.to_owned()]);
             p
         };
-        if provider.parse::<u64>().is_err() {
-            errors.push(UserError::invalid(&at(&path(id_field)), "a location id (digits)"));
+        if !(id.valid)(provider) {
+            errors.push(UserError::invalid(&at(&path(id.field)), id.message));
         } else if !seen.insert(provider.clone()) {
-            errors.push(UserError::invalid(&at(&path(id_field)), "mapped twice"));
+            errors.push(UserError::invalid(&at(&path(id.field)), "mapped twice"));
         }
         match ours {
             Some(id) if lookup::location(s, *id).await?.is_some() => {
@@ -436,7 +430,8 @@ pub async fn install_shipbob(
     {
         errors.push(UserError::invalid(&at(&field("baseUrl")), &e));
     }
-    let links = provider_links(s, &input.location_mapping, &field, "shipbobLocationId", &mut errors).await?;
+    let links =
+        provider_links(s, &input.location_mapping, &field, &numeric_location("shipbobLocationId"), &mut errors).await?;
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
@@ -489,7 +484,9 @@ pub async fn install_shipstation(
     {
         errors.push(UserError::invalid(&at(&field("baseUrl")), &e));
     }
-    let links = provider_links(s, &input.location_mapping, &field, "shipstationWarehouseId", &mut errors).await?;
+    let links =
+        provider_links(s, &input.location_mapping, &field, &numeric_location("shipstationWarehouseId"), &mut errors)
+            .await?;
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
@@ -571,7 +568,9 @@ pub async fn install_netsuite(
     {
         invalid("baseUrl", &e);
     }
-    let links = provider_links(s, &input.location_mapping, &field, "netsuiteLocationId", &mut errors).await?;
+    let links =
+        provider_links(s, &input.location_mapping, &field, &numeric_location("netsuiteLocationId"), &mut errors)
+            .await?;
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
@@ -750,25 +749,11 @@ pub async fn receive_webhook<'a>(
     body: &[u8],
     header: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<Received, InboundError> {
-    let tx = db.connector_lookup(id).await?;
-    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
-    tx.commit().await?;
-    let Some(c) = found.filter(|c| c.status != "uninstalled" && c.kind == SHOPIFY) else {
-        return Err(InboundError::NotFound);
-    };
+    let c = installed(db, id, SHOPIFY).await?;
     let Some((_, secret)) = open_credentials(sealer, &c) else { return Err(InboundError::NotFound) };
     let delivery = qm_connectors::shopify::webhook::receive(secret.as_bytes(), body, header)?;
     let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
-    let row = connector_webhook::Model {
-        tenant_id: c.tenant_id,
-        connector_id: c.id,
-        webhook_id: delivery.webhook_id.clone(),
-        topic: delivery.topic.clone(),
-        triggered_at: delivery.triggered_at,
-        body: String::from_utf8_lossy(body).into_owned(),
-        status: "received".to_owned(),
-        received_at: repo::now(),
-    };
+    let row = delivery_row(&c, delivery.webhook_id.clone(), delivery.topic.clone(), delivery.triggered_at, body);
     if store_delivery(&s, row).await? == Received::Duplicate {
         s.commit().await?;
         return Ok(Received::Duplicate);
@@ -796,12 +781,7 @@ pub async fn receive_netsuite<'a>(
     body: &[u8],
     header: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<Received, InboundError> {
-    let tx = db.connector_lookup(id).await?;
-    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
-    tx.commit().await?;
-    let Some(c) = found.filter(|c| c.status != "uninstalled" && c.kind == NETSUITE) else {
-        return Err(InboundError::NotFound);
-    };
+    let c = installed(db, id, NETSUITE).await?;
     let Some((_, secret)) = open_netsuite(sealer, &c) else { return Err(InboundError::NotFound) };
     let now = chrono::Utc::now().timestamp();
     let message = qm_connectors::netsuite::inbound::verify(secret.as_bytes(), &header, body, now)?;
@@ -810,16 +790,13 @@ pub async fn receive_netsuite<'a>(
         return Err(InboundError::OtherAccount(message.change.account));
     }
     let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
-    let row = connector_webhook::Model {
-        tenant_id: c.tenant_id,
-        connector_id: c.id,
-        webhook_id: message.event_id.clone(),
-        topic: message.change.kind.clone(),
-        triggered_at: chrono::DateTime::from_timestamp(message.timestamp, 0),
-        body: String::from_utf8_lossy(body).into_owned(),
-        status: "received".to_owned(),
-        received_at: repo::now(),
-    };
+    let row = delivery_row(
+        &c,
+        message.event_id.clone(),
+        message.change.kind.clone(),
+        chrono::DateTime::from_timestamp(message.timestamp, 0),
+        body,
+    );
     let received = store_delivery(&s, row).await?;
     s.commit().await?;
     tracing::info!(connector = %id, kind = %message.change.kind, record = %message.change.id, event = %message.event_id, ?received, "NetSuite change received");
@@ -837,26 +814,18 @@ pub async fn receive_shipbob<'a>(
     body: &[u8],
     header: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<Received, InboundError> {
-    let tx = db.connector_lookup(id).await?;
-    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
-    tx.commit().await?;
-    let Some(c) = found.filter(|c| c.status != "uninstalled" && c.kind == SHIPBOB) else {
-        return Err(InboundError::NotFound);
-    };
+    let c = installed(db, id, SHIPBOB).await?;
     let Some((_, secret)) = open_credentials(sealer, &c) else { return Err(InboundError::NotFound) };
     let now = chrono::Utc::now().timestamp();
     let delivery = qm_connectors::shipbob::webhook::verify(&secret, &header, body, now)?;
     let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
-    let row = connector_webhook::Model {
-        tenant_id: c.tenant_id,
-        connector_id: c.id,
-        webhook_id: delivery.id.clone(),
-        topic: delivery.topic.clone(),
-        triggered_at: chrono::DateTime::from_timestamp(delivery.timestamp, 0),
-        body: String::from_utf8_lossy(body).into_owned(),
-        status: "received".to_owned(),
-        received_at: repo::now(),
-    };
+    let row = delivery_row(
+        &c,
+        delivery.id.clone(),
+        delivery.topic.clone(),
+        chrono::DateTime::from_timestamp(delivery.timestamp, 0),
+        body,
+    );
     let received = store_delivery(&s, row).await?;
     s.commit().await?;
     tracing::info!(connector = %id, topic = %delivery.topic, webhook = %delivery.id, ?received, "ShipBob webhook received");
@@ -876,17 +845,9 @@ pub async fn receive_shipstation(
 ) -> Result<Received, InboundError> {
     use qm_integrations::webhooks::WebhookError;
     use sha2::Digest as _;
-    let tx = db.connector_lookup(id).await?;
-    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
-    tx.commit().await?;
-    let Some(c) = found.filter(|c| c.status != "uninstalled" && c.kind == SHIPSTATION) else {
-        return Err(InboundError::NotFound);
-    };
+    let c = installed(db, id, SHIPSTATION).await?;
     let Some((_, _, expected)) = open_shipstation(sealer, &c) else { return Err(InboundError::NotFound) };
-    let given = token.unwrap_or_default();
-    let same = given.len() == expected.len()
-        && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !same {
+    if !crate::auth::constant_time_eq(token.unwrap_or_default().as_bytes(), expected.as_bytes()) {
         return Err(InboundError::Webhook(WebhookError::BadSignature));
     }
     let v: serde_json::Value =
@@ -896,20 +857,39 @@ pub async fn receive_shipstation(
     };
     let key = sha2::Sha256::digest(format!("{kind}|{url}").as_bytes());
     let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
-    let row = connector_webhook::Model {
-        tenant_id: c.tenant_id,
-        connector_id: c.id,
-        webhook_id: key.iter().map(|b| format!("{b:02x}")).collect(),
-        topic: kind.to_owned(),
-        triggered_at: None,
-        body: String::from_utf8_lossy(body).into_owned(),
-        status: "received".to_owned(),
-        received_at: repo::now(),
-    };
+    let row = delivery_row(&c, key.iter().map(|b| format!("{b:02x}")).collect(), kind.to_owned(), None, body);
     let received = store_delivery(&s, row).await?;
     s.commit().await?;
     tracing::info!(connector = %id, kind, ?received, "ShipStation webhook received");
     Ok(received)
+}
+
+/// Connector `id` of `kind` that can receive (not uninstalled), found before the tenant is known.
+async fn installed(db: &crate::db::Db, id: Uuid, kind: &str) -> Result<connector::Model, InboundError> {
+    let tx = db.connector_lookup(id).await?;
+    let found = connector::Entity::find().filter(connector::Column::Id.eq(id)).one(&tx).await?;
+    tx.commit().await?;
+    found.filter(|c| c.status != "uninstalled" && c.kind == kind).ok_or(InboundError::NotFound)
+}
+
+/// A delivery to store, as received.
+fn delivery_row(
+    c: &connector::Model,
+    webhook_id: String,
+    topic: String,
+    triggered_at: Option<chrono::DateTime<chrono::Utc>>,
+    body: &[u8],
+) -> connector_webhook::Model {
+    connector_webhook::Model {
+        tenant_id: c.tenant_id,
+        connector_id: c.id,
+        webhook_id,
+        topic,
+        triggered_at,
+        body: String::from_utf8_lossy(body).into_owned(),
+        status: "received".to_owned(),
+        received_at: repo::now(),
+    }
 }
 
 /// Stores a delivery once per id (three deliveries of one id, even at once, make one row) and

@@ -691,44 +691,25 @@ impl ShipmentSink for Client {
             None => lines.iter().map(|l| format!("{}x{}", l.line_id, l.quantity)).collect::<Vec<_>>().join("-"),
         };
         let external_id = format!("qm-ship-{order_id}-{what}").chars().take(300).collect::<String>();
-        if let Some(id) = self.find("itemFulfillment", &external_id).await? {
-            return Ok(id);
-        }
-        let mut items = Vec::with_capacity(lines.len());
-        for l in lines.iter().filter(|l| l.quantity > 0) {
-            let line: i64 =
-                l.line_id.parse().map_err(|_| ProviderError::Permanent(format!("order line {:?}", l.line_id)))?;
-            items.push(json!({ "orderLine": line, "itemReceive": true, "quantity": l.quantity }));
-        }
         let mut package = json!({ "packageDescr": tracking.company.clone().unwrap_or_else(|| "Shipped".into()) });
         if let Some(n) = &tracking.number {
             package["packageTrackingNumber"] = json!(n);
         }
-        let body = json!({
-            "externalId": external_id,
-            "shipStatus": { "id": "C" },
-            "item": { "items": items },
-            "package": { "items": [package] },
-        });
-        match self.transform("salesOrder", order_id, "itemFulfillment", &body).await? {
-            Some(id) => Ok(id),
-            None => self
-                .find("itemFulfillment", &external_id)
-                .await?
-                .ok_or_else(|| ProviderError::Decode(format!("NetSuite kept no item fulfilment {external_id}"))),
-        }
+        let extra = json!({ "shipStatus": { "id": "C" }, "package": { "items": [package] } });
+        self.transform_once(("salesOrder", order_id, "itemFulfillment"), &external_id, lines, extra).await
     }
 }
 
 impl Client {
-    /// Record `to` made from record `id` of `from` with `lines` (`orderLine`, `quantity`, and
-    /// `itemReceive` for receipts), external id `external_id`: found when an earlier attempt made
-    /// it, else transformed once.
+    /// Record `to` made from record `id` of `from` with `lines` (`orderLine`, `quantity`,
+    /// `itemReceive`) and the fields of `extra`, external id `external_id`: found when an earlier
+    /// attempt made it, else transformed once.
     async fn transform_once(
         &self,
         (from, id, to): (&str, &str, &str),
         external_id: &str,
         lines: &[ShippedLine],
+        extra: Value,
     ) -> Result<String, ProviderError> {
         if let Some(found) = self.find(to, external_id).await? {
             return Ok(found);
@@ -739,7 +720,10 @@ impl Client {
                 l.line_id.parse().map_err(|_| ProviderError::Permanent(format!("order line {:?}", l.line_id)))?;
             items.push(json!({ "orderLine": line, "itemReceive": true, "quantity": l.quantity }));
         }
-        let body = json!({ "externalId": external_id, "item": { "items": items } });
+        let mut body = json!({ "externalId": external_id, "item": { "items": items } });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
         match self.transform(from, id, to, &body).await? {
             Some(made) => Ok(made),
             None => self
@@ -757,7 +741,7 @@ impl Client {
 impl ReturnSink for Client {
     async fn authorize(&self, order_id: &str, ret: &OutboundReturn) -> Result<String, ProviderError> {
         let key = format!("qm-ret-{}", ret.key);
-        self.transform_once(("salesOrder", order_id, "returnAuthorization"), &key, &ret.lines).await
+        self.transform_once(("salesOrder", order_id, "returnAuthorization"), &key, &ret.lines, Value::Null).await
     }
 
     async fn receive(&self, authorization_id: &str, ret: &OutboundReturn) -> Result<String, ProviderError> {
@@ -769,7 +753,7 @@ impl ReturnSink for Client {
             .map(|(i, l)| ShippedLine { line_id: (i + 1).to_string(), quantity: l.quantity })
             .collect();
         let key = format!("qm-rcv-{}", ret.key);
-        self.transform_once(("returnAuthorization", authorization_id, "itemReceipt"), &key, &lines).await
+        self.transform_once(("returnAuthorization", authorization_id, "itemReceipt"), &key, &lines, Value::Null).await
     }
 }
 

@@ -25,8 +25,14 @@ use crate::state::AppState;
 pub const EXPORT: &str = "connector.order_export";
 /// The link of an order of ours to the provider's copy of it.
 pub const EXPORTED_ORDER: &str = "exported_order";
-/// The link of an order line of ours to the provider's line (`extra`: the order).
+/// The link of an order line of ours to the provider's line (`extra`: the order), as
+/// `{provider order}:{provider line}` (line numbers repeat across orders; see [`provider_line`]).
 pub const EXPORTED_LINE: &str = "exported_line";
+
+/// The provider's line of an [`EXPORTED_LINE`] link.
+pub fn provider_line(link: &str) -> &str {
+    link.rsplit(':').next().unwrap_or_default()
+}
 pub const RETURN_EXPORT: &str = "connector.return_export";
 /// The link of a return of ours to the provider's authorisation of it.
 pub const EXPORTED_RETURN: &str = "exported_return";
@@ -230,7 +236,7 @@ async fn return_state(s: &Scoped, connector_id: Uuid, return_id: Uuid) -> Result
         .all(&s.tx)
         .await?
         .into_iter()
-        .map(|x| (x.local_id, x.external_id.rsplit(':').next().unwrap_or_default().to_owned()))
+        .map(|x| (x.local_id, provider_line(&x.external_id).to_owned()))
         .collect();
     let mut out = Vec::with_capacity(lines.len());
     for l in &lines {

@@ -711,10 +711,8 @@ pub async fn queue_fulfillment(
             .await?
             .into_iter()
             .map(|r| {
-                // An exported line's link is `{sales order}:{line}` (line numbers repeat across
-                // orders); the provider knows the line by its number.
                 let id = match line_kind {
-                    super::export::EXPORTED_LINE => r.external_id.rsplit(':').next().unwrap_or_default().to_owned(),
+                    super::export::EXPORTED_LINE => super::export::provider_line(&r.external_id).to_owned(),
                     _ => r.external_id,
                 };
                 (r.local_id, id)

@@ -20,6 +20,16 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// The connector kind this client speaks for.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Provider::Shopify(_) => SHOPIFY,
+            Provider::NetSuite(_) => NETSUITE,
+            Provider::ShipBob(_) => SHIPBOB,
+            Provider::ShipStation(_) => SHIPSTATION,
+        }
+    }
+
     pub fn locations(&self) -> &dyn LocationSource {
         match self {
             Provider::Shopify(c) => c,
@@ -43,7 +53,7 @@ impl Provider {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(c) => Ok(c),
-            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_read(SHIPSTATION, "stock (V1)"))),
+            _ => Err(ProviderError::Permanent(not_read(self.kind(), "stock (V1)"))),
         }
     }
 
@@ -52,8 +62,7 @@ impl Provider {
         match self {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
-            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_read(SHIPBOB, "orders"))),
-            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_read(SHIPSTATION, "orders"))),
+            _ => Err(ProviderError::Permanent(not_read(self.kind(), "orders"))),
         }
     }
 
@@ -62,8 +71,7 @@ impl Provider {
         match self {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
-            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "stock"))),
-            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_taken(SHIPSTATION, "stock (V1)"))),
+            _ => Err(ProviderError::Permanent(not_taken(self.kind(), "stock"))),
         }
     }
 
@@ -71,9 +79,7 @@ impl Provider {
     pub fn return_sink(&self) -> Result<&dyn ReturnSink, ProviderError> {
         match self {
             Provider::NetSuite(c) => Ok(c),
-            Provider::Shopify(_) => Err(ProviderError::Permanent(not_taken(SHOPIFY, "returns"))),
-            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "returns"))),
-            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_taken(SHIPSTATION, "returns"))),
+            _ => Err(ProviderError::Permanent(not_taken(self.kind(), "returns"))),
         }
     }
 
@@ -82,8 +88,7 @@ impl Provider {
         match self {
             Provider::ShipBob(c) => Ok(c),
             Provider::ShipStation(c) => Ok(c),
-            Provider::Shopify(_) => Err(ProviderError::Permanent(not_read(SHOPIFY, "shipments on their own"))),
-            Provider::NetSuite(_) => Err(ProviderError::Permanent(not_read(NETSUITE, "shipments on their own"))),
+            _ => Err(ProviderError::Permanent(not_read(self.kind(), "shipments on their own"))),
         }
     }
 
@@ -91,9 +96,7 @@ impl Provider {
     pub fn price_sink(&self) -> Result<&dyn PriceSink, ProviderError> {
         match self {
             Provider::Shopify(c) => Ok(c),
-            Provider::NetSuite(_) => Err(ProviderError::Permanent(not_taken(NETSUITE, "prices"))),
-            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "prices"))),
-            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_taken(SHIPSTATION, "prices"))),
+            _ => Err(ProviderError::Permanent(not_taken(self.kind(), "prices"))),
         }
     }
 
@@ -102,18 +105,17 @@ impl Provider {
         match self {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
-            Provider::ShipBob(_) => Err(ProviderError::Permanent(not_taken(SHIPBOB, "shipments"))),
-            Provider::ShipStation(_) => Err(ProviderError::Permanent(not_taken(SHIPSTATION, "shipments"))),
+            _ => Err(ProviderError::Permanent(not_taken(self.kind(), "shipments"))),
         }
     }
 
     /// Where orders are sent: an ERP's order book. A store takes none (it has its own).
     pub fn order_sink(&self) -> Result<&dyn OrderSink, ProviderError> {
         match self {
-            Provider::Shopify(_) => Err(ProviderError::Permanent(not_taken(SHOPIFY, "orders"))),
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(c) => Ok(c),
             Provider::ShipStation(c) => Ok(c),
+            _ => Err(ProviderError::Permanent(not_taken(self.kind(), "orders"))),
         }
     }
 
@@ -121,7 +123,7 @@ impl Provider {
     pub fn shopify(&self) -> Option<&shopify::client::Client> {
         match self {
             Provider::Shopify(c) => Some(c),
-            Provider::NetSuite(_) | Provider::ShipBob(_) | Provider::ShipStation(_) => None,
+            _ => None,
         }
     }
 }
