@@ -266,8 +266,10 @@ async fn not_found() -> HttpResponse {
 ///   not match or the timestamp is more than five minutes off (a replay); 400 for a change of
 ///   another account.
 /// - `shipbob`: Standard Webhooks; 401 for a bad signature or a stale timestamp.
-/// - `shipstation`: V1 is unsigned: `?token=` must be the connector's (401 otherwise); 400 for a
-///   body without `resource_url` and `resource_type`.
+/// - `shipstation`: V2 is signed with RSA-SHA256 (`x-shipengine-*`): 404 when a header is missing
+///   or no public key is configured, 400 when the timestamp is more than five minutes off, 401
+///   for an unknown key id or a bad signature. V1 is unsigned: `?token=` must be the connector's
+///   (401 otherwise). 400 for a body without `resource_type` and what it is about.
 ///
 /// 400 for other missing or malformed headers, 404 for an unknown provider, or an unknown or
 /// uninstalled connector.
@@ -289,7 +291,9 @@ async fn provider_webhook(
         "shopify" => c::receive_webhook(db, sealer, id, &body, header).await,
         "netsuite" => c::receive_netsuite(db, sealer, id, &body, header).await,
         "shipbob" => c::receive_shipbob(db, sealer, id, &body, header).await,
-        "shipstation" => c::receive_shipstation(db, sealer, id, query.get("token").map(String::as_str), &body).await,
+        "shipstation" => {
+            c::receive_shipstation(db, sealer, id, query.get("token").map(String::as_str), &body, header).await
+        }
         _ => return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route"),
     };
     inbound_response(id, received)
@@ -301,11 +305,17 @@ fn inbound_response(
 ) -> HttpResponse {
     use crate::services::connectors::InboundError;
     use qm_connectors::netsuite::inbound::InboundError as NetSuite;
+    use qm_connectors::shipstation::webhook::Refused;
     use qm_connectors::shopify::webhook::{SIGNATURE_HEADER, WebhookError};
     use qm_integrations::webhooks::WebhookError as Standard;
     match received {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({ "ok": true })),
-        Err(InboundError::NotFound) => error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector"),
+        Err(InboundError::NotFound | InboundError::ShipStation(Refused::Missing)) => {
+            error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such connector")
+        }
+        Err(InboundError::ShipStation(e @ (Refused::UnknownKey | Refused::BadSignature))) => {
+            error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string())
+        }
         Err(InboundError::Refused(
             e @ (WebhookError::BadSignature | WebhookError::MissingHeader(SIGNATURE_HEADER)),
         )) => error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &e.to_string()),
@@ -319,6 +329,7 @@ fn inbound_response(
             e @ (InboundError::Refused(_)
             | InboundError::NetSuite(_)
             | InboundError::Webhook(_)
+            | InboundError::ShipStation(_)
             | InboundError::OtherAccount(_)),
         ) => error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string()),
         Err(InboundError::Db(e)) => {

@@ -16,5 +16,6 @@ pub mod shipstation;
 pub mod shopify;
 pub mod source;
 pub mod time;
+mod wire;
 
 pub use error::ProviderError;

@@ -218,6 +218,14 @@ pub trait InventorySink: Send + Sync {
         reference: &str,
     ) -> Result<(), ProviderError>;
 
+    /// Whether [`InventorySink::adjust`] is idempotent by its key. A provider without an
+    /// idempotency key (ShipStation's inventory) says no: a delta for it is sent as a
+    /// compare-and-swap [`InventorySink::set`] from the level read before the first attempt, which
+    /// a retry after a lost answer finds already done.
+    fn keyed(&self) -> bool {
+        true
+    }
+
     /// Sets the item's on-hand stock at the location to `on_hand` if it is `expected` now
     /// (compare-and-swap): [`ProviderError::Stale`] when it is not, nothing written. `key` makes it
     /// idempotent, as for [`InventorySink::adjust`].

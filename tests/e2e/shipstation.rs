@@ -217,4 +217,263 @@ mod through_the_api {
         assert_eq!(status().await, "FULFILLED");
         mock.stop().await;
     }
+
+    async fn on_hand(app: &TestApp, token: &str, location: &str, sku: &str) -> i64 {
+        let d = app
+            .data(
+                token,
+                "query($l: ID, $s: String) { stockLevels(locationId: $l, sku: $s, first: 1) { nodes { onHand } } }",
+                json!({ "l": location, "s": sku }),
+            )
+            .await;
+        d["stockLevels"]["nodes"][0]["onHand"].as_i64().unwrap_or(0)
+    }
+
+    /// A V2 webhook signed with the test key at `timestamp`, its signature header replaced by
+    /// `signature` when given, a header left out when `drop` names it.
+    async fn signed(
+        app: &TestApp,
+        connector: &str,
+        body: &[u8],
+        timestamp: &str,
+        signature: Option<&str>,
+        drop: Option<&str>,
+    ) -> u16 {
+        let uuid = connector.rsplit('/').next().expect("uuid");
+        let mut req = app
+            .client
+            .post(format!("{}/webhooks/shipstation/{uuid}", app.address))
+            .header("content-type", "application/json");
+        for (k, v) in qm_tests::shipstation_mock::sign_v2(body, timestamp) {
+            if drop == Some(k) {
+                continue;
+            }
+            let v = match (k, signature) {
+                ("x-shipengine-rsa-sha256-signature", Some(s)) => s.to_owned(),
+                _ => v,
+            };
+            req = req.header(k, v);
+        }
+        req.body(body.to_vec()).send().await.expect("sent").status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn scenario_4_8_v2_stock_is_read_and_set_once_through_a_lost_answer_and_signed_tracking_updates_apply_once() {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("ss-v2").await;
+        let mock = MockShipStation::start().await;
+        mock.add_account("key", "secret", Account::generate(3), 40, std::time::Duration::from_secs(60));
+        mock.add_v2_key("key", "secret", "v2-key");
+        mock.stock("key", "secret", "se-il-1", "SS-0", 7, 1);
+        mock.stock("key", "secret", "se-il-1", "SS-1", 4, 0);
+        mock.stock("key", "secret", "se-il-other", "SS-0", 50, 0);
+        let main = app.location(&t.owner_key, "MAIN").await;
+        let jwks = std::fs::read_to_string(TestApp::repo_root().join("tests/fixtures/jwt/rsa_public.jwks.json"))
+            .expect("jwks");
+        let install = "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id
+            shipstation { v2 webhookKeyIds } locationMapping { providerLocationId stockMaster inventoryLocationId } }
+            userErrors { field code message } } }";
+        let config = |mapping: Value, keys: Value| {
+            json!({ "i": { "kind": "SHIPSTATION", "shipstation": { "apiKey": "key", "apiSecret": "secret",
+                "webhookToken": TOKEN, "baseUrl": mock.url, "v2ApiKey": "v2-key", "webhookPublicKeys": keys,
+                "locationMapping": mapping } } })
+        };
+        // Bad input is refused field by field, nothing stored.
+        let d = app
+            .data(
+                &t.owner_key,
+                install,
+                config(json!([{ "shipstationWarehouseId": "17977", "locationId": main, "inventoryLocationId": "has space" }]), json!("not a key")),
+            )
+            .await;
+        let fields: Vec<Value> = d["connectorInstall"]["userErrors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| e["field"].clone())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                json!(["input", "shipstation", "webhookPublicKeys"]),
+                json!(["input", "shipstation", "locationMapping", "0", "inventoryLocationId"])
+            ],
+            "{d}"
+        );
+        let d = app
+            .data(
+                &t.owner_key,
+                install,
+                config(json!([{ "shipstationWarehouseId": "17977", "locationId": main, "inventoryLocationId": "se-il-1" }]), json!(jwks)),
+            )
+            .await;
+        assert_eq!(d["connectorInstall"]["userErrors"], json!([]), "{d}");
+        let c = &d["connectorInstall"]["connector"];
+        assert_eq!(c["shipstation"], json!({ "v2": true, "webhookKeyIds": ["qm-test-rsa"] }));
+        assert_eq!(
+            c["locationMapping"],
+            json!([{ "providerLocationId": "17977", "stockMaster": false, "inventoryLocationId": "se-il-1" }])
+        );
+        let connector = c["id"].as_str().expect("id").to_owned();
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: SyncRunInput!) { syncRun(input: $i) { syncRun { id } userErrors { message } } }",
+                json!({ "i": { "connectorId": connector } }),
+            )
+            .await;
+        assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
+        for _ in 0..5 {
+            app.drain_jobs().await;
+        }
+        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-0").await, 7, "the warehouse's inventory location only");
+        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-1").await, 4);
+
+        // Scenario 8: a change made here is set in ShipStation as an absolute quantity. The first
+        // answer is lost after ShipStation applied it: the retry finds the quantity set and sends
+        // nothing, where an `increment` would have counted twice.
+        mock.lose_inventory_answers("key", "secret", 1);
+        app.stock(&t.owner_key, "SS-0", &main, 3).await;
+        for _ in 0..3 {
+            app.drain_jobs().await;
+            app.make_jobs_due().await;
+        }
+        assert_eq!(mock.on_hand("key", "secret", "se-il-1", "SS-0"), Some(10));
+        let sent = mock.transactions("key", "secret");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!((sent[0]["transaction_type"].as_str(), sent[0]["quantity"].as_i64()), (Some("adjust"), Some(10)));
+        assert_eq!(mock.on_hand("key", "secret", "se-il-other", "SS-0"), Some(50), "another location untouched");
+
+        // An order sent to ShipStation and shipped there: its stock movement is not sent back.
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: OrderCreateInput!) { orderCreate(input: $i) { order { id } userErrors { field message } } }",
+                json!({ "i": { "externalId": "WEB-V2", "locationId": main, "lines": [{ "sku": "SS-0", "quantity": 1 }] } }),
+            )
+            .await;
+        assert_eq!(d["orderCreate"]["userErrors"], json!([]), "{d}");
+        app.drain_jobs().await;
+        let ss_order = mock.orders("key", "secret").values().next().expect("sent")["orderId"].as_u64().expect("id");
+        mock.ship("key", "secret", (ss_order, 700), &[("7000", 1)], "9400V2", "2026-02-03T09:45:00.0000000");
+        let batch =
+            json!({ "resource_url": format!("{}/shipments?batchId=700", mock.url), "resource_type": "SHIP_NOTIFY" });
+        assert_eq!(notify(&app, &connector, Some(TOKEN), &batch).await, 200);
+        app.drain_jobs().await;
+        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-0").await, 9);
+        assert_eq!(mock.transactions("key", "secret").len(), 1, "ShipStation counted its own shipment");
+
+        // Scenario 4 for V2: a carrier's delivery scan, signed; delivered three times, applied once.
+        let now = chrono::Utc::now();
+        let ts = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = br#"{"resource_url":"https:\/\/api.shipstation.com\/v2\/labels\/se-1\/track","resource_type":"API_TRACK","data":{"tracking_number":"9400V2","status_code":"DE","status_description":"Delivered","carrier_code":"stamps_com"}}"#;
+        let mut flipped = body.to_vec();
+        flipped[40] ^= 1;
+        let stale = (now - chrono::Duration::minutes(6)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let good = qm_tests::shipstation_mock::sign_v2(body, &ts).remove(1).1;
+        assert_eq!(signed(&app, &connector, &flipped, &ts, Some(&good), None).await, 401, "a flipped byte");
+        let reserialised = String::from_utf8_lossy(body).replace("\\/", "/");
+        assert_ne!(reserialised.as_bytes(), body);
+        let sent = signed(&app, &connector, reserialised.as_bytes(), &ts, Some(&good), None).await;
+        assert_eq!(sent, 401, "re-serialised");
+        assert_eq!(signed(&app, &connector, body, &stale, None, None).await, 400, "stale");
+        assert_eq!(
+            signed(&app, &connector, body, &ts, None, Some("x-shipengine-rsa-sha256-signature")).await,
+            404,
+            "a missing header hides the endpoint"
+        );
+        let other = qm_tests::shipstation_mock::sign_v2(b"{}", &ts).remove(1).1;
+        assert_eq!(signed(&app, &connector, body, &ts, Some(&other), None).await, 401, "another body's signature");
+        let sends = (0..3).map(|_| signed(&app, &connector, body, &ts, None, None));
+        assert_eq!(futures_util::future::join_all(sends).await, [200, 200, 200], "three at once");
+        app.drain_jobs().await;
+        let d = app
+            .data(
+                &t.owner_key,
+                "{ shipments(first: 5) { nodes { trackingNumber status events { status description } } } }",
+                json!({}),
+            )
+            .await;
+        let sh = &d["shipments"]["nodes"][0];
+        assert_eq!((sh["trackingNumber"].as_str(), sh["status"].as_str()), (Some("9400V2"), Some("delivered")), "{d}");
+        assert_eq!(
+            sh["events"].as_array().expect("events").iter().filter(|e| e["status"] == "delivered").count(),
+            1,
+            "{d}"
+        );
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_stock_master_of_a_location_is_configuration_its_levels_win_and_its_followers_follow() {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("ss-master").await;
+        let mock = MockShipStation::start().await;
+        for (key, on_hand) in [("a", 20), ("b", 99)] {
+            mock.add_account(key, "secret", Account::generate(2), 40, std::time::Duration::from_secs(60));
+            mock.add_v2_key(key, "secret", &format!("v2-{key}"));
+            mock.stock(key, "secret", "se-il-1", "SS-0", on_hand, 0);
+        }
+        let main = app.location(&t.owner_key, "MAIN").await;
+        let install = async |key: &str, master: bool| {
+            let d = app
+                .data(
+                    &t.owner_key,
+                    "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } userErrors { field code message } } }",
+                    json!({ "i": { "kind": "SHIPSTATION", "shipstation": { "apiKey": key, "apiSecret": "secret",
+                        "webhookToken": TOKEN, "baseUrl": mock.url, "v2ApiKey": format!("v2-{key}"),
+                        "locationMapping": [{ "shipstationWarehouseId": "17977", "locationId": main,
+                            "inventoryLocationId": "se-il-1", "stockMaster": master }] } } }),
+                )
+                .await;
+            d["connectorInstall"].clone()
+        };
+        let a = install("a", true).await["connector"]["id"].as_str().expect("a").to_owned();
+        let b = install("b", false).await["connector"]["id"].as_str().expect("b").to_owned();
+        let taken = install("c", true).await;
+        assert_eq!(taken["userErrors"][0]["code"], "TAKEN", "{taken}");
+        assert_eq!(
+            taken["userErrors"][0]["field"],
+            json!(["input", "shipstation", "locationMapping", "0", "stockMaster"])
+        );
+        for id in [&b, &a] {
+            let d = app
+                .data(
+                    &t.owner_key,
+                    "mutation($i: SyncRunInput!) { syncRun(input: $i) { userErrors { message } } }",
+                    json!({ "i": { "connectorId": id } }),
+                )
+                .await;
+            assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
+            for _ in 0..4 {
+                app.drain_jobs().await;
+            }
+        }
+        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-0").await, 20, "the master's 20, never the follower's 99");
+        assert_eq!(mock.on_hand("b", "secret", "se-il-1", "SS-0"), Some(20), "what the master said goes on");
+        app.stock(&t.owner_key, "SS-0", &main, -2).await;
+        mock.stock("a", "secret", "se-il-1", "SS-0", 18, 0);
+        for _ in 0..2 {
+            app.drain_jobs().await;
+        }
+        assert_eq!(mock.on_hand("b", "secret", "se-il-1", "SS-0"), Some(18), "the follower follows our level");
+        assert_eq!(mock.transactions("a", "secret"), Vec::<Value>::new(), "the master counts its own");
+        let sent: Vec<_> = mock.transactions("b", "secret").iter().map(|t| t["quantity"].as_i64()).collect();
+        assert_eq!(sent, [Some(20), Some(18)], "absolute quantities, never a delta");
+        // The master's next read changes nothing here, and sends the follower nothing.
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: SyncRunInput!) { syncRun(input: $i) { userErrors { message } } }",
+                json!({ "i": { "connectorId": a } }),
+            )
+            .await;
+        assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
+        for _ in 0..4 {
+            app.drain_jobs().await;
+        }
+        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-0").await, 18);
+        assert_eq!(mock.transactions("b", "secret").len(), 2);
+        mock.stop().await;
+    }
 }

@@ -41,24 +41,32 @@ pub struct Connector(pub connector::Model);
 
 /// A provider location and the location of ours its stock and orders belong to.
 pub struct LocationMapping {
-    shopify_location_id: String,
-    location_id: Uuid,
+    link: service::LocationLink,
+    kind: String,
 }
 
 #[Object]
 impl LocationMapping {
     /// The provider's location id (named for Shopify, the first provider; any provider's).
     async fn shopify_location_id(&self) -> &str {
-        &self.shopify_location_id
+        &self.link.provider_location_id
     }
     /// The provider's location id: a Shopify global id, a NetSuite internal id.
     async fn provider_location_id(&self) -> &str {
-        &self.shopify_location_id
+        &self.link.provider_location_id
+    }
+    /// Whether the provider is the location's stock master (given, or its kind's default).
+    async fn stock_master(&self) -> bool {
+        self.link.stock_master(&self.kind)
+    }
+    /// ShipStation: the V2 inventory location holding the warehouse's stock.
+    async fn inventory_location_id(&self) -> Option<&str> {
+        self.link.inventory_location_id.as_deref()
     }
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
         let p = ctx.principal()?;
         let s = read_tx(ctx, p).await?;
-        let found = lookup::location(&s, self.location_id).await?;
+        let found = lookup::location(&s, self.link.location_id).await?;
         s.commit().await?;
         Ok(found.map(Location))
     }
@@ -91,6 +99,17 @@ impl Connector {
             .shipbob
             .map(|s| ShipBobSettings { channel_id: s.channel_id, shipping_method: s.shipping_method })
     }
+    /// How a ShipStation account is reached beyond V1 (null for other kinds).
+    async fn shipstation(&self) -> Option<ShipStationSettings> {
+        service::settings_of(&self.0).shipstation.map(|x| ShipStationSettings {
+            v2: x.v2,
+            webhook_key_ids: x
+                .webhook_public_keys
+                .and_then(|k| qm_connectors::shipstation::webhook::PublicKeys::parse(&k).ok())
+                .map(|k| k.ids())
+                .unwrap_or_default(),
+        })
+    }
     async fn status(&self) -> ConnectorStatus {
         match self.0.status.as_str() {
             "paused" => ConnectorStatus::Paused,
@@ -119,7 +138,7 @@ impl Connector {
         service::settings_of(&self.0)
             .location_mapping
             .into_iter()
-            .map(|l| LocationMapping { shopify_location_id: l.provider_location_id, location_id: l.location_id })
+            .map(|link| LocationMapping { link, kind: self.0.kind.clone() })
             .collect()
     }
     /// Whether credentials are stored (they are never shown).
@@ -377,6 +396,10 @@ pub struct LocationMappingInput {
     /// `gid://shopify/Location/…`
     pub shopify_location_id: String,
     pub location_id: ID,
+    /// Whether this provider is the location's stock master: its levels are the truth there
+    /// (another connector's levels for the location are not applied) and stock changed here is
+    /// not sent to it. At most one connector is a location's master. Default: no.
+    pub stock_master: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -447,6 +470,13 @@ pub struct ShipStationLocationMappingInput {
     /// The ShipStation warehouse's id (`GET /warehouses`).
     pub shipstation_warehouse_id: String,
     pub location_id: ID,
+    /// The V2 inventory location (`GET /v2/inventory_locations`) that holds the warehouse's
+    /// stock: its levels are read, and stock changed here is set there (needs `v2ApiKey`).
+    pub inventory_location_id: Option<String>,
+    /// Whether this provider is the location's stock master: its levels are the truth there
+    /// (another connector's levels for the location are not applied) and stock changed here is
+    /// not sent to it. At most one connector is a location's master. Default: no.
+    pub stock_master: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -463,7 +493,14 @@ pub struct ShipStationConfigInput {
     /// ShipStation.
     #[graphql(default)]
     pub location_mapping: Vec<ShipStationLocationMappingInput>,
-    /// Reach the API here instead of ShipStation's (a mock).
+    /// The V2 API key (a key of its own: ShipStation API Settings, V2): stock of the warehouses
+    /// given an `inventoryLocationId` is read and set through V2. Sealed, never returned.
+    pub v2_api_key: Option<String>,
+    /// The public keys V2 webhooks are verified with: ShipStation's published JWKS document
+    /// (`{"keys": [...]}`), or one RSA public key in PEM. Without them V2 webhooks are refused;
+    /// their target URL is `…/webhooks/shipstation/{connector id}`.
+    pub webhook_public_keys: Option<String>,
+    /// Reach both APIs here instead of ShipStation's (a mock).
     pub base_url: Option<String>,
 }
 
@@ -472,6 +509,10 @@ pub struct ShipBobLocationMappingInput {
     /// The ShipBob fulfilment centre's id (`GET /location`).
     pub shipbob_location_id: String,
     pub location_id: ID,
+    /// Whether this provider is the location's stock master: its levels are the truth there
+    /// (another connector's levels for the location are not applied) and stock changed here is
+    /// not sent to it. At most one connector is a location's master. Default: yes (ShipBob owns its warehouses' stock).
+    pub stock_master: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -490,6 +531,16 @@ pub struct ShipBobConfigInput {
     pub location_mapping: Vec<ShipBobLocationMappingInput>,
     /// Reach the API here instead of ShipBob's (the sandbox, a mock).
     pub base_url: Option<String>,
+}
+
+/// How a ShipStation account is reached beyond V1.
+#[derive(SimpleObject)]
+pub struct ShipStationSettings {
+    /// Whether a V2 API key is stored (stock read and set through V2).
+    pub v2: bool,
+    /// The ids of the keys V2 webhooks are verified with (`*` for a PEM key, which verifies any
+    /// id); empty: V2 webhooks are refused.
+    pub webhook_key_ids: Vec<String>,
 }
 
 /// How orders go to ShipBob.
@@ -515,6 +566,10 @@ pub struct NetSuiteLocationMappingInput {
     /// The NetSuite location's internal id.
     pub netsuite_location_id: String,
     pub location_id: ID,
+    /// Whether this provider is the location's stock master: its levels are the truth there
+    /// (another connector's levels for the location are not applied) and stock changed here is
+    /// not sent to it. At most one connector is a location's master. Default: no.
+    pub stock_master: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -617,8 +672,18 @@ pub struct ConnectorPayload {
     pub user_errors: Vec<UserError>,
 }
 
-fn mapping(m: Vec<LocationMappingInput>) -> Vec<(String, Option<Uuid>)> {
-    m.into_iter().map(|l| (l.shopify_location_id, parse_gid(&l.location_id, "Location"))).collect()
+fn mapping(m: Vec<LocationMappingInput>) -> Vec<service::Mapped> {
+    m.into_iter().map(|l| mapped(l.shopify_location_id, &l.location_id, l.stock_master)).collect()
+}
+
+/// A mapping entry of any provider.
+fn mapped(provider_location_id: String, location_id: &ID, stock_master: Option<bool>) -> service::Mapped {
+    service::Mapped {
+        provider_location_id,
+        location_id: parse_gid(location_id, "Location"),
+        stock_master,
+        inventory_location_id: None,
+    }
 }
 
 fn payload(outcome: Result<connector::Model, Vec<UserError>>) -> ConnectorPayload {
@@ -740,7 +805,7 @@ impl ConnectorsMutation {
                     location_mapping: n
                         .location_mapping
                         .into_iter()
-                        .map(|l| (l.netsuite_location_id, parse_gid(&l.location_id, "Location")))
+                        .map(|l| mapped(l.netsuite_location_id, &l.location_id, l.stock_master))
                         .collect(),
                 };
                 service::install_netsuite(&s, &state.sealer, &state.providers, input).await?
@@ -750,11 +815,16 @@ impl ConnectorsMutation {
                     api_key: x.api_key,
                     api_secret: x.api_secret,
                     webhook_token: x.webhook_token,
+                    v2_api_key: x.v2_api_key,
+                    webhook_public_keys: x.webhook_public_keys,
                     base_url: x.base_url,
                     location_mapping: x
                         .location_mapping
                         .into_iter()
-                        .map(|l| (l.shipstation_warehouse_id, parse_gid(&l.location_id, "Location")))
+                        .map(|l| service::Mapped {
+                            inventory_location_id: l.inventory_location_id,
+                            ..mapped(l.shipstation_warehouse_id, &l.location_id, l.stock_master)
+                        })
                         .collect(),
                 };
                 service::install_shipstation(&s, &state.sealer, &state.providers, input).await?
@@ -768,7 +838,7 @@ impl ConnectorsMutation {
                     location_mapping: b
                         .location_mapping
                         .into_iter()
-                        .map(|l| (l.shipbob_location_id, parse_gid(&l.location_id, "Location")))
+                        .map(|l| mapped(l.shipbob_location_id, &l.location_id, l.stock_master))
                         .collect(),
                 };
                 service::install_shipbob(&s, &state.sealer, &state.providers, input).await?

@@ -69,6 +69,23 @@ pub struct Settings {
     /// A ShipBob merchant's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipbob: Option<ShipBobSettings>,
+    /// A ShipStation account's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipstation: Option<ShipStationSettings>,
+}
+
+/// How a ShipStation account is reached beyond V1.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipStationSettings {
+    /// Whether a V2 API key is stored: stock is read from (and, where ShipStation is not the
+    /// stock master, sent to) the inventory locations of the mapped warehouses.
+    #[serde(default)]
+    pub v2: bool,
+    /// The public keys V2 webhooks are verified with (ShipStation's JWKS, or one PEM key); none:
+    /// V2 webhooks are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_public_keys: Option<String>,
 }
 
 /// How orders go to ShipBob.
@@ -126,6 +143,33 @@ pub const BULK_IMPORT_FROM: u64 = 1_000;
 pub struct LocationLink {
     pub provider_location_id: String,
     pub location_id: Uuid,
+    /// Whether the provider is the location's stock master; `None`: its kind's default (see
+    /// [`LocationLink::stock_master`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_master: Option<bool>,
+    /// ShipStation: the V2 inventory location that holds the warehouse's stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_location_id: Option<String>,
+}
+
+impl LocationLink {
+    /// Whether a connector of `kind` is the stock master of the location: its levels are the
+    /// truth there, so another connector's levels for it are not applied and stock changed here
+    /// is not sent to it (it counts its own). By default a ShipBob warehouse's master is ShipBob
+    /// (it owns the warehouse's stock and takes no writes); any other provider follows.
+    pub fn stock_master(&self, kind: &str) -> bool {
+        self.stock_master.unwrap_or(kind == SHIPBOB)
+    }
+}
+
+/// One entry of a location mapping as given: the provider's location, ours, and the options.
+#[derive(Debug, Clone, Default)]
+pub struct Mapped {
+    pub provider_location_id: String,
+    /// `None`: not one of ours (an unreadable id).
+    pub location_id: Option<Uuid>,
+    pub stock_master: Option<bool>,
+    pub inventory_location_id: Option<String>,
 }
 
 /// What is sealed: Shopify's access token, or NetSuite's token-based authentication secrets, and
@@ -141,6 +185,9 @@ struct Credentials {
     /// ShipStation's API secret (its key is `access_token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     api_secret: Option<String>,
+    /// ShipStation's V2 API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v2_api_key: Option<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -161,7 +208,7 @@ pub struct ConfigInput {
     pub api_version: Option<String>,
     /// `Some(None)` removes the override.
     pub base_url: Option<Option<String>>,
-    pub location_mapping: Option<Vec<(String, Option<Uuid>)>>,
+    pub location_mapping: Option<Vec<Mapped>>,
     pub bulk_import: Option<BulkImport>,
 }
 
@@ -187,11 +234,23 @@ pub fn open_credentials(sealer: &Sealer, c: &connector::Model) -> Option<(String
     open(sealer, c).map(|creds| (creds.access_token, creds.webhook_secret))
 }
 
-/// Opens a ShipStation connector's API key and secret and its webhook token; `None` once
-/// uninstalled.
-pub fn open_shipstation(sealer: &Sealer, c: &connector::Model) -> Option<(String, String, String)> {
+/// A ShipStation connector's secrets.
+pub struct ShipStationSecrets {
+    pub api_key: String,
+    pub api_secret: String,
+    pub webhook_token: String,
+    pub v2_api_key: Option<String>,
+}
+
+/// Opens a ShipStation connector's secrets; `None` once uninstalled.
+pub fn open_shipstation(sealer: &Sealer, c: &connector::Model) -> Option<ShipStationSecrets> {
     let creds = open(sealer, c)?;
-    Some((creds.access_token, creds.api_secret?, creds.webhook_secret))
+    Some(ShipStationSecrets {
+        api_key: creds.access_token,
+        api_secret: creds.api_secret?,
+        webhook_token: creds.webhook_secret,
+        v2_api_key: creds.v2_api_key,
+    })
 }
 
 /// Opens a NetSuite connector's token-based authentication secrets and the secret its User Event
@@ -283,8 +342,10 @@ pub async fn install(
         bulk_import: input.bulk_import.unwrap_or_default(),
         netsuite: None,
         shipbob: None,
+        shipstation: None,
     };
-    let creds = Credentials { access_token: token, webhook_secret: secret, tba: None, api_secret: None };
+    let creds =
+        Credentials { access_token: token, webhook_secret: secret, tba: None, api_secret: None, v2_api_key: None };
     save_install(s, sealer, SHOPIFY, shop, settings, &creds, &["input", "config", "shopDomain"]).await
 }
 
@@ -307,8 +368,12 @@ async fn save_install(
     if existing.as_ref().is_some_and(|c| c.status != "uninstalled") {
         return Ok(Err(taken(field, &account)));
     }
-    let now = repo::now();
     let id = existing.as_ref().map_or_else(Uuid::now_v7, |c| c.id);
+    let conflicts = master_conflicts(s, id, kind, &settings.location_mapping, field).await?;
+    if !conflicts.is_empty() {
+        return Ok(Err(conflicts));
+    }
+    let now = repo::now();
     let sealed = seal_credentials(sealer, s.tenant(), id, creds);
     let row = connector::Model {
         tenant_id: s.tenant(),
@@ -359,35 +424,79 @@ const fn numeric_location(field: &'static str) -> MappedId {
 }
 
 /// The links of a location mapping, the problems in `errors` at
-/// `{field}.locationMapping.{i}.{id field|locationId}`.
+/// `{field}.locationMapping.{i}.{id field|locationId|inventoryLocationId}`.
 async fn provider_links(
     s: &Scoped,
-    mapping: &[(String, Option<Uuid>)],
+    mapping: &[Mapped],
     field: &(dyn Fn(&str) -> Vec<String> + Sync),
     id: &MappedId,
     errors: &mut Vec<UserError>,
 ) -> Result<Vec<LocationLink>, DbErr> {
     let mut links = Vec::with_capacity(mapping.len());
     let mut seen = BTreeSet::new();
-    for (i, (provider, ours)) in mapping.iter().enumerate() {
+    for (i, m) in mapping.iter().enumerate() {
         let path = |leaf: &str| {
             let mut p = field("locationMapping");
             p.extend([i.to_string(), leaf.to_owned()]);
             p
         };
+        let provider = &m.provider_location_id;
         if !(id.valid)(provider) {
             errors.push(UserError::invalid(&at(&path(id.field)), id.message));
         } else if !seen.insert(provider.clone()) {
             errors.push(UserError::invalid(&at(&path(id.field)), "mapped twice"));
         }
-        match ours {
-            Some(id) if lookup::location(s, *id).await?.is_some() => {
-                links.push(LocationLink { provider_location_id: provider.clone(), location_id: *id })
-            }
+        if let Some(l) = &m.inventory_location_id
+            && (l.is_empty() || l.len() > 100 || l.chars().any(char::is_whitespace))
+        {
+            errors.push(UserError::invalid(&at(&path("inventoryLocationId")), "1 to 100 characters without spaces"));
+        }
+        match m.location_id {
+            Some(id) if lookup::location(s, id).await?.is_some() => links.push(LocationLink {
+                provider_location_id: provider.clone(),
+                location_id: id,
+                stock_master: m.stock_master,
+                inventory_location_id: m.inventory_location_id.clone(),
+            }),
             _ => errors.push(UserError::not_found(&at(&path("locationId")), "location")),
         }
     }
     Ok(links)
+}
+
+/// The problems of a mapping that makes connector `id` (of `kind`) the stock master of a
+/// location another active connector is already the master of, at `{field}.locationMapping.{i}`.
+async fn master_conflicts(
+    s: &Scoped,
+    id: Uuid,
+    kind: &str,
+    links: &[LocationLink],
+    field: &[&str],
+) -> Result<Vec<UserError>, DbErr> {
+    if !links.iter().any(|l| l.stock_master(kind)) {
+        return Ok(Vec::new());
+    }
+    let others = repo::find::<connector::Entity>(s)
+        .filter(connector::Column::Id.ne(id))
+        .filter(connector::Column::Status.ne("uninstalled"))
+        .all(&s.tx)
+        .await?;
+    let mut errors = Vec::new();
+    for (i, l) in links.iter().enumerate().filter(|(_, l)| l.stock_master(kind)) {
+        let master = others.iter().find(|o| {
+            settings_of(o).location_mapping.iter().any(|m| m.location_id == l.location_id && m.stock_master(&o.kind))
+        });
+        if let Some(o) = master {
+            let mut path: Vec<String> = field[..field.len() - 1].iter().map(|f| (*f).to_owned()).collect();
+            path.extend(["locationMapping".to_owned(), i.to_string(), "stockMaster".to_owned()]);
+            errors.push(UserError::new(
+                &at(&path),
+                UserErrorCode::Taken,
+                format!("the location's stock master is already the {} connector {}", o.kind, o.external_account),
+            ));
+        }
+    }
+    Ok(errors)
 }
 
 /// A ShipBob merchant to connect.
@@ -398,7 +507,7 @@ pub struct ShipBobInput {
     pub webhook_secret: String,
     pub settings: ShipBobSettings,
     pub base_url: Option<String>,
-    pub location_mapping: Vec<(String, Option<Uuid>)>,
+    pub location_mapping: Vec<Mapped>,
 }
 
 /// Installs a ShipBob connector (or installs again one that was uninstalled); the account is the
@@ -443,20 +552,30 @@ pub async fn install_shipbob(
         bulk_import: BulkImport::Never,
         netsuite: None,
         shipbob: Some(input.settings),
+        shipstation: None,
     };
-    let creds =
-        Credentials { access_token: input.token, webhook_secret: input.webhook_secret, tba: None, api_secret: None };
+    let creds = Credentials {
+        access_token: input.token,
+        webhook_secret: input.webhook_secret,
+        tba: None,
+        api_secret: None,
+        v2_api_key: None,
+    };
     save_install(s, sealer, SHIPBOB, account, settings, &creds, &["input", "shipbob", "channelId"]).await
 }
 
-/// A ShipStation account to connect (its V1 API).
+/// A ShipStation account to connect.
 pub struct ShipStationInput {
     pub api_key: String,
     pub api_secret: String,
     /// The token in the webhook target URL (V1 webhooks are unsigned).
     pub webhook_token: String,
+    /// The V2 API key: stock is read and set through V2.
+    pub v2_api_key: Option<String>,
+    /// The keys V2 webhooks are verified with: a JWKS or a PEM key.
+    pub webhook_public_keys: Option<String>,
     pub base_url: Option<String>,
-    pub location_mapping: Vec<(String, Option<Uuid>)>,
+    pub location_mapping: Vec<Mapped>,
 }
 
 /// Installs a ShipStation connector (or installs again one that was uninstalled); the account
@@ -470,14 +589,22 @@ pub async fn install_shipstation(
     let field = |name: &str| vec!["input".to_owned(), "shipstation".to_owned(), name.to_owned()];
     let mut errors = Vec::new();
     let values = [
-        ("apiKey", &input.api_key, 1),
-        ("apiSecret", &input.api_secret, 1),
-        ("webhookToken", &input.webhook_token, 24),
+        ("apiKey", Some(&input.api_key), 1),
+        ("apiSecret", Some(&input.api_secret), 1),
+        ("webhookToken", Some(&input.webhook_token), 24),
+        ("v2ApiKey", input.v2_api_key.as_ref(), 1),
     ];
     for (name, v, min) in values {
-        if v.trim().len() < min || v.len() > 256 || v.chars().any(char::is_whitespace) {
+        if let Some(v) = v
+            && (v.trim().len() < min || v.len() > 256 || v.chars().any(char::is_whitespace))
+        {
             errors.push(UserError::invalid(&at(&field(name)), format!("{min} to 256 characters without spaces")));
         }
+    }
+    if let Some(keys) = &input.webhook_public_keys
+        && let Err(e) = qm_connectors::shipstation::webhook::PublicKeys::parse(keys)
+    {
+        errors.push(UserError::invalid(&at(&field("webhookPublicKeys")), e));
     }
     if let Some(u) = &input.base_url
         && let Err(e) = providers.check_base_url(u)
@@ -487,6 +614,15 @@ pub async fn install_shipstation(
     let links =
         provider_links(s, &input.location_mapping, &field, &numeric_location("shipstationWarehouseId"), &mut errors)
             .await?;
+    if input.v2_api_key.is_none() {
+        for (i, m) in input.location_mapping.iter().enumerate() {
+            if m.inventory_location_id.is_some() {
+                let mut path = field("locationMapping");
+                path.extend([i.to_string(), "inventoryLocationId".to_owned()]);
+                errors.push(UserError::invalid(&at(&path), "stock is read through V2: give v2ApiKey too"));
+            }
+        }
+    }
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
@@ -497,12 +633,17 @@ pub async fn install_shipstation(
         bulk_import: BulkImport::Never,
         netsuite: None,
         shipbob: None,
+        shipstation: Some(ShipStationSettings {
+            v2: input.v2_api_key.is_some(),
+            webhook_public_keys: input.webhook_public_keys,
+        }),
     };
     let creds = Credentials {
         access_token: input.api_key.clone(),
         webhook_secret: input.webhook_token,
         tba: None,
         api_secret: Some(input.api_secret),
+        v2_api_key: input.v2_api_key,
     };
     save_install(s, sealer, SHIPSTATION, input.api_key, settings, &creds, &["input", "shipstation", "apiKey"]).await
 }
@@ -514,7 +655,7 @@ pub struct NetSuiteInput {
     pub webhook_secret: String,
     pub settings: NetSuiteSettings,
     pub base_url: Option<String>,
-    pub location_mapping: Vec<(String, Option<Uuid>)>,
+    pub location_mapping: Vec<Mapped>,
 }
 
 /// Installs a NetSuite connector (or installs again one that was uninstalled).
@@ -581,12 +722,14 @@ pub async fn install_netsuite(
         bulk_import: BulkImport::Never,
         netsuite: Some(input.settings),
         shipbob: None,
+        shipstation: None,
     };
     let creds = Credentials {
         access_token: String::new(),
         webhook_secret: input.webhook_secret,
         tba: Some(input.secrets),
         api_secret: None,
+        v2_api_key: None,
     };
     save_install(s, sealer, NETSUITE, account, settings, &creds, &["input", "netsuite", "accountId"]).await
 }
@@ -596,7 +739,12 @@ fn taken(field: &[&str], account: &str) -> Vec<UserError> {
 }
 
 fn seal(sealer: &Sealer, tenant: Uuid, id: Uuid, access_token: String, webhook_secret: String) -> String {
-    seal_credentials(sealer, tenant, id, &Credentials { access_token, webhook_secret, tba: None, api_secret: None })
+    seal_credentials(
+        sealer,
+        tenant,
+        id,
+        &Credentials { access_token, webhook_secret, tba: None, api_secret: None, v2_api_key: None },
+    )
 }
 
 fn seal_credentials(sealer: &Sealer, tenant: Uuid, id: Uuid, creds: &Credentials) -> String {
@@ -652,6 +800,10 @@ pub async fn update(
         settings.base_url = u;
     }
     if let Some(l) = links {
+        let conflicts = master_conflicts(s, c.id, &c.kind, &l, &["input", "config", "locationMapping"]).await?;
+        if !conflicts.is_empty() {
+            return Ok(Err(conflicts));
+        }
         settings.location_mapping = l;
     }
     if let Some(b) = input.bulk_import {
@@ -731,6 +883,8 @@ pub enum InboundError {
     NetSuite(#[from] qm_connectors::netsuite::inbound::InboundError),
     #[error(transparent)]
     Webhook(#[from] qm_integrations::webhooks::WebhookError),
+    #[error(transparent)]
+    ShipStation(#[from] qm_connectors::shipstation::webhook::Refused),
     /// A message signed for this connector about another NetSuite account.
     #[error("the message is about account {0}, not this connector's")]
     OtherAccount(String),
@@ -832,35 +986,55 @@ pub async fn receive_shipbob<'a>(
     Ok(received)
 }
 
-/// Receives a ShipStation V1 webhook for connector `id`: unsigned, so it is accepted only with the
-/// connector's token in the URL (compared in constant time); stored once per resource (V1 names
-/// no delivery id: the resource type and URL are the key) and applied by fetching the resource
-/// from ShipStation.
-pub async fn receive_shipstation(
+/// Receives a ShipStation webhook for connector `id`, stored once and applied by the sync engine.
+/// - V2 (the `x-shipengine-*` headers): verified against the connector's configured public keys
+///   (none configured: 404, as for a missing header); a tracking event is stored once per
+///   tracking number and status, another once per resource.
+/// - V1: unsigned, so accepted only with the connector's token in the URL (compared in constant
+///   time); stored once per resource (V1 names no delivery id: the resource type and URL are the
+///   key) and applied by fetching the resource from ShipStation.
+pub async fn receive_shipstation<'h>(
     db: &crate::db::Db,
     sealer: &Sealer,
     id: Uuid,
     token: Option<&str>,
     body: &[u8],
+    header: impl Fn(&str) -> Option<&'h str>,
 ) -> Result<Received, InboundError> {
+    use qm_connectors::shipstation::webhook::{self as v2, Refused};
     use qm_integrations::webhooks::WebhookError;
     use sha2::Digest as _;
     let c = installed(db, id, SHIPSTATION).await?;
-    let Some((_, _, expected)) = open_shipstation(sealer, &c) else { return Err(InboundError::NotFound) };
-    if !crate::auth::constant_time_eq(token.unwrap_or_default().as_bytes(), expected.as_bytes()) {
+    let Some(secrets) = open_shipstation(sealer, &c) else { return Err(InboundError::NotFound) };
+    let signed =
+        v2::Headers { key_id: header(v2::KEY_ID), signature: header(v2::SIGNATURE), timestamp: header(v2::TIMESTAMP) };
+    let is_v2 = signed.key_id.is_some() || signed.signature.is_some() || signed.timestamp.is_some();
+    if is_v2 {
+        let keys = settings_of(&c).shipstation.and_then(|x| x.webhook_public_keys);
+        let keys = keys.and_then(|k| v2::PublicKeys::parse(&k).ok()).ok_or(Refused::Missing)?;
+        v2::verify(&keys, &signed, body, repo::now())?;
+    } else if !crate::auth::constant_time_eq(token.unwrap_or_default().as_bytes(), secrets.webhook_token.as_bytes()) {
         return Err(InboundError::Webhook(WebhookError::BadSignature));
     }
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| InboundError::Webhook(WebhookError::BadHeaders))?;
-    let (Some(url), Some(kind)) = (v["resource_url"].as_str(), v["resource_type"].as_str()) else {
+    let Some(kind) = v["resource_type"].as_str() else {
         return Err(InboundError::Webhook(WebhookError::BadHeaders));
     };
-    let key = sha2::Sha256::digest(format!("{kind}|{url}").as_bytes());
+    let identity = match (v["resource_url"].as_str(), v["data"]["tracking_number"].as_str()) {
+        (_, Some(number)) if is_v2 => {
+            format!("track|{number}|{}", v["data"]["status_code"].as_str().unwrap_or_default())
+        }
+        (Some(url), _) => format!("{kind}|{url}"),
+        (None, _) => return Err(InboundError::Webhook(WebhookError::BadHeaders)),
+    };
+    let key = sha2::Sha256::digest(identity.as_bytes());
+    let at = signed.timestamp.and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok()).map(|t| t.to_utc());
     let s = db.scoped(c.tenant_id, crate::db::TxMode::Write).await?;
-    let row = delivery_row(&c, key.iter().map(|b| format!("{b:02x}")).collect(), kind.to_owned(), None, body);
+    let row = delivery_row(&c, key.iter().map(|b| format!("{b:02x}")).collect(), kind.to_owned(), at, body);
     let received = store_delivery(&s, row).await?;
     s.commit().await?;
-    tracing::info!(connector = %id, kind, ?received, "ShipStation webhook received");
+    tracing::info!(connector = %id, kind, v2 = is_v2, ?received, "ShipStation webhook received");
     Ok(received)
 }
 

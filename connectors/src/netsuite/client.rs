@@ -31,6 +31,7 @@ use crate::source::{
     ExternalProduct, ExternalVariant, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource,
     OutboundOrder, OutboundReturn, Problem, ReturnSink, ShipmentSink, ShippedLine, Tracking,
 };
+use crate::wire::text;
 
 /// The most rows one SuiteQL page holds.
 pub const MAX_PAGE: usize = 1000;
@@ -409,14 +410,6 @@ impl Client {
             ),
             None => "1 = 1".into(),
         }
-    }
-}
-
-fn text(v: &Value, k: &str) -> Option<String> {
-    match &v[k] {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

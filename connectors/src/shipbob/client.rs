@@ -25,6 +25,7 @@ use crate::source::{
     ExternalVariant, InventorySource, LocationSource, OrderSink, OutboundOrder, Problem, ShipmentSource, ShippedItem,
     Tracking,
 };
+use crate::wire::text;
 
 pub const API_VERSION: &str = "2026-01";
 /// Rows a page (ShipBob allows 1 to 250).
@@ -192,14 +193,6 @@ fn message(body: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
-    }
-}
-
-fn text(v: &Value, k: &str) -> Option<String> {
-    match &v[k] {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

@@ -5,17 +5,14 @@
 //!
 //! V1 writes its dates in ShipStation's own wall-clock time, Pacific, with no offset
 //! (`2026-02-03T09:20:00.0000000`): they are read and written through
-//! [`crate::time::SHIPSTATION_V1_ZONE`]. Limits: 40 requests a minute, told in
-//! `X-Rate-Limit-Limit`/`-Remaining`/`-Reset` (seconds to the next window): when a window is
-//! spent the client waits for the reset before its next request instead of being refused, and a
-//! `429` is waited out the same way, within [`Config::max_wait`].
+//! [`crate::time::SHIPSTATION_V1_ZONE`]. Limits: 40 requests a minute (see [`super`]).
 //!
 //! V1 webhooks are thin and unsigned (`{resource_url, resource_type}`): the receiver fetches the
 //! resource with the account's credentials, so [`Client::resource`] fetches only a URL on
 //! ShipStation's own API host (the configured one), never one a forged webhook names.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -28,6 +25,9 @@ use crate::source::{
     LocationSource, OrderSink, OutboundOrder, Problem, ShipmentSource, ShippedItem, Tracking,
 };
 use crate::time::SHIPSTATION_V1_ZONE;
+
+pub use super::Limits;
+use super::{next_page, page_of, text};
 
 pub const PUBLIC: &str = "https://ssapi.shipstation.com";
 /// Rows a page (V1 allows up to 500).
@@ -68,25 +68,10 @@ impl Config {
     }
 }
 
-/// One account's rate window as last told, shared by its clients in this process.
-#[derive(Debug, Default)]
-pub struct Limits {
-    /// When the spent window resets, if it is spent.
-    spent_until: Mutex<Option<Instant>>,
-}
-
 pub struct Client {
     http: reqwest::Client,
     config: Config,
     limits: Arc<Limits>,
-}
-
-fn text(v: &Value, k: &str) -> Option<String> {
-    match &v[k] {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// A V1 date: Pacific wall-clock time.
@@ -113,19 +98,7 @@ impl Client {
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
     }
 
-    /// Waits until the account's spent window resets, or says how long that is when too long.
-    async fn wait_for_window(&self, deadline: Instant) -> Result<(), ProviderError> {
-        let until = *self.limits.spent_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(until) = until.filter(|u| *u > Instant::now()) else { return Ok(()) };
-        if until > deadline {
-            return Err(ProviderError::RateLimited { retry_after: until - Instant::now() });
-        }
-        tokio::time::sleep_until(until.into()).await;
-        Ok(())
-    }
-
-    /// Sends a request (within the rate window); the answer's body when ShipStation took it, or
-    /// `None` for a status in `absent`.
+    /// Sends a request within the account's rate window (see [`super::call`]).
     async fn call(
         &self,
         method: reqwest::Method,
@@ -133,44 +106,8 @@ impl Client {
         body: Option<&Value>,
         absent: &[u16],
     ) -> Result<Option<Value>, ProviderError> {
-        let deadline = Instant::now() + self.config.max_wait;
-        loop {
-            self.wait_for_window(deadline).await?;
-            let mut request = self.http.request(method.clone(), url).header("Authorization", self.auth());
-            if let Some(b) = body {
-                request = request.json(b);
-            }
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) if qm_integrations::net::is_forbidden(&e) => {
-                    return Err(ProviderError::Permanent(format!("{url}: {}", qm_integrations::net::FORBIDDEN)));
-                }
-                Err(e) => return Err(ProviderError::Transient(format!("{url}: {e}"))),
-            };
-            let status = response.status().as_u16();
-            let header = |k: &str| {
-                response.headers().get(k).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
-            };
-            let (remaining, reset) = (header("x-rate-limit-remaining"), header("x-rate-limit-reset"));
-            {
-                let mut spent = self.limits.spent_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                *spent = match (remaining, reset) {
-                    (Some(0), Some(r)) => Some(Instant::now() + Duration::from_secs(r.min(3600))),
-                    _ if status == 429 => Some(Instant::now() + Duration::from_secs(reset.unwrap_or(60).min(3600))),
-                    _ => None,
-                };
-            }
-            let bytes = response.bytes().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            match status {
-                s if (200..300).contains(&s) => return Ok(Some(body)),
-                s if absent.contains(&s) => return Ok(None),
-                429 => continue,
-                401 | 403 => return Err(ProviderError::Unauthorized(format!("HTTP {status}: {}", message(&body)))),
-                500..=599 => return Err(ProviderError::Transient(format!("HTTP {status}: {}", message(&body)))),
-                _ => return Err(ProviderError::Permanent(format!("HTTP {status}: {}", message(&body)))),
-            }
-        }
+        let auth = ("Authorization", self.auth());
+        super::call(&self.http, &self.limits, self.config.max_wait, (auth.0, &auth.1), method, url, body, absent).await
     }
 
     async fn get(&self, path: &str) -> Result<Value, ProviderError> {
@@ -198,33 +135,6 @@ impl Client {
             .collect();
         url.query_pairs_mut().clear().extend_pairs(pairs);
         Ok(self.call(reqwest::Method::GET, url.as_str(), None, &[]).await?.unwrap_or(Value::Null))
-    }
-}
-
-fn message(body: &Value) -> String {
-    match body {
-        Value::Object(o) => {
-            o.get("Message").or_else(|| o.get("message")).map_or_else(|| body.to_string(), |m| m.to_string())
-        }
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// The page after `page` of a V1 list (`{…, page, pages}`), or `None` after the last.
-fn next_page(body: &Value, page: u64) -> Option<String> {
-    let pages = body["pages"].as_u64().unwrap_or(0);
-    (page < pages).then(|| (page + 1).to_string())
-}
-
-fn page_of(cursor: Option<&str>) -> Result<u64, ProviderError> {
-    match cursor {
-        None => Ok(1),
-        Some(c) => c
-            .parse::<u64>()
-            .ok()
-            .filter(|p| *p >= 1)
-            .ok_or_else(|| ProviderError::Permanent(format!("not a page: {c:?}"))),
     }
 }
 

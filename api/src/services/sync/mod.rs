@@ -98,9 +98,14 @@ fn payload_id(job: &crate::db::entities::job::Model, key: &str) -> Result<Uuid, 
 }
 
 /// Queues sending `movement` (a stock change made here: an adjustment, a receipt, a transfer) to
-/// every active connector that links its location and variant, in the change's transaction. The
-/// movement's id is the provider's idempotency key, so a retried push changes the shop once.
-/// Changes read from a provider (`sync`) are not sent back.
+/// every active connector that links its location and variant and takes stock there, in the
+/// change's transaction. The movement's id is the provider's idempotency key, so a retried push
+/// changes the shop once. Changes read from a provider (`sync`) are not sent back; those read from
+/// a location's stock master go on to its followers ([`queue_mirror`]).
+///
+/// At a location with a stock master, a follower is not sent the delta but kept equal to our
+/// level (which follows the master): the push sets it to our on hand as it is when the push runs,
+/// so pushes running in any order leave it at the latest level.
 pub async fn queue_push(s: &Scoped, movement: &crate::db::entities::stock_movement::Model) -> Result<(), DbErr> {
     queue_push_except(s, movement, &[]).await
 }
@@ -112,7 +117,28 @@ pub async fn queue_push_except(
     movement: &crate::db::entities::stock_movement::Model,
     except: &[Uuid],
 ) -> Result<(), DbErr> {
-    if movement.kind == "sync" || movement.delta_on_hand == 0 {
+    if movement.kind == "sync" {
+        return Ok(());
+    }
+    queue_to(s, movement, except).await
+}
+
+/// Sends a change read from connector `master`, the stock master of the movement's location, on
+/// to the location's followers (never back to the master).
+async fn queue_mirror(
+    s: &Scoped,
+    movement: &crate::db::entities::stock_movement::Model,
+    master: Uuid,
+) -> Result<(), DbErr> {
+    queue_to(s, movement, &[master]).await
+}
+
+async fn queue_to(
+    s: &Scoped,
+    movement: &crate::db::entities::stock_movement::Model,
+    except: &[Uuid],
+) -> Result<(), DbErr> {
+    if movement.delta_on_hand == 0 {
         return Ok(());
     }
     let linked = |kind: &'static str, local: Uuid| {
@@ -133,16 +159,22 @@ pub async fn queue_push_except(
         }
         _ => None,
     };
-    let active: HashSet<Uuid> = repo::find::<connector::Entity>(s)
+    let active: HashMap<Uuid, connector::Model> = repo::find::<connector::Entity>(s)
         .filter(connector::Column::Id.is_in(locations.iter().map(|l| l.connector_id).collect::<Vec<_>>()))
         .filter(connector::Column::Status.eq("active"))
         .all(&s.tx)
         .await?
         .into_iter()
-        .filter(|c| provider::takes_stock(c) && !except.contains(&c.id))
-        .map(|c| c.id)
+        .map(|c| (c.id, c))
         .collect();
-    for location in locations.iter().filter(|l| active.contains(&l.connector_id)) {
+    let mastered = active.values().any(|c| {
+        settings_of(c).location_mapping.iter().any(|l| l.location_id == movement.location_id && l.stock_master(&c.kind))
+    });
+    let takes = |l: &external_ref::Model| {
+        !except.contains(&l.connector_id)
+            && active.get(&l.connector_id).is_some_and(|c| provider::takes_stock(c, &l.external_id))
+    };
+    for location in locations.iter().filter(|l| takes(l)) {
         let Some(item) = items.iter().find(|i| i.connector_id == location.connector_id) else { continue };
         let mut payload = json!({
             "connector_id": location.connector_id,
@@ -152,7 +184,9 @@ pub async fn queue_push_except(
             "delta": movement.delta_on_hand,
             "reference": format!("quartermaster://stock-movement/{}", movement.id),
         });
-        if let Some(set) = &count {
+        if mastered {
+            payload["mirror"] = json!({ "variant_id": movement.variant_id, "location_id": movement.location_id });
+        } else if let Some(set) = &count {
             payload["set"] = json!(set);
         }
         let mut job = NewJob::new(PUSH, payload);
@@ -201,16 +235,7 @@ async fn push_count(
                     on_hand: set.on_hand + (now.on_hand - set.expected),
                     round: set.round + 1,
                 };
-                let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-                let mut payload = job.payload.clone();
-                payload["set"] = json!(set);
-                job::Entity::update_many()
-                    .col_expr(job::Column::Payload, payload.into())
-                    .filter(job::Column::TenantId.eq(s.tenant()))
-                    .filter(job::Column::Id.eq(job.id))
-                    .exec(&s.tx)
-                    .await?;
-                s.commit().await?;
+                store_set(state, job, set).await?;
             }
             Err(ProviderError::Stale(why)) => {
                 return Err(ProviderError::Transient(format!("the store's stock keeps moving: {why}")).into());
@@ -235,16 +260,36 @@ impl Handler for PushJob {
             return Err(JobError::Permanent(format!("bad payload {p}")));
         };
         let (_, client) = push_client(state, job.tenant_id, connector_id).await?;
-        let sent = match p.get("set") {
-            Some(set) => {
-                let set = serde_json::from_value::<SetOnHand>(set.clone())
-                    .map_err(|e| JobError::Permanent(format!("bad payload {p}: {e}")))?;
-                match push_count(state, job, &client, (key, item, location, reference), set).await {
-                    Err(SliceError::Db(e)) => return Err(e.into()),
-                    Err(SliceError::Provider(e)) => Err(e),
-                    Ok(()) => Ok(()),
-                }
-            }
+        if let Some(m) = p.get("mirror") {
+            let ours = |k: &str| m[k].as_str().and_then(|v| v.parse::<Uuid>().ok());
+            let (Some(variant), Some(our_location)) = (ours("variant_id"), ours("location_id")) else {
+                return Err(JobError::Permanent(format!("bad payload {p}")));
+            };
+            return match push_mirror(state, job, &client, (key, item, location, reference), (variant, our_location))
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(SliceError::Db(e)) => Err(e.into()),
+                Err(SliceError::Provider(e)) => push_failed(state, job, connector_id, e).await,
+            };
+        }
+        let set = match p.get("set") {
+            Some(set) => Some(
+                serde_json::from_value::<SetOnHand>(set.clone())
+                    .map_err(|e| JobError::Permanent(format!("bad payload {p}: {e}")))?,
+            ),
+            None => match as_set(state, job, &client, item, location, delta).await {
+                Ok(set) => set,
+                Err(SliceError::Db(e)) => return Err(e.into()),
+                Err(SliceError::Provider(e)) => return push_failed(state, job, connector_id, e).await,
+            },
+        };
+        let sent = match set {
+            Some(set) => match push_count(state, job, &client, (key, item, location, reference), set).await {
+                Err(SliceError::Db(e)) => return Err(e.into()),
+                Err(SliceError::Provider(e)) => Err(e),
+                Ok(()) => Ok(()),
+            },
             None => async { client.stock_sink()?.adjust(key, item, location, delta, reference).await }.await,
         };
         match sent {
@@ -255,6 +300,69 @@ impl Handler for PushJob {
             Err(e) => push_failed(state, job, connector_id, e).await,
         }
     }
+}
+
+/// Sets a follower's on hand to ours (`variant` at `our_location`) as it is now, compare-and-swap
+/// from the follower's own as read just before, each round with its own key; a retry after a lost
+/// answer reads the level already set and sends nothing.
+async fn push_mirror(
+    state: &AppState,
+    job: &job::Model,
+    client: &Provider,
+    (key, item, location, reference): (&str, &str, &str, &str),
+    (variant, our_location): (Uuid, Uuid),
+) -> Result<(), SliceError> {
+    let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
+    let target = crate::services::stock::level(&s, variant, our_location).await?.on_hand;
+    s.commit().await?;
+    for round in 0..SET_ROUNDS {
+        let now = client.inventory()?.level(item, location).await?.map_or(0, |l| l.on_hand);
+        if now == target {
+            return Ok(());
+        }
+        match client.stock_sink()?.set(&format!("{key}-m{round}"), item, location, now, target, reference).await {
+            Err(ProviderError::Stale(why)) => {
+                tracing::info!(job = %job.id, %why, "the follower's stock moved; reading it again")
+            }
+            other => return Ok(other?),
+        }
+    }
+    Err(ProviderError::Transient("the follower's stock keeps moving".into()).into())
+}
+
+/// A delta for a provider whose stock changes take no idempotency key, as a compare-and-swap
+/// set from the level it has now: stored in the job before anything is sent, so a retry after a
+/// lost answer repeats the same set (which finds it done) instead of adding the delta again.
+/// `None` for a provider that takes keyed deltas.
+async fn as_set(
+    state: &AppState,
+    job: &job::Model,
+    client: &Provider,
+    item: &str,
+    location: &str,
+    delta: i64,
+) -> Result<Option<SetOnHand>, SliceError> {
+    if client.stock_sink()?.keyed() {
+        return Ok(None);
+    }
+    let now = client.inventory()?.level(item, location).await?.map_or(0, |l| l.on_hand);
+    let set = SetOnHand { expected: now, on_hand: now + delta, round: 0 };
+    store_set(state, job, set).await?;
+    Ok(Some(set))
+}
+
+/// Stores the set a push job sends next in its payload (committed before it is sent).
+async fn store_set(state: &AppState, job: &job::Model, set: SetOnHand) -> Result<(), DbErr> {
+    let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+    let mut payload = job.payload.clone();
+    payload["set"] = json!(set);
+    job::Entity::update_many()
+        .col_expr(job::Column::Payload, payload.into())
+        .filter(job::Column::TenantId.eq(s.tenant()))
+        .filter(job::Column::Id.eq(job.id))
+        .exec(&s.tx)
+        .await?;
+    s.commit().await
 }
 
 /// The connector a push goes through and its client, if it is active (a paused or uninstalled
@@ -385,8 +493,8 @@ pub struct Providers {
     netsuite: Mutex<HashMap<Uuid, Arc<qm_connectors::netsuite::client::Limits>>>,
     /// Per ShipBob connector: its requests in flight.
     shipbob: Mutex<HashMap<Uuid, Arc<qm_connectors::shipbob::client::Limits>>>,
-    /// Per ShipStation connector: its rate window.
-    shipstation: Mutex<HashMap<Uuid, Arc<qm_connectors::shipstation::v1::Limits>>>,
+    /// Per ShipStation connector: its V1 and V2 keys' rate windows.
+    shipstation: Mutex<HashMap<Uuid, [Arc<qm_connectors::shipstation::Limits>; 2]>>,
     /// Per tenant, what it may do across its connectors.
     tenants: Mutex<HashMap<Uuid, Arc<TenantLimits>>>,
     /// Calls in flight to one shop at most.
@@ -459,18 +567,30 @@ impl Providers {
         Some(Client::new(self.http.clone(), config, self.limits(c)))
     }
 
-    /// A ShipStation V1 client with the connector's own rate window.
-    fn shipstation(&self, state: &AppState, c: &connector::Model) -> Option<qm_connectors::shipstation::v1::Client> {
-        use qm_connectors::shipstation::v1;
-        let (key, secret, _) = installed::open_shipstation(&state.sealer, c)?;
-        let mut config = v1::Config::new(&key, &secret);
-        config.base_url = settings_of(c).base_url;
-        config.max_wait = within_lease(state, MAX_WAIT);
-        let limits = {
+    /// A ShipStation account's clients (V2 with a V2 key) with the connector's own rate windows.
+    fn shipstation(&self, state: &AppState, c: &connector::Model) -> Option<provider::ShipStation> {
+        use qm_connectors::shipstation::{v1, v2};
+        let secrets = installed::open_shipstation(&state.sealer, c)?;
+        let settings = settings_of(c);
+        let [v1_limits, v2_limits] = {
             let mut all = self.shipstation.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             all.entry(c.id).or_default().clone()
         };
-        Some(v1::Client::new(self.http.clone(), config, limits))
+        let mut config = v1::Config::new(&secrets.api_key, &secrets.api_secret);
+        config.base_url.clone_from(&settings.base_url);
+        config.max_wait = within_lease(state, MAX_WAIT);
+        let v2 = secrets.v2_api_key.map(|key| {
+            let locations = settings
+                .location_mapping
+                .iter()
+                .filter_map(|l| Some((l.provider_location_id.clone(), l.inventory_location_id.clone()?)))
+                .collect();
+            let mut config = v2::Config::new(&key, locations);
+            config.base_url.clone_from(&settings.base_url);
+            config.max_wait = within_lease(state, MAX_WAIT);
+            v2::Client::new(self.http.clone(), config, v2_limits)
+        });
+        Some(provider::ShipStation { v1: v1::Client::new(self.http.clone(), config, v1_limits), v2 })
     }
 
     /// A ShipBob client with the connector's own limits.
@@ -665,7 +785,7 @@ pub async fn request(
         return Ok(Ok(run));
     }
     // In the engine's order, each once; a resource needs the ones before it only for its first run.
-    let wanted: Vec<String> = provider::resources(&c.kind)
+    let wanted: Vec<String> = provider::resources(&c)
         .iter()
         .filter(|r| resources.is_empty() || resources.iter().any(|w| w == *r))
         .map(|r| (*r).to_owned())
@@ -1349,28 +1469,29 @@ impl Applier<'_> {
         }
     }
 
-    /// Whether location `location_id` of ours is a 3PL's warehouse (an active 3PL connector
-    /// links it) and this connector is not that 3PL: the 3PL is the stock master there, and
-    /// another system's levels for it are not applied (they would undo each other).
-    async fn stock_kept_by_3pl(&self, s: &Scoped, location_id: Uuid) -> Result<bool, DbErr> {
-        if provider::keeps_stock(&self.connector.kind) {
-            return Ok(false);
-        }
-        let links = repo::find::<external_ref::Entity>(s)
-            .filter(external_ref::Column::Kind.eq("location"))
-            .filter(external_ref::Column::LocalId.eq(location_id))
-            .filter(external_ref::Column::ConnectorId.ne(self.connector.id))
-            .all(&s.tx)
-            .await?;
-        if links.is_empty() {
-            return Ok(false);
-        }
-        let keepers = repo::find::<connector::Entity>(s)
-            .filter(connector::Column::Id.is_in(links.iter().map(|l| l.connector_id).collect::<Vec<_>>()))
+    /// Whether this connector is the stock master of location `location_id` of ours: what it
+    /// reads there goes on to the location's followers.
+    fn masters(&self, location_id: Uuid) -> bool {
+        let kind = &self.connector.kind;
+        settings_of(self.connector)
+            .location_mapping
+            .iter()
+            .any(|l| l.location_id == location_id && l.stock_master(kind))
+    }
+
+    /// Whether another active connector is the stock master of location `location_id` of ours
+    /// (its mapping says so, or its kind does by default: a ShipBob warehouse): that system's
+    /// levels are the truth there, and this connector's levels for it are not applied (they
+    /// would undo each other).
+    async fn stock_kept_elsewhere(&self, s: &Scoped, location_id: Uuid) -> Result<bool, DbErr> {
+        let others = repo::find::<connector::Entity>(s)
+            .filter(connector::Column::Id.ne(self.connector.id))
             .filter(connector::Column::Status.eq("active"))
             .all(&s.tx)
             .await?;
-        Ok(keepers.iter().any(|c| provider::keeps_stock(&c.kind)))
+        Ok(others.iter().any(|o| {
+            settings_of(o).location_mapping.iter().any(|l| l.location_id == location_id && l.stock_master(&o.kind))
+        }))
     }
 
     /// Stores the links (provider id → ours, with the version applied), replacing older ones.
@@ -1620,7 +1741,7 @@ impl Applier<'_> {
             return Ok(out);
         };
         let location_id = location.local_id;
-        if self.stock_kept_by_3pl(s, location_id).await? {
+        if self.stock_kept_elsewhere(s, location_id).await? {
             out.unchanged += records.len() as u64;
             return Ok(out);
         }
@@ -1703,7 +1824,12 @@ impl Applier<'_> {
             });
             changed.push((variant_id, delta));
         }
-        repo::append_movements(s, &movements).await?;
+        let appended = repo::append_movements(s, &movements).await?;
+        if self.masters(location_id) {
+            for m in &appended {
+                queue_mirror(s, m, self.connector.id).await?;
+            }
+        }
         for (variant_id, delta) in changed {
             let Some(level) = levels.get_mut(&variant_id) else { continue };
             level.on_hand += delta;
@@ -1800,6 +1926,12 @@ enum About {
     ShipNotify {
         resource_url: String,
     },
+    /// A carrier's scan of a parcel (ShipStation V2's tracking events).
+    Tracking {
+        number: String,
+        code: String,
+        description: String,
+    },
     /// Stock moved in ways the message does not spell out: an incremental inventory sync reads it.
     Stock,
     /// Nothing this version syncs (or applied on receipt).
@@ -1812,8 +1944,20 @@ impl About {
         use qm_connectors::shopify::webhook::{Subject, subject};
         if c.kind == installed::SHIPSTATION {
             let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-            return Ok(match (topic, v["resource_url"].as_str()) {
-                ("SHIP_NOTIFY" | "ITEM_SHIP_NOTIFY", Some(url)) => About::ShipNotify { resource_url: url.to_owned() },
+            let data = &v["data"];
+            return Ok(match (topic, v["resource_url"].as_str(), data["tracking_number"].as_str()) {
+                ("SHIP_NOTIFY" | "ITEM_SHIP_NOTIFY", Some(url), _) => {
+                    About::ShipNotify { resource_url: url.to_owned() }
+                }
+                (t, _, Some(number)) if t.contains("TRACK") => About::Tracking {
+                    number: number.to_owned(),
+                    code: data["status_code"].as_str().unwrap_or_default().to_owned(),
+                    description: data["status_description"]
+                        .as_str()
+                        .or(data["carrier_status_description"].as_str())
+                        .unwrap_or("tracking update")
+                        .to_owned(),
+                },
                 _ => About::Nothing,
             });
         }
@@ -1935,7 +2079,7 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
         }
         About::ShipNotify { resource_url } => {
             let Provider::ShipStation(ss) = &client else { return Ok(()) };
-            let batch = ss.resource(&resource_url).await?;
+            let batch = ss.v1.resource(&resource_url).await?;
             let mut by_order: std::collections::BTreeMap<String, Vec<_>> = std::collections::BTreeMap::new();
             for raw in batch["shipments"].as_array().into_iter().flatten() {
                 let order = raw["orderId"].as_u64().map(|o| o.to_string());
@@ -1948,6 +2092,13 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
                 let outcome = orders::from_3pl(&s, &c, &order, &shipments).await?;
                 log_problems(webhook_id, &outcome.problems);
             }
+            mark_webhook(&s, connector_id, webhook_id, "applied").await?;
+            s.commit().await?;
+        }
+        About::Tracking { number, code, description } => {
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            let changed = orders::tracked(&s, &c, &number, &code, &description).await?;
+            tracing::info!(connector = %connector_id, tracking = %number, code = %code, changed, "tracking update applied");
             mark_webhook(&s, connector_id, webhook_id, "applied").await?;
             s.commit().await?;
         }

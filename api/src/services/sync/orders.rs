@@ -848,3 +848,75 @@ pub(super) async fn from_3pl(
     }
     Ok(out)
 }
+
+/// Where a carrier's tracking status code (ShipStation's: `AC` accepted, `IT` in transit, `AT`
+/// delivery attempted, `DE` delivered, `EX` exception) takes a shipment; `None`: no change
+/// (`NY` not yet in the carrier's system, `UN` unknown).
+pub fn tracking_status(code: &str) -> Option<&'static str> {
+    match code {
+        "AC" | "IT" | "AT" => Some("in_transit"),
+        "DE" => Some("delivered"),
+        "EX" => Some("exception"),
+        _ => None,
+    }
+}
+
+/// A carrier's tracking update for `number`, reported by 3PL connector `c`: each shipment of ours
+/// with that tracking number, of an order sent to `c`, takes the new status with an event
+/// (`shipment.updated`). A delivered or cancelled shipment stays so (a late update of an earlier
+/// scan changes nothing). How many shipments changed.
+pub(super) async fn tracked(
+    s: &Scoped,
+    c: &crate::db::entities::connector::Model,
+    number: &str,
+    code: &str,
+    description: &str,
+) -> Result<u64, DbErr> {
+    use super::export::EXPORTED_ORDER;
+    let Some(status) = tracking_status(code) else { return Ok(0) };
+    let sent: Vec<Uuid> = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::ConnectorId.eq(c.id))
+        .filter(external_ref::Column::Kind.eq(EXPORTED_ORDER))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|r| r.local_id)
+        .collect();
+    let shipments = repo::find::<shipment::Entity>(s)
+        .filter(shipment::Column::TrackingNumber.eq(number))
+        .filter(shipment::Column::OrderId.is_in(sent))
+        .all(&s.tx)
+        .await?;
+    let mut changed = 0;
+    for sh in shipments {
+        if sh.status == status || sh.status == "delivered" || sh.status == "cancelled" {
+            continue;
+        }
+        let now = repo::now();
+        let updated = shipment::Entity::update_many()
+            .col_expr(shipment::Column::Status, status.into())
+            .col_expr(shipment::Column::UpdatedAt, now.into())
+            .filter(shipment::Column::TenantId.eq(s.tenant()))
+            .filter(shipment::Column::Id.eq(sh.id))
+            .filter(shipment::Column::Status.eq(sh.status.clone()))
+            .exec(&s.tx)
+            .await?;
+        if updated.rows_affected == 0 {
+            continue;
+        }
+        shipment_event::Entity::insert(shipment_event::ActiveModel {
+            tenant_id: Set(s.tenant()),
+            id: Set(Uuid::now_v7()),
+            shipment_id: Set(sh.id),
+            status: Set(status.into()),
+            description: Set(description.into()),
+            occurred_at: Set(now),
+        })
+        .exec_without_returning(&s.tx)
+        .await?;
+        let sh = shipment::Model { status: status.into(), updated_at: now, ..sh };
+        crate::events::emit(s, "shipment.updated", shipment_payload(&sh, description)).await?;
+        changed += 1;
+    }
+    Ok(changed)
+}

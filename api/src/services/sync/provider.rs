@@ -16,7 +16,13 @@ pub enum Provider {
     Shopify(shopify::client::Client),
     NetSuite(netsuite::client::Client),
     ShipBob(shipbob::client::Client),
-    ShipStation(shipstation::v1::Client),
+    ShipStation(ShipStation),
+}
+
+/// A ShipStation account's clients: V1 always, V2 (stock) when a V2 key is configured.
+pub struct ShipStation {
+    pub v1: shipstation::v1::Client,
+    pub v2: Option<shipstation::v2::Client>,
 }
 
 impl Provider {
@@ -35,7 +41,7 @@ impl Provider {
             Provider::Shopify(c) => c,
             Provider::NetSuite(c) => c,
             Provider::ShipBob(c) => c,
-            Provider::ShipStation(c) => c,
+            Provider::ShipStation(c) => &c.v1,
         }
     }
 
@@ -44,7 +50,7 @@ impl Provider {
             Provider::Shopify(c) => c,
             Provider::NetSuite(c) => c,
             Provider::ShipBob(c) => c,
-            Provider::ShipStation(c) => c,
+            Provider::ShipStation(c) => &c.v1,
         }
     }
 
@@ -53,7 +59,8 @@ impl Provider {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(c) => Ok(c),
-            _ => Err(ProviderError::Permanent(not_read(self.kind(), "stock (V1)"))),
+            Provider::ShipStation(ShipStation { v2: Some(c), .. }) => Ok(c),
+            _ => Err(ProviderError::Permanent(not_read(self.kind(), "stock without a V2 key"))),
         }
     }
 
@@ -66,11 +73,12 @@ impl Provider {
         }
     }
 
-    /// Where stock changed here goes; a 3PL owns its warehouses' stock and takes none.
+    /// Where stock changed here goes; ShipBob owns its warehouses' stock and takes none.
     pub fn stock_sink(&self) -> Result<&dyn InventorySink, ProviderError> {
         match self {
             Provider::Shopify(c) => Ok(c),
             Provider::NetSuite(c) => Ok(c),
+            Provider::ShipStation(ShipStation { v2: Some(c), .. }) => Ok(c),
             _ => Err(ProviderError::Permanent(not_taken(self.kind(), "stock"))),
         }
     }
@@ -87,7 +95,7 @@ impl Provider {
     pub fn shipment_source(&self) -> Result<&dyn ShipmentSource, ProviderError> {
         match self {
             Provider::ShipBob(c) => Ok(c),
-            Provider::ShipStation(c) => Ok(c),
+            Provider::ShipStation(c) => Ok(&c.v1),
             _ => Err(ProviderError::Permanent(not_read(self.kind(), "shipments on their own"))),
         }
     }
@@ -114,7 +122,7 @@ impl Provider {
         match self {
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(c) => Ok(c),
-            Provider::ShipStation(c) => Ok(c),
+            Provider::ShipStation(c) => Ok(&c.v1),
             _ => Err(ProviderError::Permanent(not_taken(self.kind(), "orders"))),
         }
     }
@@ -146,20 +154,31 @@ pub fn takes(kind: &str, what: &str) -> bool {
     }
 }
 
-/// Whether stock changed here is sent to connector `c`: a NetSuite account only with an account
-/// for the adjustments configured; a 3PL never (its warehouses' stock is its own).
-pub fn takes_stock(c: &connector::Model) -> bool {
+/// Whether stock changed here at provider location `location` is sent to connector `c`: never to
+/// the location's stock master (it counts its own), nor to ShipBob (it takes no stock writes);
+/// to NetSuite only with an account for the adjustments configured, to ShipStation only through
+/// V2 into the warehouse's inventory location.
+pub fn takes_stock(c: &connector::Model, location: &str) -> bool {
+    let settings = settings_of(c);
+    let link = settings.location_mapping.iter().find(|l| l.provider_location_id == location);
+    if link.is_some_and(|l| l.stock_master(&c.kind)) {
+        return false;
+    }
     match c.kind.as_str() {
-        NETSUITE => settings_of(c).netsuite.is_some_and(|n| n.adjustment_account_id.is_some()),
-        SHIPBOB | SHIPSTATION => false,
+        NETSUITE => settings.netsuite.is_some_and(|n| n.adjustment_account_id.is_some()),
+        SHIPSTATION => {
+            settings.shipstation.is_some_and(|x| x.v2) && link.is_some_and(|l| l.inventory_location_id.is_some())
+        }
+        SHIPBOB => false,
         _ => true,
     }
 }
 
-/// The resources a sync of a connector of `kind` reads, in the engine's order.
-pub fn resources(kind: &str) -> &'static [&'static str] {
-    match kind {
+/// The resources a sync of connector `c` reads, in the engine's order.
+pub fn resources(c: &connector::Model) -> &'static [&'static str] {
+    match c.kind.as_str() {
         SHIPBOB => &["locations", "catalog", "inventory"],
+        SHIPSTATION if settings_of(c).shipstation.is_some_and(|x| x.v2) => &["locations", "catalog", "inventory"],
         SHIPSTATION => &["locations", "catalog"],
         _ => &super::RESOURCES,
     }
@@ -169,12 +188,6 @@ pub fn resources(kind: &str) -> &'static [&'static str] {
 /// platform): orders allocated there are sent to it, and its shipments come back.
 pub fn is_3pl(kind: &str) -> bool {
     matches!(kind, SHIPBOB | SHIPSTATION)
-}
-
-/// Whether a connector of `kind` is the stock master of the warehouses it is mapped to (ShipBob;
-/// ShipStation's V1 reads no stock).
-pub fn keeps_stock(kind: &str) -> bool {
-    kind == SHIPBOB
 }
 
 /// Whether a connector of `kind` owns the catalog records it shares with ours (a store, an ERP),
