@@ -11,3 +11,14 @@ pub(crate) fn text(v: &Value, k: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// Why a request to `what` (its URL, or what it is) got no answer: a permanent error when the
+/// address is one the server may not reach (it will not resolve elsewhere on a retry), else a
+/// transient one.
+pub(crate) fn unsent(what: &str, e: &reqwest::Error) -> crate::ProviderError {
+    if qm_integrations::net::is_forbidden(e) {
+        crate::ProviderError::Permanent(format!("{what}: {}", qm_integrations::net::FORBIDDEN))
+    } else {
+        crate::ProviderError::Transient(format!("{what}: {e}"))
+    }
+}

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qm_connectors::ProviderError;
-use qm_connectors::netsuite::client::{Client, Config, Limits};
+use qm_connectors::netsuite::client::{Auth, Client, Config, Limits};
+use qm_connectors::netsuite::oauth2::ClientCredentials;
 use qm_connectors::netsuite::tba::Credentials;
 use qm_connectors::source::{CatalogSource, InventorySource, LocationSource, OrderSource};
 use qm_tests::netsuite_mock::{Account, Fault, MockNetSuite, SalesOrder};
@@ -24,7 +25,11 @@ fn credentials(account: &str, secret: &str) -> Credentials {
 }
 
 fn client(mock: &MockNetSuite, c: Credentials, limits: Arc<Limits>, page: usize) -> Client {
-    let mut config = Config::new(c, chrono_tz::America::New_York, "USD");
+    client_with(mock, &c.account.clone(), Auth::Tba(c), limits, page)
+}
+
+fn client_with(mock: &MockNetSuite, account: &str, auth: Auth, limits: Arc<Limits>, page: usize) -> Client {
+    let mut config = Config::new(account, auth, chrono_tz::America::New_York, "USD");
     config.base_url = Some(mock.url.clone());
     config.page_size = page;
     config.first_backoff = Duration::from_millis(20);
@@ -186,5 +191,52 @@ async fn sales_orders_come_with_every_line_quantities_made_positive_and_what_is_
     let one = ns.order("5003").await.expect("order").expect("found");
     assert_eq!((one.name.as_str(), one.lines.len()), ("SO3", 50));
     assert_eq!(ns.order("9999").await.expect("order"), None);
+    mock.stop().await;
+}
+
+fn test_key(name: &str) -> String {
+    std::fs::read_to_string(qm_tests::TestApp::repo_root().join("tests/fixtures/jwt").join(name)).expect("test key")
+}
+
+#[tokio::test]
+async fn scenario_15_oauth2_client_credentials_take_one_token_take_another_when_refused_and_a_wrong_certificate_is_refused()
+ {
+    let mock = MockNetSuite::start().await;
+    let c = credentials("7654321", "unused");
+    mock.add_account(c.clone(), Account::generate(40), 4);
+    mock.add_client("7654321", "client-1", "cert-1", &test_key("rsa_public.pem"));
+    let m2m = |certificate: &str| {
+        Auth::ClientCredentials(ClientCredentials {
+            client_id: "client-1".into(),
+            certificate_id: certificate.into(),
+            private_key: test_key("rsa_private.pem"),
+        })
+    };
+    let limits = Arc::new(Limits::new(2));
+    let ns = client_with(&mock, "7654321", m2m("cert-1"), limits.clone(), 25);
+    let mut read = 0;
+    let mut cursor = None;
+    loop {
+        let b = ns.variants(None, cursor.as_deref()).await.expect("a page");
+        read += b.records.len();
+        match b.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(read, 40);
+    assert_eq!(mock.token_requests(), 1, "one token for every page");
+    // Another client of the account takes the same token.
+    let again = client_with(&mock, "7654321", m2m("cert-1"), limits.clone(), 25);
+    again.locations(None).await.expect("locations");
+    assert_eq!(mock.token_requests(), 1);
+    // NetSuite stops taking it (expired early, revoked): a new one is taken at once, no refusal.
+    mock.expire_tokens();
+    assert_eq!(again.locations(None).await.expect("locations").records.len(), 2);
+    assert_eq!(mock.token_requests(), 2);
+    // A certificate NetSuite does not know: the assertion is refused; after the burst allowance
+    // the credentials are refused for good.
+    let wrong = client_with(&mock, "7654321", m2m("cert-2"), Arc::new(Limits::new(2)), 25);
+    assert!(matches!(wrong.locations(None).await, Err(ProviderError::Unauthorized(m)) if m.contains("invalid_grant")));
     mock.stop().await;
 }

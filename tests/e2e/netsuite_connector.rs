@@ -179,6 +179,59 @@ async fn scenario_1_a_netsuite_account_syncs_into_the_tenant_once() {
 }
 
 #[tokio::test]
+async fn an_account_connected_with_oauth2_client_credentials_syncs_and_its_key_and_choice_are_checked() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("ns-m2m").await;
+    let mock = MockNetSuite::start().await;
+    let c = credentials("2345678", "unused");
+    mock.add_account(c.clone(), account(), 4);
+    let key = |name: &str| {
+        std::fs::read_to_string(TestApp::repo_root().join("tests/fixtures/jwt").join(name)).expect("test key")
+    };
+    mock.add_client("2345678", "client-9", "cert-9", &key("rsa_public.pem"));
+    let main = app.location(&t.owner_key, "MAIN").await;
+    let m2m = |private_key: &str| {
+        json!({ "consumerKey": null, "consumerSecret": null, "tokenId": null, "tokenSecret": null,
+            "clientCredentials": { "clientId": "client-9", "certificateId": "cert-9", "privateKey": private_key } })
+    };
+    let attempt = async |extra: Value| {
+        let mut config = json!({ "accountId": "2345678", "consumerKey": c.consumer_key, "consumerSecret": c.consumer_secret,
+            "tokenId": c.token_id, "tokenSecret": c.token_secret, "webhookSecret": SECRET, "timeZone": "America/New_York",
+            "currency": "USD", "baseUrl": mock.url });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            config.extend(extra.clone());
+        }
+        app.data(
+            &t.owner_key,
+            "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } userErrors { field message } } }",
+            json!({ "i": { "kind": "NETSUITE", "netsuite": config } }),
+        )
+        .await["connectorInstall"]["userErrors"]
+            .clone()
+    };
+    let both = attempt(json!({ "clientCredentials": { "clientId": "client-9", "certificateId": "cert-9", "privateKey": key("rsa_private.pem") } })).await;
+    assert_eq!(both[0]["field"], json!(["input", "netsuite", "clientCredentials"]), "TBA and M2M at once: {both}");
+    let bad = attempt(m2m("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----")).await;
+    assert_eq!(bad[0]["field"], json!(["input", "netsuite", "clientCredentials", "privateKey"]), "{bad}");
+    let connector = install(&app, &t, &mock, &c, &main, m2m(&key("rsa_private.pem"))).await;
+    let d = app
+        .data(
+            &t.owner_key,
+            "query($id: ID!) { node(id: $id) { ... on Connector { netsuite { authentication } } } }",
+            json!({ "id": connector }),
+        )
+        .await;
+    assert_eq!(d["node"]["netsuite"]["authentication"], "CLIENT_CREDENTIALS");
+    let run = sync(&app, &t, &connector).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(applied(&run, "catalog").0, 25);
+    let (on_hand, _) = mirror(&app, &t).await;
+    assert_eq!(on_hand.get(&("NS-1004".to_owned(), "MAIN".to_owned())), Some(&3), "stock read with a bearer token");
+    assert!(mock.token_requests() >= 1);
+    mock.stop().await;
+}
+
+#[tokio::test]
 async fn scenario_8_stock_changed_here_is_one_netsuite_adjustment_even_when_the_answer_is_lost() {
     let app = TestApp::spawn().await;
     let t = app.tenant("ns-push").await;

@@ -15,6 +15,12 @@
 //! Sales orders sent here show in SuiteQL's `transaction` unless the query leaves out external ids
 //! `LIKE 'qm-%'`.
 //!
+//! OAuth 2.0 client credentials: `POST /services/rest/auth/oauth2/v1/token` checks the signed
+//! assertion of a client added with [`MockNetSuite::add_client`] (its certificate id as `kid`, the
+//! client id as `iss`, the token endpoint as `aud`, `rest_webservices` in `scope`, under an hour
+//! of validity; `400 invalid_grant` otherwise) and answers a bearer token (`expires_in` as a
+//! string, as NetSuite writes it), taken in place of TBA until [`MockNetSuite::expire_tokens`].
+//!
 //! It understands the client's queries by their table (`location`, `item`,
 //! `aggregateItemLocation`) and conditions (`t.id > N`, `ail.location = N`, `t.id = N`); the rest
 //! of the SQL is not interpreted.
@@ -95,9 +101,21 @@ struct Tenant {
     next_id: i64,
 }
 
+/// An OAuth 2.0 client: its account's realm, its certificate id and public key.
+struct OAuthClient {
+    realm: String,
+    certificate_id: String,
+    key: jsonwebtoken::DecodingKey,
+}
+
 struct Inner {
     accounts: HashMap<String, Tenant>,
     latency: Duration,
+    /// By client id.
+    clients: HashMap<String, OAuthClient>,
+    /// Access tokens given → the realm they reach.
+    tokens: HashMap<String, String>,
+    token_requests: usize,
 }
 
 pub struct MockNetSuite {
@@ -141,6 +159,11 @@ fn number_after(q: &str, marker: &str) -> Option<i64> {
 /// NetSuite's refusal ([`refused`]).
 fn authenticate(req: &HttpRequest, method: &str, inner: &mut Inner) -> Result<String, ()> {
     let header = req.headers().get("Authorization").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+    if let Some(token) = header.strip_prefix("Bearer ") {
+        let realm = inner.tokens.get(token).cloned().ok_or(())?;
+        inner.accounts.get_mut(&realm).ok_or(())?.requests += 1;
+        return Ok(realm);
+    }
     let params = oauth_params(&header).ok_or(())?;
     let realm = params.get("realm").cloned().unwrap_or_default();
     let url = format!("http://{}{}", req.connection_info().host(), req.uri());
@@ -437,9 +460,55 @@ async fn get_record(req: HttpRequest, data: web::Data<Arc<Mutex<Inner>>>) -> Htt
     }
 }
 
+/// The token endpoint: an access token for a client's valid assertion.
+async fn token(req: HttpRequest, body: web::Bytes, data: web::Data<Arc<Mutex<Inner>>>) -> HttpResponse {
+    let refuse = |code: &str| HttpResponse::BadRequest().json(json!({ "error": code }));
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials")
+        || form.get("client_assertion_type").map(String::as_str)
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return refuse("unsupported_grant_type");
+    }
+    let Some(assertion) = form.get("client_assertion") else { return refuse("invalid_request") };
+    let Ok(header) = jsonwebtoken::decode_header(assertion) else { return refuse("invalid_request") };
+    let Ok(claims) = jsonwebtoken::dangerous::insecure_decode::<Value>(assertion).map(|d| d.claims) else {
+        return refuse("invalid_request");
+    };
+    let mut inner = data.lock().expect("mock lock");
+    inner.token_requests += 1;
+    let Some(client) = claims["iss"].as_str().and_then(|iss| inner.clients.get(iss)) else {
+        return refuse("invalid_client");
+    };
+    let aud = format!("http://{}/services/rest/auth/oauth2/v1/token", req.connection_info().host());
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[aud]);
+    validation.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
+    let verified = jsonwebtoken::decode::<Value>(assertion, &client.key, &validation);
+    let lifetime = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
+    if header.kid.as_deref() != Some(client.certificate_id.as_str())
+        || !matches!(header.alg, jsonwebtoken::Algorithm::PS256 | jsonwebtoken::Algorithm::ES256)
+        || verified.is_err()
+        || !(1..=3600).contains(&lifetime)
+        || !claims["scope"].as_str().unwrap_or_default().split(',').any(|s| s.trim() == "rest_webservices")
+    {
+        return refuse("invalid_grant");
+    }
+    let realm = client.realm.clone();
+    let token = format!("ns-at-{}", inner.token_requests);
+    inner.tokens.insert(token.clone(), realm);
+    HttpResponse::Ok().json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": "3600" }))
+}
+
 impl MockNetSuite {
     pub async fn start() -> MockNetSuite {
-        let inner = Arc::new(Mutex::new(Inner { accounts: HashMap::new(), latency: Duration::ZERO }));
+        let inner = Arc::new(Mutex::new(Inner {
+            accounts: HashMap::new(),
+            latency: Duration::ZERO,
+            clients: HashMap::new(),
+            tokens: HashMap::new(),
+            token_requests: 0,
+        }));
         let data = web::Data::new(inner.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock netsuite");
         let port = listener.local_addr().expect("addr").port();
@@ -447,6 +516,7 @@ impl MockNetSuite {
             App::new()
                 .app_data(data.clone())
                 .route("/services/rest/query/v1/suiteql", web::post().to(suiteql))
+                .route("/services/rest/auth/oauth2/v1/token", web::post().to(token))
                 .route("/services/rest/record/v1/{kind}/{key}", web::put().to(upsert_record))
                 .route("/services/rest/record/v1/{kind}/{key}", web::get().to(get_record))
                 .route("/services/rest/record/v1/{kind}/{id}/!transform/{to}", web::post().to(transform))
@@ -485,6 +555,26 @@ impl MockNetSuite {
                 },
             )
         });
+    }
+
+    /// Lets OAuth 2.0 client `client_id`, whose certificate `certificate_id` has the public key
+    /// `public_pem` (RSA or EC), take tokens for account `account` (added before).
+    pub fn add_client(&self, account: &str, client_id: &str, certificate_id: &str, public_pem: &str) {
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes())
+            .or_else(|_| jsonwebtoken::DecodingKey::from_ec_pem(public_pem.as_bytes()))
+            .expect("a public key");
+        let client = OAuthClient { realm: tba::realm(account), certificate_id: certificate_id.to_owned(), key };
+        self.with(|i| i.clients.insert(client_id.to_owned(), client));
+    }
+
+    /// Makes every access token given so far invalid (NetSuite refuses them with 401).
+    pub fn expire_tokens(&self) {
+        self.with(|i| i.tokens.clear());
+    }
+
+    /// Token requests received (good or not).
+    pub fn token_requests(&self) -> usize {
+        self.with(|i| i.token_requests)
     }
 
     /// Answers an account's next requests with these faults, in order.

@@ -576,12 +576,15 @@ pub struct NetSuiteLocationMappingInput {
 pub struct NetSuiteConfigInput {
     /// `1234567`, or `1234567_SB1` for a sandbox (either spelling).
     pub account_id: String,
-    /// The integration record's consumer key and secret; sealed at rest, never returned.
-    pub consumer_key: String,
-    pub consumer_secret: String,
-    /// The access token's id and secret (token-based authentication); sealed, never returned.
-    pub token_id: String,
-    pub token_secret: String,
+    /// Token-based authentication: the integration record's consumer key and secret; sealed at
+    /// rest, never returned. Give these four, or `clientCredentials`.
+    pub consumer_key: Option<String>,
+    pub consumer_secret: Option<String>,
+    /// Token-based authentication: the access token's id and secret; sealed, never returned.
+    pub token_id: Option<String>,
+    pub token_secret: Option<String>,
+    /// OAuth 2.0 client credentials (machine to machine), instead of token-based authentication.
+    pub client_credentials: Option<NetSuiteClientCredentialsInput>,
     /// The secret the User Event script signs its messages with; sealed, never returned.
     pub webhook_secret: String,
     /// The account's time zone (IANA, e.g. `America/Los_Angeles`).
@@ -607,11 +610,36 @@ pub struct NetSuiteConfigInput {
     pub base_url: Option<String>,
 }
 
+/// NetSuite's OAuth 2.0 client credentials (Setup > Integration > OAuth 2.0 Client Credentials
+/// (M2M) Setup): sealed at rest, never returned.
+#[derive(InputObject)]
+pub struct NetSuiteClientCredentialsInput {
+    /// The integration record's client id.
+    pub client_id: String,
+    /// The id NetSuite gave the certificate mapped to the integration and its role.
+    pub certificate_id: String,
+    /// The certificate's private key, PEM: RSA (assertions signed PS256) or EC P-256 (ES256).
+    pub private_key: String,
+}
+
+/// How a NetSuite connector authenticates.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "service::NetSuiteAuthentication")]
+pub enum NetSuiteAuthentication {
+    /// Token-based authentication (OAuth 1.0a, HMAC-SHA256).
+    TokenBased,
+    /// OAuth 2.0 client credentials: a bearer token taken with a signed assertion.
+    ClientCredentials,
+}
+
 /// How a NetSuite account is read and written.
 pub struct NetSuiteSettings(service::NetSuiteSettings);
 
 #[Object]
 impl NetSuiteSettings {
+    async fn authentication(&self) -> NetSuiteAuthentication {
+        self.0.authentication.into()
+    }
     async fn time_zone(&self) -> &str {
         &self.0.time_zone
     }
@@ -783,14 +811,33 @@ impl ConnectorsMutation {
                 service::install(&s, &state.sealer, &state.providers, config).await?
             }
             (ConnectorKind::NetSuite, None, Some(n), None, None) => {
+                let tba = [n.consumer_key, n.consumer_secret, n.token_id, n.token_secret];
+                let auth = match (tba, n.client_credentials) {
+                    ([Some(consumer_key), Some(consumer_secret), Some(token_id), Some(token_secret)], None) => {
+                        service::NetSuiteAuth::Tba(service::TbaSecrets {
+                            consumer_key,
+                            consumer_secret,
+                            token_id,
+                            token_secret,
+                        })
+                    }
+                    ([None, None, None, None], Some(cc)) => {
+                        service::NetSuiteAuth::ClientCredentials(service::ClientCredentialsSecrets {
+                            client_id: cc.client_id,
+                            certificate_id: cc.certificate_id,
+                            private_key: cc.private_key,
+                        })
+                    }
+                    _ => {
+                        return Ok(payload(Err(vec![UserError::invalid(
+                            &["input", "netsuite", "clientCredentials"],
+                            "give token-based authentication (consumerKey, consumerSecret, tokenId and tokenSecret) or clientCredentials",
+                        )])));
+                    }
+                };
                 let input = service::NetSuiteInput {
                     account_id: n.account_id,
-                    secrets: service::TbaSecrets {
-                        consumer_key: n.consumer_key,
-                        consumer_secret: n.consumer_secret,
-                        token_id: n.token_id,
-                        token_secret: n.token_secret,
-                    },
+                    auth,
                     webhook_secret: n.webhook_secret,
                     settings: service::NetSuiteSettings {
                         time_zone: n.time_zone,
@@ -800,6 +847,7 @@ impl ConnectorsMutation {
                         adjustment_account_id: n.adjustment_account_id,
                         subsidiary_id: n.subsidiary_id,
                         order_customer_id: n.order_customer_id,
+                        authentication: service::NetSuiteAuthentication::default(),
                     },
                     base_url: n.base_url,
                     location_mapping: n

@@ -117,6 +117,20 @@ pub struct NetSuiteSettings {
     /// The customer orders sent to NetSuite are entered for; none: orders are not sent.
     #[serde(default)]
     pub order_customer_id: Option<String>,
+    /// How requests are authenticated (the secrets are sealed with the credentials).
+    #[serde(default)]
+    pub authentication: NetSuiteAuthentication,
+}
+
+/// How a NetSuite connector authenticates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetSuiteAuthentication {
+    /// Token-Based Authentication (OAuth 1.0a).
+    #[default]
+    TokenBased,
+    /// OAuth 2.0 client credentials (machine to machine).
+    ClientCredentials,
 }
 
 pub use qm_connectors::netsuite::suiteql::DateStyle;
@@ -182,12 +196,31 @@ struct Credentials {
     webhook_secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tba: Option<TbaSecrets>,
+    /// NetSuite's OAuth 2.0 client credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_credentials: Option<ClientCredentialsSecrets>,
     /// ShipStation's API secret (its key is `access_token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     api_secret: Option<String>,
     /// ShipStation's V2 API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     v2_api_key: Option<String>,
+}
+
+/// NetSuite's OAuth 2.0 client credentials: the integration's client id, the id of the
+/// certificate mapped to it, and the certificate's private key (PEM).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCredentialsSecrets {
+    pub client_id: String,
+    pub certificate_id: String,
+    pub private_key: String,
+}
+
+/// How a NetSuite connector signs in, with its secrets.
+pub enum NetSuiteAuth {
+    Tba(TbaSecrets),
+    ClientCredentials(ClientCredentialsSecrets),
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -255,9 +288,14 @@ pub fn open_shipstation(sealer: &Sealer, c: &connector::Model) -> Option<ShipSta
 
 /// Opens a NetSuite connector's token-based authentication secrets and the secret its User Event
 /// script signs with; `None` once uninstalled.
-pub fn open_netsuite(sealer: &Sealer, c: &connector::Model) -> Option<(TbaSecrets, String)> {
+pub fn open_netsuite(sealer: &Sealer, c: &connector::Model) -> Option<(NetSuiteAuth, String)> {
     let creds = open(sealer, c)?;
-    Some((creds.tba?, creds.webhook_secret))
+    let auth = match (creds.tba, creds.client_credentials) {
+        (Some(t), _) => NetSuiteAuth::Tba(t),
+        (None, Some(cc)) => NetSuiteAuth::ClientCredentials(cc),
+        (None, None) => return None,
+    };
+    Some((auth, creds.webhook_secret))
 }
 
 fn is_shop_domain(d: &str) -> bool {
@@ -344,8 +382,7 @@ pub async fn install(
         shipbob: None,
         shipstation: None,
     };
-    let creds =
-        Credentials { access_token: token, webhook_secret: secret, tba: None, api_secret: None, v2_api_key: None };
+    let creds = Credentials { access_token: token, webhook_secret: secret, ..Credentials::default() };
     save_install(s, sealer, SHOPIFY, shop, settings, &creds, &["input", "config", "shopDomain"]).await
 }
 
@@ -554,13 +591,8 @@ pub async fn install_shipbob(
         shipbob: Some(input.settings),
         shipstation: None,
     };
-    let creds = Credentials {
-        access_token: input.token,
-        webhook_secret: input.webhook_secret,
-        tba: None,
-        api_secret: None,
-        v2_api_key: None,
-    };
+    let creds =
+        Credentials { access_token: input.token, webhook_secret: input.webhook_secret, ..Credentials::default() };
     save_install(s, sealer, SHIPBOB, account, settings, &creds, &["input", "shipbob", "channelId"]).await
 }
 
@@ -641,9 +673,9 @@ pub async fn install_shipstation(
     let creds = Credentials {
         access_token: input.api_key.clone(),
         webhook_secret: input.webhook_token,
-        tba: None,
         api_secret: Some(input.api_secret),
         v2_api_key: input.v2_api_key,
+        ..Credentials::default()
     };
     save_install(s, sealer, SHIPSTATION, input.api_key, settings, &creds, &["input", "shipstation", "apiKey"]).await
 }
@@ -651,7 +683,7 @@ pub async fn install_shipstation(
 /// A NetSuite account to connect.
 pub struct NetSuiteInput {
     pub account_id: String,
-    pub secrets: TbaSecrets,
+    pub auth: NetSuiteAuth,
     pub webhook_secret: String,
     pub settings: NetSuiteSettings,
     pub base_url: Option<String>,
@@ -667,18 +699,33 @@ pub async fn install_netsuite(
 ) -> Result<Outcome<connector::Model>, DbErr> {
     let field = |name: &str| vec!["input".to_owned(), "netsuite".to_owned(), name.to_owned()];
     let mut errors = Vec::new();
-    let mut invalid = |name: &str, message: &str| errors.push(UserError::invalid(&at(&field(name)), message));
+    // A name with a dot is a field of a nested input (`clientCredentials.clientId`).
+    let mut invalid = |name: &str, message: &str| {
+        let path: Vec<String> = ["input", "netsuite"].into_iter().chain(name.split('.')).map(str::to_owned).collect();
+        errors.push(UserError::invalid(&at(&path), message));
+    };
     let account = qm_connectors::netsuite::tba::realm(&input.account_id);
     if account.is_empty() || account.len() > 64 || !account.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         invalid("accountId", "a NetSuite account id is like 1234567 or 1234567_SB1");
     }
-    let secrets = [
-        ("consumerKey", &input.secrets.consumer_key),
-        ("consumerSecret", &input.secrets.consumer_secret),
-        ("tokenId", &input.secrets.token_id),
-        ("tokenSecret", &input.secrets.token_secret),
-        ("webhookSecret", &input.webhook_secret),
-    ];
+    let mut secrets = vec![("webhookSecret", &input.webhook_secret)];
+    match &input.auth {
+        NetSuiteAuth::Tba(t) => secrets.extend([
+            ("consumerKey", &t.consumer_key),
+            ("consumerSecret", &t.consumer_secret),
+            ("tokenId", &t.token_id),
+            ("tokenSecret", &t.token_secret),
+        ]),
+        NetSuiteAuth::ClientCredentials(cc) => {
+            secrets.extend([
+                ("clientCredentials.clientId", &cc.client_id),
+                ("clientCredentials.certificateId", &cc.certificate_id),
+            ]);
+            if let Err(e) = qm_connectors::netsuite::oauth2::signing_key(&cc.private_key) {
+                invalid("clientCredentials.privateKey", &e);
+            }
+        }
+    }
     for (name, v) in secrets {
         if v.trim().is_empty() || v.len() > 1024 {
             invalid(name, "must be 1 to 1024 characters");
@@ -715,21 +762,25 @@ pub async fn install_netsuite(
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
+    let (tba, client_credentials, authentication) = match input.auth {
+        NetSuiteAuth::Tba(t) => (Some(t), None, NetSuiteAuthentication::TokenBased),
+        NetSuiteAuth::ClientCredentials(cc) => (None, Some(cc), NetSuiteAuthentication::ClientCredentials),
+    };
     let settings = Settings {
         api_version: String::new(),
         base_url: input.base_url,
         location_mapping: links,
         bulk_import: BulkImport::Never,
-        netsuite: Some(input.settings),
+        netsuite: Some(NetSuiteSettings { authentication, ..input.settings }),
         shipbob: None,
         shipstation: None,
     };
     let creds = Credentials {
         access_token: String::new(),
         webhook_secret: input.webhook_secret,
-        tba: Some(input.secrets),
-        api_secret: None,
-        v2_api_key: None,
+        tba,
+        client_credentials,
+        ..Credentials::default()
     };
     save_install(s, sealer, NETSUITE, account, settings, &creds, &["input", "netsuite", "accountId"]).await
 }
@@ -739,12 +790,7 @@ fn taken(field: &[&str], account: &str) -> Vec<UserError> {
 }
 
 fn seal(sealer: &Sealer, tenant: Uuid, id: Uuid, access_token: String, webhook_secret: String) -> String {
-    seal_credentials(
-        sealer,
-        tenant,
-        id,
-        &Credentials { access_token, webhook_secret, tba: None, api_secret: None, v2_api_key: None },
-    )
+    seal_credentials(sealer, tenant, id, &Credentials { access_token, webhook_secret, ..Credentials::default() })
 }
 
 fn seal_credentials(sealer: &Sealer, tenant: Uuid, id: Uuid, creds: &Credentials) -> String {

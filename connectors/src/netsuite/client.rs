@@ -1,5 +1,6 @@
-//! A SuiteQL client for one NetSuite account: locations, items and stock per location, read with
-//! Token-Based Authentication and implemented as the capability traits of [`crate::source`].
+//! A SuiteQL and record client for one NetSuite account, implemented as the capability traits of
+//! [`crate::source`], authenticated with Token-Based Authentication ([`tba`]) or OAuth 2.0 client
+//! credentials ([`oauth2`]; a refused access token is taken again once before anything else).
 //!
 //! Paging: offset and limit (at most 1,000 a page, `hasMore` says whether there is more), every
 //! query ordered by id; REST serves at most 100,000 rows of one query, so past that the cursor
@@ -23,6 +24,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use super::oauth2::{self, ClientCredentials, TokenCache};
 use super::suiteql::{self, DATE_FORMAT, DateStyle};
 use super::tba::{self, Credentials};
 use crate::ProviderError;
@@ -31,7 +33,7 @@ use crate::source::{
     ExternalProduct, ExternalVariant, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource,
     OutboundOrder, OutboundReturn, Problem, ReturnSink, ShipmentSink, ShippedLine, Tracking,
 };
-use crate::wire::text;
+use crate::wire::{text, unsent};
 
 /// The most rows one SuiteQL page holds.
 pub const MAX_PAGE: usize = 1000;
@@ -40,11 +42,20 @@ pub const MAX_OFFSET_ROWS: usize = 100_000;
 /// 401s within a minute that are still taken for throttling.
 pub const UNAUTHORIZED_BURST: usize = 3;
 
+/// How requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Token-Based Authentication (OAuth 1.0a) headers on every request.
+    Tba(Credentials),
+    /// OAuth 2.0 client credentials: a bearer token taken with a signed assertion.
+    ClientCredentials(ClientCredentials),
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The account id (`1234567` or `1234567_SB1`).
     pub account: String,
-    pub credentials: Credentials,
+    pub auth: Auth,
     /// Where the API is instead of `https://{account}.suitetalk.api.netsuite.com` (a mock).
     pub base_url: Option<String>,
     /// The account's time zone and the integration user's date style (for dates SuiteQL writes).
@@ -67,10 +78,10 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(credentials: Credentials, time_zone: Tz, currency: &str) -> Self {
+    pub fn new(account: &str, auth: Auth, time_zone: Tz, currency: &str) -> Self {
         Config {
-            account: credentials.account.clone(),
-            credentials,
+            account: account.to_owned(),
+            auth,
             base_url: None,
             time_zone,
             date_style: DateStyle::MonthFirst,
@@ -98,12 +109,18 @@ impl Config {
 pub struct Limits {
     calls: Semaphore,
     unauthorized: Mutex<VecDeque<Instant>>,
+    /// The OAuth 2.0 access token, when the account uses one.
+    token: TokenCache,
 }
 
 impl Limits {
     /// At most `concurrency` requests in flight (at least one).
     pub fn new(concurrency: usize) -> Self {
-        Limits { calls: Semaphore::new(concurrency.max(1)), unauthorized: Mutex::new(VecDeque::new()) }
+        Limits {
+            calls: Semaphore::new(concurrency.max(1)),
+            unauthorized: Mutex::new(VecDeque::new()),
+            token: TokenCache::default(),
+        }
     }
 
     /// Records a 401 now; whether it is still within a burst taken for throttling.
@@ -207,18 +224,28 @@ impl Client {
     ) -> Result<Answer, ProviderError> {
         let deadline = Instant::now() + self.config.max_wait;
         let mut attempt: u32 = 0;
+        let mut fresh_token = false;
         loop {
             attempt += 1;
-            let answer = {
+            let (answer, bearer) = {
                 let _turn = self.limits.calls.acquire().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
                 match self.send(method.clone(), url, body, headers).await {
-                    Ok(a) if answers.contains(&a.status) => Ok(a),
-                    other => other.and_then(Answer::checked),
+                    Ok((a, bearer)) if answers.contains(&a.status) => (Ok(a), bearer),
+                    Ok((a, bearer)) => (a.checked(), bearer),
+                    Err(e) => (Err(e), None),
                 }
             };
             let wait = match answer {
                 Ok(a) => return Ok(a),
                 Err(ProviderError::RateLimited { .. }) => self.backoff(attempt),
+                // An access token NetSuite no longer takes (expired early, revoked): take another,
+                // once, before the refusal counts.
+                Err(ProviderError::Unauthorized(e)) if bearer.is_some() && !fresh_token => {
+                    tracing::info!(error = %e, "NetSuite refused the access token; taking another");
+                    self.limits.token.forget(bearer.as_deref().unwrap_or_default()).await;
+                    fresh_token = true;
+                    continue;
+                }
                 Err(ProviderError::Unauthorized(e)) => {
                     if !self.limits.unauthorized_is_throttling(Instant::now()) {
                         return Err(ProviderError::Unauthorized(e));
@@ -247,19 +274,57 @@ impl Client {
         Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
     }
 
+    /// The `Authorization` header of a request, and the bearer token in it (OAuth 2.0).
+    async fn authorization(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+    ) -> Result<(String, Option<String>), ProviderError> {
+        match &self.config.auth {
+            Auth::Tba(credentials) => {
+                let nonce: String = {
+                    let mut r = rand::rng();
+                    (0..24)
+                        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[r.random_range(0..36)]))
+                        .collect()
+                };
+                let header = tba::authorization(method.as_str(), url, credentials, &nonce, Utc::now().timestamp())
+                    .map_err(|e| ProviderError::Permanent(e.to_string()))?;
+                Ok((header, None))
+            }
+            Auth::ClientCredentials(c) => {
+                let token = self.limits.token.get(|| self.take_token(c)).await?;
+                Ok((format!("Bearer {token}"), Some(token)))
+            }
+        }
+    }
+
+    /// A new access token from the account's token endpoint.
+    async fn take_token(&self, c: &ClientCredentials) -> Result<(String, Duration), ProviderError> {
+        let url = format!("{}{}", self.config.base(), oauth2::TOKEN_PATH);
+        let assertion = oauth2::assertion(c, &url, Utc::now().timestamp()).map_err(ProviderError::Unauthorized)?;
+        let response = self
+            .http
+            .post(&url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(oauth2::token_request(&assertion))
+            .send()
+            .await;
+        let response = response.map_err(|e| unsent(&url, &e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| ProviderError::Transient(e.to_string()))?;
+        tracing::debug!(status, "NetSuite access token requested");
+        oauth2::token_answer(status, &body)
+    }
+
     async fn send(
         &self,
         method: reqwest::Method,
         url: &str,
         body: &Value,
         headers: &[(&str, &str)],
-    ) -> Result<Answer, ProviderError> {
-        let nonce: String = {
-            let mut r = rand::rng();
-            (0..24).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[r.random_range(0..36)])).collect()
-        };
-        let header = tba::authorization(method.as_str(), url, &self.config.credentials, &nonce, Utc::now().timestamp())
-            .map_err(|e| ProviderError::Permanent(e.to_string()))?;
+    ) -> Result<(Answer, Option<String>), ProviderError> {
+        let (header, bearer) = self.authorization(&method, url).await?;
         let mut request = self.http.request(method, url).header("Authorization", header);
         if !body.is_null() {
             request = request.json(body);
@@ -267,17 +332,11 @@ impl Client {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) if qm_integrations::net::is_forbidden(&e) => {
-                return Err(ProviderError::Permanent(format!("{url}: {}", qm_integrations::net::FORBIDDEN)));
-            }
-            Err(e) => return Err(ProviderError::Transient(format!("{url}: {e}"))),
-        };
+        let response = request.send().await.map_err(|e| unsent(url, &e))?;
         let status = response.status().as_u16();
         let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = response.bytes().await.map_err(|e| ProviderError::Transient(e.to_string()))?.to_vec();
-        Ok(Answer { status, location, body })
+        Ok((Answer { status, location, body }, bearer))
     }
 
     /// Creates or updates the record of `record_type` whose external id is `external_id`

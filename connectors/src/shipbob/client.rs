@@ -25,7 +25,7 @@ use crate::source::{
     ExternalVariant, InventorySource, LocationSource, OrderSink, OutboundOrder, Problem, ShipmentSource, ShippedItem,
     Tracking,
 };
-use crate::wire::text;
+use crate::wire::{text, unsent};
 
 pub const API_VERSION: &str = "2026-01";
 /// Rows a page (ShipBob allows 1 to 250).
@@ -128,14 +128,8 @@ impl Client {
                 }
                 request.send().await
             };
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) if qm_integrations::net::is_forbidden(&e) => {
-                    return Err(ProviderError::Permanent(format!("{url}: {}", qm_integrations::net::FORBIDDEN)));
-                }
-                // A write may have been made: the caller finds out (orders by reference id).
-                Err(e) => return Err(ProviderError::Transient(format!("{url}: {e}"))),
-            };
+            // A write may have been made: the caller finds out (orders by reference id).
+            let response = sent.map_err(|e| unsent(url, &e))?;
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::ProviderError;
-use crate::wire::text;
+use crate::wire::{text, unsent};
 
 pub mod v1;
 pub mod v2;
@@ -69,13 +69,7 @@ async fn call(
         if let Some(b) = body {
             request = request.json(b);
         }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) if qm_integrations::net::is_forbidden(&e) => {
-                return Err(ProviderError::Permanent(format!("{url}: {}", qm_integrations::net::FORBIDDEN)));
-            }
-            Err(e) => return Err(ProviderError::Transient(format!("{url}: {e}"))),
-        };
+        let response = request.send().await.map_err(|e| unsent(url, &e))?;
         let status = response.status().as_u16();
         let header = |k: &str| {
             response.headers().get(k).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())

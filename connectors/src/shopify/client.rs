@@ -284,16 +284,7 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 self.limits.bucket().refund(cost, Utc::now());
-                // A base URL that resolves only to addresses the server may not reach will not
-                // resolve elsewhere on a retry.
-                if qm_integrations::net::is_forbidden(&e) {
-                    return Err(ProviderError::Permanent(format!(
-                        "{}: {}",
-                        self.endpoint,
-                        qm_integrations::net::FORBIDDEN
-                    )));
-                }
-                return Err(ProviderError::Transient(format!("{}: {e}", self.endpoint)));
+                return Err(crate::wire::unsent(&self.endpoint, &e));
             }
         };
         let status = response.status().as_u16();

@@ -150,13 +150,7 @@ impl Client {
         if at.offset > 0 {
             request = request.header("Range", format!("bytes={}-", at.offset));
         }
-        let response = request.send().await.map_err(|e| {
-            if qm_integrations::net::is_forbidden(&e) {
-                ProviderError::Permanent(format!("the bulk result's address: {}", qm_integrations::net::FORBIDDEN))
-            } else {
-                ProviderError::Transient(format!("downloading the bulk result: {e}"))
-            }
-        })?;
+        let response = request.send().await.map_err(|e| crate::wire::unsent("the bulk result's address", &e))?;
         let status = response.status().as_u16();
         let skip = match status {
             206 => 0,

@@ -614,18 +614,27 @@ impl Providers {
     /// A NetSuite client with the connector's own limits: one installation's throttling or
     /// refused logins never hold up another's.
     fn netsuite(&self, state: &AppState, c: &connector::Model) -> Option<qm_connectors::netsuite::client::Client> {
-        use qm_connectors::netsuite::{client, tba};
-        let (secrets, _) = installed::open_netsuite(&state.sealer, c)?;
+        use qm_connectors::netsuite::{client, oauth2, tba};
+        let (auth, _) = installed::open_netsuite(&state.sealer, c)?;
         let settings = settings_of(c);
         let n = settings.netsuite?;
-        let credentials = tba::Credentials {
-            account: c.external_account.clone(),
-            consumer_key: secrets.consumer_key,
-            consumer_secret: secrets.consumer_secret,
-            token_id: secrets.token_id,
-            token_secret: secrets.token_secret,
+        let auth = match auth {
+            installed::NetSuiteAuth::Tba(t) => client::Auth::Tba(tba::Credentials {
+                account: c.external_account.clone(),
+                consumer_key: t.consumer_key,
+                consumer_secret: t.consumer_secret,
+                token_id: t.token_id,
+                token_secret: t.token_secret,
+            }),
+            installed::NetSuiteAuth::ClientCredentials(cc) => {
+                client::Auth::ClientCredentials(oauth2::ClientCredentials {
+                    client_id: cc.client_id,
+                    certificate_id: cc.certificate_id,
+                    private_key: cc.private_key,
+                })
+            }
         };
-        let mut config = client::Config::new(credentials, n.time_zone.parse().ok()?, &n.currency);
+        let mut config = client::Config::new(&c.external_account, auth, n.time_zone.parse().ok()?, &n.currency);
         config.base_url = settings.base_url;
         config.date_style = n.date_style;
         config.max_wait = within_lease(state, MAX_WAIT);
