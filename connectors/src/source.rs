@@ -334,21 +334,38 @@ pub trait OrderSink: Send + Sync {
     async fn export(&self, order: &OutboundOrder) -> Result<ExportedOrder, ProviderError>;
 }
 
-/// A return of some of an order's units, for the provider: our id for it (its idempotency key)
-/// and the provider's order lines with how many come back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A return of some of an order's units, for the provider: our id for it (its idempotency key),
+/// the provider's order lines with how many come back (an ERP), and how many of each of the
+/// provider's stock items come back (a 3PL).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboundReturn {
     pub key: String,
     pub lines: Vec<ShippedLine>,
+    pub items: Vec<ReturnedItem>,
 }
 
-/// Returns recorded in the provider's books (an ERP): authorised against the order, then
-/// received. Both are safe to repeat: a step the provider already has is found, not made again.
+/// Units of one of the provider's stock items coming back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnedItem {
+    pub inventory_item_id: String,
+    pub quantity: i64,
+}
+
+/// Returns recorded with the provider: in an ERP's books, authorised against the order, then
+/// received; at a 3PL, announced to the warehouse, which reports the units' arrival itself
+/// ([`ReturnSink::receives_itself`]). Both steps are safe to repeat: a step the provider already
+/// has is found, not made again.
 #[async_trait::async_trait]
 pub trait ReturnSink: Send + Sync {
-    /// Authorises the return against order `order_id`; the authorisation's id. Its lines are
-    /// numbered 1, 2, … in the order given.
+    /// Authorises the return against order `order_id` (a 3PL: the order it shipped); the
+    /// provider's id of it. An ERP numbers its lines 1, 2, … in the order given.
     async fn authorize(&self, order_id: &str, ret: &OutboundReturn) -> Result<String, ProviderError>;
+
+    /// Whether the provider receives the units itself and says so (a 3PL's warehouse), rather
+    /// than being told with [`ReturnSink::receive`].
+    fn receives_itself(&self) -> bool {
+        false
+    }
 
     /// Records the units of authorisation `authorization_id` as received; the receipt's id.
     async fn receive(&self, authorization_id: &str, ret: &OutboundReturn) -> Result<String, ProviderError>;

@@ -170,7 +170,7 @@ mod through_the_api {
     use qm_api::db::entities::{shipment, variant};
     use qm_connectors::netsuite::tba::Credentials;
     use qm_tests::netsuite_mock::{Account, MockNetSuite};
-    use qm_tests::shipbob_mock::{Merchant, MockShipBob};
+    use qm_tests::shipbob_mock::{Fault, Merchant, MockShipBob};
     use qm_tests::{TestApp, TestTenant};
     use sea_orm::EntityTrait;
     use serde_json::{Value, json};
@@ -242,7 +242,8 @@ mod through_the_api {
     }
 
     #[tokio::test]
-    async fn scenario_10_a_shipbob_split_shipment_becomes_shipments_here_and_item_fulfilments_in_netsuite() {
+    async fn scenario_5_10_11_a_shipbob_split_shipment_becomes_item_fulfilments_and_its_return_an_item_receipt_once_back()
+     {
         let app = TestApp::spawn().await;
         let t = app.tenant("sb-flow").await;
         let (sb, ns) = (MockShipBob::start().await, MockNetSuite::start().await);
@@ -394,6 +395,68 @@ mod through_the_api {
             .collect();
         got.sort();
         assert_eq!(got, [("9400A".to_owned(), vec![(1, 2)]), ("9400B".to_owned(), vec![(1, 1), (2, 1)])]);
+
+        // Scenario 11's 3PL leg: a return of one unit is authorised in NetSuite and announced to
+        // ShipBob's warehouse against the parcel it went out in, once though ShipBob's first
+        // answer is lost.
+        sb.script("pat-1", &[Fault::LostAnswer]);
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: ReturnCreateInput!) { returnCreate(input: $i) { return { id } userErrors { field code message } } }",
+                json!({ "i": { "orderId": order, "reason": "too big", "lines": [{ "sku": "SB-3", "quantity": 1 }] } }),
+            )
+            .await;
+        assert_eq!(d["returnCreate"]["userErrors"], json!([]), "{d}");
+        let ret = d["returnCreate"]["return"]["id"].as_str().expect("return").to_owned();
+        for _ in 0..3 {
+            app.drain_jobs().await;
+            app.make_jobs_due().await;
+        }
+        let announced = sb.returns("pat-1");
+        assert_eq!(announced.len(), 1, "{announced:?}");
+        let (sb_return, r) = announced.into_iter().next().expect("one");
+        assert_eq!(r["reference_id"], json!(qm_tests::uuid_of(&ret).to_string()));
+        let parcel_b =
+            sb.shipments("pat-1", sb_id).iter().find(|s| s["tracking"]["tracking_number"] == "9400B").expect("B")["id"]
+                .clone();
+        assert_eq!(r["original_shipment_id"], parcel_b, "the latest parcel that held the unit");
+        assert_eq!(r["inventory"][0]["id"], 903);
+        assert_eq!(r["inventory"][0]["quantity"], 1);
+        assert_eq!(ns.records("5550001", "returnAuthorization").len(), 1);
+        assert_eq!(ns.records("5550001", "itemReceipt").len(), 0, "not back yet");
+        let return_status = async || {
+            let d = app
+                .data(
+                    &t.owner_key,
+                    "query($id: ID!) { node(id: $id) { ... on Return { status } } }",
+                    json!({ "id": ret }),
+                )
+                .await;
+            d["node"]["status"].clone()
+        };
+        assert_ne!(return_status().await, "received");
+
+        // The warehouse receives and restocks it; its webhook comes three times at once
+        // (scenario 5): our return is received once, NetSuite gets one item receipt, and the
+        // restocked unit shows in ShipBob's levels.
+        sb.complete_return("pat-1", sb_return);
+        let body =
+            json!({ "id": sb_return, "reference_id": qm_tests::uuid_of(&ret).to_string(), "status": "Completed" });
+        let sends = (0..3).map(|_| deliver(&app, &shipbob, &secret, "msg_r1", "return.completed", &body));
+        assert_eq!(futures_util::future::join_all(sends).await, [200, 200, 200]);
+        for _ in 0..3 {
+            app.drain_jobs().await;
+            app.make_jobs_due().await;
+        }
+        assert_eq!(return_status().await, "received");
+        assert_eq!(ns.records("5550001", "itemReceipt").len(), 1);
+        let received = app.events(t.id, "return.received").await;
+        assert_eq!(received.len(), 1, "{received:?}");
+        let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
+        let level = qm_api::services::stock::level(&s, sb3, qm_tests::uuid_of(&riverside)).await.expect("level");
+        s.commit().await.expect("commit");
+        assert_eq!(level.on_hand, 1, "ShipBob restocked it at Riverside");
         sb.stop().await;
         ns.stop().await;
     }

@@ -34,6 +34,8 @@ pub struct Merchant {
     pub orders: BTreeMap<u64, Value>,
     /// Shipments by order id.
     pub shipments: BTreeMap<u64, Vec<Value>>,
+    /// Returns received, by id.
+    pub returns: BTreeMap<u64, Value>,
 }
 
 impl Merchant {
@@ -220,6 +222,58 @@ async fn handle(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> 
             }
             HttpResponse::Created().json(order)
         }
+        ("GET", ["return"]) => {
+            let refs: Vec<String> =
+                query(&req).get("ReferenceIds").map(|r| r.split(',').map(str::to_owned).collect()).unwrap_or_default();
+            HttpResponse::Ok().json(
+                m.returns
+                    .values()
+                    .filter(|r| refs.is_empty() || refs.iter().any(|x| r["reference_id"] == x.as_str()))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        }
+        ("GET", ["return", id]) => match id.parse::<u64>().ok().and_then(|i| m.returns.get(&i)) {
+            Some(r) => HttpResponse::Ok().json(r),
+            None => HttpResponse::NotFound().json(json!({ "title": "Not Found" })),
+        },
+        ("POST", ["return"]) => {
+            let channel = req.headers().get("shipbob_channel_id").and_then(|h| h.to_str().ok());
+            if channel != Some(t.channel.as_str()) {
+                return HttpResponse::BadRequest()
+                    .json(json!({ "errors": ["shipbob_channel_id is missing or not yours"] }));
+            }
+            let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+                return HttpResponse::BadRequest().json(json!({ "errors": ["the body is not JSON"] }));
+            };
+            let reference = request["reference_id"].as_str().unwrap_or_default().to_owned();
+            if reference.is_empty() || m.returns.values().any(|r| r["reference_id"] == reference.as_str()) {
+                return HttpResponse::UnprocessableEntity()
+                    .json(json!({ "errors": [format!("Return with reference id {reference} already exists")] }));
+            }
+            let shipment = request["original_shipment_id"].as_u64();
+            let shipped = m.shipments.values().flatten().find(|s| s["id"].as_u64() == shipment).cloned();
+            let Some(shipped) = shipped else {
+                return HttpResponse::UnprocessableEntity()
+                    .json(json!({ "errors": ["original_shipment_id is not a shipment of this channel"] }));
+            };
+            t.next_id += 1;
+            let id = 800_000 + t.next_id;
+            let ret = json!({
+                "id": id, "reference_id": reference, "status": "AwaitingArrival", "return_type": "Regular",
+                "original_shipment_id": shipment, "channel": { "id": t.channel.parse::<u64>().unwrap_or(0), "name": "channel" },
+                "fulfillment_center": shipped["location"].clone(), "insert_date": "2026-02-05T10:00:00.1234567Z",
+                "inventory": request["inventory"].as_array().into_iter().flatten().map(|i| json!({
+                    "id": i["id"], "quantity": i["quantity"], "name": "item",
+                    "action_requested": { "action": i["requested_action"], "action_type": "Merchant" }, "action_taken": [] })).collect::<Vec<_>>(),
+                "status_history": [{ "status": "AwaitingArrival", "timestamp": "2026-02-05T10:00:00.1234567Z" }],
+            });
+            m.returns.insert(id, ret.clone());
+            if fault == Some(Fault::LostAnswer) {
+                return HttpResponse::ServiceUnavailable().finish();
+            }
+            HttpResponse::Created().json(ret)
+        }
         ("GET", ["order", id, "shipment"]) => match id.parse::<u64>().ok().filter(|i| m.orders.contains_key(i)) {
             Some(i) => HttpResponse::Ok().json(m.shipments.get(&i).cloned().unwrap_or_default()),
             None => HttpResponse::NotFound().finish(),
@@ -300,6 +354,38 @@ impl MockShipBob {
             t.merchant.shipments.entry(order).or_default().push(shipment);
             id
         })
+    }
+
+    /// The shipments of order `order`.
+    pub fn shipments(&self, token: &str, order: u64) -> Vec<Value> {
+        self.with(token, |t| t.merchant.shipments.get(&order).cloned().unwrap_or_default())
+    }
+
+    pub fn returns(&self, token: &str) -> BTreeMap<u64, Value> {
+        self.with(token, |t| t.merchant.returns.clone())
+    }
+
+    /// The warehouse received return `id` and restocked its units at the centre it was sent to:
+    /// `Completed`, each item's action taken, the centre's on hand up.
+    pub fn complete_return(&self, token: &str, id: u64) {
+        self.with(token, |t| {
+            let m = &mut t.merchant;
+            let ret = m.returns.get_mut(&id).expect("return");
+            let centre = ret["fulfillment_center"]["id"].as_u64().unwrap_or(0);
+            ret["status"] = json!("Completed");
+            ret["completed_date"] = json!("2026-02-07T12:00:00.1234567Z");
+            let mut back = Vec::new();
+            for i in ret["inventory"].as_array_mut().into_iter().flatten() {
+                let q = i["quantity"].as_i64().unwrap_or(0);
+                i["action_taken"] = json!([{ "action": "Restock", "action_reason": "Good", "quantity_processed": q }]);
+                back.push((i["id"].as_u64().unwrap_or(0), q));
+            }
+            for (item, q) in back {
+                let level = m.stock.entry((item, centre)).or_insert((0, 0, 0));
+                level.0 += q;
+                level.1 += q;
+            }
+        });
     }
 
     pub async fn stop(self) {

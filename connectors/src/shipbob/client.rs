@@ -22,8 +22,8 @@ use tokio::sync::Semaphore;
 use crate::ProviderError;
 use crate::source::{
     Batch, CatalogSource, ExportedOrder, ExternalFulfillment, ExternalLevel, ExternalLocation, ExternalProduct,
-    ExternalVariant, InventorySource, LocationSource, OrderSink, OutboundOrder, Problem, ShipmentSource, ShippedItem,
-    Tracking,
+    ExternalReturn, ExternalReturnLine, ExternalVariant, InventorySource, LocationSource, OrderSink, OutboundOrder,
+    OutboundReturn, Problem, ReturnSink, ShipmentSource, ShippedItem, Tracking,
 };
 use crate::wire::{text, unsent};
 
@@ -428,6 +428,116 @@ impl OrderSink for Client {
             Some(found) => exported(&found),
             None => Err(ProviderError::Permanent(format!("ShipBob refused the order: {}", message(&answer.body)))),
         }
+    }
+}
+
+impl Client {
+    /// The return an earlier attempt made with reference `reference`, if any.
+    async fn return_by_reference(&self, reference: &str) -> Result<Option<Value>, ProviderError> {
+        // Our keys are UUIDs: nothing in them needs escaping in a query.
+        let url = format!("{}?ReferenceIds={reference}", self.url("return"));
+        let body = self.get(&url).await?;
+        let rows = body.as_array().or_else(|| body["items"].as_array());
+        Ok(rows.into_iter().flatten().find(|r| r["reference_id"].as_str() == Some(reference)).cloned())
+    }
+
+    /// Return `id` as ShipBob has it now: its status (`awaitingarrival`, `arrived`, `processing`,
+    /// `completed`, `cancelled`) and its units by inventory item; `None` when there is none.
+    pub async fn return_of(&self, id: &str) -> Result<Option<ExternalReturn>, ProviderError> {
+        let id: u64 = id.parse().map_err(|_| ProviderError::Permanent(format!("return id {id:?}")))?;
+        let answer = self.call(reqwest::Method::GET, &self.url(&format!("return/{id}")), None, &[404]).await?;
+        Ok((answer.status != 404).then(|| return_of(&answer.body)).flatten())
+    }
+}
+
+/// A ShipBob return: its status in lower case, its lines by inventory item.
+pub fn return_of(r: &Value) -> Option<ExternalReturn> {
+    let lines = r["inventory"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| {
+            Some(ExternalReturnLine {
+                id: text(i, "id")?,
+                line_id: None,
+                quantity: quantity(i, "quantity"),
+                reason: None,
+            })
+        })
+        .collect();
+    Some(ExternalReturn {
+        id: text(r, "id")?,
+        name: text(r, "reference_id").unwrap_or_default(),
+        status: r["status"].as_str().unwrap_or_default().to_ascii_lowercase(),
+        lines,
+    })
+}
+
+/// The shipment of `shipments` (an order's, as ShipBob lists them) the returned `items` went out
+/// in: the latest holding all of them, else the latest holding the first.
+fn shipped_in(shipments: &[Value], items: &[crate::source::ReturnedItem]) -> Option<u64> {
+    let holds = |s: &Value, item: &str| {
+        s["products"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["inventory_items"].as_array().into_iter().flatten())
+            .any(|i| text(i, "id").as_deref() == Some(item))
+    };
+    let latest = |keep: &dyn Fn(&Value) -> bool| {
+        shipments
+            .iter()
+            .filter(|s| keep(s))
+            .max_by_key(|s| (instant(&s["tracking"], "shipping_date"), s["id"].as_u64()))
+            .and_then(|s| s["id"].as_u64())
+    };
+    latest(&|s| items.iter().all(|i| holds(s, &i.inventory_item_id)))
+        .or_else(|| latest(&|s| items.first().is_some_and(|i| holds(s, &i.inventory_item_id))))
+}
+
+/// Returns announced to ShipBob's warehouse (`POST /return`, keyed by `reference_id` = our return's
+/// id: an earlier attempt's return is found by it, never a second made), against the shipment
+/// of the order the units went out in; ShipBob reports their arrival itself.
+#[async_trait::async_trait]
+impl ReturnSink for Client {
+    async fn authorize(&self, order_id: &str, ret: &OutboundReturn) -> Result<String, ProviderError> {
+        if self.config.channel_id.is_none() {
+            return Err(ProviderError::Permanent("no ShipBob channel is configured for returns".into()));
+        }
+        if let Some(found) = self.return_by_reference(&ret.key).await? {
+            return text(&found, "id").ok_or_else(|| ProviderError::Decode("a return without an id".into()));
+        }
+        let order: u64 = order_id.parse().map_err(|_| ProviderError::Permanent(format!("order id {order_id:?}")))?;
+        let answer =
+            self.call(reqwest::Method::GET, &self.url(&format!("order/{order}/shipment")), None, &[404]).await?;
+        let shipments = answer.body.as_array().cloned().unwrap_or_default();
+        let Some(shipment) = shipped_in(&shipments, &ret.items) else {
+            return Err(ProviderError::Permanent("no ShipBob shipment of the order holds the returned units".into()));
+        };
+        let inventory: Vec<Value> = ret
+            .items
+            .iter()
+            .map(|i| {
+                json!({ "id": i.inventory_item_id.parse::<u64>().ok(), "quantity": i.quantity, "requested_action": "Default" })
+            })
+            .collect();
+        let body = json!({ "reference_id": ret.key, "original_shipment_id": shipment, "inventory": inventory });
+        let answer = self.call(reqwest::Method::POST, &self.url("return"), Some(&body), &[422]).await?;
+        if answer.status != 422 {
+            return text(&answer.body, "id").ok_or_else(|| ProviderError::Decode("a return without an id".into()));
+        }
+        match self.return_by_reference(&ret.key).await? {
+            Some(found) => text(&found, "id").ok_or_else(|| ProviderError::Decode("a return without an id".into())),
+            None => Err(ProviderError::Permanent(format!("ShipBob refused the return: {}", message(&answer.body)))),
+        }
+    }
+
+    fn receives_itself(&self) -> bool {
+        true
+    }
+
+    async fn receive(&self, _authorization_id: &str, _ret: &OutboundReturn) -> Result<String, ProviderError> {
+        Err(ProviderError::Permanent("ShipBob's warehouse receives returns itself".into()))
     }
 }
 

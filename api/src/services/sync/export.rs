@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use qm_connectors::source::{OutboundLine, OutboundOrder, OutboundReturn, ShippedLine};
+use qm_connectors::source::{OutboundLine, OutboundOrder, OutboundReturn, ReturnedItem, ShippedLine};
 use sea_orm::{ColumnTrait, DbErr, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -176,9 +176,10 @@ impl Handler for ExportJob {
     }
 }
 
-/// Queues recording return `return_id` in each order book its order was sent to (NetSuite: a
-/// return authorisation, and an item receipt once its units are back), in the return's
-/// transaction; `why` tells apart the moments it is queued at (created, received).
+/// Queues recording return `return_id` with each system its order was sent to (NetSuite: a
+/// return authorisation, and an item receipt once its units are back; ShipBob: a return its
+/// warehouse expects, against the shipment the units went out in), in the return's transaction;
+/// `why` tells apart the moments it is queued at (created, received).
 pub async fn queue_return(s: &Scoped, return_id: Uuid, order_id: Uuid, why: &str) -> Result<(), DbErr> {
     let books = repo::find::<external_ref::Entity>(s)
         .filter(external_ref::Column::Kind.eq(EXPORTED_ORDER))
@@ -193,7 +194,7 @@ pub async fn queue_return(s: &Scoped, return_id: Uuid, order_id: Uuid, why: &str
         .into_iter()
         .map(|c| (c.id, c.kind))
         .collect();
-    for b in books.iter().filter(|b| kinds.get(&b.connector_id).is_some_and(|k| k == NETSUITE)) {
+    for b in books.iter().filter(|b| kinds.get(&b.connector_id).is_some_and(|k| k == NETSUITE || k == SHIPBOB)) {
         let payload = serde_json::json!({ "connector_id": b.connector_id, "return_id": return_id });
         let mut job = NewJob::new(RETURN_EXPORT, payload);
         job.dedup_key = Some(format!("{RETURN_EXPORT}:{}:{return_id}:{why}", b.connector_id));
@@ -212,7 +213,41 @@ struct ReturnState {
     receipt: bool,
 }
 
-async fn return_state(s: &Scoped, connector_id: Uuid, return_id: Uuid) -> Result<Result<ReturnState, String>, DbErr> {
+/// A return for a 3PL: the units by the 3PL's stock item.
+async fn for_3pl(
+    s: &Scoped,
+    connector_id: Uuid,
+    lines: &[return_line::Model],
+) -> Result<Result<OutboundReturn, String>, DbErr> {
+    let variants: Vec<Uuid> = lines.iter().map(|l| l.variant_id).collect();
+    let items: HashMap<Uuid, String> = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::ConnectorId.eq(connector_id))
+        .filter(external_ref::Column::Kind.eq("inventory_item"))
+        .filter(external_ref::Column::LocalId.is_in(variants))
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.local_id, r.external_id))
+        .collect();
+    let mut out: Vec<ReturnedItem> = Vec::with_capacity(lines.len());
+    for l in lines {
+        let Some(item) = items.get(&l.variant_id) else {
+            return Ok(Err(format!("return line {} is of a variant the 3PL does not stock", l.id)));
+        };
+        match out.iter_mut().find(|x| x.inventory_item_id == *item) {
+            Some(x) => x.quantity += i64::from(l.quantity),
+            None => out.push(ReturnedItem { inventory_item_id: item.clone(), quantity: i64::from(l.quantity) }),
+        }
+    }
+    Ok(Ok(OutboundReturn { items: out, ..OutboundReturn::default() }))
+}
+
+async fn return_state(
+    s: &Scoped,
+    connector: &connector::Model,
+    return_id: Uuid,
+) -> Result<Result<ReturnState, String>, DbErr> {
+    let connector_id = connector.id;
     let Some(r) = repo::find::<return_::Entity>(s).filter(return_::Column::Id.eq(return_id)).one(&s.tx).await? else {
         return Ok(Err("the return no longer exists".into()));
     };
@@ -238,30 +273,34 @@ async fn return_state(s: &Scoped, connector_id: Uuid, return_id: Uuid) -> Result
         .into_iter()
         .map(|x| (x.local_id, provider_line(&x.external_id).to_owned()))
         .collect();
-    let mut out = Vec::with_capacity(lines.len());
-    for l in &lines {
-        let line = order_lines.iter().find(|o| o.variant_id == l.variant_id).and_then(|o| provider_line.get(&o.id));
-        let Some(line) = line else { return Ok(Err(format!("return line {} is on no line sent", l.id))) };
-        match out.iter_mut().find(|x: &&mut ShippedLine| x.line_id == *line) {
-            Some(x) => x.quantity += i64::from(l.quantity),
-            None => out.push(ShippedLine { line_id: line.clone(), quantity: i64::from(l.quantity) }),
+    let ret = if super::provider::is_3pl(&connector.kind) {
+        match for_3pl(s, connector_id, &lines).await? {
+            Ok(ret) => OutboundReturn { key: r.id.to_string(), ..ret },
+            Err(e) => return Ok(Err(e)),
         }
-    }
+    } else {
+        let mut out = Vec::with_capacity(lines.len());
+        for l in &lines {
+            let line = order_lines.iter().find(|o| o.variant_id == l.variant_id).and_then(|o| provider_line.get(&o.id));
+            let Some(line) = line else { return Ok(Err(format!("return line {} is on no line sent", l.id))) };
+            match out.iter_mut().find(|x: &&mut ShippedLine| x.line_id == *line) {
+                Some(x) => x.quantity += i64::from(l.quantity),
+                None => out.push(ShippedLine { line_id: line.clone(), quantity: i64::from(l.quantity) }),
+            }
+        }
+        OutboundReturn { key: r.id.to_string(), lines: out, ..OutboundReturn::default() }
+    };
     let linked = |kind: &'static str| refs(kind).filter(external_ref::Column::LocalId.eq(r.id)).one(&s.tx);
     let authorization = linked(EXPORTED_RETURN).await?.map(|x| x.external_id);
     let receipt = linked(RECEIVED_RETURN).await?.is_some();
     let mirrored = crate::services::sync::orders::is_mirrored(s, r.order_id).await?;
-    let received = match mirrored {
-        true => r.status == "closed",
-        false => !lines.is_empty() && lines.iter().all(|l| l.condition != "unknown"),
-    };
-    Ok(Ok(ReturnState {
-        order: order.external_id,
-        ret: OutboundReturn { key: r.id.to_string(), lines: out },
-        received,
-        authorization,
-        receipt,
-    }))
+    // Back: received at a 3PL's warehouse, closed in the store, or ours graded on inspection.
+    let received = r.status == "received"
+        || match mirrored {
+            true => r.status == "closed",
+            false => !lines.is_empty() && lines.iter().all(|l| l.condition != "unknown"),
+        };
+    Ok(Ok(ReturnState { order: order.external_id, ret, received, authorization, receipt }))
 }
 
 pub(super) struct ReturnJob;
@@ -271,14 +310,17 @@ impl Handler for ReturnJob {
     async fn run(&self, state: &AppState, j: &job::Model) -> Result<(), JobError> {
         let connector_id = payload_id(j, "connector_id")?;
         let return_id = payload_id(j, "return_id")?;
+        let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
         let s = state.db.scoped(j.tenant_id, TxMode::Read).await?;
-        let found = return_state(&s, connector_id, return_id).await?;
+        let found = return_state(&s, &c, return_id).await?;
         s.commit().await?;
         let st = found.map_err(JobError::Permanent)?;
-        if st.receipt || (st.authorization.is_some() && !st.received) {
+        // A 3PL receives the units itself: announcing the return is all it is sent.
+        let done_with =
+            st.receipt || (st.authorization.is_some() && (!st.received || super::provider::is_3pl(&c.kind)));
+        if done_with {
             return Ok(());
         }
-        let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
         let ctx = Applier { connector: &c, full: false };
         let sink = match client.return_sink() {
             Ok(sink) => sink,
@@ -297,7 +339,7 @@ impl Handler for ReturnJob {
                 Err(e) => return push_failed(state, j, connector_id, e).await,
             },
         };
-        if !st.received {
+        if !st.received || sink.receives_itself() {
             return Ok(());
         }
         match sink.receive(&authorization, &st.ret).await {

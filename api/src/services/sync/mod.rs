@@ -418,8 +418,13 @@ impl Handler for ReconcileJob {
             tracing::debug!(connector = %id, reason = ?e, "no reconciliation sync");
         }
         s.commit().await?;
-        // A 3PL's shipments that no webhook brought (one lost, or never subscribed) are read.
-        match poll_shipments(state, job.tenant_id, id).await {
+        // A 3PL's shipments and returns that no webhook brought (one lost, or never subscribed)
+        // are read.
+        let polled = match poll_shipments(state, job.tenant_id, id).await {
+            Ok(()) => poll_returns(state, job.tenant_id, id).await,
+            Err(e) => Err(e),
+        };
+        match polled {
             Ok(()) => Ok(()),
             Err(SliceError::Db(e)) => Err(e.into()),
             Err(SliceError::Provider(e)) => {
@@ -428,6 +433,50 @@ impl Handler for ReconcileJob {
             }
         }
     }
+}
+
+/// Reads the returns announced to connector `id`, if it is an active ShipBob connector, whose
+/// units are not back yet (at most [`POLL_ORDERS`], the oldest first), and applies them as its
+/// webhooks would (`orders::return_from_3pl`).
+async fn poll_returns(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), SliceError> {
+    use crate::db::entities::return_;
+    use sea_orm::QuerySelect as _;
+    let s = state.db.scoped(tenant, TxMode::Read).await?;
+    let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
+    let Some(c) = c.filter(|c| c.status == "active" && c.kind == installed::SHIPBOB) else {
+        return Ok(s.commit().await?);
+    };
+    let open: Vec<Uuid> = repo::find::<return_::Entity>(&s)
+        .filter(return_::Column::Status.is_in(["requested", "open"]))
+        .order_by_asc(return_::Column::Id)
+        .limit(POLL_ORDERS * 5)
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let announced = refs_of(&s, id, export::EXPORTED_RETURN)
+        .filter(external_ref::Column::LocalId.is_in(open))
+        .limit(POLL_ORDERS)
+        .all(&s.tx)
+        .await?;
+    s.commit().await?;
+    let Some(Provider::ShipBob(client)) = state.providers.client(state, &c) else { return Ok(()) };
+    let started = Instant::now();
+    for r in announced {
+        if started.elapsed() >= within_lease(state, SLICE) {
+            break;
+        }
+        let Some(ext) = client.return_of(&r.external_id).await? else { continue };
+        let s = state.db.scoped(tenant, TxMode::Write).await?;
+        if orders::return_from_3pl(&s, &c, &ext).await?
+            && let Err(e) = request(&s, id, &["inventory".to_owned()], false, "schedule").await?
+        {
+            tracing::debug!(connector = %id, reason = ?e, "no inventory sync");
+        }
+        s.commit().await?;
+    }
+    Ok(())
 }
 
 /// Open orders sent to a 3PL read at most per reconciliation (the oldest first).
@@ -1935,6 +1984,10 @@ enum About {
     ShipNotify {
         resource_url: String,
     },
+    /// A return announced to a 3PL changed there (ShipBob's `return.*` topics).
+    Return {
+        return_id: String,
+    },
     /// A carrier's scan of a parcel (ShipStation V2's tracking events).
     Tracking {
         number: String,
@@ -1971,11 +2024,16 @@ impl About {
             });
         }
         if c.kind == installed::SHIPBOB {
+            let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            // A return topic names the return, read back whole.
+            if topic.starts_with("return.") {
+                let id = v["return_id"].as_u64().or_else(|| v["id"].as_u64()).or_else(|| v["return"]["id"].as_u64());
+                return Ok(id.map_or(About::Nothing, |id| About::Return { return_id: id.to_string() }));
+            }
             // Every order and shipment topic names the order; its shipments are read back whole.
             if !topic.starts_with("order.") {
                 return Ok(About::Nothing);
             }
-            let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
             let order = v["order_id"].as_u64().or_else(|| v["shipment"]["order_id"].as_u64());
             return Ok(match order {
                 Some(id) => About::Shipments { order_id: id.to_string() },
@@ -2101,6 +2159,22 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
                 let outcome = orders::from_3pl(&s, &c, &order, &shipments).await?;
                 log_problems(webhook_id, &outcome.problems);
             }
+            mark_webhook(&s, connector_id, webhook_id, "applied").await?;
+            s.commit().await?;
+        }
+        About::Return { return_id } => {
+            let Provider::ShipBob(sb) = &client else { return Ok(()) };
+            let found = sb.return_of(&return_id).await?;
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            let changed = match &found {
+                Some(ext) => orders::return_from_3pl(&s, &c, ext).await?,
+                None => false,
+            };
+            // Restocked units show in the warehouse's levels.
+            if changed && let Err(e) = request(&s, connector_id, &["inventory".to_owned()], false, "webhook").await? {
+                tracing::debug!(connector = %connector_id, reason = ?e, "no inventory sync");
+            }
+            tracing::info!(connector = %connector_id, %return_id, changed, "3PL return applied");
             mark_webhook(&s, connector_id, webhook_id, "applied").await?;
             s.commit().await?;
         }

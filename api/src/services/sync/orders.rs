@@ -563,7 +563,10 @@ impl Applier<'_> {
                 None => None,
             };
             let (ret, was) = match existing {
-                Some(e) if e.status == status => continue,
+                // A return a 3PL's warehouse received stays received until the store closes it.
+                Some(e) if e.status == status || (e.status == "received" && matches!(status, "requested" | "open")) => {
+                    continue;
+                }
                 Some(e) => {
                     return_::Entity::update_many()
                         .col_expr(return_::Column::Status, status.into())
@@ -615,24 +618,9 @@ impl Applier<'_> {
                     (m, None)
                 }
             };
-            if ret.status == "closed" && was.as_deref() != Some("closed") {
-                let items = repo::find::<return_line::Entity>(s)
-                    .filter(return_line::Column::ReturnId.eq(ret.id))
-                    .all(&s.tx)
-                    .await?;
-                let ids: Vec<Uuid> = items.iter().map(|l| l.variant_id).collect();
-                let skus = lookup::skus(s, &ids).await?;
-                let data = serde_json::json!({
-                    "returnId": crate::graphql::types::gid("Return", ret.id).0,
-                    "orderId": crate::graphql::types::gid("Order", ours.id).0,
-                    "locationId": crate::graphql::types::gid("Location", ours.location_id).0,
-                    // Decided in the store: not known here.
-                    "lines": items.iter().map(|l| serde_json::json!({
-                        "sku": skus.get(&l.variant_id), "quantity": l.quantity, "disposition": null,
-                    })).collect::<Vec<_>>(),
-                });
-                crate::events::emit(s, "return.received", data).await?;
-                super::export::queue_return(s, ret.id, ours.id, "received").await?;
+            // Received once: closed in the store, unless a 3PL's warehouse said so first.
+            if ret.status == "closed" && !matches!(was.as_deref(), Some("closed" | "received")) {
+                announce_received(s, &ret, ours).await?;
             }
             changed = true;
         }
@@ -919,4 +907,74 @@ pub(super) async fn tracked(
         changed += 1;
     }
     Ok(changed)
+}
+
+/// `return.received` for return `ret` of order `order` (its units are back; the dispositions are
+/// decided elsewhere: not known here), and the receipt queued for the order books it went to.
+async fn announce_received(s: &Scoped, ret: &return_::Model, order: &order::Model) -> Result<(), DbErr> {
+    let items =
+        repo::find::<return_line::Entity>(s).filter(return_line::Column::ReturnId.eq(ret.id)).all(&s.tx).await?;
+    let ids: Vec<Uuid> = items.iter().map(|l| l.variant_id).collect();
+    let skus = lookup::skus(s, &ids).await?;
+    let data = serde_json::json!({
+        "returnId": crate::graphql::types::gid("Return", ret.id).0,
+        "orderId": crate::graphql::types::gid("Order", order.id).0,
+        "locationId": crate::graphql::types::gid("Location", order.location_id).0,
+        "lines": items.iter().map(|l| serde_json::json!({
+            "sku": skus.get(&l.variant_id), "quantity": l.quantity, "disposition": null,
+        })).collect::<Vec<_>>(),
+    });
+    crate::events::emit(s, "return.received", data).await?;
+    super::export::queue_return(s, ret.id, order.id, "received").await
+}
+
+/// A 3PL's return `ext` (one announced to it from here, linked `exported_return`) as it is now:
+/// once its warehouse completed it, our return is `received` (unless the store closed it
+/// already) with `return.received`, and the receipt goes to the order books. Whether it changed.
+pub(super) async fn return_from_3pl(
+    s: &Scoped,
+    c: &crate::db::entities::connector::Model,
+    ext: &qm_connectors::source::ExternalReturn,
+) -> Result<bool, DbErr> {
+    use super::export::EXPORTED_RETURN;
+    use sea_orm::QuerySelect as _;
+    if ext.status != "completed" {
+        return Ok(false);
+    }
+    let Some(link) = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::ConnectorId.eq(c.id))
+        .filter(external_ref::Column::Kind.eq(EXPORTED_RETURN))
+        .filter(external_ref::Column::ExternalId.eq(ext.id.as_str()))
+        .one(&s.tx)
+        .await?
+    else {
+        return Ok(false);
+    };
+    // Locked: deliveries about one return apply one after the other.
+    let Some(ret) = repo::find::<return_::Entity>(s)
+        .filter(return_::Column::Id.eq(link.local_id))
+        .lock_exclusive()
+        .one(&s.tx)
+        .await?
+    else {
+        return Ok(false);
+    };
+    if !matches!(ret.status.as_str(), "requested" | "open") {
+        return Ok(false);
+    }
+    let Some(order) = repo::find::<order::Entity>(s).filter(order::Column::Id.eq(ret.order_id)).one(&s.tx).await?
+    else {
+        return Ok(false);
+    };
+    let now = repo::now();
+    return_::Entity::update_many()
+        .col_expr(return_::Column::Status, "received".into())
+        .col_expr(return_::Column::UpdatedAt, now.into())
+        .filter(return_::Column::TenantId.eq(s.tenant()))
+        .filter(return_::Column::Id.eq(ret.id))
+        .exec(&s.tx)
+        .await?;
+    let ret = return_::Model { status: "received".into(), updated_at: now, ..ret };
+    announce_received(s, &ret, &order).await?;
+    Ok(true)
 }

@@ -83,10 +83,11 @@ impl Provider {
         }
     }
 
-    /// Where returns of orders sent to an ERP are recorded.
+    /// Where returns of orders sent to an ERP are recorded, or to a 3PL announced.
     pub fn return_sink(&self) -> Result<&dyn ReturnSink, ProviderError> {
         match self {
             Provider::NetSuite(c) => Ok(c),
+            Provider::ShipBob(c) => Ok(c),
             _ => Err(ProviderError::Permanent(not_taken(self.kind(), "returns"))),
         }
     }
