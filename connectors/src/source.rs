@@ -341,12 +341,12 @@ pub trait OrderSink: Send + Sync {
 pub struct OutboundReturn {
     pub key: String,
     pub lines: Vec<ShippedLine>,
-    pub items: Vec<ReturnedItem>,
+    pub items: Vec<ItemUnits>,
 }
 
-/// Units of one of the provider's stock items coming back.
+/// Units of one of the provider's stock items.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReturnedItem {
+pub struct ItemUnits {
     pub inventory_item_id: String,
     pub quantity: i64,
 }
@@ -369,4 +369,36 @@ pub trait ReturnSink: Send + Sync {
 
     /// Records the units of authorisation `authorization_id` as received; the receipt's id.
     async fn receive(&self, authorization_id: &str, ret: &OutboundReturn) -> Result<String, ProviderError>;
+}
+
+/// Goods on their way to one of the provider's warehouses (a purchase order of ours), for it to
+/// expect: our reference (its idempotency key), the warehouse, when they should arrive, and the
+/// units by the provider's stock item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundOrder {
+    pub reference: String,
+    pub location_id: String,
+    pub expected_at: DateTime<Utc>,
+    pub items: Vec<ItemUnits>,
+}
+
+/// An inbound order as the provider has it now: its status (lower case) and the units received
+/// so far by stock item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundStatus {
+    pub id: String,
+    pub status: String,
+    pub received: Vec<ItemUnits>,
+}
+
+/// Inbound stock a 3PL's warehouse receives (ShipBob's receiving orders): announced from here, its
+/// receipt read back.
+#[async_trait::async_trait]
+pub trait InboundSink: Send + Sync {
+    /// Announces the goods; the provider's id of the inbound order. Safe to repeat: an order an
+    /// earlier attempt made is found by its reference, not made again.
+    async fn expect(&self, order: &InboundOrder) -> Result<String, ProviderError>;
+
+    /// Inbound order `id` as it is now; `None` when the provider has none.
+    async fn inbound(&self, id: &str) -> Result<Option<InboundStatus>, ProviderError>;
 }

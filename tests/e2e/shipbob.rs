@@ -167,7 +167,7 @@ mod through_the_api {
     //! leg), once however often a webhook is delivered.
 
     use qm_api::db::TxMode;
-    use qm_api::db::entities::{shipment, variant};
+    use qm_api::db::entities::{purchase_order_line, shipment, variant};
     use qm_connectors::netsuite::tba::Credentials;
     use qm_tests::netsuite_mock::{Account, MockNetSuite};
     use qm_tests::shipbob_mock::{Fault, Merchant, MockShipBob};
@@ -334,22 +334,7 @@ mod through_the_api {
         assert_eq!(order_status(&app, &t, &order).await, "RESERVED", "partly shipped");
         // The second parcel's webhook never comes: the hourly reconciliation reads it.
         sb.ship("pat-1", sb_id, 11, &[(503, 1), (501, 1)], "9400B");
-        {
-            use sea_orm::{ConnectionTrait, Statement};
-            let sql = if app.is_postgres() {
-                "UPDATE job_schedules SET next_run_at = $1 WHERE kind = 'connector.reconcile'"
-            } else {
-                "UPDATE job_schedules SET next_run_at = ? WHERE kind = 'connector.reconcile'"
-            };
-            let past = chrono::Utc::now() - chrono::Duration::minutes(10);
-            let backend = app.owner_db.backend();
-            app.owner_db
-                .conn()
-                .execute_raw(Statement::from_sql_and_values(backend, sql, [past.into()]))
-                .await
-                .expect("due");
-            qm_api::jobs::tick_schedules(&app.state.db).await.expect("tick");
-        }
+        app.make_schedules_due("connector.reconcile", chrono::Duration::minutes(10)).await;
         assert_eq!(
             deliver(
                 &app,
@@ -459,5 +444,128 @@ mod through_the_api {
         assert_eq!(level.on_hand, 1, "ShipBob restocked it at Riverside");
         sb.stop().await;
         ns.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_purchase_order_for_a_shipbob_warehouse_becomes_one_receiving_order_and_its_receipts_come_back_once() {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("sb-wro").await;
+        let sb = MockShipBob::start().await;
+        sb.add_merchant("pat-w", "78", Merchant::generate(3));
+        let cicero = app.location(&t.owner_key, "CICERO").await;
+        let secret = qm_integrations::webhooks::generate_secret();
+        let shipbob = install(
+            &app,
+            &t,
+            "SHIPBOB",
+            "shipbob",
+            json!({
+                "accessToken": "pat-w", "webhookSecret": secret, "channelId": "78", "baseUrl": sb.url,
+                "locationMapping": [{ "shipbobLocationId": "10", "locationId": cicero }],
+            }),
+        )
+        .await;
+        assert_eq!(sync(&app, &t, &shipbob).await["status"], "COMPLETED");
+        let d = app
+            .data(&t.owner_key, "mutation { supplierUpsert(input: { name: \"Acme\", leadTimeMeanDays: \"7\", leadTimeStdDevDays: \"2\", currencyCode: \"USD\" }) { supplier { id } } }", json!({}))
+            .await;
+        let supplier = d["supplierUpsert"]["supplier"]["id"].as_str().expect("supplier").to_owned();
+        let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
+        let po = app.purchase_order_in(&s, "PO-77", &supplier, &cicero, "draft").await;
+        let variants = variant::Entity::find().all(&s.tx).await.expect("variants");
+        for (sku, q) in [("SB-1", 5), ("SB-2", 3)] {
+            use sea_orm::ActiveValue::Set;
+            let v = variants.iter().find(|v| v.sku == sku).expect("variant");
+            purchase_order_line::Entity::insert(purchase_order_line::ActiveModel {
+                tenant_id: Set(t.id),
+                id: Set(uuid::Uuid::now_v7()),
+                purchase_order_id: Set(qm_tests::uuid_of(&po)),
+                variant_id: Set(v.id),
+                quantity: Set(q),
+                received_quantity: Set(0),
+                unit_cost: Set(qm_api::db::entities::Dec(rust_decimal::Decimal::new(450, 2))),
+            })
+            .exec_without_returning(&s.tx)
+            .await
+            .expect("line");
+        }
+        s.commit().await.expect("commit");
+        let on_hand = async |sku: &str| {
+            let d = app
+                .data(
+                    &t.owner_key,
+                    "query($l: ID, $s: String) { stockLevels(locationId: $l, sku: $s, first: 1) { nodes { onHand } } }",
+                    json!({ "l": cicero, "s": sku }),
+                )
+                .await;
+            d["stockLevels"]["nodes"][0]["onHand"].as_i64().unwrap_or(0)
+        };
+        let before = on_hand("SB-1").await;
+
+        // Issued: ShipBob is told what to expect, once though its first answer is lost.
+        sb.script("pat-w", &[Fault::LostAnswer]);
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: PurchaseOrderIssueInput!) { purchaseOrderIssue(input: $i) { userErrors { message } } }",
+                json!({ "i": { "id": po } }),
+            )
+            .await;
+        assert_eq!(d["purchaseOrderIssue"]["userErrors"], json!([]), "{d}");
+        for _ in 0..3 {
+            app.drain_jobs().await;
+            app.make_jobs_due().await;
+        }
+        let wros = sb.receiving("pat-w");
+        assert_eq!(wros.len(), 1, "{wros:?}");
+        let (wro, w) = wros.into_iter().next().expect("one");
+        assert_eq!(
+            (w["purchase_order_number"].as_str(), w["fulfillment_center"]["id"].as_u64()),
+            (Some("PO-77"), Some(10))
+        );
+        let expected: Vec<(u64, i64)> = w["inventory_quantities"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|q| (q["inventory_id"].as_u64().expect("id"), q["expected_quantity"].as_i64().expect("q")))
+            .collect();
+        assert_eq!(expected, [(901, 5), (902, 3)]);
+
+        let po_state = async || {
+            let d = app
+                .data(
+                    &t.owner_key,
+                    "query($id: ID!) { node(id: $id) { ... on PurchaseOrder { status lines { receivedQuantity } } } }",
+                    json!({ "id": po }),
+                )
+                .await;
+            let lines: Vec<i64> = d["node"]["lines"]
+                .as_array()
+                .expect("lines")
+                .iter()
+                .map(|l| l["receivedQuantity"].as_i64().expect("q"))
+                .collect();
+            (d["node"]["status"].as_str().expect("status").to_owned(), lines)
+        };
+        // The warehouse counts SB-1; the webhook comes twice: received here once.
+        sb.receive("pat-w", wro, &[(901, 5)]);
+        let body = json!({ "id": wro, "status": "PartiallyArrived" });
+        for id in ["msg_w1", "msg_w2"] {
+            assert_eq!(deliver(&app, &shipbob, &secret, id, "receiving.updated", &body).await, 200);
+        }
+        app.drain_jobs().await;
+        assert_eq!(po_state().await, ("partially_received".to_owned(), vec![5, 0]));
+        assert_eq!(on_hand("SB-1").await, before + 5);
+        // Then SB-2, read by the reconciliation without a webhook: the order is received.
+        sb.receive("pat-w", wro, &[(902, 3)]);
+        app.make_schedules_due("connector.reconcile", chrono::Duration::minutes(10)).await;
+        for _ in 0..3 {
+            app.drain_jobs().await;
+        }
+        assert_eq!(po_state().await, ("received".to_owned(), vec![5, 3]));
+        // ShipBob's levels, read again, agree: nothing counted twice.
+        assert_eq!(sync(&app, &t, &shipbob).await["status"], "COMPLETED");
+        assert_eq!(on_hand("SB-1").await, before + 5);
+        sb.stop().await;
     }
 }

@@ -647,7 +647,6 @@ async fn scenarios_5_6_7_webhooks_are_acked_at_once_applied_once_and_never_roll_
 
 #[tokio::test]
 async fn a_periodic_reconciliation_syncs_what_webhooks_missed_and_skips_paused_connectors() {
-    use sea_orm::{ConnectionTrait, Statement};
     let app = TestApp::spawn().await;
     let t = app.tenant("acme").await;
     let shop = Shop::generate(4, 1, at("2026-11-01T10:00:00Z"));
@@ -655,19 +654,7 @@ async fn a_periodic_reconciliation_syncs_what_webhooks_missed_and_skips_paused_c
     let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
     // Each firing is one occurrence (a schedule's jobs are deduplicated per occurrence time).
     let due = async |occurrence: i64| {
-        let backend = app.owner_db.backend();
-        let sql = if app.is_postgres() {
-            "UPDATE job_schedules SET next_run_at = $1 WHERE kind = 'connector.reconcile'"
-        } else {
-            "UPDATE job_schedules SET next_run_at = ? WHERE kind = 'connector.reconcile'"
-        };
-        let past = Utc::now() - chrono::Duration::minutes(10 * occurrence);
-        app.owner_db
-            .conn()
-            .execute_raw(Statement::from_sql_and_values(backend, sql, [past.into()]))
-            .await
-            .expect("due");
-        qm_api::jobs::tick_schedules(&app.state.db).await.expect("tick");
+        app.make_schedules_due("connector.reconcile", chrono::Duration::minutes(10 * occurrence)).await;
         app.drain_jobs().await;
         app.drain_jobs().await;
     };

@@ -405,6 +405,25 @@ impl TestApp {
             .expect("fast-forward jobs");
     }
 
+    /// Makes the schedules of job `kind` (every tenant's) due `ago` back and enqueues their jobs,
+    /// as the scheduler would (one job per occurrence: a later `ago` is another occurrence).
+    pub async fn make_schedules_due(&self, kind: &str, ago: chrono::Duration) {
+        use sea_orm::{ConnectionTrait, Statement};
+        let sql = if self.is_postgres() {
+            "UPDATE job_schedules SET next_run_at = $1 WHERE kind = $2"
+        } else {
+            "UPDATE job_schedules SET next_run_at = ? WHERE kind = ?"
+        };
+        let past = chrono::Utc::now() - ago;
+        let backend = self.owner_db.backend();
+        self.owner_db
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, [past.into(), kind.into()]))
+            .await
+            .expect("due");
+        qm_api::jobs::tick_schedules(&self.state.db).await.expect("tick");
+    }
+
     /// Inserts an issued purchase order (without lines) and returns its global ID.
     /// `supplier` and `location` are global IDs.
     pub async fn purchase_order(&self, s: &qm_api::db::Scoped, number: &str, supplier: &str, location: &str) -> String {

@@ -36,6 +36,8 @@ pub struct Merchant {
     pub shipments: BTreeMap<u64, Vec<Value>>,
     /// Returns received, by id.
     pub returns: BTreeMap<u64, Value>,
+    /// Receiving orders (WROs), by id.
+    pub receiving: BTreeMap<u64, Value>,
 }
 
 impl Merchant {
@@ -274,6 +276,65 @@ async fn handle(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> 
             }
             HttpResponse::Created().json(ret)
         }
+        ("GET", ["receiving"]) => {
+            let numbers: Vec<String> = query(&req)
+                .get("PurchaseOrderNumbers")
+                .map(|r| r.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            HttpResponse::Ok().json(
+                m.receiving
+                    .values()
+                    .filter(|w| numbers.is_empty() || numbers.iter().any(|n| w["purchase_order_number"] == n.as_str()))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        }
+        ("GET", ["receiving", id]) => match id.parse::<u64>().ok().and_then(|i| m.receiving.get(&i)) {
+            Some(w) => HttpResponse::Ok().json(w),
+            None => HttpResponse::NotFound().json(json!({ "title": "Not Found" })),
+        },
+        ("POST", ["receiving"]) => {
+            let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+                return HttpResponse::BadRequest().json(json!({ "errors": ["the body is not JSON"] }));
+            };
+            let centre = request["fulfillment_center"]["id"].as_u64();
+            let Some(centre) = m.locations.iter().find(|l| Some(l.0) == centre).cloned() else {
+                return HttpResponse::BadRequest().json(json!({ "errors": ["fulfillment_center.id is not a centre"] }));
+            };
+            let missing = ["box_packaging_type", "boxes", "expected_arrival_date", "package_type"]
+                .into_iter()
+                .find(|k| request[*k].is_null());
+            if let Some(k) = missing {
+                return HttpResponse::BadRequest().json(json!({ "errors": [format!("{k} is required")] }));
+            }
+            let mut expected: BTreeMap<u64, i64> = BTreeMap::new();
+            for item in request["boxes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|b| b["box_items"].as_array().into_iter().flatten())
+            {
+                *expected.entry(item["inventory_id"].as_u64().unwrap_or(0)).or_default() +=
+                    item["quantity"].as_i64().unwrap_or(0);
+            }
+            t.next_id += 1;
+            let id = 900_000 + t.next_id;
+            let wro = json!({
+                "id": id, "purchase_order_number": request["purchase_order_number"], "status": "Awaiting",
+                "package_type": request["package_type"], "box_packaging_type": request["box_packaging_type"],
+                "expected_arrival_date": request["expected_arrival_date"],
+                "fulfillment_center": { "id": centre.0, "name": centre.1 },
+                "insert_date": "2026-02-05T10:00:00.1234567Z",
+                "inventory_quantities": expected.iter().map(|(i, q)| json!({ "inventory_id": i, "sku": null,
+                    "expected_quantity": q, "received_quantity": 0, "stowed_quantity": 0 })).collect::<Vec<_>>(),
+                "status_history": [{ "id": 1, "status": "Awaiting", "timestamp": "2026-02-05T10:00:00.1234567Z" }],
+            });
+            m.receiving.insert(id, wro.clone());
+            if fault == Some(Fault::LostAnswer) {
+                return HttpResponse::ServiceUnavailable().finish();
+            }
+            HttpResponse::Created().json(wro)
+        }
         ("GET", ["order", id, "shipment"]) => match id.parse::<u64>().ok().filter(|i| m.orders.contains_key(i)) {
             Some(i) => HttpResponse::Ok().json(m.shipments.get(&i).cloned().unwrap_or_default()),
             None => HttpResponse::NotFound().finish(),
@@ -359,6 +420,35 @@ impl MockShipBob {
     /// The shipments of order `order`.
     pub fn shipments(&self, token: &str, order: u64) -> Vec<Value> {
         self.with(token, |t| t.merchant.shipments.get(&order).cloned().unwrap_or_default())
+    }
+
+    pub fn receiving(&self, token: &str) -> BTreeMap<u64, Value> {
+        self.with(token, |t| t.merchant.receiving.clone())
+    }
+
+    /// The warehouse received (and stowed) `items` (`(inventory id, units)`) of receiving order
+    /// `id`: its counts and the centre's stock up; `Completed` once all that was expected came.
+    pub fn receive(&self, token: &str, id: u64, items: &[(u64, i64)]) {
+        self.with(token, |t| {
+            let m = &mut t.merchant;
+            let wro = m.receiving.get_mut(&id).expect("receiving order");
+            let centre = wro["fulfillment_center"]["id"].as_u64().unwrap_or(0);
+            let mut all = true;
+            for q in wro["inventory_quantities"].as_array_mut().into_iter().flatten() {
+                let item = q["inventory_id"].as_u64().unwrap_or(0);
+                let add: i64 = items.iter().filter(|(i, _)| *i == item).map(|(_, n)| n).sum();
+                let got = q["received_quantity"].as_i64().unwrap_or(0) + add;
+                q["received_quantity"] = json!(got);
+                q["stowed_quantity"] = json!(got);
+                all &= got >= q["expected_quantity"].as_i64().unwrap_or(0);
+            }
+            wro["status"] = json!(if all { "Completed" } else { "PartiallyArrived" });
+            for (item, n) in items {
+                let level = m.stock.entry((*item, centre)).or_insert((0, 0, 0));
+                level.0 += n;
+                level.1 += n;
+            }
+        });
     }
 
     pub fn returns(&self, token: &str) -> BTreeMap<u64, Value> {

@@ -1240,6 +1240,8 @@ pub async fn issue_purchase_order(
     let po = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
     let data = issued_data(&s, &po).await?;
     crate::events::emit(&s, "purchase_order.issued", data).await?;
+    // Bound for a 3PL's warehouse: it is told what to expect.
+    crate::services::sync::inbound::queue_receiving(&s, &po).await?;
     s.commit().await?;
     Ok(Ok(po))
 }
@@ -1276,7 +1278,7 @@ pub async fn receive_purchase_order(
     retrying!(db, p, |s| receive_in(s, req).await)
 }
 
-async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outcome<purchase_order::Model>, DbErr> {
+pub(crate) async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outcome<purchase_order::Model>, DbErr> {
     use crate::db::entities::stock_movement;
     let po = match req.purchase_order_id {
         Some(id) => purchase_order(s, id).await?,

@@ -22,8 +22,9 @@ use tokio::sync::Semaphore;
 use crate::ProviderError;
 use crate::source::{
     Batch, CatalogSource, ExportedOrder, ExternalFulfillment, ExternalLevel, ExternalLocation, ExternalProduct,
-    ExternalReturn, ExternalReturnLine, ExternalVariant, InventorySource, LocationSource, OrderSink, OutboundOrder,
-    OutboundReturn, Problem, ReturnSink, ShipmentSource, ShippedItem, Tracking,
+    ExternalReturn, ExternalReturnLine, ExternalVariant, InboundOrder, InboundSink, InboundStatus, InventorySource,
+    ItemUnits, LocationSource, OrderSink, OutboundOrder, OutboundReturn, Problem, ReturnSink, ShipmentSource,
+    ShippedItem, Tracking,
 };
 use crate::wire::{text, unsent};
 
@@ -475,7 +476,7 @@ pub fn return_of(r: &Value) -> Option<ExternalReturn> {
 
 /// The shipment of `shipments` (an order's, as ShipBob lists them) the returned `items` went out
 /// in: the latest holding all of them, else the latest holding the first.
-fn shipped_in(shipments: &[Value], items: &[crate::source::ReturnedItem]) -> Option<u64> {
+fn shipped_in(shipments: &[Value], items: &[ItemUnits]) -> Option<u64> {
     let holds = |s: &Value, item: &str| {
         s["products"]
             .as_array()
@@ -538,6 +539,67 @@ impl ReturnSink for Client {
 
     async fn receive(&self, _authorization_id: &str, _ret: &OutboundReturn) -> Result<String, ProviderError> {
         Err(ProviderError::Permanent("ShipBob's warehouse receives returns itself".into()))
+    }
+}
+
+/// Receiving orders (WROs): goods on their way to a fulfilment centre, announced with `POST
+/// /receiving` (one box holding everything, its `purchase_order_number` our reference: an earlier
+/// attempt's order is found by it, never a second made), and read back with what arrived.
+#[async_trait::async_trait]
+impl InboundSink for Client {
+    async fn expect(&self, order: &InboundOrder) -> Result<String, ProviderError> {
+        // Our references are purchase order numbers: letters, digits and dashes.
+        let url = format!("{}?PurchaseOrderNumbers={}", self.url("receiving"), order.reference);
+        let body = self.get(&url).await?;
+        let rows = body.as_array().or_else(|| body["items"].as_array());
+        let found = rows.into_iter().flatten().find(|r| r["purchase_order_number"].as_str() == Some(&order.reference));
+        if let Some(found) = found {
+            return text(found, "id").ok_or_else(|| ProviderError::Decode("a receiving order without an id".into()));
+        }
+        let centre: u64 = order
+            .location_id
+            .parse()
+            .map_err(|_| ProviderError::Permanent(format!("fulfilment centre {:?}", order.location_id)))?;
+        let items: Vec<Value> = order
+            .items
+            .iter()
+            .map(|i| json!({ "inventory_id": i.inventory_item_id.parse::<u64>().ok(), "quantity": i.quantity }))
+            .collect();
+        let body = json!({
+            "fulfillment_center": { "id": centre },
+            "package_type": "Package",
+            "box_packaging_type": "EverythingInOneBox",
+            "boxes": [{ "tracking_number": order.reference, "box_items": items }],
+            "expected_arrival_date": order.expected_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "purchase_order_number": order.reference,
+        });
+        let answer = self.call(reqwest::Method::POST, &self.url("receiving"), Some(&body), &[]).await?;
+        text(&answer.body, "id").ok_or_else(|| ProviderError::Decode("a receiving order without an id".into()))
+    }
+
+    async fn inbound(&self, id: &str) -> Result<Option<InboundStatus>, ProviderError> {
+        let id: u64 = id.parse().map_err(|_| ProviderError::Permanent(format!("receiving order id {id:?}")))?;
+        let answer = self.call(reqwest::Method::GET, &self.url(&format!("receiving/{id}")), None, &[404]).await?;
+        if answer.status == 404 {
+            return Ok(None);
+        }
+        let w = &answer.body;
+        let received = w["inventory_quantities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|q| {
+                Some(ItemUnits {
+                    inventory_item_id: text(q, "inventory_id")?,
+                    quantity: quantity(q, "received_quantity"),
+                })
+            })
+            .collect();
+        Ok(Some(InboundStatus {
+            id: id.to_string(),
+            status: w["status"].as_str().unwrap_or_default().to_ascii_lowercase(),
+            received,
+        }))
     }
 }
 

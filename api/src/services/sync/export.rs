@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use qm_connectors::source::{OutboundLine, OutboundOrder, OutboundReturn, ReturnedItem, ShippedLine};
+use qm_connectors::source::{ItemUnits, OutboundLine, OutboundOrder, OutboundReturn, ShippedLine};
 use sea_orm::{ColumnTrait, DbErr, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -229,14 +229,14 @@ async fn for_3pl(
         .into_iter()
         .map(|r| (r.local_id, r.external_id))
         .collect();
-    let mut out: Vec<ReturnedItem> = Vec::with_capacity(lines.len());
+    let mut out: Vec<ItemUnits> = Vec::with_capacity(lines.len());
     for l in lines {
         let Some(item) = items.get(&l.variant_id) else {
             return Ok(Err(format!("return line {} is of a variant the 3PL does not stock", l.id)));
         };
         match out.iter_mut().find(|x| x.inventory_item_id == *item) {
             Some(x) => x.quantity += i64::from(l.quantity),
-            None => out.push(ReturnedItem { inventory_item_id: item.clone(), quantity: i64::from(l.quantity) }),
+            None => out.push(ItemUnits { inventory_item_id: item.clone(), quantity: i64::from(l.quantity) }),
         }
     }
     Ok(Ok(OutboundReturn { items: out, ..OutboundReturn::default() }))

@@ -44,6 +44,7 @@ use crate::state::AppState;
 
 pub mod bulk;
 pub mod export;
+pub mod inbound;
 pub mod orders;
 pub mod prices;
 pub mod provider;
@@ -86,6 +87,7 @@ pub fn register(r: Registry) -> Registry {
         .with(orders::FULFILL, orders::FulfillJob)
         .with(export::EXPORT, export::ExportJob)
         .with(export::RETURN_EXPORT, export::ReturnJob)
+        .with(inbound::RECEIVING_EXPORT, inbound::ReceivingJob)
         .with(prices::PRICE, prices::PriceJob)
 }
 
@@ -424,6 +426,10 @@ impl Handler for ReconcileJob {
             Ok(()) => poll_returns(state, job.tenant_id, id).await,
             Err(e) => Err(e),
         };
+        let polled = match polled {
+            Ok(()) => poll_receiving(state, job.tenant_id, id).await,
+            Err(e) => Err(e),
+        };
         match polled {
             Ok(()) => Ok(()),
             Err(SliceError::Db(e)) => Err(e.into()),
@@ -474,6 +480,46 @@ async fn poll_returns(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), Sl
         {
             tracing::debug!(connector = %id, reason = ?e, "no inventory sync");
         }
+        s.commit().await?;
+    }
+    Ok(())
+}
+
+/// Reads the receiving orders announced to connector `id`, if it is an active ShipBob connector,
+/// of purchase orders still open (at most [`POLL_ORDERS`]), and receives here what its warehouse
+/// received (`inbound::received_at_3pl`).
+async fn poll_receiving(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), SliceError> {
+    use crate::db::entities::purchase_order;
+    use sea_orm::QuerySelect as _;
+    let s = state.db.scoped(tenant, TxMode::Read).await?;
+    let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
+    let Some(c) = c.filter(|c| c.status == "active" && c.kind == installed::SHIPBOB) else {
+        return Ok(s.commit().await?);
+    };
+    let open: Vec<Uuid> = repo::find::<purchase_order::Entity>(&s)
+        .filter(purchase_order::Column::Status.is_in(crate::services::replenish::RECEIVABLE_PO))
+        .order_by_asc(purchase_order::Column::Id)
+        .limit(POLL_ORDERS * 5)
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    let announced = refs_of(&s, id, inbound::EXPORTED_RECEIVING)
+        .filter(external_ref::Column::LocalId.is_in(open))
+        .limit(POLL_ORDERS)
+        .all(&s.tx)
+        .await?;
+    s.commit().await?;
+    let Some(client) = state.providers.client(state, &c) else { return Ok(()) };
+    let started = Instant::now();
+    for r in announced {
+        if started.elapsed() >= within_lease(state, SLICE) {
+            break;
+        }
+        let Some(status) = client.inbound_sink()?.inbound(&r.external_id).await? else { continue };
+        let s = state.db.scoped(tenant, TxMode::Write).await?;
+        inbound::received_at_3pl(&s, &c, &status).await?;
         s.commit().await?;
     }
     Ok(())
@@ -1988,6 +2034,10 @@ enum About {
     Return {
         return_id: String,
     },
+    /// Inbound stock at a 3PL's warehouse changed (ShipBob's `receiving.*` topics).
+    Receiving {
+        id: String,
+    },
     /// A carrier's scan of a parcel (ShipStation V2's tracking events).
     Tracking {
         number: String,
@@ -2025,6 +2075,11 @@ impl About {
         }
         if c.kind == installed::SHIPBOB {
             let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            // A receiving topic names the receiving order, read back whole.
+            if topic.starts_with("receiving.") || topic.starts_with("wro.") {
+                let id = v["receiving_order_id"].as_u64().or_else(|| v["id"].as_u64());
+                return Ok(id.map_or(About::Nothing, |id| About::Receiving { id: id.to_string() }));
+            }
             // A return topic names the return, read back whole.
             if topic.starts_with("return.") {
                 let id = v["return_id"].as_u64().or_else(|| v["id"].as_u64()).or_else(|| v["return"]["id"].as_u64());
@@ -2175,6 +2230,17 @@ async fn apply_webhook(state: &AppState, tenant: Uuid, connector_id: Uuid, webho
                 tracing::debug!(connector = %connector_id, reason = ?e, "no inventory sync");
             }
             tracing::info!(connector = %connector_id, %return_id, changed, "3PL return applied");
+            mark_webhook(&s, connector_id, webhook_id, "applied").await?;
+            s.commit().await?;
+        }
+        About::Receiving { id } => {
+            let found = client.inbound_sink()?.inbound(&id).await?;
+            let s = state.db.scoped(tenant, TxMode::Write).await?;
+            let received = match &found {
+                Some(status) => inbound::received_at_3pl(&s, &c, status).await?,
+                None => false,
+            };
+            tracing::info!(connector = %connector_id, receiving = %id, received, "3PL receiving order applied");
             mark_webhook(&s, connector_id, webhook_id, "applied").await?;
             s.commit().await?;
         }

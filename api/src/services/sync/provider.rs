@@ -4,8 +4,8 @@
 
 use qm_connectors::ProviderError;
 use qm_connectors::source::{
-    CatalogSource, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource, PriceSink, ReturnSink,
-    ShipmentSink, ShipmentSource,
+    CatalogSource, InboundSink, InventorySink, InventorySource, LocationSource, OrderSink, OrderSource, PriceSink,
+    ReturnSink, ShipmentSink, ShipmentSource,
 };
 use qm_connectors::{netsuite, shipbob, shipstation, shopify};
 
@@ -89,6 +89,14 @@ impl Provider {
             Provider::NetSuite(c) => Ok(c),
             Provider::ShipBob(c) => Ok(c),
             _ => Err(ProviderError::Permanent(not_taken(self.kind(), "returns"))),
+        }
+    }
+
+    /// Where inbound stock for a 3PL's warehouse is announced (ShipBob's receiving orders).
+    pub fn inbound_sink(&self) -> Result<&dyn InboundSink, ProviderError> {
+        match self {
+            Provider::ShipBob(c) => Ok(c),
+            _ => Err(ProviderError::Permanent(not_taken(self.kind(), "inbound stock"))),
         }
     }
 
