@@ -191,6 +191,10 @@ async fn pause_resume_update_and_uninstall() {
         app.data(&t.owner_key, &install_query(), json!({ "i": { "kind": "SHOPIFY", "config": config(&wh) } })).await;
     assert_eq!(back["connectorInstall"]["connector"]["id"], id, "{back}");
     assert_eq!(back["connectorInstall"]["connector"]["status"], "ACTIVE");
+    // Stored so: sealed credentials again, active.
+    let row = &connector::Entity::find().all(app.owner_db.conn()).await.expect("rows")[0];
+    assert_eq!(row.status, "active");
+    assert!(row.credentials.starts_with("v1:"), "{}", row.credentials);
 }
 
 #[tokio::test]

@@ -179,7 +179,7 @@ async fn scenario_1_a_netsuite_account_syncs_into_the_tenant_once() {
 }
 
 #[tokio::test]
-async fn an_account_connected_with_oauth2_client_credentials_syncs_and_its_key_and_choice_are_checked() {
+async fn an_account_moved_to_oauth2_client_credentials_in_place_syncs_and_its_key_and_choice_are_checked() {
     let app = TestApp::spawn().await;
     let t = app.tenant("ns-m2m").await;
     let mock = MockNetSuite::start().await;
@@ -213,15 +213,23 @@ async fn an_account_connected_with_oauth2_client_credentials_syncs_and_its_key_a
     assert_eq!(both[0]["field"], json!(["input", "netsuite", "clientCredentials"]), "TBA and M2M at once: {both}");
     let bad = attempt(m2m("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----")).await;
     assert_eq!(bad[0]["field"], json!(["input", "netsuite", "clientCredentials", "privateKey"]), "{bad}");
-    let connector = install(&app, &t, &mock, &c, &main, m2m(&key("rsa_private.pem"))).await;
+    // Installed with token-based authentication, then moved to client credentials in place.
+    let connector = install(&app, &t, &mock, &c, &main, json!({})).await;
+    let mut config = json!({ "accountId": "2345678", "webhookSecret": SECRET, "timeZone": "America/New_York",
+        "currency": "USD", "baseUrl": mock.url, "locationMapping": [{ "netsuiteLocationId": "1", "locationId": main }] });
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), m2m(&key("rsa_private.pem")).as_object()) {
+        config.extend(extra.clone());
+    }
     let d = app
         .data(
             &t.owner_key,
-            "query($id: ID!) { node(id: $id) { ... on Connector { netsuite { authentication } } } }",
-            json!({ "id": connector }),
+            "mutation($i: ConnectorUpdateInput!) { connectorUpdate(input: $i) { connector { id netsuite { authentication } } userErrors { field message } } }",
+            json!({ "i": { "id": connector, "netsuite": config } }),
         )
         .await;
-    assert_eq!(d["node"]["netsuite"]["authentication"], "CLIENT_CREDENTIALS");
+    assert_eq!(d["connectorUpdate"]["userErrors"], json!([]), "{d}");
+    assert_eq!(d["connectorUpdate"]["connector"]["id"], json!(connector));
+    assert_eq!(d["connectorUpdate"]["connector"]["netsuite"]["authentication"], "CLIENT_CREDENTIALS");
     let run = sync(&app, &t, &connector).await;
     assert_eq!(run["status"], "COMPLETED", "{run}");
     assert_eq!(applied(&run, "catalog").0, 25);

@@ -568,4 +568,75 @@ mod through_the_api {
         assert_eq!(on_hand("SB-1").await, before + 5);
         sb.stop().await;
     }
+
+    #[tokio::test]
+    async fn a_shipbob_connector_is_reconfigured_in_place_keeping_its_id_status_and_account() {
+        let app = TestApp::spawn().await;
+        let t = app.tenant("sb-update").await;
+        let sb = MockShipBob::start().await;
+        sb.add_merchant("pat-u", "79", Merchant::generate(2));
+        let cicero = app.location(&t.owner_key, "CICERO").await;
+        let riverside = app.location(&t.owner_key, "RIVERSIDE").await;
+        let secret = qm_integrations::webhooks::generate_secret();
+        let config = |channel: &str, method: &str, mapping: Value| {
+            json!({ "accessToken": "pat-u", "webhookSecret": secret, "channelId": channel, "shippingMethod": method,
+                "baseUrl": sb.url, "locationMapping": mapping })
+        };
+        let shipbob = install(
+            &app,
+            &t,
+            "SHIPBOB",
+            "shipbob",
+            config("79", "Standard", json!([{ "shipbobLocationId": "10", "locationId": cicero }])),
+        )
+        .await;
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: ConnectorPauseInput!) { connectorPause(input: $i) { userErrors { message } } }",
+                json!({ "i": { "id": shipbob, "reason": "moving warehouses" } }),
+            )
+            .await;
+        assert_eq!(d["connectorPause"]["userErrors"], json!([]), "{d}");
+        let update = "mutation($i: ConnectorUpdateInput!) { connectorUpdate(input: $i) { connector { id status statusReason
+            shipbob { shippingMethod } locationMapping { providerLocationId stockMaster } } userErrors { field code message } } }";
+        let both = json!([{ "shipbobLocationId": "10", "locationId": cicero }, { "shipbobLocationId": "11", "locationId": riverside, "stockMaster": false }]);
+        // Another channel is another connector; Shopify's config is not ShipBob's.
+        let d = app
+            .data(
+                &t.owner_key,
+                update,
+                json!({ "i": { "id": shipbob, "shipbob": config("80", "Standard", both.clone()) } }),
+            )
+            .await;
+        assert_eq!(d["connectorUpdate"]["userErrors"][0]["field"], json!(["input", "shipbob", "channelId"]), "{d}");
+        let d = app
+            .data(&t.owner_key, update, json!({ "i": { "id": shipbob, "config": { "apiVersion": "2026-04" } } }))
+            .await;
+        assert_eq!(d["connectorUpdate"]["userErrors"][0]["field"], json!(["input", "shipbob"]), "{d}");
+        let d = app
+            .data(&t.owner_key, update, json!({ "i": { "id": shipbob, "shipbob": config("79", "Expedited", both) } }))
+            .await;
+        assert_eq!(d["connectorUpdate"]["userErrors"], json!([]), "{d}");
+        let c = &d["connectorUpdate"]["connector"];
+        assert_eq!(c["id"], json!(shipbob), "the same connector");
+        assert_eq!((c["status"].as_str(), c["statusReason"].as_str()), (Some("PAUSED"), Some("moving warehouses")));
+        assert_eq!(c["shipbob"]["shippingMethod"], "Expedited");
+        assert_eq!(
+            c["locationMapping"],
+            json!([{ "providerLocationId": "10", "stockMaster": true }, { "providerLocationId": "11", "stockMaster": false }])
+        );
+        let d = app
+            .data(
+                &t.owner_key,
+                "mutation($i: ConnectorIdInput!) { connectorResume(input: $i) { userErrors { message } } }",
+                json!({ "i": { "id": shipbob } }),
+            )
+            .await;
+        assert_eq!(d["connectorResume"]["userErrors"], json!([]), "{d}");
+        assert_eq!(sync(&app, &t, &shipbob).await["status"], "COMPLETED");
+        let d = app.data(&t.owner_key, "{ locations(first: 10) { nodes { code } } }", json!({})).await;
+        assert_eq!(d["locations"]["nodes"].as_array().map(Vec::len), Some(2), "both centres mapped, none made: {d}");
+        sb.stop().await;
+    }
 }

@@ -72,18 +72,24 @@ impl LocationMapping {
     }
 }
 
-#[Object]
 impl Connector {
-    pub async fn id(&self) -> ID {
-        gid("Connector", self.0.id)
-    }
-    async fn kind(&self) -> ConnectorKind {
+    fn kind_of(&self) -> ConnectorKind {
         match self.0.kind.as_str() {
             service::NETSUITE => ConnectorKind::NetSuite,
             service::SHIPBOB => ConnectorKind::ShipBob,
             service::SHIPSTATION => ConnectorKind::ShipStation,
             _ => ConnectorKind::Shopify,
         }
+    }
+}
+
+#[Object]
+impl Connector {
+    pub async fn id(&self) -> ID {
+        gid("Connector", self.0.id)
+    }
+    async fn kind(&self) -> ConnectorKind {
+        self.kind_of()
     }
     /// The provider account: the shop's domain, the NetSuite account id (`1234567_SB1`).
     async fn account(&self) -> &str {
@@ -680,7 +686,15 @@ pub struct ConnectorConfigUpdateInput {
 #[derive(InputObject)]
 pub struct ConnectorUpdateInput {
     pub id: ID,
-    pub config: ConnectorConfigUpdateInput,
+    /// A Shopify connector's changes (what is left out stays).
+    pub config: Option<ConnectorConfigUpdateInput>,
+    /// A NetSuite connector's whole configuration, as at install (secrets included: they are
+    /// never shown, so none is kept by leaving it out); the account does not change.
+    pub netsuite: Option<NetSuiteConfigInput>,
+    /// A ShipBob connector's whole configuration, as at install; the channel does not change.
+    pub shipbob: Option<ShipBobConfigInput>,
+    /// A ShipStation connector's whole configuration, as at install; the API key does not change.
+    pub shipstation: Option<ShipStationConfigInput>,
 }
 
 #[derive(InputObject)]
@@ -711,6 +725,128 @@ fn mapped(provider_location_id: String, location_id: &ID, stock_master: Option<b
         location_id: parse_gid(location_id, "Location"),
         stock_master,
         inventory_location_id: None,
+    }
+}
+
+/// The configuration of a NetSuite, ShipBob or ShipStation connector as given (for `kind`, with
+/// only its own input), or the problems.
+enum ProviderInput {
+    NetSuite(service::NetSuiteInput),
+    ShipBob(service::ShipBobInput),
+    ShipStation(service::ShipStationInput),
+}
+
+fn provider_input(
+    kind: ConnectorKind,
+    config: bool,
+    netsuite: Option<NetSuiteConfigInput>,
+    shipbob: Option<ShipBobConfigInput>,
+    shipstation: Option<ShipStationConfigInput>,
+) -> Result<ProviderInput, Vec<UserError>> {
+    Ok(match (kind, config, netsuite, shipbob, shipstation) {
+        (ConnectorKind::NetSuite, false, Some(n), None, None) => {
+            let tba = [n.consumer_key, n.consumer_secret, n.token_id, n.token_secret];
+            let auth = match (tba, n.client_credentials) {
+                ([Some(consumer_key), Some(consumer_secret), Some(token_id), Some(token_secret)], None) => {
+                    service::NetSuiteAuth::Tba(service::TbaSecrets {
+                        consumer_key,
+                        consumer_secret,
+                        token_id,
+                        token_secret,
+                    })
+                }
+                ([None, None, None, None], Some(cc)) => {
+                    service::NetSuiteAuth::ClientCredentials(service::ClientCredentialsSecrets {
+                        client_id: cc.client_id,
+                        certificate_id: cc.certificate_id,
+                        private_key: cc.private_key,
+                    })
+                }
+                _ => {
+                    return Err(vec![UserError::invalid(
+                        &["input", "netsuite", "clientCredentials"],
+                        "give token-based authentication (consumerKey, consumerSecret, tokenId and tokenSecret) or clientCredentials",
+                    )]);
+                }
+            };
+            ProviderInput::NetSuite(service::NetSuiteInput {
+                account_id: n.account_id,
+                auth,
+                webhook_secret: n.webhook_secret,
+                settings: service::NetSuiteSettings {
+                    time_zone: n.time_zone,
+                    date_style: n.date_style.into(),
+                    currency: n.currency,
+                    concurrency: usize::try_from(n.concurrency).unwrap_or(0),
+                    adjustment_account_id: n.adjustment_account_id,
+                    subsidiary_id: n.subsidiary_id,
+                    order_customer_id: n.order_customer_id,
+                    authentication: service::NetSuiteAuthentication::default(),
+                },
+                base_url: n.base_url,
+                location_mapping: n
+                    .location_mapping
+                    .into_iter()
+                    .map(|l| mapped(l.netsuite_location_id, &l.location_id, l.stock_master))
+                    .collect(),
+            })
+        }
+        (ConnectorKind::ShipStation, false, None, None, Some(x)) => {
+            ProviderInput::ShipStation(service::ShipStationInput {
+                api_key: x.api_key,
+                api_secret: x.api_secret,
+                webhook_token: x.webhook_token,
+                v2_api_key: x.v2_api_key,
+                webhook_public_keys: x.webhook_public_keys,
+                base_url: x.base_url,
+                location_mapping: x
+                    .location_mapping
+                    .into_iter()
+                    .map(|l| service::Mapped {
+                        inventory_location_id: l.inventory_location_id,
+                        ..mapped(l.shipstation_warehouse_id, &l.location_id, l.stock_master)
+                    })
+                    .collect(),
+            })
+        }
+        (ConnectorKind::ShipBob, false, None, Some(b), None) => ProviderInput::ShipBob(service::ShipBobInput {
+            token: b.access_token,
+            webhook_secret: b.webhook_secret,
+            settings: service::ShipBobSettings { channel_id: b.channel_id, shipping_method: b.shipping_method },
+            base_url: b.base_url,
+            location_mapping: b
+                .location_mapping
+                .into_iter()
+                .map(|l| mapped(l.shipbob_location_id, &l.location_id, l.stock_master))
+                .collect(),
+        }),
+        (kind, ..) => {
+            let name = match kind {
+                ConnectorKind::NetSuite => "netsuite",
+                ConnectorKind::ShipBob => "shipbob",
+                ConnectorKind::ShipStation => "shipstation",
+                ConnectorKind::Shopify => "config",
+            };
+            return Err(vec![UserError::invalid(
+                &["input", name],
+                format!("a {} connector is configured with {name} (and nothing else)", name.to_uppercase()),
+            )]);
+        }
+    })
+}
+
+/// Installs a provider connector, or replaces connector `replacing`'s configuration.
+async fn configure(
+    s: &crate::db::Scoped,
+    state: &crate::state::AppState,
+    input: ProviderInput,
+    replacing: Option<Uuid>,
+) -> Result<Result<connector::Model, Vec<UserError>>, sea_orm::DbErr> {
+    let (sealer, providers) = (&state.sealer, &state.providers);
+    match input {
+        ProviderInput::NetSuite(i) => service::install_netsuite(s, sealer, providers, replacing, i).await,
+        ProviderInput::ShipBob(i) => service::install_shipbob(s, sealer, providers, replacing, i).await,
+        ProviderInput::ShipStation(i) => service::install_shipstation(s, sealer, providers, replacing, i).await,
     }
 }
 
@@ -810,102 +946,19 @@ impl ConnectorsMutation {
                 };
                 service::install(&s, &state.sealer, &state.providers, config).await?
             }
-            (ConnectorKind::NetSuite, None, Some(n), None, None) => {
-                let tba = [n.consumer_key, n.consumer_secret, n.token_id, n.token_secret];
-                let auth = match (tba, n.client_credentials) {
-                    ([Some(consumer_key), Some(consumer_secret), Some(token_id), Some(token_secret)], None) => {
-                        service::NetSuiteAuth::Tba(service::TbaSecrets {
-                            consumer_key,
-                            consumer_secret,
-                            token_id,
-                            token_secret,
-                        })
-                    }
-                    ([None, None, None, None], Some(cc)) => {
-                        service::NetSuiteAuth::ClientCredentials(service::ClientCredentialsSecrets {
-                            client_id: cc.client_id,
-                            certificate_id: cc.certificate_id,
-                            private_key: cc.private_key,
-                        })
-                    }
-                    _ => {
-                        return Ok(payload(Err(vec![UserError::invalid(
-                            &["input", "netsuite", "clientCredentials"],
-                            "give token-based authentication (consumerKey, consumerSecret, tokenId and tokenSecret) or clientCredentials",
-                        )])));
-                    }
-                };
-                let input = service::NetSuiteInput {
-                    account_id: n.account_id,
-                    auth,
-                    webhook_secret: n.webhook_secret,
-                    settings: service::NetSuiteSettings {
-                        time_zone: n.time_zone,
-                        date_style: n.date_style.into(),
-                        currency: n.currency,
-                        concurrency: usize::try_from(n.concurrency).unwrap_or(0),
-                        adjustment_account_id: n.adjustment_account_id,
-                        subsidiary_id: n.subsidiary_id,
-                        order_customer_id: n.order_customer_id,
-                        authentication: service::NetSuiteAuthentication::default(),
-                    },
-                    base_url: n.base_url,
-                    location_mapping: n
-                        .location_mapping
-                        .into_iter()
-                        .map(|l| mapped(l.netsuite_location_id, &l.location_id, l.stock_master))
-                        .collect(),
-                };
-                service::install_netsuite(&s, &state.sealer, &state.providers, input).await?
-            }
-            (ConnectorKind::ShipStation, None, None, None, Some(x)) => {
-                let input = service::ShipStationInput {
-                    api_key: x.api_key,
-                    api_secret: x.api_secret,
-                    webhook_token: x.webhook_token,
-                    v2_api_key: x.v2_api_key,
-                    webhook_public_keys: x.webhook_public_keys,
-                    base_url: x.base_url,
-                    location_mapping: x
-                        .location_mapping
-                        .into_iter()
-                        .map(|l| service::Mapped {
-                            inventory_location_id: l.inventory_location_id,
-                            ..mapped(l.shipstation_warehouse_id, &l.location_id, l.stock_master)
-                        })
-                        .collect(),
-                };
-                service::install_shipstation(&s, &state.sealer, &state.providers, input).await?
-            }
-            (ConnectorKind::ShipBob, None, None, Some(b), None) => {
-                let input = service::ShipBobInput {
-                    token: b.access_token,
-                    webhook_secret: b.webhook_secret,
-                    settings: service::ShipBobSettings { channel_id: b.channel_id, shipping_method: b.shipping_method },
-                    base_url: b.base_url,
-                    location_mapping: b
-                        .location_mapping
-                        .into_iter()
-                        .map(|l| mapped(l.shipbob_location_id, &l.location_id, l.stock_master))
-                        .collect(),
-                };
-                service::install_shipbob(&s, &state.sealer, &state.providers, input).await?
-            }
+            (
+                kind @ (ConnectorKind::NetSuite | ConnectorKind::ShipBob | ConnectorKind::ShipStation),
+                config,
+                n,
+                b,
+                x,
+            ) => match provider_input(kind, config.is_some(), n, b, x) {
+                Ok(input) => configure(&s, state, input, None).await?,
+                Err(e) => Err(e),
+            },
             (ConnectorKind::Shopify, ..) => Err(vec![UserError::invalid(
                 &["input", "config"],
                 "a SHOPIFY connector is configured with config (and nothing else)",
-            )]),
-            (ConnectorKind::NetSuite, ..) => Err(vec![UserError::invalid(
-                &["input", "netsuite"],
-                "a NETSUITE connector is configured with netsuite (and nothing else)",
-            )]),
-            (ConnectorKind::ShipBob, ..) => Err(vec![UserError::invalid(
-                &["input", "shipbob"],
-                "a SHIPBOB connector is configured with shipbob (and nothing else)",
-            )]),
-            (ConnectorKind::ShipStation, ..) => Err(vec![UserError::invalid(
-                &["input", "shipstation"],
-                "a SHIPSTATION connector is configured with shipstation (and nothing else)",
             )]),
         };
         if let Ok(c) = &outcome {
@@ -924,7 +977,30 @@ impl ConnectorsMutation {
     ) -> Result<ConnectorPayload, ApiError> {
         let p = ctx.admin()?;
         let Some(id) = parse_gid(&input.id, "Connector") else { return Ok(not_found()) };
-        let c = input.config;
+        let s = write_tx(ctx, p).await?;
+        let found = match service::live(&s, id).await? {
+            Ok(c) => c,
+            Err(e) => return Ok(payload(Err(e))),
+        };
+        let kind = Connector(found).kind_of();
+        if let kind @ (ConnectorKind::NetSuite | ConnectorKind::ShipBob | ConnectorKind::ShipStation) = kind {
+            // Another provider's whole configuration, in place: same id, links, history.
+            let outcome =
+                match provider_input(kind, input.config.is_some(), input.netsuite, input.shipbob, input.shipstation) {
+                    Ok(given) => configure(&s, ctx.state(), given, Some(id)).await?,
+                    Err(e) => Err(e),
+                };
+            if outcome.is_ok() {
+                s.commit().await?;
+            }
+            return Ok(payload(outcome));
+        }
+        let Some(c) = input.config else {
+            return Ok(payload(Err(vec![UserError::invalid(
+                &["input", "config"],
+                "a SHOPIFY connector is changed with config",
+            )])));
+        };
         let config = ConfigInput {
             shop_domain: c.shop_domain,
             access_token: c.access_token,
@@ -938,7 +1014,6 @@ impl ConnectorsMutation {
             location_mapping: c.location_mapping.map(mapping),
             bulk_import: c.bulk_import.map(Into::into),
         };
-        let s = write_tx(ctx, p).await?;
         let outcome = service::update(&s, &ctx.state().sealer, &ctx.state().providers, id, config).await?;
         if outcome.is_ok() {
             s.commit().await?;

@@ -383,11 +383,14 @@ pub async fn install(
         shipstation: None,
     };
     let creds = Credentials { access_token: token, webhook_secret: secret, ..Credentials::default() };
-    save_install(s, sealer, SHOPIFY, shop, settings, &creds, &["input", "config", "shopDomain"]).await
+    save_install(s, sealer, SHOPIFY, shop, settings, &creds, &["input", "config", "shopDomain"], None).await
 }
 
 /// Stores an installed connector of `kind` for `account` (again, if it was uninstalled): `TAKEN`
-/// at `field` while another connector of the tenant has the account.
+/// at `field` while another connector of the tenant has the account. `replacing`: the live
+/// connector whose configuration this replaces (`connectorUpdate`), which must have the account;
+/// it keeps its id, status, links and history.
+#[allow(clippy::too_many_arguments)]
 async fn save_install(
     s: &Scoped,
     sealer: &Sealer,
@@ -396,14 +399,24 @@ async fn save_install(
     settings: Settings,
     creds: &Credentials,
     field: &[&str],
+    replacing: Option<Uuid>,
 ) -> Result<Outcome<connector::Model>, DbErr> {
     let existing = repo::find::<connector::Entity>(s)
         .filter(connector::Column::Kind.eq(kind))
         .filter(connector::Column::ExternalAccount.eq(account.as_str()))
         .one(&s.tx)
         .await?;
-    if existing.as_ref().is_some_and(|c| c.status != "uninstalled") {
-        return Ok(Err(taken(field, &account)));
+    let live = existing.as_ref().filter(|c| c.status != "uninstalled");
+    match (live, replacing) {
+        (Some(c), Some(id)) if c.id == id => {}
+        (Some(_), _) => return Ok(Err(taken(field, &account))),
+        (None, Some(_)) => {
+            return Ok(Err(vec![UserError::invalid(
+                field,
+                "the account of a connector does not change: install a connector for the other account",
+            )]));
+        }
+        (None, None) => {}
     }
     let id = existing.as_ref().map_or_else(Uuid::now_v7, |c| c.id);
     let conflicts = master_conflicts(s, id, kind, &settings.location_mapping, field).await?;
@@ -416,17 +429,20 @@ async fn save_install(
         tenant_id: s.tenant(),
         id,
         kind: kind.to_owned(),
-        status: "active".to_owned(),
+        // A new configuration leaves a paused connector paused.
+        status: live.map_or_else(|| "active".to_owned(), |c| c.status.clone()),
         // What the account's bucket was still is.
         throttle: existing.as_ref().and_then(|c| c.throttle.clone()),
         external_account: account,
         settings: serde_json::json!(settings),
         credentials: sealed,
-        status_reason: None,
+        status_reason: live.and_then(|c| c.status_reason.clone()),
         created_at: existing.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
     };
-    let am = connector::ActiveModel::from(row.clone());
+    // Every column set: a model turned into an active model is all unchanged, and would write
+    // nothing over the existing row.
+    let am = sea_orm::ActiveModelTrait::reset_all(connector::ActiveModel::from(row.clone()));
     if existing.is_some() {
         connector::Entity::update(am).exec(&s.tx).await?;
     } else {
@@ -438,7 +454,7 @@ async fn save_install(
             }
         }
     }
-    tracing::info!(connector = %id, kind, account = %row.external_account, "connector installed");
+    tracing::info!(connector = %id, kind, account = %row.external_account, replaced = replacing.is_some(), "connector installed");
     Ok(Ok(row))
 }
 
@@ -553,6 +569,7 @@ pub async fn install_shipbob(
     s: &Scoped,
     sealer: &Sealer,
     providers: &Providers,
+    replacing: Option<Uuid>,
     input: ShipBobInput,
 ) -> Result<Outcome<connector::Model>, DbErr> {
     let field = |name: &str| vec!["input".to_owned(), "shipbob".to_owned(), name.to_owned()];
@@ -593,7 +610,7 @@ pub async fn install_shipbob(
     };
     let creds =
         Credentials { access_token: input.token, webhook_secret: input.webhook_secret, ..Credentials::default() };
-    save_install(s, sealer, SHIPBOB, account, settings, &creds, &["input", "shipbob", "channelId"]).await
+    save_install(s, sealer, SHIPBOB, account, settings, &creds, &["input", "shipbob", "channelId"], replacing).await
 }
 
 /// A ShipStation account to connect.
@@ -616,6 +633,7 @@ pub async fn install_shipstation(
     s: &Scoped,
     sealer: &Sealer,
     providers: &Providers,
+    replacing: Option<Uuid>,
     input: ShipStationInput,
 ) -> Result<Outcome<connector::Model>, DbErr> {
     let field = |name: &str| vec!["input".to_owned(), "shipstation".to_owned(), name.to_owned()];
@@ -677,7 +695,8 @@ pub async fn install_shipstation(
         v2_api_key: input.v2_api_key,
         ..Credentials::default()
     };
-    save_install(s, sealer, SHIPSTATION, input.api_key, settings, &creds, &["input", "shipstation", "apiKey"]).await
+    let field = ["input", "shipstation", "apiKey"];
+    save_install(s, sealer, SHIPSTATION, input.api_key, settings, &creds, &field, replacing).await
 }
 
 /// A NetSuite account to connect.
@@ -695,6 +714,7 @@ pub async fn install_netsuite(
     s: &Scoped,
     sealer: &Sealer,
     providers: &Providers,
+    replacing: Option<Uuid>,
     input: NetSuiteInput,
 ) -> Result<Outcome<connector::Model>, DbErr> {
     let field = |name: &str| vec!["input".to_owned(), "netsuite".to_owned(), name.to_owned()];
@@ -782,7 +802,7 @@ pub async fn install_netsuite(
         client_credentials,
         ..Credentials::default()
     };
-    save_install(s, sealer, NETSUITE, account, settings, &creds, &["input", "netsuite", "accountId"]).await
+    save_install(s, sealer, NETSUITE, account, settings, &creds, &["input", "netsuite", "accountId"], replacing).await
 }
 
 fn taken(field: &[&str], account: &str) -> Vec<UserError> {
@@ -798,7 +818,8 @@ fn seal_credentials(sealer: &Sealer, tenant: Uuid, id: Uuid, creds: &Credentials
     sealer.seal(&plain, &owner(tenant, id))
 }
 
-async fn live(s: &Scoped, id: Uuid) -> Result<Outcome<connector::Model>, DbErr> {
+/// Connector `id` unless it is uninstalled, or the problem at `input.id`.
+pub async fn live(s: &Scoped, id: Uuid) -> Result<Outcome<connector::Model>, DbErr> {
     let found = repo::find::<connector::Entity>(s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
     Ok(match found {
         Some(c) if c.status != "uninstalled" => Ok(c),
@@ -825,7 +846,7 @@ pub async fn update(
         return Ok(Err(vec![UserError::new(
             &["input", "id"],
             UserErrorCode::InvalidState,
-            format!("a {} connector is changed by uninstalling it and installing it again", c.kind),
+            format!("a {} connector is changed with its whole configuration ({}, not config)", c.kind, c.kind),
         )]));
     }
     if input.shop_domain.as_ref().is_some_and(|d| *d != c.external_account) {

@@ -585,7 +585,8 @@ pub struct Providers {
     http: reqwest::Client,
     limits: Mutex<HashMap<Uuid, Arc<ShopLimits>>>,
     /// Per NetSuite connector: its requests in flight and recent refusals.
-    netsuite: Mutex<HashMap<Uuid, Arc<qm_connectors::netsuite::client::Limits>>>,
+    /// (Kept with the concurrency they were made for: a changed configuration makes new ones.)
+    netsuite: Mutex<HashMap<Uuid, (usize, Arc<qm_connectors::netsuite::client::Limits>)>>,
     /// Per ShipBob connector: its requests in flight.
     shipbob: Mutex<HashMap<Uuid, Arc<qm_connectors::shipbob::client::Limits>>>,
     /// Per ShipStation connector: its V1 and V2 keys' rate windows.
@@ -738,7 +739,12 @@ impl Providers {
         config.order_customer = n.order_customer_id;
         let limits = {
             let mut all = self.netsuite.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            all.entry(c.id).or_insert_with(|| Arc::new(client::Limits::new(n.concurrency))).clone()
+            let fresh = || (n.concurrency, Arc::new(client::Limits::new(n.concurrency)));
+            let entry = all.entry(c.id).or_insert_with(fresh);
+            if entry.0 != n.concurrency {
+                *entry = fresh();
+            }
+            entry.1.clone()
         };
         Some(client::Client::new(self.http.clone(), config, limits))
     }
