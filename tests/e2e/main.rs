@@ -22,6 +22,7 @@ mod replenish;
 mod replenish_sim;
 mod returns;
 mod returns_service;
+mod round_trips;
 mod route_plans;
 mod routing;
 mod schema;
