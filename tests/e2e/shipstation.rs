@@ -46,8 +46,44 @@ async fn scenario_1_2_products_are_read_whole_across_pages_within_the_rate_windo
     assert_eq!(skus.iter().collect::<BTreeSet<_>>().len(), 23);
     assert!(started.elapsed() >= Duration::from_millis(900), "waited for the window to reset");
     assert_eq!(mock.requests("key", "secret"), 6, "never sent into a spent window");
+    // A restart from a checkpoint (a new client, the cursor after two pages) reads the rest once.
+    let first_two: Vec<String> = {
+        let p1 = ss.variants(None, None).await.expect("page 1");
+        let p2 = ss.variants(None, p1.next.as_deref()).await.expect("page 2");
+        let checkpoint = p2.next.clone().expect("more");
+        let restarted = client(&mock, "key", "secret", 5);
+        let mut all: Vec<String> = p1.records.iter().chain(&p2.records).map(|v| v.sku.clone()).collect();
+        let mut cursor = Some(checkpoint);
+        while let Some(c) = cursor {
+            let b = restarted.variants(None, Some(&c)).await.expect("page");
+            all.extend(b.records.iter().map(|v| v.sku.clone()));
+            cursor = b.next;
+        }
+        all
+    };
+    assert_eq!(first_two.len(), 23, "no page twice, none skipped");
+    assert_eq!(first_two.iter().collect::<BTreeSet<_>>().len(), 23);
     let wrong = client(&mock, "key", "wrong", 5);
     assert!(matches!(wrong.locations(None).await, Err(ProviderError::Unauthorized(_))));
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn scenario_17_two_accounts_on_one_mock_never_slow_or_see_each_other() {
+    let mock = MockShipStation::start().await;
+    // Account a has one request a ten-minute window; b has its own.
+    mock.add_account("key-a", "secret-a", Account::generate(4), 1, Duration::from_secs(600));
+    mock.add_account("key-b", "secret-b", Account::generate(6), 40, Duration::from_secs(60));
+    let (a, b) = (client(&mock, "key-a", "secret-a", 50), client(&mock, "key-b", "secret-b", 50));
+    a.locations(None).await.expect("a's one request");
+    let started = Instant::now();
+    let (ra, rb) = tokio::join!(a.variants(None, None), b.variants(None, None));
+    assert!(matches!(ra, Err(ProviderError::RateLimited { .. })), "a's window is spent: {ra:?}");
+    assert_eq!(rb.expect("b reads").records.len(), 6, "b sees its own products only");
+    assert!(started.elapsed() < Duration::from_secs(5), "b did not wait for a's window");
+    let revoked = client(&mock, "key-b", "revoked", 50);
+    assert!(matches!(revoked.locations(None).await, Err(ProviderError::Unauthorized(_))));
+    assert_eq!(b.locations(None).await.expect("b").records.len(), 2);
     mock.stop().await;
 }
 

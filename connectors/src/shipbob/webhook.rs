@@ -80,6 +80,10 @@ mod tests {
         let signed = headers("msg_qm_test_0001", "1800000000", SIGNATURE);
         let verify_at = |secret: &str, body: &str, at: i64| verify(secret, &signed, body.as_bytes(), at);
         assert_eq!(verify_at(SECRET, &flipped, now), Err(WebhookError::BadSignature), "one byte of the body changed");
+        // The same JSON written again (spaced, as a framework re-serialises it) is another body.
+        let value: serde_json::Value = serde_json::from_str(BODY).expect("JSON");
+        let reserialised = serde_json::to_string_pretty(&value).expect("JSON");
+        assert_eq!(verify_at(SECRET, &reserialised, now), Err(WebhookError::BadSignature), "a re-serialised body");
         assert_eq!(verify_at(SECRET, BODY, now + 600), Err(WebhookError::StaleTimestamp), "a replay ten minutes on");
         let other = "whsec_b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWZvci10ZXN0";
         assert_eq!(verify_at(other, BODY, now), Err(WebhookError::BadSignature), "another subscription's secret");
