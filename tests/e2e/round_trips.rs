@@ -10,74 +10,17 @@ use chrono::{DateTime, Utc};
 use qm_api::db::TxMode;
 use qm_api::db::entities::shipment;
 use qm_connectors::netsuite::tba::Credentials;
+use qm_tests::TestApp;
 use qm_tests::netsuite_mock::{self, MockNetSuite};
 use qm_tests::shipbob_mock::{self, Merchant, MockShipBob};
 use qm_tests::shopify_mock::{MockShopify, Shop};
-use qm_tests::{TestApp, TestTenant};
 use sea_orm::EntityTrait;
-use serde_json::{Value, json};
+use serde_json::json;
 
-const RUN: &str = "id status error problemCount problems { resource externalId message }";
+use crate::shipbob::through_the_api::{deliver, install, sync};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("time").to_utc()
-}
-
-async fn install(app: &TestApp, t: &TestTenant, kind: &str, key: &str, config: Value) -> String {
-    let d = app
-        .data(
-            &t.owner_key,
-            "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } userErrors { field code message } } }",
-            json!({ "i": { "kind": kind, key: config } }),
-        )
-        .await;
-    assert_eq!(d["connectorInstall"]["userErrors"], json!([]), "{d}");
-    d["connectorInstall"]["connector"]["id"].as_str().expect("id").to_owned()
-}
-
-async fn sync(app: &TestApp, t: &TestTenant, connector: &str) -> Value {
-    let d = app
-        .data(
-            &t.owner_key,
-            &format!("mutation($i: SyncRunInput!) {{ syncRun(input: $i) {{ syncRun {{ {RUN} }} userErrors {{ message }} }} }}"),
-            json!({ "i": { "connectorId": connector } }),
-        )
-        .await;
-    let id = d["syncRun"]["syncRun"]["id"].as_str().expect("run").to_owned();
-    for _ in 0..50 {
-        app.drain_jobs().await;
-        let d = app
-            .data(
-                &t.owner_key,
-                &format!("query($id: ID!) {{ node(id: $id) {{ ... on SyncRun {{ {RUN} }} }} }}"),
-                json!({ "id": id }),
-            )
-            .await;
-        if d["node"]["status"] == "COMPLETED" || d["node"]["status"] == "FAILED" {
-            return d["node"].clone();
-        }
-        app.make_jobs_due().await;
-    }
-    panic!("the sync run did not finish");
-}
-
-async fn deliver(app: &TestApp, connector: &str, secret: &str, id: &str, topic: &str, body: &Value) -> u16 {
-    let raw = serde_json::to_vec(body).expect("json");
-    let ts = Utc::now().timestamp();
-    let signature = qm_integrations::webhooks::sign(&[secret], id, ts, &raw).expect("sign");
-    let uuid = connector.rsplit('/').next().expect("uuid");
-    app.client
-        .post(format!("{}/webhooks/shipbob/{uuid}", app.address))
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .header("x-webhook-topic", topic)
-        .body(raw)
-        .send()
-        .await
-        .expect("sent")
-        .status()
-        .as_u16()
 }
 
 async fn settle(app: &TestApp) {

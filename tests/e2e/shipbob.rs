@@ -159,7 +159,7 @@ async fn scenario_17_two_merchants_on_one_mock_never_see_or_slow_each_other() {
     mock.stop().await;
 }
 
-mod through_the_api {
+pub(crate) mod through_the_api {
     //! ShipBob installed through the API beside NetSuite: its centres' stock synced, an order
     //! allocated to one of its warehouses sent to it (and to NetSuite), and its split shipments,
     //! reported by a signed webhook or read by the reconciliation when none came, becoming
@@ -177,7 +177,7 @@ mod through_the_api {
 
     const RUN: &str = "id status error problemCount problems { resource externalId message }";
 
-    async fn install(app: &TestApp, t: &TestTenant, kind: &str, key: &str, config: Value) -> String {
+    pub(crate) async fn install(app: &TestApp, t: &TestTenant, kind: &str, key: &str, config: Value) -> String {
         let d = app
             .data(
                 &t.owner_key,
@@ -189,7 +189,7 @@ mod through_the_api {
         d["connectorInstall"]["connector"]["id"].as_str().expect("id").to_owned()
     }
 
-    async fn sync(app: &TestApp, t: &TestTenant, connector: &str) -> Value {
+    pub(crate) async fn sync(app: &TestApp, t: &TestTenant, connector: &str) -> Value {
         let d = app
             .data(
                 &t.owner_key,
@@ -215,7 +215,15 @@ mod through_the_api {
         panic!("the sync run did not finish");
     }
 
-    async fn deliver(app: &TestApp, connector: &str, secret: &str, id: &str, topic: &str, body: &Value) -> u16 {
+    /// Delivers a ShipBob webhook signed with `secret` (Standard Webhooks).
+    pub(crate) async fn deliver(
+        app: &TestApp,
+        connector: &str,
+        secret: &str,
+        id: &str,
+        topic: &str,
+        body: &Value,
+    ) -> u16 {
         let raw = serde_json::to_vec(body).expect("json");
         let ts = chrono::Utc::now().timestamp();
         let signature = qm_integrations::webhooks::sign(&[secret], id, ts, &raw).expect("sign");

@@ -379,8 +379,7 @@ fn recipient(ship_to: Option<&Value>, number: &str) -> Value {
 impl Client {
     /// The order sent with `reference_id`, as ShipBob has it.
     async fn order_by_reference(&self, reference: &str) -> Result<Option<Value>, ProviderError> {
-        let url = format!("{}?ReferenceIds={}", self.url("order"), crate::netsuite::tba::pct(reference));
-        let body = self.get(&url).await?;
+        let body = self.get(&self.query_url("order", "ReferenceIds", reference)?).await?;
         Ok(body.as_array().and_then(|a| a.iter().find(|o| o["reference_id"] == reference)).cloned())
     }
 }
@@ -433,11 +432,16 @@ impl OrderSink for Client {
 }
 
 impl Client {
+    /// `path` with one query parameter, escaped.
+    fn query_url(&self, path: &str, key: &str, value: &str) -> Result<String, ProviderError> {
+        reqwest::Url::parse_with_params(&self.url(path), [(key, value)])
+            .map(String::from)
+            .map_err(|e| ProviderError::Permanent(e.to_string()))
+    }
+
     /// The return an earlier attempt made with reference `reference`, if any.
     async fn return_by_reference(&self, reference: &str) -> Result<Option<Value>, ProviderError> {
-        // Our keys are UUIDs: nothing in them needs escaping in a query.
-        let url = format!("{}?ReferenceIds={reference}", self.url("return"));
-        let body = self.get(&url).await?;
+        let body = self.get(&self.query_url("return", "ReferenceIds", reference)?).await?;
         let rows = body.as_array().or_else(|| body["items"].as_array());
         Ok(rows.into_iter().flatten().find(|r| r["reference_id"].as_str() == Some(reference)).cloned())
     }
@@ -548,9 +552,7 @@ impl ReturnSink for Client {
 #[async_trait::async_trait]
 impl InboundSink for Client {
     async fn expect(&self, order: &InboundOrder) -> Result<String, ProviderError> {
-        // Our references are purchase order numbers: letters, digits and dashes.
-        let url = format!("{}?PurchaseOrderNumbers={}", self.url("receiving"), order.reference);
-        let body = self.get(&url).await?;
+        let body = self.get(&self.query_url("receiving", "PurchaseOrderNumbers", &order.reference)?).await?;
         let rows = body.as_array().or_else(|| body["items"].as_array());
         let found = rows.into_iter().flatten().find(|r| r["purchase_order_number"].as_str() == Some(&order.reference));
         if let Some(found) = found {
