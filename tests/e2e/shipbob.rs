@@ -647,4 +647,49 @@ pub(crate) mod through_the_api {
         assert_eq!(d["locations"]["nodes"].as_array().map(Vec::len), Some(2), "both centres mapped, none made: {d}");
         sb.stop().await;
     }
+
+    #[tokio::test]
+    async fn scenario_17_tenants_on_one_shipbob_mock_a_throttled_or_revoked_one_never_holds_up_another() {
+        let app = TestApp::spawn().await;
+        let (a, b, c) = (app.tenant("sb-throttled").await, app.tenant("sb-fine").await, app.tenant("sb-revoked").await);
+        let sb = MockShipBob::start().await;
+        sb.add_merchant("pat-a", "91", Merchant::generate(4));
+        sb.add_merchant("pat-b", "92", Merchant::generate(6));
+        // Tenant a's merchant is over ShipBob's limit for ten minutes; tenant c's token was revoked.
+        sb.script("pat-a", &[Fault::RateLimited(600)]);
+        let mut connectors = Vec::new();
+        for (t, token, channel) in [(&a, "pat-a", "91"), (&b, "pat-b", "92"), (&c, "pat-revoked", "93")] {
+            let centre = app.location(&t.owner_key, "CICERO").await;
+            let secret = qm_integrations::webhooks::generate_secret();
+            connectors.push(
+                install(&app, t, "SHIPBOB", "shipbob", json!({ "accessToken": token, "webhookSecret": secret,
+                    "channelId": channel, "baseUrl": sb.url, "locationMapping": [{ "shipbobLocationId": "10", "locationId": centre }] }))
+                .await,
+            );
+        }
+        let started = std::time::Instant::now();
+        let (run_a, run_b, run_c) = tokio::join!(
+            sync(&app, &a, &connectors[0]),
+            sync(&app, &b, &connectors[1]),
+            sync(&app, &c, &connectors[2])
+        );
+        assert_eq!(run_b["status"], "COMPLETED", "{run_b}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "b never waited for a's limit");
+        assert_eq!(run_c["status"], "FAILED", "{run_c}");
+        let d = app.data(&c.owner_key, "{ connectors { status } }", json!({})).await;
+        assert_eq!(d["connectors"][0]["status"], "PAUSED", "{d}");
+        for t in [&a, &b] {
+            let d = app.data(&t.owner_key, "{ connectors { status } }", json!({})).await;
+            assert_eq!(d["connectors"][0]["status"], "ACTIVE", "{d}");
+        }
+        // a's sync waited its limit out (the harness brings the retry forward) and completed with
+        // its own four products, none of b's.
+        assert_eq!(run_a["status"], "COMPLETED", "{run_a}");
+        assert!(sb.requests("pat-a") >= 2, "a was refused once, then read");
+        let s = app.state.db.scoped(a.id, TxMode::Read).await.expect("tx");
+        let variants = qm_api::db::repo::find::<variant::Entity>(&s).all(&s.tx).await.expect("variants");
+        s.commit().await.expect("commit");
+        assert_eq!(variants.len(), 4);
+        sb.stop().await;
+    }
 }
