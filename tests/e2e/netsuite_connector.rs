@@ -364,10 +364,7 @@ async fn the_netsuite_endpoint_applies_a_signed_change_once_and_refuses_tampered
     assert_eq!(post(&app, &connector, &so, &signed(SECRET, now, "so:5002", &so)).await, 200);
     let moved = change("2468024_SB2", "inventory", "inventoryadjustment", "77");
     assert_eq!(post(&app, &connector, &moved, &signed(SECRET, now, "adj:77", &moved)).await, 200);
-    for _ in 0..5 {
-        app.drain_jobs().await;
-        app.make_jobs_due().await;
-    }
+    app.settle_jobs(5).await;
     let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
     let orders = order::Entity::find().all(&s.tx).await.expect("orders");
     s.commit().await.expect("commit");
@@ -463,10 +460,7 @@ async fn scenarios_9_10_an_order_goes_to_netsuite_once_and_its_shipment_becomes_
         )
         .await;
     assert_eq!(d["orderFulfill"]["userErrors"], json!([]), "{d}");
-    for _ in 0..4 {
-        app.drain_jobs().await;
-        app.make_jobs_due().await;
-    }
+    app.settle_jobs(4).await;
     let fulfilments = mock.records("3691215", "itemFulfillment");
     assert_eq!(fulfilments.len(), 1, "{fulfilments:?}");
     let f = fulfilments.values().next().expect("one");

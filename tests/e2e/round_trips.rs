@@ -23,13 +23,6 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("time").to_utc()
 }
 
-async fn settle(app: &TestApp) {
-    for _ in 0..3 {
-        app.drain_jobs().await;
-        app.make_jobs_due().await;
-    }
-}
-
 #[tokio::test]
 async fn scenarios_10_11_a_store_order_shipped_by_shipbob_and_returned_flows_through_shopify_and_netsuite() {
     let app = TestApp::spawn().await;
@@ -105,7 +98,7 @@ async fn scenarios_10_11_a_store_order_shipped_by_shipbob_and_returned_flows_thr
     let mut order_id = 0;
     shopify.edit(|s| order_id = s.place_order(store_location, &[(variants[0].id, 2), (variants[1].id, 1)], placed));
     assert_eq!(sync(&app, &t, &store).await["status"], "COMPLETED");
-    settle(&app).await;
+    app.settle_jobs(3).await;
     let at_shipbob = sb.orders("pat-rt");
     assert_eq!(at_shipbob.len(), 1, "the 3PL ships it");
     let (sb_order, _) = at_shipbob.into_iter().next().expect("one");
@@ -116,7 +109,7 @@ async fn scenarios_10_11_a_store_order_shipped_by_shipbob_and_returned_flows_thr
     sb.ship("pat-rt", sb_order, 10, &[(501, 1)], "9400RT2");
     let body = json!({ "order_id": sb_order, "status": "Completed" });
     assert_eq!(deliver(&app, &shipbob, &secret, "msg_rt1", "order.shipped", &body).await, 200);
-    settle(&app).await;
+    app.settle_jobs(3).await;
     let in_store = shopify.shop().orders[&order_id].clone();
     let mut tracking: Vec<&str> = in_store.fulfillments.iter().map(|f| f.number.as_str()).collect();
     tracking.sort_unstable();
@@ -135,7 +128,7 @@ async fn scenarios_10_11_a_store_order_shipped_by_shipbob_and_returned_flows_thr
     let mut return_id = 0;
     shopify.edit(|s| return_id = s.request_return(order_id, &[(0, 1)], Utc::now() + chrono::Duration::minutes(1)));
     assert_eq!(sync(&app, &t, &store).await["status"], "COMPLETED");
-    settle(&app).await;
+    app.settle_jobs(3).await;
     assert_eq!(ns.records("6660001", "returnAuthorization").len(), 1, "authorised in the order book");
     let announced = sb.returns("pat-rt");
     assert_eq!(announced.len(), 1, "and announced to the 3PL");
@@ -147,12 +140,12 @@ async fn scenarios_10_11_a_store_order_shipped_by_shipbob_and_returned_flows_thr
     sb.complete_return("pat-rt", sb_return);
     let body = json!({ "id": sb_return, "status": "Completed" });
     assert_eq!(deliver(&app, &shipbob, &secret, "msg_rt2", "return.completed", &body).await, 200);
-    settle(&app).await;
+    app.settle_jobs(3).await;
     assert_eq!(ns.records("6660001", "itemReceipt").len(), 1);
     // The store closes the return later: nothing is received twice.
     shopify.edit(|s| s.close_return(order_id, return_id, false, Utc::now() + chrono::Duration::minutes(2)));
     assert_eq!(sync(&app, &t, &store).await["status"], "COMPLETED");
-    settle(&app).await;
+    app.settle_jobs(3).await;
     assert_eq!(ns.records("6660001", "itemReceipt").len(), 1);
     assert_eq!(app.events(t.id, "return.received").await.len(), 1);
     sb.stop().await;

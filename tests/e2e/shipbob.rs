@@ -175,8 +175,6 @@ pub(crate) mod through_the_api {
     use sea_orm::EntityTrait;
     use serde_json::{Value, json};
 
-    const RUN: &str = "id status error problemCount problems { resource externalId message }";
-
     pub(crate) async fn install(app: &TestApp, t: &TestTenant, kind: &str, key: &str, config: Value) -> String {
         let d = app
             .data(
@@ -190,29 +188,7 @@ pub(crate) mod through_the_api {
     }
 
     pub(crate) async fn sync(app: &TestApp, t: &TestTenant, connector: &str) -> Value {
-        let d = app
-            .data(
-                &t.owner_key,
-                &format!("mutation($i: SyncRunInput!) {{ syncRun(input: $i) {{ syncRun {{ {RUN} }} userErrors {{ message }} }} }}"),
-                json!({ "i": { "connectorId": connector } }),
-            )
-            .await;
-        let id = d["syncRun"]["syncRun"]["id"].as_str().expect("run").to_owned();
-        for _ in 0..50 {
-            app.drain_jobs().await;
-            let d = app
-                .data(
-                    &t.owner_key,
-                    &format!("query($id: ID!) {{ node(id: $id) {{ ... on SyncRun {{ {RUN} }} }} }}"),
-                    json!({ "id": id }),
-                )
-                .await;
-            if d["node"]["status"] == "COMPLETED" || d["node"]["status"] == "FAILED" {
-                return d["node"].clone();
-            }
-            app.make_jobs_due().await;
-        }
-        panic!("the sync run did not finish");
+        app.sync_connector(&t.owner_key, connector).await
     }
 
     /// Delivers a ShipBob webhook signed with `secret` (Standard Webhooks).
@@ -355,10 +331,7 @@ pub(crate) mod through_the_api {
             .await,
             401
         );
-        for _ in 0..3 {
-            app.drain_jobs().await;
-            app.make_jobs_due().await;
-        }
+        app.settle_jobs(3).await;
         assert_eq!(order_status(&app, &t, &order).await, "FULFILLED");
         let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
         let mut shipments = shipment::Entity::find().all(&s.tx).await.expect("shipments");
@@ -402,10 +375,7 @@ pub(crate) mod through_the_api {
             .await;
         assert_eq!(d["returnCreate"]["userErrors"], json!([]), "{d}");
         let ret = d["returnCreate"]["return"]["id"].as_str().expect("return").to_owned();
-        for _ in 0..3 {
-            app.drain_jobs().await;
-            app.make_jobs_due().await;
-        }
+        app.settle_jobs(3).await;
         let announced = sb.returns("pat-1");
         assert_eq!(announced.len(), 1, "{announced:?}");
         let (sb_return, r) = announced.into_iter().next().expect("one");
@@ -438,10 +408,7 @@ pub(crate) mod through_the_api {
             json!({ "id": sb_return, "reference_id": qm_tests::uuid_of(&ret).to_string(), "status": "Completed" });
         let sends = (0..3).map(|_| deliver(&app, &shipbob, &secret, "msg_r1", "return.completed", &body));
         assert_eq!(futures_util::future::join_all(sends).await, [200, 200, 200]);
-        for _ in 0..3 {
-            app.drain_jobs().await;
-            app.make_jobs_due().await;
-        }
+        app.settle_jobs(3).await;
         assert_eq!(return_status().await, "received");
         assert_eq!(ns.records("5550001", "itemReceipt").len(), 1);
         let received = app.events(t.id, "return.received").await;
@@ -498,16 +465,7 @@ pub(crate) mod through_the_api {
             .expect("line");
         }
         s.commit().await.expect("commit");
-        let on_hand = async |sku: &str| {
-            let d = app
-                .data(
-                    &t.owner_key,
-                    "query($l: ID, $s: String) { stockLevels(locationId: $l, sku: $s, first: 1) { nodes { onHand } } }",
-                    json!({ "l": cicero, "s": sku }),
-                )
-                .await;
-            d["stockLevels"]["nodes"][0]["onHand"].as_i64().unwrap_or(0)
-        };
+        let on_hand = async |sku: &str| app.on_hand(&t.owner_key, &cicero, sku).await;
         let before = on_hand("SB-1").await;
 
         // Issued: ShipBob is told what to expect, once though its first answer is lost.
@@ -520,10 +478,7 @@ pub(crate) mod through_the_api {
             )
             .await;
         assert_eq!(d["purchaseOrderIssue"]["userErrors"], json!([]), "{d}");
-        for _ in 0..3 {
-            app.drain_jobs().await;
-            app.make_jobs_due().await;
-        }
+        app.settle_jobs(3).await;
         let wros = sb.receiving("pat-w");
         assert_eq!(wros.len(), 1, "{wros:?}");
         let (wro, w) = wros.into_iter().next().expect("one");

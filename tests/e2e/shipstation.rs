@@ -185,17 +185,7 @@ mod through_the_api {
             .await;
         assert_eq!(d["connectorInstall"]["userErrors"], json!([]), "{d}");
         let connector = d["connectorInstall"]["connector"]["id"].as_str().expect("id").to_owned();
-        let d = app
-            .data(
-                &t.owner_key,
-                "mutation($i: SyncRunInput!) { syncRun(input: $i) { syncRun { id } userErrors { message } } }",
-                json!({ "i": { "connectorId": connector } }),
-            )
-            .await;
-        assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
-        for _ in 0..5 {
-            app.drain_jobs().await;
-        }
+        app.sync_connector(&t.owner_key, &connector).await;
         app.stock(&t.owner_key, "SS-0", &main, 5).await;
         let d = app
             .data(
@@ -238,10 +228,7 @@ mod through_the_api {
         let forged =
             json!({ "resource_url": "http://169.254.169.254/latest/meta-data", "resource_type": "SHIP_NOTIFY" });
         assert_eq!(notify(&app, &connector, Some(TOKEN), &forged).await, 200, "stored, never fetched");
-        for _ in 0..3 {
-            app.drain_jobs().await;
-            app.make_jobs_due().await;
-        }
+        app.settle_jobs(3).await;
         assert_eq!(shipments().await, 1, "one label, one shipment");
         assert_eq!(status().await, "RESERVED", "one of two units shipped");
 
@@ -252,17 +239,6 @@ mod through_the_api {
         assert_eq!(shipments().await, 2);
         assert_eq!(status().await, "FULFILLED");
         mock.stop().await;
-    }
-
-    async fn on_hand(app: &TestApp, token: &str, location: &str, sku: &str) -> i64 {
-        let d = app
-            .data(
-                token,
-                "query($l: ID, $s: String) { stockLevels(locationId: $l, sku: $s, first: 1) { nodes { onHand } } }",
-                json!({ "l": location, "s": sku }),
-            )
-            .await;
-        d["stockLevels"]["nodes"][0]["onHand"].as_i64().unwrap_or(0)
     }
 
     /// A V2 webhook signed with the test key at `timestamp`, its signature header replaced by
@@ -351,29 +327,16 @@ mod through_the_api {
             json!([{ "providerLocationId": "17977", "stockMaster": false, "inventoryLocationId": "se-il-1" }])
         );
         let connector = c["id"].as_str().expect("id").to_owned();
-        let d = app
-            .data(
-                &t.owner_key,
-                "mutation($i: SyncRunInput!) { syncRun(input: $i) { syncRun { id } userErrors { message } } }",
-                json!({ "i": { "connectorId": connector } }),
-            )
-            .await;
-        assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
-        for _ in 0..5 {
-            app.drain_jobs().await;
-        }
-        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-0").await, 7, "the warehouse's inventory location only");
-        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-1").await, 4);
+        app.sync_connector(&t.owner_key, &connector).await;
+        assert_eq!(app.on_hand(&t.owner_key, &main, "SS-0").await, 7, "the warehouse's inventory location only");
+        assert_eq!(app.on_hand(&t.owner_key, &main, "SS-1").await, 4);
 
         // Scenario 8: a change made here is set in ShipStation as an absolute quantity. The first
         // answer is lost after ShipStation applied it: the retry finds the quantity set and sends
         // nothing, where an `increment` would have counted twice.
         mock.lose_inventory_answers("key", "secret", 1);
         app.stock(&t.owner_key, "SS-0", &main, 3).await;
-        for _ in 0..3 {
-            app.drain_jobs().await;
-            app.make_jobs_due().await;
-        }
+        app.settle_jobs(3).await;
         assert_eq!(mock.on_hand("key", "secret", "se-il-1", "SS-0"), Some(10));
         let sent = mock.transactions("key", "secret");
         assert_eq!(sent.len(), 1, "{sent:?}");
@@ -396,7 +359,7 @@ mod through_the_api {
             json!({ "resource_url": format!("{}/shipments?batchId=700", mock.url), "resource_type": "SHIP_NOTIFY" });
         assert_eq!(notify(&app, &connector, Some(TOKEN), &batch).await, 200);
         app.drain_jobs().await;
-        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-0").await, 9);
+        assert_eq!(app.on_hand(&t.owner_key, &main, "SS-0").await, 9);
         assert_eq!(mock.transactions("key", "secret").len(), 1, "ShipStation counted its own shipment");
 
         // Scenario 4 for V2: a carrier's delivery scan, signed; delivered three times, applied once.
@@ -473,19 +436,9 @@ mod through_the_api {
             json!(["input", "shipstation", "locationMapping", "0", "stockMaster"])
         );
         for id in [&b, &a] {
-            let d = app
-                .data(
-                    &t.owner_key,
-                    "mutation($i: SyncRunInput!) { syncRun(input: $i) { userErrors { message } } }",
-                    json!({ "i": { "connectorId": id } }),
-                )
-                .await;
-            assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
-            for _ in 0..4 {
-                app.drain_jobs().await;
-            }
+            app.sync_connector(&t.owner_key, id).await;
         }
-        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-0").await, 20, "the master's 20, never the follower's 99");
+        assert_eq!(app.on_hand(&t.owner_key, &main, "SS-0").await, 20, "the master's 20, never the follower's 99");
         assert_eq!(mock.on_hand("b", "secret", "se-il-1", "SS-0"), Some(20), "what the master said goes on");
         app.stock(&t.owner_key, "SS-0", &main, -2).await;
         mock.stock("a", "secret", "se-il-1", "SS-0", 18, 0);
@@ -497,18 +450,8 @@ mod through_the_api {
         let sent: Vec<_> = mock.transactions("b", "secret").iter().map(|t| t["quantity"].as_i64()).collect();
         assert_eq!(sent, [Some(20), Some(18)], "absolute quantities, never a delta");
         // The master's next read changes nothing here, and sends the follower nothing.
-        let d = app
-            .data(
-                &t.owner_key,
-                "mutation($i: SyncRunInput!) { syncRun(input: $i) { userErrors { message } } }",
-                json!({ "i": { "connectorId": a } }),
-            )
-            .await;
-        assert_eq!(d["syncRun"]["userErrors"], json!([]), "{d}");
-        for _ in 0..4 {
-            app.drain_jobs().await;
-        }
-        assert_eq!(on_hand(&app, &t.owner_key, &main, "SS-0").await, 18);
+        app.sync_connector(&t.owner_key, &a).await;
+        assert_eq!(app.on_hand(&t.owner_key, &main, "SS-0").await, 18);
         assert_eq!(mock.transactions("b", "secret").len(), 2);
         mock.stop().await;
     }

@@ -388,6 +388,55 @@ impl TestApp {
             .expect("hold the nightly schedules");
     }
 
+    /// `rounds` of running the queued jobs, then making the waiting ones (retries) due.
+    pub async fn settle_jobs(&self, rounds: usize) {
+        for _ in 0..rounds {
+            self.drain_jobs().await;
+            self.make_jobs_due().await;
+        }
+    }
+
+    /// Runs a sync of `connector` (a global id) to its end, retries brought forward; the run
+    /// (`id status error problemCount problems { resource externalId message }`).
+    pub async fn sync_connector(&self, token: &str, connector: &str) -> Value {
+        const RUN: &str = "id status error problemCount problems { resource externalId message }";
+        let d = self
+            .data(
+                token,
+                &format!("mutation($i: SyncRunInput!) {{ syncRun(input: $i) {{ syncRun {{ {RUN} }} userErrors {{ message }} }} }}"),
+                json!({ "i": { "connectorId": connector } }),
+            )
+            .await;
+        let id = d["syncRun"]["syncRun"]["id"].as_str().unwrap_or_else(|| panic!("no run: {d}")).to_owned();
+        for _ in 0..50 {
+            self.drain_jobs().await;
+            let d = self
+                .data(
+                    token,
+                    &format!("query($id: ID!) {{ node(id: $id) {{ ... on SyncRun {{ {RUN} }} }} }}"),
+                    json!({ "id": id }),
+                )
+                .await;
+            if d["node"]["status"] == "COMPLETED" || d["node"]["status"] == "FAILED" {
+                return d["node"].clone();
+            }
+            self.make_jobs_due().await;
+        }
+        panic!("the sync run did not finish");
+    }
+
+    /// On hand of `sku` at `location` (a global id), as the API shows it; 0 when not stocked.
+    pub async fn on_hand(&self, token: &str, location: &str, sku: &str) -> i64 {
+        let d = self
+            .data(
+                token,
+                "query($l: ID, $s: String) { stockLevels(locationId: $l, sku: $s, first: 1) { nodes { onHand } } }",
+                json!({ "l": location, "s": sku }),
+            )
+            .await;
+        d["stockLevels"]["nodes"][0]["onHand"].as_i64().unwrap_or(0)
+    }
+
     /// Makes every waiting job due now (fast-forwards retry delays).
     pub async fn make_jobs_due(&self) {
         use sea_orm::{ConnectionTrait, Statement};
@@ -494,6 +543,26 @@ impl Drop for TestApp {
             .join();
         }
     }
+}
+
+/// Serves an actix app (`factory`, as for `HttpServer::new`) on a free loopback port with
+/// `workers` workers, in the background: `(port, handle)`. The mocks and receivers of the tests
+/// start this way.
+#[macro_export]
+macro_rules! serve_loopback {
+    ($workers:expr, $factory:expr) => {{
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("addr").port();
+        let server = actix_web::HttpServer::new($factory)
+            .workers($workers)
+            .disable_signals()
+            .listen(listener)
+            .expect("listen")
+            .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        (port, handle)
+    }};
 }
 
 pub mod netsuite_mock;
@@ -695,7 +764,7 @@ pub mod receiver {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
-    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use actix_web::{App, HttpRequest, HttpResponse, web};
 
     /// Verifies a delivery from first principles (Standard Webhooks: HMAC-SHA256 over
     /// `id.timestamp.body`), without the server's own code.
@@ -827,16 +896,8 @@ print(json.dumps(types))
         pub async fn start() -> Receiver {
             let inner = Arc::new(Mutex::new(Inner::default()));
             let data = web::Data::new(inner.clone());
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
-            let port = listener.local_addr().expect("addr").port();
-            let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(hook)))
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .expect("listen")
-                .run();
-            let handle = server.handle();
-            tokio::spawn(server);
+            let (port, handle) =
+                crate::serve_loopback!(1, move || { App::new().app_data(data.clone()).default_service(web::to(hook)) });
             Receiver { url: format!("http://127.0.0.1:{port}/hook"), inner, handle }
         }
 

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use qm_connectors::netsuite::tba::{self, Credentials};
 use serde_json::{Value, json};
 
@@ -510,9 +510,7 @@ impl MockNetSuite {
             token_requests: 0,
         }));
         let data = web::Data::new(inner.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock netsuite");
-        let port = listener.local_addr().expect("addr").port();
-        let server = HttpServer::new(move || {
+        let (port, handle) = crate::serve_loopback!(4, move || {
             App::new()
                 .app_data(data.clone())
                 .route("/services/rest/query/v1/suiteql", web::post().to(suiteql))
@@ -520,14 +518,7 @@ impl MockNetSuite {
                 .route("/services/rest/record/v1/{kind}/{key}", web::put().to(upsert_record))
                 .route("/services/rest/record/v1/{kind}/{key}", web::get().to(get_record))
                 .route("/services/rest/record/v1/{kind}/{id}/!transform/{to}", web::post().to(transform))
-        })
-        .workers(4)
-        .disable_signals()
-        .listen(listener)
-        .expect("listen")
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        });
         MockNetSuite { url: format!("http://127.0.0.1:{port}"), inner, handle }
     }
 

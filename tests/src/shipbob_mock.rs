@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 /// A variant: its id, SKU and inventory id (ShipBob's inventory ids differ from variant ids).
@@ -347,16 +347,8 @@ impl MockShipBob {
     pub async fn start() -> MockShipBob {
         let inner: Shared = Arc::default();
         let data = web::Data::new(inner.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock shipbob");
-        let port = listener.local_addr().expect("addr").port();
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
-            .workers(2)
-            .disable_signals()
-            .listen(listener)
-            .expect("listen")
-            .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let (port, handle) =
+            crate::serve_loopback!(2, move || App::new().app_data(data.clone()).default_service(web::to(handle)));
         MockShipBob { url: format!("http://127.0.0.1:{port}"), inner, handle }
     }
 

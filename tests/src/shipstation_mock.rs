@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -238,16 +238,8 @@ impl MockShipStation {
     pub async fn start() -> MockShipStation {
         let inner: Shared = Arc::default();
         let data = web::Data::new(inner.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock shipstation");
-        let port = listener.local_addr().expect("addr").port();
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
-            .workers(2)
-            .disable_signals()
-            .listen(listener)
-            .expect("listen")
-            .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let (port, handle) =
+            crate::serve_loopback!(2, move || App::new().app_data(data.clone()).default_service(web::to(handle)));
         MockShipStation { url: format!("http://127.0.0.1:{port}"), inner, handle }
     }
 

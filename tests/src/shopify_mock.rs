@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -1184,23 +1184,15 @@ impl MockShopify {
             expired_downloads: 0,
         }));
         let data = web::Data::new(inner.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mock shopify");
-        let port = listener.local_addr().expect("addr").port();
-        inner.lock().expect("mock lock").base_url = format!("http://127.0.0.1:{port}");
-        let server = HttpServer::new(move || {
+        let (port, handle) = crate::serve_loopback!(2, move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/admin/api/{version}/graphql.json", web::post().to(graphql))
                 .route("/bulk/{file}", web::get().to(download))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)
-        .expect("listen")
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        });
+        // Bulk result URLs point here; nothing is asked before this returns.
+        inner.lock().expect("mock lock").base_url = format!("http://127.0.0.1:{port}");
         MockShopify { url: format!("http://127.0.0.1:{port}"), inner, handle }
     }
 
