@@ -72,9 +72,10 @@ impl LocationMapping {
     }
 }
 
-impl Connector {
-    fn kind_of(&self) -> ConnectorKind {
-        match self.0.kind.as_str() {
+impl ConnectorKind {
+    /// The kind of a stored connector.
+    fn of(kind: &str) -> ConnectorKind {
+        match kind {
             service::NETSUITE => ConnectorKind::NetSuite,
             service::SHIPBOB => ConnectorKind::ShipBob,
             service::SHIPSTATION => ConnectorKind::ShipStation,
@@ -89,7 +90,7 @@ impl Connector {
         gid("Connector", self.0.id)
     }
     async fn kind(&self) -> ConnectorKind {
-        self.kind_of()
+        ConnectorKind::of(&self.0.kind)
     }
     /// The provider account: the shop's domain, the NetSuite account id (`1234567_SB1`).
     async fn account(&self) -> &str {
@@ -982,7 +983,7 @@ impl ConnectorsMutation {
             Ok(c) => c,
             Err(e) => return Ok(payload(Err(e))),
         };
-        let kind = Connector(found).kind_of();
+        let kind = ConnectorKind::of(&found.kind);
         if let kind @ (ConnectorKind::NetSuite | ConnectorKind::ShipBob | ConnectorKind::ShipStation) = kind {
             // Another provider's whole configuration, in place: same id, links, history.
             let outcome =

@@ -101,11 +101,13 @@ impl Handler for ReceivingJob {
             .filter(external_ref::Column::LocalId.eq(po_id))
             .one(&s.tx)
             .await?;
-        let order = inbound_order(&s, &c, po_id).await?;
+        // Announced already (a repeated job): nothing to send.
+        let order = match linked {
+            Some(_) => None,
+            None => Some(inbound_order(&s, &c, po_id).await?),
+        };
         s.commit().await?;
-        if linked.is_some() {
-            return Ok(());
-        }
+        let Some(order) = order else { return Ok(()) };
         let order = order.map_err(JobError::Permanent)?;
         let sent = async { client.inbound_sink()?.expect(&order).await }.await;
         match sent {

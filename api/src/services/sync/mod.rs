@@ -420,17 +420,9 @@ impl Handler for ReconcileJob {
             tracing::debug!(connector = %id, reason = ?e, "no reconciliation sync");
         }
         s.commit().await?;
-        // A 3PL's shipments and returns that no webhook brought (one lost, or never subscribed)
-        // are read.
-        let polled = match poll_shipments(state, job.tenant_id, id).await {
-            Ok(()) => poll_returns(state, job.tenant_id, id).await,
-            Err(e) => Err(e),
-        };
-        let polled = match polled {
-            Ok(()) => poll_receiving(state, job.tenant_id, id).await,
-            Err(e) => Err(e),
-        };
-        match polled {
+        // A 3PL's shipments, returns and receipts that no webhook brought (one lost, or never
+        // subscribed) are read.
+        match poll_3pl(state, job.tenant_id, id).await {
             Ok(()) => Ok(()),
             Err(SliceError::Db(e)) => Err(e.into()),
             Err(SliceError::Provider(e)) => {
@@ -441,105 +433,39 @@ impl Handler for ReconcileJob {
     }
 }
 
-/// Reads the returns announced to connector `id`, if it is an active ShipBob connector, whose
-/// units are not back yet (at most [`POLL_ORDERS`], the oldest first), and applies them as its
-/// webhooks would (`orders::return_from_3pl`).
-async fn poll_returns(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), SliceError> {
-    use crate::db::entities::return_;
-    use sea_orm::QuerySelect as _;
-    let s = state.db.scoped(tenant, TxMode::Read).await?;
-    let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
-    let Some(c) = c.filter(|c| c.status == "active" && c.kind == installed::SHIPBOB) else {
-        return Ok(s.commit().await?);
-    };
-    let open: Vec<Uuid> = repo::find::<return_::Entity>(&s)
-        .filter(return_::Column::Status.is_in(["requested", "open"]))
-        .order_by_asc(return_::Column::Id)
-        .limit(POLL_ORDERS * 5)
-        .all(&s.tx)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let announced = refs_of(&s, id, export::EXPORTED_RETURN)
-        .filter(external_ref::Column::LocalId.is_in(open))
-        .limit(POLL_ORDERS)
-        .all(&s.tx)
-        .await?;
-    s.commit().await?;
-    let Some(Provider::ShipBob(client)) = state.providers.client(state, &c) else { return Ok(()) };
-    let started = Instant::now();
-    for r in announced {
-        if started.elapsed() >= within_lease(state, SLICE) {
-            break;
-        }
-        let Some(ext) = client.return_of(&r.external_id).await? else { continue };
-        let s = state.db.scoped(tenant, TxMode::Write).await?;
-        if orders::return_from_3pl(&s, &c, &ext).await?
-            && let Err(e) = request(&s, id, &["inventory".to_owned()], false, "schedule").await?
-        {
-            tracing::debug!(connector = %id, reason = ?e, "no inventory sync");
-        }
-        s.commit().await?;
-    }
-    Ok(())
-}
-
-/// Reads the receiving orders announced to connector `id`, if it is an active ShipBob connector,
-/// of purchase orders still open (at most [`POLL_ORDERS`]), and receives here what its warehouse
-/// received (`inbound::received_at_3pl`).
-async fn poll_receiving(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), SliceError> {
-    use crate::db::entities::purchase_order;
-    use sea_orm::QuerySelect as _;
-    let s = state.db.scoped(tenant, TxMode::Read).await?;
-    let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
-    let Some(c) = c.filter(|c| c.status == "active" && c.kind == installed::SHIPBOB) else {
-        return Ok(s.commit().await?);
-    };
-    let open: Vec<Uuid> = repo::find::<purchase_order::Entity>(&s)
-        .filter(purchase_order::Column::Status.is_in(crate::services::replenish::RECEIVABLE_PO))
-        .order_by_asc(purchase_order::Column::Id)
-        .limit(POLL_ORDERS * 5)
-        .all(&s.tx)
-        .await?
-        .into_iter()
-        .map(|p| p.id)
-        .collect();
-    let announced = refs_of(&s, id, inbound::EXPORTED_RECEIVING)
-        .filter(external_ref::Column::LocalId.is_in(open))
-        .limit(POLL_ORDERS)
-        .all(&s.tx)
-        .await?;
-    s.commit().await?;
-    let Some(client) = state.providers.client(state, &c) else { return Ok(()) };
-    let started = Instant::now();
-    for r in announced {
-        if started.elapsed() >= within_lease(state, SLICE) {
-            break;
-        }
-        let Some(status) = client.inbound_sink()?.inbound(&r.external_id).await? else { continue };
-        let s = state.db.scoped(tenant, TxMode::Write).await?;
-        inbound::received_at_3pl(&s, &c, &status).await?;
-        s.commit().await?;
-    }
-    Ok(())
-}
-
-/// Open orders sent to a 3PL read at most per reconciliation (the oldest first).
+/// Open orders (and returns, purchase orders) of a 3PL read at most per reconciliation.
 const POLL_ORDERS: u64 = 200;
 
-/// Reads the shipments of the open orders sent to connector `id`, if it is an active 3PL, and
-/// applies the new ones as its webhooks would (`orders::from_3pl`), within a slice.
-async fn poll_shipments(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), SliceError> {
-    use sea_orm::QuerySelect as _;
-    let started = Instant::now();
+/// What a reconciliation reads of connector `id`, if it is an active 3PL, that its webhooks would
+/// have brought: the shipments of open orders sent to it and, from ShipBob, its returns and
+/// receiving orders; all within one slice, through one client.
+async fn poll_3pl(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), SliceError> {
     let s = state.db.scoped(tenant, TxMode::Read).await?;
     let c = repo::find::<connector::Entity>(&s).filter(connector::Column::Id.eq(id)).one(&s.tx).await?;
-    let Some(c) = c.filter(|c| c.status == "active" && provider::is_3pl(&c.kind)) else {
-        return Ok(s.commit().await?);
-    };
-    // Open orders sent to it, by order id, a page of open orders at a time.
+    s.commit().await?;
+    let Some(c) = c.filter(|c| c.status == "active" && provider::is_3pl(&c.kind)) else { return Ok(()) };
+    let Some(client) = state.providers.client(state, &c) else { return Ok(()) };
+    let until = Instant::now() + within_lease(state, SLICE);
+    poll_shipments(state, &c, &client, until).await?;
+    if let Provider::ShipBob(sb) = &client {
+        poll_returns(state, &c, sb, until).await?;
+        poll_receiving(state, &c, sb, until).await?;
+    }
+    Ok(())
+}
+
+/// Reads the shipments of the open orders sent to 3PL `c` (the oldest first) and applies the new
+/// ones as its webhooks would (`orders::from_3pl`), until `until`.
+async fn poll_shipments(
+    state: &AppState,
+    c: &connector::Model,
+    client: &Provider,
+    until: Instant,
+) -> Result<(), SliceError> {
     use crate::db::entities::order;
+    use sea_orm::QuerySelect as _;
+    let s = state.db.scoped(c.tenant_id, TxMode::Read).await?;
+    // Open orders sent to it, by order id, a page of open orders at a time.
     let mut sent: Vec<external_ref::Model> = Vec::new();
     let mut after = Uuid::nil();
     while (sent.len() as u64) < POLL_ORDERS {
@@ -556,25 +482,107 @@ async fn poll_shipments(state: &AppState, tenant: Uuid, id: Uuid) -> Result<(), 
         let Some(last) = page.last().copied() else { break };
         after = last;
         sent.extend(
-            refs_of(&s, id, export::EXPORTED_ORDER)
+            refs_of(&s, c.id, export::EXPORTED_ORDER)
                 .filter(external_ref::Column::LocalId.is_in(page))
                 .all(&s.tx)
                 .await?,
         );
     }
     s.commit().await?;
-    let Some(client) = state.providers.client(state, &c) else { return Ok(()) };
     for r in sent.into_iter().take(POLL_ORDERS as usize) {
-        if started.elapsed() >= within_lease(state, SLICE) {
+        if Instant::now() >= until {
             break;
         }
         let shipments = client.shipment_source()?.shipments(&r.external_id).await?;
         if shipments.is_empty() {
             continue;
         }
-        let s = state.db.scoped(tenant, TxMode::Write).await?;
-        let outcome = orders::from_3pl(&s, &c, &r.external_id, &shipments).await?;
+        let s = state.db.scoped(c.tenant_id, TxMode::Write).await?;
+        let outcome = orders::from_3pl(&s, c, &r.external_id, &shipments).await?;
         log_problems(&format!("poll:{}", r.external_id), &outcome.problems);
+        s.commit().await?;
+    }
+    Ok(())
+}
+
+/// Reads ShipBob's returns announced from here whose units are not back yet (at most
+/// [`POLL_ORDERS`], the oldest first) and applies them as its webhooks would
+/// (`orders::return_from_3pl`), until `until`.
+async fn poll_returns(
+    state: &AppState,
+    c: &connector::Model,
+    client: &qm_connectors::shipbob::client::Client,
+    until: Instant,
+) -> Result<(), SliceError> {
+    use crate::db::entities::return_;
+    use sea_orm::QuerySelect as _;
+    let s = state.db.scoped(c.tenant_id, TxMode::Read).await?;
+    let open: Vec<Uuid> = repo::find::<return_::Entity>(&s)
+        .filter(return_::Column::Status.is_in(["requested", "open"]))
+        .order_by_asc(return_::Column::Id)
+        .limit(POLL_ORDERS * 5)
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let announced = refs_of(&s, c.id, export::EXPORTED_RETURN)
+        .filter(external_ref::Column::LocalId.is_in(open))
+        .limit(POLL_ORDERS)
+        .all(&s.tx)
+        .await?;
+    s.commit().await?;
+    for r in announced {
+        if Instant::now() >= until {
+            break;
+        }
+        let Some(ext) = client.return_of(&r.external_id).await? else { continue };
+        let s = state.db.scoped(c.tenant_id, TxMode::Write).await?;
+        if orders::return_from_3pl(&s, c, &ext).await?
+            && let Err(e) = request(&s, c.id, &["inventory".to_owned()], false, "schedule").await?
+        {
+            tracing::debug!(connector = %c.id, reason = ?e, "no inventory sync");
+        }
+        s.commit().await?;
+    }
+    Ok(())
+}
+
+/// Reads ShipBob's receiving orders announced from here for purchase orders still open (at most
+/// [`POLL_ORDERS`]) and receives here what its warehouse received (`inbound::received_at_3pl`),
+/// until `until`.
+async fn poll_receiving(
+    state: &AppState,
+    c: &connector::Model,
+    client: &qm_connectors::shipbob::client::Client,
+    until: Instant,
+) -> Result<(), SliceError> {
+    use crate::db::entities::purchase_order;
+    use qm_connectors::source::InboundSink as _;
+    use sea_orm::QuerySelect as _;
+    let s = state.db.scoped(c.tenant_id, TxMode::Read).await?;
+    let open: Vec<Uuid> = repo::find::<purchase_order::Entity>(&s)
+        .filter(purchase_order::Column::Status.is_in(crate::services::replenish::RECEIVABLE_PO))
+        .order_by_asc(purchase_order::Column::Id)
+        .limit(POLL_ORDERS * 5)
+        .all(&s.tx)
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    let announced = refs_of(&s, c.id, inbound::EXPORTED_RECEIVING)
+        .filter(external_ref::Column::LocalId.is_in(open))
+        .limit(POLL_ORDERS)
+        .all(&s.tx)
+        .await?;
+    s.commit().await?;
+    for r in announced {
+        if Instant::now() >= until {
+            break;
+        }
+        let Some(status) = client.inbound(&r.external_id).await? else { continue };
+        let s = state.db.scoped(c.tenant_id, TxMode::Write).await?;
+        inbound::received_at_3pl(&s, c, &status).await?;
         s.commit().await?;
     }
     Ok(())

@@ -862,19 +862,19 @@ pub(super) async fn tracked(
 ) -> Result<u64, DbErr> {
     use super::export::EXPORTED_ORDER;
     let Some(status) = tracking_status(code) else { return Ok(0) };
-    let sent: Vec<Uuid> = repo::find::<external_ref::Entity>(s)
+    // The parcels with that number (a few), then those of orders sent to this connector.
+    let parcels =
+        repo::find::<shipment::Entity>(s).filter(shipment::Column::TrackingNumber.eq(number)).all(&s.tx).await?;
+    let sent: HashSet<Uuid> = repo::find::<external_ref::Entity>(s)
         .filter(external_ref::Column::ConnectorId.eq(c.id))
         .filter(external_ref::Column::Kind.eq(EXPORTED_ORDER))
+        .filter(external_ref::Column::LocalId.is_in(parcels.iter().map(|p| p.order_id).collect::<Vec<_>>()))
         .all(&s.tx)
         .await?
         .into_iter()
         .map(|r| r.local_id)
         .collect();
-    let shipments = repo::find::<shipment::Entity>(s)
-        .filter(shipment::Column::TrackingNumber.eq(number))
-        .filter(shipment::Column::OrderId.is_in(sent))
-        .all(&s.tx)
-        .await?;
+    let shipments = parcels.into_iter().filter(|p| sent.contains(&p.order_id));
     let mut changed = 0;
     for sh in shipments {
         if sh.status == status || sh.status == "delivered" || sh.status == "cancelled" {
