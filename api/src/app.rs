@@ -23,35 +23,53 @@ pub struct Application {
 /// Connects to the configured database and applies migrations (with the owner connection, if one
 /// is configured), then grants the app role its table access.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
-    if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    }
-    let url = config.effective_database_url();
+    let db = connect(config).await?;
     if let Some(owner_url) = &config.migration_database_url {
-        let owner = Db::connect(owner_url).await.context("connecting with QM_MIGRATION_DATABASE_URL")?;
-        owner.migrate().await.context("running migrations")?;
-        if let Some(role) = &config.database_app_role {
-            owner.grant_app_role(role).await.context("granting the app role")?;
-        }
+        let owner = Db::connect_with(owner_url, 2).await.context("connecting with QM_MIGRATION_DATABASE_URL")?;
+        migrate(&owner, config).await?;
         owner.conn().clone().close().await.ok();
-        return Db::connect(&url).await.context("connecting to the database");
-    }
-    let db = Db::connect(&url).await.context("connecting to the database")?;
-    db.migrate().await.context("running migrations")?;
-    if let Some(role) = &config.database_app_role {
-        db.grant_app_role(role).await.context("granting the app role")?;
+    } else {
+        migrate(&db, config).await?;
     }
     Ok(db)
 }
 
+/// Connects to the configured database (the data directory's SQLite file by default).
+pub async fn connect(config: &Config) -> anyhow::Result<Db> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    Db::connect_with(&config.effective_database_url(), config.database_max_connections)
+        .await
+        .context("connecting to the database")
+}
+
+async fn migrate(db: &Db, config: &Config) -> anyhow::Result<()> {
+    db.migrate().await.context("running migrations")?;
+    if let Some(role) = &config.database_app_role {
+        db.grant_app_role(role).await.context("granting the app role")?;
+    }
+    Ok(())
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = connect_and_migrate(&config).await?;
+        let (db, migrated) = if config.migrate_on_start {
+            (connect_and_migrate(&config).await?, true)
+        } else {
+            let db = connect(&config).await?;
+            let migrated = db.is_migrated().await.context("reading the applied migrations")?;
+            if !migrated {
+                // Not fatal: /readyz says so until `quartermaster migrate` has run.
+                tracing::warn!("the database lacks migrations this version needs; run `quartermaster migrate`");
+            }
+            (db, migrated)
+        };
         let jwt = JwtKeys::from_config(&config.jwt, &config.data_dir).context("loading JWT keys")?;
         let sealer = crate::services::connectors::sealer(config.connector_keys.as_ref(), &config.data_dir)
             .context("connector_keys (QM_CONNECTOR_KEYS)")?;
-        if config.demo && tenant::Entity::find().count(db.conn()).await? == 0 {
+        if config.demo && migrated && tenant::Entity::find().count(db.conn()).await? == 0 {
             let params = crate::demo::default_params(config.demo_seed, chrono::Utc::now().date_naive());
             tracing::info!("empty database: seeding the demo tenant");
             let seeded = crate::demo::seed(&db, &params).await.context("seeding the demo tenant")?;

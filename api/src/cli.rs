@@ -243,16 +243,28 @@ fn run_service(command: Command) -> anyhow::Result<()> {
 
 async fn worker(config: Config) -> anyhow::Result<()> {
     let app = Application::build_without_listener(config).await?;
-    let cfg = WorkerConfig {
-        concurrency: app.config.worker_concurrency,
-        lease: std::time::Duration::from_secs(app.config.worker_lease_seconds),
-        ..WorkerConfig::default()
+    let cfg = WorkerConfig::from_config(&app.config);
+    // Health, readiness and metrics for an orchestrator; no API.
+    let ops = match &app.config.worker_listen {
+        Some(addr) => {
+            let listener =
+                std::net::TcpListener::bind(addr).with_context(|| format!("binding worker_listen {addr}"))?;
+            tracing::info!(address = %addr, "serving /healthz, /readyz and /metrics");
+            let server = crate::http::serve_ops(listener, app.clone())?;
+            let handle = server.handle();
+            tokio::spawn(server);
+            Some(handle)
+        }
+        None => None,
     };
     let (stop, handle) = worker::spawn(app, Registry::standard(), cfg);
     shutdown_signal().await;
     tracing::info!("stopping: finishing running jobs");
     let _ = stop.send(true);
     handle.await?;
+    if let Some(ops) = ops {
+        ops.stop(true).await;
+    }
     Ok(())
 }
 
@@ -272,19 +284,21 @@ async fn shutdown_signal() {
 
 async fn serve(config: Config, with_workers: bool) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
-    let workers = with_workers.then(|| {
-        let cfg = WorkerConfig {
-            concurrency: app.state.config.worker_concurrency,
-            lease: std::time::Duration::from_secs(app.state.config.worker_lease_seconds),
-            ..WorkerConfig::default()
-        };
-        worker::spawn(app.state.clone(), Registry::standard(), cfg)
-    });
+    let workers = with_workers
+        .then(|| worker::spawn(app.state.clone(), Registry::standard(), WorkerConfig::from_config(&app.state.config)));
     let state = app.state.clone();
     let host = state.config.listen.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default();
     let host = if host == "0.0.0.0" || host.is_empty() { "127.0.0.1".to_owned() } else { host };
     println!("Quartermaster is serving GraphiQL at http://{host}:{}/graphql", app.port());
-    if let Some(demo) = tenants::find_by_slug(&state.db, crate::demo::DEMO_SLUG).await?
+    // Before `quartermaster migrate` has run (QM_MIGRATE_ON_START=false) there is no tenant table.
+    let demo = match tenants::find_by_slug(&state.db, crate::demo::DEMO_SLUG).await {
+        Ok(demo) => demo,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking for the demo tenant failed");
+            None
+        }
+    };
+    if let Some(demo) = demo
         && state.jwt.can_mint()
     {
         let token = state.jwt.mint(demo.id, "demo-admin", &[Role::Owner], None, chrono::Utc::now())?;

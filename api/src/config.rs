@@ -58,8 +58,18 @@ pub struct Config {
     pub demo: bool,
     pub demo_seed: u64,
     pub limits: Limits,
+    /// Connections each process keeps to PostgreSQL at most.
+    pub database_max_connections: u32,
+    /// Whether `serve` and `worker` apply pending migrations when they start.
+    pub migrate_on_start: bool,
     pub worker_concurrency: usize,
     pub worker_lease_seconds: u64,
+    /// How long a stopping worker lets running jobs finish before handing them back.
+    pub worker_shutdown_seconds: u64,
+    /// Where `quartermaster worker` serves /healthz, /readyz and /metrics; `None`: nowhere.
+    pub worker_listen: Option<String>,
+    /// Finished jobs older than this many days are deleted; 0 keeps them.
+    pub job_retention_days: u32,
     /// How often each active connector runs an incremental sync that catches what webhooks missed.
     pub connector_sync_interval_seconds: u64,
     /// Whether a connector's `baseUrl` may reach loopback, private and link-local addresses.
@@ -243,8 +253,16 @@ impl Config {
                 max_complexity: positive("max_complexity")?,
                 max_aliases: positive("max_aliases")?,
             },
+            database_max_connections: u32::try_from(positive("database_max_connections")?)
+                .context("database_max_connections (QM_DATABASE_MAX_CONNECTIONS) is too large")?,
+            migrate_on_start: boolean("migrate_on_start")?,
             worker_concurrency: positive("worker_concurrency")?,
             worker_lease_seconds: positive("worker_lease_seconds")? as u64,
+            worker_shutdown_seconds: u64::try_from(num("worker_shutdown_seconds")?)
+                .context("worker_shutdown_seconds (QM_WORKER_SHUTDOWN_SECONDS) must not be negative")?,
+            worker_listen: opt("worker_listen"),
+            job_retention_days: u32::try_from(num("job_retention_days")?)
+                .context("job_retention_days (QM_JOB_RETENTION_DAYS) must be between 0 and 4294967295")?,
             connector_sync_interval_seconds: positive("connector_sync_interval_seconds")? as u64,
             connector_allow_private: boolean("connector_allow_private")?,
             connector_tenant_concurrency: positive("connector_tenant_concurrency")?,
@@ -304,6 +322,35 @@ mod tests {
         assert!(err.to_string().contains("QM_JWT_ALGORITHM"), "{err}");
         let err = Config::from_sources(env(&[("QM_JWT_ALGORITHM", "RS256")])).expect_err("needs a key");
         assert!(err.to_string().contains("QM_JWT_PUBLIC_KEY"), "{err}");
+    }
+
+    #[test]
+    fn scale_out_settings_have_defaults_and_checked_values() {
+        let c = Config::from_sources(env(&[])).expect("defaults load");
+        assert_eq!((c.database_max_connections, c.migrate_on_start), (32, true));
+        assert_eq!((c.worker_shutdown_seconds, c.worker_listen.as_deref(), c.job_retention_days), (20, None, 7));
+        let c = Config::from_sources(env(&[
+            ("QM_DATABASE_MAX_CONNECTIONS", "10"),
+            ("QM_MIGRATE_ON_START", "false"),
+            ("QM_WORKER_SHUTDOWN_SECONDS", "0"),
+            ("QM_WORKER_LISTEN", "0.0.0.0:9090"),
+            ("QM_JOB_RETENTION_DAYS", "0"),
+        ]))
+        .expect("valid");
+        assert_eq!((c.database_max_connections, c.migrate_on_start), (10, false));
+        assert_eq!(
+            (c.worker_shutdown_seconds, c.worker_listen.as_deref(), c.job_retention_days),
+            (0, Some("0.0.0.0:9090"), 0)
+        );
+        for (key, value) in [
+            ("QM_DATABASE_MAX_CONNECTIONS", "0"),
+            ("QM_WORKER_SHUTDOWN_SECONDS", "-1"),
+            ("QM_JOB_RETENTION_DAYS", "-7"),
+            ("QM_MIGRATE_ON_START", "maybe"),
+        ] {
+            let err = Config::from_sources(env(&[(key, value)])).expect_err("refused");
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

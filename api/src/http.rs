@@ -251,8 +251,14 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// This process's request and job counters, and the job queue across every process.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    let mut body = state.metrics.render();
+    match crate::jobs::queue_stats(&state.db).await {
+        Ok(stats) => body.push_str(&crate::metrics::render_queue(&stats, chrono::Utc::now())),
+        Err(e) => tracing::warn!(error = %e, "reading the job queue for /metrics failed"),
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
 }
 
 async fn not_found() -> HttpResponse {
@@ -337,6 +343,25 @@ fn inbound_response(
             error_response(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "try again")
         }
     }
+}
+
+/// Binds /healthz, /readyz and /metrics alone to `listener`: a `quartermaster worker`'s endpoints
+/// for an orchestrator's probes and a metrics scraper.
+pub fn serve_ops(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run())
 }
 
 /// Binds the routes to `listener`. `workers` of 0 means one per core.

@@ -13,6 +13,7 @@ use qm_api::jobs::worker::{self, Handler, JobError, Registry, WorkerConfig};
 use qm_api::jobs::{self, NewJob};
 use qm_api::state::AppState;
 use qm_tests::{TestApp, TestTenant};
+use sea_orm::EntityTrait;
 use serde_json::json;
 
 /// Fails until it has been called `succeed_on` times, counting calls.
@@ -161,4 +162,114 @@ async fn a_schedule_enqueues_each_occurrence_once() {
     assert_eq!(enqueued, 1);
     assert_eq!(counts(&app, &t).await.get("ready"), Some(&1));
     assert_eq!(jobs::tick_schedules(&app.state.db).await.expect("tick"), 0, "the next run is tomorrow");
+}
+
+/// Runs until it is told to stop (or forever), counting starts and finishes.
+struct Slow {
+    sleep: Duration,
+    started: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Slow {
+    async fn run(&self, _: &AppState, _: &job::Model) -> Result<(), JobError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.sleep).await;
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_stopping_worker_finishes_short_jobs_and_hands_long_ones_back_at_once() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let slow = |sleep| Slow { sleep, started: started.clone(), finished: finished.clone() };
+    let registry = Registry::default()
+        .with("short", slow(Duration::from_millis(300)))
+        .with("long", slow(Duration::from_secs(3600)));
+    enqueue(&app, &t, "short", 2).await;
+    enqueue(&app, &t, "long", 1).await;
+    let cfg = WorkerConfig {
+        id: "stopping".into(),
+        shutdown_grace: Duration::from_secs(2),
+        lease: Duration::from_secs(600),
+        ..WorkerConfig::default()
+    };
+    let (stop, handle) = worker::spawn(app.state.clone(), registry, cfg);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while started.load(Ordering::SeqCst) < 3 {
+        assert!(std::time::Instant::now() < deadline, "the worker did not start the three jobs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopping = std::time::Instant::now();
+    stop.send(true).expect("stop");
+    handle.await.expect("worker task");
+    // The grace period bounds the stop, not the long job's hour or its ten-minute lease.
+    assert!(stopping.elapsed() < Duration::from_secs(10), "stopped in {:?}", stopping.elapsed());
+    assert_eq!(finished.load(Ordering::SeqCst), 2, "the short jobs finished within the grace period");
+    assert_eq!(counts(&app, &t).await.get("done"), Some(&2));
+
+    // The long one is ready again now, its attempt not counted, and the next worker runs it.
+    let all = job::Entity::find().all(app.owner_db.conn()).await.expect("jobs");
+    let long = all.iter().find(|j| j.kind == "long").expect("the long job");
+    assert_eq!((long.status.as_str(), long.attempts, long.locked_by.as_deref()), ("ready", 0, None));
+    assert_eq!(long.last_error.as_deref(), Some("released at shutdown"));
+    let next = jobs::claim(&app.state.db, "next", "default", 10, Duration::from_secs(60)).await.expect("claim");
+    assert_eq!(next.iter().map(|j| j.id).collect::<Vec<_>>(), vec![long.id]);
+    assert_eq!(next[0].attempts, 1);
+}
+
+#[tokio::test]
+async fn a_small_tenant_is_claimed_next_even_behind_a_backlog_of_thousands() {
+    // PostgreSQL walks the tenants with ready jobs; SQLite (one process) ranks the 2,000 oldest.
+    let app = TestApp::spawn().await;
+    if !app.is_postgres() {
+        eprintln!("skipping on SQLite: fairness beyond the 2,000 oldest due jobs is PostgreSQL's claim");
+        return;
+    }
+    let big = app.tenant("big").await;
+    let small = app.tenant("small").await;
+    let s = app.state.db.scoped(big.id, TxMode::Write).await.expect("tx");
+    // Enqueued in bulk, all older than the small tenant's jobs.
+    let stmt = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "INSERT INTO jobs (tenant_id, id, queue, kind, payload, status, attempts, max_attempts, run_at,
+                           created_at, updated_at)
+         SELECT $1, gen_random_uuid(), 'default', 'x', '{}'::json, 'ready', 0, 10, now() - interval '1 hour',
+                now(), now()
+         FROM generate_series(1, 5000)",
+        [big.id.into()],
+    );
+    sea_orm::ConnectionTrait::execute_raw(&s.tx, stmt).await.expect("bulk enqueue");
+    s.commit().await.expect("commit");
+    enqueue(&app, &small, "x", 3).await;
+    let first = jobs::claim(&app.state.db, "w", "default", 6, Duration::from_secs(60)).await.expect("claim");
+    assert_eq!(first.len(), 6);
+    let small_share = first.iter().filter(|j| j.tenant_id == small.id).count();
+    assert_eq!(small_share, 3, "the small tenant's jobs are in the first claim behind 5,000 of another's");
+}
+
+#[tokio::test]
+async fn finished_jobs_past_their_retention_are_deleted_and_others_kept() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    enqueue(&app, &t, "x", 3).await;
+    let claimed = jobs::claim(&app.state.db, "w", "default", 3, Duration::from_secs(60)).await.expect("claim");
+    for j in &claimed[..2] {
+        assert!(jobs::complete(&app.state.db, j, "w").await.expect("complete"));
+    }
+    jobs::fail(&app.state.db, &claimed[2], "w", "broken", None).await.expect("dead-letter");
+    enqueue(&app, &t, "x", 1).await;
+    // Nothing is old enough yet.
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(jobs::prune_done(&app.state.db, an_hour_ago, 100).await.expect("prune"), 0);
+    // Everything finished before now: the done ones go, one batch at a time; dead and ready stay.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(jobs::prune_done(&app.state.db, later, 1).await.expect("prune"), 1);
+    assert_eq!(jobs::prune_done(&app.state.db, later, 100).await.expect("prune"), 1);
+    let c = counts(&app, &t).await;
+    assert_eq!((c.get("done"), c.get("dead"), c.get("ready")), (None, Some(&1), Some(&1)), "{c:?}");
 }

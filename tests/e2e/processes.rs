@@ -290,3 +290,116 @@ async fn killed_halfway(bulk_import: &str) {
     );
     s.commit().await.expect("commit");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+/// What an orchestrator sees of a `quartermaster worker`: health, readiness and job metrics on
+/// `QM_WORKER_LISTEN`, and a prompt, clean exit on SIGTERM.
+#[tokio::test]
+async fn a_worker_process_serves_probes_and_job_metrics_and_stops_on_sigterm() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
+    for i in 0..3 {
+        qm_api::jobs::enqueue(&s, qm_api::jobs::NewJob::new("nobody.handles", json!({ "i": i })))
+            .await
+            .expect("enqueue");
+    }
+    s.commit().await.expect("commit");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
+        .arg("worker")
+        .envs(app.process_env())
+        .env("QM_WORKER_LISTEN", &listen)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("worker process starts");
+    let guard_pid = child.id();
+    let base = format!("http://{listen}");
+    let started = Instant::now();
+    let metrics = loop {
+        assert!(started.elapsed() < Duration::from_secs(120), "the worker's metrics never showed the jobs");
+        if let Ok(r) = app.client.get(format!("{base}/metrics")).send().await {
+            let text = r.text().await.expect("text");
+            if text.contains("outcome=\"dead\"} 3") {
+                break text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Jobs of a kind nobody handles are dead-lettered at once: counted by this process, and in
+    // the queue's gauges read from the database.
+    assert!(metrics.contains("qm_jobs_processed_total{kind=\"nobody_handles\",outcome=\"dead\"} 3"), "{metrics}");
+    assert!(metrics.contains("qm_jobs{queue=\"default\",kind=\"nobody_handles\",status=\"dead\"} 3"), "{metrics}");
+    assert!(metrics.contains("# TYPE qm_jobs_oldest_due_age_seconds gauge"), "{metrics}");
+    let health = app.client.get(format!("{base}/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    let ready = app.client.get(format!("{base}/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.json::<serde_json::Value>().await.expect("json"), json!({ "status": "ready" }));
+    // The worker serves no API.
+    let api = app.client.post(format!("{base}/graphql")).json(&json!({ "query": "{ me { subject } }" })).send();
+    assert_eq!(api.await.expect("answer").status().as_u16(), 404);
+
+    let stopping = Instant::now();
+    let pid = i32::try_from(guard_pid).expect("pid");
+    assert_eq!(send_signal(pid, "TERM"), 0, "SIGTERM sent");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(stopping.elapsed() < Duration::from_secs(30), "the worker did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exited with {status}");
+}
+
+/// Sends a signal with the `kill` command (no libc binding in the tests).
+fn send_signal(pid: i32, signal: &str) -> i32 {
+    Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().map_or(-1, |s| s.code().unwrap_or(-1))
+}
+
+/// The Helm chart's order of things: replicas started with `QM_MIGRATE_ON_START=false` leave the
+/// schema alone and report not ready until the migration step has run, then ready.
+#[tokio::test]
+async fn a_server_that_does_not_migrate_is_not_ready_until_migrate_has_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let env = [
+        ("QM_DATA_DIR", dir.path().display().to_string()),
+        ("QM_LISTEN", listen.clone()),
+        ("QM_MIGRATE_ON_START", "false".to_owned()),
+        ("QM_LOG_FORMAT", "json".to_owned()),
+    ];
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("process starts")
+    };
+    let _server = Workers(vec![run(&["serve", "--no-workers"])]);
+    let client = reqwest::Client::new();
+    let readyz = || client.get(format!("http://{listen}/readyz")).send();
+    let started = Instant::now();
+    let first = loop {
+        if let Ok(r) = readyz().await {
+            break r;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the server did not answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.status().as_u16(), 503);
+    assert_eq!(first.json::<serde_json::Value>().await.expect("json"), json!({ "status": "migrations pending" }));
+
+    let migrated = run(&["migrate"]).wait_with_output().expect("migrate runs");
+    assert!(migrated.status.success());
+    let r = readyz().await.expect("readyz");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!({ "status": "ready" }));
+}

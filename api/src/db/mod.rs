@@ -47,8 +47,15 @@ pub struct Db {
 }
 
 impl Db {
-    /// Connects to `url`: `sqlite://…` (created if missing, WAL, busy timeout) or `postgres://…`.
+    /// Connects to `url`: `sqlite://…` (created if missing, WAL, busy timeout) or `postgres://…`
+    /// with the default pool (32 connections at most).
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        Self::connect_with(url, 32).await
+    }
+
+    /// Connects to `url` keeping at most `max_connections` PostgreSQL connections open (SQLite
+    /// always has 8: one writer at a time, a few readers).
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, DbErr> {
         let conn = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| DbErr::Custom(format!("invalid sqlite url: {e}")))?
@@ -69,7 +76,7 @@ impl Db {
         } else {
             let mut options = ConnectOptions::new(url.to_owned());
             options
-                .max_connections(32)
+                .max_connections(max_connections.max(1))
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
                 // A ping on every checkout is a round trip per transaction; only a connection
@@ -110,11 +117,17 @@ impl Db {
 
     /// True when every migration has been applied.
     /// Reads the migration table only (the app role may not create it, so no `install`).
+    /// A database that answers but has no migration table yet is not migrated (`Ok(false)`); one
+    /// that does not answer is an error.
     pub async fn is_migrated(&self) -> Result<bool, DbErr> {
-        let rows = self
+        self.conn.execute_raw(Statement::from_string(self.backend(), "SELECT 1".to_owned())).await?;
+        let Ok(rows) = self
             .conn
             .query_all_raw(Statement::from_string(self.backend(), "SELECT version FROM seaql_migrations".to_owned()))
-            .await?;
+            .await
+        else {
+            return Ok(false);
+        };
         let applied: std::collections::HashSet<String> =
             rows.iter().filter_map(|r| r.try_get::<String>("", "version").ok()).collect();
         Ok(Migrator::migrations().iter().all(|m| applied.contains(m.name())))

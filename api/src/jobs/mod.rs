@@ -99,32 +99,56 @@ fn stmt(db: &Db, pg_sql: &str, values: Vec<Value>) -> Statement {
 }
 
 /// Claims up to `limit` due jobs from `queue` for `worker`, leasing them for `lease`.
-/// Fair over tenants among the 2,000 oldest due jobs.
+/// Round-robin over tenants: each tenant's oldest due job first, then each one's second, …
+///
+/// PostgreSQL walks the tenants that have ready jobs through `ix_jobs_ready_tenant` (a loose index
+/// scan: one probe per tenant) and takes at most `limit` due jobs of each, so a claim costs the
+/// same however long any one tenant's backlog is and a small tenant is served in the next claim
+/// even behind another's flood; the picked rows are locked, skipping rows another worker holds.
+/// SQLite (one process, one writer at a time) ranks the 2,000 oldest due jobs instead.
 pub async fn claim(db: &Db, worker: &str, queue: &str, limit: u64, lease: Duration) -> Result<Vec<job::Model>, DbErr> {
     let now = repo::now();
     let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(300));
-    // Round-robin over tenants: each tenant's oldest due job first, then each one's second, …
-    // The ranking runs once (an uncorrelated subquery); PostgreSQL then locks the picked rows,
-    // skipping rows another worker holds. SQLite has one writer at a time, so it needs no lock.
-    // Candidates are the oldest due jobs (an index range scan), so a claim costs the same however
-    // long the queue is; fairness holds within that window.
-    let ranked = "SELECT tenant_id, id, run_at, row_number() OVER (PARTITION BY tenant_id ORDER BY run_at, id) AS rn
-                  FROM (SELECT tenant_id, id, run_at FROM jobs
-                        WHERE status = 'ready' AND queue = $1 AND run_at <= $2
-                        ORDER BY run_at LIMIT 2000) c";
-    let picked = if db.is_postgres() {
+    let update = "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $4, locked_until = $5,
+                  updated_at = $2";
+    let sql = if db.is_postgres() {
         format!(
-            "SELECT j.tenant_id, j.id FROM jobs j JOIN ({ranked}) r ON r.tenant_id = j.tenant_id AND r.id = j.id
-             WHERE j.status = 'ready' ORDER BY r.rn, r.run_at, r.id LIMIT $3 FOR UPDATE OF j SKIP LOCKED"
+            "WITH RECURSIVE tenants AS (
+               (SELECT tenant_id FROM jobs WHERE status = 'ready' AND queue = $1 ORDER BY tenant_id LIMIT 1)
+               UNION ALL
+               SELECT (SELECT j.tenant_id FROM jobs j
+                       WHERE j.status = 'ready' AND j.queue = $1 AND j.tenant_id > t.tenant_id
+                       ORDER BY j.tenant_id LIMIT 1)
+               FROM tenants t WHERE t.tenant_id IS NOT NULL
+             ),
+             ranked AS (
+               SELECT c.tenant_id, c.id, c.run_at,
+                      row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.run_at, c.id) AS rn
+               FROM tenants t CROSS JOIN LATERAL (
+                 SELECT j.tenant_id, j.id, j.run_at FROM jobs j
+                 WHERE j.status = 'ready' AND j.queue = $1 AND j.tenant_id = t.tenant_id AND j.run_at <= $2
+                 ORDER BY j.run_at, j.id LIMIT $3) c
+               WHERE t.tenant_id IS NOT NULL
+             )
+             {update}
+             WHERE (tenant_id, id) IN (
+               SELECT j.tenant_id, j.id FROM jobs j JOIN ranked r ON r.tenant_id = j.tenant_id AND r.id = j.id
+               WHERE j.status = 'ready' ORDER BY r.rn, r.run_at, r.id LIMIT $3 FOR UPDATE OF j SKIP LOCKED)
+             RETURNING *"
         )
     } else {
-        format!("SELECT tenant_id, id FROM ({ranked}) r ORDER BY rn, run_at, id LIMIT $3")
+        format!(
+            "{update}
+             WHERE (tenant_id, id) IN (
+               SELECT tenant_id, id FROM (
+                 SELECT tenant_id, id, run_at, row_number() OVER (PARTITION BY tenant_id ORDER BY run_at, id) AS rn
+                 FROM (SELECT tenant_id, id, run_at FROM jobs
+                       WHERE status = 'ready' AND queue = $1 AND run_at <= $2
+                       ORDER BY run_at LIMIT 2000) c) r
+               ORDER BY rn, run_at, id LIMIT $3)
+             RETURNING *"
+        )
     };
-    let sql = format!(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $4, locked_until = $5, updated_at = $2
-         WHERE (tenant_id, id) IN ({picked})
-         RETURNING *"
-    );
     let tx = worker_tx(db).await?;
     let rows = tx
         .query_all_raw(stmt(
@@ -202,6 +226,88 @@ pub async fn reap_expired(db: &Db) -> Result<u64, DbErr> {
         .await?;
     tx.commit().await?;
     Ok(res.rows_affected())
+}
+
+/// Hands a stopping worker's running jobs back to the queue at once, without counting the attempt,
+/// so another worker takes them now rather than when their leases expire. Returns how many.
+pub async fn release(db: &Db, worker: &str) -> Result<u64, DbErr> {
+    let tx = worker_tx(db).await?;
+    let res = tx
+        .execute_raw(stmt(
+            db,
+            "UPDATE jobs SET status = 'ready', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                    run_at = $1, locked_by = NULL, locked_until = NULL, last_error = 'released at shutdown',
+                    updated_at = $1
+             WHERE status = 'running' AND locked_by = $2",
+            vec![repo::now().into(), worker.into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(res.rows_affected())
+}
+
+/// Deletes finished (`done`) jobs last changed before `before`, at most `limit` at a time so the
+/// table's churn stays in small transactions. Dead-lettered jobs are kept for inspection.
+pub async fn prune_done(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u64, DbErr> {
+    let tx = worker_tx(db).await?;
+    let res = tx
+        .execute_raw(stmt(
+            db,
+            "DELETE FROM jobs WHERE (tenant_id, id) IN
+               (SELECT tenant_id, id FROM jobs WHERE status = 'done' AND updated_at < $1 LIMIT $2)",
+            vec![before.into(), (limit as i64).into()],
+        ))
+        .await?;
+    tx.commit().await?;
+    Ok(res.rows_affected())
+}
+
+/// The queue across tenants, for /metrics: jobs by queue, kind and status (ready, running, dead),
+/// how many ready ones are due, and the oldest due job's `run_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueStat {
+    pub queue: String,
+    pub kind: String,
+    pub status: String,
+    pub jobs: i64,
+    pub due: i64,
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
+pub async fn queue_stats(db: &Db) -> Result<Vec<QueueStat>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        queue: String,
+        kind: String,
+        status: String,
+        jobs: i64,
+        due: i64,
+        oldest_due: Option<DateTime<Utc>>,
+    }
+    let tx = worker_tx(db).await?;
+    let rows = Row::find_by_statement(stmt(
+        db,
+        "SELECT queue, kind, status, count(*) AS jobs,
+                sum(CASE WHEN status = 'ready' AND run_at <= $1 THEN 1 ELSE 0 END) AS due,
+                min(CASE WHEN status = 'ready' AND run_at <= $1 THEN run_at END) AS oldest_due
+         FROM jobs WHERE status IN ('ready', 'running', 'dead')
+         GROUP BY queue, kind, status ORDER BY queue, kind, status",
+        vec![repo::now().into()],
+    ))
+    .all(&tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| QueueStat {
+            queue: r.queue,
+            kind: r.kind,
+            status: r.status,
+            jobs: r.jobs,
+            due: r.due,
+            oldest_due: r.oldest_due,
+        })
+        .collect())
 }
 
 /// Enqueues the due occurrences of recurring schedules (one job per occurrence, deduplicated, so

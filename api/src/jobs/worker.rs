@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::db::entities::job;
@@ -68,6 +69,24 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     pub lease: Duration,
     pub poll: Duration,
+    /// After a stop, how long running jobs may finish before they are handed back to the queue.
+    pub shutdown_grace: Duration,
+    /// Finished jobs older than this are deleted; `None` keeps them.
+    pub retention: Option<Duration>,
+}
+
+impl WorkerConfig {
+    /// The worker the configuration describes (`worker_*` and `job_retention_days` settings).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            concurrency: config.worker_concurrency,
+            lease: Duration::from_secs(config.worker_lease_seconds),
+            shutdown_grace: Duration::from_secs(config.worker_shutdown_seconds),
+            retention: (config.job_retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(config.job_retention_days) * 86_400)),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -78,30 +97,39 @@ impl Default for WorkerConfig {
             concurrency: 8,
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(20),
+            retention: Some(Duration::from_secs(7 * 86_400)),
         }
     }
 }
 
-/// Runs until `shutdown` turns true, then waits for running jobs to finish.
+/// How often a worker reaps expired leases, ticks schedules and prunes finished jobs.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(2);
+/// How often a worker deletes finished jobs past their retention, and how many at most each time.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_BATCH: u64 = 5000;
+
+/// Runs until `shutdown` turns true, then lets running jobs finish for `cfg.shutdown_grace` and
+/// hands what still runs back to the queue.
 pub async fn run(state: AppState, registry: Registry, cfg: WorkerConfig, mut shutdown: watch::Receiver<bool>) {
     let registry = Arc::new(registry);
     let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let mut last_reap = Instant::now() - Duration::from_secs(3600);
+    let mut running = JoinSet::new();
+    let mut last_maintenance = Instant::now() - Duration::from_secs(3600);
+    let mut last_prune = Instant::now() - Duration::from_secs(3600);
     tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, "worker started");
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if last_reap.elapsed() > Duration::from_secs(2) {
-            last_reap = Instant::now();
-            match super::reap_expired(&state.db).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(recovered = n, "returned jobs with expired leases to the queue"),
-                Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
+        while running.try_join_next().is_some() {}
+        if last_maintenance.elapsed() > MAINTENANCE_EVERY {
+            last_maintenance = Instant::now();
+            let prune = last_prune.elapsed() > PRUNE_EVERY;
+            if prune {
+                last_prune = Instant::now();
             }
-            if let Err(e) = super::tick_schedules(&state.db).await {
-                tracing::warn!(error = %e, "enqueuing scheduled jobs failed");
-            }
+            maintain(&state, &cfg, prune).await;
         }
         let free = slots.available_permits();
         let claimed = if free == 0 {
@@ -123,7 +151,7 @@ pub async fn run(state: AppState, registry: Registry, cfg: WorkerConfig, mut shu
             let (state, registry, cfg) = (state.clone(), registry.clone(), cfg.clone());
             let span =
                 tracing::info_span!("job", kind = %j.kind, job = %j.id, tenant = %j.tenant_id, attempt = j.attempts);
-            tokio::spawn(
+            running.spawn(
                 async move {
                     execute(&state, &registry, &cfg, &j).await;
                     drop(permit);
@@ -144,9 +172,41 @@ pub async fn run(state: AppState, registry: Registry, cfg: WorkerConfig, mut shu
             }
         }
     }
-    // Let running jobs finish (their leases cover them if we are killed instead).
-    let _ = slots.acquire_many(cfg.concurrency.max(1) as u32).await;
-    tracing::info!(worker = %cfg.id, "worker stopped");
+    // Claim nothing more; let running jobs finish within the grace period.
+    let in_flight = running.len();
+    let finished =
+        tokio::time::timeout(cfg.shutdown_grace, async { while running.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        // Stop what still runs (its transactions roll back) and hand it to another worker now.
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        match super::release(&state.db, &cfg.id).await {
+            Ok(n) => tracing::info!(worker = %cfg.id, released = n, "handed unfinished jobs back to the queue"),
+            Err(e) => tracing::warn!(error = %e, "handing jobs back failed; their leases will expire"),
+        }
+    }
+    tracing::info!(worker = %cfg.id, in_flight, "worker stopped");
+}
+
+/// Returns expired leases to the queue, enqueues due schedules and, with `prune`, deletes old
+/// finished jobs.
+async fn maintain(state: &AppState, cfg: &WorkerConfig, prune: bool) {
+    match super::reap_expired(&state.db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(recovered = n, "returned jobs with expired leases to the queue"),
+        Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
+    }
+    if let Err(e) = super::tick_schedules(&state.db).await {
+        tracing::warn!(error = %e, "enqueuing scheduled jobs failed");
+    }
+    if let Some(keep) = cfg.retention.filter(|_| prune) {
+        let before = Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7));
+        match super::prune_done(&state.db, before, PRUNE_BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "deleted finished jobs past their retention"),
+            Err(e) => tracing::warn!(error = %e, "deleting old finished jobs failed"),
+        }
+    }
 }
 
 async fn execute(state: &AppState, registry: &Registry, cfg: &WorkerConfig, j: &job::Model) {
@@ -173,6 +233,10 @@ async fn execute(state: &AppState, registry: &Registry, cfg: &WorkerConfig, j: &
             super::fail(&state.db, j, &cfg.id, &e.to_string(), retry_at).await
         }
     };
+    if let Ok(status) = &outcome {
+        let outcome = if *status == "ready" { "retried" } else { status };
+        state.metrics.observe_job(&j.kind, outcome, started.elapsed());
+    }
     match (outcome, result) {
         (Ok(status), Ok(())) => {
             tracing::debug!(status, elapsed_ms = started.elapsed().as_millis() as u64, "job finished")
