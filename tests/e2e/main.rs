@@ -25,6 +25,7 @@ mod returns_service;
 mod round_trips;
 mod route_plans;
 mod routing;
+mod scale;
 mod schema;
 mod shipbob;
 mod shipstation;
