@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
@@ -21,18 +21,42 @@ pub struct Application {
 }
 
 /// Connects to the configured database and applies migrations (with the owner connection, if one
-/// is configured), then grants the app role its table access.
+/// is configured), then grants the app role its table access. On PostgreSQL, processes starting
+/// at once take turns (a session advisory lock): concurrent migrations or grants would fail.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
     let db = connect(config).await?;
-    if let Some(owner_url) = &config.migration_database_url {
-        let owner = Db::connect_with(owner_url, 2).await.context("connecting with QM_MIGRATION_DATABASE_URL")?;
-        migrate(&owner, config).await?;
-        owner.conn().clone().close().await.ok();
+    let owner = match &config.migration_database_url {
+        Some(url) => Some(Db::connect_with(url, 2).await.context("connecting with QM_MIGRATION_DATABASE_URL")?),
+        None => None,
+    };
+    let migrator = owner.as_ref().unwrap_or(&db);
+    let lock = if migrator.is_postgres() {
+        let url = config.migration_database_url.clone().unwrap_or_else(|| config.effective_database_url());
+        // One connection of its own: the lock belongs to the session that took it.
+        let lock = Db::connect_with(&url, 1).await.context("connecting to take the migration lock")?;
+        lock.conn()
+            .execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .await
+            .context("taking the migration lock")?;
+        Some(lock)
     } else {
-        migrate(&db, config).await?;
+        None
+    };
+    let migrated = migrate(migrator, config).await;
+    if let Some(lock) = lock {
+        // Closing the session releases the lock even if the unlock fails.
+        lock.conn().execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await.ok();
+        lock.conn().clone().close().await.ok();
     }
+    if let Some(owner) = owner {
+        owner.conn().clone().close().await.ok();
+    }
+    migrated?;
     Ok(db)
 }
+
+/// The advisory lock key migrating processes share ("qm_migr").
+const MIGRATION_LOCK: i64 = 0x0071_6d5f_6d69_6772;
 
 /// Connects to the configured database (the data directory's SQLite file by default).
 pub async fn connect(config: &Config) -> anyhow::Result<Db> {
@@ -66,6 +90,20 @@ impl Application {
             }
             (db, migrated)
         };
+        if db.is_postgres() {
+            // Generated keys live in this process's data directory: other processes on the same
+            // database (replicas, workers on other machines) would not share them.
+            if config.jwt.algorithm == crate::config::JwtAlgorithm::Hs256 && config.jwt.secret.is_none() {
+                tracing::warn!(
+                    "QM_JWT_SECRET is not set: tokens are signed with a secret generated in the data directory, which other processes do not share"
+                );
+            }
+            if config.connector_keys.is_none() {
+                tracing::warn!(
+                    "QM_CONNECTOR_KEYS is not set: connector credentials are sealed with a key generated in the data directory, which other processes do not share"
+                );
+            }
+        }
         let jwt = JwtKeys::from_config(&config.jwt, &config.data_dir).context("loading JWT keys")?;
         let sealer = crate::services::connectors::sealer(config.connector_keys.as_ref(), &config.data_dir)
             .context("connector_keys (QM_CONNECTOR_KEYS)")?;

@@ -403,3 +403,266 @@ async fn a_server_that_does_not_migrate_is_not_ready_until_migrate_has_run() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<serde_json::Value>().await.expect("json"), json!({ "status": "ready" }));
 }
+
+/// Starts `quartermaster serve --no-workers` on `listen` and waits until it is ready.
+async fn ready_server(app: &TestApp, listen: &str) -> Child {
+    let log = std::env::var_os("TEST_LOG").is_some();
+    // Killed if it never becomes ready.
+    let mut guard = Workers(vec![
+        Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
+            .args(["serve", "--no-workers"])
+            .envs(app.process_env())
+            .env("QM_LISTEN", listen)
+            .env("QM_MIGRATE_ON_START", "false")
+            .stdout(Stdio::null())
+            .stderr(if log { Stdio::inherit() } else { Stdio::null() })
+            .spawn()
+            .expect("server process starts"),
+    ]);
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = app.client.get(format!("http://{listen}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return guard.0.pop().expect("the server");
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the server on {listen} never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One GraphQL request of the load: where it went, when, and whether it worked.
+struct Sent {
+    server: usize,
+    started: Instant,
+    finished: Instant,
+    ok: bool,
+    /// The idempotency key of a stock adjustment.
+    key: Option<String>,
+}
+
+/// Issue 12's acceptance: two API processes and three worker processes on one PostgreSQL database.
+/// A load generator spreads GraphQL reads and keyed stock adjustments over both API processes
+/// while 10,100 webhook jobs of two tenants run (one tenant with 100× the other's); one worker is
+/// SIGKILLed and one API process restarted midway. Every event reaches its endpoint and every
+/// message is delivered once in effect, no job is dead-lettered, only requests in flight on the
+/// restarting process may fail (a retry with the same key then changes nothing twice), and the
+/// small tenant finishes long before the big one (the factor is printed).
+#[tokio::test]
+async fn a_fleet_of_two_servers_and_three_workers_survives_a_killed_worker_and_a_restarted_server() {
+    if !slow_tests_enabled("a_fleet_of_two_servers_and_three_workers_survives_a_killed_worker_and_a_restarted_server") {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    if !app.is_postgres() {
+        eprintln!("skipping on SQLite: several processes share PostgreSQL only");
+        return;
+    }
+    let (big, small, shop) = (app.tenant("big").await, app.tenant("small").await, app.tenant("shop").await);
+    let (big_rx, small_rx) = (Receiver::start().await, Receiver::start().await);
+    for (t, rx) in [(&big, &big_rx), (&small, &small_rx)] {
+        app.webhook_endpoint(&t.owner_key, &rx.url, json!(["webhook.test"])).await;
+    }
+    let location = app.location(&shop.owner_key, "WH1").await;
+    app.product(&shop.owner_key, "widget", &["W-1"]).await;
+
+    let listens = [format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port())];
+    // Killed at the end of the test, or when it fails: [API, API, worker, worker, worker].
+    let mut fleet = Workers(vec![ready_server(&app, &listens[0]).await, ready_server(&app, &listens[1]).await]);
+    let env = [("QM_WORKER_LEASE_SECONDS", "5"), ("QM_WORKER_CONCURRENCY", "8")];
+    fleet.0.extend((0..3).map(|_| worker(&app, &env)));
+
+    // The load: four clients, each sending a request every 50 ms or so to the next server in
+    // rotation (the machine's two cores also run the workers and PostgreSQL).
+    let up = std::sync::Arc::new([std::sync::atomic::AtomicBool::new(true), std::sync::atomic::AtomicBool::new(true)]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Sent>::new()));
+    let load: Vec<_> = (0..4)
+        .map(|c| {
+            let (up, stop, sent, listens) = (up.clone(), stop.clone(), sent.clone(), listens.clone());
+            let (client, key, location) = (app.client.clone(), shop.owner_key.clone(), location.clone());
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    n += 1;
+                    let server = (c + n) % 2;
+                    let server = if up[server].load(std::sync::atomic::Ordering::SeqCst) { server } else { 1 - server };
+                    let adjust = n.is_multiple_of(3);
+                    let idem = adjust.then(|| uuid::Uuid::new_v4().to_string());
+                    let body = match &idem {
+                        Some(k) => json!({
+                            "query": "mutation($i: StockAdjustInput!) { stockAdjust(input: $i) { userErrors { code } } }",
+                            "variables": { "i": { "sku": "W-1", "locationId": location, "delta": 1, "idempotencyKey": k } }
+                        }),
+                        None => json!({ "query": "{ me { subject } stockLevels(first: 5) { edges { node { onHand } } } }" }),
+                    };
+                    let started = Instant::now();
+                    let answer = client
+                        .post(format!("http://{}/graphql", listens[server]))
+                        .bearer_auth(&key)
+                        .json(&body)
+                        .timeout(Duration::from_secs(30))
+                        .send()
+                        .await;
+                    let ok = match answer {
+                        Ok(r) if r.status().is_success() => r
+                            .json::<serde_json::Value>()
+                            .await
+                            .is_ok_and(|v| v.get("errors").is_none() && v["data"]["stockAdjust"]["userErrors"].as_array().is_none_or(Vec::is_empty)),
+                        _ => false,
+                    };
+                    sent.lock().expect("lock").push(Sent { server, started, finished: Instant::now(), ok, key: idem });
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+        .collect();
+
+    // The jobs: 5,000 events of the big tenant, then 50 of the small one behind them; each is a
+    // fan-out job and a delivery job.
+    for _ in 0..5 {
+        let s = app.state.db.scoped(big.id, TxMode::Write).await.expect("tx");
+        for i in 0..1000 {
+            qm_api::events::emit(&s, "webhook.test", json!({ "i": i })).await.expect("emit");
+        }
+        s.commit().await.expect("commit");
+    }
+    let s = app.state.db.scoped(small.id, TxMode::Write).await.expect("tx");
+    for i in 0..50 {
+        qm_api::events::emit(&s, "webhook.test", json!({ "i": i })).await.expect("emit");
+    }
+    s.commit().await.expect("commit");
+    let enqueued = chrono::Utc::now();
+    let distinct = |rx: &Receiver| rx.received().into_iter().map(|r| r.id).collect::<HashSet<_>>().len();
+
+    // Midway: SIGKILL a worker, and take one API process out of rotation, stop it and start it again.
+    let started = Instant::now();
+    while distinct(&big_rx) < 1500 {
+        assert!(started.elapsed() < Duration::from_secs(600), "deliveries did not get going");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fleet.0[2].kill().expect("SIGKILL");
+    fleet.0[2].wait().expect("reaped");
+    up[1].store(false, std::sync::atomic::Ordering::SeqCst);
+    let out_of_rotation = Instant::now();
+    assert_eq!(send_signal(i32::try_from(fleet.0[1].id()).expect("pid"), "TERM"), 0);
+    let status = fleet.0[1].wait().expect("the server stops");
+    assert!(status.success(), "the API process exited with {status}");
+    fleet.0[1] = ready_server(&app, &listens[1]).await;
+    up[1].store(true, std::sync::atomic::Ordering::SeqCst);
+
+    while distinct(&big_rx) < 5000 || distinct(&small_rx) < 50 {
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "only {} and {} events delivered",
+            distinct(&big_rx),
+            distinct(&small_rx)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for l in load {
+        l.await.expect("load task");
+    }
+
+    // Requests: only those already in flight on the restarted process may have failed.
+    let sent = std::mem::take(&mut *sent.lock().expect("lock"));
+    let failed: Vec<&Sent> = sent.iter().filter(|r| !r.ok).collect();
+    let excused = |r: &&Sent| r.server == 1 && r.started <= out_of_rotation;
+    assert!(
+        failed.iter().all(excused),
+        "{} requests failed outside the restart",
+        failed.iter().filter(|r| !excused(r)).count()
+    );
+    for server in 0..2 {
+        assert!(
+            sent.iter().any(|r| r.server == server && r.ok && r.finished > out_of_rotation),
+            "server {server} served after the restart"
+        );
+    }
+    // A client retries what failed with the same key; every key then counts exactly once.
+    let keys: HashSet<&str> = sent.iter().filter_map(|r| r.key.as_deref()).collect();
+    for r in failed.iter().filter(|r| r.key.is_some()) {
+        let d = app
+            .data(
+                &shop.owner_key,
+                "mutation($i: StockAdjustInput!) { stockAdjust(input: $i) { userErrors { code } } }",
+                json!({ "i": { "sku": "W-1", "locationId": location, "delta": 1, "idempotencyKey": r.key } }),
+            )
+            .await;
+        assert_eq!(d["stockAdjust"]["userErrors"], json!([]));
+    }
+    assert_eq!(app.on_hand(&shop.owner_key, &location, "W-1").await, keys.len() as i64);
+    let d = app.data(&shop.owner_key, "{ ledgerVerify { ok checked } }", json!({})).await;
+    assert_eq!(d["ledgerVerify"], json!({ "ok": true, "checked": keys.len() }));
+
+    // Jobs: every fan-out and delivery done, nothing dead-lettered, the survivors and the killed
+    // worker all took part; each message delivered, and repeats (the killed worker's) identical.
+    let jobs = all_jobs(&app).await;
+    assert!(jobs.iter().all(|j| j.status != "dead"), "a job was dead-lettered");
+    let webhook_jobs: Vec<_> = jobs
+        .iter()
+        .filter(|j| [big.id, small.id].contains(&j.tenant_id))
+        .filter(|j| j.kind.starts_with("webhook."))
+        .collect();
+    assert_eq!(webhook_jobs.len(), 2 * 5050);
+    assert!(webhook_jobs.iter().all(|j| j.status == "done"));
+    let by: HashSet<_> = webhook_jobs.iter().filter_map(|j| j.locked_by.clone()).collect();
+    assert!(by.len() >= 2, "several workers ran the jobs: {by:?}");
+    let messages =
+        qm_api::db::entities::webhook_message::Entity::find().all(app.owner_db.conn()).await.expect("messages");
+    assert_eq!(messages.iter().filter(|m| m.event_type == "webhook.test").count(), 5050);
+    assert!(messages.iter().filter(|m| m.event_type == "webhook.test").all(|m| m.status == "delivered"));
+    for rx in [&big_rx, &small_rx] {
+        let mut bodies = std::collections::HashMap::new();
+        for r in rx.received() {
+            let prev = bodies.insert(r.id.clone(), r.body.clone());
+            assert!(prev.is_none_or(|b| b == r.body), "a repeat of {} has another body", r.id);
+        }
+    }
+
+    // Fairness: when each tenant's last event first arrived, after both were enqueued.
+    let last = |rx: &Receiver| {
+        let mut first = std::collections::HashMap::new();
+        for r in rx.received() {
+            first.entry(r.id).or_insert(r.received_at);
+        }
+        first.values().max().map(|t| (*t - enqueued).num_milliseconds().max(1) as f64 / 1000.0).unwrap_or(0.0)
+    };
+    let (small_s, big_s) = (last(&small_rx), last(&big_rx));
+    let factor = small_s / big_s;
+    eprintln!(
+        "fleet: {} requests ({} failed, all in flight on the restarted server), 10,100 jobs; the small tenant's 50 events \
+         all delivered after {small_s:.1} s, the big tenant's 5,000 after {big_s:.1} s: factor {factor:.3} \
+         (first come, first served would be about 1)",
+        sent.len(),
+        failed.len()
+    );
+    assert!(factor < 0.25, "the small tenant waited {small_s:.1} s, the big one {big_s:.1} s");
+}
+
+/// Processes that start together each migrate and grant the app role; on PostgreSQL concurrent
+/// grants fail ("tuple concurrently updated"), so they take turns and all succeed.
+#[tokio::test]
+async fn processes_migrating_at_once_take_turns_and_all_start() {
+    let app = TestApp::spawn().await;
+    if !app.is_postgres() {
+        eprintln!("skipping on SQLite: one process owns an embedded database");
+        return;
+    }
+    let migrating: Vec<Child> = (0..6)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
+                .arg("migrate")
+                .envs(app.process_env())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("migrate starts")
+        })
+        .collect();
+    for child in migrating {
+        let out = child.wait_with_output().expect("migrate ends");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
