@@ -70,6 +70,8 @@ pub struct Config {
     pub worker_listen: Option<String>,
     /// Finished jobs older than this many days are deleted; 0 keeps them.
     pub job_retention_days: u32,
+    /// On-demand runs are refused while a tenant has this many jobs waiting.
+    pub tenant_queue_limit: u64,
     /// How often each active connector runs an incremental sync that catches what webhooks missed.
     pub connector_sync_interval_seconds: u64,
     /// Whether a connector's `baseUrl` may reach loopback, private and link-local addresses.
@@ -263,6 +265,7 @@ impl Config {
             worker_listen: opt("worker_listen"),
             job_retention_days: u32::try_from(num("job_retention_days")?)
                 .context("job_retention_days (QM_JOB_RETENTION_DAYS) must be between 0 and 4294967295")?,
+            tenant_queue_limit: positive("tenant_queue_limit")? as u64,
             connector_sync_interval_seconds: positive("connector_sync_interval_seconds")? as u64,
             connector_allow_private: boolean("connector_allow_private")?,
             connector_tenant_concurrency: positive("connector_tenant_concurrency")?,
@@ -329,6 +332,7 @@ mod tests {
         let c = Config::from_sources(env(&[])).expect("defaults load");
         assert_eq!((c.database_max_connections, c.migrate_on_start), (32, true));
         assert_eq!((c.worker_shutdown_seconds, c.worker_listen.as_deref(), c.job_retention_days), (20, None, 7));
+        assert_eq!(c.tenant_queue_limit, 10_000);
         let c = Config::from_sources(env(&[
             ("QM_DATABASE_MAX_CONNECTIONS", "10"),
             ("QM_MIGRATE_ON_START", "false"),
@@ -347,6 +351,7 @@ mod tests {
             ("QM_WORKER_SHUTDOWN_SECONDS", "-1"),
             ("QM_JOB_RETENTION_DAYS", "-7"),
             ("QM_MIGRATE_ON_START", "maybe"),
+            ("QM_TENANT_QUEUE_LIMIT", "0"),
         ] {
             let err = Config::from_sources(env(&[(key, value)])).expect_err("refused");
             assert!(err.to_string().contains(key), "{key}: {err}");

@@ -273,3 +273,36 @@ async fn finished_jobs_past_their_retention_are_deleted_and_others_kept() {
     let c = counts(&app, &t).await;
     assert_eq!((c.get("done"), c.get("dead"), c.get("ready")), (None, Some(&1), Some(&1)), "{c:?}");
 }
+
+#[tokio::test]
+async fn on_demand_runs_are_refused_while_the_tenants_queue_is_full_and_others_go_on() {
+    let app = TestApp::spawn_with(|c| c.tenant_queue_limit = 5).await;
+    let (busy, calm) = (app.tenant("busy").await, app.tenant("calm").await);
+    enqueue(&app, &busy, "x", 5).await;
+    let run =
+        "mutation { forecastRun(input: { horizon: 14 }) { forecastRun { id } userErrors { field code message } } }";
+    let d = app.data(&busy.owner_key, run, json!({})).await;
+    assert_eq!(d["forecastRun"]["forecastRun"], json!(null));
+    assert_eq!(d["forecastRun"]["userErrors"][0]["code"], "BUSY", "{d}");
+    assert_eq!(d["forecastRun"]["userErrors"][0]["field"], json!(["input"]));
+    let d = app
+        .data(
+            &busy.owner_key,
+            "mutation { replenishmentRun { replenishmentRun { id } userErrors { code } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["replenishmentRun"]["userErrors"][0]["code"], "BUSY", "{d}");
+    // Nothing was queued by the refused runs.
+    assert_eq!(counts(&app, &busy).await.get("ready"), Some(&5));
+    // Another tenant's runs are not held back.
+    let d = app.data(&calm.owner_key, run, json!({})).await;
+    assert_eq!(d["forecastRun"]["userErrors"], json!([]), "{d}");
+    assert!(d["forecastRun"]["forecastRun"]["id"].is_string());
+    // Once the queue is below the limit, the run is taken.
+    let claimed = jobs::claim(&app.state.db, "w", "default", 1, Duration::from_secs(60)).await.expect("claim");
+    let claimed: Vec<_> = claimed.into_iter().filter(|j| j.tenant_id == busy.id).collect();
+    assert_eq!(claimed.len(), 1, "the busy tenant's oldest job comes first (it is older than calm's run)");
+    let d = app.data(&busy.owner_key, run, json!({})).await;
+    assert_eq!(d["forecastRun"]["userErrors"], json!([]), "{d}");
+}

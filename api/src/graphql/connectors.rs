@@ -916,6 +916,9 @@ impl ConnectorsMutation {
                 user_errors: vec![UserError::not_found(&["input", "connectorId"], "connector")],
             });
         };
+        if let Some(busy) = super::queue_full(ctx, p).await? {
+            return Ok(SyncRunPayload { sync_run: None, user_errors: vec![busy] });
+        }
         let resources: Vec<String> = input.resources.iter().map(|r| r.as_str().to_owned()).collect();
         let s = write_tx(ctx, p).await?;
         let outcome = sync::request(&s, id, &resources, input.full, "manual").await?;

@@ -66,6 +66,8 @@ pub enum UserErrorCode {
     IdempotencyKeyReused,
     /// The object's state does not allow this change.
     InvalidState,
+    /// Too much of the tenant's work is waiting to run; try again later (backpressure).
+    Busy,
 }
 
 #[derive(SimpleObject, Clone, Debug)]

@@ -497,6 +497,9 @@ impl ForecastMutation {
                 return Ok(fail(vec![UserError::invalid(&["input", "sku"], "locationId needs a sku")]));
             }
             let horizon = usize::try_from(input.horizon).unwrap_or(0);
+            if let Some(busy) = super::queue_full(ctx, p).await? {
+                return Ok(fail(vec![busy]));
+            }
             return Ok(match service::request_run(ctx.db(), p, horizon).await? {
                 Ok(run) => {
                     ForecastRunPayload { forecast_run: Some(ForecastRun(run)), forecast: None, user_errors: vec![] }

@@ -152,6 +152,24 @@ pub async fn read_tx(ctx: &Context<'_>, p: &Principal) -> Result<Scoped, ApiErro
     Ok(ctx.db().scoped(p.tenant_id, TxMode::Read).await?)
 }
 
+/// Backpressure: work asked for on demand (a forecast, replenishment, pricing or sync run, a route
+/// plan) is refused with `BUSY` while `p`'s tenant already has `QM_TENANT_QUEUE_LIMIT` jobs waiting
+/// to run. What a change causes (events, deliveries, pushes) is never refused: it is enqueued in
+/// the change's own transaction.
+pub async fn queue_full(ctx: &Context<'_>, p: &Principal) -> Result<Option<errors::UserError>, ApiError> {
+    let limit = ctx.state().config.tenant_queue_limit;
+    let s = read_tx(ctx, p).await?;
+    let waiting = crate::jobs::waiting(&s, limit).await?;
+    s.commit().await?;
+    Ok((waiting >= limit).then(|| {
+        errors::UserError::new(
+            &["input"],
+            errors::UserErrorCode::Busy,
+            format!("{waiting} or more jobs of this tenant are waiting to run; try again when they have run"),
+        )
+    }))
+}
+
 /// Opens a write transaction for `p`'s tenant.
 pub async fn write_tx(ctx: &Context<'_>, p: &Principal) -> Result<Scoped, ApiError> {
     Ok(ctx.db().scoped(p.tenant_id, TxMode::Write).await?)

@@ -485,6 +485,9 @@ impl PricingMutation {
         let p = ctx.operator()?;
         let horizon =
             input.and_then(|i| i.horizon_days).map_or(service::DEFAULT_HORIZON, |d| usize::try_from(d).unwrap_or(0));
+        if let Some(busy) = super::queue_full(ctx, p).await? {
+            return Ok(PricingRunPayload { pricing_run: None, user_errors: vec![busy] });
+        }
         Ok(match service::request_run(ctx.db(), p, horizon).await? {
             Ok(run) => PricingRunPayload { pricing_run: Some(PricingRun(run)), user_errors: vec![] },
             Err(user_errors) => PricingRunPayload { pricing_run: None, user_errors },

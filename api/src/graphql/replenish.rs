@@ -477,6 +477,9 @@ impl ReplenishmentMutation {
     /// Plans replenishment now from the latest forecasts (runs also follow every forecast run).
     async fn replenishment_run(&self, ctx: &Context<'_>) -> Result<ReplenishmentRunPayload, ApiError> {
         let p = ctx.operator()?;
+        if let Some(busy) = super::queue_full(ctx, p).await? {
+            return Ok(ReplenishmentRunPayload { replenishment_run: None, user_errors: vec![busy] });
+        }
         let run = service::request_run(ctx.db(), p).await?;
         Ok(ReplenishmentRunPayload { replenishment_run: Some(ReplenishmentRun(run)), user_errors: vec![] })
     }

@@ -442,6 +442,9 @@ impl RoutingMutation {
             seed: input.seed.map_or(0, |s| u64::from(s.unsigned_abs())),
         };
         let location = parse_gid(&input.location_id, "Location");
+        if let Some(busy) = super::queue_full(ctx, p).await? {
+            return Ok(Err(vec![busy]).into());
+        }
         Ok(service::run(ctx.db(), p, location, input.date, request).await?.into())
     }
 
@@ -462,6 +465,9 @@ impl RoutingMutation {
             broken_down_route_ids: ids(&changes.broken_down_route_ids, "RoutePlanRoute"),
             as_of: changes.as_of.unwrap_or_else(repo::now),
         };
+        if let Some(busy) = super::queue_full(ctx, p).await? {
+            return Ok(Err(vec![busy]).into());
+        }
         Ok(service::reoptimise(ctx.db(), p, parse_gid(&id, "RoutePlan"), changes).await?.into())
     }
 }

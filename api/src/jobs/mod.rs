@@ -382,6 +382,26 @@ pub async fn schedule(
     Ok(())
 }
 
+/// How many of the tenant's jobs are ready to run, counted up to `cap` (so the count costs at most
+/// `cap` index entries however long the queue is).
+pub async fn waiting(s: &Scoped, cap: u64) -> Result<u64, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Count {
+        n: i64,
+    }
+    let db_backend = s.tx.get_database_backend();
+    let sql = "SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE tenant_id = $1 AND status = 'ready' LIMIT $2) w";
+    let sql = if db_backend == DbBackend::Postgres { sql.to_owned() } else { sql.replace('$', "?") };
+    let count = Count::find_by_statement(Statement::from_sql_and_values(
+        db_backend,
+        sql,
+        [s.tenant().into(), i64::try_from(cap).unwrap_or(i64::MAX).into()],
+    ))
+    .one(&s.tx)
+    .await?;
+    Ok(count.map_or(0, |c| u64::try_from(c.n).unwrap_or(0)))
+}
+
 /// Counts a tenant's jobs by status (for tests and the API).
 pub async fn counts(s: &Scoped) -> Result<std::collections::BTreeMap<String, i64>, DbErr> {
     use sea_orm::{ColumnTrait, QueryFilter};
