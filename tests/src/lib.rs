@@ -6,7 +6,7 @@
 //! Logs appear only with `TEST_LOG=1`.
 
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 
 use anyhow::Context;
 use qm_api::app::Application;
@@ -140,6 +140,9 @@ pub struct TestTenant {
     pub owner_key: String,
 }
 
+/// Something done to the application's database handle before it serves (e.g. record statements).
+type Observe = Box<dyn FnOnce(&mut Db)>;
+
 pub struct TestApp {
     pub address: String,
     pub state: AppState,
@@ -162,12 +165,36 @@ impl TestApp {
         Self::try_spawn(adjust, 1).await.expect("test app starts")
     }
 
+    /// Spawns with every SQL statement the application runs recorded (the harness's own queries
+    /// through `owner_db` are not).
+    pub async fn spawn_recording() -> (TestApp, Arc<Mutex<Vec<String>>>) {
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let sink = recorded.clone();
+        let observe = move |db: &mut Db| {
+            db.observe_statements(move |s| {
+                if let Ok(mut v) = sink.lock() {
+                    v.push(s.sql.clone());
+                }
+            })
+        };
+        let app = Self::try_spawn_observed(|_| {}, 1, Some(Box::new(observe))).await.expect("test app starts");
+        (app, recorded)
+    }
+
     /// Spawns with `workers` HTTP workers, for benchmarks.
     pub async fn spawn_for_bench(workers: usize) -> TestApp {
         Self::try_spawn(|_| {}, workers).await.expect("bench app starts")
     }
 
     async fn try_spawn(adjust: impl FnOnce(&mut Config), workers: usize) -> anyhow::Result<TestApp> {
+        Self::try_spawn_observed(adjust, workers, None).await
+    }
+
+    async fn try_spawn_observed(
+        adjust: impl FnOnce(&mut Config),
+        workers: usize,
+        observe: Option<Observe>,
+    ) -> anyhow::Result<TestApp> {
         init_logs();
         let dir = tempfile::tempdir()?;
         let mut config = Config::for_tests(dir.path());
@@ -210,7 +237,10 @@ impl TestApp {
         if let Some(r) = &config.database_app_role {
             process_env.push(("QM_DATABASE_APP_ROLE".to_owned(), r.clone()));
         }
-        let app = Application::build(config).await?;
+        let mut app = Application::build(config).await?;
+        if let Some(observe) = observe {
+            observe(&mut app.state.db);
+        }
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state.clone();
         let handle = app.spawn(workers)?;

@@ -106,6 +106,13 @@ impl Db {
         self.backend() == DbBackend::Postgres
     }
 
+    /// Calls `f` with every statement this handle runs, in transactions begun from it too (set it
+    /// before the handle is cloned): for statement metrics, and for tests of what reaches the
+    /// database.
+    pub fn observe_statements(&mut self, f: impl Fn(&Statement) + Send + Sync + 'static) {
+        self.conn.set_metric_callback(move |info| f(info.statement));
+    }
+
     /// The raw connection, for work that spans tenants (migrations, bootstrap, readiness).
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
