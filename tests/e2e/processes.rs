@@ -8,7 +8,7 @@ use qm_api::db::TxMode;
 use qm_api::db::entities::job;
 use qm_tests::TestApp;
 use qm_tests::receiver::Receiver;
-use qm_tests::slow_tests_enabled;
+use qm_tests::{Processes, free_port, slow_tests_enabled, wait_ready};
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -54,17 +54,6 @@ fn ready_worker(app: &TestApp) -> Child {
     child
 }
 
-struct Workers(Vec<Child>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 async fn all_jobs(app: &TestApp) -> Vec<job::Model> {
     // The owner connection sees every tenant's jobs (on PostgreSQL it bypasses nothing but is a superuser here).
     job::Entity::find().all(app.owner_db.conn()).await.expect("jobs")
@@ -79,7 +68,7 @@ async fn two_worker_processes_run_ten_thousand_jobs_once_each() {
     let t = app.tenant("acme").await;
     // Both processes are polling before any work exists, so neither can drain the queue alone
     // while the other is still starting (a slow start on a loaded machine did exactly that).
-    let _workers = Workers(vec![ready_worker(&app), ready_worker(&app)]);
+    let _workers = Processes(vec![ready_worker(&app), ready_worker(&app)]);
     // 10,000 events, each with its fan-out job (no endpoints: the job reads and finishes).
     for _ in 0..10 {
         let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
@@ -139,7 +128,7 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
     }
     first.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix.
     first.wait().expect("reaped");
-    let _restarted = Workers(vec![worker(&app, &env)]);
+    let _restarted = Processes(vec![worker(&app, &env)]);
     loop {
         let ids: HashSet<String> = rx.received().into_iter().map(|r| r.id).collect();
         if ids.len() == 1000 {
@@ -232,7 +221,7 @@ async fn killed_halfway(bulk_import: &str) {
     first.wait().expect("reaped");
     let halfway = app.data(&t.owner_key, query, json!({ "id": run })).await;
     assert_eq!(halfway["node"]["status"], "RUNNING", "{halfway}");
-    let _restarted = Workers(vec![worker(&app, &env)]);
+    let _restarted = Processes(vec![worker(&app, &env)]);
     let done = loop {
         let d = app.data(&t.owner_key, query, json!({ "id": run })).await;
         if d["node"]["status"] == "COMPLETED" || d["node"]["status"] == "FAILED" {
@@ -289,10 +278,6 @@ async fn killed_halfway(bulk_import: &str) {
         (3, 10_000, 20_000, 20_000, 60_000)
     );
     s.commit().await.expect("commit");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
 /// What an orchestrator sees of a `quartermaster worker`: health, readiness and job metrics on
@@ -383,7 +368,7 @@ async fn a_server_that_does_not_migrate_is_not_ready_until_migrate_has_run() {
             .spawn()
             .expect("process starts")
     };
-    let _server = Workers(vec![run(&["serve", "--no-workers"])]);
+    let _server = Processes(vec![run(&["serve", "--no-workers"])]);
     let client = reqwest::Client::new();
     let readyz = || client.get(format!("http://{listen}/readyz")).send();
     let started = Instant::now();
@@ -408,7 +393,7 @@ async fn a_server_that_does_not_migrate_is_not_ready_until_migrate_has_run() {
 async fn ready_server(app: &TestApp, listen: &str) -> Child {
     let log = std::env::var_os("TEST_LOG").is_some();
     // Killed if it never becomes ready.
-    let mut guard = Workers(vec![
+    let mut guard = Processes(vec![
         Command::new(env!("CARGO_BIN_EXE_qm-under-test"))
             .args(["serve", "--no-workers"])
             .envs(app.process_env())
@@ -419,16 +404,11 @@ async fn ready_server(app: &TestApp, listen: &str) -> Child {
             .spawn()
             .expect("server process starts"),
     ]);
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = app.client.get(format!("http://{listen}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return guard.0.pop().expect("the server");
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "the server on {listen} never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        wait_ready(&app.client, &format!("http://{listen}"), Duration::from_secs(120)).await,
+        "the server on {listen} never became ready"
+    );
+    guard.0.pop().expect("the server")
 }
 
 /// One GraphQL request of the load: where it went, when, and whether it worked.
@@ -468,7 +448,7 @@ async fn a_fleet_of_two_servers_and_three_workers_survives_a_killed_worker_and_a
 
     let listens = [format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port())];
     // Killed at the end of the test, or when it fails: [API, API, worker, worker, worker].
-    let mut fleet = Workers(vec![ready_server(&app, &listens[0]).await, ready_server(&app, &listens[1]).await]);
+    let mut fleet = Processes(vec![ready_server(&app, &listens[0]).await, ready_server(&app, &listens[1]).await]);
     let env = [("QM_WORKER_LEASE_SECONDS", "5"), ("QM_WORKER_CONCURRENCY", "8")];
     fleet.0.extend((0..3).map(|_| worker(&app, &env)));
 

@@ -127,6 +127,39 @@ pub fn slow_tests_enabled(name: &str) -> bool {
     on
 }
 
+/// A loopback port free at the time of asking (another process could take it before it is used;
+/// callers bind it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Child processes (servers, workers) killed and reaped when dropped, so a failing test or
+/// benchmark leaves none behind.
+pub struct Processes(pub Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits until `GET {base}/readyz` answers with success; false after `within`.
+pub async fn wait_ready(client: &reqwest::Client, base: &str, within: std::time::Duration) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 pub fn uuid_of(gid: &str) -> Uuid {
     Uuid::parse_str(gid.rsplit('/').next().unwrap_or_default()).expect("a global id")
 }
