@@ -112,6 +112,10 @@ pub async fn claim(db: &Db, worker: &str, queue: &str, limit: u64, lease: Durati
     let update = "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $4, locked_until = $5,
                   updated_at = $2";
     let sql = if db.is_postgres() {
+        // Each picked row is locked through its own exact `ix_jobs_ready_tenant` entry, walking
+        // the ranking in order until `limit` are held. (Joining the ranking to the ready jobs
+        // instead let the planner, misled by the row-security filter's estimate, compare every
+        // ready job with every candidate: 0.8 s a claim at 8,000 ready jobs.)
         format!(
             "WITH RECURSIVE tenants AS (
                (SELECT tenant_id FROM jobs WHERE status = 'ready' AND queue = $1 ORDER BY tenant_id LIMIT 1)
@@ -129,12 +133,19 @@ pub async fn claim(db: &Db, worker: &str, queue: &str, limit: u64, lease: Durati
                  WHERE j.status = 'ready' AND j.queue = $1 AND j.tenant_id = t.tenant_id AND j.run_at <= $2
                  ORDER BY j.run_at, j.id LIMIT $3) c
                WHERE t.tenant_id IS NOT NULL
+             ),
+             picked AS (
+               SELECT l.tenant_id, l.id FROM (SELECT * FROM ranked ORDER BY rn, run_at, id) r
+               CROSS JOIN LATERAL (
+                 SELECT j.tenant_id, j.id FROM jobs j
+                 WHERE j.status = 'ready' AND j.queue = $1 AND j.tenant_id = r.tenant_id
+                   AND j.run_at = r.run_at AND j.id = r.id
+                 FOR UPDATE SKIP LOCKED) l
+               LIMIT $3
              )
              {update}
-             WHERE (tenant_id, id) IN (
-               SELECT j.tenant_id, j.id FROM jobs j JOIN ranked r ON r.tenant_id = j.tenant_id AND r.id = j.id
-               WHERE j.status = 'ready' ORDER BY r.rn, r.run_at, r.id LIMIT $3 FOR UPDATE OF j SKIP LOCKED)
-             RETURNING *"
+             FROM picked p WHERE jobs.tenant_id = p.tenant_id AND jobs.id = p.id
+             RETURNING jobs.*"
         )
     } else {
         format!(
