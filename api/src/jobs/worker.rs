@@ -103,7 +103,7 @@ impl Default for WorkerConfig {
     }
 }
 
-/// How often a worker reaps expired leases, ticks schedules and prunes finished jobs.
+/// How often a worker reaps expired leases and enqueues due schedules.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(2);
 /// How often a worker deletes finished jobs past their retention, and how many at most each time.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
