@@ -345,17 +345,19 @@ fn inbound_response(
     }
 }
 
+/// Liveness, readiness and metrics: on the API and on a worker's `QM_WORKER_LISTEN`.
+fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
 /// Binds /healthz, /readyz and /metrics alone to `listener`: a `quartermaster worker`'s endpoints
 /// for an orchestrator's probes and a metrics scraper.
 pub fn serve_ops(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics))
-            .default_service(web::to(not_found))
+        App::new().app_data(state.clone()).configure(ops_routes).default_service(web::to(not_found))
     })
     .workers(1)
     .disable_signals()
@@ -378,9 +380,7 @@ pub fn serve(listener: TcpListener, state: AppState, workers: usize) -> std::io:
             .route("/graphql", web::get().guard(guard::fn_guard(is_websocket_upgrade)).to(graphql_ws))
             .route("/graphql", web::get().to(graphiql))
             .route("/webhooks/{provider}/{connector_id}", web::post().to(provider_webhook))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics))
+            .configure(ops_routes)
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(30)

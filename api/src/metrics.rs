@@ -34,6 +34,11 @@ fn sanitize(op: &str) -> String {
     op.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
 }
 
+/// A job kind as a label value: `webhook.deliver` → `webhook_deliver`.
+fn kind_label(kind: &str) -> String {
+    sanitize(&kind.replace('.', "_"))
+}
+
 impl Metrics {
     pub fn observe(&self, operation: &str, outcome: &'static str, elapsed: Duration) {
         let Ok(mut map) = self.series.lock() else { return };
@@ -59,7 +64,7 @@ impl Metrics {
     /// A job this process ran: `outcome` is done, retried or dead.
     pub fn observe_job(&self, kind: &str, outcome: &'static str, elapsed: Duration) {
         let Ok(mut map) = self.jobs.lock() else { return };
-        let mut kind = sanitize(kind.replace('.', "_").as_str());
+        let mut kind = kind_label(kind);
         if map.len() >= MAX_OPERATIONS && !map.keys().any(|(k, _)| *k == kind) {
             kind = "other".into();
         }
@@ -116,13 +121,13 @@ pub fn render_queue(stats: &[crate::jobs::QueueStat], now: DateTime<Utc>) -> Str
     out.push_str("# HELP qm_jobs Jobs in the queue by queue, kind and status (ready, running, dead).\n");
     out.push_str("# TYPE qm_jobs gauge\n");
     for s in stats {
-        let (queue, kind) = (sanitize(&s.queue), sanitize(&s.kind.replace('.', "_")));
+        let (queue, kind) = (sanitize(&s.queue), kind_label(&s.kind));
         let _ = writeln!(out, "qm_jobs{{queue=\"{queue}\",kind=\"{kind}\",status=\"{}\"}} {}", s.status, s.jobs);
     }
     out.push_str("# HELP qm_jobs_due Ready jobs whose time has come (the backlog), by queue and kind.\n");
     out.push_str("# TYPE qm_jobs_due gauge\n");
     for s in stats.iter().filter(|s| s.status == "ready") {
-        let (queue, kind) = (sanitize(&s.queue), sanitize(&s.kind.replace('.', "_")));
+        let (queue, kind) = (sanitize(&s.queue), kind_label(&s.kind));
         let _ = writeln!(out, "qm_jobs_due{{queue=\"{queue}\",kind=\"{kind}\"}} {}", s.due);
     }
     let mut oldest: BTreeMap<String, f64> = BTreeMap::new();

@@ -12,7 +12,7 @@ use qm_api::db::entities::job;
 use qm_api::jobs::worker::{self, Handler, JobError, Registry, WorkerConfig};
 use qm_api::jobs::{self, NewJob};
 use qm_api::state::AppState;
-use qm_tests::{TestApp, TestTenant};
+use qm_tests::{TestApp, TestTenant, postgres_enabled};
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -225,11 +225,10 @@ async fn a_stopping_worker_finishes_short_jobs_and_hands_long_ones_back_at_once(
 #[tokio::test]
 async fn a_small_tenant_is_claimed_next_even_behind_a_backlog_of_thousands() {
     // PostgreSQL walks the tenants with ready jobs; SQLite (one process) ranks the 2,000 oldest.
-    let app = TestApp::spawn().await;
-    if !app.is_postgres() {
-        eprintln!("skipping on SQLite: fairness beyond the 2,000 oldest due jobs is PostgreSQL's claim");
+    if !postgres_enabled("fairness beyond the 2,000 oldest due jobs is PostgreSQL's claim") {
         return;
     }
+    let app = TestApp::spawn().await;
     let big = app.tenant("big").await;
     let small = app.tenant("small").await;
     let s = app.state.db.scoped(big.id, TxMode::Write).await.expect("tx");

@@ -8,7 +8,7 @@ use qm_api::db::TxMode;
 use qm_api::db::entities::job;
 use qm_tests::TestApp;
 use qm_tests::receiver::Receiver;
-use qm_tests::{Processes, free_port, slow_tests_enabled, wait_ready};
+use qm_tests::{Processes, free_port, postgres_enabled, slow_tests_enabled, wait_ready};
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -433,11 +433,10 @@ async fn a_fleet_of_two_servers_and_three_workers_survives_a_killed_worker_and_a
     if !slow_tests_enabled("a_fleet_of_two_servers_and_three_workers_survives_a_killed_worker_and_a_restarted_server") {
         return;
     }
-    let app = TestApp::spawn().await;
-    if !app.is_postgres() {
-        eprintln!("skipping on SQLite: several processes share PostgreSQL only");
+    if !postgres_enabled("several processes share PostgreSQL only") {
         return;
     }
+    let app = TestApp::spawn().await;
     let (big, small, shop) = (app.tenant("big").await, app.tenant("small").await, app.tenant("shop").await);
     let (big_rx, small_rx) = (Receiver::start().await, Receiver::start().await);
     for (t, rx) in [(&big, &big_rx), (&small, &small_rx)] {
@@ -625,11 +624,10 @@ async fn a_fleet_of_two_servers_and_three_workers_survives_a_killed_worker_and_a
 /// grants fail ("tuple concurrently updated"), so they take turns and all succeed.
 #[tokio::test]
 async fn processes_migrating_at_once_take_turns_and_all_start() {
-    let app = TestApp::spawn().await;
-    if !app.is_postgres() {
-        eprintln!("skipping on SQLite: one process owns an embedded database");
+    if !postgres_enabled("one process owns an embedded database") {
         return;
     }
+    let app = TestApp::spawn().await;
     let migrating: Vec<Child> = (0..6)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_qm-under-test"))

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use qm_tests::TestApp;
+use qm_tests::{TestApp, postgres_enabled};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
@@ -17,11 +17,10 @@ const REFERENCE_TABLES: &[&str] = &["tenants", "api_keys"];
 /// point at reference tables or join on `tenant_id` (colocated shards).
 #[tokio::test]
 async fn every_tenant_table_is_ready_to_distribute_by_tenant_id() {
-    let app = TestApp::spawn().await;
-    if !app.is_postgres() {
-        eprintln!("skipping on SQLite: the distribution plan is PostgreSQL's");
+    if !postgres_enabled("the distribution plan is PostgreSQL's") {
         return;
     }
+    let app = TestApp::spawn().await;
     let rows = |sql: &str| {
         let db = app.owner_db.conn().clone();
         let sql = sql.to_owned();
@@ -107,11 +106,10 @@ fn owner_url(app: &TestApp) -> String {
 /// with the same API key, its ledger verifies, and nothing of the other tenant comes along.
 #[tokio::test]
 async fn one_tenant_is_dumped_and_restored_into_another_database() {
-    let source = TestApp::spawn().await;
-    if !source.is_postgres() {
-        eprintln!("skipping on SQLite: tenant backups use pg_dump");
+    if !postgres_enabled("tenant backups use pg_dump") {
         return;
     }
+    let source = TestApp::spawn().await;
     let acme = source.tenant("acme").await;
     let other = source.tenant("other").await;
     for (t, sku) in [(&acme, "ACME-1"), (&other, "OTHER-1")] {

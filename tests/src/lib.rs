@@ -160,6 +160,16 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str, within: std::time:
     false
 }
 
+/// Whether a PostgreSQL-only test runs (`QM_TEST_DATABASE_URL` is set); otherwise the test says
+/// why it is skipped on SQLite, before starting anything.
+pub fn postgres_enabled(why: &str) -> bool {
+    let on = postgres_url().is_some();
+    if !on {
+        eprintln!("skipping on SQLite: {why}");
+    }
+    on
+}
+
 pub fn uuid_of(gid: &str) -> Uuid {
     Uuid::parse_str(gid.rsplit('/').next().unwrap_or_default()).expect("a global id")
 }

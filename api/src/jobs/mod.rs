@@ -90,8 +90,8 @@ async fn worker_tx(db: &Db) -> Result<DatabaseTransaction, DbErr> {
     Ok(tx)
 }
 
-fn stmt(db: &Db, pg_sql: &str, values: Vec<Value>) -> Statement {
-    match db.backend() {
+fn stmt(backend: DbBackend, pg_sql: &str, values: Vec<Value>) -> Statement {
+    match backend {
         DbBackend::Postgres => Statement::from_sql_and_values(DbBackend::Postgres, pg_sql, values),
         // SQLite numbers its parameters the same way with `?N`.
         other => Statement::from_sql_and_values(other, pg_sql.replace('$', "?"), values),
@@ -163,7 +163,7 @@ pub async fn claim(db: &Db, worker: &str, queue: &str, limit: u64, lease: Durati
     let tx = worker_tx(db).await?;
     let rows = tx
         .query_all_raw(stmt(
-            db,
+            db.backend(),
             &sql,
             vec![queue.into(), now.into(), (limit as i64).into(), worker.into(), until.into()],
         ))
@@ -178,7 +178,7 @@ pub async fn complete(db: &Db, j: &job::Model, worker: &str) -> Result<bool, DbE
     let tx = worker_tx(db).await?;
     let res = tx
         .execute_raw(stmt(
-            db,
+            db.backend(),
             "UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1
              WHERE tenant_id = $2 AND id = $3 AND status = 'running' AND locked_by = $4",
             vec![repo::now().into(), j.tenant_id.into(), j.id.into(), worker.into()],
@@ -203,7 +203,7 @@ pub async fn fail(
     let error: String = error.chars().take(2000).collect();
     let tx = worker_tx(db).await?;
     tx.execute_raw(stmt(
-        db,
+        db.backend(),
         "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, locked_by = NULL, last_error = $3, updated_at = $4
          WHERE tenant_id = $5 AND id = $6 AND status = 'running' AND locked_by = $7",
         vec![
@@ -228,7 +228,7 @@ pub async fn reap_expired(db: &Db) -> Result<u64, DbErr> {
     let tx = worker_tx(db).await?;
     let res = tx
         .execute_raw(stmt(
-            db,
+            db.backend(),
             "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
                     locked_by = NULL, locked_until = NULL, last_error = 'lease expired', updated_at = $1
              WHERE status = 'running' AND locked_until < $1",
@@ -245,7 +245,7 @@ pub async fn release(db: &Db, worker: &str) -> Result<u64, DbErr> {
     let tx = worker_tx(db).await?;
     let res = tx
         .execute_raw(stmt(
-            db,
+            db.backend(),
             "UPDATE jobs SET status = 'ready', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                     run_at = $1, locked_by = NULL, locked_until = NULL, last_error = 'released at shutdown',
                     updated_at = $1
@@ -263,7 +263,7 @@ pub async fn prune_done(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u6
     let tx = worker_tx(db).await?;
     let res = tx
         .execute_raw(stmt(
-            db,
+            db.backend(),
             "DELETE FROM jobs WHERE (tenant_id, id) IN
                (SELECT tenant_id, id FROM jobs WHERE status = 'done' AND updated_at < $1 LIMIT $2)",
             vec![before.into(), (limit as i64).into()],
@@ -275,7 +275,7 @@ pub async fn prune_done(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u6
 
 /// The queue across tenants, for /metrics: jobs by queue, kind and status (ready, running, dead),
 /// how many ready ones are due, and the oldest due job's `run_at`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
 pub struct QueueStat {
     pub queue: String,
     pub kind: String,
@@ -286,18 +286,9 @@ pub struct QueueStat {
 }
 
 pub async fn queue_stats(db: &Db) -> Result<Vec<QueueStat>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        queue: String,
-        kind: String,
-        status: String,
-        jobs: i64,
-        due: i64,
-        oldest_due: Option<DateTime<Utc>>,
-    }
     let tx = worker_tx(db).await?;
-    let rows = Row::find_by_statement(stmt(
-        db,
+    let stats = QueueStat::find_by_statement(stmt(
+        db.backend(),
         "SELECT queue, kind, status, count(*) AS jobs,
                 sum(CASE WHEN status = 'ready' AND run_at <= $1 THEN 1 ELSE 0 END) AS due,
                 min(CASE WHEN status = 'ready' AND run_at <= $1 THEN run_at END) AS oldest_due
@@ -308,17 +299,7 @@ pub async fn queue_stats(db: &Db) -> Result<Vec<QueueStat>, DbErr> {
     .all(&tx)
     .await?;
     tx.commit().await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| QueueStat {
-            queue: r.queue,
-            kind: r.kind,
-            status: r.status,
-            jobs: r.jobs,
-            due: r.due,
-            oldest_due: r.oldest_due,
-        })
-        .collect())
+    Ok(stats)
 }
 
 /// Enqueues the due occurrences of recurring schedules (one job per occurrence, deduplicated, so
@@ -400,13 +381,10 @@ pub async fn waiting(s: &Scoped, cap: u64) -> Result<u64, DbErr> {
     struct Count {
         n: i64,
     }
-    let db_backend = s.tx.get_database_backend();
-    let sql = "SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE tenant_id = $1 AND status = 'ready' LIMIT $2) w";
-    let sql = if db_backend == DbBackend::Postgres { sql.to_owned() } else { sql.replace('$', "?") };
-    let count = Count::find_by_statement(Statement::from_sql_and_values(
-        db_backend,
-        sql,
-        [s.tenant().into(), i64::try_from(cap).unwrap_or(i64::MAX).into()],
+    let count = Count::find_by_statement(stmt(
+        s.tx.get_database_backend(),
+        "SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE tenant_id = $1 AND status = 'ready' LIMIT $2) w",
+        vec![s.tenant().into(), i64::try_from(cap).unwrap_or(i64::MAX).into()],
     ))
     .one(&s.tx)
     .await?;

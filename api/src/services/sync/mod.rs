@@ -526,11 +526,7 @@ async fn poll_returns(
         .into_iter()
         .map(|r| r.id)
         .collect();
-    let announced = refs_of(&s, c.id, export::EXPORTED_RETURN)
-        .filter(external_ref::Column::LocalId.is_in(open))
-        .limit(POLL_ORDERS)
-        .all(&s.tx)
-        .await?;
+    let announced = announced(&s, c.id, export::EXPORTED_RETURN, open).await?;
     s.commit().await?;
     for r in announced {
         if Instant::now() >= until {
@@ -570,11 +566,7 @@ async fn poll_receiving(
         .into_iter()
         .map(|p| p.id)
         .collect();
-    let announced = refs_of(&s, c.id, inbound::EXPORTED_RECEIVING)
-        .filter(external_ref::Column::LocalId.is_in(open))
-        .limit(POLL_ORDERS)
-        .all(&s.tx)
-        .await?;
+    let announced = announced(&s, c.id, inbound::EXPORTED_RECEIVING, open).await?;
     s.commit().await?;
     for r in announced {
         if Instant::now() >= until {
@@ -1254,6 +1246,18 @@ async fn next_location(s: &Scoped, connector: Uuid, after: Option<&str>) -> Resu
         q = q.filter(external_ref::Column::ExternalId.gt(a));
     }
     Ok(q.order_by_asc(external_ref::Column::ExternalId).one(&s.tx).await?.map(|r| r.external_id))
+}
+
+/// The links of `kind` the connector holds for any of the `open` records here, at most
+/// [`POLL_ORDERS`]: what a reconciliation polls the provider for.
+async fn announced(
+    s: &Scoped,
+    connector: Uuid,
+    kind: &str,
+    open: Vec<Uuid>,
+) -> Result<Vec<external_ref::Model>, DbErr> {
+    use sea_orm::QuerySelect as _;
+    refs_of(s, connector, kind).filter(external_ref::Column::LocalId.is_in(open)).limit(POLL_ORDERS).all(&s.tx).await
 }
 
 fn refs_of(s: &Scoped, connector: Uuid, kind: &str) -> sea_orm::Select<external_ref::Entity> {
