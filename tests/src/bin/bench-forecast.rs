@@ -5,7 +5,12 @@
 //! the benchmark makes once under target/bench-venv (or the Python named by `QM_BENCH_PYTHON`;
 //! `QM_BENCH_PEERS=0` skips them).
 //!
-//! cargo run --release -p qm-tests --bin bench-forecast [-- --data DIR]
+//! `--origins N` also scores N − 1 earlier origins, each H periods before the last (the data
+//! README's rolling origins), and prints the mean over origins per set: one origin is one
+//! stretch of the year, and a change to the engine should hold on several. The peers run on
+//! every origin too.
+//!
+//! cargo run --release -p qm-tests --bin bench-forecast [-- --data DIR] [--origins N]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -94,13 +99,22 @@ impl Score {
         self.points += actual.len();
     }
 
+    fn mean_rmsse(&self) -> f64 {
+        if self.rmsse.is_empty() { f64::NAN } else { self.rmsse.iter().sum::<f64>() / self.rmsse.len() as f64 }
+    }
+
+    /// Mean RMSSE, WAPE and bias.
+    fn summary(&self) -> (f64, f64, f64) {
+        (self.mean_rmsse(), self.pooled.wape().unwrap_or(f64::NAN), self.pooled.bias().unwrap_or(f64::NAN))
+    }
+
     fn row(&self, label: &str, cpu: Option<f64>) -> String {
         let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
         let pb = |i: usize| self.pinball[i] / self.points.max(1) as f64;
         format!(
             "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {:.3} | {:.3} | {:.3} | {} |",
             self.series,
-            mean(&self.rmsse),
+            self.mean_rmsse(),
             mean(&self.mase),
             median(&self.mase).unwrap_or(f64::NAN),
             self.pooled.wape().unwrap_or(f64::NAN),
@@ -116,9 +130,14 @@ impl Score {
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut data = qm_tests::TestApp::repo_root().join("../shared/data/forecast");
+    let mut origins = 1usize;
     while let Some(a) = args.next() {
-        if a == "--data" {
-            data = PathBuf::from(args.next().context("--data DIR")?);
+        match a.as_str() {
+            "--data" => data = PathBuf::from(args.next().context("--data DIR")?),
+            "--origins" => {
+                origins = args.next().and_then(|v| v.parse().ok()).filter(|n| *n >= 1).context("--origins N (N ≥ 1)")?
+            }
+            other => anyhow::bail!("unknown argument {other} (expected --data DIR or --origins N)"),
         }
     }
     println!(
@@ -127,56 +146,98 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let peers_python = peers_python();
     let mut models_seen = Vec::new();
+    let mut over_origins: Vec<(String, ByForecaster)> = Vec::new();
     for set in &SETS {
         let path = data.join(set.file);
-        let full = io::read_history(&path, io::Freq::parse(set.freq))
+        let whole = io::read_history(&path, io::Freq::parse(set.freq))
             .with_context(|| format!("reading {} (see ../shared/data/forecast)", path.display()))?;
-        let dir = tempfile::tempdir()?;
-        let (train, future) = split(&full, set.horizon, dir.path())?;
-        let output = dir.path().join("forecast.csv");
-        let args = ForecastArgs {
-            input: train,
-            horizon: set.horizon,
-            freq: Some(set.freq.into()),
-            season: None,
-            quantiles: LEVELS.to_vec(),
-            future: if full.covariates.is_empty() { None } else { Some(future) },
-            output: output.clone(),
-        };
-        let before = qm_tests::cpu_seconds();
-        run(&args)?;
-        let cpu = qm_tests::cpu_seconds() - before;
-        let got = io::read_forecasts(&output)?;
-        let chosen = read_models(&output)?;
-        let (all, by_class) = score(&full, set.horizon, |id, date| got.get(&(id.to_owned(), date)).cloned())?;
-        println!("{}", all.row(&format!("**{}** quartermaster", set.name), Some(cpu)));
-        for (class, score) in &by_class {
-            println!("{}", score.row(&format!("  {class}"), None));
-        }
-        if let Some(python) = &peers_python {
-            for (model, cpu, forecasts) in peers(python, &args, set, dir.path())? {
-                let (all, by_class) = score(&full, set.horizon, |id, date| {
-                    forecasts.get(&(id.to_owned(), date)).map(|f| (*f, vec![*f; LEVELS.len()]))
-                })?;
-                println!("{}", all.row(&format!("statsforecast {model}"), Some(cpu)));
-                for (class, score) in &by_class {
-                    println!("{}", score.row(&format!("  {class}"), None));
+        let mut per_origin = ByForecaster::new();
+        for back in 0..origins {
+            let full = truncated(&whole, back * set.horizon);
+            let label =
+                if back == 0 { set.name.to_owned() } else { format!("{}, origin −{}", set.name, back * set.horizon) };
+            let dir = tempfile::tempdir()?;
+            let (train, future) = split(&full, set.horizon, dir.path())?;
+            let output = dir.path().join("forecast.csv");
+            let args = ForecastArgs {
+                input: train,
+                horizon: set.horizon,
+                freq: Some(set.freq.into()),
+                season: None,
+                quantiles: LEVELS.to_vec(),
+                future: if full.covariates.is_empty() { None } else { Some(future) },
+                output: output.clone(),
+            };
+            let before = qm_tests::cpu_seconds();
+            run(&args)?;
+            let cpu = qm_tests::cpu_seconds() - before;
+            let got = io::read_forecasts(&output)?;
+            let chosen = read_models(&output)?;
+            let (all, by_class) = score(&full, set.horizon, |id, date| got.get(&(id.to_owned(), date)).cloned())?;
+            println!("{}", all.row(&format!("**{label}** quartermaster"), Some(cpu)));
+            per_origin.entry("quartermaster".into()).or_default().push(all.summary());
+            for (class, score) in &by_class {
+                println!("{}", score.row(&format!("  {class}"), None));
+            }
+            if let Some(python) = &peers_python {
+                for (model, cpu, forecasts) in peers(python, &args, set, dir.path())? {
+                    let (all, by_class) = score(&full, set.horizon, |id, date| {
+                        forecasts.get(&(id.to_owned(), date)).map(|f| (*f, vec![*f; LEVELS.len()]))
+                    })?;
+                    println!("{}", all.row(&format!("statsforecast {model}"), Some(cpu)));
+                    per_origin.entry(format!("statsforecast {model}")).or_default().push(all.summary());
+                    for (class, score) in &by_class {
+                        println!("{}", score.row(&format!("  {class}"), None));
+                    }
                 }
             }
+            let mut models: BTreeMap<&str, usize> = BTreeMap::new();
+            for m in chosen.values() {
+                *models.entry(m.as_str()).or_default() += 1;
+            }
+            let total = chosen.len().max(1);
+            let mix: Vec<String> = models.iter().map(|(m, n)| format!("{m} {}%", n * 100 / total)).collect();
+            models_seen.push(format!("{label}: {}", mix.join(", ")));
         }
-        let mut models: BTreeMap<&str, usize> = BTreeMap::new();
-        for m in chosen.values() {
-            *models.entry(m.as_str()).or_default() += 1;
-        }
-        let total = chosen.len().max(1);
-        let mix: Vec<String> = models.iter().map(|(m, n)| format!("{m} {}%", n * 100 / total)).collect();
-        models_seen.push(format!("{}: {}", set.name, mix.join(", ")));
+        over_origins.push((set.name.to_owned(), per_origin));
     }
     println!();
     for line in models_seen {
         println!("models chosen, {line}");
     }
+    if origins > 1 {
+        println!();
+        println!("| set | forecaster | origins | mean RMSSE | mean WAPE | mean bias |");
+        println!("|---|---|---|---|---|---|");
+        for (name, by_forecaster) in &over_origins {
+            for (forecaster, rows) in by_forecaster {
+                let n = rows.len() as f64;
+                let avg = |f: fn(&(f64, f64, f64)) -> f64| rows.iter().map(f).sum::<f64>() / n;
+                println!(
+                    "| {name} | {forecaster} | {} | {:.4} | {:.3} | {:+.3} |",
+                    rows.len(),
+                    avg(|r| r.0),
+                    avg(|r| r.1),
+                    avg(|r| r.2)
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// The history without its last `drop` periods (an earlier forecast origin).
+fn truncated(history: &History, drop: usize) -> History {
+    let mut out = history.clone();
+    for s in &mut out.series {
+        let n = s.quantity.len().saturating_sub(drop);
+        s.quantity.truncate(n);
+        s.censored.truncate(n);
+        for c in &mut s.covariates {
+            c.truncate(n);
+        }
+    }
+    out
 }
 
 /// The Python that runs the peers (statsforecast; see `qm_tests::bench_python`).
@@ -185,6 +246,9 @@ fn peers_python() -> Option<String> {
 }
 
 type Classes = BTreeMap<&'static str, Score>;
+
+/// Per forecaster, (RMSSE, WAPE, bias) at each origin of one set.
+type ByForecaster = BTreeMap<String, Vec<(f64, f64, f64)>>;
 
 /// Scores forecasts (point and quantiles by series and date) against the held-out periods.
 fn score(
