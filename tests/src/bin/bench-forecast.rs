@@ -154,6 +154,12 @@ fn main() -> anyhow::Result<()> {
         let mut per_origin = ByForecaster::new();
         for back in 0..origins {
             let full = truncated(&whole, back * set.horizon);
+            anyhow::ensure!(
+                full.series.iter().all(|s| s.quantity.len() > 2 * set.horizon),
+                "--origins {origins}: {} has too few periods left to hold out {} at its earliest origin",
+                set.name,
+                set.horizon
+            );
             let label =
                 if back == 0 { set.name.to_owned() } else { format!("{}, origin −{}", set.name, back * set.horizon) };
             let dir = tempfile::tempdir()?;
