@@ -47,9 +47,9 @@ fn first_least(sse: &[f64]) -> Option<usize> {
 /// [`ses_run`] for every weight of [`ALPHAS`] in one pass over `y`: the recursions are
 /// independent, so running them side by side lets the CPU overlap them (each step of one waits on
 /// its previous step). The same arithmetic in the same order as `ses_run`, so the same numbers.
-/// Returns the weight with the least one-step squared error and its final level.
-fn ses_fit(y: &[f64]) -> (f64, f64) {
-    let Some(first) = y.first() else { return (ALPHAS[0], 0.0) };
+/// Returns the final level of the weight with the least one-step squared error.
+fn ses_fit(y: &[f64]) -> f64 {
+    let Some(first) = y.first() else { return 0.0 };
     let mut level = [*first; ALPHAS.len()];
     let mut sse = [0.0; ALPHAS.len()];
     for v in &y[1..] {
@@ -59,18 +59,12 @@ fn ses_fit(y: &[f64]) -> (f64, f64) {
             level[k] += ALPHAS[k] * e;
         }
     }
-    let k = first_least(&sse).unwrap_or(0);
-    (ALPHAS[k], level[k])
-}
-
-/// The SES weight with the least one-step squared error.
-pub fn ses_alpha(y: &[f64]) -> f64 {
-    ses_fit(y).0
+    level[first_least(&sse).unwrap_or(0)]
 }
 
 /// Simple exponential smoothing with a fitted weight: a flat forecast at the final level.
 pub fn ses(y: &[f64], h: usize) -> Vec<f64> {
-    vec![ses_fit(y).1.max(0.0); h]
+    vec![ses_fit(y).max(0.0); h]
 }
 
 /// Additive damped trend (Gardner & McKenzie). Returns the forecast and its one-step SSE.
@@ -89,33 +83,26 @@ pub fn damped_trend_run(y: &[f64], h: usize, alpha: f64, beta: f64, phi: f64) ->
         trend = phi * trend + alpha * beta * e;
         level = new_level;
     }
-    let mut out = Vec::with_capacity(h);
+    (damped_path(level, trend, phi, h), sse)
+}
+
+/// The damped trend's forecast `h` periods on from its final level and trend, at zero or above.
+fn damped_path(level: f64, trend: f64, phi: f64, h: usize) -> Vec<f64> {
     let mut damp = 0.0;
     let mut p = 1.0;
-    for _ in 0..h {
-        p *= phi;
-        damp += p;
-        out.push((level + damp * trend).max(0.0));
-    }
-    (out, sse)
+    (0..h)
+        .map(|_| {
+            p *= phi;
+            damp += p;
+            (level + damp * trend).max(0.0)
+        })
+        .collect()
 }
 
 const DAMPED_ALPHAS: [f64; 6] = [0.05, 0.1, 0.2, 0.35, 0.6, 0.9];
 const DAMPED_BETAS: [f64; 3] = [0.01, 0.05, 0.2];
 const DAMPED_PHIS: [f64; 3] = [0.85, 0.95, 0.98];
 const DAMPED_GRID: usize = DAMPED_ALPHAS.len() * DAMPED_BETAS.len() * DAMPED_PHIS.len();
-
-/// The damped trend's weights, alpha-major: (alpha, beta, phi) for each grid point.
-fn damped_grid() -> [(f64, f64, f64); DAMPED_GRID] {
-    let mut grid = [(0.0, 0.0, 0.0); DAMPED_GRID];
-    let points = DAMPED_ALPHAS
-        .iter()
-        .flat_map(|a| DAMPED_BETAS.iter().flat_map(move |b| DAMPED_PHIS.iter().map(move |p| (*a, *b, *p))));
-    for (slot, point) in grid.iter_mut().zip(points) {
-        *slot = point;
-    }
-    grid
-}
 
 /// Damped trend with weights fitted by grid search on one-step squared error. Every grid point's
 /// recursion runs side by side in one pass (as [`damped_trend_run`] would, one at a time: the
@@ -124,11 +111,12 @@ pub fn damped_trend(y: &[f64], h: usize) -> Vec<f64> {
     if y.len() < 2 {
         return seasonal_naive(y, h, 1);
     }
-    let grid = damped_grid();
-    let alpha = grid.map(|g| g.0);
+    // Grid point k: alpha-major, then beta, then phi (the order of the search one at a time).
+    let (nb, np) = (DAMPED_BETAS.len(), DAMPED_PHIS.len());
+    let alpha: [f64; DAMPED_GRID] = std::array::from_fn(|k| DAMPED_ALPHAS[k / (nb * np)]);
     // `alpha * beta * e` in damped_trend_run is (alpha * beta) * e.
-    let alpha_beta = grid.map(|g| g.0 * g.1);
-    let phi = grid.map(|g| g.2);
+    let alpha_beta: [f64; DAMPED_GRID] = std::array::from_fn(|k| alpha[k] * DAMPED_BETAS[k / np % nb]);
+    let phi: [f64; DAMPED_GRID] = std::array::from_fn(|k| DAMPED_PHIS[k % np]);
     let mut level = [y[0]; DAMPED_GRID];
     let mut trend = [y[1] - y[0]; DAMPED_GRID];
     let mut sse = [0.0; DAMPED_GRID];
@@ -141,16 +129,10 @@ pub fn damped_trend(y: &[f64], h: usize) -> Vec<f64> {
             trend[k] = phi[k] * trend[k] + alpha_beta[k] * e;
         }
     }
-    let Some(k) = first_least(&sse) else { return damped_trend_run(y, h, 0.3, 0.1, 0.9).0 };
-    let mut out = Vec::with_capacity(h);
-    let mut damp = 0.0;
-    let mut p = 1.0;
-    for _ in 0..h {
-        p *= phi[k];
-        damp += p;
-        out.push((level[k] + damp * trend[k]).max(0.0));
+    match first_least(&sse) {
+        Some(k) => damped_path(level[k], trend[k], phi[k], h),
+        None => damped_trend_run(y, h, 0.3, 0.1, 0.9).0,
     }
-    out
 }
 
 /// Croston's method with weight `alpha` on sizes and intervals; `debias` applies the

@@ -71,6 +71,10 @@ fn split(history: &History, h: usize, dir: &Path) -> anyhow::Result<(PathBuf, Pa
     Ok((train, future))
 }
 
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
 #[derive(Default)]
 struct Score {
     rmsse: Vec<f64>,
@@ -99,22 +103,17 @@ impl Score {
         self.points += actual.len();
     }
 
-    fn mean_rmsse(&self) -> f64 {
-        if self.rmsse.is_empty() { f64::NAN } else { self.rmsse.iter().sum::<f64>() / self.rmsse.len() as f64 }
-    }
-
     /// Mean RMSSE, WAPE and bias.
     fn summary(&self) -> (f64, f64, f64) {
-        (self.mean_rmsse(), self.pooled.wape().unwrap_or(f64::NAN), self.pooled.bias().unwrap_or(f64::NAN))
+        (mean(&self.rmsse), self.pooled.wape().unwrap_or(f64::NAN), self.pooled.bias().unwrap_or(f64::NAN))
     }
 
     fn row(&self, label: &str, cpu: Option<f64>) -> String {
-        let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
         let pb = |i: usize| self.pinball[i] / self.points.max(1) as f64;
         format!(
             "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {:.3} | {:.3} | {:.3} | {} |",
             self.series,
-            self.mean_rmsse(),
+            mean(&self.rmsse),
             mean(&self.mase),
             median(&self.mase).unwrap_or(f64::NAN),
             self.pooled.wape().unwrap_or(f64::NAN),
@@ -151,15 +150,15 @@ fn main() -> anyhow::Result<()> {
         let path = data.join(set.file);
         let whole = io::read_history(&path, io::Freq::parse(set.freq))
             .with_context(|| format!("reading {} (see ../shared/data/forecast)", path.display()))?;
+        anyhow::ensure!(
+            whole.series.iter().all(|s| s.quantity.len() > (origins + 1) * set.horizon),
+            "--origins {origins}: {} has too few periods left to hold out {} at its earliest origin",
+            set.name,
+            set.horizon
+        );
         let mut per_origin = ByForecaster::new();
         for back in 0..origins {
             let full = truncated(&whole, back * set.horizon);
-            anyhow::ensure!(
-                full.series.iter().all(|s| s.quantity.len() > 2 * set.horizon),
-                "--origins {origins}: {} has too few periods left to hold out {} at its earliest origin",
-                set.name,
-                set.horizon
-            );
             let label =
                 if back == 0 { set.name.to_owned() } else { format!("{}, origin −{}", set.name, back * set.horizon) };
             let dir = tempfile::tempdir()?;
