@@ -4,13 +4,14 @@
 //!
 //! Within one period: goods due arrive (and can be sold in that period), then the review (if it
 //! is one) orders up to the policy's level, then demand is served. A lead time of 0 periods
-//! arrives at once. The replay starts warm, as if the policy had run before: on hand is the
-//! first order-up-to level less the mean lead-time demand, and that lead-time demand is in the
-//! pipeline, arriving evenly over the lead time.
+//! arrives at once. The replay starts warm, as if the policy had run before: it had ordered the
+//! mean demand per period in each period before, each order with its own lead-time draw; those
+//! not yet arrived are in the pipeline and on hand is the first order-up-to level less them (an
+//! evenly arriving pipeline would make the first lead time of the replay safer than the rest).
 //!
-//! Deterministic: lead times come from a generator seeded per series, and the k-th order of a
-//! series gets the k-th draw whatever the policy, so policies compared on one seed meet the same
-//! supplier.
+//! Deterministic: lead times come from a generator seeded per series; the warm start draws the
+//! same number of times whatever the policy, and then the k-th order of a series gets the k-th
+//! draw, so policies compared on one seed meet the same supplier.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -294,24 +295,29 @@ pub fn replay(
         .collect())
 }
 
-/// On hand the order-up-to level less the lead-time demand; the lead-time demand arriving
-/// evenly over the lead time (whole units, the remainder first).
+/// As if the policy had run before: it ordered the mean demand per period (the lead-time demand
+/// over the lead time, in whole units) in each of the periods before the replay, each order with
+/// its own lead-time draw; those not yet arrived are in the pipeline, and on hand is the
+/// order-up-to level less them. Orders overtake one another as they do during the replay, so
+/// the pipeline is as uncertain on the first day as later.
 fn warm_start(st: &mut State, s: &Stocking, l: &Levels) {
-    let pipeline = l.lead_time_demand.max(0.0).round();
-    let spread = (s.lead_time_mean.ceil() as usize).min(st.arrivals.len());
-    if spread == 0 {
-        st.on_hand = l.order_up_to.max(0.0).round();
-        return;
+    let ages = (s.lead_time_mean + 4.0 * s.lead_time_sd).ceil() as usize;
+    let per_period = if s.lead_time_mean > 0.0 { l.lead_time_demand.max(0.0) / s.lead_time_mean } else { 0.0 };
+    let mut outstanding = 0.0;
+    for age in 1..=ages {
+        // Whole units, the fractions carried: the first `age` orders hold round(age · mean).
+        let q = (per_period * age as f64).round() - (per_period * (age - 1) as f64).round();
+        // Placed `age` periods before the first step, it arrives at step `lead_time − age`.
+        let lead_time = draw_lead_time(&mut st.rng, s);
+        if q > 0.0 && lead_time >= age {
+            outstanding += q;
+            if let Some(slot) = st.arrivals.get_mut(lead_time - age) {
+                *slot += q;
+            }
+        }
     }
-    st.on_hand = (l.order_up_to - pipeline).max(0.0).round();
-    let each = (pipeline / spread as f64).floor();
-    let mut rest = pipeline - each * spread as f64;
-    for slot in &mut st.arrivals[..spread] {
-        let extra = if rest > 0.0 { 1.0 } else { 0.0 };
-        rest -= extra;
-        *slot = each + extra;
-        st.on_order += each + extra;
-    }
+    st.on_order = outstanding;
+    st.on_hand = (l.order_up_to - outstanding).max(0.0).round();
 }
 
 fn mean_sd(window: &[f64]) -> (f64, f64) {
@@ -454,6 +460,26 @@ mod tests {
         assert_eq!((t.cycles, t.cycles_met), (4, 3));
         assert_eq!(t.ordering_cost, Decimal::from(15));
         assert_eq!(t.holding_cost, Decimal::new(24, 2), "12 unit-periods at 2.00 and 1 %");
+    }
+
+    #[test]
+    fn the_warm_start_pipeline_has_the_lead_times_spread() {
+        // 10 a period over a lead time of 4 ± 1.5: the orders of the periods before the replay
+        // arrive over the first steps with gaps and bunches, as later ones do; on hand plus the
+        // pipeline is the order-up-to level. (No demand in the replay, so no new orders.)
+        let y = vec![0.0; 40];
+        let mut s = stocking(4.0);
+        s.lead_time_sd = 1.5;
+        let lv = Levels { reorder_point: 0.0, order_up_to: 60.0, lead_time_demand: 40.0 };
+        let out = replay(&[&y], &[s.clone()], 30, &mut fixed(lv)).expect("replay");
+        let p = &out[0].periods;
+        let pipeline: f64 = p.iter().map(|p| p.received).sum();
+        assert!(p.iter().all(|p| p.order_qty == 0));
+        assert!((p[0].on_hand_start + pipeline - 60.0).abs() < 1e-9, "{p:?}");
+        // Some arrive later than the mean lead time (an even pipeline would be in by step 4).
+        assert!(p.iter().skip(4).any(|p| p.received > 0.0), "{p:?}");
+        // The same draws on the same seed.
+        assert_eq!(replay(&[&y], &[s], 30, &mut fixed(lv)).expect("replay"), out);
     }
 
     #[test]
