@@ -2,7 +2,8 @@
 //! Quartermaster's replenishment policy and two common baselines, offline.
 //!
 //! At each review the policy forecasts from the periods before that day only (the same engine as
-//! `quartermaster forecast`), turns the forecast and its spread into an order-up-to level for the
+//! `quartermaster forecast`, over at least the frequency's planning horizon, as the service's
+//! nightly run does), turns the forecast and its spread into an order-up-to level for the
 //! series' service target, and orders up to it in whole packs and at least the minimum. The
 //! baselines, in the same run on the same lead-time draws:
 //! (a) min/max from average demand over the last year × lead time, as common ERPs set it;
@@ -199,7 +200,9 @@ struct Outlook {
 }
 
 /// The forecasts at every review of a replay of `steps` periods that ends `back` periods before
-/// the end of each series, each from the periods before its day only.
+/// the end of each series, each from the periods before its day only, over the protection
+/// interval and at least the planning horizon (a short horizon would choose between per-series
+/// and global models on a few weeks of held-out data).
 fn outlooks(
     history: &History,
     stocking: &[Stocking],
@@ -220,7 +223,8 @@ fn outlooks(
                     (s.lead_time_mean + 3.0 * s.lead_time_sd).ceil() as usize + s.review_period + 1
                 })
                 .max()
-                .unwrap_or(1);
+                .unwrap_or(1)
+                .max(history.freq.planning_horizon());
             let cut = cut(history, &due, steps + back, step);
             let forecasts = forecast_history(&cut, None, horizon, season, &[BAND.0, 0.5, BAND.1])
                 .context("forecasting during the replay")?;
@@ -241,7 +245,7 @@ fn outlooks(
 }
 
 /// Replays the policy over `steps` periods ending `back` periods before the end, from the
-/// forecasts in `outlooks`, their spread scaled by `scale`.
+/// forecasts in `outlooks`, the spread of demand and of the lead time scaled by `scale`.
 fn replay_policy(
     demand: &[&[f64]],
     stocking: &[Stocking],
@@ -264,7 +268,7 @@ fn replay_policy(
                     demand: o.demand.clone(),
                     demand_sd: o.demand_sd.iter().map(|v| v * scale).collect(),
                     lead_time_mean: s.lead_time_mean,
-                    lead_time_sd: s.lead_time_sd,
+                    lead_time_sd: s.lead_time_sd * scale,
                     review_period: s.review_period as f64,
                     on_hand: 0,
                     on_order: 0,
@@ -284,23 +288,24 @@ fn replay_policy(
     })
 }
 
-/// How the forecast's spread was calibrated before the replayed window.
+/// How the policy's spread was calibrated before the replayed window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Calibration {
     /// Periods replayed just before the window.
     pub periods: usize,
-    /// The factor on the forecast's spread that met the target there.
+    /// The factor on the spread of demand and lead time that met the target there.
     pub scale: f64,
     /// The service achieved there with it (fill rate, or cycle service level).
     pub achieved: f64,
     pub target: f64,
 }
 
-/// The factor on the forecast's spread with which the policy, replayed on the `steps` periods
-/// just before the window, reaches its service target there (pooled over the series): the
-/// forecast's bands are honest about the forecast, not about how stock runs out, so the policy
-/// learns that from its own recent past. `None` when the series are too short for it or mix
-/// fill-rate and cycle targets.
+/// The factor on the spread of demand (the forecast's band) and of the lead time with which the
+/// policy, replayed on the `steps` periods just before the window, reaches its service target
+/// there (pooled over the series): the band is honest about the forecast, and the safety factor
+/// about backordered demand, not about how stock runs out when unmet demand is lost, so the
+/// policy learns that from its own recent past. `None` when the series are too short for it or
+/// mix fill-rate and cycle targets.
 fn calibrate(
     history: &History,
     demand: &[&[f64]],
@@ -409,13 +414,13 @@ pub fn render(report: &Report) -> String {
     };
     match report.calibration {
         Some(c) => out.push_str(&format!(
-            "\nforecast spread calibrated on the {} periods before the window: x{:.2} (service there {:.2}% for {:.2}%)",
+            "\ndemand and lead-time spread calibrated on the {} periods before the window: x{:.2} (service there {:.2}% for {:.2}%)",
             c.periods,
             c.scale,
             100.0 * c.achieved,
             100.0 * c.target
         )),
-        None => out.push_str("\nforecast spread not calibrated (series too short, or mixed service-level kinds)"),
+        None => out.push_str("\ndemand and lead-time spread not calibrated (series too short, or mixed service-level kinds)"),
     }
     let (ours, textbook) = (report.ours(), report.textbook());
     out.push_str(&format!("\ninventory against (b) at the same fill rate: {}", change(&ours.total, &textbook.total)));
@@ -423,6 +428,14 @@ pub fn render(report: &Report) -> String {
         if let Some(b) = textbook.by_class.get(class) {
             out.push_str(&format!("; {class} {}", change(t, b)));
         }
+    }
+    let (fill, reached) = (ours.total.fill_rate(), textbook.total.fill_rate());
+    if (fill - reached).abs() > 0.005 {
+        out.push_str(&format!(
+            "\n(b) comes no nearer than {:.2}% to {:.2}% with a safety factor from -3 to 5: the inventories are not at equal service",
+            100.0 * reached,
+            100.0 * fill
+        ));
     }
     out.push('\n');
     out

@@ -41,7 +41,8 @@ pub const RUN: &str = "forecast.run";
 pub const CHUNK: &str = "forecast.chunk";
 /// Series per chunk job.
 pub const CHUNK_SIZE: usize = 100;
-pub const DEFAULT_HORIZON: usize = 28;
+/// Days forecast by the nightly run (the daily planning horizon).
+pub const DEFAULT_HORIZON: usize = Freq::Daily.planning_horizon();
 pub const MAX_HORIZON: usize = 366;
 /// Daily demand repeats weekly.
 const SEASON: usize = 7;

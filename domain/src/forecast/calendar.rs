@@ -29,6 +29,17 @@ impl Freq {
         }
     }
 
+    /// The usual planning horizon: four weeks of days (the service's nightly forecast), eight
+    /// weeks, six months. Forecasts made for replenishment look at least this far ahead, so the
+    /// choice between models is judged on enough held-out periods.
+    pub const fn planning_horizon(self) -> usize {
+        match self {
+            Freq::Daily => 28,
+            Freq::Weekly => 8,
+            Freq::Monthly => 6,
+        }
+    }
+
     pub fn next(self, d: NaiveDate) -> Option<NaiveDate> {
         match self {
             Freq::Daily => d.succ_opt(),
