@@ -1,7 +1,8 @@
 //! The global model: one ridge regression across all of a tenant's series, on scale-free
 //! features (recent means and the last few periods, same-season values, demand frequency,
-//! horizon, the series' own lift on frequent off/on days such as weekdays or SNAP days) and
-//! known-in-advance covariates (calendar, retail events, price, promotions). Direct multi-horizon: each forecast step is
+//! horizon, the series' own lift on frequent off/on days such as weekdays or SNAP days, the last
+//! period's demand when it held a rare event, so a holiday peak is not taken for the new level)
+//! and known-in-advance covariates (calendar, retail events, price, promotions). Direct multi-horizon: each forecast step is
 //! predicted from what was known at the origin, so forecasts never feed back and cannot explode.
 
 /// One series as the global model sees it.
@@ -24,6 +25,11 @@ pub struct GlobalModel {
     /// The off/on covariates that are on often enough for each series to show its own lift.
     #[serde(default)]
     frequent: Vec<usize>,
+    /// The off/on covariates on in under 2 % of periods (events): the last period's demand when
+    /// one was on in it is a feature, so an event's peak is not taken for the new level. Models
+    /// stored before it have none and no such feature.
+    #[serde(default)]
+    events: Vec<usize>,
 }
 
 const WINDOWS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
@@ -60,8 +66,8 @@ fn baseline(y: &[f64], origin: usize, horizon: usize) -> f64 {
     mean(&y[origin - horizon.max(1).min(origin)..origin])
 }
 
-fn width(season: usize, exog: usize) -> usize {
-    WINDOWS.len() + if season > 1 { 6 } else { 0 } + 5 + exog + lags(season)
+fn width(season: usize, exog: usize, events: bool) -> usize {
+    WINDOWS.len() + if season > 1 { 6 } else { 0 } + 5 + exog + lags(season) + if events { 1 } else { 0 }
 }
 
 /// The last periods before the origin that are features one by one: a quarter of a season.
@@ -69,8 +75,9 @@ fn lags(season: usize) -> usize {
     season / 4
 }
 
-/// Columns that are 0 or 1 in every row and 1 in between 2 % and 50 % of them.
-fn frequent_flags(panels: &[Panel<'_>], width: usize) -> Vec<usize> {
+/// Columns that are 0 or 1 in every row and 1 in between 2 % and 50 % of them (`frequent`), or in
+/// fewer than 2 % but some (events, such as a holiday week).
+fn flags(panels: &[Panel<'_>], width: usize) -> (Vec<usize>, Vec<usize>) {
     let (mut on, mut binary, mut rows) = (vec![0usize; width], vec![true; width], 0usize);
     for row in panels.iter().flat_map(|p| p.exog) {
         rows += 1;
@@ -82,7 +89,9 @@ fn frequent_flags(panels: &[Panel<'_>], width: usize) -> Vec<usize> {
             }
         }
     }
-    (0..width).filter(|j| binary[*j] && 50 * on[*j] >= rows && 2 * on[*j] <= rows).collect()
+    let frequent = (0..width).filter(|j| binary[*j] && 50 * on[*j] >= rows && 2 * on[*j] <= rows).collect();
+    let events = (0..width).filter(|j| binary[*j] && on[*j] > 0 && 50 * on[*j] < rows).collect();
+    (frequent, events)
 }
 
 /// How many periods back a series' own lift is measured over.
@@ -128,11 +137,14 @@ struct AtOrigin {
     frequency: f64,
     since: f64,
     lags: Vec<f64>,
+    /// The last period's demand if an event was on in it, else 0 (see [`GlobalModel::events`]);
+    /// none when the model has no event flags.
+    after_event: Option<f64>,
 }
 
 impl AtOrigin {
     fn new(p: &Panel<'_>, shape: &Shape<'_>, origin: usize) -> Self {
-        let Shape { horizon, season, frequent } = *shape;
+        let Shape { horizon, season, frequent, events } = *shape;
         let s = scale(p.y, origin);
         let y = &p.y[..origin];
         let windows = WINDOWS.map(|w| mean(&y[origin - w.min(origin)..]) / s);
@@ -152,6 +164,12 @@ impl AtOrigin {
             frequency,
             since: (since / (4 * horizon) as f64).min(2.0),
             lags: (1..=lags(season)).map(|l| origin.checked_sub(l).map_or(0.0, |i| y[i]) / s).collect(),
+            after_event: (!events.is_empty()).then(|| {
+                let last = origin.checked_sub(1);
+                let on =
+                    last.and_then(|u| p.exog.get(u)).is_some_and(|r| events.iter().any(|j| r.get(*j) == Some(&1.0)));
+                last.filter(|_| on).map_or(0.0, |u| y[u] / s)
+            }),
         }
     }
 }
@@ -162,12 +180,13 @@ struct Shape<'a> {
     horizon: usize,
     season: usize,
     frequent: &'a [usize],
+    events: &'a [usize],
 }
 
 /// Features for forecasting period `origin + step` from the history before `origin`, divided by
 /// the scale. Pushes onto `out`.
 fn features(p: &Panel<'_>, shape: &Shape<'_>, at: &AtOrigin, origin: usize, step: usize, out: &mut Vec<f64>) {
-    let Shape { horizon, season, frequent } = *shape;
+    let Shape { horizon, season, frequent, .. } = *shape;
     let s = at.scale;
     let y = &p.y[..origin];
     out.extend_from_slice(&at.windows);
@@ -216,6 +235,9 @@ fn features(p: &Panel<'_>, shape: &Shape<'_>, at: &AtOrigin, origin: usize, step
         frequent.iter().zip(&at.lifts).filter(|(j, _)| row.get(**j) == Some(&1.0)).map(|(_, l)| l).product()
     });
     out.push(at.now * lift / s);
+    if let Some(e) = at.after_event {
+        out.push(e);
+    }
     if let Some(row) = p.exog.get(origin + step) {
         out.extend_from_slice(row);
     }
@@ -293,9 +315,9 @@ pub(crate) fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Ve
 /// series' end (0 = use everything). `None` when there is too little data.
 pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize) -> Option<GlobalModel> {
     let exog_width = panels.iter().find_map(|p| p.exog.first().map(Vec::len)).unwrap_or(0);
-    let frequent = frequent_flags(panels, exog_width);
-    let shape = Shape { horizon, season, frequent: &frequent };
-    let k = width(season, exog_width);
+    let (frequent, events) = flags(panels, exog_width);
+    let shape = Shape { horizon, season, frequent: &frequent, events: &events };
+    let k = width(season, exog_width, !events.is_empty());
     let stride = (horizon / 2).max(1);
     let min_history = 12;
     let mut samples: Vec<(usize, usize, usize)> = Vec::new();
@@ -412,7 +434,7 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
             }
         }
     }
-    Some(GlobalModel { coef, mean, sd, horizon, season, exog_width, frequent })
+    Some(GlobalModel { coef, mean, sd, horizon, season, exog_width, frequent, events })
 }
 
 impl GlobalModel {
@@ -421,7 +443,8 @@ impl GlobalModel {
         if origin == 0 || origin > p.y.len() {
             return None;
         }
-        let shape = Shape { horizon: self.horizon, season: self.season, frequent: &self.frequent };
+        let shape =
+            Shape { horizon: self.horizon, season: self.season, frequent: &self.frequent, events: &self.events };
         let at = AtOrigin::new(p, &shape, origin);
         let s = at.scale;
         if s <= 0.0 {
@@ -477,6 +500,36 @@ mod tests {
                 assert!((v - want).abs() / want < 0.1, "series {i} step {step}: {v} vs {want}");
             }
         }
+    }
+
+    /// Demand moves to a new level now and then, so the last period tells the level, and triples
+    /// in a rare event period (1 in 60): right after one, the forecast stays at the level. Without
+    /// the event flag the same history carries much of the peak into the next periods.
+    #[test]
+    fn an_event_peak_is_not_taken_for_the_new_level() {
+        let (n, h) = (600, 4);
+        let event = |i: usize, t: usize| (t + 7 * i).is_multiple_of(60);
+        let level = |i: usize, t: usize| 20.0 + ((t / 25 * 37 + i * 11) % 17) as f64 * 3.0;
+        let ys: Vec<Vec<f64>> = (0..12)
+            .map(|i| {
+                (0..n).map(|t| level(i, t) * if event(i, t) { 3.0 } else { 1.0 } + ((t * 7 + i) % 3) as f64).collect()
+            })
+            .collect();
+        let flagged: Vec<Vec<Vec<f64>>> =
+            (0..12).map(|i| (0..n + h).map(|t| vec![f64::from(u8::from(event(i, t)))]).collect()).collect();
+        let unflagged: Vec<Vec<f64>> = vec![vec![0.0]; n + h];
+        // Forecast series 0 from just after its last event.
+        let origin = (0..n).rev().find(|t| event(0, *t)).expect("an event") + 1;
+        let with: Vec<Panel<'_>> = ys.iter().zip(&flagged).map(|(y, e)| Panel { y, exog: e }).collect();
+        let without: Vec<Panel<'_>> = ys.iter().map(|y| Panel { y, exog: &unflagged }).collect();
+        let model = fit(&with, h, 1, 0).expect("fits");
+        assert!(!model.events.is_empty(), "the flag is on in under 2 % of periods");
+        let usual = level(0, origin) + 1.0;
+        let f = model.predict(&with[0], origin).expect("predicts");
+        assert!(f.iter().all(|v| (v - usual).abs() < 0.15 * usual), "level {usual}, after the event: {f:?}");
+        let plain = fit(&without, h, 1, 0).expect("fits");
+        let g = plain.predict(&without[0], origin).expect("predicts");
+        assert!(g[0] > f[0] + 0.15 * usual, "without the flag the peak carries over: {g:?} vs {f:?}");
     }
 
     #[test]
