@@ -2,8 +2,9 @@
 //! features (recent means and the last few periods, same-season values, demand frequency,
 //! horizon, the series' own lift on frequent off/on days such as weekdays or SNAP days, the last
 //! period's demand when it held a rare event, so a holiday peak is not taken for the new level)
-//! and known-in-advance covariates (calendar, retail events, price, promotions). Direct multi-horizon: each forecast step is
-//! predicted from what was known at the origin, so forecasts never feed back and cannot explode.
+//! and known-in-advance covariates (calendar, retail events, price, promotions). Direct
+//! multi-horizon: each forecast step is predicted from what was known at the origin, so forecasts
+//! never feed back and cannot explode.
 
 /// One series as the global model sees it.
 #[derive(Debug, Clone, Copy)]
