@@ -166,10 +166,8 @@ impl AtOrigin {
             since: (since / (4 * horizon) as f64).min(2.0),
             lags: (1..=lags(season)).map(|l| origin.checked_sub(l).map_or(0.0, |i| y[i]) / s).collect(),
             after_event: (!events.is_empty()).then(|| {
-                let last = origin.checked_sub(1);
-                let on =
-                    last.and_then(|u| p.exog.get(u)).is_some_and(|r| events.iter().any(|j| r.get(*j) == Some(&1.0)));
-                last.filter(|_| on).map_or(0.0, |u| y[u] / s)
+                let on = |u: &usize| p.exog.get(*u).is_some_and(|r| events.iter().any(|j| r.get(*j) == Some(&1.0)));
+                origin.checked_sub(1).filter(on).map_or(0.0, |u| y[u] / s)
             }),
         }
     }

@@ -19,7 +19,7 @@ use anyhow::Context;
 use qm_api::forecast::cli::{ForecastArgs, run};
 use qm_api::forecast::io::{self, History, Value};
 use qm_domain::forecast::classify::classify;
-use qm_domain::forecast::metrics::{Pooled, mase, median, pinball, rmsse};
+use qm_domain::forecast::metrics::{Pooled, mase, mean, median, pinball, rmsse};
 
 struct Set {
     name: &'static str,
@@ -71,10 +71,6 @@ fn split(history: &History, h: usize, dir: &Path) -> anyhow::Result<(PathBuf, Pa
     Ok((train, future))
 }
 
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
-}
-
 #[derive(Default)]
 struct Score {
     rmsse: Vec<f64>,
@@ -105,7 +101,11 @@ impl Score {
 
     /// Mean RMSSE, WAPE and bias.
     fn summary(&self) -> (f64, f64, f64) {
-        (mean(&self.rmsse), self.pooled.wape().unwrap_or(f64::NAN), self.pooled.bias().unwrap_or(f64::NAN))
+        (
+            mean(self.rmsse.iter().copied()).unwrap_or(f64::NAN),
+            self.pooled.wape().unwrap_or(f64::NAN),
+            self.pooled.bias().unwrap_or(f64::NAN),
+        )
     }
 
     fn row(&self, label: &str, cpu: Option<f64>) -> String {
@@ -113,8 +113,8 @@ impl Score {
         format!(
             "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {:.3} | {:.3} | {:.3} | {} |",
             self.series,
-            mean(&self.rmsse),
-            mean(&self.mase),
+            mean(self.rmsse.iter().copied()).unwrap_or(f64::NAN),
+            mean(self.mase.iter().copied()).unwrap_or(f64::NAN),
             median(&self.mase).unwrap_or(f64::NAN),
             self.pooled.wape().unwrap_or(f64::NAN),
             self.pooled.bias().unwrap_or(f64::NAN),
