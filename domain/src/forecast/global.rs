@@ -95,6 +95,17 @@ fn flags(panels: &[Panel<'_>], width: usize) -> (Vec<usize>, Vec<usize>) {
     (frequent, events)
 }
 
+/// The panel's event columns (see [`GlobalModel::events`]).
+pub(crate) fn event_columns(panels: &[Panel<'_>]) -> Vec<usize> {
+    let exog_width = panels.iter().find_map(|p| p.exog.first().map(Vec::len)).unwrap_or(0);
+    flags(panels, exog_width).1
+}
+
+/// Whether one of the `events` columns is on in period `t` of `p`.
+pub(crate) fn event_on(p: &Panel<'_>, events: &[usize], t: usize) -> bool {
+    p.exog.get(t).is_some_and(|r| events.iter().any(|j| r.get(*j) == Some(&1.0)))
+}
+
 /// How many periods back a series' own lift is measured over.
 const LIFT_WINDOW: usize = 365;
 
@@ -165,10 +176,8 @@ impl AtOrigin {
             frequency,
             since: (since / (4 * horizon) as f64).min(2.0),
             lags: (1..=lags(season)).map(|l| origin.checked_sub(l).map_or(0.0, |i| y[i]) / s).collect(),
-            after_event: (!events.is_empty()).then(|| {
-                let on = |u: &usize| p.exog.get(*u).is_some_and(|r| events.iter().any(|j| r.get(*j) == Some(&1.0)));
-                origin.checked_sub(1).filter(on).map_or(0.0, |u| y[u] / s)
-            }),
+            after_event: (!events.is_empty())
+                .then(|| origin.checked_sub(1).filter(|u| event_on(p, events, *u)).map_or(0.0, |u| y[u] / s)),
         }
     }
 }

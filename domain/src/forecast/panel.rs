@@ -14,11 +14,14 @@
 //! [`PanelModel`] (serialisable: the global models, the choice per class, the residual quantiles)
 //! and [`apply`] forecasts one series with it. [`forecast_panel`] does both.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Config, Model, SeriesForecast, empirical_quantiles, forecast_series, forecast_series_as};
+use super::engine::{
+    Config, Model, SeriesForecast, empirical_quantiles, forecast_series, forecast_series_as, impute_censored,
+};
 use super::global::{self, GlobalModel, Panel};
 use super::metrics;
 
@@ -109,6 +112,9 @@ pub struct PanelModel {
     /// judge by).
     pub smooth_model: Option<Model>,
     pub sporadic_model: Option<Model>,
+    /// The covariates that mark events (see [`usual_history`]); none in models stored before.
+    #[serde(default)]
+    events: Vec<usize>,
     /// Scale-free held-out residuals of the chosen blend per class, as 201 quantiles (0 %, 0.5 %, …, 100 %).
     smooth_residuals: Vec<f64>,
     sporadic_residuals: Vec<f64>,
@@ -133,12 +139,29 @@ fn grid(residuals: &[f64]) -> Vec<f64> {
     empirical_quantiles(residuals, &taus)
 }
 
-fn combine(blend: Blend, local: &[f64], global: &[f64]) -> Vec<f64> {
+/// The forecast of `blend` from `origin` of `p`, from the per-series and the global models'. In an
+/// average, where an event is on in a forecast period the global model stands alone: the
+/// per-series model cannot see the calendar.
+fn combine(blend: Blend, p: &Panel<'_>, origin: usize, local: &[f64], global: &[f64], events: &[usize]) -> Vec<f64> {
     match blend {
         Blend::Local => local.to_vec(),
         Blend::Global => global.to_vec(),
-        Blend::Average => local.iter().zip(global).map(|(a, b)| (a + b) / 2.0).collect(),
+        Blend::Average => local
+            .iter()
+            .zip(global)
+            .enumerate()
+            .map(|(i, (a, b))| if global::event_on(p, events, origin + i) { *b } else { (a + b) / 2.0 })
+            .collect(),
     }
+}
+
+/// The history the per-series models see: the periods an event was on in (see [`GlobalModel`]'s
+/// events) are filled as stockouts are ([`impute_censored`], season `m`), so those models
+/// forecast the usual level and season, not an event's peak; the calendar is the global model's
+/// to read.
+pub fn usual_history<'a>(p: &Panel<'a>, events: &[usize], m: usize) -> Cow<'a, [f64]> {
+    let on: Vec<bool> = (0..p.y.len()).map(|t| global::event_on(p, events, t)).collect();
+    if on.contains(&true) { Cow::Owned(impute_censored(p.y, &on, m)) } else { Cow::Borrowed(p.y) }
 }
 
 /// Mean squared one-step change: the RMSSE scale (1 when flat).
@@ -161,9 +184,11 @@ fn level(y: &[f64], end: usize, h: usize) -> f64 {
     if mean > 0.0 { mean } else { 1.0 }
 }
 
-/// Per-series forecasts of every series, as [`fit_panel`] and [`apply`] take them.
+/// Per-series forecasts of every series (on [`usual_history`]), as [`fit_panel`] and [`apply`]
+/// take them.
 pub fn locals(panels: &[Panel<'_>], cfg: &Config) -> Vec<SeriesForecast> {
-    panels.iter().map(|p| forecast_series(p.y, cfg)).collect()
+    let events = global::event_columns(panels);
+    panels.iter().map(|p| forecast_series(&usual_history(p, &events, cfg.season), cfg)).collect()
 }
 
 /// The per-series model of least scaled backtest error (root mean squared error over the RMSSE
@@ -210,6 +235,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
     // after its own end, as the per-series models do.
     let k = VALIDATION_ORIGINS;
     let mut models: Vec<Option<GlobalModel>> = (1..=k).map(|j| global::fit(panels, h, m, j * h)).collect();
+    let events = global::event_columns(panels);
     // Held-out forecasts of the last k·h periods by each option, h at a time, per series.
     let mut scores: BTreeMap<(bool, Blend), (f64, usize)> = BTreeMap::new();
     let mut pooled: BTreeMap<(bool, Blend), metrics::Pooled> = BTreeMap::new();
@@ -218,18 +244,19 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         let n = p.y.len();
         let sporadic = local.class.is_sporadic();
         let model = model_of(local);
+        let usual = usual_history(p, &events, m);
         for (j, origin) in
             (1..=k).rev().filter_map(|j| n.checked_sub(j * h).map(|o| (j, o))).filter(|(_, o)| *o >= m.max(4) + h)
         {
             let actual = &p.y[origin..origin + h];
-            let local_f = model.run(&p.y[..origin], h, m);
+            let local_f = model.run(&usual[..origin], h, m);
             let global_f = models[j - 1].as_ref().and_then(|g| g.predict(p, origin));
             let scale = sq_scale(&p.y[..origin]);
             let level = level(p.y, origin, h);
             for blend in [Blend::Local, Blend::Global, Blend::Average] {
                 let f = match (&global_f, blend) {
                     (_, Blend::Local) => local_f.clone(),
-                    (Some(g), b) => combine(b, &local_f, g),
+                    (Some(g), b) => combine(b, p, origin, &local_f, g, &events),
                     (None, _) => continue,
                 };
                 let sse: f64 = actual.iter().zip(&f).map(|(a, b)| (a - b).powi(2)).sum();
@@ -268,6 +295,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         smooth_residuals: kept(false, smooth),
         sporadic_residuals: kept(true, sporadic),
         validation: models.swap_remove(0),
+        events,
         global,
         smooth,
         sporadic,
@@ -286,15 +314,16 @@ impl PanelModel {
     }
 }
 
-/// Forecasts one series with a fitted panel model; `local` is `forecast_series(p.y, cfg)` (it is
-/// made again with the class's model when that differs and is a candidate).
+/// Forecasts one series with a fitted panel model; `local` is `forecast_series` of its
+/// [`usual_history`] (it is made again with the class's model when that differs and is a
+/// candidate).
 pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: &Config) -> PanelForecast {
     let sporadic = local.class.is_sporadic();
     let class_model = model.class_model(sporadic).filter(|c| local.candidates.iter().any(|(m, _)| m == c));
     if let Some(c) = class_model
         && c != local.model
     {
-        local = forecast_series_as(p.y, cfg, Some(c));
+        local = forecast_series_as(&usual_history(p, &model.events, cfg.season), cfg, Some(c));
     }
     let class_choice = class_model.is_some_and(|c| c == local.model);
     let (blend, residuals) = model.choice(sporadic);
@@ -302,7 +331,7 @@ pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: 
         if blend == Blend::Local { None } else { model.global.as_ref().and_then(|g| g.predict(p, p.y.len())) };
     let blend = match global_f {
         Some(g) => {
-            let point = combine(blend, &local.point, &g);
+            let point = combine(blend, p, p.y.len(), &local.point, &g, &model.events);
             // Zero for a series that stopped selling: no spread then.
             let level = recent_mean(p.y, p.y.len(), cfg.horizon);
             local.quantiles = conformal(&point, residuals, level, &cfg.quantiles);
@@ -324,12 +353,13 @@ pub fn holdout(model: &PanelModel, p: &Panel<'_>, forecast: &PanelForecast, cfg:
         return None;
     }
     let origin = n - h;
-    let local = || forecast.series.model.run(&p.y[..origin], h, m);
+    let local = || forecast.series.model.run(&usual_history(p, &model.events, m)[..origin], h, m);
     let point: Vec<f64> = match forecast.blend {
         Blend::Local => local(),
-        b => {
+        Blend::Global => model.validation.as_ref().and_then(|g| g.predict(p, origin))?,
+        Blend::Average => {
             let g = model.validation.as_ref().and_then(|g| g.predict(p, origin))?;
-            if b == Blend::Global { g } else { combine(b, &local(), &g) }
+            combine(Blend::Average, p, origin, &local(), &g, &model.events)
         }
     }
     .into_iter()
@@ -363,8 +393,9 @@ pub fn holdout(model: &PanelModel, p: &Panel<'_>, forecast: &PanelForecast, cfg:
 /// Forecasts one series with a fitted panel model, and measures the same method on its held-out
 /// last `horizon` periods.
 pub fn forecast_one(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> (PanelForecast, Option<Holdout>) {
-    let prefer = model.class_model(super::classify::classify(p.y).is_sporadic());
-    let f = apply(model, p, forecast_series_as(p.y, cfg, prefer), cfg);
+    let usual = usual_history(p, &model.events, cfg.season);
+    let prefer = model.class_model(super::classify::classify(&usual).is_sporadic());
+    let f = apply(model, p, forecast_series_as(&usual, cfg, prefer), cfg);
     let h = holdout(model, p, &f, cfg);
     (f, h)
 }
@@ -447,5 +478,25 @@ mod tests {
         let (promoted, plain) =
             ((0..h).find(|s| promo(n + s)).expect("a promo"), (0..h).find(|s| !promo(n + s)).expect("a plain day"));
         assert!(f[promoted] > 1.5 * f[plain], "{f:?}");
+    }
+
+    /// The per-series models see an event's period at the level before it, so a forecast made
+    /// just after an event does not carry its peak; in an average, the event's own period is the
+    /// global model's alone.
+    #[test]
+    fn per_series_models_do_not_see_events() {
+        let n = 60;
+        let exog: Vec<Vec<f64>> = (0..n + 4).map(|t| vec![f64::from(u8::from(t == n - 1 || t == n + 2))]).collect();
+        let y: Vec<f64> = (0..n).map(|t| if t == n - 1 { 90.0 } else { 10.0 + (t % 2) as f64 }).collect();
+        let p = Panel { y: &y, exog: &exog };
+        let usual = usual_history(&p, &[0], 2);
+        assert_eq!(usual[n - 1], y[n - 3], "the same phase a season before");
+        assert_eq!(usual[..n - 1], y[..n - 1]);
+        assert!(matches!(usual_history(&p, &[], 2), Cow::Borrowed(_)));
+        let ses = Model::Ses.run(&usual, 4, 1);
+        assert!(ses.iter().all(|v| (*v - 10.5).abs() < 1.0), "{ses:?}");
+        let (local, global) = ([10.0; 4], [12.0, 12.0, 30.0, 12.0]);
+        assert_eq!(combine(Blend::Average, &p, n, &local, &global, &[0]), [11.0, 11.0, 30.0, 11.0]);
+        assert_eq!(combine(Blend::Average, &p, n, &local, &global, &[]), [11.0, 11.0, 20.0, 11.0]);
     }
 }
