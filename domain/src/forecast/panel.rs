@@ -7,8 +7,13 @@
 //! per-series models and the global model are fitted on what came before it and forecast it,
 //! and the option with the least scaled squared error per class (smooth or sporadic demand)
 //! wins: one horizon alone may be a quiet or a freak stretch of the year. Quantiles come from
-//! the same held-out errors, scaled
-//! per series and pooled per class (split conformal).
+//! the same held-out errors, divided by each series' root mean squared one-step change and
+//! pooled per class (split conformal), so an erratic series gets a wider band than a steady one
+//! of the same level.
+//!
+//! The per-series models cannot read the calendar: they see the periods of rare events (a
+//! holiday week) filled in as stockouts are, and in the average an event's own period is the
+//! global model's alone.
 //!
 //! Two steps, so a service can fit once and forecast series one at a time: [`fit_panel`] makes a
 //! [`PanelModel`] (serialisable: the global models, the choice per class, the residual quantiles)
@@ -115,9 +120,14 @@ pub struct PanelModel {
     /// The covariates that mark events (see [`usual_history`]); none in models stored before.
     #[serde(default)]
     events: Vec<usize>,
-    /// Scale-free held-out residuals of the chosen blend per class, as 201 quantiles (0 %, 0.5 %, …, 100 %).
+    /// Scale-free held-out residuals of the chosen blend per class, as 201 quantiles (0 %, 0.5 %, …, 100 %):
+    /// errors over the series' root mean squared one-step change (so each series' band is as wide
+    /// as its own demand is erratic), or, in models stored before `residuals_in_scale`, over its
+    /// recent level.
     smooth_residuals: Vec<f64>,
     sporadic_residuals: Vec<f64>,
+    #[serde(default)]
+    residuals_in_scale: bool,
 }
 
 /// The choice between per-series and global models is made on this many held-out horizons
@@ -172,16 +182,10 @@ fn sq_scale(y: &[f64]) -> f64 {
     if s > 0.0 { s } else { 1.0 }
 }
 
-/// The mean of the last `4 h` periods before `end`: the level residuals are scaled by.
+/// The mean of the last `4 h` periods before `end`: a series' recent level.
 fn recent_mean(y: &[f64], end: usize, h: usize) -> f64 {
     let w = &y[end.saturating_sub(4 * h)..end];
     w.iter().sum::<f64>() / w.len().max(1) as f64
-}
-
-/// [`recent_mean`], or 1 when it is zero (a residual is then in units).
-fn level(y: &[f64], end: usize, h: usize) -> f64 {
-    let mean = recent_mean(y, end, h);
-    if mean > 0.0 { mean } else { 1.0 }
 }
 
 /// Per-series forecasts of every series (on [`usual_history`]), as [`fit_panel`] and [`apply`]
@@ -252,7 +256,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
             let local_f = model.run(&usual[..origin], h, m);
             let global_f = models[j - 1].as_ref().and_then(|g| g.predict(p, origin));
             let scale = sq_scale(&p.y[..origin]);
-            let level = level(p.y, origin, h);
+            let unit = sq_scale(&p.y[..origin]).sqrt();
             for blend in [Blend::Local, Blend::Global, Blend::Average] {
                 let f = match (&global_f, blend) {
                     (_, Blend::Local) => local_f.clone(),
@@ -267,7 +271,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
                 residuals
                     .entry((sporadic, blend))
                     .or_default()
-                    .extend(actual.iter().zip(&f).map(|(a, b)| (a - b) / level));
+                    .extend(actual.iter().zip(&f).map(|(a, b)| (a - b) / unit));
             }
         }
     }
@@ -296,6 +300,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         sporadic_residuals: kept(true, sporadic),
         validation: models.swap_remove(0),
         events,
+        residuals_in_scale: true,
         global,
         smooth,
         sporadic,
@@ -334,7 +339,8 @@ pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: 
             let point = combine(blend, p, p.y.len(), &local.point, &g, &model.events);
             // Zero for a series that stopped selling: no spread then.
             let level = recent_mean(p.y, p.y.len(), cfg.horizon);
-            local.quantiles = conformal(&point, residuals, level, &cfg.quantiles);
+            let unit = if level > 0.0 && model.residuals_in_scale { sq_scale(p.y).sqrt() } else { level };
+            local.quantiles = conformal(&point, residuals, unit, &cfg.quantiles);
             local.point = point;
             blend
         }
@@ -407,9 +413,9 @@ pub fn forecast_panel(panels: &[Panel<'_>], cfg: &Config) -> Vec<PanelForecast> 
     panels.iter().zip(locals).map(|(p, local)| apply(&model, p, local, cfg)).collect()
 }
 
-/// Quantiles from pooled scale-free residuals, times the series' level; ordered and non-negative.
-fn conformal(point: &[f64], residuals: &[f64], level: f64, levels: &[f64]) -> Vec<Vec<f64>> {
-    let offsets: Vec<f64> = empirical_quantiles(residuals, levels).iter().map(|q| q * level).collect();
+/// Quantiles from pooled scale-free residuals, times the series' `unit`; ordered and non-negative.
+fn conformal(point: &[f64], residuals: &[f64], unit: f64, levels: &[f64]) -> Vec<Vec<f64>> {
+    let offsets: Vec<f64> = empirical_quantiles(residuals, levels).iter().map(|q| q * unit).collect();
     let mut order: Vec<usize> = (0..levels.len()).collect();
     order.sort_by(|a, b| levels[*a].total_cmp(&levels[*b]));
     let mut out = vec![Vec::with_capacity(point.len()); levels.len()];
@@ -478,6 +484,23 @@ mod tests {
         let (promoted, plain) =
             ((0..h).find(|s| promo(n + s)).expect("a promo"), (0..h).find(|s| !promo(n + s)).expect("a plain day"));
         assert!(f[promoted] > 1.5 * f[plain], "{f:?}");
+    }
+
+    /// Residuals are pooled in units of each series' own one-step change: of two series at the
+    /// same level, the erratic one gets the wider band.
+    #[test]
+    fn an_erratic_series_gets_a_wider_band_than_a_steady_one_of_the_same_level() {
+        let noise = |t: usize, k: usize| ((t * 7 + k * 3) % 5) as f64 - 2.0;
+        let ys: Vec<Vec<f64>> = (0..8)
+            .map(|k| (0..80).map(|t| 20.0 + noise(t, k) * if k % 2 == 0 { 0.5 } else { 4.0 }).collect())
+            .collect();
+        let panels: Vec<Panel<'_>> = ys.iter().map(|y| Panel { y, exog: &[] }).collect();
+        let mut cfg = Config::new(4, 1);
+        cfg.quantiles = vec![0.1, 0.9];
+        let out = forecast_panel(&panels, &cfg);
+        let width = |f: &PanelForecast| f.series.quantiles[1][0] - f.series.quantiles[0][0];
+        let (steady, erratic) = (width(&out[0]), width(&out[1]));
+        assert!(erratic > 3.0 * steady, "steady {steady}, erratic {erratic}");
     }
 
     /// The per-series models see an event's period at the level before it, so a forecast made
