@@ -256,7 +256,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
             let local_f = model.run(&usual[..origin], h, m);
             let global_f = models[j - 1].as_ref().and_then(|g| g.predict(p, origin));
             let scale = sq_scale(&p.y[..origin]);
-            let unit = sq_scale(&p.y[..origin]).sqrt();
+            let unit = scale.sqrt();
             for blend in [Blend::Local, Blend::Global, Blend::Average] {
                 let f = match (&global_f, blend) {
                     (_, Blend::Local) => local_f.clone(),
