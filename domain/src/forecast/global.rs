@@ -97,8 +97,12 @@ fn flags(panels: &[Panel<'_>], width: usize) -> (Vec<usize>, Vec<usize>) {
 
 /// The panel's event columns (see [`GlobalModel::events`]).
 pub(crate) fn event_columns(panels: &[Panel<'_>]) -> Vec<usize> {
-    let exog_width = panels.iter().find_map(|p| p.exog.first().map(Vec::len)).unwrap_or(0);
-    flags(panels, exog_width).1
+    flags(panels, exog_width(panels)).1
+}
+
+/// How many covariates the panel's rows have.
+fn exog_width(panels: &[Panel<'_>]) -> usize {
+    panels.iter().find_map(|p| p.exog.first().map(Vec::len)).unwrap_or(0)
 }
 
 /// Whether one of the `events` columns is on in period `t` of `p`.
@@ -322,7 +326,7 @@ pub(crate) fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Ve
 /// Fits the model on rolling origins whose targets all lie before `end` periods from each
 /// series' end (0 = use everything). `None` when there is too little data.
 pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize) -> Option<GlobalModel> {
-    let exog_width = panels.iter().find_map(|p| p.exog.first().map(Vec::len)).unwrap_or(0);
+    let exog_width = exog_width(panels);
     let (frequent, events) = flags(panels, exog_width);
     let shape = Shape { horizon, season, frequent: &frequent, events: &events };
     let k = width(season, exog_width, !events.is_empty());

@@ -170,6 +170,9 @@ fn combine(blend: Blend, p: &Panel<'_>, origin: usize, local: &[f64], global: &[
 /// forecast the usual level and season, not an event's peak; the calendar is the global model's
 /// to read.
 pub fn usual_history<'a>(p: &Panel<'a>, events: &[usize], m: usize) -> Cow<'a, [f64]> {
+    if events.is_empty() {
+        return Cow::Borrowed(p.y);
+    }
     let on: Vec<bool> = (0..p.y.len()).map(|t| global::event_on(p, events, t)).collect();
     if on.contains(&true) { Cow::Owned(impute_censored(p.y, &on, m)) } else { Cow::Borrowed(p.y) }
 }
@@ -362,10 +365,9 @@ pub fn holdout(model: &PanelModel, p: &Panel<'_>, forecast: &PanelForecast, cfg:
     let local = || forecast.series.model.run(&usual_history(p, &model.events, m)[..origin], h, m);
     let point: Vec<f64> = match forecast.blend {
         Blend::Local => local(),
-        Blend::Global => model.validation.as_ref().and_then(|g| g.predict(p, origin))?,
-        Blend::Average => {
+        b => {
             let g = model.validation.as_ref().and_then(|g| g.predict(p, origin))?;
-            combine(Blend::Average, p, origin, &local(), &g, &model.events)
+            if b == Blend::Global { g } else { combine(b, p, origin, &local(), &g, &model.events) }
         }
     }
     .into_iter()

@@ -110,14 +110,15 @@ impl Score {
 
     fn row(&self, label: &str, cpu: Option<f64>) -> String {
         let pb = |i: usize| self.pinball[i] / self.points.max(1) as f64;
+        let (rmsse, wape, bias) = self.summary();
         format!(
             "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.3} | {:.3} | {:.3} | {:.3} | {} |",
             self.series,
-            mean(self.rmsse.iter().copied()).unwrap_or(f64::NAN),
+            rmsse,
             mean(self.mase.iter().copied()).unwrap_or(f64::NAN),
             median(&self.mase).unwrap_or(f64::NAN),
-            self.pooled.wape().unwrap_or(f64::NAN),
-            self.pooled.bias().unwrap_or(f64::NAN),
+            wape,
+            bias,
             pb(0),
             pb(1),
             pb(2),
