@@ -293,6 +293,9 @@ fn replay_policy(
 pub struct Calibration {
     /// Periods replayed just before the window.
     pub periods: usize,
+    /// The forecasts' pooled over-forecast there (their one-period-ahead sum over the demand
+    /// that came, less 1), taken out before the replay.
+    pub bias: f64,
     /// The factor on the spread of demand and lead time that met the target there.
     pub scale: f64,
     /// The service achieved there with it (fill rate, or cycle service level).
@@ -304,8 +307,12 @@ pub struct Calibration {
 /// policy, replayed on the `steps` periods just before the window, reaches its service target
 /// there (pooled over the series): the band is honest about the forecast, and the safety factor
 /// about backordered demand, not about how stock runs out when unmet demand is lost, so the
-/// policy learns that from its own recent past. `None` when the series are too short for it or
-/// mix fill-rate and cycle targets.
+/// policy learns that from its own recent past. The forecasts of that window are first scaled to
+/// the demand that came (one factor for all series): a window the forecast over-shot by a
+/// quarter (the weeks after a season) would otherwise teach that a fifth of the spread serves,
+/// and the window after it is not over-shot alike. What is learnt is the spread the policy needs
+/// with forecasts right on average. `None` when the series are too short for it or mix
+/// fill-rate and cycle targets.
 fn calibrate(
     history: &History,
     demand: &[&[f64]],
@@ -326,7 +333,19 @@ fn calibrate(
         })
         .sum::<f64>()
         / targets.len().max(1) as f64;
-    let before = outlooks(history, stocking, season, steps, steps)?;
+    let mut before = outlooks(history, stocking, season, steps, steps)?;
+    let (mut forecast, mut actual) = (0.0, 0.0);
+    for (step, due) in before.iter().enumerate() {
+        for o in due {
+            let y = demand[o.series];
+            actual += y[y.len() - 2 * steps + step];
+            forecast += o.demand.first().copied().unwrap_or(0.0);
+        }
+    }
+    let level = if forecast > 0.0 && actual > 0.0 { actual / forecast } else { 1.0 };
+    for o in before.iter_mut().flatten() {
+        o.demand.iter_mut().chain(o.demand_sd.iter_mut()).for_each(|v| *v *= level);
+    }
     let achieved = |scale: f64| -> Result<f64, SimError> {
         let t = sim::pooled(&replay_policy(demand, stocking, targets, &before, steps, steps, scale)?);
         Ok(if fill { t.fill_rate() } else { t.cycle_service_level() })
@@ -343,7 +362,7 @@ fn calibrate(
         }
         if a < target { lo = mid } else { hi = mid }
     }
-    Ok(Some(Calibration { periods: steps, scale: best.1, achieved: best.2, target }))
+    Ok(Some(Calibration { periods: steps, bias: 1.0 / level - 1.0, scale: best.1, achieved: best.2, target }))
 }
 
 fn write_rows(args: &ReplenishSimArgs, history: &History, outcomes: &[Outcome]) -> anyhow::Result<usize> {
@@ -414,8 +433,9 @@ pub fn render(report: &Report) -> String {
     };
     match report.calibration {
         Some(c) => out.push_str(&format!(
-            "\ndemand and lead-time spread calibrated on the {} periods before the window: x{:.2} (service there {:.2}% for {:.2}%)",
+            "\ndemand and lead-time spread calibrated on the {} periods before the window (forecast bias there {:+.1}%, taken out): x{:.2} (service there {:.2}% for {:.2}%)",
             c.periods,
+            100.0 * c.bias,
             c.scale,
             100.0 * c.achieved,
             100.0 * c.target
