@@ -341,10 +341,6 @@ struct Acc {
     pinball: Vec<f64>,
 }
 
-fn mean(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
-
 #[derive(Default)]
 pub struct ForecastQuery;
 
@@ -421,8 +417,8 @@ impl ForecastQuery {
                 measured: a.measured,
                 wape: a.pooled.wape(),
                 bias: a.pooled.bias(),
-                mase: mean(&a.mase),
-                pinball: mean(&a.pinball),
+                mase: forecast::metrics::mean(a.mase.iter().copied()),
+                pinball: forecast::metrics::mean(a.pinball.iter().copied()),
             })
             .collect();
         out.sort_by(|a, b| b.wape.unwrap_or(-1.0).total_cmp(&a.wape.unwrap_or(-1.0)).then(a.key.cmp(&b.key)));
