@@ -386,20 +386,28 @@ impl ForecastQuery {
         }
         let p = ctx.reader()?;
         let s = read_tx(ctx, p).await?;
-        let rows = repo::find::<forecast_e::Entity>(&s).all(&s.tx).await?;
+        // The columns grouped on and the held-out figures only, not each forecast's arrays.
+        use forecast_e::Column as C;
+        use sea_orm::QuerySelect;
+        let rows: Vec<(String, Uuid, String, String, Option<serde_json::Value>)> = repo::find::<forecast_e::Entity>(&s)
+            .select_only()
+            .columns([C::Sku, C::LocationId, C::Model, C::DemandClass, C::Holdout])
+            .into_tuple()
+            .all(&s.tx)
+            .await?;
         s.commit().await?;
         let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
-        for r in &rows {
+        for (sku, location_id, model, demand_class, holdout) in rows {
             let key = match group_by {
                 ForecastAccuracyGroup::Tenant => "all".to_owned(),
-                ForecastAccuracyGroup::Sku => r.sku.clone(),
-                ForecastAccuracyGroup::Location => gid("Location", r.location_id).0,
-                ForecastAccuracyGroup::Model => r.model.clone(),
-                ForecastAccuracyGroup::DemandClass => r.demand_class.to_uppercase(),
+                ForecastAccuracyGroup::Sku => sku,
+                ForecastAccuracyGroup::Location => gid("Location", location_id).0,
+                ForecastAccuracyGroup::Model => model,
+                ForecastAccuracyGroup::DemandClass => demand_class.to_uppercase(),
             };
             let acc = groups.entry(key).or_default();
             acc.series += 1;
-            let Some(h) = r.holdout.as_ref().and_then(|h| serde_json::from_value::<Holdout>(h.clone()).ok()) else {
+            let Some(h) = holdout.and_then(|h| serde_json::from_value::<Holdout>(h).ok()) else {
                 continue;
             };
             acc.measured += 1;
