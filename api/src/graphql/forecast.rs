@@ -7,7 +7,7 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use qm_domain::forecast::{self, Holdout};
-use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::catalog::opt_gid;
@@ -388,7 +388,6 @@ impl ForecastQuery {
         let s = read_tx(ctx, p).await?;
         // The columns grouped on and the held-out figures only, not each forecast's arrays.
         use forecast_e::Column as C;
-        use sea_orm::QuerySelect;
         let rows: Vec<(String, Uuid, String, String, Option<serde_json::Value>)> = repo::find::<forecast_e::Entity>(&s)
             .select_only()
             .columns([C::Sku, C::LocationId, C::Model, C::DemandClass, C::Holdout])

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use qm_domain::forecast::classify::classify;
+use qm_domain::forecast::metrics;
 use qm_domain::forecast::sd_from_band;
 use qm_domain::replenish::sim::{self, Levels, Outcome, SimError, Stocking, Tally};
 use qm_domain::replenish::{PolicyInput, ServiceTarget, policy};
@@ -334,17 +335,18 @@ fn calibrate(
         .sum::<f64>()
         / targets.len().max(1) as f64;
     let mut before = outlooks(history, stocking, season, steps, steps)?;
-    let (mut forecast, mut actual) = (0.0, 0.0);
+    let mut pooled = metrics::Pooled::default();
     for (step, due) in before.iter().enumerate() {
         for o in due {
             let y = demand[o.series];
-            actual += y[y.len() - 2 * steps + step];
-            forecast += o.demand.first().copied().unwrap_or(0.0);
+            pooled.add(&[y[y.len() - 2 * steps + step]], &[o.demand.first().copied().unwrap_or(0.0)]);
         }
     }
-    let level = if forecast > 0.0 && actual > 0.0 { actual / forecast } else { 1.0 };
+    // The forecasts were (1 + bias) times the demand that came; none to take out when nothing
+    // was forecast or nothing came.
+    let bias = pooled.bias().filter(|b| *b > -1.0).unwrap_or(0.0);
     for o in before.iter_mut().flatten() {
-        o.demand.iter_mut().chain(o.demand_sd.iter_mut()).for_each(|v| *v *= level);
+        o.demand.iter_mut().chain(o.demand_sd.iter_mut()).for_each(|v| *v /= 1.0 + bias);
     }
     let achieved = |scale: f64| -> Result<f64, SimError> {
         let t = sim::pooled(&replay_policy(demand, stocking, targets, &before, steps, steps, scale)?);
@@ -362,7 +364,7 @@ fn calibrate(
         }
         if a < target { lo = mid } else { hi = mid }
     }
-    Ok(Some(Calibration { periods: steps, bias: 1.0 / level - 1.0, scale: best.1, achieved: best.2, target }))
+    Ok(Some(Calibration { periods: steps, bias, scale: best.1, achieved: best.2, target }))
 }
 
 fn write_rows(args: &ReplenishSimArgs, history: &History, outcomes: &[Outcome]) -> anyhow::Result<usize> {

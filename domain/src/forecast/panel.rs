@@ -356,13 +356,24 @@ pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: 
 /// `horizon` periods, its quantiles offset from the point as the final forecast's are. `None`
 /// when the history is too short to hold anything out.
 pub fn holdout(model: &PanelModel, p: &Panel<'_>, forecast: &PanelForecast, cfg: &Config) -> Option<Holdout> {
+    held_out(model, p, &usual_history(p, &model.events, cfg.season), forecast, cfg)
+}
+
+/// [`holdout`] with the series' [`usual_history`] already at hand.
+fn held_out(
+    model: &PanelModel,
+    p: &Panel<'_>,
+    usual: &[f64],
+    forecast: &PanelForecast,
+    cfg: &Config,
+) -> Option<Holdout> {
     let (h, m) = (cfg.horizon, cfg.season.max(1));
     let n = p.y.len();
     if n < h + 2 * m.max(4) {
         return None;
     }
     let origin = n - h;
-    let local = || forecast.series.model.run(&usual_history(p, &model.events, m)[..origin], h, m);
+    let local = || forecast.series.model.run(&usual[..origin], h, m);
     let point: Vec<f64> = match forecast.blend {
         Blend::Local => local(),
         b => {
@@ -404,7 +415,7 @@ pub fn forecast_one(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> (PanelFo
     let usual = usual_history(p, &model.events, cfg.season);
     let prefer = model.class_model(super::classify::classify(&usual).is_sporadic());
     let f = apply(model, p, forecast_series_as(&usual, cfg, prefer), cfg);
-    let h = holdout(model, p, &f, cfg);
+    let h = held_out(model, p, &usual, &f, cfg);
     (f, h)
 }
 
