@@ -1,7 +1,8 @@
 //! The global model: one ridge regression across all of a tenant's series, on scale-free
 //! features (recent means and the last few periods, same-season values, demand frequency,
 //! horizon, the series' own lift on frequent off/on days such as weekdays or SNAP days, the last
-//! period's demand when it held a rare event, so a holiday peak is not taken for the new level)
+//! period's demand when it held a rare event and its excess over the periods before when it held
+//! an occasional one, so a holiday peak is not taken for the new level)
 //! and known-in-advance covariates (calendar, retail events, price, promotions). Direct
 //! multi-horizon: each forecast step is predicted from what was known at the origin, so forecasts
 //! never feed back and cannot explode.
@@ -31,6 +32,13 @@ pub struct GlobalModel {
     /// stored before it have none and no such feature.
     #[serde(default)]
     events: Vec<usize>,
+    /// The frequent off/on covariates on in under 5 % of periods (occasional: in weekly data, a
+    /// yearly event counted three times or more). The last period's excess over the periods
+    /// before it, when one was on in it, is a feature: a week after Mother's Day forecast from
+    /// its peak would carry it, and a week after Easter (no peak for most goods) must not be
+    /// read as one. Models stored before it have none and no such feature.
+    #[serde(default)]
+    occasional: Vec<usize>,
 }
 
 const WINDOWS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
@@ -67,8 +75,9 @@ fn baseline(y: &[f64], origin: usize, horizon: usize) -> f64 {
     mean(&y[origin - horizon.max(1).min(origin)..origin])
 }
 
-fn width(season: usize, exog: usize, events: bool) -> usize {
-    WINDOWS.len() + if season > 1 { 6 } else { 0 } + 5 + exog + lags(season) + if events { 1 } else { 0 }
+fn width(season: usize, exog: usize, flags: &Flags) -> usize {
+    let after = usize::from(!flags.events.is_empty()) + usize::from(!flags.occasional.is_empty());
+    WINDOWS.len() + if season > 1 { 6 } else { 0 } + 5 + exog + lags(season) + after
 }
 
 /// The last periods before the origin that are features one by one: a quarter of a season.
@@ -76,9 +85,18 @@ fn lags(season: usize) -> usize {
     season / 4
 }
 
-/// Columns that are 0 or 1 in every row and 1 in between 2 % and 50 % of them (`frequent`), or in
-/// fewer than 2 % but some (events, such as a holiday week).
-fn flags(panels: &[Panel<'_>], width: usize) -> (Vec<usize>, Vec<usize>) {
+/// The off/on covariates of a panel, by how often they are on.
+struct Flags {
+    /// On in 2 % to 50 % of the rows: each series shows its own lift on them.
+    frequent: Vec<usize>,
+    /// On in under 2 % of the rows, but some (such as a holiday week in daily data).
+    events: Vec<usize>,
+    /// The frequent ones on in under 5 % of the rows (see [`GlobalModel::occasional`]).
+    occasional: Vec<usize>,
+}
+
+/// Columns that are 0 or 1 in every row, by the share of rows they are 1 in.
+fn flags(panels: &[Panel<'_>], width: usize) -> Flags {
     let (mut on, mut binary, mut rows) = (vec![0usize; width], vec![true; width], 0usize);
     for row in panels.iter().flat_map(|p| p.exog) {
         rows += 1;
@@ -90,14 +108,19 @@ fn flags(panels: &[Panel<'_>], width: usize) -> (Vec<usize>, Vec<usize>) {
             }
         }
     }
-    let frequent = (0..width).filter(|j| binary[*j] && 50 * on[*j] >= rows && 2 * on[*j] <= rows).collect();
+    let frequent: Vec<usize> = (0..width).filter(|j| binary[*j] && 50 * on[*j] >= rows && 2 * on[*j] <= rows).collect();
+    let occasional = frequent.iter().copied().filter(|j| 20 * on[*j] < rows).collect();
     let events = (0..width).filter(|j| binary[*j] && on[*j] > 0 && 50 * on[*j] < rows).collect();
-    (frequent, events)
+    Flags { frequent, events, occasional }
 }
 
-/// The panel's event columns (see [`GlobalModel::events`]).
+/// The panel's columns that mark events, rare or occasional (see [`GlobalModel::events`] and
+/// [`GlobalModel::occasional`]): the calendar the per-series models cannot read.
 pub(crate) fn event_columns(panels: &[Panel<'_>]) -> Vec<usize> {
-    flags(panels, exog_width(panels)).1
+    let Flags { mut events, occasional, .. } = flags(panels, exog_width(panels));
+    events.extend(occasional);
+    events.sort_unstable();
+    events
 }
 
 /// How many covariates the panel's rows have.
@@ -156,11 +179,14 @@ struct AtOrigin {
     /// The last period's demand if an event was on in it, else 0 (see [`GlobalModel::events`]);
     /// none when the model has no event flags.
     after_event: Option<f64>,
+    /// The last period's demand less the mean of the (up to) 4 before it if an occasional flag
+    /// was on in it, else 0; none when the model has no occasional flags.
+    after_occasional: Option<f64>,
 }
 
 impl AtOrigin {
     fn new(p: &Panel<'_>, shape: &Shape<'_>, origin: usize) -> Self {
-        let Shape { horizon, season, frequent, events } = *shape;
+        let Shape { horizon, season, frequent, events, occasional } = *shape;
         let s = scale(p.y, origin);
         let y = &p.y[..origin];
         let windows = WINDOWS.map(|w| mean(&y[origin - w.min(origin)..]) / s);
@@ -182,6 +208,12 @@ impl AtOrigin {
             lags: (1..=lags(season)).map(|l| origin.checked_sub(l).map_or(0.0, |i| y[i]) / s).collect(),
             after_event: (!events.is_empty())
                 .then(|| origin.checked_sub(1).filter(|u| event_on(p, events, *u)).map_or(0.0, |u| y[u] / s)),
+            after_occasional: (!occasional.is_empty()).then(|| {
+                origin.checked_sub(1).filter(|u| event_on(p, occasional, *u)).map_or(0.0, |u| {
+                    let before = &y[u.saturating_sub(4)..u];
+                    if before.is_empty() { 0.0 } else { (y[u] - mean(before)) / s }
+                })
+            }),
         }
     }
 }
@@ -193,6 +225,7 @@ struct Shape<'a> {
     season: usize,
     frequent: &'a [usize],
     events: &'a [usize],
+    occasional: &'a [usize],
 }
 
 /// Features for forecasting period `origin + step` from the history before `origin`, divided by
@@ -247,9 +280,8 @@ fn features(p: &Panel<'_>, shape: &Shape<'_>, at: &AtOrigin, origin: usize, step
         frequent.iter().zip(&at.lifts).filter(|(j, _)| row.get(**j) == Some(&1.0)).map(|(_, l)| l).product()
     });
     out.push(at.now * lift / s);
-    if let Some(e) = at.after_event {
-        out.push(e);
-    }
+    out.extend(at.after_event);
+    out.extend(at.after_occasional);
     if let Some(row) = p.exog.get(origin + step) {
         out.extend_from_slice(row);
     }
@@ -327,9 +359,10 @@ pub(crate) fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Ve
 /// series' end (0 = use everything). `None` when there is too little data.
 pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize) -> Option<GlobalModel> {
     let exog_width = exog_width(panels);
-    let (frequent, events) = flags(panels, exog_width);
-    let shape = Shape { horizon, season, frequent: &frequent, events: &events };
-    let k = width(season, exog_width, !events.is_empty());
+    let flags = flags(panels, exog_width);
+    let k = width(season, exog_width, &flags);
+    let Flags { frequent, events, occasional } = flags;
+    let shape = Shape { horizon, season, frequent: &frequent, events: &events, occasional: &occasional };
     let stride = (horizon / 2).max(1);
     let min_history = 12;
     let mut samples: Vec<(usize, usize, usize)> = Vec::new();
@@ -446,7 +479,7 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
             }
         }
     }
-    Some(GlobalModel { coef, mean, sd, horizon, season, exog_width, frequent, events })
+    Some(GlobalModel { coef, mean, sd, horizon, season, exog_width, frequent, events, occasional })
 }
 
 impl GlobalModel {
@@ -455,8 +488,13 @@ impl GlobalModel {
         if origin == 0 || origin > p.y.len() {
             return None;
         }
-        let shape =
-            Shape { horizon: self.horizon, season: self.season, frequent: &self.frequent, events: &self.events };
+        let shape = Shape {
+            horizon: self.horizon,
+            season: self.season,
+            frequent: &self.frequent,
+            events: &self.events,
+            occasional: &self.occasional,
+        };
         let at = AtOrigin::new(p, &shape, origin);
         let s = at.scale;
         if s <= 0.0 {
@@ -542,6 +580,39 @@ mod tests {
         let plain = fit(&without, h, 1, 0).expect("fits");
         let g = plain.predict(&without[0], origin).expect("predicts");
         assert!(g[0] > f[0] + 0.15 * usual, "without the flag the peak carries over: {g:?} vs {f:?}");
+    }
+
+    /// An occasional flag (on in 1 period of 29, such as a yearly event in weekly data): for
+    /// half the series demand triples in its periods, for the others nothing happens. Right
+    /// after one, the forecast stays at the level either way: the peak is not carried, and a
+    /// flagged period without a peak is not read as one.
+    #[test]
+    fn after_an_occasional_flag_the_forecast_stays_at_the_level() {
+        let (n, h) = (600, 4);
+        let flag = |i: usize, t: usize| (t + 7 * i).is_multiple_of(29);
+        let lift = |i: usize| if i.is_multiple_of(2) { 3.0 } else { 1.0 };
+        let level = |i: usize, t: usize| 20.0 + ((t / 25 * 37 + i * 11) % 17) as f64 * 3.0;
+        let ys: Vec<Vec<f64>> = (0..12)
+            .map(|i| {
+                (0..n)
+                    .map(|t| level(i, t) * if flag(i, t) { lift(i) } else { 1.0 } + ((t * 7 + i) % 3) as f64)
+                    .collect()
+            })
+            .collect();
+        let exog: Vec<Vec<Vec<f64>>> =
+            (0..12).map(|i| (0..n + h).map(|t| vec![f64::from(u8::from(flag(i, t)))]).collect()).collect();
+        let panels: Vec<Panel<'_>> = ys.iter().zip(&exog).map(|(y, e)| Panel { y, exog: e }).collect();
+        let model = fit(&panels, h, 1, 0).expect("fits");
+        assert_eq!((model.events.len(), model.occasional.len()), (0, 1), "on in 1 of 29 periods");
+        for i in [0, 1] {
+            let origin = (0..n).rev().find(|t| flag(i, *t)).expect("a flagged period") + 1;
+            let usual = level(i, origin) + 1.0;
+            let f = model.predict(&panels[i], origin).expect("predicts");
+            assert!(
+                f.iter().all(|v| (v - usual).abs() < 0.15 * usual),
+                "series {i}: level {usual}, after the flag: {f:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! pooled per class (split conformal), so an erratic series gets a wider band than a steady one
 //! of the same level.
 //!
-//! The per-series models cannot read the calendar: they see the periods of rare events (a
-//! holiday week) filled in as stockouts are, and in the average an event's own period is the
-//! global model's alone.
+//! The per-series models cannot read the calendar: they see the periods of events (a holiday in
+//! daily data; in weekly data also a yearly event such as Mother's Day) filled in as stockouts
+//! are, and an event's own period is the global model's alone, in the average and, when the
+//! panel has events, also where the per-series model was chosen.
 //!
 //! Two steps, so a service can fit once and forecast series one at a time: [`fit_panel`] makes a
 //! [`PanelModel`] (serialisable: the global models, the choice per class, the residual quantiles)
@@ -149,20 +150,25 @@ fn grid(residuals: &[f64]) -> Vec<f64> {
     empirical_quantiles(residuals, &taus)
 }
 
-/// The forecast of `blend` from `origin` of `p`, from the per-series and the global models'. In an
-/// average, where an event is on in a forecast period the global model stands alone: the
-/// per-series model cannot see the calendar.
-fn combine(blend: Blend, p: &Panel<'_>, origin: usize, local: &[f64], global: &[f64], events: &[usize]) -> Vec<f64> {
-    match blend {
-        Blend::Local => local.to_vec(),
-        Blend::Global => global.to_vec(),
-        Blend::Average => local
-            .iter()
-            .zip(global)
-            .enumerate()
-            .map(|(i, (a, b))| if global::event_on(p, events, origin + i) { *b } else { (a + b) / 2.0 })
-            .collect(),
-    }
+/// The forecast of `blend` from `origin` of `p`, from the per-series model's and (when there is
+/// one) the global model's. In any blend, where an event is on in a forecast period the global
+/// model stands alone: the per-series model cannot see the calendar.
+fn combine(
+    blend: Blend,
+    p: &Panel<'_>,
+    origin: usize,
+    local: &[f64],
+    global: Option<&[f64]>,
+    events: &[usize],
+) -> Vec<f64> {
+    let Some(global) = global else { return local.to_vec() };
+    let pick = |i: usize, (a, b): (&f64, &f64)| match blend {
+        Blend::Global => *b,
+        _ if global::event_on(p, events, origin + i) => *b,
+        Blend::Local => *a,
+        Blend::Average => (a + b) / 2.0,
+    };
+    local.iter().zip(global).enumerate().map(|(i, ab)| pick(i, ab)).collect()
 }
 
 /// The history the per-series models see: the periods an event was on in (see [`GlobalModel`]'s
@@ -261,11 +267,10 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
             let scale = sq_scale(&p.y[..origin]);
             let unit = scale.sqrt();
             for blend in [Blend::Local, Blend::Global, Blend::Average] {
-                let f = match (&global_f, blend) {
-                    (_, Blend::Local) => local_f.clone(),
-                    (Some(g), b) => combine(b, p, origin, &local_f, g, &events),
-                    (None, _) => continue,
-                };
+                if blend != Blend::Local && global_f.is_none() {
+                    continue;
+                }
+                let f = combine(blend, p, origin, &local_f, global_f.as_deref(), &events);
                 let sse: f64 = actual.iter().zip(&f).map(|(a, b)| (a - b).powi(2)).sum();
                 let e = scores.entry((sporadic, blend)).or_default();
                 e.0 += (sse / h as f64 / scale).sqrt();
@@ -294,7 +299,9 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         within.or_else(|| options.iter().min_by(|a, b| a.2.total_cmp(&b.2))).map_or(Blend::Local, |o| o.0)
     };
     let (smooth, sporadic) = (best(false), best(true));
-    let global = if smooth != Blend::Local || sporadic != Blend::Local { global::fit(panels, h, m, 0) } else { None };
+    // The global model is needed where a class uses it, and for the event periods of any class.
+    let needed = smooth != Blend::Local || sporadic != Blend::Local || !events.is_empty();
+    let global = if needed { global::fit(panels, h, m, 0) } else { None };
     let kept = |sporadic: bool, blend: Blend| residuals.get(&(sporadic, blend)).map(|r| grid(r)).unwrap_or_default();
     PanelModel {
         horizon: h,
@@ -317,6 +324,12 @@ impl PanelModel {
         if sporadic { (self.sporadic, &self.sporadic_residuals) } else { (self.smooth, &self.smooth_residuals) }
     }
 
+    /// Whether a forecast of `blend` needs the global model: any but a per-series one, and that
+    /// too when the panel has events (their periods are the global model's).
+    fn uses_global(&self, blend: Blend) -> bool {
+        blend != Blend::Local || !self.events.is_empty()
+    }
+
     fn class_model(&self, sporadic: bool) -> Option<Model> {
         if sporadic { self.sporadic_model } else { self.smooth_model }
     }
@@ -335,15 +348,23 @@ pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: 
     }
     let class_choice = class_model.is_some_and(|c| c == local.model);
     let (blend, residuals) = model.choice(sporadic);
-    let global_f =
-        if blend == Blend::Local { None } else { model.global.as_ref().and_then(|g| g.predict(p, p.y.len())) };
+    let global_f = model.uses_global(blend).then(|| model.global.as_ref()?.predict(p, p.y.len())).flatten();
     let blend = match global_f {
         Some(g) => {
-            let point = combine(blend, p, p.y.len(), &local.point, &g, &model.events);
-            // Zero for a series that stopped selling: no spread then.
-            let level = recent_mean(p.y, p.y.len(), cfg.horizon);
-            let unit = if level > 0.0 && model.residuals_in_scale { sq_scale(p.y).sqrt() } else { level };
-            local.quantiles = conformal(&point, residuals, unit, &cfg.quantiles);
+            let point = combine(blend, p, p.y.len(), &local.point, Some(&g), &model.events);
+            if blend == Blend::Local {
+                // The per-series band moves with the point where the global model stands in.
+                for q in &mut local.quantiles {
+                    for (v, (new, old)) in q.iter_mut().zip(point.iter().zip(&local.point)) {
+                        *v = (*v + new - old).max(0.0);
+                    }
+                }
+            } else {
+                // Zero for a series that stopped selling: no spread then.
+                let level = recent_mean(p.y, p.y.len(), cfg.horizon);
+                let unit = if level > 0.0 && model.residuals_in_scale { sq_scale(p.y).sqrt() } else { level };
+                local.quantiles = conformal(&point, residuals, unit, &cfg.quantiles);
+            }
             local.point = point;
             blend
         }
@@ -374,12 +395,12 @@ fn held_out(
     }
     let origin = n - h;
     let local = || forecast.series.model.run(&usual[..origin], h, m);
-    let point: Vec<f64> = match forecast.blend {
-        Blend::Local => local(),
-        b => {
-            let g = model.validation.as_ref().and_then(|g| g.predict(p, origin))?;
-            if b == Blend::Global { g } else { combine(b, p, origin, &local(), &g, &model.events) }
-        }
+    let global = model.uses_global(forecast.blend).then(|| model.validation.as_ref()?.predict(p, origin)).flatten();
+    let point: Vec<f64> = match (forecast.blend, global) {
+        (Blend::Global, Some(g)) => g,
+        (Blend::Local, g) => combine(Blend::Local, p, origin, &local(), g.as_deref(), &model.events),
+        (b, Some(g)) => combine(b, p, origin, &local(), Some(&g), &model.events),
+        (_, None) => return None,
     }
     .into_iter()
     .map(|v| v.max(0.0))
@@ -532,7 +553,10 @@ mod tests {
         let ses = Model::Ses.run(&usual, 4, 1);
         assert!(ses.iter().all(|v| (*v - 10.5).abs() < 1.0), "{ses:?}");
         let (local, global) = ([10.0; 4], [12.0, 12.0, 30.0, 12.0]);
-        assert_eq!(combine(Blend::Average, &p, n, &local, &global, &[0]), [11.0, 11.0, 30.0, 11.0]);
-        assert_eq!(combine(Blend::Average, &p, n, &local, &global, &[]), [11.0, 11.0, 20.0, 11.0]);
+        assert_eq!(combine(Blend::Average, &p, n, &local, Some(&global), &[0]), [11.0, 11.0, 30.0, 11.0]);
+        assert_eq!(combine(Blend::Average, &p, n, &local, Some(&global), &[]), [11.0, 11.0, 20.0, 11.0]);
+        // The per-series forecast too leaves the event's period to the global model.
+        assert_eq!(combine(Blend::Local, &p, n, &local, Some(&global), &[0]), [10.0, 10.0, 30.0, 10.0]);
+        assert_eq!(combine(Blend::Local, &p, n, &local, None, &[0]), local);
     }
 }
