@@ -206,16 +206,19 @@ impl AtOrigin {
             frequency,
             since: (since / (4 * horizon) as f64).min(2.0),
             lags: (1..=lags(season)).map(|l| origin.checked_sub(l).map_or(0.0, |i| y[i]) / s).collect(),
-            after_event: (!events.is_empty())
-                .then(|| origin.checked_sub(1).filter(|u| event_on(p, events, *u)).map_or(0.0, |u| y[u] / s)),
-            after_occasional: (!occasional.is_empty()).then(|| {
-                origin.checked_sub(1).filter(|u| event_on(p, occasional, *u)).map_or(0.0, |u| {
-                    let before = &y[u.saturating_sub(4)..u];
-                    if before.is_empty() { 0.0 } else { (y[u] - mean(before)) / s }
-                })
+            after_event: after_flag(p, events, origin, |u| y[u] / s),
+            after_occasional: after_flag(p, occasional, origin, |u| {
+                let before = &y[u.saturating_sub(4)..u];
+                if before.is_empty() { 0.0 } else { (y[u] - mean(before)) / s }
             }),
         }
     }
+}
+
+/// A feature of the period just before `origin`: `value` of it when one of `flags` was on in it,
+/// else 0; none when there are no such flags.
+fn after_flag(p: &Panel<'_>, flags: &[usize], origin: usize, value: impl Fn(usize) -> f64) -> Option<f64> {
+    (!flags.is_empty()).then(|| origin.checked_sub(1).filter(|u| event_on(p, flags, *u)).map_or(0.0, value))
 }
 
 /// What the features of a model depend on besides the series.

@@ -183,6 +183,12 @@ pub fn usual_history<'a>(p: &Panel<'a>, events: &[usize], m: usize) -> Cow<'a, [
     if on.contains(&true) { Cow::Owned(impute_censored(p.y, &on, m)) } else { Cow::Borrowed(p.y) }
 }
 
+/// Whether a forecast of `blend` needs the global model: any but a per-series one, and that too
+/// when the panel has `events` (their periods are the global model's).
+fn uses_global(blend: Blend, events: &[usize]) -> bool {
+    blend != Blend::Local || !events.is_empty()
+}
+
 /// Mean squared one-step change: the RMSSE scale (1 when flat).
 fn sq_scale(y: &[f64]) -> f64 {
     let start = y.iter().position(|v| *v != 0.0).unwrap_or(0);
@@ -299,8 +305,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
         within.or_else(|| options.iter().min_by(|a, b| a.2.total_cmp(&b.2))).map_or(Blend::Local, |o| o.0)
     };
     let (smooth, sporadic) = (best(false), best(true));
-    // The global model is needed where a class uses it, and for the event periods of any class.
-    let needed = smooth != Blend::Local || sporadic != Blend::Local || !events.is_empty();
+    let needed = uses_global(smooth, &events) || uses_global(sporadic, &events);
     let global = if needed { global::fit(panels, h, m, 0) } else { None };
     let kept = |sporadic: bool, blend: Blend| residuals.get(&(sporadic, blend)).map(|r| grid(r)).unwrap_or_default();
     PanelModel {
@@ -324,12 +329,6 @@ impl PanelModel {
         if sporadic { (self.sporadic, &self.sporadic_residuals) } else { (self.smooth, &self.smooth_residuals) }
     }
 
-    /// Whether a forecast of `blend` needs the global model: any but a per-series one, and that
-    /// too when the panel has events (their periods are the global model's).
-    fn uses_global(&self, blend: Blend) -> bool {
-        blend != Blend::Local || !self.events.is_empty()
-    }
-
     fn class_model(&self, sporadic: bool) -> Option<Model> {
         if sporadic { self.sporadic_model } else { self.smooth_model }
     }
@@ -348,7 +347,7 @@ pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: 
     }
     let class_choice = class_model.is_some_and(|c| c == local.model);
     let (blend, residuals) = model.choice(sporadic);
-    let global_f = model.uses_global(blend).then(|| model.global.as_ref()?.predict(p, p.y.len())).flatten();
+    let global_f = uses_global(blend, &model.events).then(|| model.global.as_ref()?.predict(p, p.y.len())).flatten();
     let blend = match global_f {
         Some(g) => {
             let point = combine(blend, p, p.y.len(), &local.point, Some(&g), &model.events);
@@ -395,12 +394,12 @@ fn held_out(
     }
     let origin = n - h;
     let local = || forecast.series.model.run(&usual[..origin], h, m);
-    let global = model.uses_global(forecast.blend).then(|| model.validation.as_ref()?.predict(p, origin)).flatten();
+    let global =
+        uses_global(forecast.blend, &model.events).then(|| model.validation.as_ref()?.predict(p, origin)).flatten();
     let point: Vec<f64> = match (forecast.blend, global) {
         (Blend::Global, Some(g)) => g,
-        (Blend::Local, g) => combine(Blend::Local, p, origin, &local(), g.as_deref(), &model.events),
-        (b, Some(g)) => combine(b, p, origin, &local(), Some(&g), &model.events),
-        (_, None) => return None,
+        (Blend::Global | Blend::Average, None) => return None,
+        (b, g) => combine(b, p, origin, &local(), g.as_deref(), &model.events),
     }
     .into_iter()
     .map(|v| v.max(0.0))
