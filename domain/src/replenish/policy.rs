@@ -1,7 +1,10 @@
 //! The inventory policy of one SKU at one location.
 //!
 //! Demand over the protection interval P = lead time + review period has mean `μ_P` (the
-//! forecast summed over P) and variance `σ_P² = P·σ_d² + d̄²·v_L`: the forecast's own spread
+//! forecast summed over P; with a spread lead time each period counts with the chance that it
+//! falls inside P, so a peak just past the mean lead time counts in part and the forecast's
+//! weekday pattern near the order's arrival, which day it lands on being uncertain, averages
+//! out) and variance `σ_P² = P·σ_d² + d̄²·v_L`: the forecast's own spread
 //! per period over P periods, plus the lead time's spread times the mean demand per period.
 //! With one order outstanding (continuous review, or reviews further apart than the lead time
 //! spreads) `v_L = σ_L²`, the textbook term. Orders placed every R periods with independent lead
@@ -81,7 +84,8 @@ pub enum PolicyError {
 pub struct Explanation {
     /// Lead time plus review period, in periods.
     pub protection_periods: f64,
-    /// Mean demand over the lead time, and over the lead time plus review period.
+    /// Mean demand over the lead time, and over the lead time plus review period (each period
+    /// weighted by the chance it falls inside when the lead time spreads).
     pub lead_time_demand: f64,
     pub protection_demand: f64,
     /// Standard deviation of demand over the protection interval, and over the lead time.
@@ -123,6 +127,22 @@ fn demand_over(demand: &[f64], periods: f64) -> f64 {
     let at = |t: usize| at_or_last(demand, t);
     let whole = periods.floor() as usize;
     (0..whole).map(at).sum::<f64>() + at(whole) * (periods - whole as f64)
+}
+
+/// The mean demand over a normal number of periods (mean `periods`, spread `sd`; negative counts
+/// as none): period k counts with the expected share of it inside, E[min(max(N − k, 0), 1)] =
+/// σ·(G((k − μ)/σ) − G((k + 1 − μ)/σ)). With no spread, [`demand_over`].
+fn demand_within(demand: &[f64], periods: f64, sd: f64) -> f64 {
+    if sd <= 0.0 {
+        return demand_over(demand, periods);
+    }
+    let last = (periods + 6.0 * sd).ceil() as usize;
+    (0..=last)
+        .map(|k| {
+            let inside = sd * (normal_loss((k as f64 - periods) / sd) - normal_loss((k as f64 + 1.0 - periods) / sd));
+            at_or_last(demand, k) * inside.clamp(0.0, 1.0)
+        })
+        .sum()
 }
 
 /// The mean of `v` over its first `periods` entries (at least one; the last repeats).
@@ -281,8 +301,8 @@ pub fn policy(input: &PolicyInput, target: ServiceTarget) -> Result<Policy, Poli
         return Err(PolicyError::Rounding);
     }
     let p = l + r;
-    let lead_time_demand = demand_over(&input.demand, l);
-    let protection_demand = demand_over(&input.demand, p);
+    let lead_time_demand = demand_within(&input.demand, l, sl);
+    let protection_demand = demand_within(&input.demand, p, sl);
     let d_bar = mean_over(&input.demand, p);
     let demand_var: Vec<f64> = input.demand_sd.iter().map(|s| s * s).collect();
     let var_demand = p * mean_over(&demand_var, p);
@@ -477,6 +497,28 @@ mod tests {
         let f = p.fill_rate_at(1.8);
         assert!(f > 0.05 && f < 0.95, "{f}");
         assert!(p.fill_rate_at(2.8) > f);
+    }
+
+    #[test]
+    fn a_spread_lead_time_counts_the_periods_it_may_reach_in_part() {
+        // Daily review, a week's lead time: 10 a day, then 100 a day from day 9 on.
+        let mut i = input();
+        i.review_period = 1.0;
+        i.lead_time_mean = 7.0;
+        i.demand = (0..30).map(|t| if t < 9 { 10.0 } else { 100.0 }).collect();
+        i.lead_time_sd = 0.0;
+        let sure = policy(&i, ServiceTarget::FillRate(0.95)).expect("policy").explanation;
+        assert!((sure.protection_demand - 80.0).abs() < 1e-9 && (sure.lead_time_demand - 70.0).abs() < 1e-9);
+        // With 2 days either way the order may come after day 9 starts: part of the peak counts.
+        i.lead_time_sd = 2.0;
+        let spread = policy(&i, ServiceTarget::FillRate(0.95)).expect("policy").explanation;
+        assert!(spread.protection_demand > 100.0, "{spread:?}");
+        assert!(spread.lead_time_demand > 70.0 && spread.lead_time_demand < spread.protection_demand);
+        // Flat demand: the spread moves no mean (but for the hundredth of a unit the normal puts
+        // below a lead time of 0).
+        i.demand = vec![10.0; 30];
+        let flat = policy(&i, ServiceTarget::FillRate(0.95)).expect("policy").explanation;
+        assert!((flat.protection_demand - 80.0).abs() < 0.01 && (flat.lead_time_demand - 70.0).abs() < 0.01);
     }
 
     #[test]
