@@ -131,18 +131,17 @@ fn demand_over(demand: &[f64], periods: f64) -> f64 {
 
 /// The mean demand over a normal number of periods (mean `periods`, spread `sd`; negative counts
 /// as none): period k counts with the expected share of it inside, E[min(max(N − k, 0), 1)] =
-/// σ·(G((k − μ)/σ) − G((k + 1 − μ)/σ)). With no spread, [`demand_over`].
+/// σ·(G((k − μ)/σ) − G((k + 1 − μ)/σ)). Past the forecast's end its last period repeats, and
+/// those shares sum to σ·G((end − μ)/σ), so the work is the forecast's length whatever the
+/// spread. With no spread, [`demand_over`].
 fn demand_within(demand: &[f64], periods: f64, sd: f64) -> f64 {
     if sd <= 0.0 {
         return demand_over(demand, periods);
     }
-    let last = (periods + 6.0 * sd).ceil() as usize;
-    (0..=last)
-        .map(|k| {
-            let inside = sd * (normal_loss((k as f64 - periods) / sd) - normal_loss((k as f64 + 1.0 - periods) / sd));
-            at_or_last(demand, k) * inside.clamp(0.0, 1.0)
-        })
-        .sum()
+    let beyond = |k: usize| sd * normal_loss((k as f64 - periods) / sd);
+    let end = demand.len();
+    let within: f64 = demand.iter().enumerate().map(|(k, d)| d * (beyond(k) - beyond(k + 1)).clamp(0.0, 1.0)).sum();
+    within + at_or_last(demand, end) * beyond(end)
 }
 
 /// The mean of `v` over its first `periods` entries (at least one; the last repeats).
@@ -519,6 +518,10 @@ mod tests {
         i.demand = vec![10.0; 30];
         let flat = policy(&i, ServiceTarget::FillRate(0.95)).expect("policy").explanation;
         assert!((flat.protection_demand - 80.0).abs() < 0.01 && (flat.lead_time_demand - 70.0).abs() < 0.01);
+        // A spread far past the forecast costs no more than its length: the last period repeats.
+        i.lead_time_sd = 1e12;
+        let wide = policy(&i, ServiceTarget::FillRate(0.95)).expect("policy").explanation;
+        assert!(wide.protection_demand.is_finite() && wide.protection_demand > 80.0, "{wide:?}");
     }
 
     #[test]
