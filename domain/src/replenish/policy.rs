@@ -122,32 +122,27 @@ pub struct Policy {
     pub explanation: Explanation,
 }
 
-/// The mean demand over `periods` periods from now (fractions count pro rata).
-fn demand_over(demand: &[f64], periods: f64) -> f64 {
-    let at = |t: usize| at_or_last(demand, t);
-    let whole = periods.floor() as usize;
-    (0..whole).map(at).sum::<f64>() + at(whole) * (periods - whole as f64)
-}
-
 /// The mean demand over a normal number of periods (mean `periods`, spread `sd`; negative counts
-/// as none): period k counts with the expected share of it inside, E[min(max(N − k, 0), 1)] =
-/// σ·(G((k − μ)/σ) − G((k + 1 − μ)/σ)). Past the forecast's end its last period repeats, and
-/// those shares sum to σ·G((end − μ)/σ), so the work is the forecast's length whatever the
-/// spread. With no spread, [`demand_over`].
+/// as none): period k counts with the expected share of it inside, E[min(max(N − k, 0), 1)], the
+/// expected excess of N over k less that over k + 1 (with no spread: whole periods, the last
+/// one's fraction pro rata). Past the forecast's end its last period repeats, and those shares
+/// sum to the expected excess over the end, so the work is the forecast's length whatever the
+/// lead time and its spread.
 fn demand_within(demand: &[f64], periods: f64, sd: f64) -> f64 {
-    if sd <= 0.0 {
-        return demand_over(demand, periods);
+    let beyond = |k: usize| expected_excess(k as f64, periods, sd);
+    let (mut sum, mut before) = (0.0, beyond(0));
+    for (k, d) in demand.iter().enumerate() {
+        let after = beyond(k + 1);
+        sum += d * (before - after);
+        before = after;
     }
-    let beyond = |k: usize| sd * normal_loss((k as f64 - periods) / sd);
-    let end = demand.len();
-    let within: f64 = demand.iter().enumerate().map(|(k, d)| d * (beyond(k) - beyond(k + 1)).clamp(0.0, 1.0)).sum();
-    within + at_or_last(demand, end) * beyond(end)
+    sum + at_or_last(demand, demand.len()) * before
 }
 
 /// The mean of `v` over its first `periods` entries (at least one; the last repeats).
 fn mean_over(v: &[f64], periods: f64) -> f64 {
     let p = periods.max(1.0);
-    demand_over(v, p) / p
+    demand_within(v, p, 0.0) / p
 }
 
 /// Standard normal density, distribution and loss function G(z) = φ(z) − z·(1 − Φ(z)).
