@@ -136,3 +136,38 @@ fn a_calibration_window_the_forecast_overshot_does_not_starve_the_replay() {
     // with the spread learnt on the over-shooting forecasts (a factor of 0.38 then; 1.36 now).
     assert!(report.ours().total.fill_rate() >= 0.94, "{summary}");
 }
+
+#[test]
+fn a_review_sees_the_covariates_of_the_days_it_plans_for() {
+    // A promotion on irregular days (no weekday or season tells them) sells four times as much.
+    // Covariates are known in advance, as `forecast --future` gives them: the review three days
+    // before a promotion reads its flag from the history and stocks for it. Blind to the flag, the
+    // policy would stock for an average day and lose most of each promotion's extra demand.
+    let mut h = String::from("series_id,date,quantity,promo\n");
+    let promo = |d: u64| (d * 37) % 100 < 9;
+    for (id, base) in [("a", 30.0f64), ("b", 18.0)] {
+        for d in 0..280u64 {
+            let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("date") + chrono::Days::new(d);
+            let lift = if promo(d) { 4.0 } else { 1.0 };
+            let wobble = [0.8, 1.1, 0.9, 1.3, 1.0, 0.7, 1.2][(d * 5 % 7) as usize];
+            h.push_str(&format!("{id},{date},{},{}\n", (base * lift * wobble).round(), u8::from(promo(d))));
+        }
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let h = write(dir.path(), "h.csv", &h);
+    let p =
+        write(dir.path(), "p.toml", "target_service_level = 0.95\nlead_time_mean = 3\nlead_time_sd = 0\nseed = 7\n");
+    let out = dir.path().join("o.csv");
+    let report = run(&args(h, p, out.clone(), 56)).expect("replay");
+    let text = std::fs::read_to_string(&out).expect("output");
+    // Demand and sales on the promotion days of the window (day 224 on).
+    let (mut demand, mut sales, mut days) = (0.0, 0.0, 0);
+    for (i, line) in text.lines().skip(1).enumerate() {
+        let r: Vec<f64> = line.split(',').skip(2).map(|v| v.parse().expect("number")).collect();
+        if promo(224 + (i % 56) as u64) {
+            (demand, sales, days) = (demand + r[0], sales + r[4], days + 1);
+        }
+    }
+    assert!(days >= 8, "{days} promotion days in the window");
+    assert!(sales / demand >= 0.95, "promotion days served {:.1} %\n{}", 100.0 * sales / demand, render(&report));
+}

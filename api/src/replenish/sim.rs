@@ -3,7 +3,8 @@
 //!
 //! At each review the policy forecasts from the periods before that day only (the same engine as
 //! `quartermaster forecast`, over at least the frequency's planning horizon, as the service's
-//! nightly run does), turns the forecast and its spread into an order-up-to level for the
+//! nightly run does; the history's covariate columns, known in advance, are its future
+//! covariates for the days ahead), turns the forecast and its spread into an order-up-to level for the
 //! series' service target, and orders up to it in whole packs and at least the minimum. The
 //! baselines, in the same run on the same lead-time draws:
 //! (a) min/max from average demand over the last year × lead time, as common ERPs set it;
@@ -101,23 +102,32 @@ fn series_seed(seed: u64, id: &str) -> u64 {
     h
 }
 
-/// The history of `due` series cut just before each one's replay step `step`.
-fn cut(history: &History, due: &[usize], steps: usize, step: usize) -> History {
-    let series = due
-        .iter()
-        .map(|&i| {
-            let s = &history.series[i];
-            let origin = s.quantity.len() - steps + step;
-            io::Series {
-                id: s.id.clone(),
-                start: s.start,
-                quantity: s.quantity[..origin].to_vec(),
-                covariates: s.covariates.iter().map(|c| c[..origin].to_vec()).collect(),
-                censored: s.censored[..origin].to_vec(),
-            }
-        })
-        .collect();
-    History { freq: history.freq, covariates: history.covariates.clone(), series }
+/// The history of `due` series cut just before each one's replay step `step`, and the
+/// covariates of the `horizon` periods after the cut (none when the history has no covariates).
+/// Covariates are known in advance (a SNAP day, an event, a planned price), as `forecast
+/// --future` gives them, so a review sees those of the days it plans for; periods past the end
+/// of the history have none (missing).
+fn cut(history: &History, due: &[usize], steps: usize, step: usize, horizon: usize) -> (History, Option<io::Future>) {
+    let mut series = Vec::with_capacity(due.len());
+    let mut ahead = BTreeMap::new();
+    for &i in due {
+        let s = &history.series[i];
+        let origin = s.quantity.len() - steps + step;
+        series.push(io::Series {
+            id: s.id.clone(),
+            start: s.start,
+            quantity: s.quantity[..origin].to_vec(),
+            covariates: s.covariates.iter().map(|c| c[..origin].to_vec()).collect(),
+            censored: s.censored[..origin].to_vec(),
+        });
+        let rows = (origin..origin + horizon)
+            .map(|t| s.covariates.iter().map(|c| c.get(t).cloned().unwrap_or(io::Value::Missing)).collect())
+            .collect();
+        ahead.insert(s.id.clone(), rows);
+    }
+    let future =
+        (!history.covariates.is_empty()).then(|| io::Future { covariates: history.covariates.clone(), series: ahead });
+    (History { freq: history.freq, covariates: history.covariates.clone(), series }, future)
 }
 
 const BAND: (f64, f64) = (0.1, 0.9);
@@ -226,8 +236,8 @@ fn outlooks(
                 .max()
                 .unwrap_or(1)
                 .max(history.freq.planning_horizon());
-            let cut = cut(history, &due, steps + back, step);
-            let forecasts = forecast_history(&cut, None, horizon, season, &[BAND.0, 0.5, BAND.1])
+            let (cut, ahead) = cut(history, &due, steps + back, step, horizon);
+            let forecasts = forecast_history(&cut, ahead.as_ref(), horizon, season, &[BAND.0, 0.5, BAND.1])
                 .context("forecasting during the replay")?;
             Ok(due
                 .iter()
