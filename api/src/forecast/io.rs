@@ -205,7 +205,7 @@ pub fn read_history(path: &Path, freq: Option<Freq>) -> Result<History, InputErr
         }
     };
     let numeric = numeric_columns(&extras, &groups);
-    let stockout = extras.iter().position(|e| e == "stockout").filter(|c| numeric[*c]);
+    let stockout = extras.iter().position(|e| e == STOCKOUT).filter(|c| numeric[*c]);
     let mut series = Vec::with_capacity(groups.len());
     for (id, rows) in &groups {
         check_sequence(&file, id, rows, freq)?;
@@ -224,6 +224,9 @@ pub fn read_history(path: &Path, freq: Option<Freq>) -> Result<History, InputErr
     }
     Ok(History { freq, covariates: extras, series })
 }
+
+/// The column that marks censored periods: what the stock did, not a covariate known in advance.
+pub const STOCKOUT: &str = "stockout";
 
 /// Future covariates: per series, the values for each forecast period.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,8 +4,8 @@
 //! At each review the policy forecasts from the periods before that day only (the same engine as
 //! `quartermaster forecast`, over at least the frequency's planning horizon, as the service's
 //! nightly run does; the history's covariate columns, known in advance, are its future
-//! covariates for the days ahead), turns the forecast and its spread into an order-up-to level for the
-//! series' service target, and orders up to it in whole packs and at least the minimum. The
+//! covariates for the days ahead), turns the forecast and its spread into an order-up-to level
+//! for the series' service target, and orders up to it in whole packs and at least the minimum. The
 //! baselines, in the same run on the same lead-time draws:
 //! (a) min/max from average demand over the last year × lead time, as common ERPs set it;
 //! (b) the textbook order-up-to level with normal safety stock from the sample standard deviation
@@ -106,8 +106,10 @@ fn series_seed(seed: u64, id: &str) -> u64 {
 /// covariates of the `horizon` periods after the cut (none when the history has no covariates).
 /// Covariates are known in advance (a SNAP day, an event, a planned price), as `forecast
 /// --future` gives them, so a review sees those of the days it plans for; periods past the end
-/// of the history have none (missing).
+/// of the history have none (missing), and nor has the `stockout` column, which is what the
+/// stock did, not a plan: the review forecasts demand as if none ran out.
 fn cut(history: &History, due: &[usize], steps: usize, step: usize, horizon: usize) -> (History, Option<io::Future>) {
+    let known: Vec<bool> = history.covariates.iter().map(|c| c != io::STOCKOUT).collect();
     let mut series = Vec::with_capacity(due.len());
     let mut ahead = BTreeMap::new();
     for &i in due {
@@ -121,7 +123,10 @@ fn cut(history: &History, due: &[usize], steps: usize, step: usize, horizon: usi
             censored: s.censored[..origin].to_vec(),
         });
         let rows = (origin..origin + horizon)
-            .map(|t| s.covariates.iter().map(|c| c.get(t).cloned().unwrap_or(io::Value::Missing)).collect())
+            .map(|t| {
+                let value = |(c, known): (&Vec<io::Value>, &bool)| c.get(t).filter(|_| *known).cloned();
+                s.covariates.iter().zip(&known).map(|c| value(c).unwrap_or(io::Value::Missing)).collect()
+            })
             .collect();
         ahead.insert(s.id.clone(), rows);
     }
@@ -471,4 +476,42 @@ pub fn render(report: &Report) -> String {
     }
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use io::Value::{Missing, Number};
+
+    #[test]
+    fn a_review_knows_the_covariates_ahead_but_not_the_stockouts() {
+        let series = io::Series {
+            id: "a".into(),
+            start: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("date"),
+            quantity: vec![5.0; 6],
+            covariates: vec![(0..6).map(|t| Number(f64::from(t))).collect(), vec![Number(1.0); 6]],
+            censored: vec![true; 6],
+        };
+        let history =
+            History { freq: Freq::Daily, covariates: vec!["promo".into(), io::STOCKOUT.into()], series: vec![series] };
+        // Replaying the last 3 periods, step 1: the cut is after period 3, the horizon 4 periods.
+        let (before, ahead) = cut(&history, &[0], 3, 1, 4);
+        assert_eq!(before.series[0].quantity.len(), 4);
+        assert_eq!(before.series[0].covariates[0].len(), 4);
+        let ahead = ahead.expect("covariates");
+        let rows = &ahead.series["a"];
+        // Periods 4 and 5 from the file, 6 and 7 past its end; the stockout column never.
+        assert_eq!(
+            rows,
+            &vec![
+                vec![Number(4.0), Missing],
+                vec![Number(5.0), Missing],
+                vec![Missing, Missing],
+                vec![Missing, Missing]
+            ]
+        );
+        let series = history.series.into_iter().map(|s| io::Series { covariates: Vec::new(), ..s }).collect();
+        let bare = History { covariates: Vec::new(), series, ..history };
+        assert!(cut(&bare, &[0], 3, 1, 4).1.is_none());
+    }
 }
