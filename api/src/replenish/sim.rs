@@ -5,8 +5,8 @@
 //! `quartermaster forecast`, over at least the frequency's planning horizon, as the service's
 //! nightly run does; the history's covariate columns, known in advance, are its future
 //! covariates for the days ahead), turns the forecast and its spread into an order-up-to level
-//! for the series' service target, and orders up to it in whole packs and at least the minimum. The
-//! baselines, in the same run on the same lead-time draws:
+//! for the series' service target, and orders up to it in whole packs and at least the minimum.
+//! The baselines, in the same run on the same lead-time draws:
 //! (a) min/max from average demand over the last year × lead time, as common ERPs set it;
 //! (b) the textbook order-up-to level with normal safety stock from the sample standard deviation
 //!     of the last year, its safety factor tuned until it reaches the fill rate the policy achieved,
@@ -109,7 +109,7 @@ fn series_seed(seed: u64, id: &str) -> u64 {
 /// of the history have none (missing), and nor has the `stockout` column, which is what the
 /// stock did, not a plan: the review forecasts demand as if none ran out.
 fn cut(history: &History, due: &[usize], steps: usize, step: usize, horizon: usize) -> (History, Option<io::Future>) {
-    let known: Vec<bool> = history.covariates.iter().map(|c| c != io::STOCKOUT).collect();
+    let stockout = history.covariates.iter().position(|c| c == io::STOCKOUT);
     let mut series = Vec::with_capacity(due.len());
     let mut ahead = BTreeMap::new();
     for &i in due {
@@ -122,16 +122,15 @@ fn cut(history: &History, due: &[usize], steps: usize, step: usize, horizon: usi
             covariates: s.covariates.iter().map(|c| c[..origin].to_vec()).collect(),
             censored: s.censored[..origin].to_vec(),
         });
-        let rows = (origin..origin + horizon)
-            .map(|t| {
-                let value = |(c, known): (&Vec<io::Value>, &bool)| c.get(t).filter(|_| *known).cloned();
-                s.covariates.iter().zip(&known).map(|c| value(c).unwrap_or(io::Value::Missing)).collect()
-            })
-            .collect();
-        ahead.insert(s.id.clone(), rows);
+        if !history.covariates.is_empty() {
+            let value = |j: usize, t: usize| s.covariates[j].get(t).filter(|_| Some(j) != stockout).cloned();
+            let rows = (origin..origin + horizon)
+                .map(|t| (0..s.covariates.len()).map(|j| value(j, t).unwrap_or(io::Value::Missing)).collect())
+                .collect();
+            ahead.insert(s.id.clone(), rows);
+        }
     }
-    let future =
-        (!history.covariates.is_empty()).then(|| io::Future { covariates: history.covariates.clone(), series: ahead });
+    let future = (!ahead.is_empty()).then(|| io::Future { covariates: history.covariates.clone(), series: ahead });
     (History { freq: history.freq, covariates: history.covariates.clone(), series }, future)
 }
 
