@@ -122,3 +122,55 @@ fn the_command_line_exits_non_zero_with_the_message() {
     assert_eq!(lines[0], "series_id,date,forecast,q0.5,model");
     assert!(lines[1].starts_with("a,2026-04-01,") && lines[2].starts_with("a,2026-05-01,"), "{stdout}");
 }
+
+/// The `stockout` column records what the stock did, which nobody knows for the days ahead: a
+/// future file needs only the covariates known in advance, and a stockout column given there
+/// changes nothing.
+#[test]
+fn a_future_file_needs_no_stockout_column() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut text = String::from("series_id,date,quantity,price,stockout\n");
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
+    for (id, base) in [("a", 10.0), ("b", 20.0)] {
+        for d in 0..56 {
+            let date = start + chrono::Days::new(d);
+            let out = id == "a" && d % 9 == 4;
+            let q = if out {
+                0.0
+            } else if d % 7 >= 5 {
+                base * 2.0
+            } else {
+                base
+            };
+            text.push_str(&format!("{id},{date},{q},9.99,{}\n", u8::from(out)));
+        }
+    }
+    let input = write(dir.path(), "h.csv", &text);
+    let future = |with_stockout: bool| {
+        let mut f =
+            String::from(if with_stockout { "series_id,date,price,stockout\n" } else { "series_id,date,price\n" });
+        for id in ["a", "b"] {
+            for d in 56..63 {
+                let date = start + chrono::Days::new(d);
+                f.push_str(&format!("{id},{date},9.99{}\n", if with_stockout { ",1" } else { "" }));
+            }
+        }
+        f
+    };
+    let forecast = |name: &str, future_text: String| {
+        let mut a = args(input.clone(), dir.path().join(format!("{name}.out.csv")), 7);
+        a.future = Some(write(dir.path(), name, &future_text));
+        run(&a).map(|_| std::fs::read_to_string(&a.output).expect("output"))
+    };
+    let without = forecast("plain.csv", future(false)).expect("a future file without the stockout column");
+    assert_eq!(without.lines().count(), 15, "{without}");
+    let with = forecast("stockout.csv", future(true)).expect("a future file with it");
+    assert_eq!(with, without, "the stockout column of the days ahead is not read");
+    // The days out of stock are imputed, not read as no demand: a's weekdays stay near 10.
+    let monday: f64 =
+        without.lines().nth(1).and_then(|l| l.split(',').nth(2)).and_then(|v| v.parse().ok()).expect("row");
+    assert!((monday - 10.0).abs() < 1.5, "{without}");
+    // Any other column must still match the history's.
+    let err = forecast("promo.csv", future(false).replace(",price", ",promo")).expect_err("wrong column").to_string();
+    assert!(err.contains(r#"differ from the history's ["price"]"#), "{err}");
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use qm_domain::forecast::{Config, Panel, PanelForecast, calendar, forecast_panel, impute_censored};
 
-use super::io::{self, Freq, Future, History, OutRow, Value};
+use super::io::{self, Freq, Future, History, OutRow, STOCKOUT, Value};
 
 /// The arguments of `quartermaster forecast`.
 #[derive(Debug, Clone, clap::Args)]
@@ -112,7 +112,8 @@ pub fn forecast_history(
 
 /// Known-in-advance features per series and period (history, then horizon): the calendar, and
 /// the covariates when their future values are given (numeric as they are, categorical levels
-/// seen at least twice as indicators).
+/// seen at least twice as indicators). The `stockout` column is none of them: it marks the
+/// periods imputed, not something known ahead.
 fn exog(history: &History, future: Option<&Future>, horizon: usize) -> anyhow::Result<Vec<Vec<Vec<f64>>>> {
     let mut levels: Vec<Vec<String>> = vec![Vec::new(); history.covariates.len()];
     if future.is_some() {
@@ -133,6 +134,9 @@ fn exog(history: &History, future: Option<&Future>, horizon: usize) -> anyhow::R
         .collect();
     let encode = |values: &[Value], out: &mut Vec<f64>| {
         for (c, v) in values.iter().enumerate() {
+            if history.covariates[c] == STOCKOUT {
+                continue;
+            }
             if numeric[c] {
                 out.push(if let Value::Number(n) = v { *n } else { 0.0 });
             } else {

@@ -236,16 +236,29 @@ pub struct Future {
 }
 
 /// Reads a future-covariates file and checks it against `history`: the same covariate columns,
-/// and for every series one row for each of the `horizon` periods after its history.
+/// and for every series one row for each of the `horizon` periods after its history. The
+/// `stockout` column records what the stock did, which nobody knows ahead: the file may leave it
+/// out, its values are not read when given, and the forecast periods have it missing.
 pub fn read_future(path: &Path, history: &History, horizon: usize) -> Result<Future, InputError> {
     let file = path.display().to_string();
     let (extras, groups) = read_rows(path, false)?;
-    if extras != history.covariates {
+    let known = |columns: &[String]| columns.iter().filter(|c| *c != STOCKOUT).cloned().collect::<Vec<_>>();
+    if known(&extras) != known(&history.covariates) {
         return Err(InputError::File {
             file,
-            message: format!("covariate columns {:?} differ from the history's {:?}", extras, history.covariates),
+            message: format!(
+                "covariate columns {:?} differ from the history's {:?}",
+                extras,
+                known(&history.covariates)
+            ),
         });
     }
+    // Where each of the history's covariates is in this file; none for the stockout column.
+    let columns: Vec<Option<usize>> = history
+        .covariates
+        .iter()
+        .map(|c| if c == STOCKOUT { None } else { extras.iter().position(|e| e == c) })
+        .collect();
     let numeric = numeric_columns(&extras, &groups);
     let mut out = BTreeMap::new();
     for s in &history.series {
@@ -264,11 +277,13 @@ pub fn read_future(path: &Path, history: &History, horizon: usize) -> Result<Fut
                 file: file.clone(),
                 message: format!("series {}: no row for forecast date {d}", s.id),
             })?;
-            values.push((0..extras.len()).map(|c| value(&row.extras[c], numeric[c])).collect());
+            values.push(
+                columns.iter().map(|c| c.map_or(Value::Missing, |c| value(&row.extras[c], numeric[c]))).collect(),
+            );
         }
         out.insert(s.id.clone(), values);
     }
-    Ok(Future { covariates: extras, series: out })
+    Ok(Future { covariates: history.covariates.clone(), series: out })
 }
 
 /// One forecast row.
