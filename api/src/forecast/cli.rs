@@ -132,9 +132,10 @@ fn exog(history: &History, future: Option<&Future>, horizon: usize) -> anyhow::R
     let numeric: Vec<bool> = (0..history.covariates.len())
         .map(|c| history.series.iter().any(|s| s.covariates[c].iter().any(|x| matches!(x, Value::Number(_)))))
         .collect();
+    let stockout = history.covariates.iter().position(|c| c == STOCKOUT);
     let encode = |values: &[Value], out: &mut Vec<f64>| {
         for (c, v) in values.iter().enumerate() {
-            if history.covariates[c] == STOCKOUT {
+            if Some(c) == stockout {
                 continue;
             }
             if numeric[c] {

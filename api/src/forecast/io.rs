@@ -238,27 +238,21 @@ pub struct Future {
 /// Reads a future-covariates file and checks it against `history`: the same covariate columns,
 /// and for every series one row for each of the `horizon` periods after its history. The
 /// `stockout` column records what the stock did, which nobody knows ahead: the file may leave it
-/// out, its values are not read when given, and the forecast periods have it missing.
+/// out (the forecast periods then have it missing), and the model never reads it.
 pub fn read_future(path: &Path, history: &History, horizon: usize) -> Result<Future, InputError> {
     let file = path.display().to_string();
     let (extras, groups) = read_rows(path, false)?;
     let known = |columns: &[String]| columns.iter().filter(|c| *c != STOCKOUT).cloned().collect::<Vec<_>>();
-    if known(&extras) != known(&history.covariates) {
+    let wanted = known(&history.covariates);
+    if known(&extras) != wanted {
         return Err(InputError::File {
             file,
-            message: format!(
-                "covariate columns {:?} differ from the history's {:?}",
-                extras,
-                known(&history.covariates)
-            ),
+            message: format!("covariate columns {extras:?} differ from the history's {wanted:?}"),
         });
     }
-    // Where each of the history's covariates is in this file; none for the stockout column.
-    let columns: Vec<Option<usize>> = history
-        .covariates
-        .iter()
-        .map(|c| if c == STOCKOUT { None } else { extras.iter().position(|e| e == c) })
-        .collect();
+    // Where each of the history's covariates is in this file (the stockout column may be absent;
+    // the forecast's features never read it).
+    let columns: Vec<Option<usize>> = history.covariates.iter().map(|c| extras.iter().position(|e| e == c)).collect();
     let numeric = numeric_columns(&extras, &groups);
     let mut out = BTreeMap::new();
     for s in &history.series {
