@@ -4,10 +4,14 @@
 //! endpoint and event, so a re-run adds nothing). `webhook.deliver` sends one message, records the
 //! attempt, and reschedules itself on Svix's schedule until delivered or out of attempts. The
 //! message id (`webhook-id`) is the same on every retry, so receivers can de-duplicate.
+//!
+//! Endpoint secrets are stored sealed with the connector encryption key (as connector
+//! credentials are), bound to their endpoint: a database dump or backup holds them only sealed.
 
 use chrono::{Duration as ChronoDuration, Utc};
 use qm_integrations::retry::{WEBHOOK_SCHEDULE, webhook_delay};
-use qm_integrations::webhooks::{Outcome, Outgoing};
+use qm_integrations::sealing::{SealError, Sealer};
+use qm_integrations::webhooks::{Outcome, Outgoing, SECRET_PREFIX};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
@@ -29,6 +33,26 @@ pub const ROTATION_OVERLAP: ChronoDuration = ChronoDuration::hours(24);
 
 pub fn register(r: Registry) -> Registry {
     r.with(FANOUT, Fanout).with(DELIVER, Deliver)
+}
+
+/// What a sealed endpoint secret is bound to: it opens in this endpoint's row only.
+fn secret_owner(tenant: Uuid, endpoint: Uuid) -> Vec<u8> {
+    format!("webhook-endpoint:{tenant}:{endpoint}").into_bytes()
+}
+
+/// An endpoint's signing secret as stored: sealed.
+pub fn seal_secret(sealer: &Sealer, tenant: Uuid, endpoint: Uuid, secret: &str) -> String {
+    sealer.seal(secret.as_bytes(), &secret_owner(tenant, endpoint))
+}
+
+/// An endpoint's signing secret from its stored form. Versions before sealing stored it in the
+/// clear (`whsec_…`): such a value is used as it is until the secret is rotated.
+pub fn open_secret(sealer: &Sealer, tenant: Uuid, endpoint: Uuid, stored: &str) -> Result<String, SealError> {
+    if stored.starts_with(SECRET_PREFIX) {
+        return Ok(stored.to_owned());
+    }
+    let plain = sealer.open(stored, &secret_owner(tenant, endpoint))?;
+    String::from_utf8(plain).map_err(|_| SealError::Malformed)
 }
 
 /// The `webhook-id` of a message.
@@ -173,12 +197,22 @@ impl Handler for Deliver {
             return Err(JobError::Permanent("endpoint is disabled".into()));
         }
         let now = Utc::now();
-        let mut secrets = vec![ep.secret.as_str()];
+        let mut stored = vec![ep.secret.as_str()];
         if let (Some(prev), Some(until)) = (&ep.previous_secret, ep.previous_secret_expires_at)
             && until > now
         {
-            secrets.push(prev.as_str());
+            stored.push(prev.as_str());
         }
+        // A secret that does not open is most likely a key missing from this process's
+        // configuration: the message waits, retrying, rather than going out unsigned.
+        let secrets = stored
+            .into_iter()
+            .map(|v| open_secret(&state.sealer, ep.tenant_id, ep.id, v))
+            .collect::<Result<Vec<String>, SealError>>()
+            .map_err(|e| {
+                JobError::Retry(format!("the endpoint's secret does not open ({e}); check QM_CONNECTOR_KEYS"))
+            })?;
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let header_id = message_header_id(msg.id);
         let report = state
             .webhooks

@@ -313,3 +313,72 @@ async fn hanging_and_redirecting_receivers_fail_cleanly() {
     assert_eq!(attempts[2]["statusCode"], 200);
     assert_eq!(rx.received().len(), 3);
 }
+
+#[tokio::test]
+async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
+    use qm_api::db::entities::webhook_endpoint;
+    use qm_api::webhooks::open_secret;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = Receiver::start().await;
+    let (ep, secret) = app.webhook_endpoint(&t.owner_key, &rx.url, json!([])).await;
+    let (other, _) = app.webhook_endpoint(&t.owner_key, &rx.url, json!(["purchase_order.issued"])).await;
+    let (id, other_id) = (qm_tests::uuid_of(&ep), qm_tests::uuid_of(&other));
+    let (conn, tenant) = (app.owner_db.conn(), t.id);
+    let row = |id: uuid::Uuid| async move {
+        webhook_endpoint::Entity::find_by_id((tenant, id)).one(conn).await.expect("row").expect("endpoint")
+    };
+    let stored = row(id).await;
+    let key = secret.trim_start_matches("whsec_");
+    assert!(stored.secret.starts_with("v1:") && !stored.secret.contains(key), "{}", stored.secret);
+    assert_eq!(open_secret(&app.state.sealer, t.id, id, &stored.secret).as_deref(), Ok(secret.as_str()));
+    assert!(open_secret(&app.state.sealer, t.id, other_id, &stored.secret).is_err(), "opens for its endpoint only");
+
+    // Rotation seals the new secret and keeps the old one sealed; both sign.
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret } }",
+            json!({ "e": ep }),
+        )
+        .await;
+    let new = d["webhookSecretRotate"]["secret"].as_str().expect("new secret").to_owned();
+    let rotated = row(id).await;
+    assert!(!rotated.secret.contains(new.trim_start_matches("whsec_")));
+    assert_eq!(rotated.previous_secret.as_deref(), Some(stored.secret.as_str()));
+    let send = "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { webhookId } } }";
+    app.data(&t.owner_key, send, json!({ "e": ep })).await;
+    app.drain_jobs().await;
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    assert!(independently_valid(&secret, &got[0]) && independently_valid(&new, &got[0]));
+
+    // A secret stored in the clear by an earlier version still signs.
+    let set = |id: uuid::Uuid, value: String| async move {
+        webhook_endpoint::Entity::update_many()
+            .col_expr(webhook_endpoint::Column::Secret, Expr::value(value))
+            .col_expr(webhook_endpoint::Column::PreviousSecret, Expr::value(Option::<String>::None))
+            .filter(webhook_endpoint::Column::TenantId.eq(tenant))
+            .filter(webhook_endpoint::Column::Id.eq(id))
+            .exec(conn)
+            .await
+            .expect("update");
+    };
+    let clear = qm_integrations::webhooks::generate_secret();
+    set(id, clear.clone()).await;
+    app.data(&t.owner_key, send, json!({ "e": ep })).await;
+    app.drain_jobs().await;
+    let got = rx.received();
+    assert_eq!(got.len(), 2);
+    assert!(independently_valid(&clear, &got[1]));
+
+    // Another endpoint's sealed secret copied into this row does not open: nothing goes out
+    // unsigned or signed with the wrong key.
+    set(id, row(other_id).await.secret).await;
+    app.data(&t.owner_key, send, json!({ "e": ep })).await;
+    app.drain_jobs().await;
+    assert_eq!(rx.received().len(), 2, "no delivery with a secret that does not open");
+}

@@ -349,13 +349,14 @@ impl WebhooksMutation {
         };
         let secret = qm_integrations::webhooks::generate_secret();
         let now = repo::now();
+        let id = Uuid::now_v7();
         let m = webhook_endpoint::Model {
             tenant_id: p.tenant_id,
-            id: Uuid::now_v7(),
+            id,
             url: input.url,
             description: input.description,
             event_types: types,
-            secret: secret.clone(),
+            secret: hooks::seal_secret(&ctx.state().sealer, p.tenant_id, id, &secret),
             previous_secret: None,
             previous_secret_expires_at: None,
             status: "active".into(),
@@ -426,7 +427,7 @@ impl WebhooksMutation {
         let mut am: webhook_endpoint::ActiveModel = ep.clone().into();
         am.previous_secret = sea_orm::ActiveValue::Set(Some(ep.secret));
         am.previous_secret_expires_at = sea_orm::ActiveValue::Set(Some(repo::now() + hooks::ROTATION_OVERLAP));
-        am.secret = sea_orm::ActiveValue::Set(secret.clone());
+        am.secret = sea_orm::ActiveValue::Set(hooks::seal_secret(&ctx.state().sealer, ep.tenant_id, ep.id, &secret));
         am.updated_at = sea_orm::ActiveValue::Set(repo::now());
         let m = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
         s.commit().await?;
