@@ -70,6 +70,14 @@ fn a_replay_writes_the_policy_rows_and_compares_the_baselines() {
     assert!((textbook.fill_rate() - ours.fill_rate()).abs() < 0.01, "{}", render(&report));
     let summary = render(&report);
     assert!(summary.contains("(a) min/max") && summary.contains("inventory against (b)"), "{summary}");
+    // The reference: the policy with the demand that came as its forecast keeps less stock than
+    // (b) tuned to the fill rate it reached, and is calibrated like the policy.
+    let perfect = &report.perfect;
+    let fill = perfect.result.total.fill_rate();
+    assert!(fill > 0.9 && (perfect.textbook.total.fill_rate() - fill).abs() < 0.01, "{summary}");
+    assert!(perfect.result.total.average_on_hand() < perfect.textbook.total.average_on_hand(), "{summary}");
+    assert_eq!(perfect.calibration.map(|c| c.periods), Some(56));
+    assert!(summary.contains("with a perfect forecast"), "{summary}");
 }
 
 #[test]

@@ -11,6 +11,10 @@
 //! (b) the textbook order-up-to level with normal safety stock from the sample standard deviation
 //!     of the last year, its safety factor tuned until it reaches the fill rate the policy achieved,
 //!     so inventories compare at equal service.
+//!
+//! And a reference: the same policy given a perfect forecast (the demand that came, no spread
+//! from it; the lead time's spread calibrated alike), against (b) tuned to its fill rate: how
+//! much of the inventory protects against the lead time, which no forecast can take away.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -69,6 +73,18 @@ pub struct Report {
     /// The safety factor baseline (b) needed to reach the policy's fill rate.
     pub textbook_z: f64,
     pub calibration: Option<Calibration>,
+    /// The policy with a perfect forecast, for reference.
+    pub perfect: Perfect,
+}
+
+/// The policy given the demand that came as its forecast, and baseline (b) tuned to the fill
+/// rate it achieved: the saving no forecast can beat under these lead times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Perfect {
+    pub result: PolicyResult,
+    pub calibration: Option<Calibration>,
+    pub textbook: PolicyResult,
+    pub textbook_z: f64,
 }
 
 impl Report {
@@ -178,13 +194,23 @@ pub fn run(args: &ReplenishSimArgs) -> anyhow::Result<Report> {
     let classes: Vec<&'static str> =
         history.series.iter().map(|s| classify(&s.quantity[..s.quantity.len() - steps]).as_str()).collect();
 
-    let calibration = calibrate(&history, &demand, &stocking, &targets, season, steps)?;
-    let scale = calibration.map_or(1.0, |c| c.scale);
+    let window = calibration_window(&demand, &targets, steps);
+    let before = match window {
+        Some(_) => outlooks(&history, &stocking, season, steps, steps)?,
+        None => Vec::new(),
+    };
     let test = outlooks(&history, &stocking, season, steps, 0)?;
-    let ours = replay_policy(&demand, &stocking, &targets, &test, steps, 0, scale)?;
+    let (calibration, ours) = calibrated_replay(&demand, &stocking, &targets, steps, window, before, &test)?;
     let min_max = sim::replay_with_window(&demand, &stocking, steps, per_year, &sim::min_max_levels)?;
     let achieved = sim::pooled(&ours).fill_rate();
     let (z, textbook) = sim::textbook_at_fill_rate(&demand, &stocking, steps, per_year, achieved)?;
+
+    let freq = history.freq;
+    let before = perfect_outlooks(&demand, freq, &stocking, steps, steps);
+    let test = perfect_outlooks(&demand, freq, &stocking, steps, 0);
+    let (perfect_calibration, perfect) = calibrated_replay(&demand, &stocking, &targets, steps, window, before, &test)?;
+    let perfect_fill = sim::pooled(&perfect).fill_rate();
+    let (perfect_z, perfect_textbook) = sim::textbook_at_fill_rate(&demand, &stocking, steps, per_year, perfect_fill)?;
 
     let rows = write_rows(args, &history, &ours)?;
     let result = |name: String, outcomes: &[Outcome]| {
@@ -204,6 +230,12 @@ pub fn run(args: &ReplenishSimArgs) -> anyhow::Result<Report> {
         ],
         textbook_z: z,
         calibration,
+        perfect: Perfect {
+            result: result("perfect forecast".into(), &perfect),
+            calibration: perfect_calibration,
+            textbook: result(format!("(b) textbook, z={perfect_z:.2}"), &perfect_textbook),
+            textbook_z: perfect_z,
+        },
     })
 }
 
@@ -212,6 +244,54 @@ struct Outlook {
     series: usize,
     demand: Vec<f64>,
     demand_sd: Vec<f64>,
+}
+
+/// The series under review at replay step `step`.
+fn due_at(stocking: &[Stocking], step: usize) -> Vec<usize> {
+    (0..stocking.len()).filter(|i| step.is_multiple_of(stocking[*i].review_period)).collect()
+}
+
+/// How far a review forecasts: the longest protection interval of the series `due` (lead time
+/// with three spreads, review period, one more) and at least the frequency's planning horizon.
+fn horizon(freq: Freq, stocking: &[Stocking], due: &[usize]) -> usize {
+    due.iter()
+        .map(|&i| {
+            let s = &stocking[i];
+            (s.lead_time_mean + 3.0 * s.lead_time_sd).ceil() as usize + s.review_period + 1
+        })
+        .max()
+        .unwrap_or(1)
+        .max(freq.planning_horizon())
+}
+
+/// The reviews of a replay (as [`outlooks`]) with a perfect forecast: the demand that came over
+/// the horizon, and no spread. Periods past the end of the history, which the replay never
+/// serves, repeat the mean of the last horizon's demand.
+fn perfect_outlooks(
+    demand: &[&[f64]],
+    freq: Freq,
+    stocking: &[Stocking],
+    steps: usize,
+    back: usize,
+) -> Vec<Vec<Outlook>> {
+    (0..steps)
+        .map(|step| {
+            let due = due_at(stocking, step);
+            let horizon = horizon(freq, stocking, &due);
+            due.into_iter()
+                .map(|series| {
+                    let y = demand[series];
+                    let origin = y.len() - steps - back + step;
+                    let came = &y[origin..(origin + horizon).min(y.len())];
+                    let last = &y[y.len().saturating_sub(horizon)..];
+                    let level = last.iter().sum::<f64>() / last.len().max(1) as f64;
+                    let mut forecast = came.to_vec();
+                    forecast.resize(horizon, level);
+                    Outlook { series, demand_sd: vec![0.0; horizon], demand: forecast }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The forecasts at every review of a replay of `steps` periods that ends `back` periods before
@@ -227,19 +307,11 @@ fn outlooks(
 ) -> anyhow::Result<Vec<Vec<Outlook>>> {
     (0..steps)
         .map(|step| {
-            let due: Vec<usize> = (0..stocking.len()).filter(|i| step % stocking[*i].review_period == 0).collect();
+            let due = due_at(stocking, step);
             if due.is_empty() {
                 return Ok(Vec::new());
             }
-            let horizon = due
-                .iter()
-                .map(|&i| {
-                    let s = &stocking[i];
-                    (s.lead_time_mean + 3.0 * s.lead_time_sd).ceil() as usize + s.review_period + 1
-                })
-                .max()
-                .unwrap_or(1)
-                .max(history.freq.planning_horizon());
+            let horizon = horizon(history.freq, stocking, &due);
             let (cut, ahead) = cut(history, &due, steps + back, step, horizon);
             let forecasts = forecast_history(&cut, ahead.as_ref(), horizon, season, &[BAND.0, 0.5, BAND.1])
                 .context("forecasting during the replay")?;
@@ -318,28 +390,14 @@ pub struct Calibration {
     pub target: f64,
 }
 
-/// The factor on the spread of demand (the forecast's band) and of the lead time with which the
-/// policy, replayed on the `steps` periods just before the window, reaches its service target
-/// there (pooled over the series): the band is honest about the forecast, and the safety factor
-/// about backordered demand, not about how stock runs out when unmet demand is lost, so the
-/// policy learns that from its own recent past. The forecasts of that window are first scaled to
-/// the demand that came (one factor for all series): a window the forecast over-shot by a
-/// quarter (the weeks after a season) would otherwise teach that a fifth of the spread serves,
-/// and the window after it is not over-shot alike. What is learnt is the spread the policy needs
-/// with forecasts right on average. `None` when the series are too short for it or mix
-/// fill-rate and cycle targets.
-fn calibrate(
-    history: &History,
-    demand: &[&[f64]],
-    stocking: &[Stocking],
-    targets: &[ServiceTarget],
-    season: usize,
-    steps: usize,
-) -> anyhow::Result<Option<Calibration>> {
+/// Whether the series allow calibrating on the `steps` periods before the window, and then
+/// the kind of target (fill rate or not) and the mean target: `None` when a series is too short
+/// for it or the targets mix fill-rate and cycle service levels.
+fn calibration_window(demand: &[&[f64]], targets: &[ServiceTarget], steps: usize) -> Option<(bool, f64)> {
     let fill = matches!(targets.first(), Some(ServiceTarget::FillRate(_)));
     let same_kind = targets.iter().all(|t| matches!(t, ServiceTarget::FillRate(_)) == fill);
     if !same_kind || demand.iter().any(|y| y.len() <= 2 * steps + 1) {
-        return Ok(None);
+        return None;
     }
     let target = targets
         .iter()
@@ -348,7 +406,48 @@ fn calibrate(
         })
         .sum::<f64>()
         / targets.len().max(1) as f64;
-    let mut before = outlooks(history, stocking, season, steps, steps)?;
+    Some((fill, target))
+}
+
+/// Replays the window from the forecasts `test`, its spread first calibrated (when `window` is
+/// given) on the forecasts `before`, made at the reviews of the `steps` periods just before it.
+///
+/// The factor on the spread of demand (the forecast's band) and of the lead time is the one with
+/// which the policy, replayed on those periods, reaches its service target there (pooled over
+/// the series): the band is honest about the forecast, and the safety factor about backordered
+/// demand, not about how stock runs out when unmet demand is lost, so the policy learns that
+/// from its own recent past. The forecasts of that window are first scaled to the demand that
+/// came (one factor for all series): a window the forecast over-shot by a quarter (the weeks
+/// after a season) would otherwise teach that a fifth of the spread serves, and the window after
+/// it is not over-shot alike. What is learnt is the spread the policy needs with forecasts right
+/// on average.
+fn calibrated_replay(
+    demand: &[&[f64]],
+    stocking: &[Stocking],
+    targets: &[ServiceTarget],
+    steps: usize,
+    window: Option<(bool, f64)>,
+    mut before: Vec<Vec<Outlook>>,
+    test: &[Vec<Outlook>],
+) -> Result<(Option<Calibration>, Vec<Outcome>), SimError> {
+    let calibration = match window {
+        Some((fill, target)) => Some(calibrate(demand, stocking, targets, steps, fill, target, &mut before)?),
+        None => None,
+    };
+    let scale = calibration.map_or(1.0, |c| c.scale);
+    Ok((calibration, replay_policy(demand, stocking, targets, test, steps, 0, scale)?))
+}
+
+/// The calibration of [`calibrated_replay`].
+fn calibrate(
+    demand: &[&[f64]],
+    stocking: &[Stocking],
+    targets: &[ServiceTarget],
+    steps: usize,
+    fill: bool,
+    target: f64,
+    before: &mut [Vec<Outlook>],
+) -> Result<Calibration, SimError> {
     let mut pooled = metrics::Pooled::default();
     for (step, due) in before.iter().enumerate() {
         for o in due {
@@ -362,8 +461,9 @@ fn calibrate(
     for o in before.iter_mut().flatten() {
         o.demand.iter_mut().chain(o.demand_sd.iter_mut()).for_each(|v| *v /= 1.0 + bias);
     }
+    let before: &[Vec<Outlook>] = before;
     let achieved = |scale: f64| -> Result<f64, SimError> {
-        let t = sim::pooled(&replay_policy(demand, stocking, targets, &before, steps, steps, scale)?);
+        let t = sim::pooled(&replay_policy(demand, stocking, targets, before, steps, steps, scale)?);
         Ok(if fill { t.fill_rate() } else { t.cycle_service_level() })
     };
     // Bisection on the logarithm of the factor, between a fifth and five times the spread.
@@ -378,7 +478,7 @@ fn calibrate(
         }
         if a < target { lo = mid } else { hi = mid }
     }
-    Ok(Some(Calibration { periods: steps, bias, scale: best.1, achieved: best.2, target }))
+    Ok(Calibration { periods: steps, bias, scale: best.1, achieved: best.2, target })
 }
 
 fn write_rows(args: &ReplenishSimArgs, history: &History, outcomes: &[Outcome]) -> anyhow::Result<usize> {
@@ -465,14 +565,27 @@ pub fn render(report: &Report) -> String {
             out.push_str(&format!("; {class} {}", change(t, b)));
         }
     }
-    let (fill, reached) = (ours.total.fill_rate(), textbook.total.fill_rate());
-    if (fill - reached).abs() > 0.005 {
-        out.push_str(&format!(
-            "\n(b) comes no nearer than {:.2}% to {:.2}% with a safety factor from -3 to 5: the inventories are not at equal service",
-            100.0 * reached,
-            100.0 * fill
-        ));
-    }
+    let unequal = |out: &mut String, ours: &Tally, textbook: &Tally| {
+        let (fill, reached) = (ours.fill_rate(), textbook.fill_rate());
+        if (fill - reached).abs() > 0.005 {
+            out.push_str(&format!(
+                "\n(b) comes no nearer than {:.2}% to {:.2}% with a safety factor from -3 to 5: the inventories are not at equal service",
+                100.0 * reached,
+                100.0 * fill
+            ));
+        }
+    };
+    unequal(&mut out, &ours.total, &textbook.total);
+    let p = &report.perfect;
+    out.push_str(&format!(
+        "\nwith a perfect forecast (the demand that came, no spread from it; the lead time's spread calibrated alike{}): fill rate {:.2}%, average on hand {:.1}, against (b) at that fill rate (z={:.2}) {}: the part of the inventory no forecast takes away is the lead time's",
+        p.calibration.map_or(String::new(), |c| format!(", x{:.2}", c.scale)),
+        100.0 * p.result.total.fill_rate(),
+        p.result.total.average_on_hand(),
+        p.textbook_z,
+        change(&p.result.total, &p.textbook.total)
+    ));
+    unequal(&mut out, &p.result.total, &p.textbook.total);
     out.push('\n');
     out
 }
@@ -481,6 +594,36 @@ pub fn render(report: &Report) -> String {
 mod tests {
     use super::*;
     use io::Value::{Missing, Number};
+
+    #[test]
+    fn a_perfect_forecast_is_the_demand_that_came() {
+        let y: Vec<f64> = (1..=10).map(f64::from).collect();
+        let stocking = [Stocking {
+            lead_time_mean: 1.0,
+            lead_time_sd: 0.0,
+            review_period: 2,
+            moq: 0,
+            pack_size: 1,
+            unit_cost: Decimal::ONE,
+            holding_rate: Decimal::ZERO,
+            order_cost: Decimal::ZERO,
+            seed: 1,
+        }];
+        let horizon = Freq::Weekly.planning_horizon();
+        // The last 3 periods replayed, reviews at steps 0 and 2 (origins 7 and 9): what came,
+        // then the mean of the last horizon's demand (periods 3 to 10: 6.5); no spread.
+        let test = perfect_outlooks(&[&y], Freq::Weekly, &stocking, 3, 0);
+        assert_eq!(test.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 0, 1]);
+        let mut want = vec![8.0, 9.0, 10.0];
+        want.resize(horizon, 6.5);
+        assert_eq!(test[0][0].demand, want);
+        assert_eq!(test[2][0].demand[..2], [10.0, 6.5]);
+        assert!(test[0][0].demand_sd.iter().all(|v| *v == 0.0) && test[0][0].demand_sd.len() == horizon);
+        // The window before: origins 4 and 6.
+        let before = perfect_outlooks(&[&y], Freq::Weekly, &stocking, 3, 3);
+        assert_eq!(before[0][0].demand[..7], [5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 6.5]);
+        assert_eq!(before[2][0].demand[0], 7.0);
+    }
 
     #[test]
     fn a_review_knows_the_covariates_ahead_but_not_the_stockouts() {
