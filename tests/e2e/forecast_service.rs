@@ -162,6 +162,8 @@ async fn the_demo_forecast_covers_every_sku_and_location_with_accuracy_and_runs_
     assert_eq!(runs.len(), 2, "{d}");
     assert_eq!((runs[1]["requestedBy"].as_str(), runs[1]["status"].as_str()), (Some("schedule"), Some("COMPLETED")));
     assert_eq!(runs[1]["seriesDone"].as_u64(), Some(series as u64));
+    // A series holds its latest forecast: the first run's were all replaced by the second's.
+    assert_eq!(runs[0]["seriesDone"].as_u64(), Some(0), "{d}");
 }
 
 #[tokio::test]

@@ -7,12 +7,12 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use qm_domain::forecast::{self, Holdout};
-use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::catalog::opt_gid;
 use super::pagination::{Window, connection};
-use super::types::gid;
+use super::types::{gid, loaders};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{daily_demand, forecast as forecast_e, forecast_override, forecast_run};
 use crate::db::{Scoped, repo};
@@ -52,11 +52,8 @@ impl ForecastRun {
     }
     /// Series forecast so far.
     async fn series_done(&self, ctx: &Context<'_>) -> Result<i32, ApiError> {
-        let p = ctx.reader()?;
-        let s = read_tx(ctx, p).await?;
-        let n =
-            repo::find::<forecast_e::Entity>(&s).filter(forecast_e::Column::RunId.eq(self.0.id)).count(&s.tx).await?;
-        s.commit().await?;
+        ctx.reader()?;
+        let n = loaders(ctx)?.forecasts_of_run.load_one(self.0.id).await?.unwrap_or(0);
         Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
     /// `schedule` for the nightly run, else the subject that asked for it.

@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::ApiError;
 use crate::db::entities::{
-    TenantOwned, location, order, order_allocation, order_line, product, purchase_order_line, replenishment_line,
-    return_line, route_plan_route, route_plan_stop, shipment, shipment_event, stock_level, supplier, supplier_item,
-    variant,
+    TenantOwned, forecast, location, order, order_allocation, order_line, product, purchase_order_line,
+    replenishment_line, return_line, route_plan_route, route_plan_stop, shipment, shipment_event, stock_level,
+    supplier, supplier_item, variant,
 };
 use crate::db::{Db, TxMode, repo};
 
@@ -74,6 +75,34 @@ where
     }
 }
 
+/// Counts the forecasts each forecast run has stored (`ForecastRun.seriesDone`), for every run
+/// a request lists in one grouped query.
+pub struct ForecastsOfRun {
+    db: Db,
+    tenant: Uuid,
+}
+
+impl Loader<Uuid> for ForecastsOfRun {
+    type Value = u64;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, u64>, ApiError> {
+        use forecast::Column as C;
+        let s = self.db.scoped(self.tenant, TxMode::Read).await?;
+        let rows: Vec<(Uuid, i64)> = repo::find::<forecast::Entity>(&s)
+            .select_only()
+            .column(C::RunId)
+            .column_as(Expr::expr(Func::count(Expr::col(C::VariantId))), "n")
+            .filter(C::RunId.is_in(keys.iter().copied()))
+            .group_by(C::RunId)
+            .into_tuple()
+            .all(&s.tx)
+            .await?;
+        s.commit().await?;
+        Ok(rows.into_iter().map(|(run, n)| (run, u64::try_from(n).unwrap_or(0))).collect())
+    }
+}
+
 /// Every loader a request may use.
 pub struct Loaders {
     pub product: DataLoader<ById<product::Entity>>,
@@ -90,6 +119,7 @@ pub struct Loaders {
     pub lines_of_return: DataLoader<ByParent<return_line::Entity>>,
     pub lines_of_purchase_order: DataLoader<ByParent<purchase_order_line::Entity>>,
     pub lines_of_replenishment_run: DataLoader<ByParent<replenishment_line::Entity>>,
+    pub forecasts_of_run: DataLoader<ForecastsOfRun>,
     pub items_of_supplier: DataLoader<ByParent<supplier_item::Entity>>,
     pub routes_of_route_plan: DataLoader<ByParent<route_plan_route::Entity>>,
     pub stops_of_route_plan: DataLoader<ByParent<route_plan_stop::Entity>>,
@@ -136,6 +166,7 @@ impl Loaders {
             lines_of_return: by_parent!(return_line, ReturnId, return_id),
             lines_of_purchase_order: by_parent!(purchase_order_line, PurchaseOrderId, purchase_order_id),
             lines_of_replenishment_run: by_parent!(replenishment_line, RunId, run_id),
+            forecasts_of_run: DataLoader::new(ForecastsOfRun { db: db.clone(), tenant }, tokio::spawn),
             items_of_supplier: by_parent!(supplier_item, SupplierId, supplier_id),
             routes_of_route_plan: by_parent!(route_plan_route, PlanId, plan_id),
             stops_of_route_plan: by_parent!(route_plan_stop, PlanId, plan_id),
