@@ -206,7 +206,10 @@ pub fn run(args: &ReplenishSimArgs) -> anyhow::Result<Report> {
     let (z, textbook) = sim::textbook_at_fill_rate(&demand, &stocking, steps, per_year, achieved)?;
 
     let freq = history.freq;
-    let before = perfect_outlooks(&demand, freq, &stocking, steps, steps);
+    let before = match window {
+        Some(_) => perfect_outlooks(&demand, freq, &stocking, steps, steps),
+        None => Vec::new(),
+    };
     let test = perfect_outlooks(&demand, freq, &stocking, steps, 0);
     let (perfect_calibration, perfect) = calibrated_replay(&demand, &stocking, &targets, steps, window, before, &test)?;
     let perfect_fill = sim::pooled(&perfect).fill_rate();
@@ -246,11 +249,6 @@ struct Outlook {
     demand_sd: Vec<f64>,
 }
 
-/// The series under review at replay step `step`.
-fn due_at(stocking: &[Stocking], step: usize) -> Vec<usize> {
-    (0..stocking.len()).filter(|i| step.is_multiple_of(stocking[*i].review_period)).collect()
-}
-
 /// How far a review forecasts: the longest protection interval of the series `due` (lead time
 /// with three spreads, review period, one more) and at least the frequency's planning horizon.
 fn horizon(freq: Freq, stocking: &[Stocking], due: &[usize]) -> usize {
@@ -276,7 +274,7 @@ fn perfect_outlooks(
 ) -> Vec<Vec<Outlook>> {
     (0..steps)
         .map(|step| {
-            let due = due_at(stocking, step);
+            let due = sim::due(stocking, step);
             let horizon = horizon(freq, stocking, &due);
             due.into_iter()
                 .map(|series| {
@@ -307,7 +305,7 @@ fn outlooks(
 ) -> anyhow::Result<Vec<Vec<Outlook>>> {
     (0..steps)
         .map(|step| {
-            let due = due_at(stocking, step);
+            let due = sim::due(stocking, step);
             if due.is_empty() {
                 return Ok(Vec::new());
             }

@@ -177,6 +177,11 @@ fn draw_lead_time(rng: &mut ChaCha8Rng, s: &Stocking) -> usize {
     (s.lead_time_mean + s.lead_time_sd * z).round().max(0.0) as usize
 }
 
+/// The series under review at replay step `step` (0-based): those whose review period divides it.
+pub fn due(stocking: &[Stocking], step: usize) -> Vec<usize> {
+    (0..stocking.len()).filter(|i| step.is_multiple_of(stocking[*i].review_period)).collect()
+}
+
 /// Replays the last `steps` periods of every series. At each review `decide(step, due)` gets
 /// the replay step (0-based) and the series under review, and returns their levels in that
 /// order, using only periods before `len - steps + step` of each series.
@@ -215,7 +220,7 @@ pub fn replay(
         .collect();
     let mut levels: Vec<Option<Levels>> = vec![None; demand.len()];
     for step in 0..steps {
-        let due: Vec<usize> = (0..demand.len()).filter(|i| step % stocking[*i].review_period == 0).collect();
+        let due = due(stocking, step);
         levels.iter_mut().for_each(|l| *l = None);
         if !due.is_empty() {
             let decided = decide(step, &due)?;
