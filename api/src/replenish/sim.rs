@@ -22,10 +22,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use qm_domain::forecast::classify::classify;
-use qm_domain::forecast::metrics;
 use qm_domain::forecast::sd_from_band;
-use qm_domain::replenish::sim::{self, Levels, Outcome, SimError, Stocking, Tally};
-use qm_domain::replenish::{PolicyInput, ServiceTarget, policy};
+use qm_domain::replenish::ServiceTarget;
+use qm_domain::replenish::calibrate::{Calibration, Outlook, calibrate, calibration_window, replay_policy};
+use qm_domain::replenish::sim::{self, Outcome, SimError, Stocking, Tally};
 use rust_decimal::Decimal;
 
 use super::params;
@@ -194,7 +194,7 @@ pub fn run(args: &ReplenishSimArgs) -> anyhow::Result<Report> {
     let classes: Vec<&'static str> =
         history.series.iter().map(|s| classify(&s.quantity[..s.quantity.len() - steps]).as_str()).collect();
 
-    let window = calibration_window(&demand, &targets, steps);
+    let window = calibration_window(&demand, &targets, steps, steps);
     let before = match window {
         Some(_) => outlooks(&history, &stocking, season, steps, steps)?,
         None => Vec::new(),
@@ -240,13 +240,6 @@ pub fn run(args: &ReplenishSimArgs) -> anyhow::Result<Report> {
             textbook_z: perfect_z,
         },
     })
-}
-
-/// The forecast at one review of one series.
-struct Outlook {
-    series: usize,
-    demand: Vec<f64>,
-    demand_sd: Vec<f64>,
 }
 
 /// How far a review forecasts: the longest protection interval of the series `due` (lead time
@@ -329,96 +322,9 @@ fn outlooks(
         .collect()
 }
 
-/// Replays the policy over `steps` periods ending `back` periods before the end, from the
-/// forecasts in `outlooks`, the spread of demand and of the lead time scaled by `scale`.
-fn replay_policy(
-    demand: &[&[f64]],
-    stocking: &[Stocking],
-    targets: &[ServiceTarget],
-    outlooks: &[Vec<Outlook>],
-    steps: usize,
-    back: usize,
-    scale: f64,
-) -> Result<Vec<Outcome>, SimError> {
-    let demand: Vec<&[f64]> = demand.iter().map(|y| &y[..y.len() - back]).collect();
-    sim::replay(&demand, stocking, steps, &mut |step, due| {
-        let at = &outlooks[step];
-        if at.len() != due.len() {
-            return Err(SimError::Decisions { due: due.len(), got: at.len() });
-        }
-        at.iter()
-            .map(|o| {
-                let s = &stocking[o.series];
-                let input = PolicyInput {
-                    demand: o.demand.clone(),
-                    demand_sd: o.demand_sd.iter().map(|v| v * scale).collect(),
-                    lead_time_mean: s.lead_time_mean,
-                    lead_time_sd: s.lead_time_sd * scale,
-                    review_period: s.review_period as f64,
-                    on_hand: 0,
-                    on_order: 0,
-                    in_transit: 0,
-                    reserved: 0,
-                    moq: s.moq,
-                    pack_size: s.pack_size,
-                };
-                let p = policy(&input, targets[o.series])?;
-                Ok(Levels {
-                    reorder_point: p.order_up_to,
-                    order_up_to: p.order_up_to,
-                    lead_time_demand: p.explanation.lead_time_demand,
-                })
-            })
-            .collect()
-    })
-}
-
-/// How the policy's spread was calibrated before the replayed window.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Calibration {
-    /// Periods replayed just before the window.
-    pub periods: usize,
-    /// The forecasts' pooled over-forecast there (their one-period-ahead sum over the demand
-    /// that came, less 1), taken out before the replay.
-    pub bias: f64,
-    /// The factor on the spread of demand and lead time that met the target there.
-    pub scale: f64,
-    /// The service achieved there with it (fill rate, or cycle service level).
-    pub achieved: f64,
-    pub target: f64,
-}
-
-/// Whether the series allow calibrating on the `steps` periods before the window, and then
-/// the kind of target (fill rate or not) and the mean target: `None` when a series is too short
-/// for it or the targets mix fill-rate and cycle service levels.
-fn calibration_window(demand: &[&[f64]], targets: &[ServiceTarget], steps: usize) -> Option<(bool, f64)> {
-    let fill = matches!(targets.first(), Some(ServiceTarget::FillRate(_)));
-    let same_kind = targets.iter().all(|t| matches!(t, ServiceTarget::FillRate(_)) == fill);
-    if !same_kind || demand.iter().any(|y| y.len() <= 2 * steps + 1) {
-        return None;
-    }
-    let target = targets
-        .iter()
-        .map(|t| match t {
-            ServiceTarget::FillRate(a) | ServiceTarget::Cycle(a) => *a,
-        })
-        .sum::<f64>()
-        / targets.len().max(1) as f64;
-    Some((fill, target))
-}
-
 /// Replays the window from the forecasts `test`, its spread first calibrated (when `window` is
-/// given) on the forecasts `before`, made at the reviews of the `steps` periods just before it.
-///
-/// The factor on the spread of demand (the forecast's band) and of the lead time is the one with
-/// which the policy, replayed on those periods, reaches its service target there (pooled over
-/// the series): the band is honest about the forecast, and the safety factor about backordered
-/// demand, not about how stock runs out when unmet demand is lost, so the policy learns that
-/// from its own recent past. The forecasts of that window are first scaled to the demand that
-/// came (one factor for all series): a window the forecast over-shot by a quarter (the weeks
-/// after a season) would otherwise teach that a fifth of the spread serves, and the window after
-/// it is not over-shot alike. What is learnt is the spread the policy needs with forecasts right
-/// on average.
+/// given) on the forecasts `before`, made at the reviews of the `steps` periods just before it
+/// ([`calibrate`]: the policy learns from its own recent past how much of the spread it needs).
 fn calibrated_replay(
     demand: &[&[f64]],
     stocking: &[Stocking],
@@ -429,54 +335,11 @@ fn calibrated_replay(
     test: &[Vec<Outlook>],
 ) -> Result<(Option<Calibration>, Vec<Outcome>), SimError> {
     let calibration = match window {
-        Some((fill, target)) => Some(calibrate(demand, stocking, targets, steps, fill, target, &mut before)?),
+        Some((fill, target)) => Some(calibrate(demand, stocking, targets, steps, steps, fill, target, &mut before)?),
         None => None,
     };
     let scale = calibration.map_or(1.0, |c| c.scale);
     Ok((calibration, replay_policy(demand, stocking, targets, test, steps, 0, scale)?))
-}
-
-/// The calibration of [`calibrated_replay`].
-fn calibrate(
-    demand: &[&[f64]],
-    stocking: &[Stocking],
-    targets: &[ServiceTarget],
-    steps: usize,
-    fill: bool,
-    target: f64,
-    before: &mut [Vec<Outlook>],
-) -> Result<Calibration, SimError> {
-    let mut pooled = metrics::Pooled::default();
-    for (step, due) in before.iter().enumerate() {
-        for o in due {
-            let y = demand[o.series];
-            pooled.add(&[y[y.len() - 2 * steps + step]], &[o.demand.first().copied().unwrap_or(0.0)]);
-        }
-    }
-    // The forecasts were (1 + bias) times the demand that came; none to take out when nothing
-    // was forecast or nothing came.
-    let bias = pooled.bias().filter(|b| *b > -1.0).unwrap_or(0.0);
-    for o in before.iter_mut().flatten() {
-        o.demand.iter_mut().chain(o.demand_sd.iter_mut()).for_each(|v| *v /= 1.0 + bias);
-    }
-    let before: &[Vec<Outlook>] = before;
-    let achieved = |scale: f64| -> Result<f64, SimError> {
-        let t = sim::pooled(&replay_policy(demand, stocking, targets, before, steps, steps, scale)?);
-        Ok(if fill { t.fill_rate() } else { t.cycle_service_level() })
-    };
-    // Bisection on the logarithm of the factor, between a fifth and five times the spread.
-    let (mut lo, mut hi) = (0.2f64.ln(), 5f64.ln());
-    let at_one = achieved(1.0)?;
-    let mut best = ((at_one - target).abs(), 1.0, at_one);
-    for _ in 0..14 {
-        let mid = (lo + hi) / 2.0;
-        let a = achieved(mid.exp())?;
-        if (a - target).abs() < best.0 {
-            best = ((a - target).abs(), mid.exp(), a);
-        }
-        if a < target { lo = mid } else { hi = mid }
-    }
-    Ok(Calibration { periods: steps, bias, scale: best.1, achieved: best.2, target })
 }
 
 fn write_rows(args: &ReplenishSimArgs, history: &History, outcomes: &[Outcome]) -> anyhow::Result<usize> {
