@@ -10,8 +10,13 @@ const PLAN: &str = "query($id: ID) { replenishmentPlan(runId: $id) { id status m
             location { id } fromLocation { id } supplier { id } purchaseOrderId transferId } } }";
 
 async fn demo(app: &TestApp) -> (TestTenant, usize) {
+    demo_of(app, 120).await
+}
+
+/// The demo tenant with `days` days of history up to yesterday, and its number of series.
+async fn demo_of(app: &TestApp, days: u32) -> (TestTenant, usize) {
     let today = chrono::Utc::now().date_naive();
-    let params = DemoParams { seed: 5, end: today.pred_opt().expect("yesterday"), days: 120, products: 5 };
+    let params = DemoParams { seed: 5, end: today.pred_opt().expect("yesterday"), days, products: 5 };
     let seeded = qm_api::demo::seed(&app.state.db, &params).await.expect("seed");
     (TestTenant { id: seeded.tenant_id, slug: "demo".into(), owner_key: String::new() }, seeded.variants * 3)
 }
@@ -70,6 +75,11 @@ async fn full_and_empty(app: &TestApp, token: &str) -> (String, String, String) 
 }
 
 async fn plan(app: &TestApp, token: &str) -> Value {
+    plan_as(app, token, PLAN).await
+}
+
+/// Runs a plan and reads it with `query`.
+async fn plan_as(app: &TestApp, token: &str, query: &str) -> Value {
     let d = app
         .data(
             token,
@@ -79,7 +89,7 @@ async fn plan(app: &TestApp, token: &str) -> Value {
         .await;
     let id = d["replenishmentRun"]["replenishmentRun"]["id"].as_str().expect("run").to_owned();
     app.drain_jobs().await;
-    let d = app.data(token, PLAN, json!({ "id": id })).await;
+    let d = app.data(token, query, json!({ "id": id })).await;
     d["replenishmentPlan"].clone()
 }
 
@@ -620,4 +630,50 @@ async fn a_lanes_own_cost_decides_between_moving_and_buying() {
         d["replenishmentLaneCostSet"]["userErrors"],
         json!([{ "field": ["input", "unitCost"], "code": "INVALID" }])
     );
+}
+
+const CALIBRATED: &str = "query($id: ID) { replenishmentPlan(runId: $id) { id status seriesTotal
+    calibration { days seriesCount bias factor achieved target } lines { reason explanation } } }";
+
+/// A run calibrates its policy's spread on the last 28 days: replayed there with the forecasts
+/// each day's review would have made, the policy reaches the target with the factor the run
+/// shows, and every line's safety stock uses that factor and says so. The same history gives the
+/// same factor; a tenant with too little history plans with the forecast's spread as it is.
+#[tokio::test]
+async fn a_run_calibrates_its_spread_on_the_last_four_weeks() {
+    let app = TestApp::spawn().await;
+    let (t, series) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    let run = plan_as(&app, &token, CALIBRATED).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let c = run["calibration"].clone();
+    assert_eq!(c["days"].as_u64(), Some(28), "{c}");
+    assert!((c["target"].as_f64().expect("target") - 0.95).abs() < 1e-9, "{c}");
+    // 120 days of history: every series has the 56 days before the window.
+    assert_eq!(c["seriesCount"].as_u64(), Some(series as u64), "{c}");
+    let factor = c["factor"].as_f64().expect("factor");
+    assert!((0.2..5.0).contains(&factor), "{c}");
+    assert!((c["achieved"].as_f64().expect("achieved") - 0.95).abs() < 0.01, "{c}");
+    let lines = run["lines"].as_array().expect("lines");
+    assert!(!lines.is_empty(), "{run}");
+    let says = format!("spread ×{factor:.2}, as the last 28 days needed");
+    for l in lines {
+        assert_eq!(l["explanation"]["spreadFactor"].as_f64(), Some(factor), "{l}");
+        assert!(l["reason"].as_str().expect("reason").contains(&says), "{l}");
+    }
+    // Nothing changed: the same replay, the same factor.
+    assert_eq!(plan_as(&app, &token, CALIBRATED).await["calibration"], c);
+
+    // Seventy days of history leave too few before the window.
+    let app = TestApp::spawn().await;
+    let (t, _) = demo_of(&app, 70).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    let run = plan_as(&app, &token, CALIBRATED).await;
+    assert_eq!((run["status"].as_str(), run["calibration"].is_null()), (Some("COMPLETED"), true), "{run}");
+    for l in run["lines"].as_array().expect("lines") {
+        assert_eq!(l["explanation"]["spreadFactor"].as_f64(), Some(1.0), "{l}");
+        assert!(!l["reason"].as_str().expect("reason").contains("spread ×"), "{l}");
+    }
 }

@@ -350,6 +350,8 @@ tenant_entity!(replenishment_run, "replenishment_runs", {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// How the policy's spread was calibrated: `{days, series, bias, factor, achieved, target}`.
+    pub calibration: Option<Json>,
 });
 
 tenant_entity!(replenishment_settings, "replenishment_settings", {

@@ -82,6 +82,11 @@ impl ReplenishmentRun {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// How the run calibrated its policy's spread on the recent past; null when it planned with
+    /// the forecast's spread as it is (no forecast model yet, or too little history).
+    async fn calibration(&self) -> Option<SpreadCalibration> {
+        serde_json::from_value(self.0.calibration.clone()?).ok()
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -95,6 +100,30 @@ impl ReplenishmentRun {
         lines.sort_by(|a, b| (&a.sku, a.id).cmp(&(&b.sku, b.id)));
         Ok(lines.into_iter().map(ReplenishmentLine).collect())
     }
+}
+
+/// The factor a run put on the forecast's spread and the lead time's: the one with which its
+/// policy, replayed over the last `days` days (each day's review forecasting from the days before
+/// it only, orders arriving after a lead time drawn from the supplier's, unmet demand lost),
+/// reached the service target there. The forecast's band is honest about the forecast; the factor
+/// is what that band means for stock, learnt from the tenant's own past.
+#[derive(SimpleObject, serde::Deserialize)]
+pub struct SpreadCalibration {
+    /// Days replayed.
+    pub days: i32,
+    /// SKU × locations replayed: those with 56 days of history before the window (an even
+    /// sample of at most 500).
+    #[graphql(name = "seriesCount")]
+    pub series: i32,
+    /// The forecasts' over-forecast there (their sum over the demand that came, less 1), taken
+    /// out before the replay.
+    pub bias: f64,
+    /// The factor on the spread of demand and lead time every line's safety stock uses.
+    pub factor: f64,
+    /// The service level the policy reached there with it...
+    pub achieved: f64,
+    /// ...for this target (the mean of the SKU × locations' targets).
+    pub target: f64,
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]

@@ -96,6 +96,13 @@ impl Series {
     fn panel(&self) -> Panel<'_> {
         Panel { y: &self.y, exog: &self.exog }
     }
+
+    /// The forecast a review `back` days before the end of the history would have made with
+    /// `model`: from the days before it, and the known features of the days after.
+    pub fn forecast_back(&self, model: &PanelModel, back: usize, cfg: &Config) -> PanelForecast {
+        let y = &self.y[..self.y.len().saturating_sub(back)];
+        forecast::forecast_only(model, &Panel { y, exog: &self.exog }, cfg)
+    }
 }
 
 /// The first day to forecast: the day after the tenant's latest demand (today without any).
@@ -225,9 +232,9 @@ pub async fn demand_history(
 /// job stays bounded in time and memory however large the tenant; chunks forecast every series.
 const MAX_FIT_SERIES: usize = 2_000;
 
-/// An even, deterministic sample of at most [`MAX_FIT_SERIES`] keys.
-fn fit_sample(keys: &[(Uuid, Uuid)]) -> Vec<(Uuid, Uuid)> {
-    let step = keys.len().div_ceil(MAX_FIT_SERIES).max(1);
+/// An even, deterministic sample of at most `max` keys.
+pub fn even_sample(keys: &[(Uuid, Uuid)], max: usize) -> Vec<(Uuid, Uuid)> {
+    let step = keys.len().div_ceil(max.max(1)).max(1);
     keys.iter().step_by(step).copied().collect()
 }
 
@@ -807,6 +814,16 @@ pub async fn latest_completed(s: &Scoped) -> Result<Option<forecast_run::Model>,
     completed_runs(s).one(&s.tx).await
 }
 
+/// The latest completed run's parsed model (see [`ModelCache`]).
+pub async fn latest_model(state: &AppState, s: &Scoped) -> Result<Option<Arc<RunModel>>, DbErr> {
+    let latest: Option<Uuid> =
+        completed_runs(s).select_only().column(forecast_run::Column::Id).into_tuple().one(&s.tx).await?;
+    match latest {
+        Some(id) => state.forecast_models.get(s, id).await,
+        None => Ok(None),
+    }
+}
+
 /// The series a mutation's `sku` and `locationId` name, and the latest completed run.
 struct SeriesRef {
     variant_id: Uuid,
@@ -923,7 +940,7 @@ impl Handler for RunJob {
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
         let first_day = first_day(&s).await?;
         let pairs = series_keys(&s, first_day).await?;
-        let sample = load(&s, &fit_sample(&pairs), first_day, horizon).await?;
+        let sample = load(&s, &even_sample(&pairs, MAX_FIT_SERIES), first_day, horizon).await?;
         s.commit().await?;
         let fit_cfg = cfg.clone();
         let panel = blocking(move || fit(&sample, &fit_cfg)).await?;

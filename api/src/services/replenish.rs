@@ -9,13 +9,15 @@
 //! (one per supplier and location) and draft transfers; issuing, receiving, shipping and receiving
 //! transfers are separate steps, so a merchant reviews before anything leaves.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::Days;
 use qm_domain::forecast::sd_from_band;
+use qm_domain::replenish::calibrate::{Calibration, Outlook, calibrate, calibration_window};
 use qm_domain::replenish::plan::{
     self, Lane, LineKind, LocationLimits, Need, Offer, PlanInput, PlanOptions, PriceBreak, SupplierLimits,
 };
+use qm_domain::replenish::sim::{self, Stocking};
 use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_classes, policy};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -35,7 +37,7 @@ use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
 use crate::services::catalog;
-use crate::services::forecast::quantile_of;
+use crate::services::forecast::{self as forecasting, quantile_of};
 use crate::services::stock::{MAX_UNITS, OnHandChange, change_on_hand, check_key, retrying};
 use crate::state::AppState;
 
@@ -50,6 +52,13 @@ pub fn default_transfer_unit_cost() -> Decimal {
 }
 /// Days of forecast that value an item for its ABC class.
 const ABC_DAYS: usize = 28;
+/// The run calibrates its policy's spread on the reviews of this many days before today...
+const CALIBRATION_DAYS: usize = 28;
+/// ...on the series with at least this many days of history before them, an even sample of at
+/// most [`CALIBRATION_SERIES`] (the factor is pooled over them: a sample teaches it as well, and
+/// keeps a large tenant's run bounded in time and memory).
+const CALIBRATION_HISTORY_DAYS: usize = 56;
+const CALIBRATION_SERIES: usize = 500;
 
 /// A tenant's service targets: by default, per ABC class, per SKU; and the cost of a transfer.
 #[derive(Debug, Clone, PartialEq)]
@@ -335,6 +344,7 @@ pub async fn queue_run(
         created_at: repo::now(),
         started_at: None,
         finished_at: None,
+        calibration: None,
     };
     let mut job = NewJob::new(RUN, json!({ "run_id": run.id }));
     job.dedup_key = Some(match forecast_run_id {
@@ -454,6 +464,13 @@ struct Gathered {
     variants: HashMap<Uuid, variant::Model>,
     locations: HashMap<Uuid, location::Model>,
     settings: Settings,
+    /// The latest forecast model and the series' demand histories, to calibrate the spread.
+    past: Option<Past>,
+}
+
+struct Past {
+    model: std::sync::Arc<forecasting::RunModel>,
+    series: Vec<forecasting::Series>,
 }
 
 struct SeriesIn {
@@ -463,8 +480,8 @@ struct SeriesIn {
     demand_sd: Vec<f64>,
 }
 
-async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
-    let series = crate::services::forecast::with_overrides_all(s)
+async fn gather(state: &AppState, s: &Scoped) -> Result<Gathered, DbErr> {
+    let series: Vec<SeriesIn> = forecasting::with_overrides_all(s)
         .await?
         .into_iter()
         .map(|(r, demand)| {
@@ -484,7 +501,104 @@ async fn gather(s: &Scoped) -> Result<Gathered, DbErr> {
     let variants = repo::find::<variant::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
     let locations = repo::find::<location::Entity>(s).all(&s.tx).await?.into_iter().map(|x| (x.id, x)).collect();
     let settings = settings(s).await?;
-    Ok(Gathered { series, stock, on_order, inbound, committed, items, suppliers, variants, locations, settings })
+    let past = match forecasting::latest_model(state, s).await? {
+        Some(model) => {
+            // In key order, so every run samples the same series.
+            let keys: BTreeSet<(Uuid, Uuid)> = series.iter().map(|sr| (sr.variant_id, sr.location_id)).collect();
+            let keys = forecasting::even_sample(&keys.into_iter().collect::<Vec<_>>(), CALIBRATION_SERIES);
+            let first_day = model.stored.first_day;
+            let series = forecasting::load(s, &keys, first_day, model.stored.panel.horizon).await?;
+            Some(Past { model, series })
+        }
+        None => None,
+    };
+    Ok(Gathered { series, stock, on_order, inbound, committed, items, suppliers, variants, locations, settings, past })
+}
+
+/// The policy's spread calibrated on the reviews of the last [`CALIBRATION_DAYS`] days
+/// (`qm_domain::replenish::calibrate`): each series with enough history is forecast as the
+/// review on each of those days would have (the latest run's model, the days before only), its
+/// policy replayed over them on its supplier's lead time and terms, and the factor on the spread
+/// of demand and lead time found with which the policy reached its target there, pooled.
+/// `None` when there is no model yet, no series with the history for it, or the replay fails
+/// (the run then plans with the forecast's spread as it is).
+fn calibrate_spread(
+    g: &Gathered,
+    cheapest: &HashMap<Uuid, &supplier_item::Model>,
+    target_of: &HashMap<(Uuid, Uuid), ServiceTarget>,
+) -> Option<(Calibration, usize)> {
+    let past = g.past.as_ref()?;
+    let series: Vec<&forecasting::Series> = past
+        .series
+        .iter()
+        .filter(|sr| {
+            sr.y.len() >= CALIBRATION_DAYS + CALIBRATION_HISTORY_DAYS
+                && target_of.contains_key(&(sr.variant_id, sr.location_id))
+        })
+        .collect();
+    let demand: Vec<&[f64]> = series.iter().map(|sr| sr.y.as_slice()).collect();
+    let targets: Vec<ServiceTarget> = series.iter().map(|sr| target_of[&(sr.variant_id, sr.location_id)]).collect();
+    let (fill, target) = calibration_window(&demand, &targets, CALIBRATION_DAYS, 0)?;
+    let stocking: Vec<Stocking> = series
+        .iter()
+        .map(|sr| {
+            let item = cheapest.get(&sr.variant_id);
+            Stocking {
+                lead_time_mean: item.map_or(1.0, |i| f(i.lead_time_mean_days)),
+                lead_time_sd: item.map_or(0.0, |i| f(i.lead_time_std_days)),
+                review_period: REVIEW_DAYS as usize,
+                moq: item.map_or(0, |i| i64::from(i.moq.max(0))),
+                pack_size: item.map_or(1, |i| i64::from(i.pack_size.max(1))),
+                unit_cost: item.map_or(Decimal::ZERO, |i| i.unit_cost.0),
+                holding_rate: Decimal::ZERO,
+                order_cost: Decimal::ZERO,
+                seed: lead_time_seed(sr.variant_id, sr.location_id),
+            }
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let panel = &past.model.stored.panel;
+    let cfg = forecasting::config(panel.horizon);
+    let mut window: Vec<Vec<Outlook>> = (0..CALIBRATION_DAYS)
+        .map(|step| {
+            sim::due(&stocking, step)
+                .into_iter()
+                .map(|i| {
+                    let f = series[i].forecast_back(panel, CALIBRATION_DAYS - step, &cfg).series;
+                    let band = (forecasting::QUANTILES[0], forecasting::QUANTILES[2]);
+                    Outlook {
+                        series: i,
+                        demand_sd: sd_from_band(&f.quantiles[0], &f.quantiles[2], band),
+                        demand: f.point.iter().map(|v| v.max(0.0)).collect(),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    match calibrate(&demand, &stocking, &targets, CALIBRATION_DAYS, 0, fill, target, &mut window) {
+        Ok(c) => {
+            tracing::info!(
+                factor = c.scale,
+                achieved = c.achieved,
+                target = c.target,
+                bias = c.bias,
+                series = series.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "replenishment spread calibrated"
+            );
+            Some((c, series.len()))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "calibrating the replenishment policy's spread failed; planning with the forecast's");
+            None
+        }
+    }
+}
+
+/// Seeds a series' lead-time draws in the calibration, the same on every run.
+fn lead_time_seed(variant: Uuid, location: Uuid) -> u64 {
+    let (v, l) = (variant.as_u64_pair(), location.as_u64_pair());
+    v.0 ^ v.1.rotate_left(17) ^ l.0.rotate_left(31) ^ l.1.rotate_left(47)
 }
 
 /// A line ready to store.
@@ -512,6 +626,8 @@ struct Planned {
     lower_bound: Option<f64>,
     series_total: usize,
     short_total: usize,
+    /// How the spread was calibrated (the run's `calibration`).
+    calibration: Option<serde_json::Value>,
 }
 
 fn f(d: Dec) -> f64 {
@@ -550,6 +666,19 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
     }
     let values: Vec<f64> = value.values().copied().collect();
     let classes: HashMap<Uuid, AbcClass> = value.keys().copied().zip(abc_classes(&values)).collect();
+    let class_of = |variant: Uuid| classes.get(&variant).copied().unwrap_or(AbcClass::C);
+    let service = |level: f64| {
+        if g.settings.fill_rate { ServiceTarget::FillRate(level) } else { ServiceTarget::Cycle(level) }
+    };
+    let target_of: HashMap<(Uuid, Uuid), ServiceTarget> = g
+        .series
+        .iter()
+        .map(|sr| {
+            ((sr.variant_id, sr.location_id), service(g.settings.target_for(sr.variant_id, class_of(sr.variant_id)).0))
+        })
+        .collect();
+    let calibration = calibrate_spread(g, &cheapest, &target_of);
+    let scale = calibration.map_or(1.0, |(c, _)| c.scale);
     let mut slots = Vec::with_capacity(g.series.len());
     for sr in &g.series {
         let key = (sr.variant_id, sr.location_id);
@@ -560,9 +689,9 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         let item = cheapest.get(&sr.variant_id);
         let input = PolicyInput {
             demand: sr.demand.clone(),
-            demand_sd: sr.demand_sd.clone(),
+            demand_sd: sr.demand_sd.iter().map(|v| v * scale).collect(),
             lead_time_mean: item.map_or(1.0, |i| f(i.lead_time_mean_days)),
-            lead_time_sd: item.map_or(0.0, |i| f(i.lead_time_std_days)),
+            lead_time_sd: item.map_or(0.0, |i| f(i.lead_time_std_days)) * scale,
             review_period: REVIEW_DAYS,
             on_hand,
             on_order,
@@ -571,14 +700,9 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             moq: 0,
             pack_size: 0,
         };
-        let class = classes.get(&sr.variant_id).copied().unwrap_or(AbcClass::C);
+        let class = class_of(sr.variant_id);
         let (target_level, target_from) = g.settings.target_for(sr.variant_id, class);
-        let service = if g.settings.fill_rate {
-            ServiceTarget::FillRate(target_level)
-        } else {
-            ServiceTarget::Cycle(target_level)
-        };
-        let policy = policy(&input, service).map_err(|e| e.to_string())?;
+        let policy = policy(&input, service(target_level)).map_err(|e| e.to_string())?;
         let position = policy.explanation.inventory_position;
         let target = policy.order_up_to.ceil() as i64;
         slots.push(Slot {
@@ -686,6 +810,9 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         }
     }
     let offers_at = plan::offers_at(&input);
+    let spread = calibration.map_or_else(String::new, |(c, _)| {
+        format!("; the forecast's and the lead time's spread ×{:.2}, as the last {} days needed", c.scale, c.periods)
+    });
     let name_of = |id: Uuid| g.locations.get(&id).map_or_else(|| id.to_string(), |l| l.code.clone());
     let mut lines = Vec::with_capacity(planned.lines.len());
     for l in &planned.lines {
@@ -694,7 +821,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         let e = &sl.policy.explanation;
         let sku = g.variants.get(&sl.variant_id).map_or_else(String::new, |v| v.sku.clone());
         let base = format!(
-            "Order-up-to {} = {:.0} forecast over {:.0} days + {:.0} safety stock for a {} % {} ({}); position {} (on hand {}, on order {}, in transit {}, reserved {})",
+            "Order-up-to {} = {:.0} forecast over {:.0} days + {:.0} safety stock for a {} % {} ({}{spread}); position {} (on hand {}, on order {}, in transit {}, reserved {})",
             sl.target,
             e.protection_demand,
             e.protection_periods,
@@ -714,6 +841,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         );
         let need = (sl.target - sl.position).max(0);
         let mut explanation = json!({
+            "spreadFactor": scale,
             "serviceLevelKind": if g.settings.fill_rate { "FILL_RATE" } else { "CYCLE" },
             "targetServiceLevel": sl.target_level,
             "targetFrom": sl.target_from.as_str(),
@@ -850,6 +978,16 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         lower_bound: planned.lower_bound,
         series_total: slots.len(),
         short_total: planned.shortfall.iter().filter(|s| **s > 0).count(),
+        calibration: calibration.map(|(c, series)| {
+            json!({
+                "days": c.periods,
+                "series": series,
+                "bias": c.bias,
+                "factor": c.scale,
+                "achieved": c.achieved,
+                "target": c.target,
+            })
+        }),
     })
 }
 
@@ -877,7 +1015,8 @@ async fn finish(s: &Scoped, id: Uuid, result: Result<&Planned, String>) -> Resul
             .col_expr(
                 replenishment_run::Column::ShortTotal,
                 Expr::value(i32::try_from(p.short_total).unwrap_or(i32::MAX)),
-            ),
+            )
+            .col_expr(replenishment_run::Column::Calibration, Expr::value(p.calibration.clone())),
         Err(e) => q
             .col_expr(replenishment_run::Column::Status, Expr::value("failed"))
             .col_expr(replenishment_run::Column::Error, Expr::value(e)),
@@ -916,7 +1055,7 @@ impl Handler for RunJob {
             .await?;
         s.commit().await?;
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
-        let gathered = gather(&s).await?;
+        let gathered = gather(state, &s).await?;
         s.commit().await?;
         let span = tracing::Span::current();
         let planned = tokio::task::spawn_blocking(move || span.in_scope(|| compute(&gathered)))

@@ -433,10 +433,21 @@ fn held_out(
 /// last `horizon` periods.
 pub fn forecast_one(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> (PanelForecast, Option<Holdout>) {
     let usual = usual_history(p, &model.events, cfg.season);
-    let prefer = model.class_model(super::classify::classify(&usual).is_sporadic());
-    let f = apply(model, p, forecast_series_as(&usual, cfg, prefer), cfg);
+    let f = forecast_usual(model, p, &usual, cfg);
     let h = held_out(model, p, &usual, &f, cfg);
     (f, h)
+}
+
+/// Forecasts one series with a fitted panel model, without measuring it: what
+/// [`forecast_one`] forecasts. A review in the past forecasts this way from the periods before
+/// it (`p.y` cut there, `p.exog` reaching past the cut by the horizon).
+pub fn forecast_only(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> PanelForecast {
+    forecast_usual(model, p, &usual_history(p, &model.events, cfg.season), cfg)
+}
+
+fn forecast_usual(model: &PanelModel, p: &Panel<'_>, usual: &[f64], cfg: &Config) -> PanelForecast {
+    let prefer = model.class_model(super::classify::classify(usual).is_sporadic());
+    apply(model, p, forecast_series_as(usual, cfg, prefer), cfg)
 }
 
 /// Forecasts every series of the panel.
