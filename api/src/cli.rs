@@ -1,4 +1,4 @@
-//! The `quartermaster` command line: serve (default), worker, migrate, demo, token, and the offline
+//! The `quartermaster` command line: serve (default), worker, migrate, demo, reseal, token, and the offline
 //! forecast, replenish-sim, route and pricing commands.
 
 use anyhow::Context;
@@ -32,6 +32,14 @@ enum Command {
     Migrate,
     /// Seed the demo tenant (slug "demo") if it does not exist.
     Demo,
+    /// Seal every stored secret (connector credentials, webhook endpoints' signing secrets,
+    /// contract signing keys) again with the first key of QM_CONNECTOR_KEYS, so older keys can
+    /// be removed after a rotation. Exits with 1 when a value does not open (it is left as it is).
+    Reseal {
+        /// Count what would be sealed again, and find what does not open; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Forecast a CSV of demand history offline (no database).
     Forecast(crate::forecast::cli::ForecastArgs),
     /// Replay the last periods of a demand history against the replenishment policy and two
@@ -224,6 +232,17 @@ fn run_service(command: Command) -> anyhow::Result<()> {
                     );
                 } else {
                     println!("demo tenant already exists; nothing changed");
+                }
+                Ok(())
+            }
+            Command::Reseal { dry_run } => {
+                let db = connect_and_migrate(&config).await?;
+                let sealer = crate::services::connectors::sealer(config.connector_keys.as_ref(), &config.data_dir)
+                    .context("connector_keys (QM_CONNECTOR_KEYS)")?;
+                let report = crate::services::reseal::run(&db, &sealer, dry_run).await?;
+                print!("{}", report.render(dry_run));
+                if !report.unopened.is_empty() {
+                    std::process::exit(1);
                 }
                 Ok(())
             }

@@ -258,3 +258,114 @@ async fn upgrading_gives_existing_tenants_the_sync_failed_and_return_rate_rules_
         ])
     );
 }
+
+/// After a key rotation, `reseal` seals every stored secret again with the new key, so the old one
+/// can go: a connector's credentials, webhook endpoint secrets (a previous one that still signs,
+/// and one an earlier version stored in the clear) and the contract signing key then open with the
+/// new key alone, to the same values. A dry run changes nothing; a second run has nothing to do; a
+/// value sealed with a key no longer configured is reported and left as it is.
+#[tokio::test]
+async fn resealing_lets_the_old_key_go() {
+    use base64::Engine as _;
+    use qm_api::db::entities::{connector, contract_key, webhook_endpoint};
+    use qm_api::services::{connectors, contracts::ledger, reseal};
+    use qm_api::webhooks::{open_secret, seal_secret};
+    use qm_integrations::sealing::Sealer;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let key = |id: &str, byte: u8| format!("{id}:{}", base64::engine::general_purpose::STANDARD.encode([byte; 32]));
+    let app = TestApp::spawn_with(|c| c.connector_keys = Some(key("k1", 1).into())).await;
+    let t = app.tenant("acme").await;
+    let hook = qm_integrations::webhooks::generate_secret();
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($i: ConnectorInstallInput!) { connectorInstall(input: $i) { connector { id } userErrors { message } } }",
+            json!({ "i": { "kind": "SHIPBOB", "shipbob": { "accessToken": "pat-1", "webhookSecret": hook, "channelId": "77" } } }),
+        )
+        .await;
+    assert_eq!(d["connectorInstall"]["userErrors"], json!([]), "{d}");
+    let connector_id = qm_tests::uuid_of(d["connectorInstall"]["connector"]["id"].as_str().expect("id"));
+    let url = "http://127.0.0.1:9/hook";
+    let (rotated, first) = app.webhook_endpoint(&t.owner_key, url, json!([])).await;
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret } }",
+            json!({ "e": rotated }),
+        )
+        .await;
+    let second = d["webhookSecretRotate"]["secret"].as_str().expect("secret").to_owned();
+    let (legacy, legacy_secret) = app.webhook_endpoint(&t.owner_key, url, json!([])).await;
+    let (lost, _) = app.webhook_endpoint(&t.owner_key, url, json!([])).await;
+    let (rotated, legacy, lost) = (qm_tests::uuid_of(&rotated), qm_tests::uuid_of(&legacy), qm_tests::uuid_of(&lost));
+    let conn = app.owner_db.conn();
+    let set_secret = |id: uuid::Uuid, value: String| async move {
+        webhook_endpoint::Entity::update_many()
+            .filter(webhook_endpoint::Column::Id.eq(id))
+            .col_expr(webhook_endpoint::Column::Secret, Expr::value(value))
+            .exec(conn)
+            .await
+            .expect("update");
+    };
+    // An earlier version's clear secret, and one sealed with a key this deployment no longer has.
+    set_secret(legacy, legacy_secret.clone()).await;
+    let gone = Sealer::parse(&key("k0", 9)).expect("k0");
+    let lost_value = seal_secret(&gone, t.id, lost, "whsec_c2VjcmV0LWZyb20tYW4tb2xkLWtleQ==");
+    set_secret(lost, lost_value.clone()).await;
+    let s = app.state.db.scoped(t.id, qm_api::db::TxMode::Write).await.expect("tx");
+    let public = ledger::ensure_key(&s, &app.state.sealer).await.expect("signing key");
+    s.commit().await.expect("commit");
+
+    let rows = || async move {
+        let c = connector::Entity::find_by_id((t.id, connector_id)).one(conn).await.expect("row").expect("connector");
+        let e = |id| async move {
+            webhook_endpoint::Entity::find_by_id((t.id, id)).one(conn).await.expect("row").expect("endpoint")
+        };
+        let k = contract_key::Entity::find_by_id(t.id).one(conn).await.expect("row").expect("key");
+        (c, e(rotated).await, e(legacy).await, e(lost).await, k)
+    };
+    let before = rows().await;
+
+    // k2 now seals; k1 still opens. A dry run counts and changes nothing.
+    let both = Sealer::parse(&format!("{},{}", key("k2", 2), key("k1", 1))).expect("keys");
+    let dry = reseal::run(&app.state.db, &both, true).await.expect("dry run");
+    let counts = |r: &reseal::Report, kind| r.counts.get(&kind).copied().unwrap_or_default();
+    assert_eq!(counts(&dry, reseal::Kind::WebhookSecret), reseal::Counts { resealed: 2, current: 0 }, "{dry:?}");
+    assert_eq!(rows().await, before);
+    let done = reseal::run(&app.state.db, &both, false).await.expect("reseal");
+    assert_eq!(done.tenants, 1);
+    for (kind, want) in [
+        (reseal::Kind::ConnectorCredentials, 1),
+        (reseal::Kind::WebhookSecret, 2),
+        (reseal::Kind::WebhookPreviousSecret, 1),
+        (reseal::Kind::ContractSigningKey, 1),
+    ] {
+        assert_eq!(counts(&done, kind), reseal::Counts { resealed: want, current: 0 }, "{kind:?}: {done:?}");
+    }
+    assert_eq!(done.unopened.len(), 1, "{done:?}");
+    assert_eq!((done.unopened[0].kind, done.unopened[0].id), (reseal::Kind::WebhookSecret, lost));
+
+    // The new key alone opens everything to what it was.
+    let only_new = Sealer::parse(&key("k2", 2)).expect("k2");
+    let (c, r, l, x, k) = rows().await;
+    let creds = connectors::open_credentials(&only_new, &c).expect("credentials open with k2");
+    assert_eq!(creds, ("pat-1".to_owned(), hook.clone()));
+    assert_eq!(open_secret(&only_new, t.id, rotated, &r.secret).as_deref(), Ok(second.as_str()));
+    let previous = r.previous_secret.as_deref().expect("previous");
+    assert_eq!(open_secret(&only_new, t.id, rotated, previous).as_deref(), Ok(first.as_str()));
+    assert!(l.secret.starts_with("v1:k2:"), "the clear secret is sealed now: {}", l.secret);
+    assert_eq!(open_secret(&only_new, t.id, legacy, &l.secret).as_deref(), Ok(legacy_secret.as_str()));
+    assert_eq!(x.secret, lost_value, "what does not open is left as it is");
+    assert!(k.sealed_secret.starts_with("v1:k2:") && k.public_key == public);
+    let signing = only_new.open(&k.sealed_secret, &ledger::key_owner(t.id)).expect("signing key opens with k2");
+    assert_eq!(Ok(signing), app.state.sealer.open(&before.4.sealed_secret, &ledger::key_owner(t.id)));
+
+    // Nothing left to do but the value that does not open.
+    let again = reseal::run(&app.state.db, &both, false).await.expect("again");
+    assert!(again.counts.values().all(|c| c.resealed == 0), "{again:?}");
+    assert_eq!(again.unopened, done.unopened);
+    let report = again.render(false);
+    assert!(report.contains(&format!("webhook endpoint secrets of {lost} left as it is")), "{report}");
+}

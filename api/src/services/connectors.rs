@@ -249,7 +249,8 @@ pub fn settings_of(c: &connector::Model) -> Settings {
     serde_json::from_value(c.settings.clone()).unwrap_or_default()
 }
 
-fn owner(tenant: Uuid, id: Uuid) -> Vec<u8> {
+/// What a connector's sealed credentials are bound to: they open in its row only.
+pub(crate) fn credentials_owner(tenant: Uuid, id: Uuid) -> Vec<u8> {
     format!("connector:{tenant}:{id}").into_bytes()
 }
 
@@ -257,7 +258,7 @@ fn open(sealer: &Sealer, c: &connector::Model) -> Option<Credentials> {
     if c.credentials.is_empty() {
         return None;
     }
-    let raw = sealer.open(&c.credentials, &owner(c.tenant_id, c.id)).ok()?;
+    let raw = sealer.open(&c.credentials, &credentials_owner(c.tenant_id, c.id)).ok()?;
     serde_json::from_slice(&raw).ok()
 }
 
@@ -815,7 +816,7 @@ fn seal(sealer: &Sealer, tenant: Uuid, id: Uuid, access_token: String, webhook_s
 
 fn seal_credentials(sealer: &Sealer, tenant: Uuid, id: Uuid, creds: &Credentials) -> String {
     let plain = serde_json::to_vec(creds).unwrap_or_default();
-    sealer.seal(&plain, &owner(tenant, id))
+    sealer.seal(&plain, &credentials_owner(tenant, id))
 }
 
 /// Connector `id` unless it is uninstalled, or the problem at `input.id`.

@@ -11,6 +11,7 @@ pub mod lookup;
 pub mod orders;
 pub mod pricing;
 pub mod replenish;
+pub mod reseal;
 pub mod returns;
 pub mod routing;
 pub mod stock;

@@ -41,7 +41,8 @@ impl Entry {
     }
 }
 
-fn aad(tenant: Uuid) -> Vec<u8> {
+/// What the tenant's sealed contract signing key is bound to.
+pub fn key_owner(tenant: Uuid) -> Vec<u8> {
     format!("contract-signing-key:{tenant}").into_bytes()
 }
 
@@ -60,7 +61,7 @@ async fn key(s: &Scoped, sealer: &Sealer) -> Result<contract_key::Model, DbErr> 
     let row = contract_key::Model {
         tenant_id: s.tenant(),
         public_key: chain::public_key(&secret),
-        sealed_secret: sealer.seal(&secret, &aad(s.tenant())),
+        sealed_secret: sealer.seal(&secret, &key_owner(s.tenant())),
         created_at: repo::now(),
     };
     contract_key::Entity::insert(contract_key::ActiveModel::from(row))
@@ -82,7 +83,7 @@ pub async fn public_key(s: &Scoped) -> Result<Option<String>, DbErr> {
 async fn secret(s: &Scoped, sealer: &Sealer) -> Result<[u8; 32], DbErr> {
     let k = key(s, sealer).await?;
     let raw = sealer
-        .open(&k.sealed_secret, &aad(s.tenant()))
+        .open(&k.sealed_secret, &key_owner(s.tenant()))
         .map_err(|e| DbErr::Custom(format!("contract signing key cannot be opened: {e}")))?;
     raw.try_into().map_err(|_| DbErr::Custom("contract signing key is not 32 bytes".into()))
 }

@@ -1,0 +1,212 @@
+//! `quartermaster reseal`: every stored secret sealed again with the current sealing key (the first
+//! of `QM_CONNECTOR_KEYS`), so an older key can leave the configuration after a rotation.
+//!
+//! The secrets: connector credentials, webhook endpoints' signing secrets (the current one and the
+//! previous one while it still signs; a secret an earlier version stored in the clear is sealed
+//! too) and the tenants' contract signing keys. Each tenant's rows change in one transaction, and
+//! a row is replaced only while it still holds the value read, so a run beside serving processes
+//! overwrites nothing they wrote meanwhile; a run stopped half way is finished by the next, and a
+//! second run has nothing to do. A value that does not open (sealed with a key that is not
+//! configured, or altered) is reported and left as it is: nothing is lost.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use qm_integrations::sealing::{SealError, Sealer};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use crate::db::entities::{connector, contract_key, tenant, webhook_endpoint};
+use crate::db::{Db, Scoped, TxMode, repo};
+use crate::services::connectors;
+use crate::services::contracts::ledger;
+use crate::webhooks;
+
+/// The kinds of stored secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    ConnectorCredentials,
+    WebhookSecret,
+    WebhookPreviousSecret,
+    ContractSigningKey,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ConnectorCredentials => "connector credentials",
+            Kind::WebhookSecret => "webhook endpoint secrets",
+            Kind::WebhookPreviousSecret => "webhook endpoint previous secrets",
+            Kind::ContractSigningKey => "contract signing keys",
+        }
+    }
+}
+
+/// Values of one kind: sealed again (or, in a dry run, to be), and already under the current key.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub resealed: usize,
+    pub current: usize,
+}
+
+/// A value that does not open, left as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unopened {
+    pub tenant: Uuid,
+    pub kind: Kind,
+    /// The connector's or the endpoint's id (the tenant's, for its signing key).
+    pub id: Uuid,
+    pub error: SealError,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Report {
+    pub tenants: usize,
+    pub counts: BTreeMap<Kind, Counts>,
+    pub unopened: Vec<Unopened>,
+}
+
+impl Report {
+    /// A line per kind, then a line per value that does not open.
+    pub fn render(&self, dry_run: bool) -> String {
+        let done = if dry_run { "to seal again" } else { "sealed again" };
+        let mut out = String::new();
+        for (kind, c) in &self.counts {
+            let _ = writeln!(out, "{}: {} {done}, {} already current", kind.as_str(), c.resealed, c.current);
+        }
+        for u in &self.unopened {
+            let _ = writeln!(out, "tenant {}: {} of {} left as it is: {}", u.tenant, u.kind.as_str(), u.id, u.error);
+        }
+        let _ = writeln!(out, "{} tenants, {} values that do not open", self.tenants, self.unopened.len());
+        out
+    }
+}
+
+/// A stored value sealed again, if it needs it.
+enum Again {
+    Current,
+    Sealed(String),
+    Unopened(SealError),
+}
+
+/// `stored` under the current key: `open` reads it (the clear value), `seal` seals that again.
+fn again(
+    sealer: &Sealer,
+    stored: &str,
+    open: impl FnOnce() -> Result<Vec<u8>, SealError>,
+    seal: impl FnOnce(&[u8]) -> String,
+) -> Again {
+    if sealer.is_current(stored) {
+        return Again::Current;
+    }
+    match open() {
+        Ok(plain) => Again::Sealed(seal(&plain)),
+        Err(e) => Again::Unopened(e),
+    }
+}
+
+/// Seals every tenant's stored secrets again with the current key; with `dry_run`, only counts
+/// what it would seal again (and finds what does not open).
+pub async fn run(db: &Db, sealer: &Sealer, dry_run: bool) -> Result<Report, DbErr> {
+    let tenants: Vec<Uuid> = tenant::Entity::find()
+        .order_by_asc(tenant::Column::Id)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    let kinds = [Kind::ConnectorCredentials, Kind::WebhookSecret, Kind::WebhookPreviousSecret, Kind::ContractSigningKey];
+    let counts = kinds.into_iter().map(|k| (k, Counts::default())).collect();
+    let mut report = Report { tenants: tenants.len(), counts, unopened: Vec::new() };
+    for id in tenants {
+        let s = db.scoped(id, TxMode::Write).await?;
+        tenant_secrets(&s, sealer, dry_run, &mut report).await?;
+        s.commit().await?;
+    }
+    Ok(report)
+}
+
+async fn tenant_secrets(s: &Scoped, sealer: &Sealer, dry_run: bool, report: &mut Report) -> Result<(), DbErr> {
+    let tenant = s.tenant();
+    let tally = |report: &mut Report, kind: Kind, id: Uuid, a: &Again| {
+        let c = report.counts.entry(kind).or_default();
+        match a {
+            Again::Current => c.current += 1,
+            Again::Sealed(_) => c.resealed += 1,
+            Again::Unopened(e) => report.unopened.push(Unopened { tenant, kind, id, error: e.clone() }),
+        }
+    };
+
+    for c in repo::find::<connector::Entity>(s).order_by_asc(connector::Column::Id).all(&s.tx).await? {
+        // An uninstalled connector keeps no credentials.
+        if c.credentials.is_empty() {
+            continue;
+        }
+        let owner = connectors::credentials_owner(tenant, c.id);
+        let a = again(sealer, &c.credentials, || sealer.open(&c.credentials, &owner), |p| sealer.seal(p, &owner));
+        tally(report, Kind::ConnectorCredentials, c.id, &a);
+        if let (Again::Sealed(new), false) = (a, dry_run) {
+            connector::Entity::update_many()
+                .filter(connector::Column::TenantId.eq(tenant))
+                .filter(connector::Column::Id.eq(c.id))
+                .filter(connector::Column::Credentials.eq(c.credentials.as_str()))
+                .col_expr(connector::Column::Credentials, Expr::value(new))
+                .exec(&s.tx)
+                .await?;
+        }
+    }
+
+    for e in repo::find::<webhook_endpoint::Entity>(s).order_by_asc(webhook_endpoint::Column::Id).all(&s.tx).await? {
+        let endpoint_again = |stored: &str| {
+            again(
+                sealer,
+                stored,
+                || webhooks::open_secret(sealer, tenant, e.id, stored).map(String::into_bytes),
+                |p| webhooks::seal_secret(sealer, tenant, e.id, &String::from_utf8_lossy(p)),
+            )
+        };
+        let a = endpoint_again(&e.secret);
+        tally(report, Kind::WebhookSecret, e.id, &a);
+        if let (Again::Sealed(new), false) = (a, dry_run) {
+            webhook_endpoint::Entity::update_many()
+                .filter(webhook_endpoint::Column::TenantId.eq(tenant))
+                .filter(webhook_endpoint::Column::Id.eq(e.id))
+                .filter(webhook_endpoint::Column::Secret.eq(e.secret.as_str()))
+                .col_expr(webhook_endpoint::Column::Secret, Expr::value(new))
+                .exec(&s.tx)
+                .await?;
+        }
+        // A previous secret signs until it expires; after that it is never read again.
+        let signing = e.previous_secret_expires_at.is_some_and(|t| t > repo::now());
+        if let (Some(previous), true) = (&e.previous_secret, signing) {
+            let a = endpoint_again(previous);
+            tally(report, Kind::WebhookPreviousSecret, e.id, &a);
+            if let (Again::Sealed(new), false) = (a, dry_run) {
+                webhook_endpoint::Entity::update_many()
+                    .filter(webhook_endpoint::Column::TenantId.eq(tenant))
+                    .filter(webhook_endpoint::Column::Id.eq(e.id))
+                    .filter(webhook_endpoint::Column::PreviousSecret.eq(previous.as_str()))
+                    .col_expr(webhook_endpoint::Column::PreviousSecret, Expr::value(new))
+                    .exec(&s.tx)
+                    .await?;
+            }
+        }
+    }
+
+    if let Some(k) = repo::find::<contract_key::Entity>(s).one(&s.tx).await? {
+        let aad = ledger::key_owner(tenant);
+        let a = again(sealer, &k.sealed_secret, || sealer.open(&k.sealed_secret, &aad), |p| sealer.seal(p, &aad));
+        tally(report, Kind::ContractSigningKey, tenant, &a);
+        if let (Again::Sealed(new), false) = (a, dry_run) {
+            contract_key::Entity::update_many()
+                .filter(contract_key::Column::TenantId.eq(tenant))
+                .filter(contract_key::Column::SealedSecret.eq(k.sealed_secret.as_str()))
+                .col_expr(contract_key::Column::SealedSecret, Expr::value(new))
+                .exec(&s.tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
