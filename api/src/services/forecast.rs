@@ -98,10 +98,12 @@ impl Series {
     }
 
     /// The forecast a review `back` days before the end of the history would have made with
-    /// `model`: from the days before it, and the known features of the days after.
+    /// `model`: from the days before it, the known features of the days after, and the global
+    /// model fitted without the run's last horizon (for a review within it, one that has not seen
+    /// what came after it).
     pub fn forecast_back(&self, model: &PanelModel, back: usize, cfg: &Config) -> PanelForecast {
         let y = &self.y[..self.y.len().saturating_sub(back)];
-        forecast::forecast_only(model, &Panel { y, exog: &self.exog }, cfg)
+        forecast::forecast_before_holdout(model, &Panel { y, exog: &self.exog }, cfg)
     }
 }
 

@@ -15,7 +15,7 @@ pub use classify::DemandClass;
 pub use engine::{Config, Model, SeriesForecast, forecast_series, forecast_series_as, impute_censored};
 pub use global::Panel;
 pub use panel::{
-    Blend, Holdout, PanelForecast, PanelModel, apply, fit_panel, forecast_one, forecast_only, forecast_panel, holdout,
-    locals,
+    Blend, Holdout, PanelForecast, PanelModel, apply, fit_panel, forecast_before_holdout, forecast_one, forecast_panel,
+    holdout, locals,
 };
 pub use supply::{first_stockout, lead_time_quantile, sd_from_band};

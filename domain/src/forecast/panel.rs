@@ -337,7 +337,18 @@ impl PanelModel {
 /// Forecasts one series with a fitted panel model; `local` is `forecast_series` of its
 /// [`usual_history`] (it is made again with the class's model when that differs and is a
 /// candidate).
-pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: &Config) -> PanelForecast {
+pub fn apply(model: &PanelModel, p: &Panel<'_>, local: SeriesForecast, cfg: &Config) -> PanelForecast {
+    apply_with(model, model.global.as_ref(), p, local, cfg)
+}
+
+/// [`apply`] with the global model `global`.
+fn apply_with(
+    model: &PanelModel,
+    global: Option<&GlobalModel>,
+    p: &Panel<'_>,
+    mut local: SeriesForecast,
+    cfg: &Config,
+) -> PanelForecast {
     let sporadic = local.class.is_sporadic();
     let class_model = model.class_model(sporadic).filter(|c| local.candidates.iter().any(|(m, _)| m == c));
     if let Some(c) = class_model
@@ -347,7 +358,7 @@ pub fn apply(model: &PanelModel, p: &Panel<'_>, mut local: SeriesForecast, cfg: 
     }
     let class_choice = class_model.is_some_and(|c| c == local.model);
     let (blend, residuals) = model.choice(sporadic);
-    let global_f = uses_global(blend, &model.events).then(|| model.global.as_ref()?.predict(p, p.y.len())).flatten();
+    let global_f = uses_global(blend, &model.events).then(|| global?.predict(p, p.y.len())).flatten();
     let blend = match global_f {
         Some(g) => {
             let point = combine(blend, p, p.y.len(), &local.point, Some(&g), &model.events);
@@ -438,16 +449,25 @@ pub fn forecast_one(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> (PanelFo
     (f, h)
 }
 
-/// Forecasts one series with a fitted panel model, without measuring it: what
-/// [`forecast_one`] forecasts. A review in the past forecasts this way from the periods before
-/// it (`p.y` cut there, `p.exog` reaching past the cut by the horizon).
-pub fn forecast_only(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> PanelForecast {
-    forecast_usual(model, p, &usual_history(p, &model.events, cfg.season), cfg)
+/// Forecasts one series as [`forecast_one`] does, without measuring it, and with the global model
+/// fitted without the panel's last `horizon` periods (the one [`holdout`] measures) where there is
+/// one: a review in the past (`p.y` cut there, `p.exog` reaching past the cut by the horizon)
+/// within those periods forecasts as it would have then, not with a model that has seen what came
+/// after it.
+pub fn forecast_before_holdout(model: &PanelModel, p: &Panel<'_>, cfg: &Config) -> PanelForecast {
+    let usual = usual_history(p, &model.events, cfg.season);
+    let global = model.validation.as_ref().or(model.global.as_ref());
+    apply_with(model, global, p, local_forecast(model, &usual, cfg), cfg)
 }
 
 fn forecast_usual(model: &PanelModel, p: &Panel<'_>, usual: &[f64], cfg: &Config) -> PanelForecast {
+    apply(model, p, local_forecast(model, usual, cfg), cfg)
+}
+
+/// The per-series forecast, by the model chosen for the series' demand class.
+fn local_forecast(model: &PanelModel, usual: &[f64], cfg: &Config) -> SeriesForecast {
     let prefer = model.class_model(super::classify::classify(usual).is_sporadic());
-    apply(model, p, forecast_series_as(usual, cfg, prefer), cfg)
+    forecast_series_as(usual, cfg, prefer)
 }
 
 /// Forecasts every series of the panel.
@@ -528,6 +548,48 @@ mod tests {
         let (promoted, plain) =
             ((0..h).find(|s| promo(n + s)).expect("a promo"), (0..h).find(|s| !promo(n + s)).expect("a plain day"));
         assert!(f[promoted] > 1.5 * f[plain], "{f:?}");
+    }
+
+    /// A review within the held-out periods forecasts with the global model fitted without them:
+    /// what the held-out accuracy measured, not the final model, which has seen the periods it
+    /// would be forecasting.
+    #[test]
+    fn a_review_in_the_held_out_periods_forecasts_with_the_model_that_did_not_see_them() {
+        let (n, h) = (160, 14);
+        let promo = |t: usize| t % 10 == 3;
+        // Promotions lift threefold, and fivefold in the last h periods.
+        let lift = |t: usize| match (promo(t), t >= n - h) {
+            (false, _) => 1.0,
+            (true, false) => 3.0,
+            (true, true) => 5.0,
+        };
+        let exog: Vec<Vec<f64>> = (0..n + h).map(|t| vec![f64::from(u8::from(promo(t)))]).collect();
+        let ys: Vec<Vec<f64>> =
+            [8.0, 40.0, 200.0, 90.0].iter().map(|base| (0..n).map(|t| base * lift(t)).collect()).collect();
+        let panels: Vec<Panel<'_>> = ys.iter().map(|y| Panel { y, exog: &exog }).collect();
+        let cfg = Config::new(h, 1);
+        let model = fit_panel(&panels, &locals(&panels, &cfg), &cfg);
+        let mut checked = 0;
+        for p in &panels {
+            let (f, holdout) = forecast_one(&model, p, &cfg);
+            let holdout = holdout.expect("held out");
+            if f.blend != Blend::Global {
+                continue;
+            }
+            let cut = Panel { y: &p.y[..n - h], exog: p.exog };
+            let review = forecast_before_holdout(&model, &cut, &cfg).series.point;
+            let abs: f64 = p.y[n - h..].iter().zip(&review).map(|(y, f)| (y - f).abs()).sum();
+            assert!((abs - holdout.abs_error).abs() < 1e-6 * holdout.actual, "{abs} against {holdout:?}");
+            let (seen, _) = forecast_one(&model, &cut, &cfg);
+            let promoted = (0..h).find(|s| promo(n - h + s)).expect("a promotion");
+            assert!(
+                seen.series.point[promoted] > review[promoted] * 1.01,
+                "{:?} against {review:?}",
+                seen.series.point
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "the global model forecasts some series");
     }
 
     /// Residuals are pooled in units of each series' own one-step change: of two series at the
