@@ -117,7 +117,8 @@ pub async fn run(db: &Db, sealer: &Sealer, dry_run: bool) -> Result<Report, DbEr
         .into_iter()
         .map(|t| t.id)
         .collect();
-    let kinds = [Kind::ConnectorCredentials, Kind::WebhookSecret, Kind::WebhookPreviousSecret, Kind::ContractSigningKey];
+    let kinds =
+        [Kind::ConnectorCredentials, Kind::WebhookSecret, Kind::WebhookPreviousSecret, Kind::ContractSigningKey];
     let counts = kinds.into_iter().map(|k| (k, Counts::default())).collect();
     let mut report = Report { tenants: tenants.len(), counts, unopened: Vec::new() };
     for id in tenants {
