@@ -270,7 +270,7 @@ async fn resealing_lets_the_old_key_go() {
     use qm_api::db::entities::{connector, contract_key, webhook_endpoint};
     use qm_api::services::{connectors, contracts::ledger, reseal};
     use qm_api::webhooks::{open_secret, seal_secret};
-    use qm_integrations::sealing::Sealer;
+    use qm_integrations::sealing::{SealError, Sealer};
     use sea_orm::sea_query::Expr;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
@@ -362,10 +362,14 @@ async fn resealing_lets_the_old_key_go() {
     let signing = only_new.open(&k.sealed_secret, &ledger::key_owner(t.id)).expect("signing key opens with k2");
     assert_eq!(Ok(signing), app.state.sealer.open(&before.4.sealed_secret, &ledger::key_owner(t.id)));
 
-    // Nothing left to do but the value that does not open.
+    // Nothing left to do but the value that does not open, now one under the current key that
+    // was copied from another row: opened, not taken as current.
+    set_secret(lost, l.secret.clone()).await;
     let again = reseal::run(&app.state.db, &both, false).await.expect("again");
     assert!(again.counts.values().all(|c| c.resealed == 0), "{again:?}");
-    assert_eq!(again.unopened, done.unopened);
+    assert_eq!(counts(&again, reseal::Kind::WebhookSecret), reseal::Counts { resealed: 0, current: 2 });
+    assert_eq!(again.unopened.len(), 1, "{again:?}");
+    assert_eq!((again.unopened[0].id, &again.unopened[0].error), (lost, &SealError::Tampered));
     let report = again.render(false);
     assert!(report.contains(&format!("webhook endpoint secrets of {lost} left as it is")), "{report}");
 }

@@ -92,16 +92,16 @@ enum Again {
 }
 
 /// `stored` under the current key: `open` reads it (the clear value), `seal` seals that again.
+/// A value already under the current key is opened too, so one that would not open (altered, or
+/// copied from another row) is reported rather than counted as current.
 fn again(
     sealer: &Sealer,
     stored: &str,
     open: impl FnOnce() -> Result<Vec<u8>, SealError>,
     seal: impl FnOnce(&[u8]) -> String,
 ) -> Again {
-    if sealer.is_current(stored) {
-        return Again::Current;
-    }
     match open() {
+        Ok(_) if sealer.is_current(stored) => Again::Current,
         Ok(plain) => Again::Sealed(seal(&plain)),
         Err(e) => Again::Unopened(e),
     }
