@@ -107,7 +107,7 @@ impl ReplenishmentRun {
 /// it only, orders arriving after a lead time drawn from the supplier's, unmet demand lost),
 /// reached the service target there. The forecast's band is honest about the forecast; the factor
 /// is what that band means for stock, learnt from the tenant's own past.
-#[derive(SimpleObject, serde::Deserialize)]
+#[derive(SimpleObject, serde::Serialize, serde::Deserialize)]
 pub struct SpreadCalibration {
     /// Days replayed.
     pub days: i32,

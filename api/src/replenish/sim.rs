@@ -22,7 +22,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use qm_domain::forecast::classify::classify;
-use qm_domain::forecast::sd_from_band;
 use qm_domain::replenish::ServiceTarget;
 use qm_domain::replenish::calibrate::{Calibration, Outlook, calibrate, calibration_window, replay_policy};
 use qm_domain::replenish::sim::{self, Outcome, SimError, Stocking, Tally};
@@ -311,11 +310,7 @@ fn outlooks(
                 .zip(forecasts)
                 .map(|(&series, f)| {
                     let q = &f.series.quantiles;
-                    Outlook {
-                        series,
-                        demand: f.series.point.iter().map(|v| v.max(0.0)).collect(),
-                        demand_sd: sd_from_band(&q[0], &q[2], BAND),
-                    }
+                    Outlook::from_band(series, &f.series.point, &q[0], &q[2], BAND)
                 })
                 .collect())
         })

@@ -33,6 +33,7 @@ use crate::db::entities::{
 };
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
+use crate::graphql::replenish::SpreadCalibration;
 use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
@@ -542,10 +543,11 @@ fn calibrate_spread(
     let stocking: Vec<Stocking> = series
         .iter()
         .map(|sr| {
-            let item = cheapest.get(&sr.variant_id);
+            let item = cheapest.get(&sr.variant_id).copied();
+            let (lead_time_mean, lead_time_sd) = lead_time(item);
             Stocking {
-                lead_time_mean: item.map_or(1.0, |i| f(i.lead_time_mean_days)),
-                lead_time_sd: item.map_or(0.0, |i| f(i.lead_time_std_days)),
+                lead_time_mean,
+                lead_time_sd,
                 review_period: REVIEW_DAYS as usize,
                 moq: item.map_or(0, |i| i64::from(i.moq.max(0))),
                 pack_size: item.map_or(1, |i| i64::from(i.pack_size.max(1))),
@@ -566,11 +568,7 @@ fn calibrate_spread(
                 .map(|i| {
                     let f = series[i].forecast_back(panel, CALIBRATION_DAYS - step, &cfg).series;
                     let band = (forecasting::QUANTILES[0], forecasting::QUANTILES[2]);
-                    Outlook {
-                        series: i,
-                        demand_sd: sd_from_band(&f.quantiles[0], &f.quantiles[2], band),
-                        demand: f.point.iter().map(|v| v.max(0.0)).collect(),
-                    }
+                    Outlook::from_band(i, &f.point, &f.quantiles[0], &f.quantiles[2], band)
                 })
                 .collect()
         })
@@ -593,6 +591,12 @@ fn calibrate_spread(
             None
         }
     }
+}
+
+/// The lead time a variant's policy plans with, mean and spread in days: its cheapest supplier
+/// item's, or a day without spread when it has none.
+fn lead_time(item: Option<&supplier_item::Model>) -> (f64, f64) {
+    item.map_or((1.0, 0.0), |i| (f(i.lead_time_mean_days), f(i.lead_time_std_days)))
 }
 
 /// Seeds a series' lead-time draws in the calibration, the same on every run.
@@ -627,7 +631,7 @@ struct Planned {
     series_total: usize,
     short_total: usize,
     /// How the spread was calibrated (the run's `calibration`).
-    calibration: Option<serde_json::Value>,
+    calibration: Option<SpreadCalibration>,
 }
 
 fn f(d: Dec) -> f64 {
@@ -686,12 +690,12 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         let on_order = g.on_order.get(&key).copied().unwrap_or(0);
         let in_transit = g.inbound.get(&key).copied().unwrap_or(0);
         let committed = g.committed.get(&key).copied().unwrap_or(0);
-        let item = cheapest.get(&sr.variant_id);
+        let (lead_time_mean, lead_time_sd) = lead_time(cheapest.get(&sr.variant_id).copied());
         let input = PolicyInput {
             demand: sr.demand.clone(),
-            demand_sd: sr.demand_sd.iter().map(|v| v * scale).collect(),
-            lead_time_mean: item.map_or(1.0, |i| f(i.lead_time_mean_days)),
-            lead_time_sd: item.map_or(0.0, |i| f(i.lead_time_std_days)) * scale,
+            demand_sd: sr.demand_sd.clone(),
+            lead_time_mean,
+            lead_time_sd,
             review_period: REVIEW_DAYS,
             on_hand,
             on_order,
@@ -699,7 +703,8 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             reserved: reserved + committed,
             moq: 0,
             pack_size: 0,
-        };
+        }
+        .spread_scaled(scale);
         let class = class_of(sr.variant_id);
         let (target_level, target_from) = g.settings.target_for(sr.variant_id, class);
         let policy = policy(&input, service(target_level)).map_err(|e| e.to_string())?;
@@ -978,15 +983,13 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         lower_bound: planned.lower_bound,
         series_total: slots.len(),
         short_total: planned.shortfall.iter().filter(|s| **s > 0).count(),
-        calibration: calibration.map(|(c, series)| {
-            json!({
-                "days": c.periods,
-                "series": series,
-                "bias": c.bias,
-                "factor": c.scale,
-                "achieved": c.achieved,
-                "target": c.target,
-            })
+        calibration: calibration.map(|(c, series)| SpreadCalibration {
+            days: i32::try_from(c.periods).unwrap_or(i32::MAX),
+            series: i32::try_from(series).unwrap_or(i32::MAX),
+            bias: c.bias,
+            factor: c.scale,
+            achieved: c.achieved,
+            target: c.target,
         }),
     })
 }
@@ -1016,7 +1019,10 @@ async fn finish(s: &Scoped, id: Uuid, result: Result<&Planned, String>) -> Resul
                 replenishment_run::Column::ShortTotal,
                 Expr::value(i32::try_from(p.short_total).unwrap_or(i32::MAX)),
             )
-            .col_expr(replenishment_run::Column::Calibration, Expr::value(p.calibration.clone())),
+            .col_expr(
+                replenishment_run::Column::Calibration,
+                Expr::value(p.calibration.as_ref().and_then(|c| serde_json::to_value(c).ok())),
+            ),
         Err(e) => q
             .col_expr(replenishment_run::Column::Status, Expr::value("failed"))
             .col_expr(replenishment_run::Column::Error, Expr::value(e)),

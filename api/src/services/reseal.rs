@@ -17,7 +17,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use crate::db::entities::{connector, contract_key, tenant, webhook_endpoint};
+use crate::db::entities::{TenantOwned, connector, contract_key, tenant, webhook_endpoint};
 use crate::db::{Db, Scoped, TxMode, repo};
 use crate::services::connectors;
 use crate::services::contracts::ledger;
@@ -131,13 +131,18 @@ pub async fn run(db: &Db, sealer: &Sealer, dry_run: bool) -> Result<Report, DbEr
 
 async fn tenant_secrets(s: &Scoped, sealer: &Sealer, dry_run: bool, report: &mut Report) -> Result<(), DbErr> {
     let tenant = s.tenant();
-    let tally = |report: &mut Report, kind: Kind, id: Uuid, a: &Again| {
+    // Counts `a`, and gives the value to store when there is one to store.
+    let mut settle = |kind: Kind, id: Uuid, a: Again| -> Option<String> {
         let c = report.counts.entry(kind).or_default();
         match a {
             Again::Current => c.current += 1,
-            Again::Sealed(_) => c.resealed += 1,
-            Again::Unopened(e) => report.unopened.push(Unopened { tenant, kind, id, error: e.clone() }),
+            Again::Sealed(new) => {
+                c.resealed += 1;
+                return (!dry_run).then_some(new);
+            }
+            Again::Unopened(error) => report.unopened.push(Unopened { tenant, kind, id, error }),
         }
+        None
     };
 
     for c in repo::find::<connector::Entity>(s).order_by_asc(connector::Column::Id).all(&s.tx).await? {
@@ -147,15 +152,9 @@ async fn tenant_secrets(s: &Scoped, sealer: &Sealer, dry_run: bool, report: &mut
         }
         let owner = connectors::credentials_owner(tenant, c.id);
         let a = again(sealer, &c.credentials, || sealer.open(&c.credentials, &owner), |p| sealer.seal(p, &owner));
-        tally(report, Kind::ConnectorCredentials, c.id, &a);
-        if let (Again::Sealed(new), false) = (a, dry_run) {
-            connector::Entity::update_many()
-                .filter(connector::Column::TenantId.eq(tenant))
-                .filter(connector::Column::Id.eq(c.id))
-                .filter(connector::Column::Credentials.eq(c.credentials.as_str()))
-                .col_expr(connector::Column::Credentials, Expr::value(new))
-                .exec(&s.tx)
-                .await?;
+        if let Some(new) = settle(Kind::ConnectorCredentials, c.id, a) {
+            let row = Some((connector::Column::Id, c.id));
+            swap::<connector::Entity>(s, row, connector::Column::Credentials, &c.credentials, new).await?;
         }
     }
 
@@ -168,46 +167,43 @@ async fn tenant_secrets(s: &Scoped, sealer: &Sealer, dry_run: bool, report: &mut
                 |p| webhooks::seal_secret(sealer, tenant, e.id, &String::from_utf8_lossy(p)),
             )
         };
-        let a = endpoint_again(&e.secret);
-        tally(report, Kind::WebhookSecret, e.id, &a);
-        if let (Again::Sealed(new), false) = (a, dry_run) {
-            webhook_endpoint::Entity::update_many()
-                .filter(webhook_endpoint::Column::TenantId.eq(tenant))
-                .filter(webhook_endpoint::Column::Id.eq(e.id))
-                .filter(webhook_endpoint::Column::Secret.eq(e.secret.as_str()))
-                .col_expr(webhook_endpoint::Column::Secret, Expr::value(new))
-                .exec(&s.tx)
-                .await?;
+        let row = Some((webhook_endpoint::Column::Id, e.id));
+        if let Some(new) = settle(Kind::WebhookSecret, e.id, endpoint_again(&e.secret)) {
+            swap::<webhook_endpoint::Entity>(s, row, webhook_endpoint::Column::Secret, &e.secret, new).await?;
         }
         // A previous secret signs until it expires; after that it is never read again.
         let signing = e.previous_secret_expires_at.is_some_and(|t| t > repo::now());
-        if let (Some(previous), true) = (&e.previous_secret, signing) {
-            let a = endpoint_again(previous);
-            tally(report, Kind::WebhookPreviousSecret, e.id, &a);
-            if let (Again::Sealed(new), false) = (a, dry_run) {
-                webhook_endpoint::Entity::update_many()
-                    .filter(webhook_endpoint::Column::TenantId.eq(tenant))
-                    .filter(webhook_endpoint::Column::Id.eq(e.id))
-                    .filter(webhook_endpoint::Column::PreviousSecret.eq(previous.as_str()))
-                    .col_expr(webhook_endpoint::Column::PreviousSecret, Expr::value(new))
-                    .exec(&s.tx)
-                    .await?;
-            }
+        if let (Some(previous), true) = (&e.previous_secret, signing)
+            && let Some(new) = settle(Kind::WebhookPreviousSecret, e.id, endpoint_again(previous))
+        {
+            swap::<webhook_endpoint::Entity>(s, row, webhook_endpoint::Column::PreviousSecret, previous, new).await?;
         }
     }
 
     if let Some(k) = repo::find::<contract_key::Entity>(s).one(&s.tx).await? {
         let aad = ledger::key_owner(tenant);
         let a = again(sealer, &k.sealed_secret, || sealer.open(&k.sealed_secret, &aad), |p| sealer.seal(p, &aad));
-        tally(report, Kind::ContractSigningKey, tenant, &a);
-        if let (Again::Sealed(new), false) = (a, dry_run) {
-            contract_key::Entity::update_many()
-                .filter(contract_key::Column::TenantId.eq(tenant))
-                .filter(contract_key::Column::SealedSecret.eq(k.sealed_secret.as_str()))
-                .col_expr(contract_key::Column::SealedSecret, Expr::value(new))
-                .exec(&s.tx)
-                .await?;
+        if let Some(new) = settle(Kind::ContractSigningKey, tenant, a) {
+            // One key per tenant: the tenant is its row.
+            swap::<contract_key::Entity>(s, None, contract_key::Column::SealedSecret, &k.sealed_secret, new).await?;
         }
     }
+    Ok(())
+}
+
+/// Sets `column` of the tenant's row of `E` (the one whose `row` column holds the id, when given)
+/// to `new`, if it still holds `old`: a value changed since it was read is someone else's to keep.
+async fn swap<E: TenantOwned>(
+    s: &Scoped,
+    row: Option<(E::Column, Uuid)>,
+    column: E::Column,
+    old: &str,
+    new: String,
+) -> Result<(), DbErr> {
+    let mut q = E::update_many().filter(E::tenant_column().eq(s.tenant())).filter(column.eq(old));
+    if let Some((id_column, id)) = row {
+        q = q.filter(id_column.eq(id));
+    }
+    q.col_expr(column, Expr::value(new)).exec(&s.tx).await?;
     Ok(())
 }

@@ -11,7 +11,7 @@
 
 use super::policy::{PolicyInput, ServiceTarget, policy};
 use super::sim::{self, Levels, Outcome, SimError, Stocking};
-use crate::forecast::metrics;
+use crate::forecast::{metrics, sd_from_band};
 
 /// The forecast at one review of one series: demand per period from the review on, and each
 /// period's standard deviation.
@@ -21,6 +21,18 @@ pub struct Outlook {
     pub series: usize,
     pub demand: Vec<f64>,
     pub demand_sd: Vec<f64>,
+}
+
+impl Outlook {
+    /// Series `series`' outlook from a forecast: its point (below zero read as zero) and each
+    /// period's spread read off its `lower`–`upper` quantiles of levels `band`.
+    pub fn from_band(series: usize, point: &[f64], lower: &[f64], upper: &[f64], band: (f64, f64)) -> Outlook {
+        Outlook {
+            series,
+            demand: point.iter().map(|v| v.max(0.0)).collect(),
+            demand_sd: sd_from_band(lower, upper, band),
+        }
+    }
 }
 
 /// The forecasts of a replay: at each step, one [`Outlook`] per series under review (those of
@@ -88,9 +100,9 @@ pub fn replay_policy(
                 let s = &stocking[o.series];
                 let input = PolicyInput {
                     demand: o.demand.clone(),
-                    demand_sd: o.demand_sd.iter().map(|v| v * scale).collect(),
+                    demand_sd: o.demand_sd.clone(),
                     lead_time_mean: s.lead_time_mean,
-                    lead_time_sd: s.lead_time_sd * scale,
+                    lead_time_sd: s.lead_time_sd,
                     review_period: s.review_period as f64,
                     on_hand: 0,
                     on_order: 0,
@@ -98,7 +110,8 @@ pub fn replay_policy(
                     reserved: 0,
                     moq: s.moq,
                     pack_size: s.pack_size,
-                };
+                }
+                .spread_scaled(scale);
                 let p = policy(&input, targets[o.series])?;
                 Ok(Levels {
                     reorder_point: p.order_up_to,

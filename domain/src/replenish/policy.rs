@@ -64,6 +64,16 @@ pub struct PolicyInput {
     pub pack_size: i64,
 }
 
+impl PolicyInput {
+    /// The same input with the spread of demand and of the lead time times `factor` (the
+    /// calibrated factor of `super::calibrate`).
+    pub fn spread_scaled(mut self, factor: f64) -> PolicyInput {
+        self.demand_sd.iter_mut().for_each(|v| *v *= factor);
+        self.lead_time_sd *= factor;
+        self
+    }
+}
+
 /// Why a policy cannot be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PolicyError {
