@@ -11,7 +11,7 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use qm_integrations::retry::{WEBHOOK_SCHEDULE, webhook_delay};
 use qm_integrations::sealing::{SealError, Sealer};
-use qm_integrations::webhooks::{Outcome, Outgoing, SECRET_PREFIX};
+use qm_integrations::webhooks::{Outcome, Outgoing, Report, SECRET_PREFIX};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
@@ -204,26 +204,32 @@ impl Handler for Deliver {
             stored.push(prev.as_str());
         }
         // A secret that does not open is most likely a key missing from this process's
-        // configuration: the message waits, retrying, rather than going out unsigned.
-        let secrets = stored
+        // configuration: nothing goes out unsigned; the attempt fails like one the receiver
+        // failed (recorded with why, the endpoint failing, retried on the schedule, and once out
+        // of attempts failed and resent by webhookEndpointRecover when the keys are mended).
+        let opened = stored
             .into_iter()
             .map(|v| open_secret(&state.sealer, ep.tenant_id, ep.id, v))
-            .collect::<Result<Vec<String>, SealError>>()
-            .map_err(|e| {
-                JobError::Retry(format!("the endpoint's secret does not open ({e}); check QM_CONNECTOR_KEYS"))
-            })?;
-        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let header_id = message_header_id(msg.id);
-        let report = state
-            .webhooks
-            .deliver(&Outgoing {
-                url: &ep.url,
-                msg_id: &header_id,
-                timestamp: now.timestamp(),
-                body: msg.body.as_bytes(),
-                secrets: &secrets,
-            })
-            .await;
+            .collect::<Result<Vec<String>, SealError>>();
+        let report = match opened {
+            Ok(secrets) => {
+                let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+                let header_id = message_header_id(msg.id);
+                state
+                    .webhooks
+                    .deliver(&Outgoing {
+                        url: &ep.url,
+                        msg_id: &header_id,
+                        timestamp: now.timestamp(),
+                        body: msg.body.as_bytes(),
+                        secrets: &secrets,
+                    })
+                    .await
+            }
+            Err(e) => Report::not_sent(format!(
+                "not sent: the endpoint's signing secret does not open ({e}); check QM_CONNECTOR_KEYS"
+            )),
+        };
         let attempts = record_attempt(state, &msg, &report).await?;
         match report.outcome {
             Outcome::Delivered => {

@@ -126,6 +126,21 @@ pub struct Report {
     pub retry_after: Option<Duration>,
 }
 
+impl Report {
+    /// A delivery that failed before anything was sent (`error` says why): retried like one the
+    /// receiver failed.
+    pub fn not_sent(error: String) -> Report {
+        Report {
+            outcome: Outcome::Failed,
+            status: None,
+            latency: Duration::ZERO,
+            excerpt: String::new(),
+            error: Some(error),
+            retry_after: None,
+        }
+    }
+}
+
 /// One delivery to make.
 pub struct Outgoing<'a> {
     pub url: &'a str,

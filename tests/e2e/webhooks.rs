@@ -377,8 +377,33 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
 
     // Another endpoint's sealed secret copied into this row does not open: nothing goes out
     // unsigned or signed with the wrong key.
+    // The attempt fails as one the receiver failed would: recorded with why, the endpoint
+    // failing, the message waiting for its next attempt.
     set(id, row(other_id).await.secret).await;
     app.data(&t.owner_key, send, json!({ "e": ep })).await;
     app.drain_jobs().await;
     assert_eq!(rx.received().len(), 2, "no delivery with a secret that does not open");
+    let q = "query($e: ID!) { webhookDeliveries(endpointId: $e, first: 5, status: PENDING) { nodes { status attempts { statusCode error } } } webhookEndpoints(first: 5) { nodes { id failingSince } } }";
+    let d = app.data(&t.owner_key, q, json!({ "e": ep })).await;
+    let waiting = d["webhookDeliveries"]["nodes"].as_array().expect("nodes");
+    assert_eq!(waiting.len(), 1, "{d}");
+    let attempts = waiting[0]["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1, "{d}");
+    assert!(attempts[0]["statusCode"].is_null(), "{d}");
+    let why = attempts[0]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("does not open") && why.contains("QM_CONNECTOR_KEYS"), "{d}");
+    let endpoints = d["webhookEndpoints"]["nodes"].as_array().expect("endpoints");
+    assert!(endpoints.iter().any(|n| n["id"] == ep.as_str() && n["failingSince"].is_string()), "{d}");
+
+    // Once the secret opens again, the next attempt delivers it, signed with it.
+    set(id, rotated.secret.clone()).await;
+    app.make_jobs_due().await;
+    app.drain_jobs().await;
+    let got = rx.received();
+    assert_eq!(got.len(), 3, "the waiting message went out");
+    assert!(independently_valid(&new, &got[2]));
+    let d = app.data(&t.owner_key, q, json!({ "e": ep })).await;
+    assert_eq!(d["webhookDeliveries"]["nodes"], json!([]), "{d}");
+    let endpoints = d["webhookEndpoints"]["nodes"].as_array().expect("endpoints");
+    assert!(endpoints.iter().any(|n| n["id"] == ep.as_str() && n["failingSince"].is_null()), "{d}");
 }
