@@ -262,8 +262,9 @@ async fn upgrading_gives_existing_tenants_the_sync_failed_and_return_rate_rules_
 /// After a key rotation, `reseal` seals every stored secret again with the new key, so the old one
 /// can go: a connector's credentials, webhook endpoint secrets (a previous one that still signs,
 /// and one an earlier version stored in the clear) and the contract signing key then open with the
-/// new key alone, to the same values. A dry run changes nothing; a second run has nothing to do; a
-/// value sealed with a key no longer configured is reported and left as it is.
+/// new key alone, to the same values; a previous secret past its expiry is cleared. A dry run
+/// changes nothing; a second run has nothing to do; a value sealed with a key no longer
+/// configured is reported and left as it is.
 #[tokio::test]
 async fn resealing_lets_the_old_key_go() {
     use base64::Engine as _;
@@ -297,6 +298,10 @@ async fn resealing_lets_the_old_key_go() {
         )
         .await;
     let second = d["webhookSecretRotate"]["secret"].as_str().expect("secret").to_owned();
+    let (retired, _) = app.webhook_endpoint(&t.owner_key, "http://127.0.0.1:9/old", json!([])).await;
+    let rotate = "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret } }";
+    app.data(&t.owner_key, rotate, json!({ "e": retired })).await;
+    let retired = qm_tests::uuid_of(&retired);
     let (legacy, legacy_secret) = app.webhook_endpoint(&t.owner_key, url, json!([])).await;
     let (lost, _) = app.webhook_endpoint(&t.owner_key, url, json!([])).await;
     let (rotated, legacy, lost) = (qm_tests::uuid_of(&rotated), qm_tests::uuid_of(&legacy), qm_tests::uuid_of(&lost));
@@ -314,6 +319,20 @@ async fn resealing_lets_the_old_key_go() {
     let gone = Sealer::parse(&key("k0", 9)).expect("k0");
     let lost_value = seal_secret(&gone, t.id, lost, "whsec_c2VjcmV0LWZyb20tYW4tb2xkLWtleQ==");
     set_secret(lost, lost_value.clone()).await;
+    // A rotation's previous secret whose day of signing is over.
+    webhook_endpoint::Entity::update_many()
+        .filter(webhook_endpoint::Column::Id.eq(retired))
+        .col_expr(
+            webhook_endpoint::Column::PreviousSecretExpiresAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::hours(1)),
+        )
+        .exec(conn)
+        .await
+        .expect("expire");
+    let retired_row = || async move {
+        webhook_endpoint::Entity::find_by_id((t.id, retired)).one(conn).await.expect("row").expect("endpoint")
+    };
+    assert!(retired_row().await.previous_secret.is_some());
     let s = app.state.db.scoped(t.id, qm_api::db::TxMode::Write).await.expect("tx");
     let public = ledger::ensure_key(&s, &app.state.sealer).await.expect("signing key");
     s.commit().await.expect("commit");
@@ -332,18 +351,25 @@ async fn resealing_lets_the_old_key_go() {
     let both = Sealer::parse(&format!("{},{}", key("k2", 2), key("k1", 1))).expect("keys");
     let dry = reseal::run(&app.state.db, &both, true).await.expect("dry run");
     let counts = |r: &reseal::Report, kind| r.counts.get(&kind).copied().unwrap_or_default();
-    assert_eq!(counts(&dry, reseal::Kind::WebhookSecret), reseal::Counts { resealed: 2, current: 0 }, "{dry:?}");
+    let want = |resealed, cleared| reseal::Counts { resealed, current: 0, cleared };
+    assert_eq!(counts(&dry, reseal::Kind::WebhookSecret), want(3, 0), "{dry:?}");
+    assert_eq!(counts(&dry, reseal::Kind::WebhookPreviousSecret), want(1, 1), "{dry:?}");
+    assert!(dry.render(true).contains("1 expired and to clear"), "{}", dry.render(true));
     assert_eq!(rows().await, before);
+    assert!(retired_row().await.previous_secret.is_some(), "a dry run clears nothing");
     let done = reseal::run(&app.state.db, &both, false).await.expect("reseal");
     assert_eq!(done.tenants, 1);
-    for (kind, want) in [
-        (reseal::Kind::ConnectorCredentials, 1),
-        (reseal::Kind::WebhookSecret, 2),
-        (reseal::Kind::WebhookPreviousSecret, 1),
-        (reseal::Kind::ContractSigningKey, 1),
+    for (kind, resealed, cleared) in [
+        (reseal::Kind::ConnectorCredentials, 1, 0),
+        (reseal::Kind::WebhookSecret, 3, 0),
+        (reseal::Kind::WebhookPreviousSecret, 1, 1),
+        (reseal::Kind::ContractSigningKey, 1, 0),
     ] {
-        assert_eq!(counts(&done, kind), reseal::Counts { resealed: want, current: 0 }, "{kind:?}: {done:?}");
+        assert_eq!(counts(&done, kind), want(resealed, cleared), "{kind:?}: {done:?}");
     }
+    let x = retired_row().await;
+    assert_eq!((x.previous_secret, x.previous_secret_expires_at), (None, None), "the expired previous secret is gone");
+    assert!(open_secret(&Sealer::parse(&key("k2", 2)).expect("k2"), t.id, retired, &x.secret).is_ok());
     assert_eq!(done.unopened.len(), 1, "{done:?}");
     assert_eq!((done.unopened[0].kind, done.unopened[0].id), (reseal::Kind::WebhookSecret, lost));
 
@@ -366,8 +392,8 @@ async fn resealing_lets_the_old_key_go() {
     // was copied from another row: opened, not taken as current.
     set_secret(lost, l.secret.clone()).await;
     let again = reseal::run(&app.state.db, &both, false).await.expect("again");
-    assert!(again.counts.values().all(|c| c.resealed == 0), "{again:?}");
-    assert_eq!(counts(&again, reseal::Kind::WebhookSecret), reseal::Counts { resealed: 0, current: 2 });
+    assert!(again.counts.values().all(|c| c.resealed == 0 && c.cleared == 0), "{again:?}");
+    assert_eq!(counts(&again, reseal::Kind::WebhookSecret), reseal::Counts { resealed: 0, current: 3, cleared: 0 });
     assert_eq!(again.unopened.len(), 1, "{again:?}");
     assert_eq!((again.unopened[0].id, &again.unopened[0].error), (lost, &SealError::Tampered));
     let report = again.render(false);

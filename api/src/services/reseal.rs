@@ -3,7 +3,7 @@
 //!
 //! The secrets: connector credentials, webhook endpoints' signing secrets (the current one and the
 //! previous one while it still signs; a secret an earlier version stored in the clear is sealed
-//! too) and the tenants' contract signing keys. Each tenant's rows change in one transaction, and
+//! too; one past its expiry, never read again, is cleared) and the tenants' contract signing keys. Each tenant's rows change in one transaction, and
 //! a row is replaced only while it still holds the value read, so a run beside serving processes
 //! overwrites nothing they wrote meanwhile; a run stopped half way is finished by the next, and a
 //! second run has nothing to do. A value that does not open (sealed with a key that is not
@@ -43,11 +43,13 @@ impl Kind {
     }
 }
 
-/// Values of one kind: sealed again (or, in a dry run, to be), and already under the current key.
+/// Values of one kind: sealed again (or, in a dry run, to be), already under the current key, and
+/// cleared as never read again (webhook endpoints' previous secrets past their expiry).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     pub resealed: usize,
     pub current: usize,
+    pub cleared: usize,
 }
 
 /// A value that does not open, left as it is.
@@ -71,16 +73,34 @@ pub struct Report {
 impl Report {
     /// A line per kind, then a line per value that does not open.
     pub fn render(&self, dry_run: bool) -> String {
-        let done = if dry_run { "to seal again" } else { "sealed again" };
+        let (done, cleared) = if dry_run { ("to seal again", "to clear") } else { ("sealed again", "cleared") };
         let mut out = String::new();
         for (kind, c) in &self.counts {
-            let _ = writeln!(out, "{}: {} {done}, {} already current", kind.as_str(), c.resealed, c.current);
+            let _ = write!(out, "{}: {} {done}, {} already current", kind.as_str(), c.resealed, c.current);
+            if c.cleared > 0 {
+                let _ = write!(out, ", {} expired and {cleared}", c.cleared);
+            }
+            out.push('\n');
         }
         for u in &self.unopened {
             let _ = writeln!(out, "tenant {}: {} of {} left as it is: {}", u.tenant, u.kind.as_str(), u.id, u.error);
         }
         let _ = writeln!(out, "{} tenants, {} values that do not open", self.tenants, self.unopened.len());
         out
+    }
+
+    /// Counts `a` for `kind`, and gives the value to store when there is one to store.
+    fn settle(&mut self, tenant: Uuid, kind: Kind, id: Uuid, a: Again, dry_run: bool) -> Option<String> {
+        let c = self.counts.entry(kind).or_default();
+        match a {
+            Again::Current => c.current += 1,
+            Again::Sealed(new) => {
+                c.resealed += 1;
+                return (!dry_run).then_some(new);
+            }
+            Again::Unopened(error) => self.unopened.push(Unopened { tenant, kind, id, error }),
+        }
+        None
     }
 }
 
@@ -131,19 +151,6 @@ pub async fn run(db: &Db, sealer: &Sealer, dry_run: bool) -> Result<Report, DbEr
 
 async fn tenant_secrets(s: &Scoped, sealer: &Sealer, dry_run: bool, report: &mut Report) -> Result<(), DbErr> {
     let tenant = s.tenant();
-    // Counts `a`, and gives the value to store when there is one to store.
-    let mut settle = |kind: Kind, id: Uuid, a: Again| -> Option<String> {
-        let c = report.counts.entry(kind).or_default();
-        match a {
-            Again::Current => c.current += 1,
-            Again::Sealed(new) => {
-                c.resealed += 1;
-                return (!dry_run).then_some(new);
-            }
-            Again::Unopened(error) => report.unopened.push(Unopened { tenant, kind, id, error }),
-        }
-        None
-    };
 
     for c in repo::find::<connector::Entity>(s).order_by_asc(connector::Column::Id).all(&s.tx).await? {
         // An uninstalled connector keeps no credentials.
@@ -152,7 +159,7 @@ async fn tenant_secrets(s: &Scoped, sealer: &Sealer, dry_run: bool, report: &mut
         }
         let owner = connectors::credentials_owner(tenant, c.id);
         let a = again(sealer, &c.credentials, || sealer.open(&c.credentials, &owner), |p| sealer.seal(p, &owner));
-        if let Some(new) = settle(Kind::ConnectorCredentials, c.id, a) {
+        if let Some(new) = report.settle(tenant, Kind::ConnectorCredentials, c.id, a, dry_run) {
             let row = Some((connector::Column::Id, c.id));
             swap::<connector::Entity>(s, row, connector::Column::Credentials, &c.credentials, new).await?;
         }
@@ -168,22 +175,40 @@ async fn tenant_secrets(s: &Scoped, sealer: &Sealer, dry_run: bool, report: &mut
             )
         };
         let row = Some((webhook_endpoint::Column::Id, e.id));
-        if let Some(new) = settle(Kind::WebhookSecret, e.id, endpoint_again(&e.secret)) {
+        if let Some(new) = report.settle(tenant, Kind::WebhookSecret, e.id, endpoint_again(&e.secret), dry_run) {
             swap::<webhook_endpoint::Entity>(s, row, webhook_endpoint::Column::Secret, &e.secret, new).await?;
         }
-        // A previous secret signs until it expires; after that it is never read again.
-        let signing = e.previous_secret_expires_at.is_some_and(|t| t > repo::now());
-        if let (Some(previous), true) = (&e.previous_secret, signing)
-            && let Some(new) = settle(Kind::WebhookPreviousSecret, e.id, endpoint_again(previous))
-        {
-            swap::<webhook_endpoint::Entity>(s, row, webhook_endpoint::Column::PreviousSecret, previous, new).await?;
+        // A previous secret signs until it expires; after that it is never read again, so it is
+        // cleared rather than left under a key that is about to go.
+        let Some(previous) = &e.previous_secret else { continue };
+        if e.previous_secret_expires_at.is_some_and(|t| t > repo::now()) {
+            let a = endpoint_again(previous);
+            if let Some(new) = report.settle(tenant, Kind::WebhookPreviousSecret, e.id, a, dry_run) {
+                swap::<webhook_endpoint::Entity>(s, row, webhook_endpoint::Column::PreviousSecret, previous, new)
+                    .await?;
+            }
+        } else {
+            report.counts.entry(Kind::WebhookPreviousSecret).or_default().cleared += 1;
+            if !dry_run {
+                webhook_endpoint::Entity::update_many()
+                    .filter(webhook_endpoint::Column::TenantId.eq(tenant))
+                    .filter(webhook_endpoint::Column::Id.eq(e.id))
+                    .filter(webhook_endpoint::Column::PreviousSecret.eq(previous.as_str()))
+                    .col_expr(webhook_endpoint::Column::PreviousSecret, Expr::value(Option::<String>::None))
+                    .col_expr(
+                        webhook_endpoint::Column::PreviousSecretExpiresAt,
+                        Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+                    )
+                    .exec(&s.tx)
+                    .await?;
+            }
         }
     }
 
     if let Some(k) = repo::find::<contract_key::Entity>(s).one(&s.tx).await? {
         let aad = ledger::key_owner(tenant);
         let a = again(sealer, &k.sealed_secret, || sealer.open(&k.sealed_secret, &aad), |p| sealer.seal(p, &aad));
-        if let Some(new) = settle(Kind::ContractSigningKey, tenant, a) {
+        if let Some(new) = report.settle(tenant, Kind::ContractSigningKey, tenant, a, dry_run) {
             // One key per tenant: the tenant is its row.
             swap::<contract_key::Entity>(s, None, contract_key::Column::SealedSecret, &k.sealed_secret, new).await?;
         }
