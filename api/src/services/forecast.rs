@@ -766,9 +766,15 @@ async fn new_run(s: &Scoped, id: Uuid, horizon: usize, by: &str) -> Result<forec
 }
 
 /// The runs' parsed models, by run id: a completed run's model never changes, and re-forecasting
-/// one SKU should not read and parse it again each time. Holds the latest few runs.
-#[derive(Default)]
-pub struct ModelCache(std::sync::Mutex<HashMap<Uuid, Arc<RunModel>>>);
+/// one SKU should not read and parse it again each time. Holds the [`MODEL_CACHE_RUNS`] runs
+/// used last (a tenant's latest run stays while the tenant is active, whatever other tenants do).
+pub struct ModelCache(std::sync::Mutex<lru::LruCache<Uuid, Arc<RunModel>>>);
+
+impl Default for ModelCache {
+    fn default() -> Self {
+        ModelCache(std::sync::Mutex::new(lru::LruCache::new(MODEL_CACHE_RUNS)))
+    }
+}
 
 /// A run (its `model` column left out) and its parsed model.
 pub struct RunModel {
@@ -776,13 +782,13 @@ pub struct RunModel {
     pub stored: StoredModel,
 }
 
-const MODEL_CACHE_RUNS: usize = 32;
+const MODEL_CACHE_RUNS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(32).expect("not zero");
 
 impl ModelCache {
     /// The model of completed run `id` (which the caller's tenant-scoped query found), parsed
     /// once. Only completed runs are kept: their rows no longer change.
     async fn get(&self, s: &Scoped, id: Uuid) -> Result<Option<Arc<RunModel>>, DbErr> {
-        if let Some(hit) = self.0.lock().ok().and_then(|m| m.get(&id).cloned()) {
+        if let Some(hit) = self.0.lock().ok().and_then(|mut m| m.get(&id).cloned()) {
             return Ok(Some(hit));
         }
         let Some(mut run) = lookup_run(s, id).await? else { return Ok(None) };
@@ -791,10 +797,7 @@ impl ModelCache {
         let completed = run.status == "completed";
         let parsed = Arc::new(RunModel { run, stored });
         if let (true, Ok(mut m)) = (completed, self.0.lock()) {
-            if m.len() >= MODEL_CACHE_RUNS {
-                m.clear();
-            }
-            m.insert(id, parsed.clone());
+            m.put(id, parsed.clone());
         }
         Ok(Some(parsed))
     }
