@@ -3,10 +3,10 @@
 //!
 //! The secrets: connector credentials, webhook endpoints' signing secrets (the current one and the
 //! previous one while it still signs; a secret an earlier version stored in the clear is sealed
-//! too; one past its expiry, never read again, is cleared) and the tenants' contract signing keys. Each tenant's rows change in one transaction, and
-//! a row is replaced only while it still holds the value read, so a run beside serving processes
-//! overwrites nothing they wrote meanwhile; a run stopped half way is finished by the next, and a
-//! second run has nothing to do. A value that does not open (sealed with a key that is not
+//! too; a previous one past its expiry, never read again, is cleared) and the tenants' contract
+//! signing keys. Each tenant's rows change in one transaction, and a row is replaced only while
+//! it still holds the value read, so a run beside serving processes overwrites nothing they wrote
+//! meanwhile; a run stopped half way is finished by the next, and a second run has nothing to do. A value that does not open (sealed with a key that is not
 //! configured, or altered) is reported and left as it is: nothing is lost.
 
 use std::collections::BTreeMap;
