@@ -199,6 +199,28 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
             .map(|o| o["quantity"].as_i64().expect("quantity"))
             .sum();
         assert!(inflow >= need || e["shortfall"].as_i64() > Some(0), "{l}");
+        // It states what the whole plan does there: bought, moved in and out, and the position
+        // that leaves; a purchase says what else comes by transfer and what goes on.
+        let sum = |f: &dyn Fn(&Value) -> bool| -> i64 {
+            lines.iter().filter(|o| o["sku"] == l["sku"] && f(o)).map(|o| o["quantity"].as_i64().expect("q")).sum()
+        };
+        let here = l["location"]["id"].clone();
+        let bought = sum(&|o| o["location"]["id"] == here && o["kind"] == "BUY");
+        let moved_in = sum(&|o| o["location"]["id"] == here && o["kind"] == "TRANSFER");
+        let moved_out = sum(&|o| o["kind"] == "TRANSFER" && o["fromLocation"]["id"] == here);
+        let p = &e["plan"];
+        assert_eq!(
+            (p["bought"].as_i64(), p["transferredIn"].as_i64(), p["transferredOut"].as_i64()),
+            (Some(bought), Some(moved_in), Some(moved_out)),
+            "{l}"
+        );
+        let position = e["position"]["total"].as_i64().expect("position");
+        assert_eq!(p["positionAfter"].as_i64(), Some(position + bought + moved_in - moved_out), "{l}");
+        if l["kind"] == "BUY" {
+            let reason = l["reason"].as_str().expect("reason");
+            assert_eq!(reason.contains("more come"), moved_in > 0, "{l}");
+            assert_eq!(reason.contains("on by transfer"), moved_out > 0, "{l}");
+        }
     }
     // The empty location gets the SKU moved from a location with spare stock, not bought.
     let to_empty: Vec<&Value> = lines.iter().filter(|l| l["sku"] == sku && l["location"]["id"] == empty).collect();

@@ -199,7 +199,8 @@ impl ReplenishmentLine {
         &self.0.reason
     }
     /// The numbers behind the quantity: forecast over the lead time, safety stock by cause,
-    /// order-up-to level, inventory position, rounding, shortfall.
+    /// order-up-to level, inventory position, rounding, shortfall, and under `plan` what the
+    /// whole plan does at this SKU × location (bought, transferred in and out, position after).
     async fn explanation(&self) -> Json<serde_json::Value> {
         Json(self.0.explanation.clone())
     }

@@ -18,7 +18,7 @@ use qm_domain::replenish::plan::{
     self, Lane, LineKind, LocationLimits, Need, Offer, PlanInput, PlanOptions, PriceBreak, SupplierLimits,
 };
 use qm_domain::replenish::sim::{self, Stocking};
-use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_classes, policy};
+use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_classes, order_for, policy};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use sea_orm::sea_query::Expr;
@@ -605,6 +605,22 @@ fn lead_time_seed(variant: Uuid, location: Uuid) -> u64 {
     v.0 ^ v.1.rotate_left(17) ^ l.0.rotate_left(31) ^ l.1.rotate_left(47)
 }
 
+/// What a plan brings to one SKU × location and takes from it.
+#[derive(Debug, Clone, Default)]
+struct Flows {
+    bought: i64,
+    /// Transfers in, by the location they come from, and out, by the one they go to.
+    moved_in: Vec<(Uuid, i64)>,
+    moved_out: Vec<(Uuid, i64)>,
+}
+
+impl Flows {
+    fn net(&self) -> i64 {
+        self.bought + self.moved_in.iter().map(|(_, q)| q).sum::<i64>()
+            - self.moved_out.iter().map(|(_, q)| q).sum::<i64>()
+    }
+}
+
 /// A line ready to store.
 struct LineOut {
     kind: &'static str,
@@ -800,20 +816,27 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
     let input =
         PlanInput { needs, offers, lanes, suppliers: supplier_limits, locations, budget: g.settings.plan_budget };
     let planned = plan::plan(&input, PlanOptions::default()).map_err(|e| e.to_string())?;
-    // Where each need stands once the plan arrives.
-    let mut after: Vec<i64> = slots.iter().map(|sl| sl.position).collect();
+    // What the plan brings to and takes from each need, and where it then stands.
     let need_at: HashMap<(usize, usize), usize> =
         input.needs.iter().enumerate().map(|(i, n)| ((n.sku, n.location), i)).collect();
+    let mut flows = vec![Flows::default(); slots.len()];
     for l in &planned.lines {
-        if let Some(&i) = need_at.get(&(l.sku, l.location)) {
-            after[i] += l.quantity;
-        }
-        if let LineKind::Transfer { lane } = l.kind
-            && let Some(&i) = need_at.get(&(l.sku, input.lanes[lane].from))
-        {
-            after[i] -= l.quantity;
+        let here = need_at.get(&(l.sku, l.location)).copied();
+        match (l.kind, here) {
+            (LineKind::Buy { .. }, Some(i)) => flows[i].bought += l.quantity,
+            (LineKind::Buy { .. }, None) => {}
+            (LineKind::Transfer { lane }, _) => {
+                let from = input.lanes[lane].from;
+                if let Some(i) = here {
+                    flows[i].moved_in.push((loc_ids[from], l.quantity));
+                }
+                if let Some(&j) = need_at.get(&(l.sku, from)) {
+                    flows[j].moved_out.push((loc_ids[l.location], l.quantity));
+                }
+            }
         }
     }
+    let after: Vec<i64> = slots.iter().zip(&flows).map(|(sl, f)| sl.position + f.net()).collect();
     let offers_at = plan::offers_at(&input);
     let spread = calibration.map_or_else(String::new, |(c, _)| {
         format!("; the forecast's and the lead time's spread ×{:.2}, as the last {} days needed", c.scale, c.periods)
@@ -845,6 +868,20 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             sl.reserved
         );
         let need = (sl.target - sl.position).max(0);
+        let f = &flows[i];
+        // Units moved, and what to say of them: "from A" for one lane, ": 7 from A, 2 from B" for more.
+        let moves = |v: &[(Uuid, i64)], way: &str| -> (i64, String) {
+            let total = v.iter().map(|(_, q)| q).sum();
+            let said = match v {
+                [(at, _)] => format!(" {way} {}", name_of(*at)),
+                _ => {
+                    let each: Vec<String> = v.iter().map(|(at, q)| format!("{q} {way} {}", name_of(*at))).collect();
+                    format!(": {}", each.join(", "))
+                }
+            };
+            (total, said)
+        };
+        let (moved_in, moved_out) = (moves(&f.moved_in, "from"), moves(&f.moved_out, "to"));
         let mut explanation = json!({
             "spreadFactor": scale,
             "serviceLevelKind": if g.settings.fill_rate { "FILL_RATE" } else { "CYCLE" },
@@ -871,6 +908,12 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             "need": need,
             "quantity": l.quantity,
             "shortfall": planned.shortfall[i],
+            "plan": {
+                "bought": f.bought,
+                "transferredIn": moved_in.0,
+                "transferredOut": moved_out.0,
+                "positionAfter": after[i],
+            },
         });
         let expected = sl.policy.fill_rate_at(after[i] as f64);
         let line = match l.kind {
@@ -903,11 +946,20 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                         limits.join(" and ")
                     ));
                 }
-                if l.quantity > need {
+                let rounded_need = order_for(0.0, 0.0, need as f64, o.moq, o.pack_size).quantity;
+                if l.quantity > need && l.quantity <= rounded_need {
                     why.push_str(&format!(
                         " (the need of {need} rounded up to packs of {} and a minimum of {})",
                         o.pack_size, o.moq
                     ));
+                }
+                if moved_in.0 > 0 {
+                    let verb = if moved_in.0 == 1 { "comes" } else { "come" };
+                    why.push_str(&format!("; {} more {verb} by transfer{}", moved_in.0, moved_in.1));
+                }
+                if moved_out.0 > 0 {
+                    let verb = if moved_out.0 == 1 { "goes" } else { "go" };
+                    why.push_str(&format!("; {} {verb} on by transfer{}", moved_out.0, moved_out.1));
                 }
                 explanation["packSize"] = json!(o.pack_size);
                 explanation["moq"] = json!(o.moq);
@@ -936,21 +988,33 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             LineKind::Transfer { lane } => {
                 let from_ix = input.lanes[lane].from;
                 let from = loc_ids[from_ix];
-                let spare = need_at.get(&(l.sku, from_ix)).map_or(0, |&j| slots[j].position - slots[j].target);
+                let source =
+                    need_at.get(&(l.sku, from_ix)).map(|&j| (slots[j].position - slots[j].target, flows[j].bought));
+                let holding = match source {
+                    Some((spare, bought)) if bought > 0 => format!(
+                        "holding {} above its own order-up-to level, {} with the {bought} this plan buys for it",
+                        spare.max(0),
+                        (spare + bought).max(0)
+                    ),
+                    Some((spare, _)) => format!("holding {} above its own order-up-to level", spare.max(0)),
+                    None => "which has no forecast of its own for it".to_owned(),
+                };
                 let buy = offers_at
                     .get(&(l.sku, l.location))
                     .and_then(|os| os.iter().map(|&o| plan::price_for(&input.offers[o], l.quantity)).min());
-                let why = format!(
-                    "{base}; move {} from {} (holding {} above its own order-up-to level) at {} a unit{}",
+                let mut why = format!(
+                    "{base}; move {} from {} ({holding}) at {} a unit{}",
                     l.quantity,
                     name_of(from),
-                    spare.max(0),
                     l.unit_cost,
                     buy.map_or_else(
                         || ", no supplier sells it here".to_owned(),
                         |b| format!(" instead of buying at {b}")
                     )
                 );
+                if f.bought > 0 {
+                    why.push_str(&format!("; {} more bought here", f.bought));
+                }
                 explanation["from"] = json!(gid("Location", from).0);
                 explanation["transferUnitCost"] = json!(l.unit_cost.to_string());
                 LineOut {
