@@ -376,9 +376,8 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
     assert!(independently_valid(&clear, &got[1]));
 
     // Another endpoint's sealed secret copied into this row does not open: nothing goes out
-    // unsigned or signed with the wrong key.
-    // The attempt fails as one the receiver failed would: recorded with why, the endpoint
-    // failing, the message waiting for its next attempt.
+    // unsigned or signed with the wrong key, and the attempt fails as one the receiver failed
+    // would: recorded with why, the endpoint failing, the message waiting for its next attempt.
     set(id, row(other_id).await.secret).await;
     app.data(&t.owner_key, send, json!({ "e": ep })).await;
     app.drain_jobs().await;
