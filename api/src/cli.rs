@@ -1,5 +1,5 @@
-//! The `quartermaster` command line: serve (default), worker, migrate, demo, reseal, token, and the offline
-//! forecast, replenish-sim, route and pricing commands.
+//! The `quartermaster` command line: serve (default), worker, migrate, demo, reseal, token, and
+//! the offline forecast, replenish-sim, route and pricing commands.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};

@@ -290,17 +290,9 @@ async fn resealing_lets_the_old_key_go() {
     let connector_id = qm_tests::uuid_of(d["connectorInstall"]["connector"]["id"].as_str().expect("id"));
     let url = "http://127.0.0.1:9/hook";
     let (rotated, first) = app.webhook_endpoint(&t.owner_key, url, json!([])).await;
-    let d = app
-        .data(
-            &t.owner_key,
-            "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret } }",
-            json!({ "e": rotated }),
-        )
-        .await;
-    let second = d["webhookSecretRotate"]["secret"].as_str().expect("secret").to_owned();
+    let second = app.rotate_webhook_secret(&t.owner_key, &rotated).await;
     let (retired, _) = app.webhook_endpoint(&t.owner_key, "http://127.0.0.1:9/old", json!([])).await;
-    let rotate = "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret } }";
-    app.data(&t.owner_key, rotate, json!({ "e": retired })).await;
+    app.rotate_webhook_secret(&t.owner_key, &retired).await;
     let retired = qm_tests::uuid_of(&retired);
     let (legacy, legacy_secret) = app.webhook_endpoint(&t.owner_key, url, json!([])).await;
     let (lost, _) = app.webhook_endpoint(&t.owner_key, url, json!([])).await;

@@ -204,12 +204,7 @@ async fn deliveries_verify_with_the_standardwebhooks_reference_library() {
     app.product(&t.owner_key, "tee", &["TEE-1"]).await;
     app.stock(&t.owner_key, "TEE-1", &loc, 5).await;
     // Rotate so one delivery carries two signatures.
-    app.data(
-        &t.owner_key,
-        "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret } }",
-        json!({ "e": ep }),
-    )
-    .await;
+    app.rotate_webhook_secret(&t.owner_key, &ep).await;
     app.data(
         &t.owner_key,
         "mutation($e: ID!) { webhookTestSend(input: { endpointId: $e }) { message { id } } }",
@@ -338,14 +333,7 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
     assert!(open_secret(&app.state.sealer, t.id, other_id, &stored.secret).is_err(), "opens for its endpoint only");
 
     // Rotation seals the new secret and keeps the old one sealed; both sign.
-    let d = app
-        .data(
-            &t.owner_key,
-            "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret } }",
-            json!({ "e": ep }),
-        )
-        .await;
-    let new = d["webhookSecretRotate"]["secret"].as_str().expect("new secret").to_owned();
+    let new = app.rotate_webhook_secret(&t.owner_key, &ep).await;
     let rotated = row(id).await;
     assert!(!rotated.secret.contains(new.trim_start_matches("whsec_")));
     assert_eq!(rotated.previous_secret.as_deref(), Some(stored.secret.as_str()));

@@ -414,6 +414,14 @@ impl TestApp {
         (p["endpoint"]["id"].as_str().expect("id").to_owned(), p["secret"].as_str().expect("secret").to_owned())
     }
 
+    /// Rotates endpoint `id`'s signing secret; returns the new `whsec_` secret.
+    pub async fn rotate_webhook_secret(&self, token: &str, id: &str) -> String {
+        let q = "mutation($e: ID!) { webhookSecretRotate(input: { id: $e }) { secret userErrors { field code } } }";
+        let d = self.data(token, q, json!({ "e": id })).await;
+        assert_eq!(d["webhookSecretRotate"]["userErrors"], json!([]), "{d}");
+        d["webhookSecretRotate"]["secret"].as_str().expect("new secret").to_owned()
+    }
+
     /// The payloads of a tenant's events of one type, in the order they were emitted.
     pub async fn events(&self, tenant: Uuid, kind: &str) -> Vec<Value> {
         use qm_api::db::entities::event;

@@ -615,9 +615,12 @@ struct Flows {
 }
 
 impl Flows {
+    fn units(moves: &[(Uuid, i64)]) -> i64 {
+        moves.iter().map(|(_, q)| q).sum()
+    }
+
     fn net(&self) -> i64 {
-        self.bought + self.moved_in.iter().map(|(_, q)| q).sum::<i64>()
-            - self.moved_out.iter().map(|(_, q)| q).sum::<i64>()
+        self.bought + Flows::units(&self.moved_in) - Flows::units(&self.moved_out)
     }
 }
 
@@ -871,7 +874,6 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         let f = &flows[i];
         // Units moved, and what to say of them: "from A" for one lane, ": 7 from A, 2 from B" for more.
         let moves = |v: &[(Uuid, i64)], way: &str| -> (i64, String) {
-            let total = v.iter().map(|(_, q)| q).sum();
             let said = match v {
                 [(at, _)] => format!(" {way} {}", name_of(*at)),
                 _ => {
@@ -879,7 +881,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                     format!(": {}", each.join(", "))
                 }
             };
-            (total, said)
+            (Flows::units(v), said)
         };
         let (moved_in, moved_out) = (moves(&f.moved_in, "from"), moves(&f.moved_out, "to"));
         let mut explanation = json!({
