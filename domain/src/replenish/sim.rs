@@ -4,10 +4,11 @@
 //!
 //! Within one period: goods due arrive (and can be sold in that period), then the review (if it
 //! is one) orders up to the policy's level, then demand is served. A lead time of 0 periods
-//! arrives at once. The replay starts warm, as if the policy had run before: it had ordered the
-//! mean demand per period in each period before, each order with its own lead-time draw; those
-//! not yet arrived are in the pipeline and on hand is the first order-up-to level less them (an
-//! evenly arriving pipeline would make the first lead time of the replay safer than the rest).
+//! arrives at once. The replay starts warm, as if the policy had run before: at each review
+//! before it had ordered a review period's mean demand, each order with its own lead-time draw;
+//! those not yet arrived are in the pipeline (an evenly arriving one would make the first lead
+//! time of the replay safer than the rest), and on hand is the first order-up-to level less them
+//! and less the demand sold since the last review, which the first review orders back.
 //!
 //! Deterministic: lead times come from a generator seeded per series; the warm start draws the
 //! same number of times whatever the policy, and then the k-th order of a series gets the k-th
@@ -300,18 +301,23 @@ pub fn replay(
         .collect())
 }
 
-/// As if the policy had run before: it ordered the mean demand per period (the lead-time demand
-/// over the lead time, in whole units) in each of the periods before the replay, each order with
-/// its own lead-time draw; those not yet arrived are in the pipeline, and on hand is the
-/// order-up-to level less them. Orders overtake one another as they do during the replay, so
-/// the pipeline is as uncertain on the first day as later.
+/// As if the policy had run before: at each review before the replay it ordered the mean demand
+/// of a review period (the lead-time demand per period, in whole units), each order with its own
+/// lead-time draw; those not yet arrived are in the pipeline. The last of those reviews was one
+/// review period before the first step, and its demand has been sold since, so on hand is the
+/// order-up-to level less the pipeline and less that demand: the first review orders it back,
+/// as every later one does. (Leaving it on hand would hold one review period's demand more than
+/// the policy ever holds, for a lead time, whatever the policy: a share of every inventory the
+/// replay reports that no policy earned.) Orders overtake one another as they do during the
+/// replay, so the pipeline is as uncertain on the first day as later.
 fn warm_start(st: &mut State, s: &Stocking, l: &Levels) {
     let ages = (s.lead_time_mean + 4.0 * s.lead_time_sd).ceil() as usize;
     let per_period = if s.lead_time_mean > 0.0 { l.lead_time_demand.max(0.0) / s.lead_time_mean } else { 0.0 };
+    let review = s.review_period.max(1);
     let mut outstanding = 0.0;
-    for age in 1..=ages {
-        // Whole units, the fractions carried: the first `age` orders hold round(age · mean).
-        let q = (per_period * age as f64).round() - (per_period * (age - 1) as f64).round();
+    for age in (review..=ages).step_by(review) {
+        // Whole units, the fractions carried: the orders up to `age` hold round(age · mean).
+        let q = (per_period * age as f64).round() - (per_period * (age - review) as f64).round();
         // Placed `age` periods before the first step, it arrives at step `lead_time − age`.
         let lead_time = draw_lead_time(&mut st.rng, s);
         if q > 0.0 && lead_time >= age {
@@ -322,7 +328,7 @@ fn warm_start(st: &mut State, s: &Stocking, l: &Levels) {
         }
     }
     st.on_order = outstanding;
-    st.on_hand = (l.order_up_to - outstanding).max(0.0).round();
+    st.on_hand = (l.order_up_to - outstanding - (per_period * review as f64).round()).max(0.0).round();
 }
 
 fn mean_sd(window: &[f64]) -> (f64, f64) {
@@ -442,36 +448,59 @@ mod tests {
 
     #[test]
     fn a_replay_by_hand() {
-        // Lead time 2, order up to 10 at or below 10, lead-time demand 4: warm start on hand 6,
-        // 2 arriving in each of the first two periods.
+        // Lead time 2, order up to 10 at or below 10, lead-time demand 4: the orders of the two
+        // periods before (2 each) arrive in the first two periods, and the last period's demand
+        // (2) has been sold since the last review: on hand 10 − 4 − 2 = 4.
         let y = [9.0, 9.0, 3.0, 3.0, 8.0, 0.0];
         let lv = Levels { reorder_point: 10.0, order_up_to: 10.0, lead_time_demand: 4.0 };
         let out = replay(&[&y], &[stocking(2.0)], 4, &mut fixed(lv)).expect("replay");
         let p = &out[0].periods;
-        // Step 0: 6 + 2 arrive = 8; position 8 + 2 on order = 10: no order; sell 3 → 5.
-        assert_eq!((p[0].on_hand_start, p[0].received, p[0].order_qty, p[0].sales), (6.0, 2.0, 0, 3.0));
-        // Step 1: 5 + 2 = 7, position 7: order 3 (arrives at step 3); sell 3 → 4.
-        assert_eq!((p[1].on_hand_start, p[1].received, p[1].order_qty, p[1].sales), (5.0, 2.0, 3, 3.0));
-        // Step 2: 4, position 7: order 3 (arrives step 4, past the end); demand 8: sell 4, lose 4.
-        assert_eq!((p[2].order_qty, p[2].sales, p[2].lost), (3, 4.0, 4.0));
+        // Step 0: 4 + 2 arrive = 6; position 6 + 2 on order = 8: order 2 (arrives at step 2);
+        // sell 3 → 3.
+        assert_eq!((p[0].on_hand_start, p[0].received, p[0].order_qty, p[0].sales), (4.0, 2.0, 2, 3.0));
+        // Step 1: 3 + 2 = 5, position 7: order 3 (arrives at step 3); sell 3 → 2.
+        assert_eq!((p[1].on_hand_start, p[1].received, p[1].order_qty, p[1].sales), (3.0, 2.0, 3, 3.0));
+        // Step 2: 2 + 2 = 4, position 7: order 3 (arrives at step 4, past the end); demand 8:
+        // sell 4, lose 4.
+        assert_eq!((p[2].received, p[2].order_qty, p[2].sales, p[2].lost), (2.0, 3, 4.0, 4.0));
         // Step 3: 0 + 3 arrive, position 6: order 4; no demand → 3 on hand.
         assert_eq!((p[3].received, p[3].order_qty, p[3].sales), (3.0, 4, 0.0));
         let t = &out[0].tally;
-        assert_eq!((t.demand, t.sales, t.lost, t.orders), (14.0, 10.0, 4.0, 3));
+        assert_eq!((t.demand, t.sales, t.lost, t.orders), (14.0, 10.0, 4.0, 4));
         assert!((t.fill_rate() - 10.0 / 14.0).abs() < 1e-12);
-        // End-of-period on hand 5, 4, 0, 3: 12 unit-periods, 3 per period; one cycle of four lost.
-        assert_eq!(t.on_hand, 12.0);
-        assert_eq!(t.average_on_hand(), 3.0);
+        // End-of-period on hand 3, 2, 0, 3: 8 unit-periods, 2 per period; one cycle of four lost.
+        assert_eq!(t.on_hand, 8.0);
+        assert_eq!(t.average_on_hand(), 2.0);
         assert_eq!((t.cycles, t.cycles_met), (4, 3));
-        assert_eq!(t.ordering_cost, Decimal::from(15));
-        assert_eq!(t.holding_cost, Decimal::new(24, 2), "12 unit-periods at 2.00 and 1 %");
+        assert_eq!(t.ordering_cost, Decimal::from(20));
+        assert_eq!(t.holding_cost, Decimal::new(16, 2), "8 unit-periods at 2.00 and 1 %");
+    }
+
+    #[test]
+    fn a_warm_start_is_the_policy_s_steady_state() {
+        // 10 a period, a lead time of 4, a review every 3 periods, up to 70 (the protection
+        // interval's demand): the policy that had run before holds 10, 30 ordered 3 periods ago is
+        // due at step 1, and the first review orders the 30 sold since. From the first step the
+        // stock cycles as it always would: no unit lost, none held beyond the cycle.
+        let y = vec![10.0; 40];
+        let mut s = stocking(4.0);
+        s.review_period = 3;
+        let lv = Levels { reorder_point: 70.0, order_up_to: 70.0, lead_time_demand: 40.0 };
+        let out = replay(&[&y], &[s], 30, &mut fixed(lv)).expect("replay");
+        let p = &out[0].periods;
+        assert_eq!((p[0].on_hand_start, p[0].order_qty, p[1].received), (10.0, 30, 30.0));
+        let end: Vec<f64> = p.iter().map(|p| p.on_hand_start + p.received - p.sales).collect();
+        let cycle = [0.0, 20.0, 10.0];
+        assert!(end.iter().enumerate().all(|(k, v)| *v == cycle[k % 3]), "{end:?}");
+        assert!(p.iter().enumerate().all(|(k, p)| p.lost == 0.0 && p.order_qty == if k % 3 == 0 { 30 } else { 0 }));
     }
 
     #[test]
     fn the_warm_start_pipeline_has_the_lead_times_spread() {
         // 10 a period over a lead time of 4 ± 1.5: the orders of the periods before the replay
         // arrive over the first steps with gaps and bunches, as later ones do; on hand plus the
-        // pipeline is the order-up-to level. (No demand in the replay, so no new orders.)
+        // pipeline is the order-up-to level less the last period's demand (no reorder above 0 and
+        // no demand in the replay, so no new orders).
         let y = vec![0.0; 40];
         let mut s = stocking(4.0);
         s.lead_time_sd = 1.5;
@@ -480,7 +509,7 @@ mod tests {
         let p = &out[0].periods;
         let pipeline: f64 = p.iter().map(|p| p.received).sum();
         assert!(p.iter().all(|p| p.order_qty == 0));
-        assert!((p[0].on_hand_start + pipeline - 60.0).abs() < 1e-9, "{p:?}");
+        assert!((p[0].on_hand_start + pipeline - 50.0).abs() < 1e-9, "{p:?}");
         // Some arrive later than the mean lead time (an even pipeline would be in by step 4).
         assert!(p.iter().skip(4).any(|p| p.received > 0.0), "{p:?}");
         // The same draws on the same seed.
