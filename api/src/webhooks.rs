@@ -197,22 +197,28 @@ impl Handler for Deliver {
             return Err(JobError::Permanent("endpoint is disabled".into()));
         }
         let now = Utc::now();
-        let mut stored = vec![ep.secret.as_str()];
-        if let (Some(prev), Some(until)) = (&ep.previous_secret, ep.previous_secret_expires_at)
-            && until > now
-        {
-            stored.push(prev.as_str());
-        }
         // A secret that does not open is most likely a key missing from this process's
-        // configuration: nothing goes out unsigned; the attempt fails like one the receiver
-        // failed (recorded with why, the endpoint failing, retried on the schedule, and once out
-        // of attempts failed and resent by webhookEndpointRecover when the keys are mended).
-        let opened = stored
-            .into_iter()
-            .map(|v| open_secret(&state.sealer, ep.tenant_id, ep.id, v))
-            .collect::<Result<Vec<String>, SealError>>();
-        let report = match opened {
-            Ok(secrets) => {
+        // configuration. Without the current one nothing goes out (unsigned or signed with the
+        // old one alone): the attempt fails like one the receiver failed (recorded with why, the
+        // endpoint failing, retried on the schedule, and once out of attempts failed and resent
+        // by webhookEndpointRecover when the keys are mended). The previous one only helps
+        // receivers that have not switched yet: without it the message goes out signed with the
+        // current secret, and such a receiver's answer decides the attempt.
+        let report = match open_secret(&state.sealer, ep.tenant_id, ep.id, &ep.secret) {
+            Ok(current) => {
+                let mut secrets = vec![current];
+                if let (Some(prev), Some(until)) = (&ep.previous_secret, ep.previous_secret_expires_at)
+                    && until > now
+                {
+                    match open_secret(&state.sealer, ep.tenant_id, ep.id, prev) {
+                        Ok(previous) => secrets.push(previous),
+                        Err(e) => tracing::warn!(
+                            endpoint = %ep.id,
+                            error = %e,
+                            "the endpoint's previous signing secret does not open; signing with the current one alone (check QM_CONNECTOR_KEYS)"
+                        ),
+                    }
+                }
                 let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
                 let header_id = message_header_id(msg.id);
                 state

@@ -393,4 +393,26 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
     assert_eq!(d["webhookDeliveries"]["nodes"], json!([]), "{d}");
     let endpoints = d["webhookEndpoints"]["nodes"].as_array().expect("endpoints");
     assert!(endpoints.iter().any(|n| n["id"] == ep.as_str() && n["failingSince"].is_null()), "{d}");
+
+    // When only the previous secret (still signing) does not open, the message goes out signed
+    // with the current one alone: receivers that switched verify it, nothing waits on the key.
+    webhook_endpoint::Entity::update_many()
+        .col_expr(webhook_endpoint::Column::PreviousSecret, Expr::value(Some(row(other_id).await.secret)))
+        .col_expr(
+            webhook_endpoint::Column::PreviousSecretExpiresAt,
+            Expr::value(Some(chrono::Utc::now() + chrono::Duration::hours(1))),
+        )
+        .filter(webhook_endpoint::Column::TenantId.eq(tenant))
+        .filter(webhook_endpoint::Column::Id.eq(id))
+        .exec(conn)
+        .await
+        .expect("update");
+    app.data(&t.owner_key, send, json!({ "e": ep })).await;
+    app.drain_jobs().await;
+    let got = rx.received();
+    assert_eq!(got.len(), 4, "delivered without the previous secret");
+    assert!(independently_valid(&new, &got[3]) && !independently_valid(&secret, &got[3]));
+    assert_eq!(got[3].signature.split(' ').count(), 1, "{}", got[3].signature);
+    let d = app.data(&t.owner_key, q, json!({ "e": ep })).await;
+    assert_eq!(d["webhookDeliveries"]["nodes"], json!([]), "{d}");
 }
