@@ -171,7 +171,18 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
     for l in &lines {
         // Every line explains its quantity.
         let e = &l["explanation"];
-        assert!(l["reason"].as_str().expect("reason").starts_with("Order-up-to "), "{l}");
+        let reason = l["reason"].as_str().expect("reason");
+        assert!(reason.starts_with("Order-up-to "), "{l}");
+        // The days the forecast is summed over: the supplier's lead time (each day counted with
+        // the chance it falls within it when the lead time spreads) and the review.
+        let (lead, sd) = (e["leadTimeMeanDays"].as_f64().expect("lead"), e["leadTimeStdDevDays"].as_f64().expect("sd"));
+        assert!(lead > 0.0 && e["reviewDays"].as_f64() == Some(1.0), "{l}");
+        let said = if sd > 0.0 {
+            format!("a lead time of {lead} ± {sd} days, each day counted")
+        } else {
+            format!("a lead time of {lead} days")
+        };
+        assert!(reason.contains(&said), "{said:?} in {reason}");
         let need = e["need"].as_i64().expect("need");
         let q = l["quantity"].as_i64().expect("quantity");
         assert!(q > 0 && need > 0, "{l}");

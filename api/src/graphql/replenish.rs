@@ -198,9 +198,10 @@ impl ReplenishmentLine {
     async fn reason(&self) -> &str {
         &self.0.reason
     }
-    /// The numbers behind the quantity: forecast over the lead time, safety stock by cause,
-    /// order-up-to level, inventory position, rounding, shortfall, and under `plan` what the
-    /// whole plan does at this SKU × location (bought, transferred in and out, position after).
+    /// The numbers behind the quantity: forecast over the lead time (with the lead time, its
+    /// spread and the review period in days), safety stock by cause, order-up-to level,
+    /// inventory position, rounding, shortfall, and under `plan` what the whole plan does at this
+    /// SKU × location (bought, transferred in and out, position after).
     async fn explanation(&self) -> Json<serde_json::Value> {
         Json(self.0.explanation.clone())
     }

@@ -163,7 +163,12 @@ pub async fn settings(s: &Scoped) -> Result<Settings, DbErr> {
 
 /// `0.955` as `95.5`, `0.95` as `95`.
 fn percent(level: f64) -> String {
-    let s = format!("{:.1}", 100.0 * level);
+    one_decimal(100.0 * level)
+}
+
+/// `2.14` as `2.1`, `7.0` as `7`.
+fn one_decimal(v: f64) -> String {
+    let s = format!("{v:.1}");
     s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
 }
 
@@ -662,6 +667,9 @@ struct Slot {
     variant_id: Uuid,
     location_id: Uuid,
     policy: Policy,
+    /// The supplier's lead time the policy planned with, mean and spread in days (before the
+    /// calibrated factor).
+    lead_time: (f64, f64),
     target_level: f64,
     target_from: TargetSource,
     class: AbcClass,
@@ -733,6 +741,7 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             variant_id: sr.variant_id,
             location_id: sr.location_id,
             policy,
+            lead_time: (lead_time_mean, lead_time_sd),
             target_level,
             target_from,
             class,
@@ -851,8 +860,19 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         let sl = &slots[i];
         let e = &sl.policy.explanation;
         let sku = g.variants.get(&sl.variant_id).map_or_else(String::new, |v| v.sku.clone());
+        let (lead, lead_sd) = sl.lead_time;
+        let over = if lead_sd > 0.0 {
+            format!(
+                "a lead time of {} ± {} days, each day counted with the chance it falls within it, and a {}-day review",
+                one_decimal(lead),
+                one_decimal(lead_sd),
+                one_decimal(REVIEW_DAYS)
+            )
+        } else {
+            format!("a lead time of {} days and a {}-day review", one_decimal(lead), one_decimal(REVIEW_DAYS))
+        };
         let base = format!(
-            "Order-up-to {} = {:.0} forecast over {:.0} days + {:.0} safety stock for a {} % {} ({}{spread}); position {} (on hand {}, on order {}, in transit {}, reserved {})",
+            "Order-up-to {} = {:.0} forecast over {:.0} days ({over}) + {:.0} safety stock for a {} % {} ({}{spread}); position {} (on hand {}, on order {}, in transit {}, reserved {})",
             sl.target,
             e.protection_demand,
             e.protection_periods,
@@ -896,6 +916,9 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
             "forecastOverLeadTime": e.lead_time_demand,
             "forecastOverProtection": e.protection_demand,
             "protectionDays": e.protection_periods,
+            "leadTimeMeanDays": sl.lead_time.0,
+            "leadTimeStdDevDays": sl.lead_time.1,
+            "reviewDays": REVIEW_DAYS,
             "protectionSd": e.protection_sd,
             "z": e.z,
             "safetyFromDemand": e.safety_from_demand,
