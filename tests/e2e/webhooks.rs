@@ -345,10 +345,15 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
     assert!(independently_valid(&secret, &got[0]) && independently_valid(&new, &got[0]));
 
     // A secret stored in the clear by an earlier version still signs.
-    let set = |id: uuid::Uuid, value: String| async move {
+    // Stores a current secret and a previous one (signing for another hour when there is one).
+    let store = |id: uuid::Uuid, value: String, previous: Option<String>| async move {
         webhook_endpoint::Entity::update_many()
             .col_expr(webhook_endpoint::Column::Secret, Expr::value(value))
-            .col_expr(webhook_endpoint::Column::PreviousSecret, Expr::value(Option::<String>::None))
+            .col_expr(webhook_endpoint::Column::PreviousSecret, Expr::value(previous))
+            .col_expr(
+                webhook_endpoint::Column::PreviousSecretExpiresAt,
+                Expr::value(Some(chrono::Utc::now() + chrono::Duration::hours(1))),
+            )
             .filter(webhook_endpoint::Column::TenantId.eq(tenant))
             .filter(webhook_endpoint::Column::Id.eq(id))
             .exec(conn)
@@ -356,7 +361,7 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
             .expect("update");
     };
     let clear = qm_integrations::webhooks::generate_secret();
-    set(id, clear.clone()).await;
+    store(id, clear.clone(), None).await;
     app.data(&t.owner_key, send, json!({ "e": ep })).await;
     app.drain_jobs().await;
     let got = rx.received();
@@ -366,7 +371,7 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
     // Another endpoint's sealed secret copied into this row does not open: nothing goes out
     // unsigned or signed with the wrong key, and the attempt fails as one the receiver failed
     // would: recorded with why, the endpoint failing, the message waiting for its next attempt.
-    set(id, row(other_id).await.secret).await;
+    store(id, row(other_id).await.secret, None).await;
     app.data(&t.owner_key, send, json!({ "e": ep })).await;
     app.drain_jobs().await;
     assert_eq!(rx.received().len(), 2, "no delivery with a secret that does not open");
@@ -383,7 +388,7 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
     assert!(endpoints.iter().any(|n| n["id"] == ep.as_str() && n["failingSince"].is_string()), "{d}");
 
     // Once the secret opens again, the next attempt delivers it, signed with it.
-    set(id, rotated.secret.clone()).await;
+    store(id, rotated.secret.clone(), None).await;
     app.make_jobs_due().await;
     app.drain_jobs().await;
     let got = rx.received();
@@ -396,17 +401,7 @@ async fn endpoint_secrets_are_sealed_at_rest_and_bound_to_their_endpoint() {
 
     // When only the previous secret (still signing) does not open, the message goes out signed
     // with the current one alone: receivers that switched verify it, nothing waits on the key.
-    webhook_endpoint::Entity::update_many()
-        .col_expr(webhook_endpoint::Column::PreviousSecret, Expr::value(Some(row(other_id).await.secret)))
-        .col_expr(
-            webhook_endpoint::Column::PreviousSecretExpiresAt,
-            Expr::value(Some(chrono::Utc::now() + chrono::Duration::hours(1))),
-        )
-        .filter(webhook_endpoint::Column::TenantId.eq(tenant))
-        .filter(webhook_endpoint::Column::Id.eq(id))
-        .exec(conn)
-        .await
-        .expect("update");
+    store(id, rotated.secret.clone(), Some(row(other_id).await.secret)).await;
     app.data(&t.owner_key, send, json!({ "e": ep })).await;
     app.drain_jobs().await;
     let got = rx.received();

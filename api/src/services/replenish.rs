@@ -860,17 +860,15 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         let sl = &slots[i];
         let e = &sl.policy.explanation;
         let sku = g.variants.get(&sl.variant_id).map_or_else(String::new, |v| v.sku.clone());
-        let (lead, lead_sd) = sl.lead_time;
-        let over = if lead_sd > 0.0 {
-            format!(
-                "a lead time of {} ± {} days, each day counted with the chance it falls within it, and a {}-day review",
-                one_decimal(lead),
-                one_decimal(lead_sd),
-                one_decimal(REVIEW_DAYS)
-            )
-        } else {
-            format!("a lead time of {} days and a {}-day review", one_decimal(lead), one_decimal(REVIEW_DAYS))
+        let lead = match sl.lead_time {
+            (mean, sd) if sd > 0.0 => format!(
+                "{} ± {} days, each day counted with the chance it falls within it,",
+                one_decimal(mean),
+                one_decimal(sd)
+            ),
+            (mean, _) => format!("{} days", one_decimal(mean)),
         };
+        let over = format!("a lead time of {lead} and a {}-day review", one_decimal(REVIEW_DAYS));
         let base = format!(
             "Order-up-to {} = {:.0} forecast over {:.0} days ({over}) + {:.0} safety stock for a {} % {} ({}{spread}); position {} (on hand {}, on order {}, in transit {}, reserved {})",
             sl.target,

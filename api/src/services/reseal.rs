@@ -6,8 +6,9 @@
 //! too; a previous one past its expiry, never read again, is cleared) and the tenants' contract
 //! signing keys. Each tenant's rows change in one transaction, and a row is replaced only while
 //! it still holds the value read, so a run beside serving processes overwrites nothing they wrote
-//! meanwhile; a run stopped half way is finished by the next, and a second run has nothing to do. A value that does not open (sealed with a key that is not
-//! configured, or altered) is reported and left as it is: nothing is lost.
+//! meanwhile; a run stopped half way is finished by the next, and a second run has nothing to do.
+//! A value that does not open (sealed with a key that is not configured, or altered) is reported
+//! and left as it is: nothing is lost.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
