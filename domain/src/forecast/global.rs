@@ -1,8 +1,8 @@
 //! The global model: one ridge regression across all of a tenant's series, on scale-free
 //! features (recent means and the last few periods, same-season values, demand frequency,
 //! horizon, the series' own lift on frequent off/on days such as weekdays or SNAP days, the last
-//! period's demand when it held a rare event and its excess over the periods before when it held
-//! an occasional one, so a holiday peak is not taken for the new level)
+//! period's demand when it held a rare event and, per occasional flag, its excess over the periods
+//! before when that flag was on in it, so a holiday peak is not taken for the new level)
 //! and known-in-advance covariates (calendar, retail events, price, promotions). Direct
 //! multi-horizon: each forecast step is predicted from what was known at the origin, so forecasts
 //! never feed back and cannot explode.
@@ -39,6 +39,12 @@ pub struct GlobalModel {
     /// read as one. Models stored before it have none and no such feature.
     #[serde(default)]
     occasional: Vec<usize>,
+    /// The excess is a feature per occasional flag: what follows Christmas week (a slump) says
+    /// nothing of what follows Mother's Day week (the usual level), and which of their weeks are
+    /// among the training origins changes from one fit to the next. Models stored before it
+    /// have one excess feature for all the flags.
+    #[serde(default)]
+    after_each: bool,
 }
 
 const WINDOWS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
@@ -76,7 +82,7 @@ fn baseline(y: &[f64], origin: usize, horizon: usize) -> f64 {
 }
 
 fn width(season: usize, exog: usize, flags: &Flags) -> usize {
-    let after = usize::from(!flags.events.is_empty()) + usize::from(!flags.occasional.is_empty());
+    let after = usize::from(!flags.events.is_empty()) + flags.occasional.len();
     WINDOWS.len() + if season > 1 { 6 } else { 0 } + 5 + exog + lags(season) + after
 }
 
@@ -180,13 +186,14 @@ struct AtOrigin {
     /// none when the model has no event flags.
     after_event: Option<f64>,
     /// The last period's demand less the mean of the (up to) 4 before it if an occasional flag
-    /// was on in it, else 0; none when the model has no occasional flags.
-    after_occasional: Option<f64>,
+    /// was on in it, else 0: one per occasional flag (one for all in models stored before
+    /// [`GlobalModel::after_each`]).
+    after_occasional: Vec<f64>,
 }
 
 impl AtOrigin {
     fn new(p: &Panel<'_>, shape: &Shape<'_>, origin: usize) -> Self {
-        let Shape { horizon, season, frequent, events, occasional } = *shape;
+        let Shape { horizon, season, frequent, events, occasional, after_each } = *shape;
         let s = scale(p.y, origin);
         let y = &p.y[..origin];
         let windows = WINDOWS.map(|w| mean(&y[origin - w.min(origin)..]) / s);
@@ -207,10 +214,17 @@ impl AtOrigin {
             since: (since / (4 * horizon) as f64).min(2.0),
             lags: (1..=lags(season)).map(|l| origin.checked_sub(l).map_or(0.0, |i| y[i]) / s).collect(),
             after_event: after_flag(p, events, origin, |u| y[u] / s),
-            after_occasional: after_flag(p, occasional, origin, |u| {
-                let before = &y[u.saturating_sub(4)..u];
-                if before.is_empty() { 0.0 } else { (y[u] - mean(before)) / s }
-            }),
+            after_occasional: {
+                let excess = |u: usize| {
+                    let before = &y[u.saturating_sub(4)..u];
+                    if before.is_empty() { 0.0 } else { (y[u] - mean(before)) / s }
+                };
+                if after_each {
+                    occasional.iter().flat_map(|j| after_flag(p, std::slice::from_ref(j), origin, excess)).collect()
+                } else {
+                    after_flag(p, occasional, origin, excess).into_iter().collect()
+                }
+            },
         }
     }
 }
@@ -229,6 +243,7 @@ struct Shape<'a> {
     frequent: &'a [usize],
     events: &'a [usize],
     occasional: &'a [usize],
+    after_each: bool,
 }
 
 /// Features for forecasting period `origin + step` from the history before `origin`, divided by
@@ -284,7 +299,7 @@ fn features(p: &Panel<'_>, shape: &Shape<'_>, at: &AtOrigin, origin: usize, step
     });
     out.push(at.now * lift / s);
     out.extend(at.after_event);
-    out.extend(at.after_occasional);
+    out.extend_from_slice(&at.after_occasional);
     if let Some(row) = p.exog.get(origin + step) {
         out.extend_from_slice(row);
     }
@@ -365,7 +380,8 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
     let flags = flags(panels, exog_width);
     let k = width(season, exog_width, &flags);
     let Flags { frequent, events, occasional } = flags;
-    let shape = Shape { horizon, season, frequent: &frequent, events: &events, occasional: &occasional };
+    let shape =
+        Shape { horizon, season, frequent: &frequent, events: &events, occasional: &occasional, after_each: true };
     let stride = (horizon / 2).max(1);
     let min_history = 12;
     let mut samples: Vec<(usize, usize, usize)> = Vec::new();
@@ -482,7 +498,7 @@ pub fn fit(panels: &[Panel<'_>], horizon: usize, season: usize, holdback: usize)
             }
         }
     }
-    Some(GlobalModel { coef, mean, sd, horizon, season, exog_width, frequent, events, occasional })
+    Some(GlobalModel { coef, mean, sd, horizon, season, exog_width, frequent, events, occasional, after_each: true })
 }
 
 impl GlobalModel {
@@ -497,6 +513,7 @@ impl GlobalModel {
             frequent: &self.frequent,
             events: &self.events,
             occasional: &self.occasional,
+            after_each: self.after_each,
         };
         let at = AtOrigin::new(p, &shape, origin);
         let s = at.scale;
@@ -615,6 +632,56 @@ mod tests {
                 f.iter().all(|v| (v - usual).abs() < 0.15 * usual),
                 "series {i}: level {usual}, after the flag: {f:?}"
             );
+        }
+        // A model stored before the sequel was a feature per flag has one for all of them: with
+        // one flag the same, so it loads and forecasts alike.
+        let mut stored = serde_json::to_value(&model).expect("serialises");
+        stored.as_object_mut().expect("an object").remove("after_each");
+        let old: GlobalModel = serde_json::from_value(stored).expect("a stored model loads");
+        assert!(!old.after_each);
+        let origin = (0..n).rev().find(|t| flag(0, *t)).expect("a flagged period") + 1;
+        assert_eq!(old.predict(&panels[0], origin), model.predict(&panels[0], origin));
+    }
+
+    /// Two occasional flags with the same peak and opposite sequels: after the first (think
+    /// Christmas week) demand slumps to a third of the level for the next periods, after the
+    /// second (Mother's Day week) it is back at the level. Each sequel is learnt from its own
+    /// flag's weeks: one slope for both would forecast a half slump after either.
+    #[test]
+    fn what_follows_one_occasional_flag_is_not_taken_for_what_follows_another() {
+        let (n, h) = (600, 4);
+        let at = |i: usize, t: usize, phase: usize| (t + 7 * i + phase).is_multiple_of(29);
+        let (slump, back) = (|i, t| at(i, t, 0), |i, t| at(i, t, 14));
+        let level = |i: usize, t: usize| 20.0 + ((t / 25 * 37 + i * 11) % 17) as f64 * 3.0;
+        let after_slump = |i: usize, t: usize| (1..=h).any(|k| t >= k && slump(i, t - k));
+        let demand = |i: usize, t: usize| {
+            let factor = if slump(i, t) || back(i, t) {
+                3.0
+            } else if after_slump(i, t) {
+                1.0 / 3.0
+            } else {
+                1.0
+            };
+            level(i, t) * factor + ((t * 7 + i) % 3) as f64
+        };
+        let ys: Vec<Vec<f64>> = (0..12).map(|i| (0..n).map(|t| demand(i, t)).collect()).collect();
+        let exog: Vec<Vec<Vec<f64>>> = (0..12)
+            .map(|i| {
+                (0..n + h).map(|t| vec![f64::from(u8::from(slump(i, t))), f64::from(u8::from(back(i, t)))]).collect()
+            })
+            .collect();
+        let panels: Vec<Panel<'_>> = ys.iter().zip(&exog).map(|(y, e)| Panel { y, exog: e }).collect();
+        let model = fit(&panels, h, 1, 0).expect("fits");
+        assert_eq!(model.occasional.len(), 2, "each on in 1 of 29 periods");
+        for i in [0, 1] {
+            let origin = (0..n - h).rev().find(|t| back(i, *t)).expect("a flagged period") + 1;
+            let usual = level(i, origin) + 1.0;
+            let f = model.predict(&panels[i], origin).expect("predicts");
+            assert!(f.iter().all(|v| (v - usual).abs() < 0.15 * usual), "series {i}: level {usual}, after: {f:?}");
+            let origin = (0..n - h).rev().find(|t| slump(i, *t)).expect("a flagged period") + 1;
+            let usual = level(i, origin) + 1.0;
+            let f = model.predict(&panels[i], origin).expect("predicts");
+            assert!(f.iter().all(|v| *v < 0.6 * usual), "series {i}: level {usual}, after the slump's flag: {f:?}");
         }
     }
 
