@@ -9,7 +9,11 @@
 //! wins: one horizon alone may be a quiet or a freak stretch of the year. Quantiles come from
 //! the same held-out errors, divided by each series' root mean squared one-step change and
 //! pooled per class (split conformal), so an erratic series gets a wider band than a steady one
-//! of the same level.
+//! of the same level. The periods an event is on in have a band of their own, from the held-out
+//! event periods' errors: a holiday week is forecast less surely than a usual one, and the
+//! policies built on the band hold more stock for it. It is centred as the usual band is (the
+//! point forecast says where, the event periods' errors how surely): which events fell in the
+//! held-out periods (Christmas, under-forecast) says little of the next one's bias.
 //!
 //! The per-series models cannot read the calendar: they see the periods of events (a holiday in
 //! daily data; in weekly data also a yearly event such as Mother's Day) filled in as stockouts
@@ -129,6 +133,13 @@ pub struct PanelModel {
     sporadic_residuals: Vec<f64>,
     #[serde(default)]
     residuals_in_scale: bool,
+    /// The same of the held-out periods an event was on in, per class, moved to the usual band's
+    /// median; empty when the class had too few such periods (they are pooled with the others
+    /// then) and in models stored before.
+    #[serde(default)]
+    smooth_event_residuals: Vec<f64>,
+    #[serde(default)]
+    sporadic_event_residuals: Vec<f64>,
 }
 
 /// The choice between per-series and global models is made on this many held-out horizons
@@ -141,6 +152,29 @@ const MAX_BIAS: f64 = 0.10;
 
 /// How many points of the residual distribution a model keeps.
 const RESIDUAL_GRID: usize = 201;
+
+/// The fewest held-out event periods of a class whose errors make a band of their own.
+const MIN_EVENT_RESIDUALS: usize = 100;
+
+/// Held-out errors of one option, in usual periods and in periods an event was on in.
+#[derive(Default)]
+struct Residuals {
+    usual: Vec<f64>,
+    event: Vec<f64>,
+}
+
+impl Residuals {
+    /// The usual band's grid and the event periods' (see [`PanelModel::smooth_event_residuals`]).
+    fn grids(&self) -> (Vec<f64>, Vec<f64>) {
+        if self.event.len() < MIN_EVENT_RESIDUALS || self.usual.is_empty() {
+            return (grid(&[self.usual.as_slice(), &self.event].concat()), Vec::new());
+        }
+        let (usual, event) = (grid(&self.usual), grid(&self.event));
+        let shift = usual[RESIDUAL_GRID / 2] - event[RESIDUAL_GRID / 2];
+        let event = event.iter().map(|v| v + shift).collect();
+        (usual, event)
+    }
+}
 
 fn grid(residuals: &[f64]) -> Vec<f64> {
     if residuals.is_empty() {
@@ -258,7 +292,7 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
     // Held-out forecasts of the last k·h periods by each option, h at a time, per series.
     let mut scores: BTreeMap<(bool, Blend), (f64, usize)> = BTreeMap::new();
     let mut pooled: BTreeMap<(bool, Blend), metrics::Pooled> = BTreeMap::new();
-    let mut residuals: BTreeMap<(bool, Blend), Vec<f64>> = BTreeMap::new();
+    let mut residuals: BTreeMap<(bool, Blend), Residuals> = BTreeMap::new();
     for (p, local) in panels.iter().zip(locals) {
         let n = p.y.len();
         let sporadic = local.class.is_sporadic();
@@ -282,10 +316,11 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
                 e.0 += (sse / h as f64 / scale).sqrt();
                 e.1 += 1;
                 pooled.entry((sporadic, blend)).or_default().add(actual, &f);
-                residuals
-                    .entry((sporadic, blend))
-                    .or_default()
-                    .extend(actual.iter().zip(&f).map(|(a, b)| (a - b) / unit));
+                let r = residuals.entry((sporadic, blend)).or_default();
+                for (i, (a, b)) in actual.iter().zip(&f).enumerate() {
+                    let pool = if global::event_on(p, &events, origin + i) { &mut r.event } else { &mut r.usual };
+                    pool.push((a - b) / unit);
+                }
             }
         }
     }
@@ -307,12 +342,17 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
     let (smooth, sporadic) = (best(false), best(true));
     let needed = uses_global(smooth, &events) || uses_global(sporadic, &events);
     let global = if needed { global::fit(panels, h, m, 0) } else { None };
-    let kept = |sporadic: bool, blend: Blend| residuals.get(&(sporadic, blend)).map(|r| grid(r)).unwrap_or_default();
+    let kept =
+        |sporadic: bool, blend: Blend| residuals.get(&(sporadic, blend)).map(Residuals::grids).unwrap_or_default();
+    let (smooth_residuals, smooth_event_residuals) = kept(false, smooth);
+    let (sporadic_residuals, sporadic_event_residuals) = kept(true, sporadic);
     PanelModel {
         horizon: h,
         season: m,
-        smooth_residuals: kept(false, smooth),
-        sporadic_residuals: kept(true, sporadic),
+        smooth_residuals,
+        sporadic_residuals,
+        smooth_event_residuals,
+        sporadic_event_residuals,
         validation: models.swap_remove(0),
         events,
         residuals_in_scale: true,
@@ -327,6 +367,10 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
 impl PanelModel {
     fn choice(&self, sporadic: bool) -> (Blend, &[f64]) {
         if sporadic { (self.sporadic, &self.sporadic_residuals) } else { (self.smooth, &self.smooth_residuals) }
+    }
+
+    fn event_residuals(&self, sporadic: bool) -> &[f64] {
+        if sporadic { &self.sporadic_event_residuals } else { &self.smooth_event_residuals }
     }
 
     fn class_model(&self, sporadic: bool) -> Option<Model> {
@@ -359,6 +403,9 @@ fn apply_with(
     let class_choice = class_model.is_some_and(|c| c == local.model);
     let (blend, residuals) = model.choice(sporadic);
     let global_f = uses_global(blend, &model.events).then(|| global?.predict(p, p.y.len())).flatten();
+    // Zero for a series that stopped selling: no spread then.
+    let level = recent_mean(p.y, p.y.len(), cfg.horizon);
+    let unit = if level > 0.0 && model.residuals_in_scale { sq_scale(p.y).sqrt() } else { level };
     let blend = match global_f {
         Some(g) => {
             let point = combine(blend, p, p.y.len(), &local.point, Some(&g), &model.events);
@@ -370,10 +417,17 @@ fn apply_with(
                     }
                 }
             } else {
-                // Zero for a series that stopped selling: no spread then.
-                let level = recent_mean(p.y, p.y.len(), cfg.horizon);
-                let unit = if level > 0.0 && model.residuals_in_scale { sq_scale(p.y).sqrt() } else { level };
                 local.quantiles = conformal(&point, residuals, unit, &cfg.quantiles);
+            }
+            let events = model.event_residuals(sporadic);
+            let n = p.y.len();
+            if !events.is_empty() && (0..point.len()).any(|t| global::event_on(p, &model.events, n + t)) {
+                let band = conformal(&point, events, unit, &cfg.quantiles);
+                for t in (0..point.len()).filter(|t| global::event_on(p, &model.events, n + t)) {
+                    for (q, b) in local.quantiles.iter_mut().zip(&band) {
+                        q[t] = b[t];
+                    }
+                }
             }
             local.point = point;
             blend
@@ -607,6 +661,38 @@ mod tests {
         let width = |f: &PanelForecast| f.series.quantiles[1][0] - f.series.quantiles[0][0];
         let (steady, erratic) = (width(&out[0]), width(&out[1]));
         assert!(erratic > 3.0 * steady, "steady {steady}, erratic {erratic}");
+    }
+
+    /// Events lift demand by anything from half to three times, usual periods barely move: an
+    /// event's period gets the band of the held-out event periods, wider than a usual period's,
+    /// and centred as the class's usual band is.
+    #[test]
+    fn an_event_period_gets_the_band_of_held_out_event_periods() {
+        let (n, h, k) = (300, 25, 30);
+        let event = |i: usize, t: usize| (t + 7 * i).is_multiple_of(25);
+        let lift = |i: usize, t: usize| [0.5, 3.0, 1.0, 2.5, 1.5][(t / 25 + i) % 5];
+        let ys: Vec<Vec<f64>> = (0..k)
+            .map(|i| {
+                let base = 40.0 + (i % 4) as f64 * 10.0;
+                (0..n).map(|t| base * if event(i, t) { lift(i, t) } else { 1.0 } + ((t * 7 + i) % 3) as f64).collect()
+            })
+            .collect();
+        let exog: Vec<Vec<Vec<f64>>> =
+            (0..k).map(|i| (0..n + h).map(|t| vec![f64::from(u8::from(event(i, t)))]).collect()).collect();
+        let panels: Vec<Panel<'_>> = ys.iter().zip(&exog).map(|(y, e)| Panel { y, exog: e }).collect();
+        let mut cfg = Config::new(h, 1);
+        cfg.quantiles = vec![0.1, 0.5, 0.9];
+        let model = fit_panel(&panels, &locals(&panels, &cfg), &cfg);
+        assert!(!model.smooth_event_residuals.is_empty(), "4 held-out event periods in each of {k} series");
+        let f = forecast_one(&model, &panels[0], &cfg).0.series;
+        let on = (0..h).find(|t| event(0, n + t)).expect("an event ahead");
+        let off = (0..h).find(|t| !event(0, n + t)).expect("a usual period ahead");
+        let width = |t: usize| f.quantiles[2][t] - f.quantiles[0][t];
+        assert!(width(on) > 3.0 * width(off), "event {}, usual {}", width(on), width(off));
+        // Centred where the class's usual band is: its median error, in the series' unit.
+        let usual = model.smooth_residuals[RESIDUAL_GRID / 2] * sq_scale(&ys[0]).sqrt();
+        let centre = f.quantiles[1][on] - f.point[on];
+        assert!((centre - usual).abs() < 1e-9, "event {centre}, usual {usual}");
     }
 
     /// The per-series models see an event's period at the level before it, so a forecast made
