@@ -646,7 +646,7 @@ mod tests {
     /// Two occasional flags with the same peak and opposite sequels: after the first (think
     /// Christmas week) demand slumps to a third of the level for the next periods, after the
     /// second (Mother's Day week) it is back at the level. Each sequel is learnt from its own
-    /// flag's weeks: one slope for both would forecast a half slump after either.
+    /// flag's weeks (with one slope for both, the slump was forecast at 0.7 of the level).
     #[test]
     fn what_follows_one_occasional_flag_is_not_taken_for_what_follows_another() {
         let (n, h) = (600, 4);

@@ -404,8 +404,10 @@ fn apply_with(
     let (blend, residuals) = model.choice(sporadic);
     let global_f = uses_global(blend, &model.events).then(|| global?.predict(p, p.y.len())).flatten();
     // Zero for a series that stopped selling: no spread then.
-    let level = recent_mean(p.y, p.y.len(), cfg.horizon);
-    let unit = if level > 0.0 && model.residuals_in_scale { sq_scale(p.y).sqrt() } else { level };
+    let unit = || {
+        let level = recent_mean(p.y, p.y.len(), cfg.horizon);
+        if level > 0.0 && model.residuals_in_scale { sq_scale(p.y).sqrt() } else { level }
+    };
     let blend = match global_f {
         Some(g) => {
             let point = combine(blend, p, p.y.len(), &local.point, Some(&g), &model.events);
@@ -417,15 +419,16 @@ fn apply_with(
                     }
                 }
             } else {
-                local.quantiles = conformal(&point, residuals, unit, &cfg.quantiles);
+                local.quantiles = conformal(&point, residuals, unit(), &cfg.quantiles);
             }
             let events = model.event_residuals(sporadic);
             let n = p.y.len();
-            if !events.is_empty() && (0..point.len()).any(|t| global::event_on(p, &model.events, n + t)) {
-                let band = conformal(&point, events, unit, &cfg.quantiles);
-                for t in (0..point.len()).filter(|t| global::event_on(p, &model.events, n + t)) {
-                    for (q, b) in local.quantiles.iter_mut().zip(&band) {
-                        q[t] = b[t];
+            let on: Vec<usize> = (0..point.len()).filter(|t| global::event_on(p, &model.events, n + t)).collect();
+            if !events.is_empty() && !on.is_empty() {
+                let band = conformal(&point, events, unit(), &cfg.quantiles);
+                for (q, b) in local.quantiles.iter_mut().zip(&band) {
+                    for t in &on {
+                        q[*t] = b[*t];
                     }
                 }
             }
