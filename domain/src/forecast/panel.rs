@@ -306,6 +306,8 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
             let global_f = models[j - 1].as_ref().and_then(|g| g.predict(p, origin));
             let scale = sq_scale(&p.y[..origin]);
             let unit = scale.sqrt();
+            // Which held-out periods an event was on in, the same for every option.
+            let on: Vec<bool> = (0..h).map(|i| global::event_on(p, &events, origin + i)).collect();
             for blend in [Blend::Local, Blend::Global, Blend::Average] {
                 if blend != Blend::Local && global_f.is_none() {
                     continue;
@@ -317,8 +319,8 @@ pub fn fit_panel(panels: &[Panel<'_>], locals: &[SeriesForecast], cfg: &Config) 
                 e.1 += 1;
                 pooled.entry((sporadic, blend)).or_default().add(actual, &f);
                 let r = residuals.entry((sporadic, blend)).or_default();
-                for (i, (a, b)) in actual.iter().zip(&f).enumerate() {
-                    let pool = if global::event_on(p, &events, origin + i) { &mut r.event } else { &mut r.usual };
+                for ((a, b), on) in actual.iter().zip(&f).zip(&on) {
+                    let pool = if *on { &mut r.event } else { &mut r.usual };
                     pool.push((a - b) / unit);
                 }
             }
