@@ -174,18 +174,31 @@ fn row(name: &str, p: &Problem, plan: &Plan, seconds: f64, bound: Option<Decimal
     );
 }
 
+/// Allocates a generated batch of orders three ways (baseline, greedy, MILP) and prints time,
+/// cost, split rate, ship-from-store share and the gap to the LP bound.
+#[derive(clap::Parser)]
+struct Args {
+    /// Orders in the batch.
+    #[arg(long, default_value_t = 5_000)]
+    orders: usize,
+    /// Shipping locations.
+    #[arg(long, default_value_t = 8)]
+    locations: usize,
+    /// Seeds the generated batch.
+    #[arg(long, default_value_t = 11)]
+    seed: u64,
+    /// Skip the MILP.
+    #[arg(long)]
+    no_milp: bool,
+    /// Skip the LP bound.
+    #[arg(long)]
+    no_bound: bool,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |name: &str, default: u64| -> u64 {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let (n, l, seed) = (arg("--orders", 5_000) as usize, arg("--locations", 8) as usize, arg("--seed", 11));
-    let milp = !args.iter().any(|a| a == "--no-milp");
-    let with_bound = !args.iter().any(|a| a == "--no-bound");
+    let args = <Args as clap::Parser>::parse();
+    let (n, l, seed) = (args.orders, args.locations, args.seed);
+    let (milp, with_bound) = (!args.no_milp, !args.no_bound);
     let p = problem(n, l, seed);
     let solver = if cfg!(feature = "highs") { "HiGHS" } else { "microlp" };
     let lines: usize = p.orders.iter().map(|o| o.lines.len()).sum();

@@ -127,19 +127,22 @@ impl Score {
     }
 }
 
+/// Forecasts the DEV sets under their README's protocol and prints accuracy per set and demand
+/// class beside the statsforecast peers (`QM_BENCH_PEERS=0` skips them).
+#[derive(clap::Parser)]
+struct Args {
+    /// The DEV sets' folder (../shared/data/forecast beside the repository by default).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Also score this many origins in all, each a horizon before the next.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    origins: u64,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut data = qm_tests::TestApp::repo_root().join("../shared/data/forecast");
-    let mut origins = 1usize;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--data" => data = PathBuf::from(args.next().context("--data DIR")?),
-            "--origins" => {
-                origins = args.next().and_then(|v| v.parse().ok()).filter(|n| *n >= 1).context("--origins N (N ≥ 1)")?
-            }
-            other => anyhow::bail!("unknown argument {other} (expected --data DIR or --origins N)"),
-        }
-    }
+    let Args { data, origins } = clap::Parser::parse();
+    let data = data.unwrap_or_else(|| qm_tests::TestApp::repo_root().join("../shared/data/forecast"));
+    let origins = origins as usize;
     println!(
         "| set / class | series | RMSSE | MASE mean | MASE median | WAPE | bias | pinball q0.1 | q0.5 | q0.9 | CPU s |"
     );

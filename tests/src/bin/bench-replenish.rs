@@ -13,7 +13,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use qm_api::replenish::sim::{ReplenishSimArgs, render, run};
 use qm_domain::replenish::sim::Tally;
 
@@ -39,17 +38,21 @@ const SETS: [Set; 3] = [
 
 const TARGET: f64 = 0.95;
 
+/// Replays the DEV forecasting sets with a 95 % fill-rate target and prints each set's summary
+/// against min/max and the textbook policy tuned to the same fill rate.
+#[derive(clap::Parser)]
+struct Args {
+    /// The DEV sets' folder (../shared/data/forecast beside the repository by default).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Seeds the lead-time draws (the parameters' `seed`).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut data = qm_tests::TestApp::repo_root().join("../shared/data/forecast");
-    let mut seed: u64 = 42;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--data" => data = PathBuf::from(args.next().context("--data DIR")?),
-            "--seed" => seed = args.next().context("--seed N")?.parse().context("--seed: a whole number")?,
-            other => anyhow::bail!("unknown argument {other:?}: use --data DIR or --seed N"),
-        }
-    }
+    let Args { data, seed } = clap::Parser::parse();
+    let data = data.unwrap_or_else(|| qm_tests::TestApp::repo_root().join("../shared/data/forecast"));
     let mut verdicts = Vec::new();
     for set in &SETS {
         let path = data.join(set.file);

@@ -142,17 +142,27 @@ fn row(name: &str, plan: &Plan, seconds: f64, bound: Decimal) {
     );
 }
 
+/// Plans a generated day of returned items three ways (baseline, greedy, MILP) and prints time,
+/// objective and the gap to an upper bound.
+#[derive(clap::Parser)]
+struct Args {
+    /// Returned items in the batch.
+    #[arg(long, default_value_t = 10_000)]
+    items: usize,
+    /// Returns-handling locations.
+    #[arg(long, default_value_t = 10)]
+    locations: usize,
+    /// Seeds the generated batch.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Skip the MILP.
+    #[arg(long)]
+    no_milp: bool,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |name: &str, default: u64| -> u64 {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let (n, l, seed) = (arg("--items", 10_000) as usize, arg("--locations", 10) as usize, arg("--seed", 7));
-    let milp = !args.iter().any(|a| a == "--no-milp");
+    let args = <Args as clap::Parser>::parse();
+    let (n, l, seed, milp) = (args.items, args.locations, args.seed, !args.no_milp);
     let p = problem(n, l, seed);
     let solver = if cfg!(feature = "highs") { "HiGHS" } else { "microlp" };
     println!(

@@ -44,30 +44,27 @@ fn cases(data: &std::path::Path) -> anyhow::Result<Vec<Case>> {
     Ok(out)
 }
 
+/// Solves the public VRP instances with the route solver beside PyVRP (`QM_BENCH_PEERS=0` skips
+/// it) and prints distance, vehicles and the gap to the best known solution per instance.
+#[derive(clap::Parser)]
+struct Args {
+    /// The instances' folder (../shared/data/vrp beside the repository by default).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Time budgets per instance in seconds, comma-separated; one run per budget.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    seconds: Vec<f64>,
+    /// Only the instances whose names start with one of these prefixes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Time the construction alone (the first plan) per instance instead.
+    #[arg(long)]
+    construction: bool,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut data = qm_tests::TestApp::repo_root().join("../shared/data/vrp");
-    let mut budgets = vec![10.0];
-    let mut only: Vec<String> = Vec::new();
-    let mut construction = false;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--data" => data = PathBuf::from(args.next().context("--data DIR")?),
-            "--seconds" => {
-                budgets = args
-                    .next()
-                    .context("--seconds 10,60")?
-                    .split(',')
-                    .map(|s| s.parse::<f64>().context("--seconds takes numbers"))
-                    .collect::<anyhow::Result<_>>()?;
-            }
-            "--only" => only = args.next().context("--only PREFIX[,PREFIX…]")?.split(',').map(str::to_owned).collect(),
-            "--construction" => construction = true,
-            other => anyhow::bail!(
-                "unknown argument {other} (use --data DIR, --seconds 10,60, --only PREFIX[,PREFIX…], --construction)"
-            ),
-        }
-    }
+    let Args { data, seconds: budgets, only, construction } = clap::Parser::parse();
+    let data = data.unwrap_or_else(|| qm_tests::TestApp::repo_root().join("../shared/data/vrp"));
     let cases: Vec<Case> = cases(&data)?
         .into_iter()
         .filter(|c| only.is_empty() || only.iter().any(|p| c.name.starts_with(p.as_str())))
