@@ -142,7 +142,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let Args { data, origins } = clap::Parser::parse();
     let data = data.unwrap_or_else(|| qm_tests::TestApp::repo_root().join("../shared/data/forecast"));
-    let origins = origins as usize;
+    let origins = usize::try_from(origins)?;
     println!(
         "| set / class | series | RMSSE | MASE mean | MASE median | WAPE | bias | pinball q0.1 | q0.5 | q0.9 | CPU s |"
     );
