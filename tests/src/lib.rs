@@ -600,6 +600,12 @@ impl TestApp {
     pub fn repo_root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
     }
+
+    /// A folder of the benchmark data beside the repository (`../shared/data/<folder>`), where
+    /// the benchmarks read it unless told another.
+    pub fn shared_data(folder: &str) -> PathBuf {
+        Self::repo_root().join("../shared/data").join(folder)
+    }
 }
 
 impl Drop for TestApp {

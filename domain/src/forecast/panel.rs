@@ -425,8 +425,13 @@ fn apply_with(
             }
             let events = model.event_residuals(sporadic);
             let n = p.y.len();
-            let on: Vec<usize> = (0..point.len()).filter(|t| global::event_on(p, &model.events, n + t)).collect();
-            if !events.is_empty() && !on.is_empty() {
+            // Only a model with an event band looks for event periods ahead.
+            let on: Vec<usize> = if events.is_empty() {
+                Vec::new()
+            } else {
+                (0..point.len()).filter(|t| global::event_on(p, &model.events, n + t)).collect()
+            };
+            if !on.is_empty() {
                 let band = conformal(&point, events, unit(), &cfg.quantiles);
                 for (q, b) in local.quantiles.iter_mut().zip(&band) {
                     for t in &on {

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use clap::Parser;
 use qm_domain::allocation::{self, Band, Line, Order, Plan, Problem, Protection, Site, SolveOptions};
 use qm_domain::routing::geo::haversine_m;
 use qm_domain::types::as_f64 as f;
@@ -176,7 +177,7 @@ fn row(name: &str, p: &Problem, plan: &Plan, seconds: f64, bound: Option<Decimal
 
 /// Allocates a generated batch of orders three ways (baseline, greedy, MILP) and prints time,
 /// cost, split rate, ship-from-store share and the gap to the LP bound.
-#[derive(clap::Parser)]
+#[derive(Parser)]
 struct Args {
     /// Orders in the batch.
     #[arg(long, default_value_t = 5_000)]
@@ -196,7 +197,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = <Args as clap::Parser>::parse();
+    let args = Args::parse();
     let (n, l, seed) = (args.orders, args.locations, args.seed);
     let (milp, with_bound) = (!args.no_milp, !args.no_bound);
     let p = problem(n, l, seed);

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::Parser;
 use qm_api::forecast::cli::{ForecastArgs, run};
 use qm_api::forecast::io::{self, History, Value};
 use qm_domain::forecast::classify::classify;
@@ -129,7 +130,7 @@ impl Score {
 
 /// Forecasts the DEV sets under their README's protocol and prints accuracy per set and demand
 /// class beside the statsforecast peers (`QM_BENCH_PEERS=0` skips them).
-#[derive(clap::Parser)]
+#[derive(Parser)]
 struct Args {
     /// The DEV sets' folder (../shared/data/forecast beside the repository by default).
     #[arg(long)]
@@ -140,8 +141,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { data, origins } = clap::Parser::parse();
-    let data = data.unwrap_or_else(|| qm_tests::TestApp::repo_root().join("../shared/data/forecast"));
+    let Args { data, origins } = Args::parse();
+    let data = data.unwrap_or_else(|| qm_tests::TestApp::shared_data("forecast"));
     let origins = usize::try_from(origins)?;
     println!(
         "| set / class | series | RMSSE | MASE mean | MASE median | WAPE | bias | pinball q0.1 | q0.5 | q0.9 | CPU s |"

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::Duration;
+use clap::Parser;
 use qm_domain::pricing::optimize::Situation;
 use qm_domain::pricing::sim::{self, Market, Scenario, Sku, TrueResponse, View};
 use qm_domain::pricing::{Estimate, baseline, estimate, optimise, recommend, shrink};
@@ -56,7 +57,7 @@ fn rule(market: &Market, sku: &Sku, view: &View<'_>) -> Decimal {
 
 /// Plays four pricing policies on a simulated market whose demand curves are known and prints
 /// each one's profit against the oracle's, and the error of the recovered elasticities.
-#[derive(clap::Parser)]
+#[derive(Parser)]
 struct Args {
     /// SKUs in the simulated market.
     #[arg(long, default_value_t = 600)]
@@ -67,7 +68,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { skus: n, seed } = clap::Parser::parse();
+    let Args { skus: n, seed } = Args::parse();
     let started = Instant::now();
     let market = sim::market(n, seed);
     let generated = started.elapsed();

@@ -13,6 +13,7 @@
 
 use std::path::PathBuf;
 
+use clap::Parser;
 use qm_api::replenish::sim::{ReplenishSimArgs, render, run};
 use qm_domain::replenish::sim::Tally;
 
@@ -40,7 +41,7 @@ const TARGET: f64 = 0.95;
 
 /// Replays the DEV forecasting sets with a 95 % fill-rate target and prints each set's summary
 /// against min/max and the textbook policy tuned to the same fill rate.
-#[derive(clap::Parser)]
+#[derive(Parser)]
 struct Args {
     /// The DEV sets' folder (../shared/data/forecast beside the repository by default).
     #[arg(long)]
@@ -51,8 +52,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { data, seed } = clap::Parser::parse();
-    let data = data.unwrap_or_else(|| qm_tests::TestApp::repo_root().join("../shared/data/forecast"));
+    let Args { data, seed } = Args::parse();
+    let data = data.unwrap_or_else(|| qm_tests::TestApp::shared_data("forecast"));
     let mut verdicts = Vec::new();
     for set in &SETS {
         let path = data.join(set.file);

@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use clap::Parser;
 use qm_domain::returns::{self, Disposition, Grade, Item, Location, Plan, Problem, SolveOptions, Terms};
 use qm_domain::routing::geo::haversine_m;
 use rand::{Rng, SeedableRng};
@@ -144,7 +145,7 @@ fn row(name: &str, plan: &Plan, seconds: f64, bound: Decimal) {
 
 /// Plans a generated day of returned items three ways (baseline, greedy, MILP) and prints time,
 /// objective and the gap to an upper bound.
-#[derive(clap::Parser)]
+#[derive(Parser)]
 struct Args {
     /// Returned items in the batch.
     #[arg(long, default_value_t = 10_000)]
@@ -161,7 +162,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = <Args as clap::Parser>::parse();
+    let args = Args::parse();
     let (n, l, seed, milp) = (args.items, args.locations, args.seed, !args.no_milp);
     let p = problem(n, l, seed);
     let solver = if cfg!(feature = "highs") { "HiGHS" } else { "microlp" };

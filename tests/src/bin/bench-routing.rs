@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Parser;
 use qm_api::routing::cli::solve;
 use qm_domain::routing::instance::{self, Format, Rounding};
 
@@ -46,7 +47,7 @@ fn cases(data: &std::path::Path) -> anyhow::Result<Vec<Case>> {
 
 /// Solves the public VRP instances with the route solver beside PyVRP (`QM_BENCH_PEERS=0` skips
 /// it) and prints distance, vehicles and the gap to the best known solution per instance.
-#[derive(clap::Parser)]
+#[derive(Parser)]
 struct Args {
     /// The instances' folder (../shared/data/vrp beside the repository by default).
     #[arg(long)]
@@ -63,8 +64,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { data, seconds: budgets, only, construction } = clap::Parser::parse();
-    let data = data.unwrap_or_else(|| qm_tests::TestApp::repo_root().join("../shared/data/vrp"));
+    let Args { data, seconds: budgets, only, construction } = Args::parse();
+    let data = data.unwrap_or_else(|| qm_tests::TestApp::shared_data("vrp"));
     let cases: Vec<Case> = cases(&data)?
         .into_iter()
         .filter(|c| only.is_empty() || only.iter().any(|p| c.name.starts_with(p.as_str())))
