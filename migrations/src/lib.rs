@@ -29,6 +29,7 @@ mod m20261206_000014_create_contracts;
 mod m20261207_000015_create_allocation_and_returns;
 mod m20261208_000016_add_job_queue_indexes;
 mod m20261209_000017_add_spread_calibration;
+mod m20261210_000018_add_replenishment_line_page_index;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -107,6 +108,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_create_allocation_and_returns::Migration),
             Box::new(m20261208_000016_add_job_queue_indexes::Migration),
             Box::new(m20261209_000017_add_spread_calibration::Migration),
+            Box::new(m20261210_000018_add_replenishment_line_page_index::Migration),
         ]
     }
 }

@@ -705,3 +705,86 @@ async fn a_run_calibrates_its_spread_on_the_last_four_weeks() {
         assert!(!l["reason"].as_str().expect("reason").contains("spread ×"), "{l}");
     }
 }
+
+const LINES: &str = "query($run: ID, $status: ReplenishmentLineStatus, $kind: ReplenishmentLineKind, $sku: String,
+    $supplier: ID, $loc: ID, $first: Int, $after: String) {
+    replenishmentLines(runId: $run, status: $status, kind: $kind, sku: $sku, supplierId: $supplier, locationId: $loc,
+        first: $first, after: $after) {
+        nodes { id kind status sku supplier { id } location { id } }
+        pageInfo { hasNextPage endCursor } } }";
+
+/// Every page of `replenishmentLines` with `vars` (and `first: 7`), nodes in order.
+async fn all_lines(app: &TestApp, token: &str, mut vars: Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    vars["first"] = json!(7);
+    loop {
+        let d = app.data(token, LINES, vars.clone()).await;
+        let c = &d["replenishmentLines"];
+        out.extend(c["nodes"].as_array().expect("nodes").iter().cloned());
+        if c["pageInfo"]["hasNextPage"] != true {
+            return out;
+        }
+        vars["after"] = c["pageInfo"]["endCursor"].clone();
+    }
+}
+
+fn ids(lines: &[Value]) -> Vec<&str> {
+    lines.iter().map(|l| l["id"].as_str().expect("id")).collect()
+}
+
+#[tokio::test]
+async fn a_plans_lines_page_in_its_order_and_filter_for_review() {
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    // Before any plan there are no lines to page.
+    let d = app.data(&token, LINES, json!({ "first": 10 })).await;
+    assert_eq!(d["replenishmentLines"]["nodes"], json!([]), "{d}");
+    app.drain_jobs().await;
+    let d = app.data(&token, PLAN, json!({ "id": null })).await;
+    let run = d["replenishmentPlan"].clone();
+    let lines = run["lines"].as_array().expect("lines").clone();
+    assert!(lines.len() > 14, "enough lines for three pages: {}", lines.len());
+
+    // Page by page, the latest plan's lines in the plan's order (by SKU), each once.
+    let paged = all_lines(&app, &token, json!({})).await;
+    assert_eq!(ids(&paged), ids(&lines));
+    let skus: Vec<&str> = paged.iter().map(|l| l["sku"].as_str().expect("sku")).collect();
+    assert!(skus.windows(2).all(|w| w[0] <= w[1]), "{skus:?}");
+    assert_eq!(ids(&all_lines(&app, &token, json!({ "run": run["id"] })).await), ids(&lines));
+
+    // Filters: what a buyer reviews one supplier, location, SKU or kind at a time.
+    let buy = lines.iter().find(|l| l["kind"] == "BUY").expect("a buy line");
+    let supplier = &buy["supplier"]["id"];
+    let got = all_lines(&app, &token, json!({ "supplier": supplier })).await;
+    let of_supplier: Vec<&str> =
+        lines.iter().filter(|l| l["supplier"]["id"] == *supplier).map(|l| l["id"].as_str().expect("id")).collect();
+    assert_eq!(ids(&got), of_supplier);
+    assert!(got.iter().all(|l| l["kind"] == "BUY" && l["supplier"]["id"] == *supplier), "{got:?}");
+    let loc = &buy["location"]["id"];
+    let got = all_lines(&app, &token, json!({ "loc": loc, "kind": "BUY" })).await;
+    let want = lines.iter().filter(|l| l["location"]["id"] == *loc && l["kind"] == "BUY").count();
+    assert_eq!(got.len(), want);
+    let got = all_lines(&app, &token, json!({ "sku": buy["sku"] })).await;
+    assert_eq!(got.len(), lines.iter().filter(|l| l["sku"] == buy["sku"]).count());
+    let transfers = all_lines(&app, &token, json!({ "kind": "TRANSFER" })).await;
+    assert_eq!(transfers.len(), lines.iter().filter(|l| l["kind"] == "TRANSFER").count());
+
+    // Approve that supplier's lines: they show as APPROVED, the rest still PROPOSED.
+    let chosen = of_supplier;
+    let approve =
+        "mutation($id: ID!, $lines: [ID!]) { replenishmentPlanApprove(input: { runId: $id, lineIds: $lines }) {
+        purchaseOrders { id } userErrors { field code message } } }";
+    let d = app.data(&token, approve, json!({ "id": run["id"], "lines": chosen })).await;
+    assert_eq!(d["replenishmentPlanApprove"]["userErrors"], json!([]), "{d}");
+    let approved = all_lines(&app, &token, json!({ "status": "APPROVED" })).await;
+    assert_eq!(ids(&approved), chosen);
+    let proposed = all_lines(&app, &token, json!({ "status": "PROPOSED" })).await;
+    assert_eq!(proposed.len(), lines.len() - chosen.len());
+
+    // An ID of another kind matches nothing; a page size out of range is refused.
+    let d = app.data(&token, LINES, json!({ "run": supplier, "first": 10 })).await;
+    assert_eq!(d["replenishmentLines"]["nodes"], json!([]), "{d}");
+    let (_, r) = app.gql(&token, LINES, json!({ "first": 0 })).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{r}");
+}

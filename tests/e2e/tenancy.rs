@@ -707,6 +707,13 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "ReplenishmentRun",
     });
+    for (query, kind) in [
+        ("query($id: ID!) { replenishmentLines(runId: $id, first: 10) { nodes { id } } }", "ReplenishmentRun"),
+        ("query($id: ID!) { replenishmentLines(supplierId: $id, first: 10) { nodes { id } } }", "Supplier"),
+        ("query($id: ID!) { replenishmentLines(locationId: $id, first: 10) { nodes { id } } }", "Location"),
+    ] {
+        m.entry("Query.replenishmentLines").or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind });
+    }
     m.entry("Query.transfer").or_default().push(Probe {
         query: "query($id: ID!) { transfer(id: $id) { id status } }",
         vars: |_, id| json!({ "id": id }),
@@ -1010,6 +1017,7 @@ async fn lists_never_include_another_tenants_rows() {
         "{ forecastRuns(first: 250) { nodes { id } } }",
         "{ replenishmentRuns(first: 250) { nodes { id lines { id } } } }",
         "{ replenishmentPlan { id } replenishmentSettings { skuTargets { sku } } }",
+        "{ replenishmentLines(first: 250) { nodes { id sku supplier { id } location { id } fromLocation { id } } } }",
         "{ forecastAccuracy(groupBy: LOCATION) { key series } }",
         "{ forecastAccuracy(groupBy: SKU) { key series } }",
         "{ variantBySku(sku: \"B-SKU\") { id } }",

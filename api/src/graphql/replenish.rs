@@ -5,6 +5,7 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
@@ -136,6 +137,24 @@ pub enum ReplenishmentLineKind {
 pub enum ReplenishmentLineStatus {
     Proposed,
     Approved,
+}
+
+impl ReplenishmentLineKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Buy => "buy",
+            Self::Transfer => "transfer",
+        }
+    }
+}
+
+impl ReplenishmentLineStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposed => "proposed",
+            Self::Approved => "approved",
+        }
+    }
 }
 
 /// One line of a plan: a purchase from a supplier, or a transfer from another location.
@@ -371,6 +390,56 @@ impl ReplenishmentQuery {
         };
         s.commit().await?;
         Ok(run.map(ReplenishmentRun))
+    }
+
+    /// A plan's lines a page at a time, in the plan's order (by SKU): `runId`'s, or the latest
+    /// completed run's (none when there is none); with `status`, `kind`, `sku`, `supplierId` (BUY
+    /// lines from that supplier) or `locationId` (lines whose goods go there), those only. What a
+    /// buyer reviews before approving some lines; `replenishmentPlan { lines }` holds all of them.
+    #[graphql(complexity = "first.or(last).unwrap_or(0).max(0) as usize * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
+    async fn replenishment_lines(
+        &self,
+        ctx: &Context<'_>,
+        run_id: Option<ID>,
+        status: Option<ReplenishmentLineStatus>,
+        kind: Option<ReplenishmentLineKind>,
+        sku: Option<String>,
+        supplier_id: Option<ID>,
+        location_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, ReplenishmentLine>, ApiError> {
+        let p = ctx.reader()?;
+        let args = Window::new(first, after, last, before).args::<Uuid>()?;
+        let s = read_tx(ctx, p).await?;
+        let run = match run_id {
+            // An ID of another kind (or tenant) matches nothing.
+            Some(id) => Some(parse_gid(&id, "ReplenishmentRun").unwrap_or_default()),
+            None => service::latest_completed(&s).await?.map(|r| r.id),
+        };
+        let mut q = repo::find::<replenishment_line::Entity>(&s)
+            .filter(replenishment_line::Column::RunId.eq(run.unwrap_or_default()));
+        if let Some(st) = status {
+            q = q.filter(replenishment_line::Column::Status.eq(st.as_str()));
+        }
+        if let Some(k) = kind {
+            q = q.filter(replenishment_line::Column::Kind.eq(k.as_str()));
+        }
+        if let Some(sku) = sku {
+            q = q.filter(replenishment_line::Column::Sku.eq(sku));
+        }
+        if let Some(id) = supplier_id {
+            q = q.filter(replenishment_line::Column::SupplierId.eq(parse_gid(&id, "Supplier").unwrap_or_default()));
+        }
+        if let Some(id) = location_id {
+            q = q.filter(replenishment_line::Column::LocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
+        }
+        let page = repo::page(&s, q, replenishment_line::Column::Id, &args).await?;
+        s.commit().await?;
+        Ok(connection(page, |m| m.id, ReplenishmentLine))
     }
 
     /// The tenant's service targets and transfer cost (the defaults until set).

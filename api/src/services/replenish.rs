@@ -1059,6 +1059,9 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
         };
         lines.push(line);
     }
+    // By SKU (each SKU's lines in the plan's order): the lines' ids are made in this order, so a
+    // page of `replenishmentLines` (by id) lists them as the plan does.
+    lines.sort_by(|a, b| a.sku.cmp(&b.sku));
     Ok(Planned {
         lines,
         method: match planned.method {
