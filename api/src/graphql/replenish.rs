@@ -146,6 +146,10 @@ impl ReplenishmentLineKind {
             Self::Transfer => "transfer",
         }
     }
+
+    fn of(s: &str) -> Self {
+        if s == Self::Transfer.as_str() { Self::Transfer } else { Self::Buy }
+    }
 }
 
 impl ReplenishmentLineStatus {
@@ -154,6 +158,10 @@ impl ReplenishmentLineStatus {
             Self::Proposed => "proposed",
             Self::Approved => "approved",
         }
+    }
+
+    fn of(s: &str) -> Self {
+        if s == Self::Approved.as_str() { Self::Approved } else { Self::Proposed }
     }
 }
 
@@ -167,10 +175,10 @@ impl ReplenishmentLine {
         gid("ReplenishmentLine", self.0.id)
     }
     async fn kind(&self) -> ReplenishmentLineKind {
-        if self.0.kind == "transfer" { ReplenishmentLineKind::Transfer } else { ReplenishmentLineKind::Buy }
+        ReplenishmentLineKind::of(&self.0.kind)
     }
     async fn status(&self) -> ReplenishmentLineStatus {
-        if self.0.status == "approved" { ReplenishmentLineStatus::Approved } else { ReplenishmentLineStatus::Proposed }
+        ReplenishmentLineStatus::of(&self.0.status)
     }
     async fn sku(&self) -> &str {
         &self.0.sku
@@ -416,10 +424,10 @@ impl ReplenishmentQuery {
         let args = Window::new(first, after, last, before).args::<Uuid>()?;
         let s = read_tx(ctx, p).await?;
         let run = match run_id {
-            // An ID of another kind (or tenant) matches nothing.
-            Some(id) => Some(parse_gid(&id, "ReplenishmentRun").unwrap_or_default()),
+            Some(id) => parse_gid(&id, "ReplenishmentRun"),
             None => service::latest_completed(&s).await?.map(|r| r.id),
         };
+        // No run, or an ID of another kind (or tenant): nothing matches.
         let mut q = repo::find::<replenishment_line::Entity>(&s)
             .filter(replenishment_line::Column::RunId.eq(run.unwrap_or_default()));
         if let Some(st) = status {
