@@ -788,3 +788,66 @@ async fn a_plans_lines_page_in_its_order_and_filter_for_review() {
     let (_, r) = app.gql(&token, LINES, json!({ "first": 0 })).await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{r}");
 }
+
+const POS: &str = "query($status: String, $supplier: ID, $loc: ID) {
+    purchaseOrders(status: $status, supplierId: $supplier, locationId: $loc, first: 250) {
+        nodes { id status supplier { id } location { id } } } }";
+
+/// The ids of the purchase orders listed with `vars`, sorted.
+async fn pos_where(app: &TestApp, token: &str, vars: Value) -> Vec<String> {
+    let d = app.data(token, POS, vars).await;
+    let mut ids: Vec<String> = d["purchaseOrders"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn purchase_orders_list_by_status_supplier_and_location() {
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    let d = app.data(&token, PLAN, json!({ "id": null })).await;
+    let approve = "mutation($id: ID!) { replenishmentPlanApprove(input: { runId: $id }) {
+        purchaseOrders { id supplier { id } location { id } } userErrors { code } } }";
+    let d = app.data(&token, approve, json!({ "id": d["replenishmentPlan"]["id"] })).await;
+    let pos = d["replenishmentPlanApprove"]["purchaseOrders"].as_array().expect("pos").clone();
+    let id_of = |p: &Value| p["id"].as_str().expect("id").to_owned();
+    let ids_where = |f: &dyn Fn(&Value) -> bool| {
+        let mut ids: Vec<String> = pos.iter().filter(|p| f(p)).map(id_of).collect();
+        ids.sort();
+        ids
+    };
+    let suppliers: std::collections::BTreeSet<String> = pos.iter().map(|p| p["supplier"]["id"].to_string()).collect();
+    assert!(suppliers.len() >= 2, "orders from several suppliers: {d}");
+
+    // The drafts awaiting issue are every order the approval made.
+    assert_eq!(pos_where(&app, &token, json!({ "status": "draft" })).await, ids_where(&|_| true));
+    // Issued, one leaves the drafts.
+    let issue = "mutation($id: ID!) { purchaseOrderIssue(input: { id: $id }) { userErrors { code } } }";
+    let d = app.data(&token, issue, json!({ "id": pos[0]["id"] })).await;
+    assert_eq!(d["purchaseOrderIssue"]["userErrors"], json!([]), "{d}");
+    assert_eq!(pos_where(&app, &token, json!({ "status": "issued" })).await, vec![id_of(&pos[0])]);
+    assert_eq!(pos_where(&app, &token, json!({ "status": "draft" })).await.len(), pos.len() - 1);
+    // One supplier's, one location's, and both.
+    let (supplier, loc) = (&pos[0]["supplier"]["id"], &pos[0]["location"]["id"]);
+    assert_eq!(
+        pos_where(&app, &token, json!({ "supplier": supplier })).await,
+        ids_where(&|p| p["supplier"]["id"] == *supplier)
+    );
+    assert_eq!(pos_where(&app, &token, json!({ "loc": loc })).await, ids_where(&|p| p["location"]["id"] == *loc));
+    assert_eq!(
+        pos_where(&app, &token, json!({ "supplier": supplier, "loc": loc, "status": "draft" })).await,
+        ids_where(&|p| p["supplier"]["id"] == *supplier && p["location"]["id"] == *loc && p["id"] != pos[0]["id"])
+    );
+    // An ID of another kind matches nothing; a status there is none of is refused with the list.
+    assert_eq!(pos_where(&app, &token, json!({ "supplier": loc })).await, Vec::<String>::new());
+    let (_, r) = app.gql(&token, POS, json!({ "status": "open" })).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{r}");
+    assert!(r["errors"][0]["message"].as_str().is_some_and(|m| m.contains("partially_received")), "{r}");
+}

@@ -14,6 +14,7 @@ use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{order, purchase_order, return_, shipment};
 use crate::db::repo;
 use crate::services::orders;
+use crate::services::replenish::PO_STATUSES;
 
 #[derive(Default)]
 pub struct OrdersQuery;
@@ -77,11 +78,18 @@ impl OrdersQuery {
         Ok(connection(page, |m| m.id, Return))
     }
 
-    /// Purchase orders. A supplier's key sees only its own supplier's.
+    /// Purchase orders, oldest first: with `status` (see `PurchaseOrder.status`), those in it
+    /// (`draft`: approved from a plan, awaiting `purchaseOrderIssue`); with `supplierId`, one
+    /// supplier's; with `locationId`, those delivering there. A supplier's key sees only its own
+    /// supplier's.
     #[graphql(complexity = "first.or(last).unwrap_or(0).max(0) as usize * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
     async fn purchase_orders(
         &self,
         ctx: &Context<'_>,
+        status: Option<String>,
+        supplier_id: Option<ID>,
+        location_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -89,11 +97,29 @@ impl OrdersQuery {
     ) -> Result<Connection<String, PurchaseOrder>, ApiError> {
         let p = ctx.principal()?;
         let args = Window::new(first, after, last, before).args::<Uuid>()?;
+        if let Some(st) = status.as_deref()
+            && !PO_STATUSES.contains(&st)
+        {
+            return Err(ApiError::BadUserInput(format!(
+                "\"status\" must be one of {}, not {st:?}",
+                PO_STATUSES.join(", ")
+            )));
+        }
         let s = read_tx(ctx, p).await?;
         let mut q = repo::find::<purchase_order::Entity>(&s);
         if !p.has(Role::can_read) {
             // Supplier principals: their own supplier only; without one, nothing.
             q = q.filter(purchase_order::Column::SupplierId.eq(p.supplier_id.unwrap_or(Uuid::nil())));
+        }
+        if let Some(st) = status {
+            q = q.filter(purchase_order::Column::Status.eq(st));
+        }
+        if let Some(id) = supplier_id {
+            // An ID of another kind (or tenant) matches nothing.
+            q = q.filter(purchase_order::Column::SupplierId.eq(parse_gid(&id, "Supplier").unwrap_or_default()));
+        }
+        if let Some(id) = location_id {
+            q = q.filter(purchase_order::Column::LocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
         }
         let page = repo::page(&s, q, purchase_order::Column::Id, &args).await?;
         s.commit().await?;

@@ -609,6 +609,9 @@ impl PurchaseOrder {
     async fn number(&self) -> &str {
         &self.0.number
     }
+    /// `draft` (approved from a plan, not yet sent), `issued`, `acknowledged` (the supplier
+    /// promised a date), `shipped` (the supplier's advance shipping notice), `partially_received`,
+    /// `received`, `rejected` (by the supplier) or `cancelled`.
     async fn status(&self) -> &str {
         &self.0.status
     }
