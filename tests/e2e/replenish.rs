@@ -793,17 +793,22 @@ const POS: &str = "query($status: String, $supplier: ID, $loc: ID) {
     purchaseOrders(status: $status, supplierId: $supplier, locationId: $loc, first: 250) {
         nodes { id status supplier { id } location { id } } } }";
 
-/// The ids of the purchase orders listed with `vars`, sorted.
-async fn pos_where(app: &TestApp, token: &str, vars: Value) -> Vec<String> {
-    let d = app.data(token, POS, vars).await;
-    let mut ids: Vec<String> = d["purchaseOrders"]["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .map(|p| p["id"].as_str().expect("id").to_owned())
-        .collect();
+/// The ids of the nodes the connection `field` of `query` lists with `vars`, sorted.
+async fn listed(app: &TestApp, token: &str, query: &str, field: &str, vars: Value) -> Vec<String> {
+    let d = app.data(token, query, vars).await;
+    sorted_ids(d[field]["nodes"].as_array().expect("nodes"), |_| true)
+}
+
+/// The ids of those of `items` that `keep`, sorted.
+fn sorted_ids(items: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<String> {
+    let mut ids: Vec<String> =
+        items.iter().filter(|i| keep(i)).map(|i| i["id"].as_str().expect("id").to_owned()).collect();
     ids.sort();
     ids
+}
+
+async fn pos_where(app: &TestApp, token: &str, vars: Value) -> Vec<String> {
+    listed(app, token, POS, "purchaseOrders", vars).await
 }
 
 #[tokio::test]
@@ -818,11 +823,7 @@ async fn purchase_orders_list_by_status_supplier_and_location() {
     let d = app.data(&token, approve, json!({ "id": d["replenishmentPlan"]["id"] })).await;
     let pos = d["replenishmentPlanApprove"]["purchaseOrders"].as_array().expect("pos").clone();
     let id_of = |p: &Value| p["id"].as_str().expect("id").to_owned();
-    let ids_where = |f: &dyn Fn(&Value) -> bool| {
-        let mut ids: Vec<String> = pos.iter().filter(|p| f(p)).map(id_of).collect();
-        ids.sort();
-        ids
-    };
+    let ids_where = |f: &dyn Fn(&Value) -> bool| sorted_ids(&pos, f);
     let suppliers: std::collections::BTreeSet<String> = pos.iter().map(|p| p["supplier"]["id"].to_string()).collect();
     assert!(suppliers.len() >= 2, "orders from several suppliers: {d}");
 
@@ -850,4 +851,55 @@ async fn purchase_orders_list_by_status_supplier_and_location() {
     let (_, r) = app.gql(&token, POS, json!({ "status": "open" })).await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{r}");
     assert!(r["errors"][0]["message"].as_str().is_some_and(|m| m.contains("partially_received")), "{r}");
+}
+
+const TRANSFERS: &str = "query($status: String, $from: ID, $to: ID) {
+    transfers(status: $status, fromLocationId: $from, toLocationId: $to, first: 250) {
+        nodes { id status fromLocation { id } toLocation { id } } } }";
+
+async fn transfers_where(app: &TestApp, token: &str, vars: Value) -> Vec<String> {
+    listed(app, token, TRANSFERS, "transfers", vars).await
+}
+
+#[tokio::test]
+async fn transfers_list_by_status_and_location() {
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    // A SKU with plenty at one location and none at another: the plan moves it.
+    let (sku, full, empty) = full_and_empty(&app, &token).await;
+    let run = plan(&app, &token).await;
+    let approve = "mutation($id: ID!) { replenishmentPlanApprove(input: { runId: $id }) {
+        transfers { id fromLocation { id } toLocation { id } } userErrors { code } } }";
+    let d = app.data(&token, approve, json!({ "id": run["id"] })).await;
+    let moves = d["replenishmentPlanApprove"]["transfers"].as_array().expect("transfers").clone();
+    assert!(!moves.is_empty(), "{d}");
+    let id_of = |t: &Value| t["id"].as_str().expect("id").to_owned();
+    let ids_where = |f: &dyn Fn(&Value) -> bool| sorted_ids(&moves, f);
+
+    // The drafts awaiting shipment are the approval's transfers; shipped, one is in transit.
+    assert_eq!(transfers_where(&app, &token, json!({ "status": "draft" })).await, ids_where(&|_| true));
+    let ship = "mutation($id: ID!) { transferShip(input: { id: $id }) { userErrors { code } } }";
+    let d = app.data(&token, ship, json!({ "id": moves[0]["id"] })).await;
+    assert_eq!(d["transferShip"]["userErrors"], json!([]), "{d}");
+    assert_eq!(transfers_where(&app, &token, json!({ "status": "in_transit" })).await, vec![id_of(&moves[0])]);
+    assert_eq!(transfers_where(&app, &token, json!({ "status": "draft" })).await.len(), moves.len() - 1);
+    // Leaving one location, reaching another.
+    let (from, to) = (&moves[0]["fromLocation"]["id"], &moves[0]["toLocation"]["id"]);
+    assert_eq!(
+        transfers_where(&app, &token, json!({ "from": from })).await,
+        ids_where(&|t| t["fromLocation"]["id"] == *from)
+    );
+    assert_eq!(transfers_where(&app, &token, json!({ "to": to })).await, ids_where(&|t| t["toLocation"]["id"] == *to));
+    // A move made at once is listed as completed.
+    let mv = "mutation($s: String!, $f: ID!, $t: ID!) { stockTransfer(input: { sku: $s, fromLocationId: $f, toLocationId: $t, quantity: 1 }) { userErrors { code message } } }";
+    let d = app.data(&token, mv, json!({ "s": sku, "f": full, "t": empty })).await;
+    assert_eq!(d["stockTransfer"]["userErrors"], json!([]), "{d}");
+    assert_eq!(transfers_where(&app, &token, json!({ "status": "completed" })).await.len(), 1);
+    // An ID of another kind matches nothing; a status there is none of is refused with the list.
+    assert_eq!(transfers_where(&app, &token, json!({ "from": run["id"] })).await, Vec::<String>::new());
+    let (_, r) = app.gql(&token, TRANSFERS, json!({ "status": "shipped" })).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{r}");
+    assert!(r["errors"][0]["message"].as_str().is_some_and(|m| m.contains("in_transit")), "{r}");
 }

@@ -720,6 +720,12 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
     ] {
         m.entry("Query.purchaseOrders").or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind });
     }
+    for (query, kind) in [
+        ("query($id: ID!) { transfers(fromLocationId: $id, first: 10) { nodes { id } } }", "Location"),
+        ("query($id: ID!) { transfers(toLocationId: $id, first: 10) { nodes { id } } }", "Location"),
+    ] {
+        m.entry("Query.transfers").or_default().push(Probe { query, vars: |_, id| json!({ "id": id }), kind });
+    }
     m.entry("Query.transfer").or_default().push(Probe {
         query: "query($id: ID!) { transfer(id: $id) { id status } }",
         vars: |_, id| json!({ "id": id }),
@@ -1016,6 +1022,7 @@ async fn lists_never_include_another_tenants_rows() {
         "{ shipments(first: 250) { nodes { id } } }",
         "{ returns(first: 250) { nodes { id } } }",
         "{ purchaseOrders(first: 250) { nodes { id } } }",
+        "{ transfers(first: 250) { nodes { id variant { id } fromLocation { id } toLocation { id } } } }",
         "{ purchaseOrders(status: \"draft\", first: 250) { nodes { id supplier { id } location { id } } } }",
         "{ users(first: 250) { nodes { id email } } }",
         "{ apiKeys(first: 250) { nodes { id } } }",

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::catalog::opt_gid;
 use super::pagination::{Window, connection};
-use super::types::{Order, OrderStatus, PurchaseOrder, Return, Shipment, parse_gid};
+use super::types::{Order, OrderStatus, PurchaseOrder, Return, Shipment, check_one_of, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{order, purchase_order, return_, shipment};
 use crate::db::repo;
@@ -97,14 +97,7 @@ impl OrdersQuery {
     ) -> Result<Connection<String, PurchaseOrder>, ApiError> {
         let p = ctx.principal()?;
         let args = Window::new(first, after, last, before).args::<Uuid>()?;
-        if let Some(st) = status.as_deref()
-            && !PO_STATUSES.contains(&st)
-        {
-            return Err(ApiError::BadUserInput(format!(
-                "\"status\" must be one of {}, not {st:?}",
-                PO_STATUSES.join(", ")
-            )));
-        }
+        check_one_of("status", status.as_deref(), &PO_STATUSES)?;
         let s = read_tx(ctx, p).await?;
         let mut q = repo::find::<purchase_order::Entity>(&s);
         if !p.has(Role::can_read) {

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, PurchaseOrder, Supplier, Variant, gid, loaders, parse_gid};
+use super::types::{Location, PurchaseOrder, Supplier, Variant, check_one_of, gid, loaders, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{replenishment_line, replenishment_run, transfer};
 use crate::db::repo;
@@ -457,6 +457,42 @@ impl ReplenishmentQuery {
         let settings = service::settings(&s).await?;
         s.commit().await?;
         Ok(ReplenishmentSettings(settings))
+    }
+
+    /// Transfers, oldest first: with `status` (see `Transfer.status`), those in it (`draft`:
+    /// approved from a plan, awaiting `transferShip`; `in_transit`: awaiting `transferReceive`);
+    /// with `fromLocationId` or `toLocationId`, those leaving or reaching that location.
+    #[graphql(complexity = "first.or(last).unwrap_or(0).max(0) as usize * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
+    async fn transfers(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<String>,
+        from_location_id: Option<ID>,
+        to_location_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, Transfer>, ApiError> {
+        let p = ctx.reader()?;
+        let args = Window::new(first, after, last, before).args::<Uuid>()?;
+        check_one_of("status", status.as_deref(), &service::TRANSFER_STATUSES)?;
+        let s = read_tx(ctx, p).await?;
+        let mut q = repo::find::<transfer::Entity>(&s);
+        if let Some(st) = status {
+            q = q.filter(transfer::Column::Status.eq(st));
+        }
+        // An ID of another kind (or tenant) matches nothing.
+        if let Some(id) = from_location_id {
+            q = q.filter(transfer::Column::FromLocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
+        }
+        if let Some(id) = to_location_id {
+            q = q.filter(transfer::Column::ToLocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
+        }
+        let page = repo::page(&s, q, transfer::Column::Id, &args).await?;
+        s.commit().await?;
+        Ok(connection(page, |m| m.id, Transfer))
     }
 
     /// A transfer by its ID; null when there is none.

@@ -33,6 +33,17 @@ pub fn parse_any_gid(id: &str) -> Option<(&str, Uuid)> {
     Some((kind, Uuid::parse_str(raw).ok()?))
 }
 
+/// Refuses a `status`-like argument that is none of `allowed` (the stored names a string field
+/// takes), naming them.
+pub fn check_one_of(arg: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !allowed.contains(&v) => {
+            Err(ApiError::BadUserInput(format!("\"{arg}\" must be one of {}, not {v:?}", allowed.join(", "))))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, ApiError> {
     ctx.data_opt::<Loaders>().ok_or(ApiError::Unauthenticated)
 }

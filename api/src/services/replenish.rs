@@ -322,6 +322,9 @@ pub const OPEN_PO: [&str; 5] = ["draft", "issued", "acknowledged", "shipped", "p
 /// Every status a purchase order can have, in the order of its life.
 pub const PO_STATUSES: [&str; 8] =
     ["draft", "issued", "acknowledged", "shipped", "partially_received", "received", "rejected", "cancelled"];
+/// Every status a transfer can have: from a plan `draft`, `in_transit`, `received`; `completed`
+/// when moved at once (`stockTransfer`).
+pub const TRANSFER_STATUSES: [&str; 4] = ["draft", "in_transit", "received", "completed"];
 /// A run still queued or running this long after it was asked for is taken as failed.
 const STALE_AFTER_HOURS: i64 = 2;
 
