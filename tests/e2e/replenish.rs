@@ -781,6 +781,19 @@ async fn a_plans_lines_page_in_its_order_and_filter_for_review() {
     assert_eq!(ids(&approved), chosen);
     let proposed = all_lines(&app, &token, json!({ "status": "PROPOSED" })).await;
     assert_eq!(proposed.len(), lines.len() - chosen.len());
+    // Each approved line leads to its draft purchase order, from that supplier.
+    let d = app
+        .data(
+            &token,
+            "{ replenishmentLines(status: APPROVED, first: 250) { nodes { purchaseOrderId purchaseOrder { id status supplier { id } } } } }",
+            json!({}),
+        )
+        .await;
+    for l in d["replenishmentLines"]["nodes"].as_array().expect("nodes") {
+        let po = &l["purchaseOrder"];
+        assert_eq!((&po["id"], po["status"].as_str()), (&l["purchaseOrderId"], Some("draft")), "{l}");
+        assert_eq!(po["supplier"]["id"], *supplier, "{l}");
+    }
 
     // An ID of another kind matches nothing; a page size out of range is refused.
     let d = app.data(&token, LINES, json!({ "run": supplier, "first": 10 })).await;
@@ -884,6 +897,21 @@ async fn transfers_list_by_status_and_location() {
     let d = app.data(&token, ship, json!({ "id": moves[0]["id"] })).await;
     assert_eq!(d["transferShip"]["userErrors"], json!([]), "{d}");
     assert_eq!(transfers_where(&app, &token, json!({ "status": "in_transit" })).await, vec![id_of(&moves[0])]);
+    // The plan's line leads to its transfer as it is now.
+    let d = app
+        .data(
+            &token,
+            "{ replenishmentLines(kind: TRANSFER, status: APPROVED, first: 250) { nodes { transferId transfer { id status } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = d["replenishmentLines"]["nodes"].as_array().expect("nodes");
+    let shipped = nodes.iter().find(|l| l["transferId"] == moves[0]["id"]).expect("the shipped transfer's line");
+    assert_eq!(
+        (&shipped["transfer"]["id"], shipped["transfer"]["status"].as_str()),
+        (&moves[0]["id"], Some("in_transit"))
+    );
+    assert!(nodes.iter().all(|l| l["transfer"]["id"] == l["transferId"]), "{d}");
     assert_eq!(transfers_where(&app, &token, json!({ "status": "draft" })).await.len(), moves.len() - 1);
     // Leaving one location, reaching another.
     let (from, to) = (&moves[0]["fromLocation"]["id"], &moves[0]["toLocation"]["id"]);

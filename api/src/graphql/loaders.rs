@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::db::entities::{
-    TenantOwned, forecast, location, order, order_allocation, order_line, product, purchase_order_line,
+    TenantOwned, forecast, location, order, order_allocation, order_line, product, purchase_order, purchase_order_line,
     replenishment_line, return_line, route_plan_route, route_plan_stop, shipment, shipment_event, stock_level,
-    supplier, supplier_item, variant,
+    supplier, supplier_item, transfer, variant,
 };
 use crate::db::{Db, TxMode, repo};
 
@@ -110,6 +110,8 @@ pub struct Loaders {
     pub location: DataLoader<ById<location::Entity>>,
     pub supplier: DataLoader<ById<supplier::Entity>>,
     pub order: DataLoader<ById<order::Entity>>,
+    pub purchase_order: DataLoader<ById<purchase_order::Entity>>,
+    pub transfer: DataLoader<ById<transfer::Entity>>,
     pub allocation_of_order: DataLoader<ById<order_allocation::Entity>>,
     pub variants_of_product: DataLoader<ByParent<variant::Entity>>,
     pub stock_of_variant: DataLoader<ByParent<stock_level::Entity>>,
@@ -149,6 +151,8 @@ impl Loaders {
             location: by_id!(location),
             supplier: by_id!(supplier),
             order: by_id!(order),
+            purchase_order: by_id!(purchase_order),
+            transfer: by_id!(transfer),
             allocation_of_order: DataLoader::new(
                 ById::<order_allocation::Entity> {
                     db: db.clone(),

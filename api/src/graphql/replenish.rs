@@ -235,8 +235,22 @@ impl ReplenishmentLine {
     async fn purchase_order_id(&self) -> Option<ID> {
         self.0.purchase_order_id.map(|id| gid("PurchaseOrder", id))
     }
+    /// The draft purchase order an approved BUY line went into (as it is now: issued, received…).
+    async fn purchase_order(&self, ctx: &Context<'_>) -> Result<Option<PurchaseOrder>, ApiError> {
+        match self.0.purchase_order_id {
+            Some(id) => Ok(loaders(ctx)?.purchase_order.load_one(id).await?.map(PurchaseOrder)),
+            None => Ok(None),
+        }
+    }
     async fn transfer_id(&self) -> Option<ID> {
         self.0.transfer_id.map(|id| gid("Transfer", id))
+    }
+    /// The transfer an approved TRANSFER line made (as it is now: in transit, received…).
+    async fn transfer(&self, ctx: &Context<'_>) -> Result<Option<Transfer>, ApiError> {
+        match self.0.transfer_id {
+            Some(id) => Ok(loaders(ctx)?.transfer.load_one(id).await?.map(Transfer)),
+            None => Ok(None),
+        }
     }
 }
 
