@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::pagination::{Window, connection};
 use super::replenish::PurchaseOrderPayload;
-use super::types::{PurchaseOrder, Supplier, gid, loaders, parse_gid};
+use super::types::{PurchaseOrder, Supplier, filter_gid, gid, loaders, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx, write_tx};
 use crate::db::entities::{contract, contract_event, contract_version, purchase_order_shipment};
 use crate::db::repo;
@@ -288,9 +288,7 @@ impl ContractsQuery {
         if let Some(sup) = service::confined_to(p) {
             q = q.filter(contract::Column::SupplierId.eq(sup));
         }
-        if let Some(id) = supplier_id {
-            q = q.filter(contract::Column::SupplierId.eq(parse_gid(&id, "Supplier").unwrap_or_default()));
-        }
+        q = filter_gid(q, contract::Column::SupplierId, supplier_id.as_ref(), "Supplier");
         if let Some(st) = status {
             q = q.filter(contract::Column::Status.eq(match st {
                 ContractStatus::Proposed => "proposed",

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::catalog::opt_gid;
 use super::pagination::{Window, connection};
-use super::types::{Order, OrderStatus, PurchaseOrder, Return, Shipment, check_one_of, parse_gid};
+use super::types::{Order, OrderStatus, PurchaseOrder, Return, Shipment, check_one_of, filter_gid, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{order, purchase_order, return_, shipment};
 use crate::db::repo;
@@ -107,13 +107,8 @@ impl OrdersQuery {
         if let Some(st) = status {
             q = q.filter(purchase_order::Column::Status.eq(st));
         }
-        if let Some(id) = supplier_id {
-            // An ID of another kind (or tenant) matches nothing.
-            q = q.filter(purchase_order::Column::SupplierId.eq(parse_gid(&id, "Supplier").unwrap_or_default()));
-        }
-        if let Some(id) = location_id {
-            q = q.filter(purchase_order::Column::LocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
-        }
+        q = filter_gid(q, purchase_order::Column::SupplierId, supplier_id.as_ref(), "Supplier");
+        q = filter_gid(q, purchase_order::Column::LocationId, location_id.as_ref(), "Location");
         let page = repo::page(&s, q, purchase_order::Column::Id, &args).await?;
         s.commit().await?;
         Ok(connection(page, |m| m.id, PurchaseOrder))

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Variant, gid, loaders, parse_gid};
+use super::types::{Variant, filter_gid, gid, loaders, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{price_recommendation, pricing_policy, pricing_run};
 use crate::db::repo;
@@ -365,10 +365,7 @@ impl PricingQuery {
         if let Some(st) = status {
             q = q.filter(price_recommendation::Column::Status.eq(st.as_str()));
         }
-        if let Some(id) = run_id {
-            // An ID of another kind (or tenant) matches nothing.
-            q = q.filter(price_recommendation::Column::RunId.eq(parse_gid(&id, "PricingRun").unwrap_or_default()));
-        }
+        q = filter_gid(q, price_recommendation::Column::RunId, run_id.as_ref(), "PricingRun");
         if let Some(sku) = sku {
             q = q.filter(price_recommendation::Column::Sku.eq(sku));
         }

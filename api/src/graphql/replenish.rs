@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, PurchaseOrder, Supplier, Variant, check_one_of, gid, loaders, parse_gid};
+use super::types::{Location, PurchaseOrder, Supplier, Variant, check_one_of, filter_gid, gid, loaders, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{replenishment_line, replenishment_run, transfer};
 use crate::db::repo;
@@ -453,12 +453,8 @@ impl ReplenishmentQuery {
         if let Some(sku) = sku {
             q = q.filter(replenishment_line::Column::Sku.eq(sku));
         }
-        if let Some(id) = supplier_id {
-            q = q.filter(replenishment_line::Column::SupplierId.eq(parse_gid(&id, "Supplier").unwrap_or_default()));
-        }
-        if let Some(id) = location_id {
-            q = q.filter(replenishment_line::Column::LocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
-        }
+        q = filter_gid(q, replenishment_line::Column::SupplierId, supplier_id.as_ref(), "Supplier");
+        q = filter_gid(q, replenishment_line::Column::LocationId, location_id.as_ref(), "Location");
         let page = repo::page(&s, q, replenishment_line::Column::Id, &args).await?;
         s.commit().await?;
         Ok(connection(page, |m| m.id, ReplenishmentLine))
@@ -497,13 +493,8 @@ impl ReplenishmentQuery {
         if let Some(st) = status {
             q = q.filter(transfer::Column::Status.eq(st));
         }
-        // An ID of another kind (or tenant) matches nothing.
-        if let Some(id) = from_location_id {
-            q = q.filter(transfer::Column::FromLocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
-        }
-        if let Some(id) = to_location_id {
-            q = q.filter(transfer::Column::ToLocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
-        }
+        q = filter_gid(q, transfer::Column::FromLocationId, from_location_id.as_ref(), "Location");
+        q = filter_gid(q, transfer::Column::ToLocationId, to_location_id.as_ref(), "Location");
         let page = repo::page(&s, q, transfer::Column::Id, &args).await?;
         s.commit().await?;
         Ok(connection(page, |m| m.id, Transfer))

@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, Order, Return, Variant, gid, loaders, parse_gid};
+use super::types::{Location, Order, Return, Variant, filter_gid, gid, loaders, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{allocation_policy, order_allocation, return_disposition, returns_policy, returns_run};
 use crate::db::repo;
@@ -553,9 +553,7 @@ impl ReturnsQuery {
         if let Some(st) = status {
             q = q.filter(return_disposition::Column::Status.eq(st.as_str()));
         }
-        if let Some(id) = run_id {
-            q = q.filter(return_disposition::Column::RunId.eq(parse_gid(&id, "ReturnsRun").unwrap_or_default()));
-        }
+        q = filter_gid(q, return_disposition::Column::RunId, run_id.as_ref(), "ReturnsRun");
         let page = repo::page(&s, q, return_disposition::Column::Id, &args).await?;
         s.commit().await?;
         Ok(connection(page, |m| m.id, ReturnDisposition))

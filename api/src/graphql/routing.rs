@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, Order, Shipment, gid, loaders, parse_gid};
+use super::types::{Location, Order, Shipment, filter_gid, gid, loaders, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{route_plan, route_plan_route, route_plan_stop};
 use crate::db::repo;
@@ -303,9 +303,7 @@ impl RoutingQuery {
         let args = Window::new(first, after, last, before).args::<Uuid>()?;
         let s = read_tx(ctx, p).await?;
         let mut q = repo::find::<route_plan::Entity>(&s);
-        if let Some(id) = location_id {
-            q = q.filter(route_plan::Column::LocationId.eq(parse_gid(&id, "Location").unwrap_or_default()));
-        }
+        q = filter_gid(q, route_plan::Column::LocationId, location_id.as_ref(), "Location");
         if let Some(d) = date {
             q = q.filter(route_plan::Column::Date.eq(d));
         }

@@ -3,6 +3,7 @@
 use async_graphql::{Context, Enum, ID, Interface, Json, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
+use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::ApiError;
@@ -24,6 +25,16 @@ pub fn gid(kind: &str, id: Uuid) -> ID {
 pub fn parse_gid(id: &str, kind: &str) -> Option<Uuid> {
     let (k, raw) = parse_any_gid(id)?;
     (k == kind).then_some(raw)
+}
+
+/// Narrows `q` to the rows whose `column` holds the object that `id` names, when an ID is given:
+/// the one way a list filters by an ID argument. An ID of another `kind`, a malformed one or
+/// another tenant's matches nothing.
+pub fn filter_gid<Q: QueryFilter>(q: Q, column: impl ColumnTrait, id: Option<&ID>, kind: &str) -> Q {
+    match id {
+        Some(id) => q.filter(column.eq(parse_gid(id, kind).unwrap_or_default())),
+        None => q,
+    }
 }
 
 /// The type name and UUID inside a global ID.
