@@ -931,3 +931,173 @@ async fn transfers_list_by_status_and_location() {
     assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{r}");
     assert!(r["errors"][0]["message"].as_str().is_some_and(|m| m.contains("in_transit")), "{r}");
 }
+
+const PO_CANCEL: &str = "mutation($id: ID!, $why: String!) { purchaseOrderCancel(input: { id: $id, reason: $why }) {
+    purchaseOrder { id status statusReason } userErrors { field code message } } }";
+
+/// The (SKU, location) pairs a plan buys.
+fn bought(plan: &Value) -> std::collections::BTreeSet<(String, String)> {
+    plan["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter(|l| l["kind"] == "BUY")
+        .map(|l| (l["sku"].as_str().expect("sku").to_owned(), l["location"]["id"].as_str().expect("loc").to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cancelled_purchase_order_is_planned_again_and_the_supplier_is_told() {
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    let run = plan(&app, &token).await;
+    let approve = "mutation($id: ID!) { replenishmentPlanApprove(input: { runId: $id }) {
+        purchaseOrders { id location { id } lines { variant { sku } } } userErrors { code } } }";
+    let d = app.data(&token, approve, json!({ "id": run["id"] })).await;
+    let pos = d["replenishmentPlanApprove"]["purchaseOrders"].as_array().expect("pos").clone();
+    assert!(pos.len() >= 3, "{d}");
+    let of = |po: &Value| -> std::collections::BTreeSet<(String, String)> {
+        let loc = po["location"]["id"].as_str().expect("loc").to_owned();
+        po["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .map(|l| (l["variant"]["sku"].as_str().expect("sku").to_owned(), loc.clone()))
+            .collect()
+    };
+    // Right after approval nothing is bought again (the drafts count as on order).
+    assert!(bought(&plan(&app, &token).await).is_disjoint(&of(&pos[0])));
+
+    // A reason is required; the draft is then cancelled, quietly (its supplier never saw it).
+    let d = app.data(&token, PO_CANCEL, json!({ "id": pos[0]["id"], "why": "  " })).await;
+    assert_eq!(d["purchaseOrderCancel"]["userErrors"][0]["field"], json!(["input", "reason"]), "{d}");
+    let d = app.data(&token, PO_CANCEL, json!({ "id": pos[0]["id"], "why": "ordered by phone" })).await;
+    assert_eq!(
+        d["purchaseOrderCancel"]["purchaseOrder"],
+        json!({ "id": pos[0]["id"], "status": "cancelled", "statusReason": "ordered by phone" }),
+        "{d}"
+    );
+    // Again: nothing changes, the first reason stays.
+    let d = app.data(&token, PO_CANCEL, json!({ "id": pos[0]["id"], "why": "twice" })).await;
+    assert_eq!(d["purchaseOrderCancel"]["purchaseOrder"]["statusReason"], "ordered by phone", "{d}");
+    assert_eq!(app.events(t.id, "purchase_order.cancelled").await, Vec::<Value>::new());
+    // Its units no longer count as on order: the next plan buys them again; a cancelled order
+    // cannot be issued.
+    assert!(of(&pos[0]).is_subset(&bought(&plan(&app, &token).await)), "the cancelled order's SKUs are bought again");
+    let issue = "mutation($id: ID!) { purchaseOrderIssue(input: { id: $id }) { userErrors { code } } }";
+    let d = app.data(&token, issue, json!({ "id": pos[0]["id"] })).await;
+    assert_eq!(d["purchaseOrderIssue"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+
+    // An issued order: the supplier is told, with the reason.
+    let d = app.data(&token, issue, json!({ "id": pos[1]["id"] })).await;
+    assert_eq!(d["purchaseOrderIssue"]["userErrors"], json!([]), "{d}");
+    let d = app.data(&token, PO_CANCEL, json!({ "id": pos[1]["id"], "why": "the season ended early" })).await;
+    assert_eq!(d["purchaseOrderCancel"]["purchaseOrder"]["status"], "cancelled", "{d}");
+    let told = app.events(t.id, "purchase_order.cancelled").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!((&told[0]["purchaseOrderId"], &told[0]["reason"]), (&pos[1]["id"], &json!("the season ended early")));
+
+    // Once goods arrive against it, an order cannot be cancelled.
+    app.data(&token, issue, json!({ "id": pos[2]["id"] })).await;
+    let lines = app
+        .data(
+            &token,
+            "query($id: ID!) { node(id: $id) { ... on PurchaseOrder { lines { id } } } }",
+            json!({ "id": pos[2]["id"] }),
+        )
+        .await;
+    let receive = "mutation($id: ID!, $line: ID!) { purchaseOrderReceive(input: { purchaseOrderId: $id,
+        lines: [{ lineId: $line, quantity: 1 }] }) { purchaseOrder { status } userErrors { code } } }";
+    let d = app.data(&token, receive, json!({ "id": pos[2]["id"], "line": lines["node"]["lines"][0]["id"] })).await;
+    assert_eq!(d["purchaseOrderReceive"]["userErrors"], json!([]), "{d}");
+    let d = app.data(&token, PO_CANCEL, json!({ "id": pos[2]["id"], "why": "late" })).await;
+    assert_eq!(d["purchaseOrderCancel"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+    assert!(
+        d["purchaseOrderCancel"]["userErrors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("receive what arrives")),
+        "{d}"
+    );
+    // A viewer cannot cancel; an ID of another kind is not found.
+    let viewer = app.jwt(&t, &[qm_domain::Role::Viewer]);
+    let (_, r) = app.gql(&viewer, PO_CANCEL, json!({ "id": pos[1]["id"], "why": "x" })).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
+    let d = app.data(&token, PO_CANCEL, json!({ "id": run["id"], "why": "x" })).await;
+    assert_eq!(d["purchaseOrderCancel"]["userErrors"][0]["code"], "NOT_FOUND", "{d}");
+}
+
+#[tokio::test]
+async fn a_cancelled_transfer_frees_its_units_and_cannot_ship() {
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    let (sku, full, empty) = full_and_empty(&app, &token).await;
+    let run = plan(&app, &token).await;
+    let approve = "mutation($id: ID!) { replenishmentPlanApprove(input: { runId: $id }) {
+        transfers { id quantity variant { sku } fromLocation { id } toLocation { id } } userErrors { code } } }";
+    let d = app.data(&token, approve, json!({ "id": run["id"] })).await;
+    let moves = d["replenishmentPlanApprove"]["transfers"].as_array().expect("transfers").clone();
+    let m = moves
+        .iter()
+        .find(|m| {
+            m["variant"]["sku"] == sku.as_str()
+                && m["fromLocation"]["id"] == full.as_str()
+                && m["toLocation"]["id"] == empty.as_str()
+        })
+        .unwrap_or_else(|| panic!("the plan moves {sku}: {d}"))
+        .clone();
+    let moved = |plan: &Value| {
+        plan["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .any(|l| l["kind"] == "TRANSFER" && l["sku"] == sku.as_str() && l["location"]["id"] == empty.as_str())
+    };
+    // While the draft stands, the next plan does not move the units again.
+    assert!(!moved(&plan(&app, &token).await));
+
+    let cancel = "mutation($id: ID!, $why: String!) { transferCancel(input: { id: $id, reason: $why }) {
+        transfer { id status statusReason } userErrors { field code message } } }";
+    let d = app.data(&token, cancel, json!({ "id": m["id"], "why": "the store closed for refit" })).await;
+    assert_eq!(
+        d["transferCancel"]["transfer"],
+        json!({ "id": m["id"], "status": "cancelled", "statusReason": "the store closed for refit" }),
+        "{d}"
+    );
+    let told = app.events(t.id, "transfer.cancelled").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        (&told[0]["transferId"], &told[0]["sku"], &told[0]["quantity"]),
+        (&m["id"], &json!(sku), &m["quantity"])
+    );
+    // Again: nothing changes, no second event. It cannot ship, stock stays where it is, and the
+    // next plan moves the units anew.
+    app.data(&token, cancel, json!({ "id": m["id"], "why": "again" })).await;
+    assert_eq!(app.events(t.id, "transfer.cancelled").await.len(), 1);
+    let before = on_hand(&app, &token, &sku, &full).await;
+    let ship = "mutation($id: ID!) { transferShip(input: { id: $id }) { userErrors { code } } }";
+    let d = app.data(&token, ship, json!({ "id": m["id"] })).await;
+    assert_eq!(d["transferShip"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+    assert_eq!(on_hand(&app, &token, &sku, &full).await, before);
+    assert_eq!(
+        transfers_where(&app, &token, json!({ "status": "cancelled" })).await,
+        vec![m["id"].as_str().expect("id").to_owned()]
+    );
+    let again = plan(&app, &token).await;
+    assert!(moved(&again), "the cancelled transfer's units are moved again: {again}");
+
+    // A shipped transfer cannot be cancelled.
+    let d = app.data(&token, approve, json!({ "id": again["id"] })).await;
+    let next = d["replenishmentPlanApprove"]["transfers"][0]["id"].clone();
+    let d = app.data(&token, ship, json!({ "id": next })).await;
+    assert_eq!(d["transferShip"]["userErrors"], json!([]), "{d}");
+    let d = app.data(&token, cancel, json!({ "id": next, "why": "late" })).await;
+    assert_eq!(d["transferCancel"]["userErrors"][0]["code"], "INVALID_STATE", "{d}");
+    assert_eq!(
+        d["transferCancel"]["userErrors"][0]["message"], "a transfer in transit cannot be cancelled: receive it",
+        "{d}"
+    );
+}

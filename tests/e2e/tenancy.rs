@@ -266,6 +266,7 @@ async fn world(app: &TestApp) -> World {
         created_at: now,
         shipped_at: None,
         received_at: None,
+        status_reason: None,
     }))
     .exec_without_returning(&s.tx)
     .await
@@ -741,6 +742,11 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
         vars: |_, id| json!({ "id": id }),
         kind: "PurchaseOrder",
     });
+    m.entry("Mutation.purchaseOrderCancel").or_default().push(Probe {
+        query: "mutation($id: ID!) { purchaseOrderCancel(input: { id: $id, reason: \"probe\" }) { purchaseOrder { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "PurchaseOrder",
+    });
     m.entry("Mutation.purchaseOrderReceive").or_default().push(Probe {
         query: "mutation($id: ID!) { purchaseOrderReceive(input: { purchaseOrderId: $id, lines: [{ lineId: $id, quantity: 1 }] }) { purchaseOrder { id } userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
@@ -748,6 +754,11 @@ fn probes() -> BTreeMap<&'static str, Vec<Probe>> {
     });
     m.entry("Mutation.transferShip").or_default().push(Probe {
         query: "mutation($id: ID!) { transferShip(input: { id: $id }) { transfer { id } userErrors { field code } } }",
+        vars: |_, id| json!({ "id": id }),
+        kind: "Transfer",
+    });
+    m.entry("Mutation.transferCancel").or_default().push(Probe {
+        query: "mutation($id: ID!) { transferCancel(input: { id: $id, reason: \"probe\" }) { transfer { id } userErrors { field code } } }",
         vars: |_, id| json!({ "id": id }),
         kind: "Transfer",
     });

@@ -323,12 +323,14 @@ tenant_entity!(transfer, "transfers", {
     pub to_location_id: Uuid,
     pub quantity: i32,
     /// `completed` (moved at once by `stockTransfer`), or from a plan `draft`, `in_transit`,
-    /// `received`.
+    /// `received`, `cancelled`.
     pub status: String,
     pub idempotency_key: Option<String>,
     pub created_at: DateTimeUtc,
     pub shipped_at: Option<DateTimeUtc>,
     pub received_at: Option<DateTimeUtc>,
+    /// Why it was cancelled.
+    pub status_reason: Option<String>,
 });
 
 tenant_entity!(replenishment_run, "replenishment_runs", {

@@ -263,9 +263,14 @@ impl Transfer {
     pub async fn id(&self) -> ID {
         gid("Transfer", self.0.id)
     }
-    /// `draft`, `in_transit`, `received`, or `completed` for one moved at once (`stockTransfer`).
+    /// `draft`, `in_transit`, `received`, `cancelled` (`transferCancel`), or `completed` for one
+    /// moved at once (`stockTransfer`).
     async fn status(&self) -> &str {
         &self.0.status
+    }
+    /// Why it was cancelled.
+    async fn status_reason(&self) -> Option<&str> {
+        self.0.status_reason.as_deref()
     }
     async fn quantity(&self) -> i32 {
         self.0.quantity
@@ -560,8 +565,23 @@ pub struct PurchaseOrderReceiveInput {
 }
 
 #[derive(InputObject)]
+pub struct PurchaseOrderCancelInput {
+    pub id: ID,
+    /// Why (1 to 1000 characters): kept on the order, and sent to the supplier with
+    /// `purchase_order.cancelled` when the order had been issued.
+    pub reason: String,
+}
+
+#[derive(InputObject)]
 pub struct TransferMoveInput {
     pub id: ID,
+}
+
+#[derive(InputObject)]
+pub struct TransferCancelInput {
+    pub id: ID,
+    /// Why (1 to 1000 characters): kept on the transfer and in `transfer.cancelled`.
+    pub reason: String,
 }
 
 #[derive(SimpleObject)]
@@ -712,6 +732,23 @@ impl ReplenishmentMutation {
         })
     }
 
+    /// Cancels a purchase order the supplier has not shipped: a draft, or an issued or
+    /// acknowledged order (`purchase_order.cancelled` tells the supplier). Its units no longer
+    /// count as on order, so the next replenishment run plans them again. Cancelling it again
+    /// changes nothing; a shipped or received order cannot be cancelled.
+    async fn purchase_order_cancel(
+        &self,
+        ctx: &Context<'_>,
+        input: PurchaseOrderCancelInput,
+    ) -> Result<PurchaseOrderPayload, ApiError> {
+        let p = ctx.operator()?;
+        let id = parse_gid(&input.id, "PurchaseOrder");
+        Ok(match service::cancel_purchase_order(ctx.db(), p, id, &input.reason).await? {
+            Ok(po) => PurchaseOrderPayload { purchase_order: Some(PurchaseOrder(po)), user_errors: vec![] },
+            Err(user_errors) => PurchaseOrderPayload { purchase_order: None, user_errors },
+        })
+    }
+
     /// Receives goods against an issued purchase order, in part or in full; stock and the ledger
     /// go up by what arrived.
     async fn purchase_order_receive(
@@ -750,6 +787,22 @@ impl ReplenishmentMutation {
         let p = ctx.operator()?;
         let id = parse_gid(&input.id, "Transfer");
         Ok(match service::receive_transfer(ctx.db(), p, id).await? {
+            Ok(t) => TransferPayload { transfer: Some(Transfer(t)), user_errors: vec![] },
+            Err(user_errors) => TransferPayload { transfer: None, user_errors },
+        })
+    }
+
+    /// Cancels a draft transfer (`transfer.cancelled`): its units no longer count as on their way
+    /// to the destination nor as spoken for at the source. Cancelling it again changes nothing;
+    /// a shipped transfer cannot be cancelled (receive it).
+    async fn transfer_cancel(
+        &self,
+        ctx: &Context<'_>,
+        input: TransferCancelInput,
+    ) -> Result<TransferPayload, ApiError> {
+        let p = ctx.operator()?;
+        let id = parse_gid(&input.id, "Transfer");
+        Ok(match service::cancel_transfer(ctx.db(), p, id, &input.reason).await? {
             Ok(t) => TransferPayload { transfer: Some(Transfer(t)), user_errors: vec![] },
             Err(user_errors) => TransferPayload { transfer: None, user_errors },
         })

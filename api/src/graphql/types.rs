@@ -633,7 +633,8 @@ impl PurchaseOrder {
     }
     /// `draft` (approved from a plan, not yet sent), `issued`, `acknowledged` (the supplier
     /// promised a date), `shipped` (the supplier's advance shipping notice), `partially_received`,
-    /// `received`, `rejected` (by the supplier) or `cancelled`.
+    /// `received`, `rejected` (by the supplier) or `cancelled` (`purchaseOrderCancel`, or a
+    /// contract's rule).
     async fn status(&self) -> &str {
         &self.0.status
     }

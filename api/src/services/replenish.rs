@@ -22,7 +22,7 @@ use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_cla
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -322,9 +322,9 @@ pub const OPEN_PO: [&str; 5] = ["draft", "issued", "acknowledged", "shipped", "p
 /// Every status a purchase order can have, in the order of its life.
 pub const PO_STATUSES: [&str; 8] =
     ["draft", "issued", "acknowledged", "shipped", "partially_received", "received", "rejected", "cancelled"];
-/// Every status a transfer can have: from a plan `draft`, `in_transit`, `received`; `completed`
-/// when moved at once (`stockTransfer`).
-pub const TRANSFER_STATUSES: [&str; 4] = ["draft", "in_transit", "received", "completed"];
+/// Every status a transfer can have: from a plan `draft`, `in_transit`, `received` or `cancelled`;
+/// `completed` when moved at once (`stockTransfer`).
+pub const TRANSFER_STATUSES: [&str; 5] = ["draft", "in_transit", "received", "completed", "cancelled"];
 /// A run still queued or running this long after it was asked for is taken as failed.
 const STALE_AFTER_HOURS: i64 = 2;
 
@@ -1338,6 +1338,7 @@ pub async fn approve(
             created_at: now,
             shipped_at: None,
             received_at: None,
+            status_reason: None,
         };
         transfer::Entity::insert(transfer::ActiveModel::from(t.clone())).exec_without_returning(&s.tx).await?;
         mark(&s, vec![l.id], None, Some(t.id)).await?;
@@ -1405,6 +1406,129 @@ pub async fn transfer_by_id(s: &Scoped, id: Uuid) -> Result<Option<transfer::Mod
     repo::find::<transfer::Entity>(s).filter(transfer::Column::Id.eq(id)).one(&s.tx).await
 }
 
+/// A purchase order read to change its status: locked for the rest of the transaction, so two
+/// requests (issue and cancel, say) act one after the other on what the first left.
+async fn purchase_order_for_update(s: &Scoped, id: Option<Uuid>) -> Result<Option<purchase_order::Model>, DbErr> {
+    let Some(id) = id else { return Ok(None) };
+    repo::find::<purchase_order::Entity>(s).filter(purchase_order::Column::Id.eq(id)).lock_exclusive().one(&s.tx).await
+}
+
+/// A transfer read to change its status, locked as [`purchase_order_for_update`].
+async fn transfer_for_update(s: &Scoped, id: Option<Uuid>) -> Result<Option<transfer::Model>, DbErr> {
+    let Some(id) = id else { return Ok(None) };
+    repo::find::<transfer::Entity>(s).filter(transfer::Column::Id.eq(id)).lock_exclusive().one(&s.tx).await
+}
+
+/// A cancellation's reason: 1 to 1000 characters, trimmed.
+fn cancel_reason(reason: &str) -> Result<&str, Vec<UserError>> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(vec![UserError::invalid(&["input", "reason"], "a reason of 1 to 1000 characters")]);
+    }
+    Ok(reason)
+}
+
+/// Cancels a purchase order the supplier has not shipped: a draft (nothing was sent), or an
+/// issued or acknowledged order, which the supplier is told of (`purchase_order.cancelled`, and
+/// the contract's ledger for an order a contract issued). Its units no longer count as on order,
+/// so the next replenishment run plans them again. Cancelling a cancelled order changes nothing.
+pub async fn cancel_purchase_order(
+    db: &Db,
+    p: &Principal,
+    id: Option<Uuid>,
+    reason: &str,
+) -> Result<Outcome<purchase_order::Model>, DbErr> {
+    let reason = match cancel_reason(reason) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    // Supplier actions take the ledger's lock first; so does this, so they never interleave.
+    crate::services::contracts::ledger::serialise(&s).await?;
+    let Some(po) = purchase_order_for_update(&s, id).await? else {
+        return Ok(Err(vec![UserError::not_found(&["input", "id"], "purchase order")]));
+    };
+    let told = match po.status.as_str() {
+        "draft" => false,
+        "issued" | "acknowledged" => true,
+        "cancelled" => {
+            s.commit().await?;
+            return Ok(Ok(po));
+        }
+        other => {
+            let why = match other {
+                "shipped" | "partially_received" => ": receive what arrives",
+                _ => "",
+            };
+            return Ok(Err(vec![UserError::new(
+                &["input", "id"],
+                UserErrorCode::InvalidState,
+                format!("a {} purchase order cannot be cancelled{why}", other.replace('_', " ")),
+            )]));
+        }
+    };
+    let mut am: purchase_order::ActiveModel = po.into();
+    am.status = Set("cancelled".into());
+    am.status_reason = Set(Some(reason.to_owned()));
+    am.updated_at = Set(repo::now());
+    let po = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    if told {
+        let mut data = crate::services::contracts::supplier::po_data(&po, &p.subject);
+        data["reason"] = json!(reason);
+        crate::services::contracts::supplier::record(&s, &po, "purchase_order.cancelled", "cancelled", data).await?;
+    }
+    s.commit().await?;
+    Ok(Ok(po))
+}
+
+/// Cancels a draft transfer (approved, not shipped): its units no longer count as on their way
+/// to the destination nor as spoken for at the source (`transfer.cancelled`). A shipped transfer
+/// cannot be cancelled (receive it, or transfer the units back). Cancelling a cancelled transfer
+/// changes nothing.
+pub async fn cancel_transfer(
+    db: &Db,
+    p: &Principal,
+    id: Option<Uuid>,
+    reason: &str,
+) -> Result<Outcome<transfer::Model>, DbErr> {
+    let reason = match cancel_reason(reason) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    let s = db.scoped(p.tenant_id, TxMode::Write).await?;
+    let Some(t) = transfer_for_update(&s, id).await? else {
+        return Ok(Err(vec![UserError::not_found(&["input", "id"], "transfer")]));
+    };
+    match t.status.as_str() {
+        "draft" => {}
+        "cancelled" => {
+            s.commit().await?;
+            return Ok(Ok(t));
+        }
+        other => {
+            return Ok(Err(vec![UserError::new(
+                &["input", "id"],
+                UserErrorCode::InvalidState,
+                match other {
+                    "in_transit" => "a transfer in transit cannot be cancelled: receive it".to_owned(),
+                    other => format!("a {other} transfer cannot be cancelled"),
+                },
+            )]));
+        }
+    }
+    let mut am: transfer::ActiveModel = t.into();
+    am.status = Set("cancelled".into());
+    am.status_reason = Set(Some(reason.to_owned()));
+    let t = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    let sku = crate::services::lookup::variant(&s, t.variant_id).await?.map(|v| v.sku).unwrap_or_default();
+    let mut data = transfer_event(&t, &sku, None);
+    data["by"] = json!(p.subject);
+    data["reason"] = json!(reason);
+    crate::events::emit(&s, "transfer.cancelled", data).await?;
+    s.commit().await?;
+    Ok(Ok(t))
+}
+
 /// A purchase order's number: `PO-<date>-<the id's last 8 hex digits>`.
 pub fn po_number(id: Uuid, at: chrono::DateTime<chrono::Utc>) -> String {
     let simple = id.simple().to_string();
@@ -1448,11 +1572,7 @@ pub async fn issue_purchase_order(
     id: Option<Uuid>,
 ) -> Result<Outcome<purchase_order::Model>, DbErr> {
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let po = match id {
-        Some(id) => purchase_order(&s, id).await?,
-        None => None,
-    };
-    let Some(po) = po else {
+    let Some(po) = purchase_order_for_update(&s, id).await? else {
         return Ok(Err(vec![UserError::not_found(&["input", "id"], "purchase order")]));
     };
     match po.status.as_str() {
@@ -1620,11 +1740,7 @@ pub async fn receive_transfer(db: &Db, p: &Principal, id: Option<Uuid>) -> Resul
 }
 
 async fn move_transfer(s: &Scoped, id: Option<Uuid>, ship: bool) -> Result<Outcome<transfer::Model>, DbErr> {
-    let t = match id {
-        Some(id) => transfer_by_id(s, id).await?,
-        None => None,
-    };
-    let Some(t) = t else {
+    let Some(t) = transfer_for_update(s, id).await? else {
         return Ok(Err(vec![UserError::not_found(&["input", "id"], "transfer")]));
     };
     let (from_status, to_status) = if ship { ("draft", "in_transit") } else { ("in_transit", "received") };

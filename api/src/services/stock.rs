@@ -439,6 +439,7 @@ async fn transfer_in(s: &Scoped, req: &TransferRequest) -> Result<Outcome<Transf
         created_at: repo::now(),
         shipped_at: Some(repo::now()),
         received_at: Some(repo::now()),
+        status_reason: None,
     };
     transfer::Entity::insert(transfer::ActiveModel {
         tenant_id: Set(s.tenant()),

@@ -27,7 +27,7 @@ pub async fn visible_po(s: &Scoped, p: &Principal, id: Option<Uuid>) -> Result<O
     Ok(po.filter(|po| super::confined_to(p).is_none_or(|sup| sup == po.supplier_id)))
 }
 
-fn po_data(po: &purchase_order::Model, by: &str) -> Value {
+pub(crate) fn po_data(po: &purchase_order::Model, by: &str) -> Value {
     json!({
         "purchaseOrderId": gid("PurchaseOrder", po.id).0,
         "number": po.number,
@@ -38,7 +38,7 @@ fn po_data(po: &purchase_order::Model, by: &str) -> Value {
 }
 
 /// Emits `event_type` and, for a contract's order, appends `kind` to the ledger.
-async fn record(
+pub(crate) async fn record(
     s: &Scoped,
     po: &purchase_order::Model,
     event_type: &str,

@@ -101,10 +101,14 @@ impl Handler for ReceivingJob {
             .filter(external_ref::Column::LocalId.eq(po_id))
             .one(&s.tx)
             .await?;
-        // Announced already (a repeated job): nothing to send.
+        // Announced already (a repeated job), or cancelled or rejected before it was: nothing to
+        // send.
         let order = match linked {
             Some(_) => None,
-            None => Some(inbound_order(&s, &c, po_id).await?),
+            None => match crate::services::replenish::purchase_order(&s, po_id).await? {
+                Some(po) if !crate::services::replenish::RECEIVABLE_PO.contains(&po.status.as_str()) => None,
+                _ => Some(inbound_order(&s, &c, po_id).await?),
+            },
         };
         s.commit().await?;
         let Some(order) = order else { return Ok(()) };
