@@ -1443,7 +1443,7 @@ pub async fn cancel_purchase_order(
         Err(e) => return Ok(Err(e)),
     };
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    // Supplier actions take the ledger's lock first; so does this, so they never interleave.
+    // The ledger's lock before the order's, as supplier actions and receipts take them.
     crate::services::contracts::ledger::serialise(&s).await?;
     let Some(po) = purchase_order_for_update(&s, id).await? else {
         return Ok(Err(vec![UserError::not_found(&["input", "id"], "purchase order")]));
@@ -1641,11 +1641,11 @@ pub async fn receive_purchase_order(
 
 pub(crate) async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outcome<purchase_order::Model>, DbErr> {
     use crate::db::entities::stock_movement;
-    let po = match req.purchase_order_id {
-        Some(id) => purchase_order(s, id).await?,
-        None => None,
-    };
-    let Some(po) = po else {
+    // The ledger's lock before the order's, as supplier actions and cancellations take them: a
+    // contract's order's receipt is appended to its ledger, and a receipt and a cancellation of
+    // one order act one after the other.
+    crate::services::contracts::ledger::serialise(s).await?;
+    let Some(po) = purchase_order_for_update(s, req.purchase_order_id).await? else {
         return Ok(Err(vec![UserError::not_found(&["input", "purchaseOrderId"], "purchase order")]));
     };
     let key_of = |i: usize| req.idempotency_key.as_ref().map(|k| format!("{k}#{i}"));
