@@ -401,4 +401,9 @@ pub trait InboundSink: Send + Sync {
 
     /// Inbound order `id` as it is now; `None` when the provider has none.
     async fn inbound(&self, id: &str) -> Result<Option<InboundStatus>, ProviderError>;
+
+    /// Withdraws inbound order `id`: the goods will not come. Safe to repeat, and done when the
+    /// provider has no such order; one the warehouse has begun to receive cannot be withdrawn
+    /// (`Permanent`, with the provider's reason).
+    async fn cancel(&self, id: &str) -> Result<(), ProviderError>;
 }

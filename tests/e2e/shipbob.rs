@@ -421,16 +421,17 @@ pub(crate) mod through_the_api {
         ns.stop().await;
     }
 
-    #[tokio::test]
-    async fn a_purchase_order_for_a_shipbob_warehouse_becomes_one_receiving_order_and_its_receipts_come_back_once() {
-        let app = TestApp::spawn().await;
+    /// A tenant with a ShipBob connector (merchant `pat-w`) whose centre 10 is location CICERO,
+    /// and a draft purchase order PO-77 for CICERO of 5 SB-1 and 3 SB-2: (tenant, mock, CICERO,
+    /// purchase order, connector, webhook secret).
+    async fn wro_setup(app: &TestApp) -> (TestTenant, MockShipBob, String, String, String, String) {
         let t = app.tenant("sb-wro").await;
         let sb = MockShipBob::start().await;
         sb.add_merchant("pat-w", "78", Merchant::generate(3));
         let cicero = app.location(&t.owner_key, "CICERO").await;
         let secret = qm_integrations::webhooks::generate_secret();
         let shipbob = install(
-            &app,
+            app,
             &t,
             "SHIPBOB",
             "shipbob",
@@ -440,7 +441,7 @@ pub(crate) mod through_the_api {
             }),
         )
         .await;
-        assert_eq!(sync(&app, &t, &shipbob).await["status"], "COMPLETED");
+        assert_eq!(sync(app, &t, &shipbob).await["status"], "COMPLETED");
         let d = app
             .data(&t.owner_key, "mutation { supplierUpsert(input: { name: \"Acme\", leadTimeMeanDays: \"7\", leadTimeStdDevDays: \"2\", currencyCode: \"USD\" }) { supplier { id } } }", json!({}))
             .await;
@@ -465,6 +466,13 @@ pub(crate) mod through_the_api {
             .expect("line");
         }
         s.commit().await.expect("commit");
+        (t, sb, cicero, po, shipbob, secret)
+    }
+
+    #[tokio::test]
+    async fn a_purchase_order_for_a_shipbob_warehouse_becomes_one_receiving_order_and_its_receipts_come_back_once() {
+        let app = TestApp::spawn().await;
+        let (t, sb, cicero, po, shipbob, secret) = wro_setup(&app).await;
         let on_hand = async |sku: &str| app.on_hand(&t.owner_key, &cicero, sku).await;
         let before = on_hand("SB-1").await;
 
@@ -529,6 +537,41 @@ pub(crate) mod through_the_api {
         // ShipBob's levels, read again, agree: nothing counted twice.
         assert_eq!(sync(&app, &t, &shipbob).await["status"], "COMPLETED");
         assert_eq!(on_hand("SB-1").await, before + 5);
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_purchase_order_withdraws_its_shipbob_receiving_order() {
+        let app = TestApp::spawn().await;
+        let (t, sb, _, po, _, _) = wro_setup(&app).await;
+        let issue = "mutation($id: ID!) { purchaseOrderIssue(input: { id: $id }) { userErrors { message } } }";
+        let d = app.data(&t.owner_key, issue, json!({ "id": po })).await;
+        assert_eq!(d["purchaseOrderIssue"]["userErrors"], json!([]), "{d}");
+        app.settle_jobs(3).await;
+        let wro = *sb.receiving("pat-w").keys().next().expect("a receiving order");
+
+        // Cancelled here: ShipBob withdraws the receiving order.
+        let cancel = "mutation($id: ID!) { purchaseOrderCancel(input: { id: $id, reason: \"not needed\" }) {
+            purchaseOrder { status } userErrors { message } } }";
+        let d = app.data(&t.owner_key, cancel, json!({ "id": po })).await;
+        assert_eq!(d["purchaseOrderCancel"]["purchaseOrder"]["status"], "cancelled", "{d}");
+        app.settle_jobs(3).await;
+        let w = &sb.receiving("pat-w")[&wro];
+        assert_eq!(w["status"], "Cancelled", "{w}");
+        let history: Vec<&str> =
+            w["status_history"].as_array().expect("history").iter().filter_map(|h| h["status"].as_str()).collect();
+        assert_eq!(history, ["Awaiting", "Cancelled"]);
+        // A repeated withdrawal (its first answer lost) finds it cancelled and is done.
+        use qm_connectors::source::InboundSink;
+        let client = super::client(&sb, "pat-w", Some("78"), 50);
+        client.cancel(&wro.to_string()).await.expect("cancelled already counts as done");
+        // One the warehouse has begun to receive cannot be withdrawn: ShipBob's reason comes back.
+        sb.receive("pat-w", wro, &[(901, 1)]);
+        let refused = client.cancel(&wro.to_string()).await;
+        assert!(
+            matches!(&refused, Err(qm_connectors::ProviderError::Permanent(m)) if m.contains("cannot be cancelled")),
+            "{refused:?}"
+        );
         sb.stop().await;
     }
 

@@ -293,6 +293,24 @@ async fn handle(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> 
             Some(w) => HttpResponse::Ok().json(w),
             None => HttpResponse::NotFound().json(json!({ "title": "Not Found" })),
         },
+        ("POST", ["receiving", cancel]) if cancel.ends_with(":cancel") => {
+            let id = cancel.trim_end_matches(":cancel").parse::<u64>().ok();
+            let Some(w) = id.and_then(|i| m.receiving.get_mut(&i)) else {
+                return HttpResponse::NotFound().json(json!({ "title": "Not Found", "status": 404 }));
+            };
+            match w["status"].as_str() {
+                Some("Awaiting") => {
+                    w["status"] = json!("Cancelled");
+                    if let Some(h) = w["status_history"].as_array_mut() {
+                        let n = h.len() + 1;
+                        h.push(json!({ "id": n, "status": "Cancelled", "timestamp": "2026-02-06T10:00:00.1234567Z" }));
+                    }
+                    HttpResponse::Ok().json(w.clone())
+                }
+                status => HttpResponse::UnprocessableEntity()
+                    .json(json!({ "status": [format!("a receiving order that is {} cannot be cancelled", status.unwrap_or("unknown"))] })),
+            }
+        }
         ("POST", ["receiving"]) => {
             let Ok(request) = serde_json::from_slice::<Value>(&body) else {
                 return HttpResponse::BadRequest().json(json!({ "errors": ["the body is not JSON"] }));

@@ -1430,8 +1430,9 @@ fn cancel_reason(reason: &str) -> Result<&str, Vec<UserError>> {
 
 /// Cancels a purchase order the supplier has not shipped: a draft (nothing was sent), or an
 /// issued or acknowledged order, which the supplier is told of (`purchase_order.cancelled`, and
-/// the contract's ledger for an order a contract issued). Its units no longer count as on order,
-/// so the next replenishment run plans them again. Cancelling a cancelled order changes nothing.
+/// the contract's ledger for an order a contract issued; a 3PL expecting the goods is told to
+/// withdraw its receiving order). Its units no longer count as on order, so the next
+/// replenishment run plans them again. Cancelling a cancelled order changes nothing.
 pub async fn cancel_purchase_order(
     db: &Db,
     p: &Principal,
@@ -1476,6 +1477,8 @@ pub async fn cancel_purchase_order(
         let mut data = crate::services::contracts::supplier::po_data(&po, &p.subject);
         data["reason"] = json!(reason);
         crate::services::contracts::supplier::record(&s, &po, "purchase_order.cancelled", "cancelled", data).await?;
+        // A 3PL told to expect the goods (ShipBob's receiving order) is told they will not come.
+        crate::services::sync::inbound::queue_cancel(&s, &po).await?;
     }
     s.commit().await?;
     Ok(Ok(po))

@@ -603,6 +603,20 @@ impl InboundSink for Client {
             received,
         }))
     }
+
+    /// `POST /receiving/{id}:cancel`. ShipBob refuses (422) an order past `Awaiting`; one already
+    /// cancelled (a repeated call whose first answer was lost) is read back and counts as done.
+    async fn cancel(&self, id: &str) -> Result<(), ProviderError> {
+        let n: u64 = id.parse().map_err(|_| ProviderError::Permanent(format!("receiving order id {id:?}")))?;
+        match self.call(reqwest::Method::POST, &self.url(&format!("receiving/{n}:cancel")), None, &[404]).await {
+            Ok(_) => Ok(()),
+            Err(ProviderError::Permanent(why)) => match self.inbound(id).await? {
+                Some(w) if w.status == "cancelled" => Ok(()),
+                _ => Err(ProviderError::Permanent(why)),
+            },
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// A shipment as ShipBob reports it: its tracking, its fulfilment centre and what it holds by

@@ -19,6 +19,8 @@ use crate::services::connectors::settings_of;
 use crate::state::AppState;
 
 pub const RECEIVING_EXPORT: &str = "connector.receiving_export";
+/// Withdraws the 3PL's receiving order of a purchase order cancelled here.
+pub const RECEIVING_CANCEL: &str = "connector.receiving_cancel";
 /// The link of a purchase order of ours to the 3PL's receiving order for it.
 pub const EXPORTED_RECEIVING: &str = "exported_receiving";
 
@@ -36,6 +38,25 @@ pub async fn queue_receiving(s: &Scoped, po: &purchase_order::Model) -> Result<(
         let mut job =
             NewJob::new(RECEIVING_EXPORT, serde_json::json!({ "connector_id": c.id, "purchase_order_id": po.id }));
         job.dedup_key = Some(format!("{RECEIVING_EXPORT}:{}:{}", c.id, po.id));
+        jobs::enqueue(s, job).await?;
+    }
+    Ok(())
+}
+
+/// Queues withdrawing the receiving order each connector was told of for purchase order `po`,
+/// cancelled here, in the cancelling transaction.
+pub async fn queue_cancel(s: &Scoped, po: &purchase_order::Model) -> Result<(), DbErr> {
+    let links = repo::find::<external_ref::Entity>(s)
+        .filter(external_ref::Column::Kind.eq(EXPORTED_RECEIVING))
+        .filter(external_ref::Column::LocalId.eq(po.id))
+        .all(&s.tx)
+        .await?;
+    for l in links {
+        let mut job = NewJob::new(
+            RECEIVING_CANCEL,
+            serde_json::json!({ "connector_id": l.connector_id, "purchase_order_id": po.id }),
+        );
+        job.dedup_key = Some(format!("{RECEIVING_CANCEL}:{}:{}", l.connector_id, po.id));
         jobs::enqueue(s, job).await?;
     }
     Ok(())
@@ -119,8 +140,39 @@ impl Handler for ReceivingJob {
                 let ctx = Applier { connector: &c, full: false };
                 let s = state.db.scoped(j.tenant_id, TxMode::Write).await?;
                 ctx.link_all(&s, vec![ctx.row(EXPORTED_RECEIVING, &id, po_id, None, None)]).await?;
+                // Cancelled while it was being announced: withdrawn at once.
+                if let Some(po) = crate::services::replenish::purchase_order(&s, po_id).await?
+                    && po.status == "cancelled"
+                {
+                    queue_cancel(&s, &po).await?;
+                }
                 s.commit().await?;
                 tracing::info!(connector = %connector_id, purchase_order = %po_id, receiving = %id, "inbound stock announced");
+                Ok(())
+            }
+            Err(e) => push_failed(state, j, connector_id, e).await,
+        }
+    }
+}
+
+pub(super) struct ReceivingCancelJob;
+
+#[async_trait::async_trait]
+impl Handler for ReceivingCancelJob {
+    async fn run(&self, state: &AppState, j: &job::Model) -> Result<(), JobError> {
+        let connector_id = payload_id(j, "connector_id")?;
+        let po_id = payload_id(j, "purchase_order_id")?;
+        let (_, client) = push_client(state, j.tenant_id, connector_id).await?;
+        let s = state.db.scoped(j.tenant_id, TxMode::Read).await?;
+        let linked = super::refs_of(&s, connector_id, EXPORTED_RECEIVING)
+            .filter(external_ref::Column::LocalId.eq(po_id))
+            .one(&s.tx)
+            .await?;
+        s.commit().await?;
+        let Some(link) = linked else { return Ok(()) };
+        match async { client.inbound_sink()?.cancel(&link.external_id).await }.await {
+            Ok(()) => {
+                tracing::info!(connector = %connector_id, purchase_order = %po_id, receiving = %link.external_id, "inbound stock withdrawn");
                 Ok(())
             }
             Err(e) => push_failed(state, j, connector_id, e).await,

@@ -88,6 +88,7 @@ pub fn register(r: Registry) -> Registry {
         .with(export::EXPORT, export::ExportJob)
         .with(export::RETURN_EXPORT, export::ReturnJob)
         .with(inbound::RECEIVING_EXPORT, inbound::ReceivingJob)
+        .with(inbound::RECEIVING_CANCEL, inbound::ReceivingCancelJob)
         .with(prices::PRICE, prices::PriceJob)
 }
 
