@@ -1419,8 +1419,9 @@ async fn transfer_for_update(s: &Scoped, id: Option<Uuid>) -> Result<Option<tran
     repo::find::<transfer::Entity>(s).filter(transfer::Column::Id.eq(id)).lock_exclusive().one(&s.tx).await
 }
 
-/// A cancellation's reason: 1 to 1000 characters, trimmed.
-fn cancel_reason(reason: &str) -> Result<&str, Vec<UserError>> {
+/// Why a purchase order or transfer changed status (a cancellation, a supplier's rejection):
+/// 1 to 1000 characters, trimmed.
+pub(crate) fn status_reason(reason: &str) -> Result<&str, Vec<UserError>> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 1000 {
         return Err(vec![UserError::invalid(&["input", "reason"], "a reason of 1 to 1000 characters")]);
@@ -1439,7 +1440,7 @@ pub async fn cancel_purchase_order(
     id: Option<Uuid>,
     reason: &str,
 ) -> Result<Outcome<purchase_order::Model>, DbErr> {
-    let reason = match cancel_reason(reason) {
+    let reason = match status_reason(reason) {
         Ok(r) => r,
         Err(e) => return Ok(Err(e)),
     };
@@ -1494,7 +1495,7 @@ pub async fn cancel_transfer(
     id: Option<Uuid>,
     reason: &str,
 ) -> Result<Outcome<transfer::Model>, DbErr> {
-    let reason = match cancel_reason(reason) {
+    let reason = match status_reason(reason) {
         Ok(r) => r,
         Err(e) => return Ok(Err(e)),
     };

@@ -105,10 +105,10 @@ pub async fn reject(
     id: Option<Uuid>,
     reason: &str,
 ) -> Result<Outcome<purchase_order::Model>, DbErr> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 1000 {
-        return Ok(Err(vec![UserError::invalid(&["input", "reason"], "a reason of 1 to 1000 characters")]));
-    }
+    let reason = match replenish::status_reason(reason) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
     ledger::serialise(&s).await?;
     let Some(po) = visible_po(&s, p, id).await? else {
