@@ -525,7 +525,7 @@ pub(crate) mod through_the_api {
             assert_eq!(deliver(&app, &shipbob, &secret, id, "receiving.updated", &body).await, 200);
         }
         app.drain_jobs().await;
-        assert_eq!(po_state().await, ("partially_received".to_owned(), vec![5, 0]));
+        assert_eq!(po_state().await, ("PARTIALLY_RECEIVED".to_owned(), vec![5, 0]));
         assert_eq!(on_hand("SB-1").await, before + 5);
         // Then SB-2, read by the reconciliation without a webhook: the order is received.
         sb.receive("pat-w", wro, &[(902, 3)]);
@@ -533,7 +533,7 @@ pub(crate) mod through_the_api {
         for _ in 0..3 {
             app.drain_jobs().await;
         }
-        assert_eq!(po_state().await, ("received".to_owned(), vec![5, 3]));
+        assert_eq!(po_state().await, ("RECEIVED".to_owned(), vec![5, 3]));
         // ShipBob's levels, read again, agree: nothing counted twice.
         assert_eq!(sync(&app, &t, &shipbob).await["status"], "COMPLETED");
         assert_eq!(on_hand("SB-1").await, before + 5);
@@ -554,7 +554,7 @@ pub(crate) mod through_the_api {
         let cancel = "mutation($id: ID!) { purchaseOrderCancel(input: { id: $id, reason: \"not needed\" }) {
             purchaseOrder { status } userErrors { message } } }";
         let d = app.data(&t.owner_key, cancel, json!({ "id": po })).await;
-        assert_eq!(d["purchaseOrderCancel"]["purchaseOrder"]["status"], "cancelled", "{d}");
+        assert_eq!(d["purchaseOrderCancel"]["purchaseOrder"]["status"], "CANCELLED", "{d}");
         app.settle_jobs(3).await;
         let w = &sb.receiving("pat-w")[&wro];
         assert_eq!(w["status"], "Cancelled", "{w}");

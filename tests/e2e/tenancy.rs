@@ -1034,7 +1034,7 @@ async fn lists_never_include_another_tenants_rows() {
         "{ returns(first: 250) { nodes { id } } }",
         "{ purchaseOrders(first: 250) { nodes { id } } }",
         "{ transfers(first: 250) { nodes { id variant { id } fromLocation { id } toLocation { id } } } }",
-        "{ purchaseOrders(status: \"draft\", first: 250) { nodes { id supplier { id } location { id } } } }",
+        "{ purchaseOrders(status: DRAFT, first: 250) { nodes { id supplier { id } location { id } } } }",
         "{ users(first: 250) { nodes { id email } } }",
         "{ apiKeys(first: 250) { nodes { id } } }",
         "{ alertRules(first: 250) { nodes { id } } }",

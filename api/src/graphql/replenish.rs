@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, PurchaseOrder, Supplier, Variant, check_one_of, filter_gid, gid, loaders, parse_gid};
+use super::types::{Location, PurchaseOrder, Supplier, Variant, filter_gid, gid, loaders, parse_gid};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{replenishment_line, replenishment_run, transfer};
 use crate::db::repo;
@@ -254,6 +254,44 @@ impl ReplenishmentLine {
     }
 }
 
+/// Where a transfer is in its life.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TransferStatus {
+    /// Approved from a plan: awaiting `transferShip`.
+    Draft,
+    /// Shipped (its units left the origin): awaiting `transferReceive`.
+    InTransit,
+    /// Received at its destination.
+    Received,
+    /// Moved at once (`stockTransfer`).
+    Completed,
+    /// Withdrawn before it shipped (`transferCancel`).
+    Cancelled,
+}
+
+impl TransferStatus {
+    const ALL: [Self; 5] = [Self::Draft, Self::InTransit, Self::Received, Self::Completed, Self::Cancelled];
+
+    /// The status as stored.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::InTransit => "in_transit",
+            Self::Received => "received",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// A stored status; an unknown one is an internal error (the services write no other).
+    fn stored(raw: &str) -> Result<Self, ApiError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| ApiError::internal(format!("unknown transfer status {raw:?}")))
+    }
+}
+
 /// Stock moving from one location to another.
 #[derive(Clone)]
 pub struct Transfer(pub transfer::Model);
@@ -263,10 +301,8 @@ impl Transfer {
     pub async fn id(&self) -> ID {
         gid("Transfer", self.0.id)
     }
-    /// `draft`, `in_transit`, `received`, `cancelled` (`transferCancel`), or `completed` for one
-    /// moved at once (`stockTransfer`).
-    async fn status(&self) -> &str {
-        &self.0.status
+    async fn status(&self) -> Result<TransferStatus, ApiError> {
+        TransferStatus::stored(&self.0.status)
     }
     /// Why it was cancelled.
     async fn status_reason(&self) -> Option<&str> {
@@ -474,15 +510,15 @@ impl ReplenishmentQuery {
         Ok(ReplenishmentSettings(settings))
     }
 
-    /// Transfers, oldest first: with `status` (see `Transfer.status`), those in it (`draft`:
-    /// approved from a plan, awaiting `transferShip`; `in_transit`: awaiting `transferReceive`);
-    /// with `fromLocationId` or `toLocationId`, those leaving or reaching that location.
+    /// Transfers, oldest first: with `status`, those in it (`DRAFT`: approved from a plan,
+    /// awaiting `transferShip`; `IN_TRANSIT`: awaiting `transferReceive`); with `fromLocationId`
+    /// or `toLocationId`, those leaving or reaching that location.
     #[graphql(complexity = "first.or(last).unwrap_or(0).max(0) as usize * child_complexity")]
     #[allow(clippy::too_many_arguments)]
     async fn transfers(
         &self,
         ctx: &Context<'_>,
-        status: Option<String>,
+        status: Option<TransferStatus>,
         from_location_id: Option<ID>,
         to_location_id: Option<ID>,
         first: Option<i32>,
@@ -492,11 +528,10 @@ impl ReplenishmentQuery {
     ) -> Result<Connection<String, Transfer>, ApiError> {
         let p = ctx.reader()?;
         let args = Window::new(first, after, last, before).args::<Uuid>()?;
-        check_one_of("status", status.as_deref(), &service::TRANSFER_STATUSES)?;
         let s = read_tx(ctx, p).await?;
         let mut q = repo::find::<transfer::Entity>(&s);
         if let Some(st) = status {
-            q = q.filter(transfer::Column::Status.eq(st));
+            q = q.filter(transfer::Column::Status.eq(st.as_str()));
         }
         q = filter_gid(q, transfer::Column::FromLocationId, from_location_id.as_ref(), "Location");
         q = filter_gid(q, transfer::Column::ToLocationId, to_location_id.as_ref(), "Location");

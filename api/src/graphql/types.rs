@@ -44,17 +44,6 @@ pub fn parse_any_gid(id: &str) -> Option<(&str, Uuid)> {
     Some((kind, Uuid::parse_str(raw).ok()?))
 }
 
-/// Refuses a `status`-like argument that is none of `allowed` (the stored names a string field
-/// takes), naming them.
-pub fn check_one_of(arg: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
-    match value {
-        Some(v) if !allowed.contains(&v) => {
-            Err(ApiError::BadUserInput(format!("\"{arg}\" must be one of {}, not {v:?}", allowed.join(", "))))
-        }
-        _ => Ok(()),
-    }
-}
-
 pub(crate) fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders, ApiError> {
     ctx.data_opt::<Loaders>().ok_or(ApiError::Unauthenticated)
 }
@@ -440,6 +429,62 @@ pub struct PriceBreak {
     pub unit_cost: Decimal,
 }
 
+/// Where a purchase order is in its life.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PurchaseOrderStatus {
+    /// Approved from a plan, not yet sent: awaiting `purchaseOrderIssue`.
+    Draft,
+    /// Sent to the supplier (`purchase_order.issued`).
+    Issued,
+    /// The supplier promised a delivery date (`purchaseOrderAcknowledge`).
+    Acknowledged,
+    /// The supplier's advance shipping notice came (`shipmentNotify`).
+    Shipped,
+    /// Some of its units were received, not all.
+    PartiallyReceived,
+    /// Every unit was received.
+    Received,
+    /// The supplier refused it (`purchaseOrderReject`).
+    Rejected,
+    /// Withdrawn by the buyer (`purchaseOrderCancel`) or by a contract's rule.
+    Cancelled,
+}
+
+impl PurchaseOrderStatus {
+    const ALL: [Self; 8] = [
+        Self::Draft,
+        Self::Issued,
+        Self::Acknowledged,
+        Self::Shipped,
+        Self::PartiallyReceived,
+        Self::Received,
+        Self::Rejected,
+        Self::Cancelled,
+    ];
+
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Issued => "issued",
+            Self::Acknowledged => "acknowledged",
+            Self::Shipped => "shipped",
+            Self::PartiallyReceived => "partially_received",
+            Self::Received => "received",
+            Self::Rejected => "rejected",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// A stored status; an unknown one is an internal error (the services write no other).
+    pub fn stored(raw: &str) -> Result<Self, ApiError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| ApiError::internal(format!("unknown purchase order status {raw:?}")))
+    }
+}
+
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OrderStatus {
     /// Stock is reserved at the order's location.
@@ -631,12 +676,8 @@ impl PurchaseOrder {
     async fn number(&self) -> &str {
         &self.0.number
     }
-    /// `draft` (approved from a plan, not yet sent), `issued`, `acknowledged` (the supplier
-    /// promised a date), `shipped` (the supplier's advance shipping notice), `partially_received`,
-    /// `received`, `rejected` (by the supplier) or `cancelled` (`purchaseOrderCancel`, or a
-    /// contract's rule).
-    async fn status(&self) -> &str {
-        &self.0.status
+    async fn status(&self) -> Result<PurchaseOrderStatus, ApiError> {
+        PurchaseOrderStatus::stored(&self.0.status)
     }
     async fn currency_code(&self) -> &str {
         &self.0.currency

@@ -319,12 +319,6 @@ pub async fn set_sku_target(
 pub const RECEIVABLE_PO: [&str; 4] = ["issued", "acknowledged", "shipped", "partially_received"];
 /// Purchase orders whose open quantities count as on order: approved (draft) and receivable.
 pub const OPEN_PO: [&str; 5] = ["draft", "issued", "acknowledged", "shipped", "partially_received"];
-/// Every status a purchase order can have, in the order of its life.
-pub const PO_STATUSES: [&str; 8] =
-    ["draft", "issued", "acknowledged", "shipped", "partially_received", "received", "rejected", "cancelled"];
-/// Every status a transfer can have: from a plan `draft`, `in_transit`, `received` or `cancelled`;
-/// `completed` when moved at once (`stockTransfer`).
-pub const TRANSFER_STATUSES: [&str; 5] = ["draft", "in_transit", "received", "completed", "cancelled"];
 /// A run still queued or running this long after it was asked for is taken as failed.
 const STALE_AFTER_HOURS: i64 = 2;
 
