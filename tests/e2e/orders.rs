@@ -128,7 +128,7 @@ async fn cancel_releases_and_fulfil_consumes_and_both_are_safe_to_retry() {
         f1["orderFulfill"]["shipment"]["id"], f2["orderFulfill"]["shipment"]["id"],
         "fulfilling twice ships once"
     );
-    assert_eq!(f1["orderFulfill"]["shipment"]["events"], json!([{ "status": "shipped" }]));
+    assert_eq!(f1["orderFulfill"]["shipment"]["events"], json!([{ "status": "SHIPPED" }]));
     assert_eq!(level(&app, &t.owner_key, &loc).await, json!({ "onHand": 6, "reserved": 0, "available": 6 }));
     // A fulfilled order cannot be cancelled, a cancelled one cannot be fulfilled.
     let d = app.data(&t.owner_key, cancel, json!({ "id": o2 })).await;

@@ -398,7 +398,7 @@ pub(crate) mod through_the_api {
                 .await;
             d["node"]["status"].clone()
         };
-        assert_ne!(return_status().await, "received");
+        assert_ne!(return_status().await, "RECEIVED");
 
         // The warehouse receives and restocks it; its webhook comes three times at once
         // (scenario 5): our return is received once, NetSuite gets one item receipt, and the
@@ -409,7 +409,7 @@ pub(crate) mod through_the_api {
         let sends = (0..3).map(|_| deliver(&app, &shipbob, &secret, "msg_r1", "return.completed", &body));
         assert_eq!(futures_util::future::join_all(sends).await, [200, 200, 200]);
         app.settle_jobs(3).await;
-        assert_eq!(return_status().await, "received");
+        assert_eq!(return_status().await, "RECEIVED");
         assert_eq!(ns.records("5550001", "itemReceipt").len(), 1);
         let received = app.events(t.id, "return.received").await;
         assert_eq!(received.len(), 1, "{received:?}");

@@ -394,9 +394,9 @@ mod through_the_api {
             )
             .await;
         let sh = &d["shipments"]["nodes"][0];
-        assert_eq!((sh["trackingNumber"].as_str(), sh["status"].as_str()), (Some("9400V2"), Some("delivered")), "{d}");
+        assert_eq!((sh["trackingNumber"].as_str(), sh["status"].as_str()), (Some("9400V2"), Some("DELIVERED")), "{d}");
         assert_eq!(
-            sh["events"].as_array().expect("events").iter().filter(|e| e["status"] == "delivered").count(),
+            sh["events"].as_array().expect("events").iter().filter(|e| e["status"] == "DELIVERED").count(),
             1,
             "{d}"
         );

@@ -1290,14 +1290,14 @@ async fn scenario_11_a_return_flows_in_with_its_lines_and_a_refund_without_a_ret
     assert_eq!(run["problemCount"], 0, "{run}");
     assert_eq!(
         returns().await,
-        json!([{ "status": "open", "reason": "defective", "lines": [{ "quantity": 1, "condition": "unknown", "variant": { "sku": sku } }] }])
+        json!([{ "status": "OPEN", "reason": "defective", "lines": [{ "quantity": 1, "condition": "unknown", "variant": { "sku": sku } }] }])
     );
     assert_eq!(received().await, 0);
 
     // It arrives and the store restocks it: closed here, announced, on hand back as the shop counts it.
     mock.edit(|s| s.close_return(a, r, true, at("2026-11-04T09:00:00Z")));
     sync(&app, &t, &connector, false).await;
-    assert_eq!(returns().await[0]["status"], "closed");
+    assert_eq!(returns().await[0]["status"], "CLOSED");
     assert_eq!(received().await, 1);
     assert_eq!(holdings(&app, t.id).await, shop_holdings(&mock.shop()), "the restocked unit, from the shop's level");
     let full = sync(&app, &t, &connector, true).await;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::catalog::opt_gid;
 use super::pagination::{Window, connection};
-use super::types::{Role, gid, parse_gid};
+use super::types::{Role, gid, parse_gid, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::alerts::RuleKind;
 use crate::db::entities::{alert, alert_rule};
@@ -72,14 +72,10 @@ pub enum AlertStatus {
     Acknowledged,
 }
 
-impl AlertStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Open => "open",
-            AlertStatus::Acknowledged => "acknowledged",
-        }
-    }
-}
+stored_names!(AlertStatus, "alert status" {
+    Open => "open",
+    Acknowledged => "acknowledged",
+});
 
 /// When to alert, and whom to e-mail. Stock rules fire on the change that crosses the line
 /// (once per crossing), for every SKU and location unless narrowed by `sku` and `locationId`.
@@ -155,8 +151,8 @@ impl Alert {
     async fn location_id(&self) -> Option<ID> {
         self.0.location_id.map(|id| gid("Location", id))
     }
-    async fn status(&self) -> AlertStatus {
-        if self.0.status == "acknowledged" { AlertStatus::Acknowledged } else { AlertStatus::Open }
+    async fn status(&self) -> Result<AlertStatus, ApiError> {
+        AlertStatus::stored(&self.0.status)
     }
     async fn fired_at(&self) -> DateTime<Utc> {
         self.0.fired_at

@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, gid, parse_gid};
+use super::types::{Location, gid, parse_gid, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx, write_tx};
 use crate::db::entities::{connector, sync_cursor, sync_run};
 use crate::db::repo;
@@ -35,6 +35,12 @@ pub enum ConnectorStatus {
     Paused,
     Uninstalled,
 }
+
+stored_names!(ConnectorStatus, "connector status" {
+    Active => "active",
+    Paused => "paused",
+    Uninstalled => "uninstalled",
+});
 
 #[derive(Clone)]
 pub struct Connector(pub connector::Model);
@@ -117,12 +123,8 @@ impl Connector {
                 .unwrap_or_default(),
         })
     }
-    async fn status(&self) -> ConnectorStatus {
-        match self.0.status.as_str() {
-            "paused" => ConnectorStatus::Paused,
-            "uninstalled" => ConnectorStatus::Uninstalled,
-            _ => ConnectorStatus::Active,
-        }
+    async fn status(&self) -> Result<ConnectorStatus, ApiError> {
+        ConnectorStatus::stored(&self.0.status)
     }
     /// Why it is paused (given with `connectorPause`, or the provider's refusal).
     async fn status_reason(&self) -> Option<&str> {
@@ -225,6 +227,13 @@ pub enum SyncRunStatus {
     Failed,
 }
 
+stored_names!(SyncRunStatus, "sync run status" {
+    Queued => "queued",
+    Running => "running",
+    Completed => "completed",
+    Failed => "failed",
+});
+
 /// A provider's cost bucket (Shopify's calculated query cost): `available` of `maximum` points
 /// when observed, refilling at `restoreRate` points a second; a query waits until the bucket
 /// holds its cost.
@@ -323,13 +332,8 @@ impl SyncRun {
     async fn trigger(&self) -> &str {
         &self.0.trigger
     }
-    async fn status(&self) -> SyncRunStatus {
-        match self.0.status.as_str() {
-            "running" => SyncRunStatus::Running,
-            "completed" => SyncRunStatus::Completed,
-            "failed" => SyncRunStatus::Failed,
-            _ => SyncRunStatus::Queued,
-        }
+    async fn status(&self) -> Result<SyncRunStatus, ApiError> {
+        SyncRunStatus::stored(&self.0.status)
     }
     /// Per resource, what the run applied so far.
     async fn counts(&self) -> Vec<SyncCount> {

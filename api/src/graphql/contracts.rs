@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::pagination::{Window, connection};
 use super::replenish::PurchaseOrderPayload;
-use super::types::{PurchaseOrder, Supplier, filter_gid, gid, loaders, parse_gid};
+use super::types::{PurchaseOrder, Supplier, filter_gid, gid, loaders, parse_gid, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx, write_tx};
 use crate::db::entities::{contract, contract_event, contract_version, purchase_order_shipment};
 use crate::db::repo;
@@ -29,6 +29,12 @@ pub enum ContractStatus {
     Ended,
 }
 
+stored_names!(ContractStatus, "contract status" {
+    Proposed => "proposed",
+    Active => "active",
+    Ended => "ended",
+});
+
 #[derive(Clone)]
 pub struct Contract(pub contract::Model);
 
@@ -40,12 +46,8 @@ impl Contract {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn status(&self) -> ContractStatus {
-        match self.0.status.as_str() {
-            "active" => ContractStatus::Active,
-            "ended" => ContractStatus::Ended,
-            _ => ContractStatus::Proposed,
-        }
+    async fn status(&self) -> Result<ContractStatus, ApiError> {
+        ContractStatus::stored(&self.0.status)
     }
     /// The version whose rules are in force.
     async fn active_version(&self) -> Option<i32> {
@@ -83,6 +85,14 @@ pub enum ContractVersionStatus {
     Withdrawn,
 }
 
+stored_names!(ContractVersionStatus, "contract version status" {
+    Proposed => "proposed",
+    Accepted => "accepted",
+    Active => "active",
+    Superseded => "superseded",
+    Withdrawn => "withdrawn",
+});
+
 pub struct ContractVersion(pub contract_version::Model);
 
 #[Object]
@@ -93,14 +103,8 @@ impl ContractVersion {
     async fn version(&self) -> i32 {
         self.0.version
     }
-    async fn status(&self) -> ContractVersionStatus {
-        match self.0.status.as_str() {
-            "accepted" => ContractVersionStatus::Accepted,
-            "active" => ContractVersionStatus::Active,
-            "superseded" => ContractVersionStatus::Superseded,
-            "withdrawn" => ContractVersionStatus::Withdrawn,
-            _ => ContractVersionStatus::Proposed,
-        }
+    async fn status(&self) -> Result<ContractVersionStatus, ApiError> {
+        ContractVersionStatus::stored(&self.0.status)
     }
     /// Terms and rules as agreed (defaults filled in).
     async fn document(&self) -> Json<Value> {
@@ -290,11 +294,7 @@ impl ContractsQuery {
         }
         q = filter_gid(q, contract::Column::SupplierId, supplier_id.as_ref(), "Supplier");
         if let Some(st) = status {
-            q = q.filter(contract::Column::Status.eq(match st {
-                ContractStatus::Proposed => "proposed",
-                ContractStatus::Active => "active",
-                ContractStatus::Ended => "ended",
-            }));
+            q = q.filter(contract::Column::Status.eq(st.as_str()));
         }
         let page = repo::page(&s, q, contract::Column::Id, &args).await?;
         s.commit().await?;

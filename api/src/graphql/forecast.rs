@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::catalog::opt_gid;
 use super::pagination::{Window, connection};
-use super::types::{gid, loaders};
+use super::types::{gid, loaders, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{daily_demand, forecast as forecast_e, forecast_override, forecast_run};
 use crate::db::{Scoped, repo};
@@ -26,6 +26,13 @@ pub enum ForecastRunStatus {
     Failed,
 }
 
+stored_names!(ForecastRunStatus, "forecast run status" {
+    Queued => "queued",
+    Running => "running",
+    Completed => "completed",
+    Failed => "failed",
+});
+
 /// A tenant-wide forecast: every SKU × location, fitted and forecast by background jobs.
 pub struct ForecastRun(pub forecast_run::Model);
 
@@ -34,13 +41,8 @@ impl ForecastRun {
     async fn id(&self) -> ID {
         gid("ForecastRun", self.0.id)
     }
-    async fn status(&self) -> ForecastRunStatus {
-        match self.0.status.as_str() {
-            "running" => ForecastRunStatus::Running,
-            "completed" => ForecastRunStatus::Completed,
-            "failed" => ForecastRunStatus::Failed,
-            _ => ForecastRunStatus::Queued,
-        }
+    async fn status(&self) -> Result<ForecastRunStatus, ApiError> {
+        ForecastRunStatus::stored(&self.0.status)
     }
     /// Days forecast.
     async fn horizon(&self) -> i32 {

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Variant, filter_gid, gid, loaders, parse_gid};
+use super::types::{Variant, filter_gid, gid, loaders, parse_gid, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{price_recommendation, pricing_policy, pricing_run};
 use crate::db::repo;
@@ -23,6 +23,13 @@ pub enum PricingRunStatus {
     Failed,
 }
 
+stored_names!(PricingRunStatus, "pricing run status" {
+    Queued => "queued",
+    Running => "running",
+    Completed => "completed",
+    Failed => "failed",
+});
+
 /// One pricing of the tenant's catalog: a recommendation per variant with sales history and a
 /// supplier cost.
 #[derive(Clone)]
@@ -33,13 +40,8 @@ impl PricingRun {
     pub async fn id(&self) -> ID {
         gid("PricingRun", self.0.id)
     }
-    async fn status(&self) -> PricingRunStatus {
-        match self.0.status.as_str() {
-            "running" => PricingRunStatus::Running,
-            "completed" => PricingRunStatus::Completed,
-            "failed" => PricingRunStatus::Failed,
-            _ => PricingRunStatus::Queued,
-        }
+    async fn status(&self) -> Result<PricingRunStatus, ApiError> {
+        PricingRunStatus::stored(&self.0.status)
     }
     /// `forecast` when a forecast run queued it, else the subject that asked for it.
     async fn requested_by(&self) -> &str {
@@ -89,27 +91,13 @@ pub enum PriceRecommendationStatus {
     Superseded,
 }
 
-impl PriceRecommendationStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Proposed => "proposed",
-            Self::Held => "held",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Superseded => "superseded",
-        }
-    }
-
-    fn of(s: &str) -> Self {
-        match s {
-            "held" => Self::Held,
-            "approved" => Self::Approved,
-            "rejected" => Self::Rejected,
-            "superseded" => Self::Superseded,
-            _ => Self::Proposed,
-        }
-    }
-}
+stored_names!(PriceRecommendationStatus, "price recommendation status" {
+    Proposed => "proposed",
+    Held => "held",
+    Approved => "approved",
+    Rejected => "rejected",
+    Superseded => "superseded",
+});
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum PricingConfidence {
@@ -170,8 +158,8 @@ impl PriceRecommendation {
     pub async fn id(&self) -> ID {
         gid("PriceRecommendation", self.0.id)
     }
-    async fn status(&self) -> PriceRecommendationStatus {
-        PriceRecommendationStatus::of(&self.0.status)
+    async fn status(&self) -> Result<PriceRecommendationStatus, ApiError> {
+        PriceRecommendationStatus::stored(&self.0.status)
     }
     async fn pricing_run_id(&self) -> ID {
         gid("PricingRun", self.0.run_id)

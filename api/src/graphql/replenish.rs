@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, PurchaseOrder, Supplier, Variant, filter_gid, gid, loaders, parse_gid};
+use super::types::{Location, PurchaseOrder, Supplier, Variant, filter_gid, gid, loaders, parse_gid, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{replenishment_line, replenishment_run, transfer};
 use crate::db::repo;
@@ -22,6 +22,13 @@ pub enum ReplenishmentRunStatus {
     Completed,
     Failed,
 }
+
+stored_names!(ReplenishmentRunStatus, "replenishment run status" {
+    Queued => "queued",
+    Running => "running",
+    Completed => "completed",
+    Failed => "failed",
+});
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReplenishmentMethod {
@@ -41,13 +48,8 @@ impl ReplenishmentRun {
     pub async fn id(&self) -> ID {
         gid("ReplenishmentRun", self.0.id)
     }
-    async fn status(&self) -> ReplenishmentRunStatus {
-        match self.0.status.as_str() {
-            "running" => ReplenishmentRunStatus::Running,
-            "completed" => ReplenishmentRunStatus::Completed,
-            "failed" => ReplenishmentRunStatus::Failed,
-            _ => ReplenishmentRunStatus::Queued,
-        }
+    async fn status(&self) -> Result<ReplenishmentRunStatus, ApiError> {
+        ReplenishmentRunStatus::stored(&self.0.status)
     }
     /// `forecast` when a forecast run queued it, else the subject that asked for it.
     async fn requested_by(&self) -> &str {
@@ -139,31 +141,15 @@ pub enum ReplenishmentLineStatus {
     Approved,
 }
 
-impl ReplenishmentLineKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Buy => "buy",
-            Self::Transfer => "transfer",
-        }
-    }
+stored_names!(ReplenishmentLineKind, "replenishment line kind" {
+    Buy => "buy",
+    Transfer => "transfer",
+});
 
-    fn of(s: &str) -> Self {
-        if s == Self::Transfer.as_str() { Self::Transfer } else { Self::Buy }
-    }
-}
-
-impl ReplenishmentLineStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Proposed => "proposed",
-            Self::Approved => "approved",
-        }
-    }
-
-    fn of(s: &str) -> Self {
-        if s == Self::Approved.as_str() { Self::Approved } else { Self::Proposed }
-    }
-}
+stored_names!(ReplenishmentLineStatus, "replenishment line status" {
+    Proposed => "proposed",
+    Approved => "approved",
+});
 
 /// One line of a plan: a purchase from a supplier, or a transfer from another location.
 #[derive(Clone)]
@@ -174,11 +160,11 @@ impl ReplenishmentLine {
     pub async fn id(&self) -> ID {
         gid("ReplenishmentLine", self.0.id)
     }
-    async fn kind(&self) -> ReplenishmentLineKind {
-        ReplenishmentLineKind::of(&self.0.kind)
+    async fn kind(&self) -> Result<ReplenishmentLineKind, ApiError> {
+        ReplenishmentLineKind::stored(&self.0.kind)
     }
-    async fn status(&self) -> ReplenishmentLineStatus {
-        ReplenishmentLineStatus::of(&self.0.status)
+    async fn status(&self) -> Result<ReplenishmentLineStatus, ApiError> {
+        ReplenishmentLineStatus::stored(&self.0.status)
     }
     async fn sku(&self) -> &str {
         &self.0.sku
@@ -269,28 +255,13 @@ pub enum TransferStatus {
     Cancelled,
 }
 
-impl TransferStatus {
-    const ALL: [Self; 5] = [Self::Draft, Self::InTransit, Self::Received, Self::Completed, Self::Cancelled];
-
-    /// The status as stored.
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "draft",
-            Self::InTransit => "in_transit",
-            Self::Received => "received",
-            Self::Completed => "completed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    /// A stored status; an unknown one is an internal error (the services write no other).
-    fn stored(raw: &str) -> Result<Self, ApiError> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-            .ok_or_else(|| ApiError::internal(format!("unknown transfer status {raw:?}")))
-    }
-}
+stored_names!(TransferStatus, "transfer status" {
+    Draft => "draft",
+    InTransit => "in_transit",
+    Received => "received",
+    Completed => "completed",
+    Cancelled => "cancelled",
+});
 
 /// Stock moving from one location to another.
 #[derive(Clone)]

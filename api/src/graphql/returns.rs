@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, Order, Return, Variant, filter_gid, gid, loaders, parse_gid};
+use super::types::{Location, Order, Return, Variant, filter_gid, gid, loaders, parse_gid, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{allocation_policy, order_allocation, return_disposition, returns_policy, returns_run};
 use crate::db::repo;
@@ -222,27 +222,13 @@ pub enum ReturnDispositionStatus {
     Superseded,
 }
 
-impl ReturnDispositionStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Proposed => "proposed",
-            Self::Held => "held",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Superseded => "superseded",
-        }
-    }
-
-    fn parse(raw: &str) -> Self {
-        match raw {
-            "held" => Self::Held,
-            "approved" => Self::Approved,
-            "rejected" => Self::Rejected,
-            "superseded" => Self::Superseded,
-            _ => Self::Proposed,
-        }
-    }
-}
+stored_names!(ReturnDispositionStatus, "return disposition status" {
+    Proposed => "proposed",
+    Held => "held",
+    Approved => "approved",
+    Rejected => "rejected",
+    Superseded => "superseded",
+});
 
 /// One planning of the open returns.
 #[derive(Clone)]
@@ -330,8 +316,8 @@ impl ReturnDisposition {
             None => Ok(None),
         }
     }
-    async fn status(&self) -> ReturnDispositionStatus {
-        ReturnDispositionStatus::parse(&self.0.status)
+    async fn status(&self) -> Result<ReturnDispositionStatus, ApiError> {
+        ReturnDispositionStatus::stored(&self.0.status)
     }
     async fn expected_recovery(&self) -> Decimal {
         self.0.expected_recovery.0

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{Location, Order, Shipment, filter_gid, gid, loaders, parse_gid};
+use super::types::{Location, Order, Shipment, filter_gid, gid, loaders, parse_gid, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{route_plan, route_plan_route, route_plan_stop};
 use crate::db::repo;
@@ -24,6 +24,14 @@ pub enum RoutePlanStatus {
     /// A re-plan of it is ready.
     Superseded,
 }
+
+stored_names!(RoutePlanStatus, "route plan status" {
+    Queued => "queued",
+    Running => "running",
+    Ready => "ready",
+    Failed => "failed",
+    Superseded => "superseded",
+});
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum MatrixSource {
@@ -42,14 +50,8 @@ impl RoutePlan {
     pub async fn id(&self) -> ID {
         gid("RoutePlan", self.0.id)
     }
-    async fn status(&self) -> RoutePlanStatus {
-        match self.0.status.as_str() {
-            "running" => RoutePlanStatus::Running,
-            "ready" => RoutePlanStatus::Ready,
-            "failed" => RoutePlanStatus::Failed,
-            "superseded" => RoutePlanStatus::Superseded,
-            _ => RoutePlanStatus::Queued,
-        }
+    async fn status(&self) -> Result<RoutePlanStatus, ApiError> {
+        RoutePlanStatus::stored(&self.0.status)
     }
     /// Where the vehicles start and end.
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>, ApiError> {
@@ -121,6 +123,11 @@ pub enum RouteStatus {
     Started,
 }
 
+stored_names!(RouteStatus, "route status" {
+    Planned => "planned",
+    Started => "started",
+});
+
 /// One vehicle's tour from the location and back.
 #[derive(Clone)]
 pub struct RoutePlanRoute(pub route_plan_route::Model);
@@ -134,8 +141,8 @@ impl RoutePlanRoute {
     async fn vehicle(&self) -> &str {
         &self.0.vehicle
     }
-    async fn status(&self) -> RouteStatus {
-        if self.0.status == "started" { RouteStatus::Started } else { RouteStatus::Planned }
+    async fn status(&self) -> Result<RouteStatus, ApiError> {
+        RouteStatus::stored(&self.0.status)
     }
     /// Units carried, and what the vehicle carries.
     async fn load(&self) -> i32 {

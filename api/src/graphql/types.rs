@@ -429,6 +429,31 @@ pub struct PriceBreak {
     pub unit_cost: Decimal,
 }
 
+/// `as_str` (the name as stored) and `stored` (back from it) for a GraphQL enum the database keeps
+/// as a lower-case string. A stored name outside the enum is an internal error: the services
+/// write no other, so it is a bug to report, not a value to pass through.
+macro_rules! stored_names {
+    ($ty:ident, $what:literal { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The name as stored.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            /// The value of a stored name.
+            pub fn stored(raw: &str) -> Result<Self, $crate::graphql::ApiError> {
+                match raw {
+                    $($name => Ok(Self::$variant),)+
+                    other => Err($crate::graphql::ApiError::internal(format!(concat!("unknown ", $what, " {:?}"), other))),
+                }
+            }
+        }
+    };
+}
+pub(crate) use stored_names;
+
 /// Where a purchase order is in its life.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum PurchaseOrderStatus {
@@ -450,40 +475,16 @@ pub enum PurchaseOrderStatus {
     Cancelled,
 }
 
-impl PurchaseOrderStatus {
-    const ALL: [Self; 8] = [
-        Self::Draft,
-        Self::Issued,
-        Self::Acknowledged,
-        Self::Shipped,
-        Self::PartiallyReceived,
-        Self::Received,
-        Self::Rejected,
-        Self::Cancelled,
-    ];
-
-    /// The status as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "draft",
-            Self::Issued => "issued",
-            Self::Acknowledged => "acknowledged",
-            Self::Shipped => "shipped",
-            Self::PartiallyReceived => "partially_received",
-            Self::Received => "received",
-            Self::Rejected => "rejected",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    /// A stored status; an unknown one is an internal error (the services write no other).
-    pub fn stored(raw: &str) -> Result<Self, ApiError> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-            .ok_or_else(|| ApiError::internal(format!("unknown purchase order status {raw:?}")))
-    }
-}
+stored_names!(PurchaseOrderStatus, "purchase order status" {
+    Draft => "draft",
+    Issued => "issued",
+    Acknowledged => "acknowledged",
+    Shipped => "shipped",
+    PartiallyReceived => "partially_received",
+    Received => "received",
+    Rejected => "rejected",
+    Cancelled => "cancelled",
+});
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OrderStatus {
@@ -493,22 +494,11 @@ pub enum OrderStatus {
     Fulfilled,
 }
 
-impl OrderStatus {
-    pub fn parse(raw: &str) -> Self {
-        match raw {
-            "cancelled" => OrderStatus::Cancelled,
-            "fulfilled" => OrderStatus::Fulfilled,
-            _ => OrderStatus::Reserved,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Reserved => "reserved",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Fulfilled => "fulfilled",
-        }
-    }
-}
+stored_names!(OrderStatus, "order status" {
+    Reserved => "reserved",
+    Cancelled => "cancelled",
+    Fulfilled => "fulfilled",
+});
 
 #[derive(Clone)]
 pub struct Order(pub order::Model);
@@ -521,8 +511,8 @@ impl Order {
     async fn external_id(&self) -> &str {
         &self.0.external_id
     }
-    async fn status(&self) -> OrderStatus {
-        OrderStatus::parse(&self.0.status)
+    async fn status(&self) -> Result<OrderStatus, ApiError> {
+        OrderStatus::stored(&self.0.status)
     }
     async fn ship_to(&self) -> Option<Json<serde_json::Value>> {
         self.0.ship_to.clone().map(Json)
@@ -566,6 +556,28 @@ impl OrderLine {
     }
 }
 
+/// Where a parcel is.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ShipmentStatus {
+    /// Handed to the carrier (`orderFulfill`, or a fulfilment in the connected store).
+    Shipped,
+    /// The carrier reports it on its way.
+    InTransit,
+    Delivered,
+    /// The carrier reports a problem (a failed delivery, damage, an address to correct).
+    Exception,
+    /// Cancelled, or failed, in the connected store.
+    Cancelled,
+}
+
+stored_names!(ShipmentStatus, "shipment status" {
+    Shipped => "shipped",
+    InTransit => "in_transit",
+    Delivered => "delivered",
+    Exception => "exception",
+    Cancelled => "cancelled",
+});
+
 #[derive(Clone)]
 pub struct Shipment(pub shipment::Model);
 
@@ -574,8 +586,8 @@ impl Shipment {
     async fn id(&self) -> ID {
         gid("Shipment", self.0.id)
     }
-    async fn status(&self) -> &str {
-        &self.0.status
+    async fn status(&self) -> Result<ShipmentStatus, ApiError> {
+        ShipmentStatus::stored(&self.0.status)
     }
     async fn carrier(&self) -> Option<&str> {
         self.0.carrier.as_deref()
@@ -608,8 +620,9 @@ pub struct ShipmentEvent(pub shipment_event::Model);
 
 #[Object]
 impl ShipmentEvent {
-    async fn status(&self) -> &str {
-        &self.0.status
+    /// The shipment's status from this event on.
+    async fn status(&self) -> Result<ShipmentStatus, ApiError> {
+        ShipmentStatus::stored(&self.0.status)
     }
     async fn description(&self) -> &str {
         &self.0.description
@@ -619,6 +632,32 @@ impl ShipmentEvent {
     }
 }
 
+/// Where a customer's return is.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReturnStatus {
+    /// Asked for in the connected store, not yet approved there.
+    Requested,
+    /// Approved (or recorded here with `returnCreate`): its goods are awaited.
+    Open,
+    /// Its goods arrived at the 3PL it was sent to.
+    Received,
+    /// Done: every unit has an approved disposition, or the connected store closed it.
+    Closed,
+    /// Refused in the connected store.
+    Declined,
+    /// Cancelled in the connected store.
+    Cancelled,
+}
+
+stored_names!(ReturnStatus, "return status" {
+    Requested => "requested",
+    Open => "open",
+    Received => "received",
+    Closed => "closed",
+    Declined => "declined",
+    Cancelled => "cancelled",
+});
+
 #[derive(Clone)]
 pub struct Return(pub return_::Model);
 
@@ -627,8 +666,8 @@ impl Return {
     async fn id(&self) -> ID {
         gid("Return", self.0.id)
     }
-    async fn status(&self) -> &str {
-        &self.0.status
+    async fn status(&self) -> Result<ReturnStatus, ApiError> {
+        ReturnStatus::stored(&self.0.status)
     }
     async fn reason(&self) -> &str {
         &self.0.reason
@@ -832,4 +871,23 @@ pub struct LedgerVerification {
     pub first_broken_seq: Option<i64>,
     pub first_broken_movement_id: Option<ID>,
     pub problem: Option<LedgerProblem>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_name_reads_back_and_an_unknown_one_is_an_internal_error() {
+        assert_eq!(
+            PurchaseOrderStatus::stored("partially_received").ok(),
+            Some(PurchaseOrderStatus::PartiallyReceived)
+        );
+        assert_eq!(PurchaseOrderStatus::PartiallyReceived.as_str(), "partially_received");
+        assert_eq!(ShipmentStatus::stored(ShipmentStatus::InTransit.as_str()).ok(), Some(ShipmentStatus::InTransit));
+        // Not passed through as some default: the client sees an internal error, the log says why.
+        let err = ShipmentStatus::stored("lost");
+        assert!(matches!(&err, Err(ApiError::Internal(m)) if m == "unknown shipment status \"lost\""), "{err:?}");
+        assert!(ReturnStatus::stored("OPEN").is_err(), "stored names are lower-case");
+    }
 }

@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::pagination::{Window, connection};
-use super::types::{gid, parse_gid};
+use super::types::{gid, parse_gid, stored_names};
 use super::{ApiError, CtxExt, UserError, read_tx, write_tx};
 use crate::db::entities::{webhook_attempt, webhook_endpoint, webhook_message};
 use crate::db::{Scoped, repo};
@@ -19,6 +19,11 @@ pub enum WebhookEndpointStatus {
     Active,
     Disabled,
 }
+
+stored_names!(WebhookEndpointStatus, "webhook endpoint status" {
+    Active => "active",
+    Disabled => "disabled",
+});
 
 #[derive(Clone)]
 pub struct WebhookEndpoint(pub webhook_endpoint::Model);
@@ -38,8 +43,8 @@ impl WebhookEndpoint {
     async fn event_types(&self) -> Vec<String> {
         self.0.event_types.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect()
     }
-    async fn status(&self) -> WebhookEndpointStatus {
-        if self.0.status == "active" { WebhookEndpointStatus::Active } else { WebhookEndpointStatus::Disabled }
+    async fn status(&self) -> Result<WebhookEndpointStatus, ApiError> {
+        WebhookEndpointStatus::stored(&self.0.status)
     }
     /// Since when deliveries have been failing without a success; null when healthy.
     async fn failing_since(&self) -> Option<DateTime<Utc>> {
@@ -65,15 +70,11 @@ pub enum WebhookMessageStatus {
     Failed,
 }
 
-impl WebhookMessageStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            WebhookMessageStatus::Pending => "pending",
-            WebhookMessageStatus::Delivered => "delivered",
-            WebhookMessageStatus::Failed => "failed",
-        }
-    }
-}
+stored_names!(WebhookMessageStatus, "webhook message status" {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
+});
 
 #[derive(SimpleObject)]
 pub struct WebhookAttempt {
@@ -103,12 +104,8 @@ impl WebhookMessage {
     async fn body(&self) -> &str {
         &self.0.body
     }
-    async fn status(&self) -> WebhookMessageStatus {
-        match self.0.status.as_str() {
-            "delivered" => WebhookMessageStatus::Delivered,
-            "failed" => WebhookMessageStatus::Failed,
-            _ => WebhookMessageStatus::Pending,
-        }
+    async fn status(&self) -> Result<WebhookMessageStatus, ApiError> {
+        WebhookMessageStatus::stored(&self.0.status)
     }
     async fn attempt_count(&self) -> i32 {
         self.0.attempts
