@@ -10,6 +10,16 @@ pub fn as_f64(d: Decimal) -> f64 {
     rust_decimal::prelude::ToPrimitive::to_f64(&d).unwrap_or(0.0)
 }
 
+/// An amount of money as people read it: with its cents (`53.60`, `3432.00`), and more decimals
+/// only when it has them (`0.125`).
+pub fn amount_text(d: Decimal) -> String {
+    let mut a = d.normalize();
+    if a.scale() < 2 {
+        a.rescale(2);
+    }
+    a.to_string()
+}
+
 /// Why a raw value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TypeError {
@@ -196,6 +206,15 @@ impl fmt::Display for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_amount_shows_its_cents_and_no_more_than_it_has() {
+        let text = |s: &str| amount_text(s.parse::<Decimal>().expect("a decimal"));
+        assert_eq!(
+            (text("53.6"), text("3432"), text("12.300"), text("0.125"), text("0")),
+            ("53.60".into(), "3432.00".into(), "12.30".into(), "0.125".into(), "0.00".into())
+        );
+    }
 
     #[test]
     fn sku_refuses_blank_and_whitespace() {

@@ -471,7 +471,8 @@ async fn supplier_budgets_capacities_and_price_breaks_shape_the_plan() {
     let broken = plan(&app, &token).await;
     let line = buys_from(&broken, &sup_id).into_iter().find(|b| b.0 == sku).expect("the SKU is still bought");
     assert!(line.1 >= qty && (line.2 - unit / 2.0).abs() < 0.01, "{line:?}");
-    assert!(line.4.contains(&format!("the price from {qty} units")), "{}", line.4);
+    assert!(line.4.contains(&format!(" at {cheap} ")), "the break's price, with its cents: {}", line.4);
+    assert!(line.4.contains(&format!("the price from {qty} units, not ")), "{}", line.4);
 
     // Bad terms are typed errors naming the field; nothing changes.
     let bad = json!({

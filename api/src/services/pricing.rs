@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Days, NaiveDate};
 use qm_domain::pricing::{self, Binding, Day, Estimate, Guardrails, Position, Priced};
-use qm_domain::types::as_f64;
+use qm_domain::types::{amount_text, as_f64};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
@@ -547,11 +547,9 @@ impl RecOut {
     }
 }
 
-/// An amount with its cents: `3432.00`, not `3432`.
+/// An estimate of money (the model's), to the cent: `3432.00`, not `3432`.
 fn money(v: f64) -> String {
-    let mut d = pricing::to_price(v);
-    d.rescale(2);
-    d.to_string()
+    amount_text(pricing::to_price(v))
 }
 
 /// The recommendation's reason in a sentence.

@@ -19,6 +19,7 @@ use qm_domain::replenish::plan::{
 };
 use qm_domain::replenish::sim::{self, Stocking};
 use qm_domain::replenish::{AbcClass, Policy, PolicyInput, ServiceTarget, abc_classes, order_for, policy};
+use qm_domain::types::amount_text;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use sea_orm::sea_query::Expr;
@@ -944,9 +945,10 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
                 let item = offer_items[offer];
                 let o = &input.offers[offer];
                 let supplier_name = g.suppliers.get(&item.supplier_id).map_or("the supplier", |x| x.name.as_str());
-                let mut why = format!("{base}; buy {} from {supplier_name} at {}", l.quantity, l.unit_cost);
+                let money = |d: Decimal| format!("{} {}", amount_text(d), item.currency);
+                let mut why = format!("{base}; buy {} from {supplier_name} at {}", l.quantity, money(l.unit_cost));
                 if let Some(b) = o.breaks.iter().skip(1).rfind(|b| l.quantity >= b.min_qty) {
-                    why.push_str(&format!(" (the price from {} units, not {})", b.min_qty, item.unit_cost.0));
+                    why.push_str(&format!(" (the price from {} units, not {})", b.min_qty, money(item.unit_cost.0)));
                 }
                 let lim = input.suppliers.get(o.supplier);
                 let limits: Vec<String> = [
