@@ -33,6 +33,11 @@ pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("purchase_order.acknowledged", 1, "the supplier acknowledged a purchase order with the date it promises"),
     ("purchase_order.rejected", 1, "the supplier rejected a purchase order"),
     ("purchase_order.shipped", 1, "the supplier sent an advance shipping notice (carrier, tracking, quantities)"),
+    (
+        "purchase_order.received",
+        1,
+        "goods were received against a purchase order, in part or in full (the lines and units of this receipt)",
+    ),
     ("purchase_order.reminder", 1, "a contract's rule reminded the supplier of a purchase order"),
     ("purchase_order.penalty_applied", 1, "a contract's rule applied its late-delivery penalty to a purchase order"),
     (
@@ -45,6 +50,8 @@ pub const CATALOGUE: &[(&str, i32, &str)] = &[
     ("contract.activated", 1, "a contract version the supplier accepted became the contract's rules"),
     ("contract.triggered", 1, "a contract's rule fired (the action and the purchase order it concerns)"),
     ("transfer.created", 1, "approving a replenishment plan created a transfer between locations"),
+    ("transfer.shipped", 1, "a transfer's units left its source (transferShip)"),
+    ("transfer.received", 1, "a transfer's units arrived at its destination (transferReceive)"),
     ("transfer.cancelled", 1, "a draft transfer between locations was cancelled (transferCancel)"),
     ("price.recommended", 1, "a pricing run proposed a new price for a variant (awaiting approval)"),
     ("price.changed", 1, "an approved price recommendation changed a variant's price"),

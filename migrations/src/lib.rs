@@ -31,6 +31,7 @@ mod m20261208_000016_add_job_queue_indexes;
 mod m20261209_000017_add_spread_calibration;
 mod m20261210_000018_add_replenishment_line_page_index;
 mod m20261211_000019_add_transfer_status_reason;
+mod m20261212_000020_add_transfer_replenishment_run;
 
 pub use m20261122_000002_enable_row_level_security::TENANT_TABLES;
 /// Tenant tables added with the job system; row-level security covers them too.
@@ -111,6 +112,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000017_add_spread_calibration::Migration),
             Box::new(m20261210_000018_add_replenishment_line_page_index::Migration),
             Box::new(m20261211_000019_add_transfer_status_reason::Migration),
+            Box::new(m20261212_000020_add_transfer_replenishment_run::Migration),
         ]
     }
 }

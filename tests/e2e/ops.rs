@@ -206,7 +206,7 @@ async fn upgrading_gives_existing_tenants_the_nightly_forecast() {
 }
 
 /// How many migrations to roll back to undo the one whose name contains `name` and all later ones.
-fn steps_back_before(name: &str) -> u32 {
+pub(crate) fn steps_back_before(name: &str) -> u32 {
     use sea_orm_migration::MigratorTrait;
     let all = qm_api::db::Migrator::migrations();
     let at = all.iter().position(|m| m.name().contains(name)).expect("a migration of that name");

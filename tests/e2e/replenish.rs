@@ -236,10 +236,11 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
     // Approve everything: draft purchase orders per supplier and location, draft transfers.
     let approve = "mutation($id: ID!) { replenishmentPlanApprove(input: { runId: $id }) {
         purchaseOrders { id number status lines { id quantity receivedQuantity variant { sku } } location { id } }
-        transfers { id status quantity fromLocation { id } toLocation { id } variant { sku } }
+        transfers { id status quantity replenishmentRunId fromLocation { id } toLocation { id } variant { sku } }
         userErrors { field code message } } }";
     let d = app.data(&token, approve, json!({ "id": run["id"] })).await;
     let a = &d["replenishmentPlanApprove"];
+    assert!(a["transfers"].as_array().is_some_and(|ts| ts.iter().all(|t| t["replenishmentRunId"] == run["id"])), "{d}");
     assert_eq!(a["userErrors"], json!([]), "{d}");
     let pos = a["purchaseOrders"].as_array().expect("pos").clone();
     let transfers = a["transfers"].as_array().expect("transfers").clone();
@@ -305,6 +306,17 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
         assert_eq!(d["purchaseOrderReceive"]["userErrors"], json!([]), "{d}");
     }
     assert_eq!(on_hand(&app, &token, line_sku, loc).await, before + part);
+    // Announced once, with what this receipt brought and the line's total.
+    let received = app.events(t.id, "purchase_order.received").await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(
+        (&received[0]["purchaseOrderId"], &received[0]["status"], &received[0]["lines"]),
+        (
+            &po["id"],
+            &json!("partially_received"),
+            &json!([{ "lineId": line["id"], "sku": line_sku, "quantity": part, "receivedQuantity": part, "orderedQuantity": line["quantity"] }])
+        )
+    );
     let d = app
         .data(
             &token,
@@ -336,6 +348,9 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
         )
         .await;
     assert_eq!(d["purchaseOrderReceive"]["purchaseOrder"]["status"], "RECEIVED", "{d}");
+    let received = app.events(t.id, "purchase_order.received").await;
+    assert_eq!((received.len(), &received[1]["status"]), (2, &json!("received")), "{received:?}");
+    assert_eq!(received[1]["lines"].as_array().map(Vec::len), Some(rest.len()));
 
     // Ship and receive the transfer to the empty location.
     let tr = transfers
@@ -361,6 +376,17 @@ async fn forecast_plan_approve_issue_receive_and_transfer() {
         assert_eq!(d["transferReceive"]["transfer"]["status"], "RECEIVED", "{d}");
     }
     assert_eq!(on_hand(&app, &token, &sku, &empty).await, q);
+    // Each move announced once, with the run that planned it.
+    for (event, at) in [("transfer.shipped", "shippedAt"), ("transfer.received", "receivedAt")] {
+        let told = app.events(t.id, event).await;
+        assert_eq!(told.len(), 1, "{event}: {told:?}");
+        assert_eq!(
+            (&told[0]["transferId"], &told[0]["quantity"], &told[0]["replenishmentRunId"]),
+            (&tr["id"], &tr["quantity"], &run["id"]),
+            "{event}"
+        );
+        assert!(told[0][at].is_string(), "{event}: {told:?}");
+    }
 }
 
 /// The buy lines of a plan from one supplier: (sku, quantity, unit cost, cost, reason).
@@ -1075,8 +1101,8 @@ async fn a_cancelled_transfer_frees_its_units_and_cannot_ship() {
     let told = app.events(t.id, "transfer.cancelled").await;
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(
-        (&told[0]["transferId"], &told[0]["sku"], &told[0]["quantity"]),
-        (&m["id"], &json!(sku), &m["quantity"])
+        (&told[0]["transferId"], &told[0]["sku"], &told[0]["quantity"], &told[0]["replenishmentRunId"]),
+        (&m["id"], &json!(sku), &m["quantity"], &run["id"])
     );
     // Again: nothing changes, no second event. It cannot ship, stock stays where it is, and the
     // next plan moves the units anew.
@@ -1105,4 +1131,33 @@ async fn a_cancelled_transfer_frees_its_units_and_cannot_ship() {
         d["transferCancel"]["userErrors"][0]["message"], "a transfer in transit cannot be cancelled: receive it",
         "{d}"
     );
+}
+
+/// Transfers approved before a transfer kept its run get it from their plan line on upgrading.
+#[tokio::test]
+async fn upgrading_gives_approved_transfers_their_run() {
+    use sea_orm_migration::MigratorTrait;
+    let app = TestApp::spawn().await;
+    let (t, _) = demo(&app).await;
+    let token = app.jwt(&t, &[qm_domain::Role::Planner]);
+    app.drain_jobs().await;
+    full_and_empty(&app, &token).await;
+    let run = plan(&app, &token).await;
+    let approve = "mutation($id: ID!) { replenishmentPlanApprove(input: { runId: $id }) { transfers { id } } }";
+    let d = app.data(&token, approve, json!({ "id": run["id"] })).await;
+    let moved = d["replenishmentPlanApprove"]["transfers"][0]["id"].clone();
+    assert!(moved.is_string(), "the plan moves stock: {d}");
+    let conn = app.owner_db.conn();
+    qm_api::db::Migrator::down(conn, Some(crate::ops::steps_back_before("add_transfer_replenishment_run")))
+        .await
+        .expect("down");
+    qm_api::db::Migrator::up(conn, None).await.expect("up again");
+    let d = app
+        .data(
+            &token,
+            "query($id: ID!) { node(id: $id) { ... on Transfer { replenishmentRunId } } }",
+            json!({ "id": moved }),
+        )
+        .await;
+    assert_eq!(d["node"]["replenishmentRunId"], run["id"], "{d}");
 }

@@ -534,6 +534,18 @@ pub(crate) mod through_the_api {
             app.drain_jobs().await;
         }
         assert_eq!(po_state().await, ("RECEIVED".to_owned(), vec![5, 3]));
+        // Each count announced once, as ShipBob's.
+        let told = app.events(t.id, "purchase_order.received").await;
+        let said: Vec<(&Value, &Value, Option<usize>)> =
+            told.iter().map(|e| (&e["status"], &e["by"], e["lines"].as_array().map(Vec::len))).collect();
+        assert_eq!(
+            said,
+            vec![
+                (&json!("partially_received"), &json!("shipbob"), Some(1)),
+                (&json!("received"), &json!("shipbob"), Some(1))
+            ],
+            "{told:?}"
+        );
         // ShipBob's levels, read again, agree: nothing counted twice.
         assert_eq!(sync(&app, &t, &shipbob).await["status"], "COMPLETED");
         assert_eq!(on_hand("SB-1").await, before + 5);

@@ -267,6 +267,7 @@ async fn world(app: &TestApp) -> World {
         shipped_at: None,
         received_at: None,
         status_reason: None,
+        replenishment_run_id: None,
     }))
     .exec_without_returning(&s.tx)
     .await

@@ -331,6 +331,8 @@ tenant_entity!(transfer, "transfers", {
     pub received_at: Option<DateTimeUtc>,
     /// Why it was cancelled.
     pub status_reason: Option<String>,
+    /// The run whose approved plan made it; none for one moved at once.
+    pub replenishment_run_id: Option<Uuid>,
 });
 
 tenant_entity!(replenishment_run, "replenishment_runs", {

@@ -279,6 +279,11 @@ impl Transfer {
     async fn status_reason(&self) -> Option<&str> {
         self.0.status_reason.as_deref()
     }
+    /// The replenishment run whose approved plan made it; null for one moved at once
+    /// (`stockTransfer`).
+    async fn replenishment_run_id(&self) -> Option<ID> {
+        self.0.replenishment_run_id.map(|r| gid("ReplenishmentRun", r))
+    }
     async fn quantity(&self) -> i32 {
         self.0.quantity
     }
@@ -771,6 +776,7 @@ impl ReplenishmentMutation {
                 .map(|l| (parse_gid(&l.line_id, "PurchaseOrderLine"), i64::from(l.quantity)))
                 .collect(),
             idempotency_key: input.idempotency_key,
+            by: p.subject.clone(),
         };
         Ok(match service::receive_purchase_order(ctx.db(), p, &req).await? {
             Ok(po) => PurchaseOrderPayload { purchase_order: Some(PurchaseOrder(po)), user_errors: vec![] },

@@ -1335,10 +1335,11 @@ pub async fn approve(
             shipped_at: None,
             received_at: None,
             status_reason: None,
+            replenishment_run_id: Some(run.id),
         };
         transfer::Entity::insert(transfer::ActiveModel::from(t.clone())).exec_without_returning(&s.tx).await?;
         mark(&s, vec![l.id], None, Some(t.id)).await?;
-        crate::events::emit(&s, "transfer.created", transfer_event(&t, &l.sku, Some(run.id))).await?;
+        crate::events::emit(&s, "transfer.created", transfer_event(&t, &l.sku)).await?;
         transfer_ids.push(t.id);
     }
     po_ids.sort();
@@ -1382,7 +1383,7 @@ async fn mark(s: &Scoped, lines: Vec<Uuid>, po: Option<Uuid>, transfer: Option<U
     Ok(())
 }
 
-fn transfer_event(t: &transfer::Model, sku: &str, run: Option<Uuid>) -> serde_json::Value {
+fn transfer_event(t: &transfer::Model, sku: &str) -> serde_json::Value {
     json!({
         "transferId": gid("Transfer", t.id).0,
         "sku": sku,
@@ -1390,7 +1391,7 @@ fn transfer_event(t: &transfer::Model, sku: &str, run: Option<Uuid>) -> serde_js
         "toLocationId": gid("Location", t.to_location_id).0,
         "quantity": t.quantity,
         "status": t.status,
-        "replenishmentRunId": run.map(|r| gid("ReplenishmentRun", r).0),
+        "replenishmentRunId": t.replenishment_run_id.map(|r| gid("ReplenishmentRun", r).0),
     })
 }
 
@@ -1521,7 +1522,7 @@ pub async fn cancel_transfer(
     am.status_reason = Set(Some(reason.to_owned()));
     let t = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
     let sku = crate::services::lookup::variant(&s, t.variant_id).await?.map(|v| v.sku).unwrap_or_default();
-    let mut data = transfer_event(&t, &sku, None);
+    let mut data = transfer_event(&t, &sku);
     data["by"] = json!(p.subject);
     data["reason"] = json!(reason);
     crate::events::emit(&s, "transfer.cancelled", data).await?;
@@ -1612,6 +1613,8 @@ pub struct ReceiveRequest {
     /// Line (`None` when the ID did not parse) and units received.
     pub lines: Vec<(Option<Uuid>, i64)>,
     pub idempotency_key: Option<String>,
+    /// Who received: the subject of the principal, or the 3PL whose warehouse counted the goods.
+    pub by: String,
 }
 
 /// Receives goods against an issued purchase order, in part or in full: stock and the ledger go up
@@ -1694,6 +1697,7 @@ pub(crate) async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outco
             )]));
         }
     }
+    let mut told = Vec::with_capacity(req.lines.len());
     for (i, (id, q)) in req.lines.iter().enumerate() {
         let Some(line) = id.and_then(|id| lines.iter_mut().find(|l| l.id == id)) else { continue };
         line.received_quantity += i32::try_from(*q).unwrap_or(i32::MAX);
@@ -1717,12 +1721,24 @@ pub(crate) async fn receive_in(s: &Scoped, req: &ReceiveRequest) -> Result<Outco
         };
         // A receipt only adds stock, so the guard cannot refuse it.
         change_on_hand(s, change).await?;
+        told.push(json!({
+            "lineId": gid("PurchaseOrderLine", line.id).0,
+            "sku": sku,
+            "quantity": q,
+            "receivedQuantity": line.received_quantity,
+            "orderedQuantity": line.quantity,
+        }));
     }
     let done = lines.iter().all(|l| l.received_quantity >= l.quantity);
     let mut am: purchase_order::ActiveModel = po.into();
     am.status = Set(if done { "received" } else { "partially_received" }.into());
     am.updated_at = Set(repo::now());
     let po = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    let mut data = crate::services::contracts::supplier::po_data(&po, &req.by);
+    data["locationId"] = json!(gid("Location", po.location_id).0);
+    data["status"] = json!(po.status);
+    data["lines"] = json!(told);
+    crate::events::emit(s, "purchase_order.received", data).await?;
     crate::services::contracts::supplier::received(s, &po, &req.lines).await?;
     Ok(Ok(po))
 }
@@ -1781,11 +1797,15 @@ async fn move_transfer(s: &Scoped, id: Option<Uuid>, ship: bool) -> Result<Outco
     }
     let mut am: transfer::ActiveModel = t.clone().into();
     am.status = Set(to_status.into());
+    let now = repo::now();
     if ship {
-        am.shipped_at = Set(Some(repo::now()));
+        am.shipped_at = Set(Some(now));
     } else {
-        am.received_at = Set(Some(repo::now()));
+        am.received_at = Set(Some(now));
     }
     let t = sea_orm::ActiveModelTrait::update(am, &s.tx).await?;
+    let mut data = transfer_event(&t, &sku);
+    data[if ship { "shippedAt" } else { "receivedAt" }] = json!(now);
+    crate::events::emit(s, if ship { "transfer.shipped" } else { "transfer.received" }, data).await?;
     Ok(Ok(t))
 }

@@ -440,6 +440,7 @@ async fn transfer_in(s: &Scoped, req: &TransferRequest) -> Result<Outcome<Transf
         shipped_at: Some(repo::now()),
         received_at: Some(repo::now()),
         status_reason: None,
+        replenishment_run_id: None,
     };
     transfer::Entity::insert(transfer::ActiveModel {
         tenant_id: Set(s.tenant()),

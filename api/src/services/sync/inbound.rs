@@ -219,6 +219,7 @@ pub(super) async fn received_at_3pl(s: &Scoped, c: &connector::Model, status: &I
         purchase_order_id: Some(po.id),
         lines: receive,
         idempotency_key: Some(format!("wro-{}-{total}", status.id)),
+        by: c.kind.clone(),
     };
     match crate::services::replenish::receive_in(s, &req).await? {
         Ok(_) => Ok(true),
