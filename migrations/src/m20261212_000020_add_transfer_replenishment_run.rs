@@ -24,15 +24,16 @@ impl MigrationTrait for Migration {
     }
 }
 
-/// Each tenant's transfers take the run of the plan line they were approved from. On PostgreSQL
-/// row-level security shows a statement one tenant's rows, so the tenant is set for each.
+/// Each tenant's transfers take the run of the plan line they were approved from: one join (not
+/// a subquery per transfer, which without an index on the lines' `transfer_id` would scan a
+/// tenant's lines once per transfer). On PostgreSQL row-level security shows a statement one
+/// tenant's rows, so the tenant is set for each.
 async fn backfill(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let backend = manager.get_database_backend();
     let update = format!(
-        "UPDATE transfers SET {COLUMN} = (SELECT l.run_id FROM replenishment_lines l
-           WHERE l.tenant_id = transfers.tenant_id AND l.transfer_id = transfers.id LIMIT 1)
-         WHERE {COLUMN} IS NULL"
+        "UPDATE transfers SET {COLUMN} = l.run_id FROM replenishment_lines AS l
+         WHERE l.tenant_id = transfers.tenant_id AND l.transfer_id = transfers.id AND transfers.{COLUMN} IS NULL"
     );
     if backend != DbBackend::Postgres {
         db.execute_unprepared(&update).await?;
