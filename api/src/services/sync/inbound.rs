@@ -62,11 +62,17 @@ pub async fn queue_cancel(s: &Scoped, po: &purchase_order::Model) -> Result<(), 
     Ok(())
 }
 
-/// The receiving order for purchase order `po_id` as connector `c` takes it, or why not.
-async fn inbound_order(s: &Scoped, c: &connector::Model, po_id: Uuid) -> Result<Result<InboundOrder, String>, DbErr> {
-    let Some(po) = crate::services::replenish::purchase_order(s, po_id).await? else {
-        return Ok(Err("the purchase order no longer exists".into()));
-    };
+/// The link connector `connector_id` keeps of its receiving order for purchase order `po_id`.
+async fn receiving_link(s: &Scoped, connector_id: Uuid, po_id: Uuid) -> Result<Option<external_ref::Model>, DbErr> {
+    super::refs_of(s, connector_id, EXPORTED_RECEIVING).filter(external_ref::Column::LocalId.eq(po_id)).one(&s.tx).await
+}
+
+/// The receiving order for purchase order `po` as connector `c` takes it, or why not.
+async fn inbound_order(
+    s: &Scoped,
+    c: &connector::Model,
+    po: purchase_order::Model,
+) -> Result<Result<InboundOrder, String>, DbErr> {
     let Some(centre) = settings_of(c)
         .location_mapping
         .into_iter()
@@ -118,17 +124,14 @@ impl Handler for ReceivingJob {
         let po_id = payload_id(j, "purchase_order_id")?;
         let (c, client) = push_client(state, j.tenant_id, connector_id).await?;
         let s = state.db.scoped(j.tenant_id, TxMode::Read).await?;
-        let linked = super::refs_of(&s, connector_id, EXPORTED_RECEIVING)
-            .filter(external_ref::Column::LocalId.eq(po_id))
-            .one(&s.tx)
-            .await?;
         // Announced already (a repeated job), or cancelled or rejected before it was: nothing to
         // send.
-        let order = match linked {
+        let order = match receiving_link(&s, connector_id, po_id).await? {
             Some(_) => None,
             None => match crate::services::replenish::purchase_order(&s, po_id).await? {
+                None => Some(Err("the purchase order no longer exists".to_owned())),
                 Some(po) if !crate::services::replenish::RECEIVABLE_PO.contains(&po.status.as_str()) => None,
-                _ => Some(inbound_order(&s, &c, po_id).await?),
+                Some(po) => Some(inbound_order(&s, &c, po).await?),
             },
         };
         s.commit().await?;
@@ -164,10 +167,7 @@ impl Handler for ReceivingCancelJob {
         let po_id = payload_id(j, "purchase_order_id")?;
         let (_, client) = push_client(state, j.tenant_id, connector_id).await?;
         let s = state.db.scoped(j.tenant_id, TxMode::Read).await?;
-        let linked = super::refs_of(&s, connector_id, EXPORTED_RECEIVING)
-            .filter(external_ref::Column::LocalId.eq(po_id))
-            .one(&s.tx)
-            .await?;
+        let linked = receiving_link(&s, connector_id, po_id).await?;
         s.commit().await?;
         let Some(link) = linked else { return Ok(()) };
         match async { client.inbound_sink()?.cancel(&link.external_id).await }.await {
