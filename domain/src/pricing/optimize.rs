@@ -473,8 +473,17 @@ mod tests {
             if let Some(e) = g.price_ending && r.binding != Binding::PriceEnding && r.price != current {
                 prop_assert_eq!(r.price.fract(), e);
             }
-            // The step holds whenever the floor leaves room for it.
-            if floor <= current * (Decimal::ONE + g.max_change_per_step) && r.binding != Binding::PriceEnding {
+            // The lowest price allowed on the grid: the floor in whole cents, then up to the ending.
+            let floor_cents = (floor * Decimal::ONE_HUNDRED).ceil();
+            let grid_floor = match g.price_ending {
+                Some(e) => {
+                    let e = e * Decimal::ONE_HUNDRED;
+                    (((floor_cents - e) / Decimal::ONE_HUNDRED).ceil() * Decimal::ONE_HUNDRED + e) / Decimal::ONE_HUNDRED
+                }
+                None => floor_cents / Decimal::ONE_HUNDRED,
+            };
+            // The step holds whenever the floor leaves room for it on the grid.
+            if grid_floor <= current * (Decimal::ONE + g.max_change_per_step) && r.binding != Binding::PriceEnding {
                 prop_assert!((r.price - current).abs() <= current * g.max_change_per_step + Decimal::new(1, 2));
                 // The current price is a candidate when it lies on the grid and above the floor:
                 // the recommendation then never expects less profit.
