@@ -306,18 +306,7 @@ async fn bad_forecast_requests_get_typed_errors() {
     let second = app.data(k, run, json!({ "i": { "horizon": 7 } })).await;
     assert_eq!(first["forecastRun"]["forecastRun"]["id"], second["forecastRun"]["forecastRun"]["id"]);
     // A run stuck for hours (its jobs died) is failed, and a new one is queued in its place.
-    let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
-    use sea_orm::ConnectionTrait;
-    let sql = if app.is_postgres() {
-        "UPDATE forecast_runs SET created_at = $1"
-    } else {
-        "UPDATE forecast_runs SET created_at = ?"
-    };
-    let long_ago = chrono::Utc::now() - chrono::Duration::hours(3);
-    s.tx.execute_raw(sea_orm::Statement::from_sql_and_values(app.state.db.backend(), sql, [long_ago.into()]))
-        .await
-        .expect("backdate");
-    s.commit().await.expect("commit");
+    app.backdate_runs("forecast_runs", chrono::Duration::hours(3)).await;
     let third = app.data(k, run, json!({ "i": {} })).await;
     assert_ne!(third["forecastRun"]["forecastRun"]["id"], first["forecastRun"]["forecastRun"]["id"]);
     let d = app.data(k, "{ forecastRuns(first: 5) { nodes { status error } } }", json!({})).await;

@@ -1161,3 +1161,41 @@ async fn upgrading_gives_approved_transfers_their_run() {
         .await;
     assert_eq!(d["node"]["replenishmentRunId"], run["id"], "{d}");
 }
+
+/// One run at a time: asking again returns the run already queued; a run asked for hours ago
+/// (its job died) is failed and gives way to a new one, and the old job ending late does not
+/// undo that; nor does a failure after a run completed undo its completion.
+#[tokio::test]
+async fn a_run_whose_job_died_gives_way_and_a_late_end_does_not_undo_it() {
+    use qm_api::db::TxMode;
+    use qm_api::db::entities::replenishment_run;
+    use qm_api::services::runs;
+
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let k = &t.owner_key;
+    let request = "mutation { replenishmentRun { replenishmentRun { id status } userErrors { code } } }";
+    let id = |d: &Value| d["replenishmentRun"]["replenishmentRun"]["id"].as_str().expect("run id").to_owned();
+    let first = id(&app.data(k, request, json!({})).await);
+    assert_eq!(id(&app.data(k, request, json!({})).await), first);
+    app.backdate_runs("replenishment_runs", chrono::Duration::hours(3)).await;
+    let second = id(&app.data(k, request, json!({})).await);
+    assert_ne!(second, first);
+    let uuid = qm_tests::uuid_of;
+    // The first run's job ends late; the second's completes and then reports a failure.
+    let s = app.state.db.scoped(t.id, TxMode::Write).await.expect("tx");
+    runs::start::<replenishment_run::Entity>(&s, uuid(&first)).await.expect("start");
+    runs::finishing::<replenishment_run::Entity>(&s, uuid(&first), "completed").exec(&s.tx).await.expect("late end");
+    runs::start::<replenishment_run::Entity>(&s, uuid(&second)).await.expect("start");
+    runs::finishing::<replenishment_run::Entity>(&s, uuid(&second), "completed").exec(&s.tx).await.expect("end");
+    runs::fail::<replenishment_run::Entity>(&s, uuid(&second), "a retry's error").await.expect("fail");
+    s.commit().await.expect("commit");
+    let d = app.data(k, "{ replenishmentRuns(first: 5) { nodes { id status error } } }", json!({})).await;
+    let nodes = d["replenishmentRuns"]["nodes"].as_array().expect("runs");
+    let of = |id: &str| nodes.iter().find(|n| n["id"] == id).cloned().expect("listed");
+    assert_eq!(nodes.len(), 2, "{d}");
+    assert_eq!(of(&first)["status"], "FAILED", "{d}");
+    assert!(of(&first)["error"].as_str().is_some_and(|e| e.contains("did not finish within 2 hours")), "{d}");
+    assert_eq!(of(&second)["status"], "COMPLETED", "{d}");
+    assert!(of(&second)["error"].is_null(), "{d}");
+}

@@ -535,6 +535,21 @@ impl TestApp {
             .expect("fast-forward jobs");
     }
 
+    /// Moves the runs in `table` (`forecast_runs`, `replenishment_runs`…; every tenant's) back to
+    /// `ago` before now, as if asked for then.
+    pub async fn backdate_runs(&self, table: &str, ago: chrono::Duration) {
+        use sea_orm::{ConnectionTrait, Statement};
+        let placeholder = if self.is_postgres() { "$1" } else { "?" };
+        let sql = format!("UPDATE {table} SET created_at = {placeholder}");
+        let past = chrono::Utc::now() - ago;
+        let backend = self.owner_db.backend();
+        self.owner_db
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, [past.into()]))
+            .await
+            .expect("backdate runs");
+    }
+
     /// Makes the schedules of job `kind` (every tenant's) due `ago` back and enqueues their jobs,
     /// as the scheduler would (one job per occurrence: a later `ago` is another occurrence).
     pub async fn make_schedules_due(&self, kind: &str, ago: chrono::Duration) {

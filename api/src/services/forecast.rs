@@ -34,7 +34,7 @@ use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
 use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
-use crate::services::lookup;
+use crate::services::{lookup, runs};
 use crate::state::AppState;
 
 pub const RUN: &str = "forecast.run";
@@ -46,8 +46,6 @@ pub const DEFAULT_HORIZON: usize = Freq::Daily.planning_horizon();
 pub const MAX_HORIZON: usize = 366;
 /// Daily demand repeats weekly.
 const SEASON: usize = 7;
-/// A run still queued or running this long after it was asked for is taken as failed.
-const STALE_AFTER_HOURS: i64 = 2;
 /// Days of history a forecast reads: more than the per-series models look at
 /// (`forecast::engine::LOCAL_WINDOW`) and than the global model's features reach (a year for a
 /// series' own weekday and promotion lifts); its training takes the origins this leaves.
@@ -719,18 +717,10 @@ pub async fn request_run(db: &Db, p: &Principal, horizon: usize) -> Result<Outco
         )]));
     }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let active = repo::find::<forecast_run::Entity>(&s)
-        .filter(forecast_run::Column::Status.is_in(["queued", "running"]))
-        .all(&s.tx)
-        .await?;
-    let stale_before = repo::now() - chrono::Duration::hours(STALE_AFTER_HOURS);
-    for run in active {
-        if run.created_at >= stale_before {
-            s.commit().await?;
-            return Ok(Ok(run));
-        }
-        // A run whose jobs died (dead-lettered chunks) must not block every later one.
-        move_run(&s, run.id, Step::Fail(&format!("did not finish within {STALE_AFTER_HOURS} hours"))).await?;
+    // A run whose jobs died (dead-lettered chunks) is failed: it must not block every later one.
+    if let Some(run) = runs::active::<forecast_run::Entity>(&s).await? {
+        s.commit().await?;
+        return Ok(Ok(run));
     }
     let run = queue_run(&s, horizon, &p.subject).await?;
     s.commit().await?;
@@ -791,7 +781,7 @@ impl ModelCache {
         if let Some(hit) = self.0.lock().ok().and_then(|mut m| m.get(&id).cloned()) {
             return Ok(Some(hit));
         }
-        let Some(mut run) = lookup_run(s, id).await? else { return Ok(None) };
+        let Some(mut run) = runs::by_id::<forecast_run::Entity>(s, id).await? else { return Ok(None) };
         let Some(stored) = stored_model(&run) else { return Ok(None) };
         run.model = None;
         let completed = run.status == "completed";
@@ -807,22 +797,14 @@ fn stored_model(run: &forecast_run::Model) -> Option<StoredModel> {
     run.model.as_ref().and_then(|m| serde_json::from_value(m.clone()).ok())
 }
 
-/// Completed runs, the latest first.
-fn completed_runs(s: &Scoped) -> sea_orm::Select<forecast_run::Entity> {
-    repo::find::<forecast_run::Entity>(s)
-        .filter(forecast_run::Column::Status.eq("completed"))
-        .order_by_desc(forecast_run::Column::CreatedAt)
-}
-
-/// The latest completed run (whose model forecasts single series).
-pub async fn latest_completed(s: &Scoped) -> Result<Option<forecast_run::Model>, DbErr> {
-    completed_runs(s).one(&s.tx).await
-}
-
 /// The latest completed run's parsed model (see [`ModelCache`]).
 pub async fn latest_model(state: &AppState, s: &Scoped) -> Result<Option<Arc<RunModel>>, DbErr> {
-    let latest: Option<Uuid> =
-        completed_runs(s).select_only().column(forecast_run::Column::Id).into_tuple().one(&s.tx).await?;
+    let latest: Option<Uuid> = runs::completed::<forecast_run::Entity>(s)
+        .select_only()
+        .column(forecast_run::Column::Id)
+        .into_tuple()
+        .one(&s.tx)
+        .await?;
     match latest {
         Some(id) => state.forecast_models.get(s, id).await,
         None => Ok(None),
@@ -848,7 +830,7 @@ async fn series_of(s: &Scoped, sku: &str, location_id: Option<Uuid>) -> Result<O
         .select_only()
         .column(location::Column::Id)
         .filter(location::Column::Id.eq(location_id.unwrap_or_default()));
-    let latest = completed_runs(s).select_only().column(forecast_run::Column::Id).limit(1);
+    let latest = runs::completed::<forecast_run::Entity>(s).select_only().column(forecast_run::Column::Id).limit(1);
     let found: Option<(Uuid, Option<Uuid>, Option<Uuid>)> = repo::find::<variant::Entity>(s)
         .select_only()
         .column(variant::Column::Id)
@@ -930,7 +912,7 @@ impl Handler for RunJob {
         let payload: RunPayload = serde_json::from_value(job.payload.clone()).unwrap_or(RunPayload { run_id: None });
         let run_id = payload.run_id.unwrap_or(job.id);
         let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-        let run = match lookup_run(&s, run_id).await? {
+        let run = match runs::by_id::<forecast_run::Entity>(&s, run_id).await? {
             Some(r) => r,
             None => new_run(&s, run_id, DEFAULT_HORIZON, "schedule").await?,
         };
@@ -938,7 +920,7 @@ impl Handler for RunJob {
             s.commit().await?;
             return Ok(());
         }
-        move_run(&s, run.id, Step::Start).await?;
+        runs::start::<forecast_run::Entity>(&s, run.id).await?;
         s.commit().await?;
         let horizon = usize::try_from(run.horizon).unwrap_or(DEFAULT_HORIZON).clamp(1, MAX_HORIZON);
         let cfg = config(horizon);
@@ -984,7 +966,7 @@ impl Handler for ChunkJob {
         let payload: ChunkPayload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad forecast chunk: {e}")))?;
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
-        let run = lookup_run(&s, payload.run_id).await?;
+        let run = runs::by_id::<forecast_run::Entity>(&s, payload.run_id).await?;
         let Some((run, stored)) = run.and_then(|r| stored_model(&r).map(|m| (r, m))) else {
             return Err(JobError::Permanent(format!("forecast run {} has no model", payload.run_id)));
         };
@@ -1010,7 +992,7 @@ impl Handler for ChunkJob {
         )
         .await?;
         if done >= u64::try_from(run.series_total).unwrap_or(0) {
-            move_run(&s, run.id, Step::Complete).await?;
+            runs::finishing::<forecast_run::Entity>(&s, run.id, "completed").exec(&s.tx).await?;
             // A plan from the new forecasts (once per forecast run, however often this runs).
             crate::services::replenish::queue_run(&s, "forecast", Some(run.id)).await?;
             crate::services::pricing::queue_run(
@@ -1025,41 +1007,6 @@ impl Handler for ChunkJob {
         s.commit().await?;
         Ok(())
     }
-}
-
-async fn lookup_run(s: &Scoped, id: Uuid) -> Result<Option<forecast_run::Model>, DbErr> {
-    repo::find::<forecast_run::Entity>(s).filter(forecast_run::Column::Id.eq(id)).one(&s.tx).await
-}
-
-/// A run's change of state.
-enum Step<'a> {
-    Start,
-    /// Only a running run completes (one already failed as stale stays failed).
-    Complete,
-    Fail(&'a str),
-}
-
-async fn move_run(s: &Scoped, id: Uuid, step: Step<'_>) -> Result<(), DbErr> {
-    use sea_orm::sea_query::Expr;
-    let now = repo::now();
-    let q = forecast_run::Entity::update_many()
-        .filter(forecast_run::Column::TenantId.eq(s.tenant()))
-        .filter(forecast_run::Column::Id.eq(id));
-    let q = match step {
-        Step::Start => q
-            .col_expr(forecast_run::Column::Status, Expr::value("running"))
-            .col_expr(forecast_run::Column::StartedAt, Expr::value(now)),
-        Step::Complete => q
-            .col_expr(forecast_run::Column::Status, Expr::value("completed"))
-            .col_expr(forecast_run::Column::FinishedAt, Expr::value(now))
-            .filter(forecast_run::Column::Status.eq("running")),
-        Step::Fail(error) => q
-            .col_expr(forecast_run::Column::Status, Expr::value("failed"))
-            .col_expr(forecast_run::Column::Error, Expr::value(error))
-            .col_expr(forecast_run::Column::FinishedAt, Expr::value(now)),
-    };
-    q.exec(&s.tx).await?;
-    Ok(())
 }
 
 /// Sets (or, with `quantity: None`, clears) a planner's forecast for one day.

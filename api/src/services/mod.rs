@@ -14,6 +14,7 @@ pub mod replenish;
 pub mod reseal;
 pub mod returns;
 pub mod routing;
+pub mod runs;
 pub mod stock;
 pub mod sync;
 pub mod tenants;

@@ -30,6 +30,7 @@ use crate::graphql::errors::{Outcome, UserError, UserErrorCode};
 use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
+use crate::services::runs;
 use crate::state::AppState;
 
 pub const RUN: &str = "pricing.run";
@@ -37,8 +38,6 @@ pub const RUN: &str = "pricing.run";
 pub const DEFAULT_HORIZON: usize = 28;
 /// Days of demand history an estimate reads (two years: a yearly season is seen twice).
 const HISTORY_DAYS: u64 = 730;
-/// A run still queued or running this long after it was asked for is taken as failed.
-const STALE_AFTER_HOURS: i64 = 2;
 /// The most recommendations one approval or rejection decides.
 pub const MAX_DECISIONS: usize = 250;
 
@@ -304,18 +303,9 @@ pub async fn request_run(db: &Db, p: &Principal, horizon: usize) -> Result<Outco
         )]));
     }
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let active = repo::find::<pricing_run::Entity>(&s)
-        .filter(pricing_run::Column::Status.is_in(["queued", "running"]))
-        .order_by_desc(pricing_run::Column::CreatedAt)
-        .all(&s.tx)
-        .await?;
-    let stale_before = repo::now() - chrono::Duration::hours(STALE_AFTER_HOURS);
-    for run in active {
-        if run.created_at >= stale_before {
-            s.commit().await?;
-            return Ok(Ok(run));
-        }
-        fail(&s, run.id, &format!("did not finish within {STALE_AFTER_HOURS} hours")).await?;
+    if let Some(run) = runs::active::<pricing_run::Entity>(&s).await? {
+        s.commit().await?;
+        return Ok(Ok(run));
     }
     let run = queue_run(&s, &p.subject, None, horizon).await?.ok_or_else(|| DbErr::Custom("run not queued".into()))?;
     s.commit().await?;
@@ -323,32 +313,16 @@ pub async fn request_run(db: &Db, p: &Principal, horizon: usize) -> Result<Outco
 }
 
 pub async fn run_by_id(s: &Scoped, id: Uuid) -> Result<Option<pricing_run::Model>, DbErr> {
-    repo::find::<pricing_run::Entity>(s).filter(pricing_run::Column::Id.eq(id)).one(&s.tx).await
+    runs::by_id::<pricing_run::Entity>(s, id).await
 }
 
 /// The latest completed run.
 pub async fn latest_completed(s: &Scoped) -> Result<Option<pricing_run::Model>, DbErr> {
-    repo::find::<pricing_run::Entity>(s)
-        .filter(pricing_run::Column::Status.eq("completed"))
-        .order_by_desc(pricing_run::Column::CreatedAt)
-        .one(&s.tx)
-        .await
+    runs::latest_completed::<pricing_run::Entity>(s).await
 }
 
 pub async fn recommendation_by_id(s: &Scoped, id: Uuid) -> Result<Option<price_recommendation::Model>, DbErr> {
     repo::find::<price_recommendation::Entity>(s).filter(price_recommendation::Column::Id.eq(id)).one(&s.tx).await
-}
-
-async fn fail(s: &Scoped, id: Uuid, error: &str) -> Result<(), DbErr> {
-    pricing_run::Entity::update_many()
-        .filter(pricing_run::Column::TenantId.eq(s.tenant()))
-        .filter(pricing_run::Column::Id.eq(id))
-        .col_expr(pricing_run::Column::Status, Expr::value("failed"))
-        .col_expr(pricing_run::Column::Error, Expr::value(error))
-        .col_expr(pricing_run::Column::FinishedAt, Expr::value(repo::now()))
-        .exec(&s.tx)
-        .await?;
-    Ok(())
 }
 
 /// One variant's stock across the network.
@@ -711,13 +685,7 @@ impl Handler for RunJob {
             s.commit().await?;
             return Ok(());
         }
-        pricing_run::Entity::update_many()
-            .filter(pricing_run::Column::TenantId.eq(s.tenant()))
-            .filter(pricing_run::Column::Id.eq(run.id))
-            .col_expr(pricing_run::Column::Status, Expr::value("running"))
-            .col_expr(pricing_run::Column::StartedAt, Expr::value(repo::now()))
-            .exec(&s.tx)
-            .await?;
+        runs::start::<pricing_run::Entity>(&s, run.id).await?;
         s.commit().await?;
         let horizon = usize::try_from(run.horizon_days).unwrap_or(DEFAULT_HORIZON).clamp(1, pricing::MAX_DAYS);
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
@@ -790,14 +758,10 @@ impl Handler for RunJob {
             crate::events::emit(&s, "price.recommended", recommendation_event(r)).await?;
         }
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-        pricing_run::Entity::update_many()
-            .filter(pricing_run::Column::TenantId.eq(s.tenant()))
-            .filter(pricing_run::Column::Id.eq(run.id))
-            .col_expr(pricing_run::Column::Status, Expr::value("completed"))
+        runs::finishing::<pricing_run::Entity>(&s, run.id, "completed")
             .col_expr(pricing_run::Column::SkusTotal, Expr::value(count(skus_total)))
             .col_expr(pricing_run::Column::ProposedTotal, Expr::value(count(proposed)))
             .col_expr(pricing_run::Column::HeldTotal, Expr::value(count(rows.len() - proposed)))
-            .col_expr(pricing_run::Column::FinishedAt, Expr::value(repo::now()))
             .exec(&s.tx)
             .await?;
         s.commit().await?;

@@ -38,9 +38,9 @@ use crate::graphql::replenish::SpreadCalibration;
 use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
-use crate::services::catalog;
 use crate::services::forecast::{self as forecasting, quantile_of};
 use crate::services::stock::{MAX_UNITS, OnHandChange, change_on_hand, check_key, retrying};
+use crate::services::{catalog, runs};
 use crate::state::AppState;
 
 pub const RUN: &str = "replenish.run";
@@ -320,9 +320,6 @@ pub async fn set_sku_target(
 pub const RECEIVABLE_PO: [&str; 4] = ["issued", "acknowledged", "shipped", "partially_received"];
 /// Purchase orders whose open quantities count as on order: approved (draft) and receivable.
 pub const OPEN_PO: [&str; 5] = ["draft", "issued", "acknowledged", "shipped", "partially_received"];
-/// A run still queued or running this long after it was asked for is taken as failed.
-const STALE_AFTER_HOURS: i64 = 2;
-
 pub fn register(r: Registry) -> Registry {
     r.with(RUN, RunJob)
 }
@@ -370,18 +367,9 @@ pub async fn queue_run(
 /// Queues a run, or returns the one already queued or running.
 pub async fn request_run(db: &Db, p: &Principal) -> Result<replenishment_run::Model, DbErr> {
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
-    let active = repo::find::<replenishment_run::Entity>(&s)
-        .filter(replenishment_run::Column::Status.is_in(["queued", "running"]))
-        .order_by_desc(replenishment_run::Column::CreatedAt)
-        .all(&s.tx)
-        .await?;
-    let stale_before = repo::now() - chrono::Duration::hours(STALE_AFTER_HOURS);
-    for run in active {
-        if run.created_at >= stale_before {
-            s.commit().await?;
-            return Ok(run);
-        }
-        finish(&s, run.id, Err(format!("did not finish within {STALE_AFTER_HOURS} hours"))).await?;
+    if let Some(run) = runs::active::<replenishment_run::Entity>(&s).await? {
+        s.commit().await?;
+        return Ok(run);
     }
     let run = queue_run(&s, &p.subject, None).await?.ok_or_else(|| DbErr::Custom("run not queued".into()))?;
     s.commit().await?;
@@ -389,16 +377,12 @@ pub async fn request_run(db: &Db, p: &Principal) -> Result<replenishment_run::Mo
 }
 
 pub async fn run_by_id(s: &Scoped, id: Uuid) -> Result<Option<replenishment_run::Model>, DbErr> {
-    repo::find::<replenishment_run::Entity>(s).filter(replenishment_run::Column::Id.eq(id)).one(&s.tx).await
+    runs::by_id::<replenishment_run::Entity>(s, id).await
 }
 
 /// The latest completed run.
 pub async fn latest_completed(s: &Scoped) -> Result<Option<replenishment_run::Model>, DbErr> {
-    repo::find::<replenishment_run::Entity>(s)
-        .filter(replenishment_run::Column::Status.eq("completed"))
-        .order_by_desc(replenishment_run::Column::CreatedAt)
-        .one(&s.tx)
-        .await
+    runs::latest_completed::<replenishment_run::Entity>(s).await
 }
 
 pub async fn lines_of(s: &Scoped, run_id: Uuid) -> Result<Vec<replenishment_line::Model>, DbErr> {
@@ -1086,40 +1070,25 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
     })
 }
 
-/// Completes (with the plan's figures) or fails a run.
-async fn finish(s: &Scoped, id: Uuid, result: Result<&Planned, String>) -> Result<(), DbErr> {
-    let q = replenishment_run::Entity::update_many()
-        .filter(replenishment_run::Column::TenantId.eq(s.tenant()))
-        .filter(replenishment_run::Column::Id.eq(id))
-        .col_expr(replenishment_run::Column::FinishedAt, Expr::value(repo::now()));
-    let q = match result {
-        Ok(p) => q
-            .col_expr(replenishment_run::Column::Status, Expr::value("completed"))
-            .col_expr(replenishment_run::Column::Method, Expr::value(p.method))
-            .col_expr(replenishment_run::Column::Cost, Expr::value(Dec(p.cost).to_string()))
-            .col_expr(replenishment_run::Column::Objective, Expr::value(Dec(p.objective).to_string()))
-            .col_expr(replenishment_run::Column::LowerBound, Expr::value(p.lower_bound))
-            .col_expr(
-                replenishment_run::Column::LinesTotal,
-                Expr::value(i32::try_from(p.lines.len()).unwrap_or(i32::MAX)),
-            )
-            .col_expr(
-                replenishment_run::Column::SeriesTotal,
-                Expr::value(i32::try_from(p.series_total).unwrap_or(i32::MAX)),
-            )
-            .col_expr(
-                replenishment_run::Column::ShortTotal,
-                Expr::value(i32::try_from(p.short_total).unwrap_or(i32::MAX)),
-            )
-            .col_expr(
-                replenishment_run::Column::Calibration,
-                Expr::value(p.calibration.as_ref().and_then(|c| serde_json::to_value(c).ok())),
-            ),
-        Err(e) => q
-            .col_expr(replenishment_run::Column::Status, Expr::value("failed"))
-            .col_expr(replenishment_run::Column::Error, Expr::value(e)),
-    };
-    q.exec(&s.tx).await?;
+/// Completes a run with the plan's figures.
+async fn complete(s: &Scoped, id: Uuid, p: &Planned) -> Result<(), DbErr> {
+    runs::finishing::<replenishment_run::Entity>(s, id, "completed")
+        .col_expr(replenishment_run::Column::Method, Expr::value(p.method))
+        .col_expr(replenishment_run::Column::Cost, Expr::value(Dec(p.cost).to_string()))
+        .col_expr(replenishment_run::Column::Objective, Expr::value(Dec(p.objective).to_string()))
+        .col_expr(replenishment_run::Column::LowerBound, Expr::value(p.lower_bound))
+        .col_expr(replenishment_run::Column::LinesTotal, Expr::value(i32::try_from(p.lines.len()).unwrap_or(i32::MAX)))
+        .col_expr(
+            replenishment_run::Column::SeriesTotal,
+            Expr::value(i32::try_from(p.series_total).unwrap_or(i32::MAX)),
+        )
+        .col_expr(replenishment_run::Column::ShortTotal, Expr::value(i32::try_from(p.short_total).unwrap_or(i32::MAX)))
+        .col_expr(
+            replenishment_run::Column::Calibration,
+            Expr::value(p.calibration.as_ref().and_then(|c| serde_json::to_value(c).ok())),
+        )
+        .exec(&s.tx)
+        .await?;
     Ok(())
 }
 
@@ -1144,13 +1113,7 @@ impl Handler for RunJob {
             s.commit().await?;
             return Ok(());
         }
-        replenishment_run::Entity::update_many()
-            .filter(replenishment_run::Column::TenantId.eq(s.tenant()))
-            .filter(replenishment_run::Column::Id.eq(run.id))
-            .col_expr(replenishment_run::Column::Status, Expr::value("running"))
-            .col_expr(replenishment_run::Column::StartedAt, Expr::value(repo::now()))
-            .exec(&s.tx)
-            .await?;
+        runs::start::<replenishment_run::Entity>(&s, run.id).await?;
         s.commit().await?;
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
         let gathered = gather(state, &s).await?;
@@ -1202,11 +1165,11 @@ impl Handler for RunJob {
                 for chunk in rows.chunks(500) {
                     replenishment_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(&s.tx).await?;
                 }
-                finish(&s, run.id, Ok(p)).await?;
+                complete(&s, run.id, p).await?;
                 tracing::info!(run = %run.id, lines = p.lines.len(), method = p.method, "replenishment planned");
             }
             Err(e) => {
-                finish(&s, run.id, Err(e.clone())).await?;
+                runs::fail::<replenishment_run::Entity>(&s, run.id, e).await?;
                 tracing::warn!(run = %run.id, error = %e, "replenishment run failed");
             }
         }

@@ -33,7 +33,7 @@ use crate::graphql::types::gid;
 use crate::jobs::worker::{Handler, JobError, Registry};
 use crate::jobs::{self, NewJob};
 use crate::routing::Limit;
-use crate::services::lookup;
+use crate::services::{lookup, runs};
 use crate::state::AppState;
 
 pub const RUN: &str = "route_plan.run";
@@ -115,8 +115,6 @@ impl Reason {
         }
     }
 }
-
-const ACTIVE: [&str; 2] = ["queued", "running"];
 
 /// The most a plan may search: well inside a job's run time (0.9 of the worker lease, 60 s by
 /// default), with room for the matrices. The job also keeps it under half the lease.
@@ -349,7 +347,7 @@ async fn queue(
 
 pub async fn plan_by_id(s: &Scoped, id: Option<Uuid>) -> Result<Option<route_plan::Model>, DbErr> {
     let Some(id) = id else { return Ok(None) };
-    repo::find::<route_plan::Entity>(s).filter(route_plan::Column::Id.eq(id)).one(&s.tx).await
+    runs::by_id::<route_plan::Entity>(s, id).await
 }
 
 pub async fn routes_of(s: &Scoped, plan: Uuid) -> Result<Vec<route_plan_route::Model>, DbErr> {
@@ -795,18 +793,13 @@ impl Handler for RunJob {
         let payload: RunPayload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad {RUN} payload: {e}")))?;
         let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-        let Some(plan) = plan_by_id(&s, Some(payload.plan_id)).await?.filter(|p| ACTIVE.contains(&p.status.as_str()))
+        let Some(plan) =
+            plan_by_id(&s, Some(payload.plan_id)).await?.filter(|p| runs::ACTIVE.contains(&p.status.as_str()))
         else {
             s.commit().await?;
             return Ok(());
         };
-        route_plan::Entity::update_many()
-            .filter(route_plan::Column::TenantId.eq(s.tenant()))
-            .filter(route_plan::Column::Id.eq(plan.id))
-            .col_expr(route_plan::Column::Status, Expr::value("running"))
-            .col_expr(route_plan::Column::StartedAt, Expr::value(repo::now()))
-            .exec(&s.tx)
-            .await?;
+        runs::start::<route_plan::Entity>(&s, plan.id).await?;
         s.commit().await?;
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
         let gathered = gather(&s, plan.clone()).await?;
@@ -842,15 +835,7 @@ impl Handler for RunJob {
 
 async fn fail(state: &AppState, tenant: Uuid, plan: Uuid, error: &str) -> Result<(), JobError> {
     let s = state.db.scoped(tenant, TxMode::Write).await?;
-    route_plan::Entity::update_many()
-        .filter(route_plan::Column::TenantId.eq(s.tenant()))
-        .filter(route_plan::Column::Id.eq(plan))
-        .filter(route_plan::Column::Status.is_in(ACTIVE))
-        .col_expr(route_plan::Column::Status, Expr::value("failed"))
-        .col_expr(route_plan::Column::Error, Expr::value(error))
-        .col_expr(route_plan::Column::FinishedAt, Expr::value(repo::now()))
-        .exec(&s.tx)
-        .await?;
+    runs::fail::<route_plan::Entity>(&s, plan, error).await?;
     s.commit().await?;
     tracing::warn!(%plan, error, "route plan failed");
     Ok(())
@@ -884,7 +869,8 @@ fn stop_row(tenant: Uuid, plan: Uuid, st: &Stop) -> route_plan_stop::Model {
 /// left alone.
 async fn store(state: &AppState, tenant: Uuid, g: &Gathered, c: &Computed) -> Result<(), JobError> {
     let s = state.db.scoped(tenant, TxMode::Write).await?;
-    let Some(plan) = plan_by_id(&s, Some(g.plan.id)).await?.filter(|p| ACTIVE.contains(&p.status.as_str())) else {
+    let Some(plan) = plan_by_id(&s, Some(g.plan.id)).await?.filter(|p| runs::ACTIVE.contains(&p.status.as_str()))
+    else {
         s.commit().await?;
         return Ok(());
     };
@@ -989,10 +975,7 @@ async fn store(state: &AppState, tenant: Uuid, g: &Gathered, c: &Computed) -> Re
             .await?;
     }
     let unassigned = c.unassigned.len();
-    route_plan::Entity::update_many()
-        .filter(route_plan::Column::TenantId.eq(s.tenant()))
-        .filter(route_plan::Column::Id.eq(plan.id))
-        .col_expr(route_plan::Column::Status, Expr::value("ready"))
+    runs::finishing::<route_plan::Entity>(&s, plan.id, "ready")
         .col_expr(route_plan::Column::MatrixSource, Expr::value(c.source))
         .col_expr(route_plan::Column::DistanceM, Expr::value(distance))
         .col_expr(route_plan::Column::DurationS, Expr::value(duration))
@@ -1000,7 +983,6 @@ async fn store(state: &AppState, tenant: Uuid, g: &Gathered, c: &Computed) -> Re
         .col_expr(route_plan::Column::Cost, Expr::value(Dec(cost).to_string()))
         .col_expr(route_plan::Column::RoutesTotal, Expr::value(routes.len() as i32))
         .col_expr(route_plan::Column::UnassignedTotal, Expr::value(unassigned as i32))
-        .col_expr(route_plan::Column::FinishedAt, Expr::value(repo::now()))
         .exec(&s.tx)
         .await?;
     if let Some(base) = plan.base_plan_id {
