@@ -911,17 +911,15 @@ impl Handler for RunJob {
     async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
         let payload: RunPayload = serde_json::from_value(job.payload.clone()).unwrap_or(RunPayload { run_id: None });
         let run_id = payload.run_id.unwrap_or(job.id);
+        // The nightly schedule's run is recorded by its job.
         let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-        let run = match runs::by_id::<forecast_run::Entity>(&s, run_id).await? {
-            Some(r) => r,
-            None => new_run(&s, run_id, DEFAULT_HORIZON, "schedule").await?,
-        };
-        if run.status != "queued" && run.status != "running" {
-            s.commit().await?;
-            return Ok(());
+        if runs::by_id::<forecast_run::Entity>(&s, run_id).await?.is_none() {
+            new_run(&s, run_id, DEFAULT_HORIZON, "schedule").await?;
         }
-        runs::start::<forecast_run::Entity>(&s, run.id).await?;
         s.commit().await?;
+        let Some(run) = runs::begin::<forecast_run::Entity>(&state.db, job.tenant_id, run_id).await? else {
+            return Ok(());
+        };
         let horizon = usize::try_from(run.horizon).unwrap_or(DEFAULT_HORIZON).clamp(1, MAX_HORIZON);
         let cfg = config(horizon);
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;

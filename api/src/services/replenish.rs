@@ -1104,17 +1104,10 @@ impl Handler for RunJob {
     async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
         let payload: RunPayload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad replenish.run payload: {e}")))?;
-        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-        let Some(run) = run_by_id(&s, payload.run_id).await? else {
-            s.commit().await?;
+        let Some(run) = runs::begin::<replenishment_run::Entity>(&state.db, job.tenant_id, payload.run_id).await?
+        else {
             return Ok(());
         };
-        if run.status != "queued" && run.status != "running" {
-            s.commit().await?;
-            return Ok(());
-        }
-        runs::start::<replenishment_run::Entity>(&s, run.id).await?;
-        s.commit().await?;
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
         let gathered = gather(state, &s).await?;
         s.commit().await?;

@@ -792,15 +792,9 @@ impl Handler for RunJob {
     async fn run(&self, state: &AppState, job: &crate::db::entities::job::Model) -> Result<(), JobError> {
         let payload: RunPayload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad {RUN} payload: {e}")))?;
-        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-        let Some(plan) =
-            plan_by_id(&s, Some(payload.plan_id)).await?.filter(|p| runs::ACTIVE.contains(&p.status.as_str()))
-        else {
-            s.commit().await?;
+        let Some(plan) = runs::begin::<route_plan::Entity>(&state.db, job.tenant_id, payload.plan_id).await? else {
             return Ok(());
         };
-        runs::start::<route_plan::Entity>(&s, plan.id).await?;
-        s.commit().await?;
         let s = state.db.scoped(job.tenant_id, TxMode::Read).await?;
         let gathered = gather(&s, plan.clone()).await?;
         s.commit().await?;

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, DbErr, QueryFilter, QueryOrder, Select, UpdateMany};
 use uuid::Uuid;
 
 use crate::db::entities::{TenantOwned, forecast_run, pricing_run, replenishment_run, route_plan};
-use crate::db::{Scoped, repo};
+use crate::db::{Db, Scoped, TxMode, repo};
 
 /// A run still queued or running this long after it was asked for is taken as failed.
 pub const STALE_AFTER_HOURS: i64 = 2;
@@ -25,6 +25,7 @@ pub trait RunTable: TenantOwned {
     const FINISHED_AT: Self::Column;
     const ERROR: Self::Column;
     fn id(run: &Self::Model) -> Uuid;
+    fn status(run: &Self::Model) -> &str;
     fn created_at(run: &Self::Model) -> chrono::DateTime<chrono::Utc>;
 }
 
@@ -39,6 +40,9 @@ macro_rules! run_table {
             const ERROR: $module::Column = $module::Column::Error;
             fn id(run: &$module::Model) -> Uuid {
                 run.id
+            }
+            fn status(run: &$module::Model) -> &str {
+                &run.status
             }
             fn created_at(run: &$module::Model) -> chrono::DateTime<chrono::Utc> {
                 run.created_at
@@ -83,6 +87,18 @@ pub async fn active<E: RunTable>(s: &Scoped) -> Result<Option<E::Model>, DbErr> 
 /// An update of run `id` (the tenant's).
 fn update<E: RunTable>(s: &Scoped, id: Uuid) -> UpdateMany<E> {
     E::update_many().filter(E::tenant_column().eq(s.tenant())).filter(E::ID.eq(id))
+}
+
+/// The run a job was queued for, marked running (in a transaction of its own): none when it is
+/// gone or has finished, and the job has nothing to do.
+pub async fn begin<E: RunTable>(db: &Db, tenant: Uuid, id: Uuid) -> Result<Option<E::Model>, DbErr> {
+    let s = db.scoped(tenant, TxMode::Write).await?;
+    let run = by_id::<E>(&s, id).await?.filter(|r| ACTIVE.contains(&E::status(r)));
+    if run.is_some() {
+        start::<E>(&s, id).await?;
+    }
+    s.commit().await?;
+    Ok(run)
 }
 
 /// Marks run `id` running, from now, unless it has finished (failed as stale meanwhile, say).
