@@ -750,12 +750,17 @@ impl Handler for RunJob {
             crate::events::emit(&s, "price.recommended", recommendation_event(r)).await?;
         }
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-        runs::finishing::<pricing_run::Entity>(&s, run.id, "completed")
+        let completed = runs::finishing::<pricing_run::Entity>(&s, run.id, "completed")
             .col_expr(pricing_run::Column::SkusTotal, Expr::value(count(skus_total)))
             .col_expr(pricing_run::Column::ProposedTotal, Expr::value(count(proposed)))
             .col_expr(pricing_run::Column::HeldTotal, Expr::value(count(rows.len() - proposed)))
             .exec(&s.tx)
             .await?;
+        if completed.rows_affected == 0 {
+            // Failed as stale meanwhile: nothing of it is kept (the transaction is dropped).
+            tracing::warn!(run = %run.id, "pricing run no longer running; its recommendations are not kept");
+            return Ok(());
+        }
         s.commit().await?;
         tracing::info!(run = %run.id, proposed, held = rows.len() - proposed, "pricing run completed");
         Ok(())

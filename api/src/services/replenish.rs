@@ -1070,9 +1070,9 @@ fn compute(g: &Gathered) -> Result<Planned, String> {
     })
 }
 
-/// Completes a run with the plan's figures.
-async fn complete(s: &Scoped, id: Uuid, p: &Planned) -> Result<(), DbErr> {
-    runs::finishing::<replenishment_run::Entity>(s, id, "completed")
+/// Completes a run with the plan's figures: false when it is no longer running (failed as stale).
+async fn complete(s: &Scoped, id: Uuid, p: &Planned) -> Result<bool, DbErr> {
+    let done = runs::finishing::<replenishment_run::Entity>(s, id, "completed")
         .col_expr(replenishment_run::Column::Method, Expr::value(p.method))
         .col_expr(replenishment_run::Column::Cost, Expr::value(Dec(p.cost).to_string()))
         .col_expr(replenishment_run::Column::Objective, Expr::value(Dec(p.objective).to_string()))
@@ -1089,7 +1089,7 @@ async fn complete(s: &Scoped, id: Uuid, p: &Planned) -> Result<(), DbErr> {
         )
         .exec(&s.tx)
         .await?;
-    Ok(())
+    Ok(done.rows_affected > 0)
 }
 
 #[derive(serde::Deserialize)]
@@ -1158,7 +1158,11 @@ impl Handler for RunJob {
                 for chunk in rows.chunks(500) {
                     replenishment_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(&s.tx).await?;
                 }
-                complete(&s, run.id, p).await?;
+                if !complete(&s, run.id, p).await? {
+                    // Failed as stale meanwhile: its lines are not kept (the transaction is dropped).
+                    tracing::warn!(run = %run.id, "replenishment run no longer running; its lines are not kept");
+                    return Ok(());
+                }
                 tracing::info!(run = %run.id, lines = p.lines.len(), method = p.method, "replenishment planned");
             }
             Err(e) => {

@@ -1,8 +1,9 @@
 //! The life of an engine's run, the same for forecasts, replenishment plans, pricing runs and
 //! route plans: `queued` when asked for, `running` once its job starts, then `completed` (route
-//! plans: `ready`) or `failed` with its error. One run at a time per tenant: asking again returns
-//! the run already queued or running, unless it was asked for [`STALE_AFTER_HOURS`] ago or more
-//! (its jobs died), which fails it so that it cannot block every later one.
+//! plans: `ready`) or `failed` with its error. One forecast, replenishment or pricing run at a time
+//! per tenant ([`active`]; route plans are each asked for on their own): asking again returns the
+//! run already queued or running, unless it was asked for [`STALE_AFTER_HOURS`] ago or more (its
+//! jobs died), which fails it so that it cannot block every later one.
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DbErr, QueryFilter, QueryOrder, Select, UpdateMany};
@@ -127,7 +128,8 @@ pub async fn fail<E: RunTable>(s: &Scoped, id: Uuid, error: &str) -> Result<(), 
 
 /// The update that completes run `id` as `status` (`completed`, or a route plan's `ready`), to
 /// which the caller adds the run's figures. Only a running run completes: one failed as stale
-/// meanwhile stays failed.
+/// meanwhile stays failed, the update changes no row, and a caller storing the run's results in
+/// the same transaction drops it rather than keep results of a failed run.
 pub fn finishing<E: RunTable>(s: &Scoped, id: Uuid, status: &str) -> UpdateMany<E> {
     update::<E>(s, id)
         .filter(E::STATUS.eq("running"))
