@@ -577,3 +577,26 @@ async fn sixty_stops_in_monaco_are_planned_over_osrm_roads() {
         assert!((r["distance"].as_f64().expect("m") - osrm_m).abs() <= 0.01 * osrm_m, "{r} vs {osrm_m} m");
     }
 }
+
+/// A plan whose job gives up (the road server unreachable through every attempt) is FAILED with
+/// the reason, not left RUNNING for a job that will not come back.
+#[tokio::test]
+async fn a_plan_whose_job_gives_up_is_failed_with_the_reason() {
+    let closed = format!("http://127.0.0.1:{}", qm_tests::free_port());
+    let app = TestApp::spawn_with(|c| c.osrm_url = Some(closed.clone())).await;
+    let t = app.tenant("acme").await;
+    let s = shop(&app, &t).await;
+    order(&app, &s, "o-1", 1, at_point((43.7312, 7.4197))).await;
+    let input = json!({ "locationId": s.location, "date": DATE, "vehicles": vans(1, 20) });
+    let d = app.data(&s.token, RUN, json!({ "i": input })).await;
+    let id = d["routePlanRun"]["routePlan"]["id"].as_str().expect("plan id").to_owned();
+    // The job retries (the connection is refused: a transient error) until its attempts are used up.
+    app.drain_jobs().await;
+    let first = app.data(&s.token, PLAN, json!({ "id": id })).await;
+    assert_eq!(first["routePlan"]["status"], "RUNNING", "{first}");
+    app.settle_jobs(12).await;
+    let d = app.data(&s.token, PLAN, json!({ "id": id })).await;
+    assert_eq!(d["routePlan"]["status"], "FAILED", "{d}");
+    let error = d["routePlan"]["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("its job failed: ") && error.contains("127.0.0.1"), "{d}");
+}

@@ -38,6 +38,13 @@ impl From<sea_orm::DbErr> for JobError {
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn run(&self, state: &AppState, job: &job::Model) -> Result<(), JobError>;
+
+    /// Called once when `run`'s failure dead-letters the job (a permanent error, or its attempts
+    /// used up), with that error: what the job stood for (a run, say) is to be marked failed
+    /// rather than left waiting for a job that will not come back. Nothing by default.
+    async fn dead(&self, _state: &AppState, _job: &job::Model, _error: &str) -> Result<(), JobError> {
+        Ok(())
+    }
 }
 
 /// The handlers a worker knows, by job kind.
@@ -236,6 +243,11 @@ async fn execute(state: &AppState, registry: &Registry, cfg: &WorkerConfig, j: &
     if let Ok(status) = &outcome {
         let outcome = if *status == "ready" { "retried" } else { status };
         state.metrics.observe_job(&j.kind, outcome, started.elapsed());
+    }
+    if let (Ok("dead"), Err(e), Some(h)) = (&outcome, &result, registry.handlers.get(&j.kind))
+        && let Err(hook) = h.dead(state, j, &e.to_string()).await
+    {
+        tracing::warn!(error = %hook, "marking a dead-lettered job's work failed did not succeed");
     }
     match (outcome, result) {
         (Ok(status), Ok(())) => {

@@ -948,6 +948,13 @@ impl Handler for RunJob {
         tracing::info!(run = %run.id, series = pairs.len(), "forecast model fitted; chunks queued");
         Ok(())
     }
+
+    async fn dead(&self, state: &AppState, job: &crate::db::entities::job::Model, error: &str) -> Result<(), JobError> {
+        let payload: RunPayload = serde_json::from_value(job.payload.clone()).unwrap_or(RunPayload { run_id: None });
+        let run_id = payload.run_id.unwrap_or(job.id);
+        runs::job_died::<forecast_run::Entity>(&state.db, job.tenant_id, run_id, error).await?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -1003,6 +1010,14 @@ impl Handler for ChunkJob {
             crate::services::contracts::evaluate::after_change(&s).await?;
         }
         s.commit().await?;
+        Ok(())
+    }
+
+    /// A chunk that will not run again leaves its run short of series: the run fails.
+    async fn dead(&self, state: &AppState, job: &crate::db::entities::job::Model, error: &str) -> Result<(), JobError> {
+        if let Ok(payload) = serde_json::from_value::<ChunkPayload>(job.payload.clone()) {
+            runs::job_died::<forecast_run::Entity>(&state.db, job.tenant_id, payload.run_id, error).await?;
+        }
         Ok(())
     }
 }

@@ -765,6 +765,13 @@ impl Handler for RunJob {
         tracing::info!(run = %run.id, proposed, held = rows.len() - proposed, "pricing run completed");
         Ok(())
     }
+
+    async fn dead(&self, state: &AppState, job: &crate::db::entities::job::Model, error: &str) -> Result<(), JobError> {
+        if let Ok(payload) = serde_json::from_value::<RunPayload>(job.payload.clone()) {
+            runs::job_died::<pricing_run::Entity>(&state.db, job.tenant_id, payload.run_id, error).await?;
+        }
+        Ok(())
+    }
 }
 
 fn recommendation_event(r: &price_recommendation::Model) -> serde_json::Value {

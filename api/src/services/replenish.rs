@@ -1173,6 +1173,13 @@ impl Handler for RunJob {
         s.commit().await?;
         Ok(())
     }
+
+    async fn dead(&self, state: &AppState, job: &crate::db::entities::job::Model, error: &str) -> Result<(), JobError> {
+        if let Ok(payload) = serde_json::from_value::<RunPayload>(job.payload.clone()) {
+            runs::job_died::<replenishment_run::Entity>(&state.db, job.tenant_id, payload.run_id, error).await?;
+        }
+        Ok(())
+    }
 }
 
 /// What approving lines made.

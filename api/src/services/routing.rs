@@ -825,6 +825,13 @@ impl Handler for RunJob {
         store(state, job.tenant_id, &g, &computed).await?;
         Ok(())
     }
+
+    async fn dead(&self, state: &AppState, job: &crate::db::entities::job::Model, error: &str) -> Result<(), JobError> {
+        if let Ok(payload) = serde_json::from_value::<RunPayload>(job.payload.clone()) {
+            runs::job_died::<route_plan::Entity>(&state.db, job.tenant_id, payload.plan_id, error).await?;
+        }
+        Ok(())
+    }
 }
 
 async fn fail(state: &AppState, tenant: Uuid, plan: Uuid, error: &str) -> Result<(), JobError> {

@@ -126,6 +126,14 @@ pub async fn fail<E: RunTable>(s: &Scoped, id: Uuid, error: &str) -> Result<(), 
     Ok(())
 }
 
+/// Fails run `id` because its job was dead-lettered with `error` (`Handler::dead`), in a
+/// transaction of its own.
+pub async fn job_died<E: RunTable>(db: &Db, tenant: Uuid, id: Uuid, error: &str) -> Result<(), DbErr> {
+    let s = db.scoped(tenant, TxMode::Write).await?;
+    fail::<E>(&s, id, &format!("its job failed: {error}")).await?;
+    s.commit().await
+}
+
 /// The update that completes run `id` as `status` (`completed`, or a route plan's `ready`), to
 /// which the caller adds the run's figures. Only a running run completes: one failed as stale
 /// meanwhile stays failed, the update changes no row, and a caller storing the run's results in
