@@ -425,11 +425,13 @@ impl TestApp {
     /// The payloads of a tenant's events of one type, in the order they were emitted.
     pub async fn events(&self, tenant: Uuid, kind: &str) -> Vec<Value> {
         use qm_api::db::entities::event;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
         let s = self.state.db.scoped(tenant, qm_api::db::TxMode::Read).await.expect("tx");
         let rows = event::Entity::find()
             .filter(event::Column::TenantId.eq(tenant))
             .filter(event::Column::EventType.eq(kind))
+            .order_by_asc(event::Column::OccurredAt)
+            .order_by_asc(event::Column::Id)
             .all(&s.tx)
             .await
             .expect("events");
