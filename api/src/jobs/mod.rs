@@ -188,7 +188,9 @@ pub async fn complete(db: &Db, j: &job::Model, worker: &str) -> Result<bool, DbE
     Ok(res.rows_affected() == 1)
 }
 
-/// Records a failure: retry at `retry_at`, or dead-letter when attempts are used up or `retry_at` is `None`.
+/// Records a failure: retry at `retry_at` (`"ready"`), or dead-letter when attempts are used up or
+/// `retry_at` is `None` (`"dead"`); `"lost"` when the job is no longer this worker's (its lease
+/// expired and it went back to the queue), so nothing was recorded.
 pub async fn fail(
     db: &Db,
     j: &job::Model,
@@ -202,7 +204,8 @@ pub async fn fail(
     };
     let error: String = error.chars().take(2000).collect();
     let tx = worker_tx(db).await?;
-    tx.execute_raw(stmt(
+    let res = tx
+        .execute_raw(stmt(
         db.backend(),
         "UPDATE jobs SET status = $1, run_at = $2, locked_until = NULL, locked_by = NULL, last_error = $3, updated_at = $4
          WHERE tenant_id = $5 AND id = $6 AND status = 'running' AND locked_by = $7",
@@ -218,7 +221,7 @@ pub async fn fail(
     ))
     .await?;
     tx.commit().await?;
-    Ok(status)
+    Ok(if res.rows_affected() == 1 { status } else { "lost" })
 }
 
 /// Returns jobs whose lease expired (their worker died) to the queue, or dead-letters them when
