@@ -2,10 +2,9 @@
 //! SKU × location forecast with accuracy, a predicted stockout announced, overrides.
 
 use qm_api::db::TxMode;
-use qm_api::db::entities::event;
 use qm_domain::demo::DemoParams;
 use qm_tests::{TestApp, TestTenant};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 const RUNS: &str =
@@ -24,16 +23,10 @@ fn f(v: &Value) -> f64 {
 }
 
 /// The `stock.out_predicted` events of one SKU at one location.
+/// The `stock.out_predicted` events of one series, in the order they were emitted.
 async fn stock_out_predicted(app: &TestApp, t: &TestTenant, sku: &str, loc: &str) -> Vec<Value> {
-    let s = app.state.db.scoped(t.id, TxMode::Read).await.expect("tx");
-    let rows = event::Entity::find()
-        .filter(event::Column::TenantId.eq(t.id))
-        .filter(event::Column::EventType.eq("stock.out_predicted"))
-        .all(&s.tx)
-        .await
-        .expect("events");
-    s.commit().await.expect("commit");
-    rows.into_iter().map(|e| e.payload).filter(|p| p["sku"] == sku && p["locationId"] == loc).collect()
+    let events = app.events(t.id, "stock.out_predicted").await;
+    events.into_iter().filter(|p| p["sku"] == sku && p["locationId"] == loc).collect()
 }
 
 /// Inserts an undated purchase order in `status` with one line of `variant`.
