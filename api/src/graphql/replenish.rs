@@ -14,6 +14,7 @@ use super::{ApiError, CtxExt, UserError, read_tx};
 use crate::db::entities::{replenishment_line, replenishment_run, transfer};
 use crate::db::repo;
 use crate::services::replenish as service;
+use crate::services::runs;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReplenishmentRunStatus {
@@ -422,10 +423,10 @@ impl ReplenishmentQuery {
         let s = read_tx(ctx, p).await?;
         let run = match run_id {
             Some(id) => match parse_gid(&id, "ReplenishmentRun") {
-                Some(id) => service::run_by_id(&s, id).await?,
+                Some(id) => runs::by_id::<replenishment_run::Entity>(&s, id).await?,
                 None => None,
             },
-            None => service::latest_completed(&s).await?,
+            None => runs::latest_completed::<replenishment_run::Entity>(&s).await?,
         };
         s.commit().await?;
         Ok(run.map(ReplenishmentRun))
@@ -456,7 +457,7 @@ impl ReplenishmentQuery {
         let s = read_tx(ctx, p).await?;
         let run = match run_id {
             Some(id) => parse_gid(&id, "ReplenishmentRun"),
-            None => service::latest_completed(&s).await?.map(|r| r.id),
+            None => runs::latest_completed::<replenishment_run::Entity>(&s).await?.map(|r| r.id),
         };
         // No run, or an ID of another kind (or tenant): nothing matches.
         let mut q = repo::find::<replenishment_line::Entity>(&s)

@@ -312,15 +312,6 @@ pub async fn request_run(db: &Db, p: &Principal, horizon: usize) -> Result<Outco
     Ok(Ok(run))
 }
 
-pub async fn run_by_id(s: &Scoped, id: Uuid) -> Result<Option<pricing_run::Model>, DbErr> {
-    runs::by_id::<pricing_run::Entity>(s, id).await
-}
-
-/// The latest completed run.
-pub async fn latest_completed(s: &Scoped) -> Result<Option<pricing_run::Model>, DbErr> {
-    runs::latest_completed::<pricing_run::Entity>(s).await
-}
-
 pub async fn recommendation_by_id(s: &Scoped, id: Uuid) -> Result<Option<price_recommendation::Model>, DbErr> {
     repo::find::<price_recommendation::Entity>(s).filter(price_recommendation::Column::Id.eq(id)).one(&s.tx).await
 }

@@ -376,15 +376,6 @@ pub async fn request_run(db: &Db, p: &Principal) -> Result<replenishment_run::Mo
     Ok(run)
 }
 
-pub async fn run_by_id(s: &Scoped, id: Uuid) -> Result<Option<replenishment_run::Model>, DbErr> {
-    runs::by_id::<replenishment_run::Entity>(s, id).await
-}
-
-/// The latest completed run.
-pub async fn latest_completed(s: &Scoped) -> Result<Option<replenishment_run::Model>, DbErr> {
-    runs::latest_completed::<replenishment_run::Entity>(s).await
-}
-
 pub async fn lines_of(s: &Scoped, run_id: Uuid) -> Result<Vec<replenishment_line::Model>, DbErr> {
     repo::find::<replenishment_line::Entity>(s)
         .filter(replenishment_line::Column::RunId.eq(run_id))
@@ -1199,7 +1190,7 @@ pub async fn approve(
 ) -> Result<Outcome<Approved>, DbErr> {
     let s = db.scoped(p.tenant_id, TxMode::Write).await?;
     let run = match run_id {
-        Some(id) => run_by_id(&s, id).await?,
+        Some(id) => runs::by_id::<replenishment_run::Entity>(&s, id).await?,
         None => None,
     };
     let Some(run) = run else {
@@ -1212,7 +1203,7 @@ pub async fn approve(
             "this run has not completed",
         )]));
     }
-    if latest_completed(&s).await?.is_some_and(|l| l.id != run.id) {
+    if runs::latest_completed::<replenishment_run::Entity>(&s).await?.is_some_and(|l| l.id != run.id) {
         return Ok(Err(vec![UserError::new(
             &["input", "runId"],
             UserErrorCode::InvalidState,
