@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use qm_tests::{TestApp, TestTenant};
 use serde_json::{Value, json};
 
-const DATE: &str = "2026-12-07";
+/// The plans' day. A plan takes the orders placed by the end of its day, so it lies after any day
+/// these tests run on (a day that had passed would plan none of the orders they place).
+const DATE: &str = "2096-06-04";
 const DEPOT: (f64, f64) = (43.7396, 7.4286);
 
 const RUN: &str = "mutation($i: RoutePlanRunInput!) { routePlanRun(input: $i) { routePlan { id status } userErrors { field code message } } }";
@@ -267,8 +269,8 @@ async fn a_day_is_planned_onto_the_fleet_with_etas_loads_and_reasons() {
     let d = app
         .data(
             &s.token,
-            "query($l: ID!) { routePlans(locationId: $l, date: \"2026-12-07\", first: 5) { nodes { id status } } }",
-            json!({ "l": s.location }),
+            "query($l: ID!, $d: NaiveDate!) { routePlans(locationId: $l, date: $d, first: 5) { nodes { id status } } }",
+            json!({ "l": s.location, "d": DATE }),
         )
         .await;
     assert_eq!(
