@@ -276,6 +276,30 @@ impl Handler for Deliver {
             }
         }
     }
+
+    /// A delivery job that will not run again while its message still waits (its lease expired on
+    /// its last attempt, or the database failed it that often) leaves the message failed, so
+    /// `webhookEndpointRecover` resends it; a pending message would wait for good.
+    async fn dead(
+        &self,
+        state: &AppState,
+        job: &crate::db::entities::job::Model,
+        _error: &str,
+    ) -> Result<(), JobError> {
+        let message_id = payload_id(job, "message_id")?;
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        webhook_message::Entity::update_many()
+            .col_expr(webhook_message::Column::Status, Expr::value("failed"))
+            .col_expr(webhook_message::Column::NextAttemptAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
+            .col_expr(webhook_message::Column::UpdatedAt, Expr::value(repo::now()))
+            .filter(webhook_message::Column::TenantId.eq(s.tenant()))
+            .filter(webhook_message::Column::Id.eq(message_id))
+            .filter(webhook_message::Column::Status.eq("pending"))
+            .exec(&s.tx)
+            .await?;
+        s.commit().await?;
+        Ok(())
+    }
 }
 
 /// Records one attempt and returns how many attempts the message has had.

@@ -101,7 +101,8 @@ async fn a_crashed_workers_job_is_picked_up_after_its_lease() {
         jobs::claim(&app.state.db, "other", "default", 10, Duration::from_secs(60)).await.expect("claim").is_empty()
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(jobs::reap_expired(&app.state.db).await.expect("reap"), 1);
+    let reaped = jobs::reap_expired(&app.state.db).await.expect("reap");
+    assert_eq!(reaped.iter().map(|j| (j.id, j.status.as_str())).collect::<Vec<_>>(), [(lost[0].id, "ready")]);
     let again = jobs::claim(&app.state.db, "other", "default", 10, Duration::from_secs(60)).await.expect("claim");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, lost[0].id);

@@ -602,3 +602,21 @@ async fn a_plan_whose_job_gives_up_is_failed_with_the_reason() {
     let error = d["routePlan"]["error"].as_str().unwrap_or_default();
     assert!(error.starts_with("its job failed: ") && error.contains("127.0.0.1"), "{d}");
 }
+
+/// A plan whose worker dies on the job's last attempt is FAILED once the lease expires (the
+/// reaper dead-letters the job and tells its handler), not left RUNNING.
+#[tokio::test]
+async fn a_plan_whose_worker_dies_on_the_last_attempt_is_failed() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let s = shop(&app, &t).await;
+    order(&app, &s, "o-1", 1, at_point((43.7312, 7.4197))).await;
+    let input = json!({ "locationId": s.location, "date": DATE, "vehicles": vans(1, 20) });
+    let d = app.data(&s.token, RUN, json!({ "i": input })).await;
+    let id = d["routePlanRun"]["routePlan"]["id"].as_str().expect("plan id").to_owned();
+    assert_eq!(app.crash_on_last_attempt("route_plan.run").await, 1);
+    app.drain_jobs().await;
+    let d = app.data(&s.token, PLAN, json!({ "id": id })).await;
+    assert_eq!(d["routePlan"]["status"], "FAILED", "{d}");
+    assert_eq!(d["routePlan"]["error"], "its job failed: lease expired", "{d}");
+}

@@ -275,6 +275,32 @@ async fn scenario_1_a_run_that_fails_halfway_goes_on_from_its_last_page_without_
     assert_eq!(firsts, 4, "four pages of variants answered (250 each), none twice");
 }
 
+/// A run whose worker dies on its job's last attempt is FAILED once the lease expires, and the
+/// connector syncs again: one run per connector at a time, so a run left RUNNING would hold
+/// every later sync of it (asked for, scheduled or from webhooks) for good.
+#[tokio::test]
+async fn a_run_whose_worker_dies_on_the_last_attempt_fails_and_the_next_run_syncs() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let shop = Shop::generate(20, 2, at("2026-11-01T10:00:00Z"));
+    let mock = MockShopify::start(shop.clone(), TOKEN).await;
+    let connector = install(&app, &t, &mock, "mock-shop.myshopify.com").await;
+    let run = request(&app, &t, &connector, false).await;
+    let id = run["id"].as_str().expect("id").to_owned();
+    assert_eq!(app.crash_on_last_attempt("connector.sync").await, 1);
+    let failed = settle(&app, &t, &id).await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["error"], "its job failed: lease expired", "{failed}");
+    assert_eq!(mirror(&app, &t).await.variants, 0, "the dead job read nothing");
+
+    let next = request(&app, &t, &connector, false).await;
+    assert_ne!(next["id"], run["id"], "a new run, not the dead one");
+    let done = settle(&app, &t, next["id"].as_str().expect("id")).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let m = mirror(&app, &t).await;
+    assert_eq!((m.on_hand, m.variants), (expected(&shop, &[]), 20));
+}
+
 #[tokio::test]
 async fn scenario_1_16_a_large_shop_is_imported_through_a_bulk_operation_exactly_and_a_cut_download_goes_on_from_its_checkpoint()
  {

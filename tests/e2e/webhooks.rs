@@ -113,6 +113,42 @@ async fn a_410_disables_the_endpoint_and_recover_resends() {
     assert_eq!(rx.received().len(), 2);
 }
 
+/// A message whose delivery job dies (its worker gone on the last attempt) is FAILED, not left
+/// pending for good, and recovering the endpoint resends it.
+#[tokio::test]
+async fn a_message_whose_delivery_job_dies_is_failed_and_recover_resends_it() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("acme").await;
+    let rx = Receiver::start().await;
+    rx.script(&[500]);
+    let (ep, _) = app.webhook_endpoint(&t.owner_key, &rx.url, json!(["stock.adjusted"])).await;
+    let loc = app.location(&t.owner_key, "WH").await;
+    app.product(&t.owner_key, "tee", &["TEE-1"]).await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    app.stock(&t.owner_key, "TEE-1", &loc, 5).await;
+    app.drain_jobs().await;
+    let q = "query($e: ID!) { webhookDeliveries(endpointId: $e, first: 10) { nodes { status attemptCount } } }";
+    let d = app.data(&t.owner_key, q, json!({ "e": ep })).await;
+    assert_eq!(d["webhookDeliveries"]["nodes"], json!([{ "status": "PENDING", "attemptCount": 1 }]), "{d}");
+    // The retry is taken by a worker that dies with it on the job's last attempt.
+    assert_eq!(app.crash_on_last_attempt("webhook.deliver").await, 1);
+    app.drain_jobs().await;
+    let d = app.data(&t.owner_key, q, json!({ "e": ep })).await;
+    assert_eq!(d["webhookDeliveries"]["nodes"], json!([{ "status": "FAILED", "attemptCount": 1 }]), "{d}");
+    let d = app
+        .data(
+            &t.owner_key,
+            "mutation($e: ID!, $s: DateTime!) { webhookEndpointRecover(input: { endpointId: $e, since: $s }) { resent } }",
+            json!({ "e": ep, "s": since.to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(d["webhookEndpointRecover"]["resent"], 1, "{d}");
+    app.drain_jobs().await;
+    assert_eq!(rx.received().len(), 2);
+    let d = app.data(&t.owner_key, q, json!({ "e": ep })).await;
+    assert_eq!(d["webhookDeliveries"]["nodes"][0]["status"], "DELIVERED", "{d}");
+}
+
 #[tokio::test]
 async fn a_rotated_secret_signs_with_old_and_new_keys() {
     let app = TestApp::spawn().await;

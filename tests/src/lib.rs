@@ -537,6 +537,28 @@ impl TestApp {
             .expect("fast-forward jobs");
     }
 
+    /// As if a worker had taken every ready job of `kind` (every tenant's) on its last attempt and
+    /// died: they are running under a lease that has expired, for the next drain's reaper to
+    /// dead-letter. Returns how many.
+    pub async fn crash_on_last_attempt(&self, kind: &str) -> u64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let sql = if self.is_postgres() {
+            "UPDATE jobs SET status = 'running', attempts = max_attempts, locked_by = 'crashed-worker', locked_until = $1
+             WHERE status = 'ready' AND kind = $2"
+        } else {
+            "UPDATE jobs SET status = 'running', attempts = max_attempts, locked_by = 'crashed-worker', locked_until = ?
+             WHERE status = 'ready' AND kind = ?"
+        };
+        let expired = chrono::Utc::now() - chrono::Duration::seconds(1);
+        let backend = self.owner_db.backend();
+        self.owner_db
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(backend, sql, [expired.into(), kind.into()]))
+            .await
+            .expect("crash jobs")
+            .rows_affected()
+    }
+
     /// Moves the runs in `table` (`forecast_runs`, `replenishment_runs`…; every tenant's) back to
     /// `ago` before now, as if asked for then.
     pub async fn backdate_runs(&self, table: &str, ago: chrono::Duration) {

@@ -5,8 +5,10 @@
 //! tenants (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers), oldest first but
 //! round-robin over tenants so one tenant's flood cannot starve another. A claimed job holds a
 //! lease; if its worker dies the reaper returns it to the queue when the lease expires. Failures
-//! retry with exponential backoff and jitter until `max_attempts`, then the job is `dead`.
-//! Execution is at least once: handlers must be idempotent.
+//! retry with exponential backoff and jitter until `max_attempts`, then the job is `dead`, and
+//! its handler's `dead` hook is called however it died (its last failure, or its lease expiring
+//! on its last attempt), so what the job stood for (a run, a webhook message) does not wait for
+//! it for ever. Execution is at least once: handlers must be idempotent.
 
 pub mod worker;
 
@@ -224,22 +226,26 @@ pub async fn fail(
     Ok(if res.rows_affected() == 1 { status } else { "lost" })
 }
 
-/// Returns jobs whose lease expired (their worker died) to the queue, or dead-letters them when
-/// they have used up their attempts. Returns how many were recovered.
-pub async fn reap_expired(db: &Db) -> Result<u64, DbErr> {
+/// Returns jobs whose lease expired (their worker died, or the job ran past its lease) to the
+/// queue, or dead-letters them when they have used up their attempts. Returns the jobs it took
+/// back, as they are now (`status` `"ready"` or `"dead"`): a dead one's handler is to be told
+/// (`worker::reap` does).
+pub async fn reap_expired(db: &Db) -> Result<Vec<job::Model>, DbErr> {
     let now = repo::now();
     let tx = worker_tx(db).await?;
-    let res = tx
-        .execute_raw(stmt(
+    let rows = tx
+        .query_all_raw(stmt(
             db.backend(),
             "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
                     locked_by = NULL, locked_until = NULL, last_error = 'lease expired', updated_at = $1
-             WHERE status = 'running' AND locked_until < $1",
+             WHERE status = 'running' AND locked_until < $1
+             RETURNING *",
             vec![now.into()],
         ))
         .await?;
+    let jobs = rows.iter().map(|r| job::Model::from_query_result(r, "")).collect::<Result<Vec<_>, _>>()?;
     tx.commit().await?;
-    Ok(res.rows_affected())
+    Ok(jobs)
 }
 
 /// Hands a stopping worker's running jobs back to the queue at once, without counting the attempt,

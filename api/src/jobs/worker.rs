@@ -39,9 +39,11 @@ impl From<sea_orm::DbErr> for JobError {
 pub trait Handler: Send + Sync + 'static {
     async fn run(&self, state: &AppState, job: &job::Model) -> Result<(), JobError>;
 
-    /// Called once when `run`'s failure dead-letters the job (a permanent error, or its attempts
-    /// used up), with that error: what the job stood for (a run, say) is to be marked failed
-    /// rather than left waiting for a job that will not come back. Nothing by default.
+    /// Called when the job is dead-lettered (a permanent error, its attempts used up, or its lease
+    /// expiring on its last attempt: `error` is then "lease expired"), with the error: what the
+    /// job stood for (a run, say) is to be marked failed rather than left waiting for a job that
+    /// will not come back. Nothing by default. Called once, unless the worker stops between
+    /// dead-lettering the job and the call.
     async fn dead(&self, _state: &AppState, _job: &job::Model, _error: &str) -> Result<(), JobError> {
         Ok(())
     }
@@ -136,7 +138,7 @@ pub async fn run(state: AppState, registry: Registry, cfg: WorkerConfig, mut shu
             if prune {
                 last_prune = Instant::now();
             }
-            maintain(&state, &cfg, prune).await;
+            maintain(&state, &registry, &cfg, prune).await;
         }
         let free = slots.available_permits();
         let claimed = if free == 0 {
@@ -195,13 +197,11 @@ pub async fn run(state: AppState, registry: Registry, cfg: WorkerConfig, mut shu
     tracing::info!(worker = %cfg.id, in_flight, "worker stopped");
 }
 
-/// Returns expired leases to the queue, enqueues due schedules and, with `prune`, deletes old
-/// finished jobs.
-async fn maintain(state: &AppState, cfg: &WorkerConfig, prune: bool) {
-    match super::reap_expired(&state.db).await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(recovered = n, "returned jobs with expired leases to the queue"),
-        Err(e) => tracing::warn!(error = %e, "reaping expired leases failed"),
+/// Returns expired leases to the queue (see [`reap`]), enqueues due schedules and, with `prune`,
+/// deletes old finished jobs.
+async fn maintain(state: &AppState, registry: &Registry, cfg: &WorkerConfig, prune: bool) {
+    if let Err(e) = reap(state, registry).await {
+        tracing::warn!(error = %e, "reaping expired leases failed");
     }
     if let Err(e) = super::tick_schedules(&state.db).await {
         tracing::warn!(error = %e, "enqueuing scheduled jobs failed");
@@ -213,6 +213,32 @@ async fn maintain(state: &AppState, cfg: &WorkerConfig, prune: bool) {
             Ok(n) => tracing::debug!(deleted = n, "deleted finished jobs past their retention"),
             Err(e) => tracing::warn!(error = %e, "deleting old finished jobs failed"),
         }
+    }
+}
+
+/// Takes back the jobs whose leases expired (their worker died or they ran past their lease):
+/// those with attempts left go back to the queue, the others are dead-lettered and their
+/// handlers' `dead` hooks called. Returns how many were taken back.
+pub async fn reap(state: &AppState, registry: &Registry) -> Result<usize, sea_orm::DbErr> {
+    let reaped = super::reap_expired(&state.db).await?;
+    if reaped.is_empty() {
+        return Ok(0);
+    }
+    let dead: Vec<_> = reaped.iter().filter(|j| j.status == "dead").collect();
+    tracing::warn!(recovered = reaped.len() - dead.len(), dead = dead.len(), "took back jobs whose leases expired");
+    for j in dead {
+        tracing::warn!(kind = %j.kind, job = %j.id, tenant = %j.tenant_id, "a job's lease expired on its last attempt");
+        dead_hook(state, registry, j, j.last_error.as_deref().unwrap_or("lease expired")).await;
+    }
+    Ok(reaped.len())
+}
+
+/// Calls the `dead` hook of `j`'s handler, if it has one.
+async fn dead_hook(state: &AppState, registry: &Registry, j: &job::Model, error: &str) {
+    if let Some(h) = registry.handlers.get(&j.kind)
+        && let Err(hook) = h.dead(state, j, error).await
+    {
+        tracing::warn!(kind = %j.kind, job = %j.id, error = %hook, "marking a dead-lettered job's work failed did not succeed");
     }
 }
 
@@ -244,10 +270,8 @@ async fn execute(state: &AppState, registry: &Registry, cfg: &WorkerConfig, j: &
         let outcome = if *status == "ready" { "retried" } else { status };
         state.metrics.observe_job(&j.kind, outcome, started.elapsed());
     }
-    if let (Ok("dead"), Err(e), Some(h)) = (&outcome, &result, registry.handlers.get(&j.kind))
-        && let Err(hook) = h.dead(state, j, &e.to_string()).await
-    {
-        tracing::warn!(error = %hook, "marking a dead-lettered job's work failed did not succeed");
+    if let (Ok("dead"), Err(e)) = (&outcome, &result) {
+        dead_hook(state, registry, j, &e.to_string()).await;
     }
     match (outcome, result) {
         (Ok(status), Ok(())) => {
@@ -274,7 +298,7 @@ pub fn spawn(
 pub async fn drain(state: &AppState, registry: &Registry, cfg: &WorkerConfig) -> Result<usize, sea_orm::DbErr> {
     let mut ran = 0;
     loop {
-        super::reap_expired(&state.db).await?;
+        reap(state, registry).await?;
         super::tick_schedules(&state.db).await?;
         let jobs = super::claim(&state.db, &cfg.id, &cfg.queue, 50, cfg.lease).await?;
         if jobs.is_empty() {

@@ -975,6 +975,27 @@ impl Handler for SyncJob {
             Err(SliceError::Db(e)) => Err(e.into()),
         }
     }
+
+    /// A slice that will not run again (its lease expired on its last attempt, or it timed out)
+    /// fails its run, unless the run goes on in a later slice this one queued before it died: a
+    /// run left running would hold its connector's syncs for good (one run at a time).
+    async fn dead(&self, state: &AppState, job: &crate::db::entities::job::Model, error: &str) -> Result<(), JobError> {
+        let run_id = payload_id(job, "run_id")?;
+        let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
+        let active = run_by_id(&s, run_id).await?.is_some_and(|r| r.status == "queued" || r.status == "running");
+        let later = repo::find::<job::Entity>(&s)
+            .filter(job::Column::Kind.eq(SYNC))
+            .filter(job::Column::DedupKey.starts_with(format!("{SYNC}:{run_id}:")))
+            .filter(job::Column::Status.is_in(["ready", "running"]))
+            .filter(job::Column::Id.ne(job.id))
+            .one(&s.tx)
+            .await?;
+        if active && later.is_none() {
+            fail(&s, run_id, &format!("its job failed: {error}"), false).await?;
+        }
+        s.commit().await?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
