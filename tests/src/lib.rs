@@ -442,7 +442,13 @@ impl TestApp {
     /// Runs every due background job now, in this task; returns how many ran.
     pub async fn drain_jobs(&self) -> usize {
         self.hold_nightly_schedules().await;
-        let cfg = qm_api::jobs::worker::WorkerConfig::default();
+        // No other worker takes these jobs, so the lease only bounds how long one may run (0.9 of
+        // it): on a machine busy with the whole suite a replenishment plan of the demo tenant can
+        // outrun the default minute, and a job timed out here would wait for its retry's backoff.
+        let cfg = qm_api::jobs::worker::WorkerConfig {
+            lease: std::time::Duration::from_secs(600),
+            ..qm_api::jobs::worker::WorkerConfig::default()
+        };
         qm_api::jobs::worker::drain(&self.state, &qm_api::jobs::worker::Registry::standard(), &cfg)
             .await
             .expect("jobs drain")
