@@ -288,12 +288,7 @@ impl Handler for Deliver {
     ) -> Result<(), JobError> {
         let message_id = payload_id(job, "message_id")?;
         let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
-        webhook_message::Entity::update_many()
-            .col_expr(webhook_message::Column::Status, Expr::value("failed"))
-            .col_expr(webhook_message::Column::NextAttemptAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
-            .col_expr(webhook_message::Column::UpdatedAt, Expr::value(repo::now()))
-            .filter(webhook_message::Column::TenantId.eq(s.tenant()))
-            .filter(webhook_message::Column::Id.eq(message_id))
+        set_status(&s, message_id, "failed", None)
             .filter(webhook_message::Column::Status.eq("pending"))
             .exec(&s.tx)
             .await?;
@@ -341,15 +336,23 @@ async fn mark_message(
     next: Option<chrono::DateTime<Utc>>,
 ) -> Result<(), DbErr> {
     let s = state.db.scoped(msg.tenant_id, TxMode::Write).await?;
+    set_status(&s, msg.id, status, next).exec(&s.tx).await?;
+    s.commit().await
+}
+
+/// The update that sets message `id`'s status and next attempt (the transaction's tenant's).
+fn set_status(
+    s: &Scoped,
+    id: Uuid,
+    status: &str,
+    next: Option<chrono::DateTime<Utc>>,
+) -> sea_orm::UpdateMany<webhook_message::Entity> {
     webhook_message::Entity::update_many()
         .col_expr(webhook_message::Column::Status, Expr::value(status))
         .col_expr(webhook_message::Column::NextAttemptAt, Expr::value(next))
         .col_expr(webhook_message::Column::UpdatedAt, Expr::value(repo::now()))
         .filter(webhook_message::Column::TenantId.eq(s.tenant()))
-        .filter(webhook_message::Column::Id.eq(msg.id))
-        .exec(&s.tx)
-        .await?;
-    s.commit().await
+        .filter(webhook_message::Column::Id.eq(id))
 }
 
 /// Sets or clears the endpoint's failing-since time; returns it.

@@ -580,18 +580,24 @@ async fn sixty_stops_in_monaco_are_planned_over_osrm_roads() {
     }
 }
 
+/// A tenant's shop with one order, and the id of the plan queued for it (its job not yet run).
+async fn one_order_plan(app: &TestApp) -> (Shop, String) {
+    let t = app.tenant("acme").await;
+    let s = shop(app, &t).await;
+    order(app, &s, "o-1", 1, at_point((43.7312, 7.4197))).await;
+    let input = json!({ "locationId": s.location, "date": DATE, "vehicles": vans(1, 20) });
+    let d = app.data(&s.token, RUN, json!({ "i": input })).await;
+    let id = d["routePlanRun"]["routePlan"]["id"].as_str().expect("plan id").to_owned();
+    (s, id)
+}
+
 /// A plan whose job gives up (the road server unreachable through every attempt) is FAILED with
 /// the reason, not left RUNNING for a job that will not come back.
 #[tokio::test]
 async fn a_plan_whose_job_gives_up_is_failed_with_the_reason() {
     let closed = format!("http://127.0.0.1:{}", qm_tests::free_port());
     let app = TestApp::spawn_with(|c| c.osrm_url = Some(closed.clone())).await;
-    let t = app.tenant("acme").await;
-    let s = shop(&app, &t).await;
-    order(&app, &s, "o-1", 1, at_point((43.7312, 7.4197))).await;
-    let input = json!({ "locationId": s.location, "date": DATE, "vehicles": vans(1, 20) });
-    let d = app.data(&s.token, RUN, json!({ "i": input })).await;
-    let id = d["routePlanRun"]["routePlan"]["id"].as_str().expect("plan id").to_owned();
+    let (s, id) = one_order_plan(&app).await;
     // The job retries (the connection is refused: a transient error) until its attempts are used up.
     app.drain_jobs().await;
     let first = app.data(&s.token, PLAN, json!({ "id": id })).await;
@@ -608,12 +614,7 @@ async fn a_plan_whose_job_gives_up_is_failed_with_the_reason() {
 #[tokio::test]
 async fn a_plan_whose_worker_dies_on_the_last_attempt_is_failed() {
     let app = TestApp::spawn().await;
-    let t = app.tenant("acme").await;
-    let s = shop(&app, &t).await;
-    order(&app, &s, "o-1", 1, at_point((43.7312, 7.4197))).await;
-    let input = json!({ "locationId": s.location, "date": DATE, "vehicles": vans(1, 20) });
-    let d = app.data(&s.token, RUN, json!({ "i": input })).await;
-    let id = d["routePlanRun"]["routePlan"]["id"].as_str().expect("plan id").to_owned();
+    let (s, id) = one_order_plan(&app).await;
     assert_eq!(app.crash_on_last_attempt("route_plan.run").await, 1);
     app.drain_jobs().await;
     let d = app.data(&s.token, PLAN, json!({ "id": id })).await;

@@ -983,6 +983,9 @@ impl Handler for SyncJob {
         let run_id = payload_id(job, "run_id")?;
         let s = state.db.scoped(job.tenant_id, TxMode::Write).await?;
         let active = run_by_id(&s, run_id).await?.is_some_and(|r| r.status == "queued" || r.status == "running");
+        if !active {
+            return Ok(());
+        }
         let later = repo::find::<job::Entity>(&s)
             .filter(job::Column::Kind.eq(SYNC))
             .filter(job::Column::DedupKey.starts_with(format!("{SYNC}:{run_id}:")))
@@ -990,7 +993,7 @@ impl Handler for SyncJob {
             .filter(job::Column::Id.ne(job.id))
             .one(&s.tx)
             .await?;
-        if active && later.is_none() {
+        if later.is_none() {
             fail(&s, run_id, &format!("its job failed: {error}"), false).await?;
         }
         s.commit().await?;
